@@ -1,0 +1,141 @@
+"""NYSE trading sessions, shared by the bot, the local exchange and the backtester.
+
+Times are tz-aware. The market lives in America/New_York; everything on the wire is UTC.
+Holidays and early closes come from pandas-market-calendars' NYSE calendar, so the three
+users of this module can never disagree about which days trade and when they close.
+"""
+
+from __future__ import annotations
+
+import bisect
+import functools
+from dataclasses import dataclass
+from datetime import date, datetime, time
+from zoneinfo import ZoneInfo
+
+NEW_YORK = ZoneInfo("America/New_York")
+UTC = ZoneInfo("UTC")
+
+# The schedule is computed once for a range wide enough for the shipped data and for live use.
+_FIRST_DAY = date(1990, 1, 1)
+_LAST_DAY = date(2035, 12, 31)
+
+
+@dataclass(frozen=True)
+class Session:
+    """One regular trading session. `open` and `close` are tz-aware UTC datetimes."""
+
+    day: date
+    open: datetime
+    close: datetime
+
+    @property
+    def is_early_close(self) -> bool:
+        return self.close.astimezone(NEW_YORK).time() < time(16, 0)
+
+    def at(self, clock_time: time) -> datetime:
+        """This session's day at a New York wall-clock time, as a UTC datetime."""
+        return datetime.combine(self.day, clock_time, tzinfo=NEW_YORK).astimezone(UTC)
+
+    def fraction(self, when: datetime) -> float:
+        """How much of the session has elapsed at `when`: 0.0 at the open, 1.0 at the close.
+
+        Clamped to [0, 1], so before the open is 0.0 and after the close is 1.0.
+        """
+        total = (self.close - self.open).total_seconds()
+        elapsed = (when - self.open).total_seconds()
+        return min(1.0, max(0.0, elapsed / total))
+
+
+class MarketCalendar:
+    """The NYSE calendar as a sorted list of sessions, with the look-ups the project needs."""
+
+    def __init__(self, sessions: list[Session]) -> None:
+        self._sessions = sessions
+        self._days = [s.day for s in sessions]
+        self._by_day = {s.day: s for s in sessions}
+
+    def session(self, day: date) -> Session | None:
+        """The session on `day`, or None on a weekend or holiday."""
+        return self._by_day.get(day)
+
+    def is_session(self, day: date) -> bool:
+        return day in self._by_day
+
+    def sessions_between(self, start: date, end: date) -> list[Session]:
+        """Sessions with start <= day <= end."""
+        lo = bisect.bisect_left(self._days, start)
+        hi = bisect.bisect_right(self._days, end)
+        return self._sessions[lo:hi]
+
+    def sessions_before(self, day: date, count: int) -> list[Session]:
+        """The `count` sessions strictly before `day`, oldest first."""
+        hi = bisect.bisect_left(self._days, day)
+        if hi < count:
+            raise ValueError(f"the calendar starts on {_FIRST_DAY}; {count} sessions before {day} "
+                             "are not in it")
+        return self._sessions[hi - count:hi]
+
+    def next_session(self, day: date) -> Session:
+        """The first session strictly after `day`."""
+        i = bisect.bisect_right(self._days, day)
+        if i >= len(self._sessions):
+            raise ValueError(f"no NYSE session after {day} in the calendar (ends {_LAST_DAY})")
+        return self._sessions[i]
+
+    def session_on_or_after(self, day: date) -> Session:
+        found = self.session(day)
+        return found if found is not None else self.next_session(day)
+
+    def current_or_next_open(self, now: datetime) -> Session:
+        """The session that is open at `now`, or else the next one to open."""
+        day = now.astimezone(NEW_YORK).date()
+        today = self.session(day)
+        if today is not None and now < today.close:
+            return today
+        return self.next_session(day)
+
+    def is_open(self, now: datetime) -> bool:
+        today = self.session(now.astimezone(NEW_YORK).date())
+        return today is not None and today.open <= now < today.close
+
+    def business_days_back(self, day: date, count: int) -> date:
+        """The first day of the window made of `day` and the `count - 1` sessions before it."""
+        if count <= 1:
+            return day
+        return self.sessions_before(day, count - 1)[0].day
+
+
+@functools.lru_cache(maxsize=1)
+def nyse() -> MarketCalendar:
+    """The NYSE calendar, built once per process (about 0.1 s)."""
+    import pandas_market_calendars as mcal  # imported lazily: it costs ~0.5 s
+
+    schedule = mcal.get_calendar("NYSE").schedule(_FIRST_DAY.isoformat(), _LAST_DAY.isoformat())
+    sessions = [
+        Session(day=idx.date(), open=row.market_open.to_pydatetime().astimezone(UTC),
+                close=row.market_close.to_pydatetime().astimezone(UTC))
+        for idx, row in zip(schedule.index, schedule.itertuples(index=False), strict=True)
+    ]
+    return MarketCalendar(sessions)
+
+
+def new_york_noon(day: date) -> datetime:
+    """Noon in New York on `day`, as a UTC datetime (the bot's scheduled decision time)."""
+    return datetime.combine(day, time(12, 0), tzinfo=NEW_YORK).astimezone(UTC)
+
+
+def parse_date_or_datetime(text: str) -> datetime:
+    """`YYYY-MM-DD` means noon New York time of that day; anything else must be ISO 8601 with a
+    zone (e.g. 2024-03-01T15:30:00Z). Returns a UTC datetime."""
+    try:
+        return new_york_noon(date.fromisoformat(text))
+    except ValueError:
+        pass
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise ValueError(f"{text!r} is neither YYYY-MM-DD nor an ISO 8601 date-time") from exc
+    if parsed.tzinfo is None:
+        raise ValueError(f"{text!r} has no time zone; add Z for UTC or an offset like -05:00")
+    return parsed.astimezone(UTC)
