@@ -1,0 +1,409 @@
+"""The one door to Alpaca: the only module that imports alpaca_trade_api.
+
+It hands the rest of the bot plain frozen records, with Alpaca's string numbers and timestamps
+parsed here, once. Every SDK or transport error is translated into the bot's own exceptions
+(errors.py). Three things the SDK (alpaca-trade-api 3.2.0) does that a bot trading real money
+must not, and what this module does instead:
+
+* it retries *any* request on 429/504, an order POST included, which can place an order twice:
+  its retry is switched off; reads are retried here with backoff, orders never blindly;
+* it sets no HTTP timeout, so one hung connection hangs the run: every request gets one;
+* it reads the data URL only from the APCA_API_DATA_URL environment variable: the URL is
+  passed in instead, so two brokers in one process (tests, --sim) never share a global.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any, TypeVar
+
+import requests
+from alpaca_trade_api.common import URL
+from alpaca_trade_api.rest import REST, APIError
+
+from config import Credentials
+from errors import (
+    AuthError,
+    BrokerError,
+    DeadlineError,
+    NotFoundError,
+    OrderRejectedError,
+    TemporaryBrokerError,
+)
+from market_calendar import NEW_YORK, UTC
+
+log = logging.getLogger("bot.broker")
+T = TypeVar("T")
+
+# Alpaca error codes (https://docs.alpaca.markets/docs/orders-at-alpaca, "Order errors").
+PDT_REJECTED = 40310100
+
+
+@dataclass(frozen=True)
+class Clock:
+    timestamp: datetime
+    is_open: bool
+    next_open: datetime
+    next_close: datetime
+
+
+@dataclass(frozen=True)
+class Account:
+    equity_usd: float
+    last_equity_usd: float
+    cash_usd: float
+    buying_power_usd: float
+    non_marginable_buying_power_usd: float
+    shorting_enabled: bool
+    trading_blocked: bool
+    # None where the account does not report the field (Alpaca since 2026-07-06).
+    daytrade_count: int | None
+    pattern_day_trader: bool | None
+
+    @property
+    def reports_pdt(self) -> bool:
+        return self.daytrade_count is not None
+
+
+@dataclass(frozen=True)
+class Asset:
+    symbol: str
+    tradable: bool
+    fractionable: bool
+    shortable: bool
+    easy_to_borrow: bool
+
+
+@dataclass(frozen=True)
+class Position:
+    symbol: str
+    is_long: bool
+    qty: float  # shares, always positive; the side says long or short
+    avg_entry_price: float
+    current_price: float | None
+
+
+@dataclass(frozen=True)
+class Order:
+    id: str
+    client_order_id: str
+    symbol: str
+    side: str  # "buy" | "sell"
+    qty: float
+    filled_qty: float
+    filled_avg_price: float | None
+    limit_price: float | None
+    status: str
+    submitted_at: datetime | None
+    filled_at: datetime | None
+    updated_at: datetime | None
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in OPEN_STATUSES
+
+
+# Alpaca order statuses that may still fill.
+OPEN_STATUSES = frozenset({"new", "accepted", "pending_new", "partially_filled",
+                           "accepted_for_bidding", "pending_cancel", "pending_replace",
+                           "calculated", "held"})
+
+
+@dataclass(frozen=True)
+class Quote:
+    symbol: str
+    price: float  # latest trade
+    price_time: datetime
+    bid: float | None
+    ask: float | None
+
+
+@dataclass(frozen=True)
+class Bar:
+    day: date  # the session's New York date
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+
+
+class _TimeoutSession(requests.Session):
+    """A requests session whose every request has a timeout (the SDK sets none)."""
+
+    def __init__(self, timeout_seconds: float) -> None:
+        super().__init__()
+        self.timeout_seconds = timeout_seconds
+
+    def request(self, method, url, **kwargs):  # type: ignore[override]
+        kwargs.setdefault("timeout", self.timeout_seconds)
+        return super().request(method, url, **kwargs)
+
+
+class _Rest(REST):
+    """The SDK's client with its retry off, a timeout, and an explicit data URL."""
+
+    def __init__(self, creds: Credentials, base_url: str, data_url: str, timeout: float):
+        super().__init__(key_id=creds.key_id, secret_key=creds.secret_key, base_url=base_url,
+                         api_version="v2", raw_data=True)
+        self._retry = 0
+        self._session = _TimeoutSession(timeout)
+        self._data_url = URL(data_url)
+
+    def data_get(self, path, data=None, feed=None, api_version="v1"):
+        if feed:
+            data = data or {}
+            data["feed"] = feed
+        return self._request("GET", path, data, base_url=self._data_url, api_version=api_version)
+
+
+class Broker:
+    """Alpaca's trading and market data API as plain records."""
+
+    def __init__(self, creds: Credentials, *, base_url: str, data_url: str,
+                 timeout_seconds: float = 30.0, retries: int = 3, feed: str = "iex",
+                 deadline: float | None = None, backoff_seconds: float = 0.5,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self._rest = _Rest(creds, base_url.rstrip("/"), data_url.rstrip("/"), timeout_seconds)
+        self._retries = retries
+        self._feed = feed
+        self._deadline = deadline  # time.monotonic() value after which nothing is sent
+        self._backoff = backoff_seconds
+        self._sleep = sleep
+        self.requests_made = 0
+
+    # -- transport ------------------------------------------------------------------------
+
+    def _once(self, what: str, call: Callable[[], T]) -> T:
+        """One request, its failure translated. Never retried."""
+        if self._deadline is not None and time.monotonic() > self._deadline:
+            raise DeadlineError(f"run deadline passed before {what}")
+        self.requests_made += 1
+        try:
+            return call()
+        except APIError as exc:
+            raise _translate(what, exc.status_code, _int_or_none(exc.code), str(exc)) from None
+        except requests.HTTPError as exc:
+            status = exc.response.status_code if exc.response is not None else None
+            raise _translate(what, status, None, "no error body") from None
+        except requests.Timeout:
+            raise TemporaryBrokerError(f"{what}: no answer within the timeout") from None
+        except requests.ConnectionError as exc:
+            raise TemporaryBrokerError(f"{what}: connection failed ({type(exc).__name__})") \
+                from None
+        except ValueError as exc:  # a body that is not JSON
+            raise TemporaryBrokerError(f"{what}: malformed response ({exc.__class__.__name__})") \
+                from None
+
+    def _read(self, what: str, call: Callable[[], T]) -> T:
+        """A read: safe to repeat, so temporary failures are retried with backoff."""
+        for attempt in range(self._retries + 1):
+            try:
+                return self._once(what, call)
+            except TemporaryBrokerError as exc:
+                if attempt == self._retries:
+                    raise
+                wait = self._backoff * (2 ** attempt)
+                if self._deadline is not None:
+                    wait = min(wait, max(0.0, self._deadline - time.monotonic()))
+                log.warning("%s failed (%s); retry %d/%d in %.1f s", what, exc, attempt + 1,
+                            self._retries, wait)
+                self._sleep(wait)
+        raise AssertionError("unreachable")
+
+    # -- trading API ----------------------------------------------------------------------
+
+    def clock(self) -> Clock:
+        raw = self._read("GET /v2/clock", self._rest.get_clock)
+        return Clock(timestamp=parse_time(raw["timestamp"]), is_open=bool(raw["is_open"]),
+                     next_open=parse_time(raw["next_open"]),
+                     next_close=parse_time(raw["next_close"]))
+
+    def account(self) -> Account:
+        raw = self._read("GET /v2/account", self._rest.get_account)
+        return _account(raw)
+
+    def assets(self) -> dict[str, Asset]:
+        """Active US equities, by symbol: one request for the whole universe."""
+        raw = self._read("GET /v2/assets",
+                         lambda: self._rest.list_assets(status="active", asset_class="us_equity"))
+        return {a["symbol"]: Asset(symbol=a["symbol"], tradable=bool(a.get("tradable")),
+                                   fractionable=bool(a.get("fractionable")),
+                                   shortable=bool(a.get("shortable")),
+                                   easy_to_borrow=bool(a.get("easy_to_borrow")))
+                for a in raw}
+
+    def positions(self) -> dict[str, Position]:
+        raw = self._read("GET /v2/positions", self._rest.list_positions)
+        return {p["symbol"]: _position(p) for p in raw}
+
+    def open_orders(self) -> list[Order]:
+        raw = self._read("GET /v2/orders", lambda: self._rest.list_orders(
+            status="open", limit=500, direction="asc"))
+        return [_order(o) for o in raw]
+
+    def orders_since(self, after: datetime) -> list[Order]:
+        """Every order submitted after `after`, all statuses, oldest first (paged by 500)."""
+        orders: list[Order] = []
+        cursor = after
+        while True:
+            since = cursor.astimezone(UTC).isoformat().replace("+00:00", "Z")
+            raw = self._read("GET /v2/orders", lambda since=since: self._rest.list_orders(
+                status="all", after=since, limit=500, direction="asc"))
+            page = [_order(o) for o in raw]
+            orders.extend(page)
+            if len(page) < 500 or page[-1].submitted_at is None:
+                break
+            cursor = page[-1].submitted_at
+        unique = {o.id: o for o in orders}
+        return sorted(unique.values(), key=lambda o: (o.submitted_at or after, o.id))
+
+    def order_by_client_id(self, client_order_id: str) -> Order | None:
+        try:
+            raw = self._read("GET /v2/orders:by_client_order_id",
+                             lambda: self._rest.get_order_by_client_order_id(client_order_id))
+        except NotFoundError:
+            return None
+        return _order(raw)
+
+    def submit_limit(self, *, symbol: str, side: str, qty: float, limit_price: float,
+                     client_order_id: str) -> Order:
+        """One POST, never retried here: see order_manager for the safe re-send."""
+        raw = self._once(f"POST /v2/orders {client_order_id}", lambda: self._rest.submit_order(
+            symbol=symbol, qty=format_qty(qty), side=side, type="limit", time_in_force="day",
+            limit_price=format_price(limit_price), client_order_id=client_order_id))
+        return _order(raw)
+
+    def cancel(self, order_id: str) -> None:
+        self._once(f"DELETE /v2/orders/{order_id}", lambda: self._rest.cancel_order(order_id))
+
+    # -- market data ----------------------------------------------------------------------
+
+    def daily_bars(self, symbols: Iterable[str], start: date, end: date) -> dict[str, list[Bar]]:
+        """Daily bars for every symbol, split- and dividend-adjusted (adjustment=all: a split
+        must not look like a crash). `limit` is left unset so the SDK follows
+        next_page_token until every symbol's bars are in (a small limit would starve the
+        symbols that sort last)."""
+        symbols = sorted(symbols)
+        if not symbols:
+            return {}
+
+        def fetch() -> list[dict[str, Any]]:
+            return list(self._rest.get_bars_iter(
+                symbols, "1Day", start.isoformat(), end.isoformat(), adjustment="all",
+                feed=self._feed, raw=True))
+
+        out: dict[str, list[Bar]] = {}
+        for raw in self._read("GET /v2/stocks/bars", fetch):
+            day = parse_time(raw["t"]).astimezone(NEW_YORK).date()
+            out.setdefault(raw["S"], []).append(Bar(day=day, open=float(raw["o"]),
+                                                    high=float(raw["h"]), low=float(raw["l"]),
+                                                    close=float(raw["c"]), volume=float(raw["v"])))
+        return out
+
+    def quotes(self, symbols: Iterable[str]) -> dict[str, Quote]:
+        """Latest trade and quote for the whole universe in one request (snapshots)."""
+        symbols = sorted(symbols)
+        if not symbols:
+            return {}
+        raw = self._read("GET /v2/stocks/snapshots",
+                         lambda: self._rest.get_snapshots(symbols, feed=self._feed))
+        out: dict[str, Quote] = {}
+        for symbol, snap in (raw or {}).items():
+            trade = (snap or {}).get("latestTrade") or {}
+            quote = (snap or {}).get("latestQuote") or {}
+            if "p" not in trade or "t" not in trade:
+                continue
+            out[symbol] = Quote(symbol=symbol, price=float(trade["p"]),
+                                price_time=parse_time(trade["t"]),
+                                bid=_float_or_none(quote.get("bp")),
+                                ask=_float_or_none(quote.get("ap")))
+        return out
+
+
+def _translate(what: str, status: int | None, code: int | None, message: str) -> BrokerError:
+    text = f"{what}: HTTP {status} {code or ''} {message}".replace("  ", " ")
+    if status in (401,) or (status == 403 and code == 40110000):
+        return AuthError(text + " - check ALPACA_API_KEY / ALPACA_SECRET_KEY", status=status,
+                         code=code)
+    if status == 404:
+        return NotFoundError(text, status=status, code=code)
+    if status in (403, 422):
+        return OrderRejectedError(text, status=status, code=code)
+    if status is None or status == 429 or status >= 500 or status == 408:
+        return TemporaryBrokerError(text, status=status, code=code)
+    return BrokerError(text, status=status, code=code)
+
+
+_FRACTION = re.compile(r"(\.\d{6})\d+")
+
+
+def parse_time(text: str) -> datetime:
+    """Alpaca's RFC 3339 timestamps (nanoseconds allowed) as tz-aware UTC datetimes."""
+    cleaned = _FRACTION.sub(r"\1", text.replace("Z", "+00:00"))
+    parsed = datetime.fromisoformat(cleaned)
+    if parsed.tzinfo is None:
+        raise ValueError(f"timestamp without zone from the broker: {text!r}")
+    return parsed.astimezone(UTC)
+
+
+def format_price(price: float) -> str:
+    """A limit price on the wire: at most 4 decimals, never in exponent notation."""
+    return f"{price:.4f}".rstrip("0").rstrip(".")
+
+
+def format_qty(qty: float) -> str:
+    """A share quantity on the wire: at most 9 decimals (Alpaca's fractional precision)."""
+    return f"{qty:.9f}".rstrip("0").rstrip(".")
+
+
+def _float_or_none(value: Any) -> float | None:
+    return None if value in (None, "") else float(value)
+
+
+def _int_or_none(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _account(raw: dict[str, Any]) -> Account:
+    # The legacy SDK raises AttributeError for a missing field; with raw dicts we use .get:
+    # Alpaca dropped daytrade_count / pattern_day_trader on 2026-07-06.
+    dtc = raw.get("daytrade_count")
+    pdt = raw.get("pattern_day_trader")
+    return Account(
+        equity_usd=float(raw["equity"]), last_equity_usd=float(raw.get("last_equity") or 0),
+        cash_usd=float(raw["cash"]), buying_power_usd=float(raw["buying_power"]),
+        non_marginable_buying_power_usd=float(raw.get("non_marginable_buying_power")
+                                              or raw["cash"]),
+        shorting_enabled=bool(raw.get("shorting_enabled")),
+        trading_blocked=bool(raw.get("trading_blocked")) or bool(raw.get("account_blocked")),
+        daytrade_count=None if dtc is None else int(dtc),
+        pattern_day_trader=None if pdt is None else bool(pdt))
+
+
+def _position(raw: dict[str, Any]) -> Position:
+    qty = float(raw["qty"])
+    return Position(symbol=raw["symbol"], is_long=raw.get("side", "long") == "long" and qty > 0,
+                    qty=abs(qty), avg_entry_price=float(raw["avg_entry_price"]),
+                    current_price=_float_or_none(raw.get("current_price")))
+
+
+def _order(raw: dict[str, Any]) -> Order:
+    def when(key: str) -> datetime | None:
+        return parse_time(raw[key]) if raw.get(key) else None
+
+    return Order(id=raw["id"], client_order_id=raw["client_order_id"], symbol=raw["symbol"],
+                 side=raw["side"], qty=float(raw.get("qty") or 0),
+                 filled_qty=float(raw.get("filled_qty") or 0),
+                 filled_avg_price=_float_or_none(raw.get("filled_avg_price")),
+                 limit_price=_float_or_none(raw.get("limit_price")), status=raw["status"],
+                 submitted_at=when("submitted_at"), filled_at=when("filled_at"),
+                 updated_at=when("updated_at"))

@@ -1,0 +1,223 @@
+"""Every parameter of the strategy and the bot, with the design's defaults.
+
+Each setting can be overridden by an environment variable, or a line in `.env`, with the same
+name in upper case (`TICKERS=AAPL,MSFT,KO`, `POSITION_SIZE_USD=250`, `Z_SCORE_WINDOW=20`).
+The environment wins over `.env`. Everything is validated once, here, with messages that name
+the setting and say how to fix it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from errors import ConfigError
+
+# 50 liquid US stocks. The first 25 are the symbols of the shipped market data, so the local
+# exchange can trade them; the rest are skipped there with one log line (not offered).
+DEFAULT_TICKERS: tuple[str, ...] = (
+    "AAPL", "AMD", "AMZN", "BAC", "BBY", "CVX", "GE", "GOOG", "HD", "JNJ",
+    "JPM", "KO", "LLY", "META", "MRK", "MSFT", "NFLX", "NVDA", "PEP", "PFE",
+    "PG", "RRC", "UNH", "WMT", "XOM",
+    "ABBV", "ABT", "ADBE", "AVGO", "BRK.B", "C", "CMCSA", "COST", "CRM", "CSCO",
+    "DIS", "GOOGL", "INTC", "MA", "MCD", "NKE", "ORCL", "QCOM", "T", "TMO",
+    "TSLA", "TXN", "V", "VZ", "WFC",
+)
+
+_TICKER = re.compile(r"^[A-Z][A-Z0-9]{0,5}([./][A-Z]{1,2})?$")
+LIVE_URL = "https://api.alpaca.markets"
+PAPER_URL = "https://paper-api.alpaca.markets"
+DATA_URL = "https://data.alpaca.markets"
+
+
+@dataclass(frozen=True)
+class Config:
+    """Strategy and bot settings. Units are in the names; z thresholds are in standard
+    deviations; days are calendar days unless the name says otherwise."""
+
+    tickers: tuple[str, ...] = DEFAULT_TICKERS
+    z_score_window: int = 30
+    long_entry_z: float = -1.5
+    short_entry_z: float = 1.5
+    long_exit_z: float = -0.1
+    short_exit_z: float = 0.1
+    long_stop_z: float = -3.0
+    short_stop_z: float = 3.0
+    position_size_usd: float = 100.0
+    max_holding_days: int = 5
+    allow_shorts: bool = True
+    # Local day-trade guard: never close a position on the day it opened, except on a stop-loss
+    # when this is true.
+    same_day_stop_loss: bool = True
+    alpaca_paper: bool = True
+    data_feed: str = "iex"
+    max_price_age_seconds: float = 900.0
+    fill_wait_seconds: float = 30.0
+    fill_poll_seconds: float = 2.0
+    cancel_partial_remainder: bool = False
+    request_timeout_seconds: float = 30.0
+    request_retries: int = 3
+    run_deadline_seconds: float = 600.0
+    # Risk limits (0 = no limit, except where the design sets one).
+    max_entries_per_run: int = 0
+    max_open_positions: int = 0
+    max_gross_exposure_usd: float = 0.0
+    daily_loss_limit_usd: float = 0.0
+    universe: str = "static"
+    universe_size: int = 50
+    alert_webhook_url: str = ""
+    log_level: str = "INFO"
+
+    @property
+    def trading_url(self) -> str:
+        return PAPER_URL if self.alpaca_paper else LIVE_URL
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """API keys. The repr never shows them, so they cannot leak into a log or a traceback."""
+
+    key_id: str = field(repr=False)
+    secret_key: str = field(repr=False)
+
+    def __repr__(self) -> str:
+        return "Credentials(key_id=<redacted>, secret_key=<redacted>)"
+
+
+def read_env(env_file: str | os.PathLike | None = ".env",
+             environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The settings' source: `.env` (if present) overlaid by the process environment."""
+    from dotenv import dotenv_values
+
+    values: dict[str, str] = {}
+    if env_file is not None and Path(env_file).is_file():
+        try:
+            values.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{env_file}: cannot be read ({exc.__class__.__name__}); fix or "
+                              "delete it (see .env.example)") from exc
+    values.update(os.environ if environ is None else environ)
+    return values
+
+
+def load_config(env: Mapping[str, str]) -> Config:
+    """Build and validate the Config from environment-style strings."""
+    overrides: dict[str, Any] = {}
+    for f in fields(Config):
+        raw = env.get(f.name.upper())
+        if raw is None or raw.strip() == "":
+            continue
+        overrides[f.name] = _parse(f.name, raw.strip(), f.type)
+    config = dataclasses.replace(Config(), **overrides)
+    validate(config)
+    return config
+
+
+def _parse(name: str, raw: str, kind: Any) -> Any:
+    env_name = name.upper()
+    if kind in ("tuple[str, ...]",):
+        items = tuple(t.strip().upper() for t in raw.split(",") if t.strip())
+        return items
+    if kind == "bool":
+        lowered = raw.lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"{env_name}={raw!r} is not a boolean; use true or false")
+    if kind == "int":
+        try:
+            return int(raw)
+        except ValueError:
+            raise ConfigError(f"{env_name}={raw!r} is not a whole number") from None
+    if kind == "float":
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ConfigError(f"{env_name}={raw!r} is not a number") from None
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ConfigError(f"{env_name}={raw!r} must be a finite number")
+        return value
+    return raw
+
+
+def validate(c: Config) -> None:
+    """Raise ConfigError naming the first setting that is wrong and how to fix it."""
+    _validate_tickers(c)
+    _validate_thresholds(c)
+    _validate_amounts(c)
+
+
+def _validate_tickers(c: Config) -> None:
+    if not c.tickers:
+        raise ConfigError("TICKERS is empty; list symbols separated by commas, e.g. AAPL,MSFT")
+    for ticker in c.tickers:
+        if not _TICKER.match(ticker):
+            raise ConfigError(f"TICKERS: {ticker!r} is not a valid US stock symbol "
+                              "(letters and digits, optional class suffix like BRK.B)")
+    duplicates = sorted({t for t in c.tickers if c.tickers.count(t) > 1})
+    if duplicates:
+        raise ConfigError(f"TICKERS lists {', '.join(duplicates)} more than once; list each once")
+
+
+def _validate_thresholds(c: Config) -> None:
+    if c.z_score_window < 3:
+        raise ConfigError(f"Z_SCORE_WINDOW={c.z_score_window} is too short; use at least 3 "
+                          "days (a standard deviation needs several values)")
+    if not c.long_stop_z < c.long_entry_z < c.long_exit_z:
+        raise ConfigError(
+            "long thresholds out of order: need LONG_STOP_Z < LONG_ENTRY_Z < LONG_EXIT_Z, got "
+            f"{c.long_stop_z} < {c.long_entry_z} < {c.long_exit_z}; the stop must lie beyond "
+            "the entry and the exit between the entry and the mean")
+    if not c.short_exit_z < c.short_entry_z < c.short_stop_z:
+        raise ConfigError(
+            "short thresholds out of order: need SHORT_EXIT_Z < SHORT_ENTRY_Z < SHORT_STOP_Z, "
+            f"got {c.short_exit_z} < {c.short_entry_z} < {c.short_stop_z}")
+    if not c.long_entry_z < 0 < c.short_entry_z:
+        raise ConfigError(f"LONG_ENTRY_Z ({c.long_entry_z}) must be below 0 and SHORT_ENTRY_Z "
+                          f"({c.short_entry_z}) above 0: the strategy buys dips and sells rips")
+
+
+def _validate_amounts(c: Config) -> None:
+    _positive(c.position_size_usd, "POSITION_SIZE_USD", "dollars per position, e.g. 100")
+    if c.position_size_usd < 1:
+        raise ConfigError("POSITION_SIZE_USD must be at least 1: Alpaca's smallest order is $1")
+    _positive(c.max_holding_days, "MAX_HOLDING_DAYS", "calendar days, e.g. 5")
+    for name in ("fill_wait_seconds", "max_price_age_seconds"):
+        if getattr(c, name) < 0:
+            raise ConfigError(f"{name.upper()} must be 0 or more (seconds)")
+    for name in ("fill_poll_seconds", "request_timeout_seconds", "run_deadline_seconds"):
+        _positive(getattr(c, name), name.upper(), "seconds")
+    for name in ("request_retries", "max_entries_per_run", "max_open_positions",
+                 "max_gross_exposure_usd", "daily_loss_limit_usd"):
+        if getattr(c, name) < 0:
+            raise ConfigError(f"{name.upper()} must be 0 (no limit) or a positive number")
+    if c.data_feed not in ("iex", "sip", "delayed_sip", "otc"):
+        raise ConfigError(f"DATA_FEED={c.data_feed!r} is unknown; use iex (free plans) or sip")
+    if c.universe not in ("static", "dynamic"):
+        raise ConfigError(f"UNIVERSE={c.universe!r} is unknown; use static (TICKERS) or dynamic")
+    _positive(c.universe_size, "UNIVERSE_SIZE", "a number of symbols, e.g. 50")
+    if c.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ConfigError(f"LOG_LEVEL={c.log_level!r} is unknown; use DEBUG, INFO or WARNING")
+
+
+def _positive(value: float, name: str, unit: str) -> None:
+    if not value > 0:
+        raise ConfigError(f"{name}={value} must be positive ({unit})")
+
+
+def load_credentials(env: Mapping[str, str]) -> Credentials:
+    """Keys as the design names them, or the SDK's names. Missing keys stop the run."""
+    key = env.get("ALPACA_API_KEY") or env.get("APCA_API_KEY_ID")
+    secret = env.get("ALPACA_SECRET_KEY") or env.get("APCA_API_SECRET_KEY")
+    if not key or not secret:
+        missing = "ALPACA_API_KEY" if not key else "ALPACA_SECRET_KEY"
+        raise ConfigError(
+            f"{missing} is not set. Copy .env.example to .env and fill in your Alpaca paper "
+            "keys, or run `python trading_bot.py --sim` to use the local exchange without keys")
+    return Credentials(key_id=key.strip(), secret_key=secret.strip())

@@ -1,0 +1,293 @@
+"""The bot's own records, and their reconciliation with the broker.
+
+Alpaca is the source of truth for positions and orders. What only the bot knows (when and at
+what price and z a position was entered, which order opened it, why it is being closed) lives
+in three files under the log directory:
+
+* `positions.json`   - the positions the bot opened and still holds (`Holding`);
+* `pending_orders.json` - orders the bot has sent, or is about to send (`PendingOrder`),
+  written *before* the POST so a crash can never leave an order the bot does not know of;
+* `trades.csv`       - one row per completed round trip, keyed by the exit order, never twice.
+
+`reconcile` is a pure function: records + what the broker reports -> new records.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+from broker import Order, Position
+from errors import StateFileError
+from market_calendar import NEW_YORK
+from state_files import read_csv_rows, read_json, write_csv_rows, write_json
+
+STATE_VERSION = 1
+
+TRADE_COLUMNS = [
+    "symbol", "side", "qty", "entry_time", "entry_price", "exit_time", "exit_price",
+    "pnl_usd", "exit_reason", "holding_days", "entry_z", "exit_z", "entry_order_id",
+    "exit_order_id", "entry_client_order_id", "exit_client_order_id",
+]
+CLOSED_OUTSIDE = "closed_outside_bot"
+
+
+@dataclass(frozen=True)
+class Holding:
+    symbol: str
+    side: str  # "long" | "short"
+    qty: float
+    entry_time: str  # ISO 8601 UTC of the entry fill
+    entry_price: float
+    entry_z: float
+    entry_order_id: str
+    entry_client_order_id: str
+
+    @property
+    def is_long(self) -> bool:
+        return self.side == "long"
+
+    @property
+    def entry_day(self) -> date:
+        return datetime.fromisoformat(self.entry_time).astimezone(NEW_YORK).date()
+
+
+@dataclass(frozen=True)
+class PendingOrder:
+    client_order_id: str
+    symbol: str
+    intent: str  # "entry" | "exit"
+    position_side: str  # the side of the position it opens or closes: "long" | "short"
+    order_side: str  # "buy" | "sell"
+    qty: float
+    limit_price: float
+    z: float
+    trading_day: str  # YYYY-MM-DD (New York)
+    created_at: str  # ISO 8601 UTC
+    exit_reason: str = ""
+    order_id: str = ""  # empty until the broker acknowledged it
+
+
+@dataclass(frozen=True)
+class Reconciliation:
+    holdings: dict[str, Holding]
+    pending: dict[str, PendingOrder]
+    trades: list[dict[str, Any]]
+    notes: list[str]
+
+
+class StateStore:
+    """Reads and atomically writes the bot's state files in `log_dir`."""
+
+    def __init__(self, log_dir: Path) -> None:
+        self.log_dir = log_dir
+        self.positions_path = log_dir / "positions.json"
+        self.pending_path = log_dir / "pending_orders.json"
+        self.trades_path = log_dir / "trades.csv"
+
+    def load_holdings(self) -> dict[str, Holding]:
+        return _load_records(self.positions_path, "positions", Holding)
+
+    def load_pending(self) -> dict[str, PendingOrder]:
+        return _load_records(self.pending_path, "orders", PendingOrder)
+
+    def save_holdings(self, holdings: dict[str, Holding], *also: Path) -> None:
+        data = {"version": STATE_VERSION,
+                "positions": {k: asdict(v) for k, v in sorted(holdings.items())}}
+        for path in (self.positions_path, *also):
+            write_json(path, data)
+
+    def save_pending(self, pending: dict[str, PendingOrder], *also: Path) -> None:
+        data = {"version": STATE_VERSION,
+                "orders": {k: asdict(v) for k, v in sorted(pending.items())}}
+        for path in (self.pending_path, *also):
+            write_json(path, data)
+
+    def load_trades(self) -> list[dict[str, str]]:
+        return read_csv_rows(self.trades_path, TRADE_COLUMNS)
+
+    def append_trades(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Add the rows whose exit order is not recorded yet; returns those added."""
+        existing = self.load_trades()
+        seen = {(r["exit_client_order_id"], r["exit_order_id"]) for r in existing}
+        new = [r for r in rows
+               if (str(r["exit_client_order_id"]), str(r["exit_order_id"])) not in seen]
+        if new:
+            write_csv_rows(self.trades_path, TRADE_COLUMNS, [*existing, *new])
+        return new
+
+
+def _load_records(path: Path, key: str, record: type) -> dict[str, Any]:
+    data = read_json(path, default=None)
+    if data is None:
+        return {}
+    if not isinstance(data, dict) or data.get("version") != STATE_VERSION \
+            or not isinstance(data.get(key), dict):
+        raise StateFileError(f"{path}: not a version-{STATE_VERSION} state file with a "
+                             f"'{key}' object; restore it from logs/runs/<last run>/ or move "
+                             "it away to rebuild from the broker")
+    out = {}
+    names = set(record.__dataclass_fields__)
+    for name, raw in data[key].items():
+        if not isinstance(raw, dict) or set(raw) - names:
+            raise StateFileError(f"{path}: entry {name!r} has unknown fields "
+                                 f"{sorted(set(raw) - names) if isinstance(raw, dict) else raw}")
+        try:
+            out[name] = record(**raw)
+        except TypeError as exc:
+            raise StateFileError(f"{path}: entry {name!r} is incomplete ({exc})") from None
+        _check_types(path, name, out[name])
+    return out
+
+
+def _check_types(path: Path, name: str, record: Any) -> None:
+    for field_name, spec in record.__dataclass_fields__.items():
+        value = getattr(record, field_name)
+        expected = {"str": str, "float": (int, float)}.get(str(spec.type))
+        if expected and (not isinstance(value, expected) or isinstance(value, bool)):
+            raise StateFileError(f"{path}: entry {name!r} field {field_name!r} should be "
+                                 f"{spec.type}, found {value!r}")
+
+
+def reconcile(holdings: dict[str, Holding], pending: dict[str, PendingOrder],
+              orders: list[Order], positions: dict[str, Position] | None) -> Reconciliation:
+    """Bring the records in line with the broker.
+
+    `orders` must hold every account order submitted since the oldest record; `positions` is
+    the broker's list, or None to skip the position comparison (after placing orders).
+    Entries with fills become holdings; exit orders that ended with fills become trade rows;
+    orders that ended are dropped from pending; records of positions that vanished outside
+    the bot become trade rows marked closed_outside_bot, priced from the broker's own fill
+    when it has one, left blank otherwise (recorded, not guessed).
+    """
+    holdings = dict(holdings)
+    pending = dict(pending)
+    trades: list[dict[str, Any]] = []
+    notes: list[str] = []
+    by_cid = {o.client_order_id: o for o in orders}
+    for cid, p in sorted(pending.items(), key=lambda kv: kv[1].created_at):
+        order = by_cid.get(cid)
+        if order is None:
+            notes.append(f"{p.symbol}: order {cid} never reached the broker; dropped")
+            del pending[cid]
+            continue
+        if p.intent == "entry":
+            _apply_entry(holdings, p, order)
+        elif order.filled_qty > 0 and not order.is_open:
+            trade = _close(holdings, p, order, notes)
+            if trade:
+                trades.append(trade)
+        if order.is_open:
+            pending[cid] = replace(p, order_id=order.id)
+        else:
+            notes.append(f"{p.symbol}: {p.intent} order {cid} {order.status} "
+                         f"({order.filled_qty:g} of {order.qty:g} filled)")
+            del pending[cid]
+    if positions is not None:
+        _compare_positions(holdings, pending, positions, orders, trades, notes)
+    return Reconciliation(holdings, pending, trades, notes)
+
+
+def _apply_entry(holdings: dict[str, Holding], p: PendingOrder, order: Order) -> None:
+    if order.filled_qty <= 0 or order.filled_avg_price is None:
+        return
+    when = order.filled_at or order.updated_at or order.submitted_at
+    holdings[p.symbol] = Holding(
+        symbol=p.symbol, side=p.position_side, qty=order.filled_qty,
+        entry_time=when.isoformat() if when else p.created_at,
+        entry_price=order.filled_avg_price, entry_z=p.z, entry_order_id=order.id,
+        entry_client_order_id=p.client_order_id)
+
+
+def _close(holdings: dict[str, Holding], p: PendingOrder, order: Order,
+           notes: list[str]) -> dict[str, Any] | None:
+    held = holdings.get(p.symbol)
+    if held is None:
+        notes.append(f"{p.symbol}: exit {p.client_order_id} filled but no entry record; "
+                     "no trade row")
+        return None
+    qty = min(order.filled_qty, held.qty)
+    row = trade_row(held, qty=qty, exit_time=order.filled_at or order.updated_at,
+                    exit_price=order.filled_avg_price, reason=p.exit_reason, exit_z=p.z,
+                    exit_order_id=order.id, exit_client_order_id=p.client_order_id)
+    remaining = round(held.qty - qty, 9)
+    if remaining > 0:
+        holdings[p.symbol] = replace(held, qty=remaining)
+    else:
+        del holdings[p.symbol]
+    return row
+
+
+def _compare_positions(holdings: dict[str, Holding], pending: dict[str, PendingOrder],
+                       positions: dict[str, Position], orders: list[Order],
+                       trades: list[dict[str, Any]], notes: list[str]) -> None:
+    working = {p.symbol for p in pending.values()}
+    for symbol, held in sorted(holdings.items()):
+        if symbol in working:
+            continue  # an order of ours is still working on it: its end settles the record
+        broker_pos = positions.get(symbol)
+        if broker_pos is not None and broker_pos.is_long == held.is_long:
+            if abs(broker_pos.qty - held.qty) > 1e-9:
+                notes.append(f"{symbol}: broker holds {broker_pos.qty:g}, records said "
+                             f"{held.qty:g}; adopted the broker's quantity")
+                holdings[symbol] = replace(held, qty=broker_pos.qty)
+            continue
+        outside = _outside_fill(held, orders)
+        trades.append(trade_row(
+            held, qty=held.qty, exit_time=outside.filled_at if outside else None,
+            exit_price=outside.filled_avg_price if outside else None, reason=CLOSED_OUTSIDE,
+            exit_z=None, exit_order_id=outside.id if outside else "",
+            exit_client_order_id=(outside.client_order_id if outside
+                                  else f"outside-{held.entry_client_order_id}")))
+        notes.append(f"{symbol}: position closed outside the bot; recorded")
+        del holdings[symbol]
+    for symbol in sorted(set(positions) - set(holdings)):
+        if symbol not in working:
+            notes.append(f"{symbol}: position not opened by the bot; left alone")
+
+
+def _outside_fill(held: Holding, orders: list[Order]) -> Order | None:
+    closing_side = "sell" if held.is_long else "buy"
+    entered = datetime.fromisoformat(held.entry_time)
+    fills = [o for o in orders if o.symbol == held.symbol and o.side == closing_side
+             and o.filled_qty > 0 and o.filled_at is not None and o.filled_at >= entered
+             and o.filled_avg_price is not None]
+    return fills[-1] if fills else None
+
+
+def trade_row(held: Holding, *, qty: float, exit_time: datetime | None,
+              exit_price: float | None, reason: str, exit_z: float | None, exit_order_id: str,
+              exit_client_order_id: str) -> dict[str, Any]:
+    """One round trip. P&L in dollars, rounded to cents; blank where the exit is unknown."""
+    pnl = ""
+    if exit_price is not None:
+        per_share = exit_price - held.entry_price if held.is_long else held.entry_price - exit_price
+        pnl = f"{per_share * qty:.2f}"
+    days = ""
+    if exit_time is not None:
+        days = str((exit_time.astimezone(NEW_YORK).date() - held.entry_day).days)
+    return {
+        "symbol": held.symbol, "side": held.side, "qty": f"{qty:g}",
+        "entry_time": held.entry_time, "entry_price": f"{held.entry_price:g}",
+        "exit_time": exit_time.isoformat() if exit_time else "",
+        "exit_price": "" if exit_price is None else f"{exit_price:g}", "pnl_usd": pnl,
+        "exit_reason": reason, "holding_days": days,
+        "entry_z": _fmt_z(held.entry_z), "exit_z": _fmt_z(exit_z),
+        "entry_order_id": held.entry_order_id, "exit_order_id": exit_order_id,
+        "entry_client_order_id": held.entry_client_order_id,
+        "exit_client_order_id": exit_client_order_id,
+    }
+
+
+def _fmt_z(z: float | None) -> str:
+    return "" if z is None or z != z else f"{z:.4f}"
+
+
+def oldest_record_time(holdings: dict[str, Holding],
+                       pending: dict[str, PendingOrder]) -> datetime | None:
+    """Where the broker's order history must start for `reconcile` to see everything."""
+    times = [datetime.fromisoformat(h.entry_time) for h in holdings.values()]
+    times += [datetime.fromisoformat(p.created_at) for p in pending.values()]
+    return min(times) if times else None

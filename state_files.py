@@ -1,0 +1,131 @@
+"""Crash-safe files: atomic JSON and CSV writes, strict reads, and the run lock.
+
+A write goes to a temporary file in the same directory, is fsynced, and replaces the target
+with os.replace (atomic on POSIX), then the directory is fsynced: after a crash the file is
+either the old one or the new one, never a mix. A file that cannot be read stops the run
+with its name; it is never silently replaced by an empty state.
+"""
+
+from __future__ import annotations
+
+import csv
+import fcntl
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from errors import LockHeldError, StateFileError
+
+MAX_STATE_BYTES = 50 * 1024 * 1024  # a state file larger than this is not ours
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def write_json(path: Path, data: Any) -> None:
+    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def read_json(path: Path, *, default: Any) -> Any:
+    """The file's JSON, or `default` when the file does not exist."""
+    text = _read_text(path)
+    if text is None:
+        return default
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise StateFileError(
+            f"{path}: invalid JSON at line {exc.lineno} column {exc.colno} ({exc.msg}). "
+            "The run stopped without changing it; restore it from logs/runs/<last run>/ or "
+            "delete it to rebuild from the broker") from None
+
+
+def _read_text(path: Path) -> str | None:
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise StateFileError(f"{path}: cannot be read ({exc.strerror})") from None
+    if size > MAX_STATE_BYTES:
+        raise StateFileError(f"{path}: {size} bytes is far larger than any state the bot "
+                             "writes; move it away and check what wrote it")
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise StateFileError(f"{path}: cannot be read ({exc.__class__.__name__}); restore it "
+                             "from logs/runs/<last run>/ or move it away") from None
+
+
+def read_csv_rows(path: Path, columns: list[str]) -> list[dict[str, str]]:
+    """Rows of a CSV written by the bot; its header must be exactly `columns`."""
+    text = _read_text(path)
+    if text is None or text == "":
+        return []
+    reader = csv.DictReader(io.StringIO(text))
+    if reader.fieldnames != columns:
+        raise StateFileError(f"{path}: header {reader.fieldnames} is not the expected "
+                             f"{columns}; move the file away to start a new one")
+    rows = []
+    for number, row in enumerate(reader, start=2):
+        if None in row or any(v is None for v in row.values()):
+            raise StateFileError(f"{path}: line {number} does not have {len(columns)} fields; "
+                                 "fix or remove that line")
+        rows.append(row)
+    return rows
+
+
+def write_csv_rows(path: Path, columns: list[str], rows: list[dict[str, Any]]) -> None:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(path, buffer.getvalue())
+
+
+class RunLock:
+    """An exclusive, non-blocking lock on a file. The kernel releases it when the process
+    dies, so a killed run never blocks the next one."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd: int | None = None
+
+    def __enter__(self) -> RunLock:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise LockHeldError(f"another run holds {self.path}; this run did nothing") \
+                from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._fd = fd
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
