@@ -1,0 +1,76 @@
+"""Logging for one run: the console plus `runs/<YYYY-MM-DD_HH-MM-SS>/bot.log`.
+
+A filter replaces every known secret with `<redacted>` before any handler sees the record, so
+a key can reach neither a log file nor the console, whatever the message or traceback says.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Iterable
+from datetime import datetime
+from pathlib import Path
+
+from market_calendar import NEW_YORK
+
+FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+
+
+class RedactSecrets(logging.Filter):
+    def __init__(self, secrets: Iterable[str]) -> None:
+        super().__init__()
+        self._secrets = [s for s in secrets if s and len(s) >= 4]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not self._secrets:
+            return True
+        message = record.getMessage()
+        if record.exc_info and record.exc_info[1] is not None:
+            message += "\n" + logging.Formatter().formatException(record.exc_info)
+            record.exc_info = None
+            record.exc_text = None
+        for secret in self._secrets:
+            message = message.replace(secret, "<redacted>")
+        record.msg, record.args = message, None
+        return True
+
+
+def run_dir_for(log_dir: Path, started: datetime) -> Path:
+    """A new directory for this run, named by its start in New York time."""
+    stamp = started.astimezone(NEW_YORK).strftime("%Y-%m-%d_%H-%M-%S")
+    candidate = log_dir / "runs" / stamp
+    n = 1
+    while candidate.exists():
+        n += 1
+        candidate = log_dir / "runs" / f"{stamp}_{n}"
+    candidate.mkdir(parents=True)
+    return candidate
+
+
+def setup_logging(level: str = "INFO", secrets: Iterable[str] = ()) -> logging.Logger:
+    """Console logging for the bot's loggers; returns the 'bot' logger."""
+    root = logging.getLogger("bot")
+    root.setLevel(level.upper())
+    root.propagate = False
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+        handler.close()
+    console = logging.StreamHandler(sys.stderr)
+    console.setFormatter(logging.Formatter(FORMAT))
+    console.addFilter(RedactSecrets(secrets))
+    root.addHandler(console)
+    return root
+
+
+def add_run_file(run_dir: Path, secrets: Iterable[str] = ()) -> logging.Handler:
+    handler = logging.FileHandler(run_dir / "bot.log", encoding="utf-8")
+    handler.setFormatter(logging.Formatter(FORMAT))
+    handler.addFilter(RedactSecrets(secrets))
+    logging.getLogger("bot").addHandler(handler)
+    return handler
+
+
+def remove_handler(handler: logging.Handler) -> None:
+    logging.getLogger("bot").removeHandler(handler)
+    handler.close()

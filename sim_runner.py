@@ -1,0 +1,117 @@
+"""`trading_bot.py --sim`: daily runs against the embedded local exchange.
+
+The exchange's whole state lives in `<sim-dir>/exchange.json` and the bot's logs in
+`<sim-dir>/logs`, apart from paper or live state. Each daily run moves the simulated market to
+the next trading day at noon New York time, serves the exchange over real HTTP on a free
+loopback port, and runs one complete `run_once` against it, exactly as cron would start the
+bot; the exchange is saved after every run, so successive invocations continue one account.
+
+Exchange settings come from the environment (or `.env`): SIM_DATA (us-stocks, splits, or a
+CSV path), SIM_SPREAD_BPS, SIM_PARTIAL_FILL_PROBABILITY, SIM_SEED, SIM_STARTING_CASH,
+SIM_LEGACY_PDT.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+from collections.abc import Mapping
+from datetime import date, datetime
+from pathlib import Path
+
+from config import Config, Credentials
+from errors import BotError, ConfigError
+from market_calendar import NEW_YORK, MarketCalendar, new_york_noon, nyse
+from simbroker import Exchange, ExchangeConfig, market_data, serve
+from trading_bot import Endpoint, run_once
+
+log = logging.getLogger("bot.sim")
+DEFAULT_SIM_START = "2022-06-01"
+
+
+def exchange_config(env: Mapping[str, str]) -> ExchangeConfig:
+    """The local exchange's settings from SIM_* variables, validated like the bot's."""
+    values: dict[str, object] = {}
+    casts = {"SIM_SPREAD_BPS": ("spread_bps", float),
+             "SIM_PARTIAL_FILL_PROBABILITY": ("partial_fill_probability", float),
+             "SIM_SEED": ("seed", int), "SIM_STARTING_CASH": ("starting_cash", float)}
+    for name, (attr, cast) in casts.items():
+        raw = env.get(name, "").strip()
+        if raw:
+            try:
+                values[attr] = cast(raw)
+            except ValueError:
+                raise ConfigError(f"{name}={raw!r} is not a {cast.__name__}") from None
+    legacy = env.get("SIM_LEGACY_PDT", "").strip().lower()
+    if legacy:
+        values["legacy_pdt"] = legacy in ("1", "true", "yes", "on")
+    return dataclasses.replace(ExchangeConfig(), **values)
+
+
+def run_simulation(config: Config, args: argparse.Namespace, env: Mapping[str, str]) -> int:
+    sim_dir = Path(args.sim_dir)
+    state_path = sim_dir / "exchange.json"
+    log_dir = Path(args.log_dir) if args.log_dir else sim_dir / "logs"
+    market = market_data.load(env.get("SIM_DATA", "").strip() or "us-stocks")
+    calendar = nyse()
+    exchange = open_exchange(state_path, market, exchange_config(env), calendar, args.sim_start)
+    # The simulated clock does not move while the bot waits, so waiting for fills is moot.
+    config = dataclasses.replace(config, fill_wait_seconds=0.0)
+    for day in range(args.days):
+        if day > 0 or state_path.exists():
+            target = next_noon(exchange.now, calendar)
+            if target.astimezone(NEW_YORK).date() > market.last_day:
+                raise ConfigError(f"the market data {market.name!r} ends on {market.last_day}; "
+                                  f"remove {sim_dir} or pick an earlier --sim-start")
+            exchange.advance_to(target)
+        log.info("simulated day %d/%d: %s", day + 1, args.days,
+                 exchange.now.astimezone(NEW_YORK).strftime("%Y-%m-%d %H:%M %Z"))
+        with serve(exchange, port=0) as server:
+            endpoint = Endpoint(server.trading_url, server.data_url,
+                                Credentials(exchange.config.key_id, exchange.config.secret_key))
+            try:
+                run_once(config, endpoint, log_dir, started=exchange.now,
+                         dry_run=args.dry_run)
+            except BotError as exc:
+                log.error("simulated run failed: %s", exc)
+                return exc.exit_code
+            finally:
+                exchange.save(state_path)
+    return 0
+
+
+def open_exchange(state_path: Path, market: market_data.MarketData, cfg: ExchangeConfig,
+                  calendar: MarketCalendar, sim_start: str | None) -> Exchange:
+    """Continue the saved exchange, or open a new one at noon of the first simulated day."""
+    start = _start_day(sim_start, calendar) if sim_start else None
+    if state_path.exists():
+        exchange = Exchange.load(state_path, market)
+        if start is not None:
+            if new_york_noon(start) <= exchange.now:
+                raise ConfigError(
+                    f"--sim-start {start} is not after the saved exchange's clock "
+                    f"({exchange.now:%Y-%m-%d}); remove {state_path.parent} to start over")
+            day_before = new_york_noon(calendar.sessions_before(start, 1)[0].day)
+            if day_before > exchange.now:
+                exchange.advance_to(day_before)
+        return exchange
+    start = start or _start_day(DEFAULT_SIM_START, calendar)
+    if not market.first_day < start <= market.last_day:
+        raise ConfigError(f"--sim-start {start} is outside the market data {market.name!r} "
+                          f"({market.first_day} to {market.last_day})")
+    state_path.parent.mkdir(parents=True, exist_ok=True)
+    return Exchange(market, cfg, now=new_york_noon(start))
+
+
+def _start_day(text: str, calendar: MarketCalendar) -> date:
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(f"--sim-start {text!r} is not a date; use YYYY-MM-DD") from None
+    return calendar.session_on_or_after(day).day
+
+
+def next_noon(now: datetime, calendar: MarketCalendar) -> datetime:
+    """Noon New York time on the next trading day after `now`'s day."""
+    return new_york_noon(calendar.next_session(now.astimezone(NEW_YORK).date()).day)

@@ -1,0 +1,171 @@
+"""State files (atomic writes, strict reads, the lock) and reconciliation with the broker."""
+
+import json
+import os
+from datetime import UTC, datetime
+
+import pytest
+
+from broker import Order, Position
+from errors import LockHeldError, StateFileError
+from position_manager import (
+    CLOSED_OUTSIDE,
+    TRADE_COLUMNS,
+    Holding,
+    PendingOrder,
+    StateStore,
+    reconcile,
+)
+from state_files import RunLock, read_json, write_json
+
+T0 = datetime(2022, 3, 1, 17, 0, tzinfo=UTC)
+T1 = datetime(2022, 3, 3, 17, 0, tzinfo=UTC)
+
+
+def order(cid, symbol="AAPL", side="buy", qty=2.0, filled=2.0, price=10.0, status="filled",
+          when=T0, oid=None):
+    return Order(id=oid or f"id-{cid}", client_order_id=cid, symbol=symbol, side=side, qty=qty,
+                 filled_qty=filled, filled_avg_price=price if filled else None, limit_price=price,
+                 status=status, submitted_at=when, filled_at=when if filled else None,
+                 updated_at=when)
+
+
+def pending(cid, intent="entry", side="long", order_side="buy", symbol="AAPL", reason=""):
+    return PendingOrder(client_order_id=cid, symbol=symbol, intent=intent, position_side=side,
+                        order_side=order_side, qty=2.0, limit_price=10.0, z=-2.0,
+                        trading_day="2022-03-01", created_at=T0.isoformat(), exit_reason=reason)
+
+
+def holding(symbol="AAPL", side="long", qty=2.0, price=10.0):
+    return Holding(symbol=symbol, side=side, qty=qty, entry_time=T0.isoformat(),
+                   entry_price=price, entry_z=-2.0, entry_order_id="id-e",
+                   entry_client_order_id="mr-20220301-AAPL-long")
+
+
+def test_atomic_write_leaves_no_temp_files_and_round_trips(tmp_path):
+    path = tmp_path / "x.json"
+    write_json(path, {"a": 1})
+    write_json(path, {"a": 2})
+    assert read_json(path, default=None) == {"a": 2}
+    assert sorted(os.listdir(tmp_path)) == ["x.json"]
+
+
+def test_unreadable_state_file_stops_and_is_not_replaced(tmp_path):
+    store = StateStore(tmp_path)
+    store.positions_path.write_text('{"version": 1, "positions": {"AAPL": ')
+    with pytest.raises(StateFileError, match="positions.json"):
+        store.load_holdings()
+    assert store.positions_path.read_text() == '{"version": 1, "positions": {"AAPL": '
+
+
+@pytest.mark.parametrize("content, message", [
+    ('[]', "version-1 state file"),
+    ('{"version": 1, "positions": {"AAPL": {"symbol": "AAPL"}}}', "incomplete"),
+    ('{"version": 1, "positions": {"AAPL": {"bogus": 1}}}', "unknown fields"),
+])
+def test_malformed_state_names_the_file(tmp_path, content, message):
+    store = StateStore(tmp_path)
+    store.positions_path.write_text(content)
+    with pytest.raises(StateFileError, match=message):
+        store.load_holdings()
+
+
+def test_wrong_type_in_state_is_refused(tmp_path):
+    store = StateStore(tmp_path)
+    store.save_holdings({"AAPL": holding()})
+    data = json.loads(store.positions_path.read_text())
+    data["positions"]["AAPL"]["qty"] = "two"
+    store.positions_path.write_text(json.dumps(data))
+    with pytest.raises(StateFileError, match="qty"):
+        store.load_holdings()
+
+
+def test_state_round_trip(tmp_path):
+    store = StateStore(tmp_path)
+    store.save_holdings({"AAPL": holding()})
+    store.save_pending({"c1": pending("c1")})
+    assert store.load_holdings() == {"AAPL": holding()}
+    assert store.load_pending() == {"c1": pending("c1")}
+
+
+def test_trades_are_appended_once(tmp_path):
+    store = StateStore(tmp_path)
+    row = {c: "" for c in TRADE_COLUMNS} | {"exit_client_order_id": "x1", "exit_order_id": "o1"}
+    assert len(store.append_trades([row])) == 1
+    assert store.append_trades([row]) == []
+    assert len(store.load_trades()) == 1
+
+
+def test_malformed_trades_csv_is_refused(tmp_path):
+    store = StateStore(tmp_path)
+    store.trades_path.write_text("symbol,side\nAAPL,long\n")
+    with pytest.raises(StateFileError, match="trades.csv"):
+        store.load_trades()
+
+
+def test_lock_is_exclusive(tmp_path):
+    with RunLock(tmp_path / "bot.lock"):
+        with pytest.raises(LockHeldError):
+            with RunLock(tmp_path / "bot.lock"):
+                pass
+    with RunLock(tmp_path / "bot.lock"):  # released
+        pass
+
+
+def test_reconcile_entry_fill_becomes_holding():
+    r = reconcile({}, {"e": pending("e")}, [order("e", price=10.5)],
+                  {"AAPL": Position("AAPL", True, 2.0, 10.5, 10.5)})
+    assert r.holdings["AAPL"].entry_price == 10.5 and r.holdings["AAPL"].qty == 2.0
+    assert r.pending == {} and r.trades == []
+
+
+def test_reconcile_partial_entry_stays_pending_with_filled_qty():
+    o = order("e", filled=0.5, status="partially_filled")
+    r = reconcile({}, {"e": pending("e")}, [o], {"AAPL": Position("AAPL", True, 0.5, 10, 10)})
+    assert r.holdings["AAPL"].qty == 0.5
+    assert r.pending["e"].order_id == o.id
+
+
+def test_reconcile_exit_fill_becomes_one_trade_row():
+    p = pending("x", intent="exit", order_side="sell", reason="mean_reversion")
+    r = reconcile({"AAPL": holding()}, {"x": p}, [order("x", side="sell", price=11.0, when=T1)],
+                  {})
+    assert r.holdings == {} and r.pending == {}
+    (row,) = r.trades
+    assert (row["pnl_usd"], row["exit_reason"], row["holding_days"]) == ("2.00", "mean_reversion",
+                                                                        "2")
+
+
+def test_reconcile_short_pnl_sign():
+    p = pending("x", intent="exit", side="short", order_side="buy", reason="stop_loss")
+    r = reconcile({"AAPL": holding(side="short")}, {"x": p},
+                  [order("x", side="buy", price=12.0, when=T1)], {})
+    assert r.trades[0]["pnl_usd"] == "-4.00"
+
+
+def test_reconcile_expired_unfilled_entry_is_dropped():
+    r = reconcile({}, {"e": pending("e")}, [order("e", filled=0, status="expired")], {})
+    assert r.holdings == {} and r.pending == {}
+
+
+def test_reconcile_order_that_never_reached_broker_is_dropped():
+    r = reconcile({}, {"e": pending("e")}, [], {})
+    assert r.pending == {} and "never reached" in r.notes[0]
+
+
+def test_reconcile_position_closed_outside_uses_broker_fill_or_leaves_blank():
+    outside = order("web-123", side="sell", price=9.0, when=T1)
+    r = reconcile({"AAPL": holding()}, {}, [outside], {})
+    assert r.trades[0]["exit_reason"] == CLOSED_OUTSIDE
+    assert r.trades[0]["exit_price"] == "9" and r.trades[0]["pnl_usd"] == "-2.00"
+    r = reconcile({"AAPL": holding()}, {}, [], {})
+    assert r.trades[0]["exit_price"] == "" and r.trades[0]["pnl_usd"] == ""
+
+
+def test_reconcile_foreign_position_left_alone_and_qty_adopted():
+    r = reconcile({"AAPL": holding()}, {}, [],
+                  {"AAPL": Position("AAPL", True, 1.5, 10, 10),
+                   "TSLA": Position("TSLA", True, 3, 100, 100)})
+    assert r.holdings["AAPL"].qty == 1.5
+    assert "TSLA" not in r.holdings
+    assert any("TSLA" in n and "left alone" in n for n in r.notes)

@@ -1,0 +1,389 @@
+"""Once-a-day mean-reversion trading bot for Alpaca.
+
+    python trading_bot.py [--dry-run] [--sim [--days N] [--sim-start YYYY-MM-DD]]
+                          [--log-dir DIR] [--live]
+
+Exit codes: 0 done (or the market is closed), 2 configuration error, 3 another run holds the
+lock, 1 any other failure. The run, step by step, is `run_once` below.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import logger as run_logging
+from broker import Account, Broker, Clock, Order
+from config import DATA_URL, Config, Credentials, load_config, load_credentials, read_env
+from data_fetcher import MarketView, fetch_market_view
+from errors import BotError, BrokerError, ConfigError, OrderRejectedError
+from market_calendar import NEW_YORK, UTC, MarketCalendar, nyse
+from order_manager import OrderManager, client_order_id
+from position_manager import Holding, PendingOrder, StateStore, oldest_record_time, reconcile
+from signal_generator import (
+    EXIT_CODES,
+    NO_EXIT,
+    EntryCandidate,
+    ExitReason,
+    Thresholds,
+    exit_codes,
+    is_day_trade_blocked,
+    limit_price,
+    plan_entries,
+    zscores,
+)
+from state_files import RunLock, write_json
+
+log = logging.getLogger("bot")
+
+
+@dataclass
+class RunSummary:
+    """What one run saw, decided, placed and filled; written to runs/<ts>/summary.json."""
+
+    started_at: str
+    outcome: str = "running"
+    market_open: bool | None = None
+    now: str = ""
+    equity_usd: float | None = None
+    symbols_evaluated: int = 0
+    skipped: dict[str, str] = field(default_factory=dict)
+    exits: list[dict[str, Any]] = field(default_factory=list)
+    entries: list[dict[str, Any]] = field(default_factory=list)
+    fills: list[dict[str, Any]] = field(default_factory=list)
+    trades_recorded: int = 0
+    notes: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    requests: int = 0
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    trading_url: str
+    data_url: str
+    creds: Credentials
+
+
+# -- the daily run ------------------------------------------------------------------------
+
+def run_once(config: Config, endpoint: Endpoint, log_dir: Path, *, started: datetime,
+             dry_run: bool = False, calendar: MarketCalendar | None = None) -> RunSummary:
+    """One complete daily run, under the lock. Raises BotError subclasses on failure."""
+    calendar = calendar or nyse()
+    with RunLock(log_dir / "bot.lock"):
+        run_dir = run_logging.run_dir_for(log_dir, started)
+        handler = run_logging.add_run_file(run_dir, [endpoint.creds.key_id,
+                                                     endpoint.creds.secret_key])
+        summary = RunSummary(started_at=started.isoformat())
+        broker = connect(config, endpoint)
+        try:
+            _daily_run(config, broker, StateStore(log_dir), run_dir, calendar, summary, dry_run)
+        except BotError as exc:
+            summary.outcome = "failed"
+            summary.errors.append(f"{type(exc).__name__}: {exc}")
+            raise
+        finally:
+            summary.requests = broker.requests_made
+            write_json(run_dir / "summary.json", summary.__dict__)
+            run_logging.remove_handler(handler)
+        return summary
+
+
+def _daily_run(config: Config, broker: Broker, store: StateStore, run_dir: Path,
+               calendar: MarketCalendar, summary: RunSummary, dry_run: bool) -> None:
+    # 1. Connect and decide whether to trade: "now" is the broker's clock.
+    clock = broker.clock()
+    now = clock.timestamp
+    summary.now, summary.market_open = now.isoformat(), clock.is_open
+    if not clock.is_open:
+        log.info("market closed: %s; nothing to do", closed_reason(clock, calendar))
+        summary.outcome = "market_closed"
+        return
+    today = now.astimezone(NEW_YORK).date()
+
+    # 2. Sync state with the broker, the source of truth.
+    account = broker.account()
+    summary.equity_usd = account.equity_usd
+    holdings, pending, positions, open_orders = sync_state(broker, store, run_dir, summary,
+                                                           dry_run)
+
+    # 3. Market data for the universe and for everything held.
+    assets = broker.assets()
+    universe = tradable_universe(config, assets, holdings, summary)
+    view = fetch_market_view(broker, universe, now=now, today=today,
+                             window=config.z_score_window, calendar=calendar,
+                             max_price_age_seconds=config.max_price_age_seconds)
+    summary.skipped.update(view.skipped)
+    summary.symbols_evaluated = len(view.symbols)
+
+    # 4. Signals: one z-score per symbol, the same definition for exits and entries.
+    z = dict(zip(view.symbols, zscores(view.past_closes, view.prices), strict=True))
+    thresholds = Thresholds.from_config(config)
+    pdt_blocked = pdt_check(account, store, calendar, today)
+    orders = OrderManager(broker, store, pending, snapshot_dir=run_dir,
+                          retries=config.request_retries, dry_run=dry_run)
+
+    # 5. Exits first, then entries.
+    place_exits(orders, holdings, view, z, thresholds, now, pdt_blocked, summary)
+    busy = set(holdings) | set(positions) | {o.symbol for o in open_orders} \
+        | {p.symbol for p in pending.values()}
+    if pdt_blocked:
+        log.warning("entries blocked: the account could make a 4th day trade in 5 business "
+                    "days under $25,000 equity (FINRA pattern-day-trader rule)")
+    else:
+        place_entries(orders, config, account, assets, view, z, busy, thresholds, now, summary)
+
+    # 6. Fills, then the records.
+    track_fills(orders, config, store, holdings, run_dir, now, summary, dry_run)
+    summary.outcome = "done"
+
+
+def connect(config: Config, endpoint: Endpoint) -> Broker:
+    deadline = time.monotonic() + config.run_deadline_seconds
+    return Broker(endpoint.creds, base_url=endpoint.trading_url, data_url=endpoint.data_url,
+                  timeout_seconds=config.request_timeout_seconds,
+                  retries=config.request_retries, feed=config.data_feed, deadline=deadline)
+
+
+def closed_reason(clock: Clock, calendar: MarketCalendar) -> str:
+    local = clock.timestamp.astimezone(NEW_YORK)
+    session = calendar.session(local.date())
+    opens = clock.next_open.astimezone(NEW_YORK).strftime("%Y-%m-%d %H:%M %Z")
+    if session is None:
+        return f"{local:%A %Y-%m-%d} is not a trading day; next open {opens}"
+    if clock.timestamp < session.open:
+        return f"before the open; opens {opens}"
+    return f"after the close; next open {opens}"
+
+
+def sync_state(broker: Broker, store: StateStore, run_dir: Path, summary: RunSummary,
+               dry_run: bool) -> tuple[dict[str, Holding], dict[str, PendingOrder], dict, list]:
+    holdings, pending = store.load_holdings(), store.load_pending()
+    positions = broker.positions()
+    open_orders = broker.open_orders()
+    oldest = oldest_record_time(holdings, pending)
+    history = broker.orders_since(oldest - timedelta(minutes=1)) if oldest else []
+    result = reconcile(holdings, pending, history, positions)
+    new_trades = [] if dry_run else store.append_trades(result.trades)
+    summary.trades_recorded += len(new_trades)
+    for note in result.notes:
+        log.info("reconcile: %s", note)
+    summary.notes.extend(result.notes)
+    if not dry_run:
+        store.save_pending(result.pending, run_dir / "pending_orders.json")
+        store.save_holdings(result.holdings, run_dir / "positions.json")
+    return result.holdings, result.pending, positions, open_orders
+
+
+def tradable_universe(config: Config, assets: Mapping[str, Any],
+                      holdings: Mapping[str, Holding], summary: RunSummary) -> list[str]:
+    """The configured tickers the broker trades, plus every symbol the bot holds."""
+    offered = [t for t in config.tickers if t in assets and assets[t].tradable]
+    missing = [t for t in config.tickers if t not in offered]
+    if missing:
+        log.info("%d of %d tickers are not tradable at this broker, skipped: %s",
+                 len(missing), len(config.tickers), ", ".join(missing))
+        summary.skipped.update({t: "not tradable at the broker" for t in missing})
+    return sorted(set(offered) | set(holdings))
+
+
+def pdt_check(account: Account, store: StateStore, calendar: MarketCalendar,
+              today) -> bool:
+    """True when new day trades could be refused under the pattern-day-trader rule."""
+    if account.reports_pdt:
+        return is_day_trade_blocked(reports_pdt=True, daytrade_count=account.daytrade_count or 0,
+                                    pattern_day_trader=bool(account.pattern_day_trader),
+                                    equity_usd=account.equity_usd)
+    since = calendar.business_days_back(today, 5)
+    own = sum(1 for r in store.load_trades()
+              if r["exit_time"] and r["entry_time"][:10] == r["exit_time"][:10]
+              and r["exit_time"][:10] >= since.isoformat())
+    log.info("account reports no pattern-day-trader fields (Alpaca dropped them on 2026-07-06 "
+             "after FINRA retired the rule); local guard on: no same-day exits except "
+             "stop-losses; own day trades in the last 5 business days: %d", own)
+    return False
+
+
+def place_exits(orders: OrderManager, holdings: dict[str, Holding], view: MarketView,
+                z: dict[str, float], t: Thresholds, now: datetime, pdt_blocked: bool,
+                summary: RunSummary) -> None:
+    today = now.astimezone(NEW_YORK).date()
+    held = [h for s, h in sorted(holdings.items()) if s in z]
+    for symbol in sorted(set(holdings) - set(z)):
+        log.warning("%s: held, but no usable price today; exit decision postponed", symbol)
+    if not held:
+        return
+    codes = exit_codes(np.array([h.is_long for h in held]), np.array([z[h.symbol] for h in held]),
+                       np.array([(today - h.entry_day).days for h in held]),
+                       np.array([h.entry_day == today for h in held]), t)
+    for h, code in zip(held, codes, strict=True):
+        if code == NO_EXIT:
+            continue
+        reason = EXIT_CODES[int(code)]
+        if pdt_blocked and h.entry_day == today:
+            log.warning("%s: %s exit today would be a day trade the broker may refuse; held",
+                        h.symbol, reason)
+            continue
+        price = float(view.prices[view.index(h.symbol)])
+        intent = PendingOrder(
+            client_order_id=client_order_id(today, h.symbol, "exit"), symbol=h.symbol,
+            intent="exit", position_side=h.side, order_side="sell" if h.is_long else "buy",
+            qty=h.qty, limit_price=limit_price(price), z=z[h.symbol], trading_day=str(today),
+            created_at=now.isoformat(), exit_reason=str(reason))
+        log.info("%s: exit %s position, z=%.2f, reason %s", h.symbol, h.side, z[h.symbol],
+                 reason)
+        if reason is ExitReason.STOP_LOSS:
+            log.warning("%s: stop-loss at z=%.2f", h.symbol, z[h.symbol])
+        _send(orders, intent, summary.exits, summary)
+
+
+def place_entries(orders: OrderManager, config: Config, account: Account, assets: Mapping,
+                  view: MarketView, z: dict[str, float], busy: set[str], t: Thresholds,
+                  now: datetime, summary: RunSummary) -> None:
+    today = now.astimezone(NEW_YORK).date()
+    candidates = [
+        EntryCandidate(symbol=s, z=z[s], price=float(view.prices[i]), ask=float(view.asks[i]),
+                       fractionable=assets[s].fractionable,
+                       shortable=account.shorting_enabled and assets[s].shortable
+                       and assets[s].easy_to_borrow)
+        for i, s in enumerate(view.symbols) if s not in busy and s in assets]
+    plans, skipped = plan_entries(
+        candidates, t, size_usd=config.position_size_usd,
+        cash_usd=account.non_marginable_buying_power_usd,
+        buying_power_usd=account.buying_power_usd, max_entries=config.max_entries_per_run)
+    for symbol, reason in skipped.items():
+        log.info("skip entry %s: %s", symbol, reason)
+    summary.skipped.update({s: f"entry: {r}" for s, r in skipped.items()})
+    for plan in plans:
+        side = "long" if plan.is_long else "short"
+        log.info("%s: enter %s, z=%.2f, %g shares @ %g", plan.symbol, side, plan.z, plan.qty,
+                 plan.limit_price)
+        intent = PendingOrder(
+            client_order_id=client_order_id(today, plan.symbol, side), symbol=plan.symbol,
+            intent="entry", position_side=side, order_side="buy" if plan.is_long else "sell",
+            qty=plan.qty, limit_price=plan.limit_price, z=plan.z, trading_day=str(today),
+            created_at=now.isoformat())
+        _send(orders, intent, summary.entries, summary)
+
+
+def _send(orders: OrderManager, intent: PendingOrder, record: list, summary: RunSummary) -> None:
+    """Place one order; a refusal or failure is logged against its symbol and the run goes on."""
+    entry = {"symbol": intent.symbol, "side": intent.order_side, "qty": intent.qty,
+             "limit_price": intent.limit_price, "z": round(intent.z, 4),
+             "client_order_id": intent.client_order_id}
+    if intent.exit_reason:
+        entry["exit_reason"] = intent.exit_reason
+    try:
+        order = orders.place(intent)
+        entry["status"] = order.status if order else "dry_run"
+    except OrderRejectedError as exc:
+        log.warning("%s: order refused: %s", intent.symbol, exc)
+        entry["status"] = f"refused: {exc}"
+    except BrokerError as exc:
+        log.error("%s: order not confirmed (%s); the next run will ask the broker",
+                  intent.symbol, exc)
+        entry["status"] = f"unconfirmed: {exc}"
+        summary.errors.append(f"{intent.symbol}: {exc}")
+    record.append(entry)
+
+
+def track_fills(orders: OrderManager, config: Config, store: StateStore,
+                holdings: dict[str, Holding], run_dir: Path, now: datetime,
+                summary: RunSummary, dry_run: bool) -> None:
+    if dry_run:
+        return
+    placed = orders.wait_for_fills(now, wait_seconds=config.fill_wait_seconds,
+                                   poll_seconds=config.fill_poll_seconds)
+    if config.cancel_partial_remainder:
+        orders.cancel_remainders(placed)
+    mine = {o.id for o in orders.placed}
+    summary.fills = [_fill_record(o) for o in placed if o.id in mine and o.filled_qty > 0]
+    result = reconcile(holdings, orders.pending, placed, None) if placed else None
+    if result is not None:
+        summary.trades_recorded += len(store.append_trades(result.trades))
+        holdings, pending = result.holdings, result.pending
+    else:
+        pending = orders.pending
+    store.save_pending(pending, run_dir / "pending_orders.json")
+    store.save_holdings(holdings, run_dir / "positions.json")
+
+
+def _fill_record(order: Order) -> dict[str, Any]:
+    return {"symbol": order.symbol, "side": order.side, "filled_qty": order.filled_qty,
+            "filled_avg_price": order.filled_avg_price, "status": order.status}
+
+
+# -- entry point --------------------------------------------------------------------------
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--dry-run", action="store_true",
+                        help="compute and log the orders; place none; leave state untouched")
+    parser.add_argument("--sim", action="store_true",
+                        help="run against the embedded local exchange (state under sim/)")
+    parser.add_argument("--days", type=int, default=1,
+                        help="with --sim: number of consecutive daily runs")
+    parser.add_argument("--sim-start", help="with --sim: first simulated day (YYYY-MM-DD)")
+    parser.add_argument("--sim-dir", default="sim",
+                        help="with --sim: where the exchange state lives (default sim)")
+    parser.add_argument("--log-dir", default=None,
+                        help="state and logs (default logs, or <sim-dir>/logs with --sim)")
+    parser.add_argument("--live", action="store_true",
+                        help="required to trade a live account (ALPACA_PAPER=false)")
+    args = parser.parse_args(argv)
+    if args.days < 1:
+        parser.error("--days must be at least 1")
+    if not args.sim and (args.days != 1 or args.sim_start):
+        parser.error("--days and --sim-start only apply with --sim")
+    return args
+
+
+def endpoint_from_env(config: Config, env: Mapping[str, str], live_flag: bool) -> Endpoint:
+    creds = load_credentials(env)
+    if not config.alpaca_paper and not live_flag:
+        raise ConfigError("ALPACA_PAPER=false selects the live account; add --live to trade "
+                          "real money, or set ALPACA_PAPER=true")
+    trading_url = env.get("APCA_API_BASE_URL") or config.trading_url
+    data_url = env.get("APCA_API_DATA_URL") or DATA_URL
+    return Endpoint(trading_url=trading_url, data_url=data_url, creds=creds)
+
+
+def main(argv: list[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
+    args = parse_args(argv)
+    run_logging.setup_logging()
+    try:
+        env = read_env(".env", environ)
+        config = load_config(env)
+        run_logging.setup_logging(config.log_level, _secrets(env))
+        if args.sim:
+            from sim_runner import run_simulation
+
+            return run_simulation(config, args, env)
+        endpoint = endpoint_from_env(config, env, args.live)
+        log.info("trading %s account at %s", "paper" if config.alpaca_paper else "LIVE",
+                 endpoint.trading_url)
+        run_once(config, endpoint, Path(args.log_dir or "logs"), started=datetime.now(UTC),
+                 dry_run=args.dry_run)
+        return 0
+    except BotError as exc:
+        log.error("run failed: %s", exc)
+        return exc.exit_code
+
+
+def _secrets(env: Mapping[str, str]) -> list[str]:
+    names = ("ALPACA_API_KEY", "ALPACA_SECRET_KEY", "APCA_API_KEY_ID", "APCA_API_SECRET_KEY",
+             "ALERT_SMTP_PASSWORD", "ALERT_WEBHOOK_URL")
+    return [env[n] for n in names if env.get(n)]
+
+
+if __name__ == "__main__":
+    sys.exit(main())
