@@ -29,6 +29,7 @@ from errors import BotError, BrokerError, ConfigError, OrderRejectedError
 from market_calendar import NEW_YORK, UTC, MarketCalendar, nyse
 from order_manager import OrderManager, client_order_id
 from position_manager import Holding, PendingOrder, StateStore, oldest_record_time, reconcile
+from risk import RiskView, entry_allowance
 from signal_generator import (
     EXIT_CODES,
     NO_EXIT,
@@ -56,6 +57,8 @@ class RunSummary:
     now: str = ""
     equity_usd: float | None = None
     symbols_evaluated: int = 0
+    z_scores: dict[str, float | None] = field(default_factory=dict)
+    prices: dict[str, float] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
     exits: list[dict[str, Any]] = field(default_factory=list)
     entries: list[dict[str, Any]] = field(default_factory=list)
@@ -127,6 +130,8 @@ def _daily_run(config: Config, broker: Broker, store: StateStore, run_dir: Path,
 
     # 4. Signals: one z-score per symbol, the same definition for exits and entries.
     z = dict(zip(view.symbols, zscores(view.past_closes, view.prices), strict=True))
+    summary.z_scores = {s: (None if v != v else round(float(v), 4)) for s, v in z.items()}
+    summary.prices = {s: float(p) for s, p in zip(view.symbols, view.prices, strict=True)}
     thresholds = Thresholds.from_config(config)
     pdt_blocked = pdt_check(account, store, calendar, today)
     orders = OrderManager(broker, store, pending, snapshot_dir=run_dir,
@@ -136,11 +141,17 @@ def _daily_run(config: Config, broker: Broker, store: StateStore, run_dir: Path,
     place_exits(orders, holdings, view, z, thresholds, now, pdt_blocked, summary)
     busy = set(holdings) | set(positions) | {o.symbol for o in open_orders} \
         | {p.symbol for p in pending.values()}
+    allowance = entry_allowance(config, risk_view(account, positions, store.log_dir))
+    blocked = allowance.blocked
     if pdt_blocked:
-        log.warning("entries blocked: the account could make a 4th day trade in 5 business "
-                    "days under $25,000 equity (FINRA pattern-day-trader rule)")
+        blocked = ("the account could make a 4th day trade in 5 business days under $25,000 "
+                   "equity (FINRA pattern-day-trader rule)")
+    if blocked:
+        log.warning("no new entries: %s", blocked)
+        summary.notes.append(f"no new entries: {blocked}")
     else:
-        place_entries(orders, config, account, assets, view, z, busy, thresholds, now, summary)
+        place_entries(orders, config, account, assets, view, z, busy, thresholds, now,
+                      allowance.max_entries, summary)
 
     # 6. Fills, then the records.
     track_fills(orders, config, store, holdings, run_dir, now, summary, dry_run)
@@ -196,6 +207,13 @@ def tradable_universe(config: Config, assets: Mapping[str, Any],
     return sorted(set(offered) | set(holdings))
 
 
+def risk_view(account: Account, positions: Mapping[str, Any], log_dir: Path) -> RiskView:
+    gross = sum(p.qty * (p.current_price or p.avg_entry_price) for p in positions.values())
+    return RiskView(open_positions=len(positions), gross_exposure_usd=gross,
+                    equity_usd=account.equity_usd, last_equity_usd=account.last_equity_usd,
+                    kill_switch=(log_dir / "STOP").exists())
+
+
 def pdt_check(account: Account, store: StateStore, calendar: MarketCalendar,
               today) -> bool:
     """True when new day trades could be refused under the pattern-day-trader rule."""
@@ -248,7 +266,7 @@ def place_exits(orders: OrderManager, holdings: dict[str, Holding], view: Market
 
 def place_entries(orders: OrderManager, config: Config, account: Account, assets: Mapping,
                   view: MarketView, z: dict[str, float], busy: set[str], t: Thresholds,
-                  now: datetime, summary: RunSummary) -> None:
+                  now: datetime, max_entries: int, summary: RunSummary) -> None:
     today = now.astimezone(NEW_YORK).date()
     candidates = [
         EntryCandidate(symbol=s, z=z[s], price=float(view.prices[i]), ask=float(view.asks[i]),
@@ -259,7 +277,7 @@ def place_entries(orders: OrderManager, config: Config, account: Account, assets
     plans, skipped = plan_entries(
         candidates, t, size_usd=config.position_size_usd,
         cash_usd=account.non_marginable_buying_power_usd,
-        buying_power_usd=account.buying_power_usd, max_entries=config.max_entries_per_run)
+        buying_power_usd=account.buying_power_usd, max_entries=max_entries)
     for symbol, reason in skipped.items():
         log.info("skip entry %s: %s", symbol, reason)
     summary.skipped.update({s: f"entry: {r}" for s, r in skipped.items()})
