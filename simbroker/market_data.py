@@ -310,7 +310,8 @@ def from_arrays(days: np.ndarray, values: Mapping[str, np.ndarray],
 
     `days`: strictly increasing dates (datetime64[D]-convertible); `values[symbol]`: shape
     (len(days), 5) raw open, high, low, close, volume; `keep[symbol]`: optional boolean mask of
-    the days on which that symbol has a bar. Arrays are used as they are; do not modify them.
+    the days on which that symbol has a bar (a symbol left with no day is left out). Arrays are
+    used as they are, without a copy, and marked read-only.
     """
     numbers = np.asarray(days, dtype="datetime64[D]").astype(np.int64)
     if numbers.ndim != 1 or np.any(np.diff(numbers) <= 0):
