@@ -1,0 +1,213 @@
+"""Historical daily bars as Alpaca's Market Data v2 serves them: a range query over many
+symbols, sorted by symbol then time, cut into pages of at most `limit` bars counted across all
+symbols, each page pointing at the next with an opaque `next_page_token` (null on the last).
+
+A query's rows are computed once (vectorised in `MarketData.bars`) and cached, so the
+follow-up requests of a paginated read cost one slice each.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import math
+import threading
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+
+import numpy as np
+
+from market_calendar import NEW_YORK, UTC
+from simbroker import errors
+from simbroker.prices import MarketView, Moment
+
+DEFAULT_LIMIT = 1000  # Alpaca's default page size for bars
+MAX_LIMIT = 10_000  # and its maximum
+TIMEFRAMES = ("1Day", "1D")
+ADJUSTMENTS = ("raw", "split", "dividend", "all")
+FEEDS = ("sip", "iex", "otc", "boats", "delayed_sip", "overnight")
+
+# (symbol, day, open, high, low, close, volume)
+Row = tuple[str, date, float, float, float, float, float]
+
+
+@dataclass(frozen=True)
+class BarQuery:
+    symbols: tuple[str, ...]
+    first: date
+    last: date
+    adjustment: str
+    descending: bool
+
+
+def parse_query(params: dict[str, str], symbols: list[str], at: Moment) -> BarQuery:
+    """Validate the query parameters of a bars request (422 naming the parameter if bad)."""
+    timeframe = params.get("timeframe", "")
+    if timeframe not in TIMEFRAMES:
+        raise errors.unprocessable(
+            f"timeframe {timeframe!r} is not supported: this local exchange serves daily bars "
+            "only; use timeframe=1Day")
+    adjustment = params.get("adjustment") or "raw"
+    parts = {p.strip() for p in adjustment.split(",")}
+    if not parts <= set(ADJUSTMENTS) | {"spin-off"}:
+        raise errors.unprocessable(f"adjustment {adjustment!r} is invalid; use raw, split, "
+                                   "dividend or all")
+    # Dividends are not in the data, so every adjustment that includes splits is "split".
+    adjust = "split" if parts & {"split", "all"} else "raw"
+    feed = params.get("feed")
+    if feed is not None and feed not in FEEDS:
+        raise errors.unprocessable(f"feed {feed!r} is invalid; use iex or sip")
+    sort = params.get("sort") or "asc"
+    if sort not in ("asc", "desc"):
+        raise errors.unprocessable(f"sort {sort!r} is invalid; use asc or desc")
+    start = parse_instant(params["start"], "start") if params.get("start") else None
+    end = parse_instant(params["end"], "end", end_of_day=True) if params.get("end") else at.now
+    if start is None:  # Alpaca's default: the beginning of the current day
+        start = datetime.combine(at.day, time(0), tzinfo=NEW_YORK).astimezone(UTC)
+    if end < start:
+        raise errors.unprocessable(f"end {params.get('end')} is before start "
+                                   f"{params.get('start')}; swap them")
+    first = start.astimezone(NEW_YORK).date()
+    if bar_time(first) < start:  # a bar is in range when start <= t <= end
+        first += timedelta(days=1)
+    return BarQuery(tuple(symbols), first, end.astimezone(NEW_YORK).date(), adjust,
+                    sort == "desc")
+
+
+def parse_limit(params: dict[str, str]) -> int:
+    text = params.get("limit")
+    if not text:
+        return DEFAULT_LIMIT
+    try:
+        limit = int(text)
+    except ValueError:
+        raise errors.unprocessable(f"limit {text!r} is not an integer; give 1..{MAX_LIMIT}") \
+            from None
+    if not 1 <= limit <= MAX_LIMIT:
+        raise errors.unprocessable(f"limit {limit} is out of range; give 1..{MAX_LIMIT}")
+    return limit
+
+
+def parse_instant(text: str, name: str, *, end_of_day: bool = False) -> datetime:
+    """RFC-3339 (nanoseconds allowed) or YYYY-MM-DD, which means that New York day: its first
+    instant as a start, its last as an end, so a one-day range returns that day's bar."""
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:
+        day = None
+    if day is not None and len(text) == 10:
+        moment = time.max if end_of_day else time(0)
+        return datetime.combine(day, moment, tzinfo=NEW_YORK).astimezone(UTC)
+    cleaned = text.strip().replace(" ", "+")  # a '+' in an unencoded query arrives as ' '
+    if cleaned.endswith(("Z", "z")):
+        cleaned = cleaned[:-1] + "+00:00"
+    head, dot, rest = cleaned.partition(".")
+    if dot:  # Python parses at most 6 fractional digits
+        digits = len(rest) - len(rest.lstrip("0123456789"))
+        cleaned = f"{head}.{rest[:min(digits, 6)]}{rest[digits:]}"
+    try:
+        parsed = datetime.fromisoformat(cleaned)
+    except ValueError:
+        parsed = None
+    if parsed is None or parsed.tzinfo is None:
+        raise errors.unprocessable(f"{name} {text!r} is invalid; give RFC-3339 with a zone "
+                                   "(2022-03-01T14:30:00Z) or a date (2022-03-01)")
+    return parsed.astimezone(UTC)
+
+
+def bar_time(day: date) -> datetime:
+    """A daily bar's `t`: midnight New York time of its session day (Alpaca's convention)."""
+    return datetime.combine(day, time(0), tzinfo=NEW_YORK).astimezone(UTC)
+
+
+class BarStore:
+    """Computes the rows of a query and keeps the latest few, for paginated reads."""
+
+    def __init__(self, view: MarketView, size: int = 8) -> None:
+        self._view = view
+        self._size = size
+        self._cache: dict[tuple[BarQuery, datetime], tuple[list[Row], dict]] = {}
+        self._lock = threading.Lock()
+
+    def page(self, query: BarQuery, at: Moment, limit: int, token: str | None,
+             ) -> tuple[list[Row], str | None]:
+        """One page of `limit` rows after `token`, and the token of the next page (or None)."""
+        rows, index = self._rows(query, at)
+        start = 0
+        if token:
+            start = index.get(decode_token(token), -1)
+            if start < 0:
+                raise errors.unprocessable("page_token is invalid for this query; repeat the "
+                                           "request without it to start over")
+        stop = min(start + limit, len(rows))
+        following = encode_token(rows[stop][0], rows[stop][1]) if stop < len(rows) else None
+        return rows[start:stop], following
+
+    def _rows(self, query: BarQuery, at: Moment) -> tuple[list[Row], dict]:
+        key = (query, at.now)
+        with self._lock:
+            hit = self._cache.get(key)
+        if hit is None:
+            rows = compute_rows(self._view, query, at)
+            hit = (rows, {(r[0], r[1]): i for i, r in enumerate(rows)})
+            with self._lock:
+                if len(self._cache) >= self._size:
+                    self._cache.pop(next(iter(self._cache)))
+                self._cache[key] = hit
+        return hit
+
+
+def compute_rows(view: MarketView, query: BarQuery, at: Moment) -> list[Row]:
+    """Every visible bar of the query, sorted by symbol, then by time (asc or desc)."""
+    # The future never leaks: nothing after today, and today only once the session opened.
+    visible_last = at.day if at.has_opened else at.day - timedelta(days=1)
+    last = min(query.last, visible_last)
+    rows: list[Row] = []
+    if last < query.first:
+        return rows
+    symbols = sorted(set(query.symbols))
+    frames = view.data.bars(symbols, query.first, last, adjustment=query.adjustment,
+                            as_of=at.day)
+    for symbol in symbols:
+        frame = frames.get(symbol)
+        if frame is None:
+            continue
+        days = [d.date() for d in frame.index]
+        values = frame.to_numpy()
+        own = [(symbol, d, *map(float, v)) for d, v in zip(days, values, strict=True)]
+        if own and own[-1][1] == at.day:
+            own[-1] = _partial_row(view, symbol, at, own[-1])
+        rows.extend(reversed(own) if query.descending else own)
+    return rows
+
+
+def _partial_row(view: MarketView, symbol: str, at: Moment, row: Row) -> Row:
+    bar = view.partial_bar(symbol, at)
+    if bar is None:
+        return row
+    return (symbol, bar.day, bar.open, bar.high, bar.low, bar.close, bar.volume)
+
+
+def row_json(row: Row) -> dict[str, object]:
+    """One bar in Alpaca's shape. The data has no trade count or VWAP: `n` is 0 and `vw` the
+    typical price (h + l + c) / 3, so clients that require the fields still parse."""
+    _, day, o, h, low, c, v = row
+    return {"t": bar_time(day).strftime("%Y-%m-%dT%H:%M:%SZ"), "o": _price(o), "h": _price(h),
+            "l": _price(low), "c": _price(c), "v": int(v) if math.isfinite(v) else 0, "n": 0,
+            "vw": _price((h + low + c) / 3.0)}
+
+
+def _price(value: float) -> float:
+    return float(np.round(value, 4))
+
+
+def encode_token(symbol: str, day: date) -> str:
+    return base64.urlsafe_b64encode(f"{symbol}|{day.isoformat()}".encode()).decode()
+
+
+def decode_token(token: str) -> tuple[str, date] | None:
+    try:
+        symbol, _, day = base64.urlsafe_b64decode(token.encode()).decode().partition("|")
+        return symbol, date.fromisoformat(day)
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        return None

@@ -1,0 +1,416 @@
+"""The local exchange: one Alpaca account, its orders and the simulated clock.
+
+The clock is frozen unless moved. `advance_to(when)` walks session by session and processes
+everything in between in time order: at each open, splits take effect (Alpaca cancels the
+symbol's open orders) and `accepted` orders become `new`; during a session, open orders fill
+through `matching` (first touch first); at each close, DAY orders still open expire and the
+day's equity is recorded as `last_equity`. Weekends, holidays and early closes come from
+`market_calendar`.
+
+Not thread-safe: the HTTP server holds one lock around every call.
+"""
+
+from __future__ import annotations
+
+import heapq
+import random
+import uuid
+from dataclasses import replace
+from datetime import date, datetime, timedelta
+from os import PathLike
+from typing import Any
+
+from market_calendar import UTC, MarketCalendar, Session, nyse
+from simbroker import account, errors, matching, state
+from simbroker.bars import BarStore
+from simbroker.book import Book
+from simbroker.market_data import MarketData
+from simbroker.orders import OrderRequest, parse_order_request
+from simbroker.prices import MarketView, Moment
+from simbroker.records import (
+    DayTrade,
+    ExchangeConfig,
+    Fill,
+    Intent,
+    Order,
+    Position,
+    Side,
+    Status,
+    TimeInForce,
+    asset_id,
+)
+from simbroker.requestlog import RequestLog
+from simbroker.rules import check_order
+
+STATE_FORMAT = "simbroker-state/1"
+PDT_WINDOW_SESSIONS = 5  # FINRA: 4+ day trades within 5 business days make a pattern
+
+
+class Exchange:
+    """An Alpaca account on simulated market data. See the module docstring."""
+
+    def __init__(self, market_data: MarketData, config: ExchangeConfig | None = None, *,
+                 now: datetime, calendar: MarketCalendar | None = None) -> None:
+        if now.tzinfo is None:
+            raise ValueError(f"now={now!r} has no time zone; pass a tz-aware datetime, e.g. "
+                             "market_calendar.new_york_noon(day)")
+        self.config = config or ExchangeConfig()
+        self.market_data = market_data
+        self.calendar = calendar or nyse()
+        self.view = MarketView(market_data, self.calendar, self.config.spread_bps)
+        self.bar_store = BarStore(self.view)
+        self.requests = RequestLog()
+        self._now = now.astimezone(UTC)
+        self._rng = random.Random(self.config.seed)
+        self.account_id = self._new_uuid()
+        self.created_at = self._now
+        self._fresh_account()
+
+    def _fresh_account(self) -> None:
+        self.book = Book(cash=self.config.starting_cash)
+        self.orders: dict[str, Order] = {}
+        self._by_client_id: dict[str, str] = {}
+        self._seq = 0
+        self._last_stamp = self._now - matching_epsilon()
+        self.last_equity = self.config.starting_cash
+        self.last_maintenance_margin = 0.0
+        self.balance_asof = self._trading_day() - timedelta(days=1)
+
+    # -- clock --------------------------------------------------------------------------------
+
+    @property
+    def now(self) -> datetime:
+        return self._now
+
+    def moment(self) -> Moment:
+        return self.view.moment(self._now)
+
+    def advance_to(self, when: datetime) -> None:
+        """Move the clock to `when`, processing every open, fill and close on the way."""
+        if when.tzinfo is None:
+            raise ValueError(f"advance_to({when!r}): pass a tz-aware datetime")
+        when = when.astimezone(UTC)
+        if when < self._now:
+            raise ValueError(f"the clock never goes back: it is {self._now.isoformat()}, "
+                             f"{when.isoformat()} is earlier")
+        while self._now < when:
+            session = self.calendar.current_or_next_open(self._now)
+            if session.open > when:
+                break
+            if self._now < session.open:
+                self._now = session.open
+                self._at_open(session)
+            stop = min(when, session.close)
+            self._trade(session, self._now, stop)
+            self._now = stop
+            if stop == session.close:
+                self._at_close(session)
+        self._now = when
+
+    def advance_seconds(self, seconds: float) -> None:
+        self.advance_to(self._now + timedelta(seconds=seconds))
+
+    def _trading_day(self) -> date:
+        """The session day orders placed now would trade on (today's, or the next one)."""
+        return self.calendar.current_or_next_open(self._now).day
+
+    def _stamp(self) -> datetime:
+        """Now, made unique per order event: Alpaca's timestamps differ by nanoseconds, and a
+        client paging with the exclusive `after` filter must not lose orders that a frozen
+        clock would otherwise stamp identically."""
+        self._last_stamp = max(self._now, self._last_stamp + matching_epsilon())
+        return self._last_stamp
+
+    # -- session events -----------------------------------------------------------------------
+
+    def _at_open(self, session: Session) -> None:
+        at = self.view.moment(session.open)
+        for split in self.market_data.splits():
+            if split.ex_date != session.day:
+                continue
+            # Alpaca cancels open orders in a symbol on the ex-date of its split.
+            for order in self._open_orders(split.symbol):
+                self._finish(order, Status.CANCELED, session.open)
+            self.book.apply_split(split, self.view.previous_close(split.symbol, at))
+        for order in self._open_orders():
+            if order.status is Status.ACCEPTED:
+                self._update(replace(order, status=Status.NEW, updated_at=session.open))
+
+    def _trade(self, session: Session, start: datetime, end: datetime) -> None:
+        """Fill open orders in [start, end] of `session`, earliest first."""
+        bars = {}
+        heap: list[tuple[tuple[datetime, int], matching.Candidate]] = []
+        for order in self._open_orders():
+            if order.status is Status.ACCEPTED:
+                continue
+            if order.symbol not in bars:
+                bars[order.symbol] = self.market_data.bar(order.symbol, session.day)
+            self._push(heap, order, bars[order.symbol], session, start, end)
+        while heap:
+            _, candidate = heapq.heappop(heap)
+            order = self.orders[candidate.order_id]
+            if not order.is_open:
+                continue
+            order = self._execute(order, candidate.price, candidate.when, session.day)
+            if order.is_open:
+                self._push(heap, order, bars[order.symbol], session, start, end)
+
+    def _push(self, heap, order: Order, bar, session: Session, start: datetime,
+              end: datetime) -> None:
+        candidate = matching.first_fill(order, bar, session, start, end, self.config.spread_bps)
+        if candidate is not None:
+            heapq.heappush(heap, (candidate.key(), candidate))
+
+    def _at_close(self, session: Session) -> None:
+        for order in self._open_orders():
+            if order.time_in_force is TimeInForce.DAY and order.status is not Status.ACCEPTED:
+                self._finish(order, Status.EXPIRED, session.close)
+        balances = self.balances()
+        self.last_equity = balances.equity
+        self.last_maintenance_margin = balances.maintenance_margin
+        self.balance_asof = session.day
+
+    # -- fills ----------------------------------------------------------------------------------
+
+    def _execute(self, order: Order, price: float, when: datetime, day: date) -> Order:
+        qty = matching.fill_qty(order, price, seed=self.config.seed,
+                                probability=self.config.partial_fill_probability)
+        self.book.apply_fill(order, qty, price, when, day)
+        filled = round(order.filled_qty + qty, 9)
+        paid = (order.filled_avg_price or 0.0) * order.filled_qty + price * qty
+        total = order.qty if order.qty is not None else filled
+        done = filled >= total - 1e-9
+        delay = timedelta(seconds=self.config.partial_fill_delay_seconds)
+        updated = replace(order, filled_qty=filled, filled_avg_price=paid / filled,
+                          qty=order.qty, status=Status.FILLED if done else
+                          Status.PARTIALLY_FILLED, filled_at=when if done else None,
+                          updated_at=when, fill_count=order.fill_count + 1,
+                          live_from=None if done else when + delay)
+        self._update(updated)
+        return updated
+
+    def _fill_if_marketable(self, order: Order) -> Order:
+        """An order arriving during the session fills at once if marketable."""
+        at = self.moment()
+        assert at.session is not None
+        bar = self.market_data.bar(order.symbol, at.day)
+        candidate = matching.first_fill(order, bar, at.session, order.submitted_at,
+                                        order.submitted_at, self.config.spread_bps)
+        if candidate is None:
+            return order
+        order = self._execute(order, candidate.price, candidate.when, at.day)
+        return order
+
+    # -- orders ---------------------------------------------------------------------------------
+
+    def submit_order(self, body: Any) -> Order:
+        """POST /v2/orders: validate `body` (a decoded JSON object) and place the order.
+        Raises ApiError with Alpaca's status and code when Alpaca would refuse it."""
+        request = parse_order_request(body)
+        at = self.moment()
+        client_id = request.client_order_id or str(self._new_uuid())
+        # Alpaca: client_order_id must be unique for the account, forever.
+        if client_id in self._by_client_id:
+            raise errors.unprocessable(f"client_order_id must be unique: {client_id!r} was "
+                                       "used by an earlier order; send a new one")
+        decision = check_order(self, request, at)
+        stamp = self._stamp()
+        self._seq += 1
+        status = Status.NEW if at.is_open else Status.ACCEPTED
+        order = Order(
+            id=str(self._new_uuid()), client_order_id=client_id, seq=self._seq,
+            symbol=request.symbol, asset_id=asset_id(request.symbol), side=request.side,
+            type=request.type, time_in_force=request.time_in_force, qty=request.qty,
+            notional=request.notional, limit_price=request.limit_price,
+            intent=decision.intent, reserve_price=decision.reserve_price, status=status,
+            created_at=stamp, submitted_at=stamp, updated_at=stamp)
+        self._update(order)
+        self._by_client_id[client_id] = order.id
+        if status is Status.NEW:
+            order = self._fill_if_marketable(order)
+        return order
+
+    def cancel_order(self, order_id: str) -> Order:
+        order = self.get_order(order_id)
+        if not order.is_open:
+            raise errors.unprocessable(f'order is already in "{order.status.value}" state')
+        return self._finish(order, Status.CANCELED, self._stamp())
+
+    def cancel_all_orders(self) -> list[Order]:
+        stamp = self._stamp()
+        return [self._finish(o, Status.CANCELED, stamp) for o in self._open_orders()]
+
+    def get_order(self, order_id: str) -> Order:
+        order = self.orders.get(order_id)
+        if order is None:
+            raise errors.not_found(f"order not found for {order_id}")
+        return order
+
+    def get_order_by_client_id(self, client_order_id: str) -> Order:
+        order_id = self._by_client_id.get(client_order_id)
+        if order_id is None:
+            raise errors.not_found(f"order not found for client_order_id {client_order_id}")
+        return self.orders[order_id]
+
+    def list_orders(self, *, status: str = "open", limit: int = 50, after: datetime | None = None,
+                    until: datetime | None = None, direction: str = "desc",
+                    symbols: set[str] | None = None, side: str | None = None) -> list[Order]:
+        """GET /v2/orders: filtered on submitted_at (exclusive bounds), newest first by default."""
+        chosen = [o for o in self.orders.values()
+                  if (status == "all" or o.is_open == (status == "open"))
+                  and (after is None or o.submitted_at > after)
+                  and (until is None or o.submitted_at < until)
+                  and (symbols is None or o.symbol in symbols)
+                  and (side is None or o.side.value == side)]
+        chosen.sort(key=lambda o: (o.submitted_at, o.seq), reverse=direction == "desc")
+        return chosen[:limit]
+
+    def close_position(self, symbol: str, *, qty: float | None = None,
+                       percentage: float | None = None) -> Order:
+        """DELETE /v2/positions/{symbol}: a market order for the whole position (or part)."""
+        position = self.book.positions.get(symbol.upper())
+        if position is None:
+            raise errors.not_found(f"position not found: {symbol}")
+        if qty is not None and percentage is not None:
+            raise errors.unprocessable("qty and percentage are mutually exclusive; give one")
+        amount = abs(position.qty)
+        if qty is not None:
+            amount = qty
+        elif percentage is not None:
+            if not 0 < percentage <= 100:
+                raise errors.unprocessable(f"percentage must be in (0, 100]; got {percentage}")
+            amount = round(abs(position.qty) * percentage / 100.0, 9)
+        side = Side.SELL if position.is_long else Side.BUY
+        return self.submit_order({"symbol": position.symbol, "qty": amount, "side": side.value,
+                                  "type": "market", "time_in_force": "day"})
+
+    def _open_orders(self, symbol: str | None = None) -> list[Order]:
+        return [o for o in self.orders.values()
+                if o.is_open and (symbol is None or o.symbol == symbol)]
+
+    def _finish(self, order: Order, status: Status, when: datetime) -> Order:
+        stamp = {Status.CANCELED: "canceled_at", Status.EXPIRED: "expired_at"}[status]
+        finished = replace(order, status=status, updated_at=when, **{stamp: when})
+        self._update(finished)
+        return finished
+
+    def _update(self, order: Order) -> None:
+        self.orders[order.id] = order
+
+    def _new_uuid(self) -> uuid.UUID:
+        return uuid.UUID(int=self._rng.getrandbits(128), version=4)
+
+    # -- account --------------------------------------------------------------------------------
+
+    def prices(self) -> dict[str, float]:
+        """The latest trade price of every position's symbol."""
+        at = self.moment()
+        out = {}
+        for symbol in self.book.positions:
+            trade = self.view.last_trade(symbol, at)
+            out[symbol] = trade.price if trade is not None else 0.0
+        return out
+
+    def balances(self) -> account.Balances:
+        return account.balances(self.book.cash, self.book.positions.values(), self.prices(),
+                                self._open_orders())
+
+    def daytrade_count(self) -> int:
+        """Day trades in the 5 sessions ending with the session orders now would trade in."""
+        last = self._trading_day()
+        first = self.calendar.business_days_back(last, PDT_WINDOW_SESSIONS)
+        return self.book.day_trades_between(first, last)
+
+    def is_pattern_day_trader(self) -> bool:
+        return self.daytrade_count() >= 4
+
+    def would_day_trade(self, request: OrderRequest) -> bool:
+        """Whether the order closes a position opened on the session it would trade in."""
+        position = self.book.positions.get(request.symbol)
+        if position is None or (position.qty > 0) == (request.side is Side.BUY):
+            return False
+        return position.opened_day == self._trading_day() and position.opened_qty > 0
+
+    def held_for_orders(self, symbol: str, side: Side) -> float:
+        return sum(o.remaining_qty for o in self._open_orders(symbol)
+                   if o.side is side and o.intent in (Intent.SELL_TO_CLOSE, Intent.BUY_TO_CLOSE))
+
+    def reset(self) -> None:
+        """A fresh account at the current clock (the request log and the id stream go on)."""
+        self._fresh_account()
+
+    # -- persistence ----------------------------------------------------------------------------
+
+    def save(self, path: str | PathLike[str]) -> None:
+        """Write the whole state atomically (see state.write_atomically)."""
+        state.write_atomically(path, self.to_state())
+
+    @classmethod
+    def load(cls, path: str | PathLike[str], market_data: MarketData, *,
+             calendar: MarketCalendar | None = None) -> Exchange:
+        return cls.from_state(state.read_json(path), market_data, calendar=calendar,
+                              source=str(path))
+
+    def to_state(self) -> dict[str, Any]:
+        version, internal, gauss = self._rng.getstate()
+        return {
+            "format": STATE_FORMAT, "market_data": self.market_data.name,
+            "config": state.encode(self.config), "now": self._now.isoformat(),
+            "account": {"id": str(self.account_id), "created_at": self.created_at.isoformat(),
+                        "cash": self.book.cash, "last_equity": self.last_equity,
+                        "last_maintenance_margin": self.last_maintenance_margin,
+                        "balance_asof": self.balance_asof.isoformat(), "seq": self._seq,
+                        "last_stamp": self._last_stamp.isoformat()},
+            "positions": [state.encode(p) for p in self.book.positions.values()],
+            "orders": [state.encode(o) for o in self.orders.values()],
+            "fills": [state.encode(f) for f in self.book.fills],
+            "day_trades": [state.encode(t) for t in self.book.day_trades],
+            "requests": self.requests.to_state(),
+            "rng": [version, list(internal), gauss],
+        }
+
+    @classmethod
+    def from_state(cls, data: dict[str, Any], market_data: MarketData, *,
+                   calendar: MarketCalendar | None = None, source: str = "state") -> Exchange:
+        if data.get("format") != STATE_FORMAT:
+            raise ValueError(f"{source}: not an exchange state (format {data.get('format')!r}, "
+                             f"expected {STATE_FORMAT!r})")
+        if data.get("market_data") != market_data.name:
+            raise ValueError(f"{source} was saved with market data {data.get('market_data')!r}"
+                             f" but {market_data.name!r} was given; load it with the same data")
+        try:
+            config = state.decode(ExchangeConfig, data["config"])
+            exchange = cls(market_data, config, now=datetime.fromisoformat(data["now"]),
+                           calendar=calendar)
+            exchange._restore(data)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"{source}: damaged exchange state ({exc!r}); restore it from a "
+                             "backup or delete it to start over") from exc
+        return exchange
+
+    def _restore(self, data: dict[str, Any]) -> None:
+        acct = data["account"]
+        self.account_id = uuid.UUID(acct["id"])
+        self.created_at = datetime.fromisoformat(acct["created_at"])
+        self.book = Book(cash=float(acct["cash"]),
+                         positions={p["symbol"]: state.decode(Position, p)
+                                    for p in data["positions"]},
+                         fills=[state.decode(Fill, f) for f in data["fills"]],
+                         day_trades=[state.decode(DayTrade, t) for t in data["day_trades"]])
+        self.orders = {o["id"]: state.decode(Order, o) for o in data["orders"]}
+        self._by_client_id = {o.client_order_id: o.id for o in self.orders.values()}
+        self.last_equity = float(acct["last_equity"])
+        self.last_maintenance_margin = float(acct["last_maintenance_margin"])
+        self.balance_asof = date.fromisoformat(acct["balance_asof"])
+        self._seq = int(acct["seq"])
+        self._last_stamp = datetime.fromisoformat(acct["last_stamp"])
+        self.requests = RequestLog.from_state(data["requests"])
+        version, internal, gauss = data["rng"]
+        self._rng.setstate((version, tuple(internal), gauss))
+
+
+def matching_epsilon() -> timedelta:
+    return timedelta(microseconds=1)
+
+
+__all__ = ["Exchange", "ExchangeConfig"]

@@ -1,0 +1,145 @@
+"""Injected faults: what the next requests matching a method and a path prefix suffer.
+
+A fault is one of: an HTTP error status (with an Alpaca-style body; 429 adds the
+X-RateLimit-* headers), a malformed body with 200, a connection reset with no response, or a
+hang that holds the connection until the client gives up (at most `hang_seconds`, bounded by
+60 s). Any of them may come after a delay, and with `after_commit` the request is processed
+first - an order IS placed - and only the response is lost or replaced. A fault with only a
+delay slows the request down and then answers it normally.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from simbroker import errors
+
+MAX_HANG_SECONDS = 60.0
+MAX_DELAY_SECONDS = 60.0
+_FIELDS = ("method", "path", "count", "status", "delay_seconds", "hang", "hang_seconds",
+           "after_commit", "malformed", "reset", "headers")
+
+
+@dataclass(frozen=True)
+class Fault:
+    method: str = "*"  # an HTTP method, or * for any
+    path: str = "/"  # a path prefix, e.g. /v2/orders
+    count: int = 1  # how many matching requests suffer it
+    status: int | None = None
+    delay_seconds: float = 0.0
+    hang: bool = False
+    hang_seconds: float = MAX_HANG_SECONDS
+    after_commit: bool = False
+    malformed: bool = False
+    reset: bool = False
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "method", self.method.upper())
+        problems = []
+        if not self.path.startswith("/"):
+            problems.append(f"path {self.path!r} must start with / (e.g. /v2/orders)")
+        if not (isinstance(self.count, int) and self.count >= 1):
+            problems.append(f"count {self.count!r} must be a whole number >= 1")
+        if self.status is not None and not (isinstance(self.status, int)
+                                            and 100 <= self.status <= 599):
+            problems.append(f"status {self.status!r} must be an HTTP status 100..599")
+        if not (math.isfinite(self.delay_seconds)
+                and 0 <= self.delay_seconds <= MAX_DELAY_SECONDS):
+            problems.append(f"delay_seconds must be in [0, {MAX_DELAY_SECONDS:g}]")
+        if not 0 < self.hang_seconds <= MAX_HANG_SECONDS:
+            problems.append(f"hang_seconds must be in (0, {MAX_HANG_SECONDS:g}]")
+        if sum((self.hang, self.malformed, self.reset)) > 1:
+            problems.append("hang, malformed and reset exclude each other; give one")
+        if self.kind == "delay" and self.delay_seconds == 0:
+            problems.append("give at least one of status, delay_seconds, hang, malformed, reset")
+        if problems:
+            raise errors.unprocessable("invalid fault: " + "; ".join(problems))
+
+    @property
+    def kind(self) -> str:
+        if self.hang:
+            return "hang"
+        if self.reset:
+            return "reset"
+        if self.malformed:
+            return "malformed"
+        if self.status is not None:
+            return "status"
+        return "delay"
+
+    def matches(self, method: str, path: str) -> bool:
+        return self.method in ("*", method) and path.startswith(self.path)
+
+    def error_response(self) -> tuple[int, dict[str, Any], dict[str, str]]:
+        """Status, Alpaca-style body and headers of a status fault."""
+        assert self.status is not None
+        headers = {}
+        if self.status == 429:
+            message = "rate limit exceeded"
+            headers = {"X-RateLimit-Limit": "200", "X-RateLimit-Remaining": "0",
+                       "X-RateLimit-Reset": str(int(time.time()) + 60)}
+        else:
+            message = f"simulated fault: HTTP {self.status}"
+        headers.update(self.headers)
+        return self.status, errors.for_status(self.status, message).body(), headers
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["headers"] = dict(self.headers)
+        data["kind"] = self.kind
+        return data
+
+
+def fault_from_json(body: Any) -> Fault:
+    if not isinstance(body, dict):
+        raise errors.malformed("a fault must be a JSON object, e.g. "
+                               '{"method": "POST", "path": "/v2/orders", "status": 504}')
+    unknown = set(body) - set(_FIELDS)
+    if unknown:
+        raise errors.unprocessable(f"unknown fault field(s) {', '.join(sorted(unknown))}; "
+                                   f"use {', '.join(_FIELDS)}")
+    try:
+        return Fault(**body)
+    except (TypeError, AttributeError) as exc:
+        raise errors.malformed(f"invalid fault: {exc}") from None
+
+
+class Faults:
+    """The armed faults, in the order they were added. Thread-safe."""
+
+    def __init__(self) -> None:
+        self._armed: list[Fault] = []
+        self._lock = threading.Lock()
+
+    def add(self, fault: Fault | None = None, /, **fields: Any) -> Fault:
+        """Arm a fault: `faults.add(method="POST", path="/v2/orders", status=504)`."""
+        fault = fault if fault is not None else fault_from_json(fields)
+        with self._lock:
+            self._armed.append(fault)
+        return fault
+
+    def take(self, method: str, path: str) -> Fault | None:
+        """The first armed fault matching the request, with one use consumed."""
+        with self._lock:
+            for i, fault in enumerate(self._armed):
+                if fault.matches(method, path):
+                    if fault.count <= 1:
+                        del self._armed[i]
+                    else:
+                        self._armed[i] = replace(fault, count=fault.count - 1)
+                    return fault
+        return None
+
+    def armed(self) -> list[Fault]:
+        with self._lock:
+            return list(self._armed)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._armed.clear()

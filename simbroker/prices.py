@@ -1,0 +1,128 @@
+"""What the market looks like at the exchange's clock: latest trades, quotes and daily bars.
+
+Every price comes from `price_model` (the backtester uses the same model, and parity is
+tested). The rules, which decide what a client can see and so must never leak the future:
+
+* before a session opens, the latest trade is the previous session's close, stamped at that
+  close; during a session it is the model path price at the current fraction of the session;
+  after the close it is the close;
+* a symbol without a bar today (halted, not yet listed) keeps its last close all day;
+* today's daily bar exists only once the session has opened: during the session it is the
+  partial bar so far (open, high and low of the path so far, close = current price, volume
+  pro rata), after the close the full bar.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import date, datetime, time
+
+from market_calendar import NEW_YORK, UTC, MarketCalendar, Session
+from simbroker import price_model
+from simbroker.market_data import DailyBar, MarketData
+
+
+@dataclass(frozen=True)
+class Trade:
+    price: float
+    time: datetime
+
+
+@dataclass(frozen=True)
+class Quote:
+    bid: float
+    ask: float
+    time: datetime
+
+
+@dataclass(frozen=True)
+class Moment:
+    """Where `now` falls in the trading calendar. `session` is today's session (None on a
+    weekend or holiday); `fraction` is how much of it has elapsed (0 before, 1 after)."""
+
+    now: datetime
+    day: date
+    session: Session | None
+    fraction: float
+
+    @property
+    def is_open(self) -> bool:
+        return self.session is not None and self.session.open <= self.now < self.session.close
+
+    @property
+    def has_opened(self) -> bool:
+        return self.session is not None and self.now >= self.session.open
+
+
+class MarketView:
+    """Prices of `data` as seen at a moment, with the exchange's spread."""
+
+    def __init__(self, data: MarketData, calendar: MarketCalendar, spread_bps: float) -> None:
+        self.data = data
+        self.calendar = calendar
+        self.spread_bps = spread_bps
+
+    def moment(self, now: datetime) -> Moment:
+        day = now.astimezone(NEW_YORK).date()
+        session = self.calendar.session(day)
+        fraction = session.fraction(now) if session is not None else 0.0
+        return Moment(now=now, day=day, session=session, fraction=fraction)
+
+    def knows(self, symbol: str) -> bool:
+        return symbol in self.data
+
+    def todays_bar(self, symbol: str, at: Moment) -> DailyBar | None:
+        """The full raw bar of today's session if it has opened and the symbol trades today."""
+        if not at.has_opened:
+            return None
+        return self.data.bar(symbol, at.day)
+
+    def last_trade(self, symbol: str, at: Moment) -> Trade | None:
+        """The latest trade at `at` (see the module docstring); None without any bar yet."""
+        bar = self.todays_bar(symbol, at)
+        if bar is not None:
+            assert at.session is not None
+            price = float(price_model.price_at(bar.open, bar.high, bar.low, bar.close,
+                                               at.fraction))
+            return Trade(price=price, time=min(at.now, at.session.close))
+        previous = self.data.last_bar_before(symbol, at.day)
+        if previous is None:
+            return None
+        return Trade(price=previous.close, time=self.close_time(previous.day))
+
+    def quote(self, symbol: str, at: Moment) -> Quote | None:
+        trade = self.last_trade(symbol, at)
+        if trade is None:
+            return None
+        bid, ask = price_model.quote(trade.price, self.spread_bps)
+        return Quote(bid=float(bid), ask=float(ask), time=trade.time)
+
+    def partial_bar(self, symbol: str, at: Moment) -> DailyBar | None:
+        """Today's bar as far as the session has gone; never any of the future."""
+        bar = self.todays_bar(symbol, at)
+        if bar is None or at.fraction >= 1.0:
+            return bar
+        points = [0.0, *(k for k in price_model.KNOTS[1:3] if k < at.fraction), at.fraction]
+        path = price_model.price_at(bar.open, bar.high, bar.low, bar.close, points)
+        volume = bar.volume * at.fraction if math.isfinite(bar.volume) else bar.volume
+        return DailyBar(day=bar.day, open=bar.open, high=float(path.max()),
+                        low=float(path.min()), close=float(path[-1]), volume=volume)
+
+    def previous_close(self, symbol: str, at: Moment) -> float | None:
+        """Yesterday's close as seen today: split-adjusted for splits effective by today."""
+        previous = self.data.last_bar_before(symbol, at.day)
+        if previous is None:
+            return None
+        as_of = at.day if at.has_opened else previous.day
+        return previous.close / self.data.split_factor(symbol, previous.day, as_of)
+
+    def close_time(self, day: date) -> datetime:
+        session = self.calendar.session(day)
+        if session is not None:
+            return session.close
+        return datetime.combine(day, time(16, 0), tzinfo=NEW_YORK).astimezone(UTC)
+
+
+def day_of(when: datetime) -> date:
+    return when.astimezone(NEW_YORK).date()

@@ -1,0 +1,262 @@
+"""The HTTP front of the local exchange: Alpaca's trading and market-data paths on one port.
+
+Bound to 127.0.0.1 only: the exchange has default credentials and save/load endpoints that
+write files, so it must never listen on a network interface. One lock serialises every call
+into the exchange; the server thread pool only overlaps network I/O (and injected delays).
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import select
+import socket
+import struct
+import sys
+import threading
+import time
+import traceback
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from simbroker import controls, data_api, errors, trading_api, wire
+from simbroker.exchange import Exchange
+from simbroker.faults import Fault, Faults
+from simbroker.routing import Request, Response, Route
+
+HOST = "127.0.0.1"
+CONTROL_PREFIX = "/_sim/"
+ROUTES: list[Route] = [*trading_api.routes.table, *data_api.routes.table, *controls.routes.table]
+MALFORMED_BODY = b'{"id": "truncated'
+log = logging.getLogger("simbroker.server")
+
+
+class SimServer:
+    """A running exchange server. Use as a context manager, or call `close()`."""
+
+    def __init__(self, exchange: Exchange, port: int = 0, *,
+                 state_path: str | None = None) -> None:
+        self.exchange = exchange
+        self.state_path = state_path
+        self.lock = threading.RLock()
+        self.faults = Faults()
+        self.stopping = threading.Event()
+        self._httpd = _HTTPServer((HOST, port), _Handler)
+        self._httpd.sim = self
+        self.host, self.port = self._httpd.server_address[:2]
+        self.trading_url = f"http://{HOST}:{self.port}"
+        self.data_url = self.trading_url
+        self._thread = threading.Thread(target=self._httpd.serve_forever, name="simbroker",
+                                        kwargs={"poll_interval": 0.05}, daemon=True)
+
+    def start(self) -> SimServer:
+        self._thread.start()
+        return self
+
+    def close(self) -> None:
+        self.stopping.set()
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join(timeout=5)
+
+    def __enter__(self) -> SimServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- the Python side of the controls (see controls.py) -----------------------------------
+
+    def requests(self) -> list[dict[str, Any]]:
+        with self.lock:
+            return list(self.exchange.requests.entries)
+
+    def request_counts(self) -> dict[str, int]:
+        with self.lock:
+            return dict(self.exchange.requests.counts)
+
+    def clear_requests(self) -> None:
+        with self.lock:
+            self.exchange.requests.clear()
+
+    def advance_to(self, when) -> None:
+        with self.lock:
+            self.exchange.advance_to(when)
+
+    def save(self, path: str | None = None) -> None:
+        with self.lock:
+            self.exchange.save(path or self.state_path)
+
+
+def serve(exchange: Exchange, port: int = 0, *, state_path: str | None = None) -> SimServer:
+    """Serve `exchange` on 127.0.0.1:`port` (0: a free port) in a background thread.
+
+    `with serve(ex) as server:` gives `server.trading_url`, `server.data_url` and
+    `server.port`; leaving the block stops the server. With `state_path`, the exchange is saved
+    there after every request that changed it.
+    """
+    return SimServer(exchange, port, state_path=state_path).start()
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    sim: SimServer
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive: the SDK's session reuses connections
+    server: _HTTPServer
+    timeout = 120  # an idle keep-alive connection frees its thread after this
+
+    def do_GET(self) -> None:
+        self._handle()
+
+    do_POST = do_DELETE = do_PATCH = do_PUT = do_GET
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("%s " + format, self.address_string(), *args)
+
+    def _handle(self) -> None:
+        sim = self.server.sim
+        url = urlsplit(self.path)
+        path, method = url.path, self.command
+        params = dict(parse_qsl(url.query, keep_blank_values=True))
+        raw = self._read_body()
+        if not self._authorized(sim):
+            self._send(_error(errors.unauthorized()))
+            self._record(sim, method, path, 401)
+            return
+        fault = None if path.startswith(CONTROL_PREFIX) else sim.faults.take(method, path)
+        if fault is None:
+            response = _dispatch(sim, method, path, params, raw)
+            self._send(response)
+            self._record(sim, method, path, response.status)
+            return
+        self._suffer(sim, fault, method, path, params, raw)
+
+    def _suffer(self, sim: SimServer, fault: Fault, method: str, path: str,
+                params: dict[str, str], raw: bytes) -> None:
+        if fault.delay_seconds:
+            sim.stopping.wait(fault.delay_seconds)
+        response = None
+        if fault.after_commit or fault.kind == "delay":
+            response = _dispatch(sim, method, path, params, raw)
+        status = response.status if response is not None else 0
+        if fault.kind == "hang":
+            self._hang(sim, fault.hang_seconds)
+        elif fault.kind == "reset":
+            self._reset()
+        elif fault.kind == "malformed":
+            status = 200
+            self._send_raw(200, MALFORMED_BODY, {"Content-Type": "application/json"})
+        elif fault.kind == "status":
+            status, body, headers = fault.error_response()
+            self._send(Response(status, body, headers))
+        else:
+            assert response is not None
+            self._send(response)
+        self._record(sim, method, path, status, fault=fault.kind)
+
+    # -- transport ----------------------------------------------------------------------------
+
+    def _read_body(self) -> bytes:
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length > 0 else b""
+
+    def _authorized(self, sim: SimServer) -> bool:
+        config = sim.exchange.config
+        key = self.headers.get("APCA-API-KEY-ID") or ""
+        secret = self.headers.get("APCA-API-SECRET-KEY") or ""
+        return (hmac.compare_digest(key.encode(), config.key_id.encode())
+                and hmac.compare_digest(secret.encode(), config.secret_key.encode()))
+
+    def _send(self, response: Response) -> None:
+        headers = {"Content-Type": "application/json; charset=UTF-8", **response.headers}
+        body = b"" if response.body is None else json.dumps(response.body).encode()
+        self._send_raw(response.status, body, headers)
+
+    def _send_raw(self, status: int, body: bytes, headers: dict[str, str]) -> None:
+        self.send_response(status)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if body and self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _hang(self, sim: SimServer, seconds: float) -> None:
+        """Hold the connection, unanswered, until the client closes it or `seconds` pass."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline and not sim.stopping.is_set():
+            readable, _, _ = select.select([self.connection], [], [], 0.05)
+            if readable and not self.connection.recv(1, socket.MSG_PEEK):
+                break  # the client gave up
+        self.close_connection = True
+
+    def _reset(self) -> None:
+        """Close the socket with a TCP reset and no response (SO_LINGER 0)."""
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.connection.close()
+        self.close_connection = True
+
+    def _record(self, sim: SimServer, method: str, path: str, status: int, **extra: Any) -> None:
+        if path.startswith(CONTROL_PREFIX):
+            return
+        with sim.lock:
+            exchange = sim.exchange
+            exchange.requests.record(method, path, status, wire.timestamp(exchange.now),
+                                     **extra)
+            if sim.state_path and method != "GET" and 200 <= status < 300:
+                exchange.save(sim.state_path)
+
+
+def _dispatch(sim: SimServer, method: str, path: str, params: dict[str, str],
+              raw: bytes) -> Response:
+    """Route one request to its handler under the exchange lock; errors become responses."""
+    route, match, allowed = _route(method, path)
+    if route is None:
+        if allowed:
+            return _error(errors.ApiError(405, 40510000, f"method {method} is not allowed on "
+                                          f"{path}; use {', '.join(sorted(allowed))}"))
+        return _error(errors.not_found(f"endpoint not found: {method} {path}"))
+    try:
+        body = _parse_body(raw)
+        with sim.lock:
+            response = route.handler(Request(sim, method, path, params, body, match))
+            if path.startswith(CONTROL_PREFIX) and sim.state_path and method != "GET" \
+                    and path != "/_sim/save" and response.status < 300:
+                sim.exchange.save(sim.state_path)
+            return response
+    except errors.ApiError as exc:
+        return _error(exc)
+    except Exception as exc:  # a bug: answer 500 like Alpaca, and show it
+        traceback.print_exc(file=sys.stderr)
+        return _error(errors.ApiError(500, errors.INTERNAL, f"internal error: {exc!r}"))
+
+
+def _route(method: str, path: str):
+    allowed = set()
+    for route in ROUTES:
+        match = route.pattern.match(path)
+        if match is None:
+            continue
+        if route.method == method:
+            return route, match, allowed
+        allowed.add(route.method)
+    return None, None, allowed
+
+
+def _parse_body(raw: bytes) -> Any:
+    if not raw.strip():
+        return None
+    try:
+        return json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise errors.malformed("request body is not valid JSON") from None
+
+
+def _error(exc: errors.ApiError) -> Response:
+    return Response(exc.status, exc.body())
