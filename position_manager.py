@@ -194,9 +194,13 @@ def _apply_entry(holdings: dict[str, Holding], p: PendingOrder, order: Order) ->
     if order.filled_qty <= 0 or order.filled_avg_price is None:
         return
     when = order.filled_at or order.updated_at or order.submitted_at
+    entry_time = when.isoformat() if when else p.created_at
+    known = holdings.get(p.symbol)
+    if known is not None and known.entry_client_order_id == p.client_order_id:
+        entry_time = known.entry_time  # the entry began with its first fill
     holdings[p.symbol] = Holding(
         symbol=p.symbol, side=p.position_side, qty=order.filled_qty,
-        entry_time=when.isoformat() if when else p.created_at,
+        entry_time=entry_time,
         entry_price=order.filled_avg_price, entry_z=p.z, entry_order_id=order.id,
         entry_client_order_id=p.client_order_id)
 
