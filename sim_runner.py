@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from datetime import date, datetime
 from pathlib import Path
 
+from alerts import Alerter
 from config import Config, Credentials
 from errors import BotError, ConfigError
 from market_calendar import NEW_YORK, MarketCalendar, new_york_noon, nyse
@@ -58,6 +59,7 @@ def run_simulation(config: Config, args: argparse.Namespace, env: Mapping[str, s
     exchange = open_exchange(state_path, market, exchange_config(env), calendar, args.sim_start)
     # The simulated clock does not move while the bot waits, so waiting for fills is moot.
     config = dataclasses.replace(config, fill_wait_seconds=0.0)
+    alerter = Alerter.from_env(env, [exchange.config.key_id, exchange.config.secret_key])
     for day in range(args.days):
         if day > 0 or state_path.exists():
             target = next_noon(exchange.now, calendar)
@@ -72,7 +74,7 @@ def run_simulation(config: Config, args: argparse.Namespace, env: Mapping[str, s
                                 Credentials(exchange.config.key_id, exchange.config.secret_key))
             try:
                 run_once(config, endpoint, log_dir, started=exchange.now,
-                         dry_run=args.dry_run)
+                         dry_run=args.dry_run, alerter=alerter)
             except BotError as exc:
                 log.error("simulated run failed: %s", exc)
                 return exc.exit_code

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 import logger as run_logging
+from alerts import Alerter
 from broker import Account, Broker, Clock, Order
 from config import DATA_URL, Config, Credentials, load_config, load_credentials, read_env
 from data_fetcher import MarketView, fetch_market_view
@@ -43,6 +44,7 @@ from signal_generator import (
     zscores,
 )
 from state_files import RunLock, write_json
+from universe import select_universe
 
 log = logging.getLogger("bot")
 
@@ -79,9 +81,11 @@ class Endpoint:
 # -- the daily run ------------------------------------------------------------------------
 
 def run_once(config: Config, endpoint: Endpoint, log_dir: Path, *, started: datetime,
-             dry_run: bool = False, calendar: MarketCalendar | None = None) -> RunSummary:
+             dry_run: bool = False, calendar: MarketCalendar | None = None,
+             alerter: Alerter | None = None) -> RunSummary:
     """One complete daily run, under the lock. Raises BotError subclasses on failure."""
     calendar = calendar or nyse()
+    alerter = alerter or Alerter.from_env({})
     with RunLock(log_dir / "bot.lock"):
         run_dir = run_logging.run_dir_for(log_dir, started)
         handler = run_logging.add_run_file(run_dir, [endpoint.creds.key_id,
@@ -90,14 +94,18 @@ def run_once(config: Config, endpoint: Endpoint, log_dir: Path, *, started: date
         broker = connect(config, endpoint)
         try:
             _daily_run(config, broker, StateStore(log_dir), run_dir, calendar, summary, dry_run)
-        except BotError as exc:
+        except Exception as exc:
             summary.outcome = "failed"
             summary.errors.append(f"{type(exc).__name__}: {exc}")
+            if not isinstance(exc, BotError):
+                log.exception("unexpected error")
+            alerter.run_failed(f"{type(exc).__name__}: {exc}")
             raise
         finally:
             summary.requests = broker.requests_made
             write_json(run_dir / "summary.json", summary.__dict__)
             run_logging.remove_handler(handler)
+        alerter.run_finished(summary.__dict__)
         return summary
 
 
@@ -121,7 +129,11 @@ def _daily_run(config: Config, broker: Broker, store: StateStore, run_dir: Path,
 
     # 3. Market data for the universe and for everything held.
     assets = broker.assets()
-    universe = tradable_universe(config, assets, holdings, summary)
+    tickers = list(config.tickers)
+    if config.universe == "dynamic":
+        tickers = select_universe(broker, assets, today=today, calendar=calendar,
+                                  n=config.universe_size, cache_dir=store.log_dir / "universe")
+    universe = tradable_universe(tickers, assets, holdings, summary)
     view = fetch_market_view(broker, universe, now=now, today=today,
                              window=config.z_score_window, calendar=calendar,
                              max_price_age_seconds=config.max_price_age_seconds)
@@ -195,14 +207,15 @@ def sync_state(broker: Broker, store: StateStore, run_dir: Path, summary: RunSum
     return result.holdings, result.pending, positions, open_orders
 
 
-def tradable_universe(config: Config, assets: Mapping[str, Any],
+def tradable_universe(tickers: list[str], assets: Mapping[str, Any],
                       holdings: Mapping[str, Holding], summary: RunSummary) -> list[str]:
-    """The configured tickers the broker trades, plus every symbol the bot holds."""
-    offered = [t for t in config.tickers if t in assets and assets[t].tradable]
-    missing = [t for t in config.tickers if t not in offered]
+    """The universe's tickers the broker trades, plus every symbol the bot holds (a symbol
+    that left the universe is still managed until it is closed)."""
+    offered = [t for t in tickers if t in assets and assets[t].tradable]
+    missing = [t for t in tickers if t not in offered]
     if missing:
         log.info("%d of %d tickers are not tradable at this broker, skipped: %s",
-                 len(missing), len(config.tickers), ", ".join(missing))
+                 len(missing), len(tickers), ", ".join(missing))
         summary.skipped.update({t: "not tradable at the broker" for t in missing})
     return sorted(set(offered) | set(holdings))
 
@@ -390,7 +403,7 @@ def main(argv: list[str] | None = None, environ: Mapping[str, str] | None = None
         log.info("trading %s account at %s", "paper" if config.alpaca_paper else "LIVE",
                  endpoint.trading_url)
         run_once(config, endpoint, Path(args.log_dir or "logs"), started=datetime.now(UTC),
-                 dry_run=args.dry_run)
+                 dry_run=args.dry_run, alerter=Alerter.from_env(env, _secrets(env)))
         return 0
     except BotError as exc:
         log.error("run failed: %s", exc)
