@@ -1,0 +1,102 @@
+"""Shared fixtures of the simbroker tests: a tiny hand-made market, a served exchange and the
+real alpaca-trade-api SDK pointed at it.
+
+The market (raw daily bars, 2022-02-28 .. 2022-03-10; sessions 09:30-16:00 New York =
+14:30-21:00 UTC, 6.5 hours, before the DST change of 2022-03-13):
+
+    AAA  03-01  o 100  h 104  l 98   c 103   up bar:   path 100 -> 98 -> 104 -> 103
+         03-02  o 103  h 103.5 l 95  c 96    down bar: path 103 -> 103.5 -> 95 -> 96
+    SPL  splits 2-for-1 on 03-03 (raw prices halve)
+    FLAT 20.00 all day, every day
+    PENNY below $1 (ticks of $0.0001)
+    HALT has no bar on 03-02
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, datetime, time
+
+import alpaca_trade_api
+import pandas as pd
+import pytest
+
+from market_calendar import NEW_YORK, UTC, new_york_noon
+from simbroker import Exchange, ExchangeConfig, SimServer, serve
+from simbroker.market_data import MarketData, Split, from_frame
+
+KEY, SECRET = "SIMKEY", "SIMSECRET"
+DAYS = [date(2022, 2, 28), date(2022, 3, 1), date(2022, 3, 2), date(2022, 3, 3),
+        date(2022, 3, 4), date(2022, 3, 7), date(2022, 3, 8), date(2022, 3, 9),
+        date(2022, 3, 10)]
+MAR1, MAR2, MAR3, MAR4, MAR7 = DAYS[1], DAYS[2], DAYS[3], DAYS[4], DAYS[5]
+
+_AAA = {  # day: (open, high, low, close, volume)
+    DAYS[0]: (100.0, 101.0, 99.0, 100.5, 1_000_000),
+    MAR1: (100.0, 104.0, 98.0, 103.0, 2_000_000),
+    MAR2: (103.0, 103.5, 95.0, 96.0, 3_000_000),
+    MAR3: (96.0, 97.0, 94.0, 95.0, 1_000_000),
+    MAR4: (95.0, 96.0, 94.0, 95.5, 1_000_000),
+    MAR7: (95.5, 99.0, 95.0, 98.0, 1_000_000),
+    DAYS[6]: (98.0, 99.0, 97.0, 98.5, 1_000_000),
+    DAYS[7]: (98.5, 100.0, 98.0, 99.0, 1_000_000),
+    DAYS[8]: (99.0, 100.0, 98.0, 99.5, 1_000_000),
+}
+
+
+def ny(day: date, hour: int, minute: int = 0) -> datetime:
+    """A New York wall-clock time as a UTC datetime."""
+    return datetime.combine(day, time(hour, minute), tzinfo=NEW_YORK).astimezone(UTC)
+
+
+def _rows(symbol: str, bars: dict[date, tuple]) -> list[dict]:
+    return [{"symbol": symbol, "date": d.isoformat(), "open": o, "high": h, "low": lo,
+             "close": c, "volume": v} for d, (o, h, lo, c, v) in bars.items()]
+
+
+def tiny_market() -> MarketData:
+    rows = _rows("AAA", _AAA)
+    rows += _rows("FLAT", {d: (20.0, 20.0, 20.0, 20.0, 500_000) for d in DAYS})
+    rows += _rows("PENNY", {d: (0.5, 0.52, 0.48, 0.51, 9_000_000) for d in DAYS})
+    rows += _rows("HALT", {d: (50.0, 51.0, 49.0, 50.5, 100_000) for d in DAYS if d != MAR2})
+    spl = {d: (200.0, 202.0, 198.0, 200.0, 100_000) for d in DAYS[:3]}
+    spl.update({d: (100.0, 101.0, 99.0, 100.0, 200_000) for d in DAYS[3:]})
+    rows += _rows("SPL", spl)
+    return from_frame(pd.DataFrame(rows), [Split("SPL", MAR3, 2.0)], name="tiny")
+
+
+@dataclass
+class Sim:
+    exchange: Exchange
+    server: SimServer
+    api: alpaca_trade_api.REST
+
+    def advance_to(self, when: datetime) -> None:
+        self.server.advance_to(when)
+
+    def account(self) -> dict:
+        return self.api.get_account()._raw
+
+
+def make_sim(monkeypatch: pytest.MonkeyPatch, now: datetime, data: MarketData | None = None,
+             **config: object) -> Iterator[Sim]:
+    config.setdefault("spread_bps", 0.0)
+    exchange = Exchange(data or tiny_market(), ExchangeConfig(**config), now=now)
+    with serve(exchange) as server:
+        monkeypatch.setenv("APCA_API_DATA_URL", server.data_url)
+        monkeypatch.setenv("APCA_RETRY_MAX", "0")  # faults must reach the test, not a retry
+        yield Sim(exchange, server, sdk(server))
+
+
+def sdk(server: SimServer) -> alpaca_trade_api.REST:
+    return alpaca_trade_api.REST(KEY, SECRET, base_url=server.trading_url)
+
+
+def limit_buy(api: alpaca_trade_api.REST, symbol: str, qty: float, limit: float, **kw):
+    return api.submit_order(symbol, qty=qty, side="buy", type="limit",
+                            time_in_force=kw.pop("time_in_force", "day"), limit_price=limit,
+                            **kw)
+
+
+NOON_MAR1 = new_york_noon(MAR1)
