@@ -120,7 +120,7 @@ def test_holiday_and_early_close(monkeypatch):
         sim.advance_to(ny(date(2021, 11, 26), 13, 0))
         assert sim.api.get_order(order.id).status == "expired"
         calendar = sim.api.get_calendar("2021-11-24", "2021-11-29")
-        assert [(c.date, c.close) for c in calendar] == [
+        assert [(c._raw["date"], c._raw["close"]) for c in calendar] == [
             ("2021-11-24", "16:00"), ("2021-11-26", "13:00"), ("2021-11-29", "16:00")]
 
 
