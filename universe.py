@@ -29,8 +29,9 @@ from state_files import read_json, write_json
 log = logging.getLogger("bot.universe")
 
 LOOKBACK_SESSIONS = 20
-# Symbols per bars request: 200 symbols x 20 sessions is 4,000 bars, inside one page of
-# Alpaca's 10,000-bar page limit, and the query string stays short.
+# Symbols per bars request. Alpaca returns 1,000 bars a page unless asked for more and the
+# broker follows next_page_token, so the page count depends on the bars, not the batching;
+# the batch bounds the query string (200 symbols is about 1.2 kB of URL).
 BATCH_SIZE = 200
 CACHE_VERSION = 1
 # Common stock and share classes (AAPL, BRK.B). Units, warrants and rights (ABC.U, ABC.WS,
@@ -93,7 +94,7 @@ def batches(items: Sequence[str], size: int = BATCH_SIZE) -> list[list[str]]:
 def select_universe(broker: BarSource, assets: Mapping[str, Asset], *, today: date,
                     calendar: MarketCalendar, n: int, cache_dir: Path) -> list[str]:
     """Today's universe: from the cache when chosen earlier today, else ranked from bars
-    (one request per BATCH_SIZE candidates) and cached. If the bars cannot be fetched, the
+    (one bars read per BATCH_SIZE candidates) and cached. If the bars cannot be fetched, the
     latest earlier choice is used with a warning; with none, the BrokerError propagates."""
     cache_path = cache_dir / f"{today.isoformat()}.json"
     cached = read_cache(cache_path, n)
@@ -117,7 +118,7 @@ def select_universe(broker: BarSource, assets: Mapping[str, Asset], *, today: da
         "median_dollar_volume_usd": {s: _round(median_dollar_volume(bars.get(s, []), sessions))
                                      for s in chosen}})
     log.info("universe: top %d of %d tradable stocks by %d-day median dollar volume "
-             "(%d bar requests, cached in %s): %s", len(chosen), len(pool), LOOKBACK_SESSIONS,
+             "(%d bar reads, cached in %s): %s", len(chosen), len(pool), LOOKBACK_SESSIONS,
              len(batches(pool)), cache_path, _preview(chosen))
     return chosen
 

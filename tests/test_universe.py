@@ -3,13 +3,18 @@
 import json
 import logging
 import math
+from contextlib import contextmanager
 from datetime import date
 
+import pandas as pd
 import pytest
 
+import broker
+import config
 from broker import Asset, Bar
 from errors import TemporaryBrokerError
-from market_calendar import nyse
+from market_calendar import new_york_noon, nyse
+from simbroker import Exchange, ExchangeConfig, market_data, serve
 from universe import (
     BATCH_SIZE,
     LOOKBACK_SESSIONS,
@@ -165,3 +170,56 @@ def test_failed_fetch_falls_back_to_the_latest_earlier_choice(tmp_path, logs):
     with pytest.raises(TemporaryBrokerError):
         select_universe(failing, assets, today=TODAY, calendar=nyse(), n=1,
                         cache_dir=tmp_path / "empty")
+
+
+# -- against the local exchange -----------------------------------------------------------
+
+@contextmanager
+def exchange_broker(market, day):
+    """The bot's Broker talking HTTP to a local exchange at noon New York time on `day`."""
+    ex = Exchange(market, ExchangeConfig(), now=new_york_noon(day))
+    with serve(ex, port=0) as server:
+        yield broker.Broker(config.Credentials(ex.config.key_id, ex.config.secret_key),
+                            base_url=server.trading_url, data_url=server.data_url), server
+
+
+def test_shipped_symbols_golden_with_one_request_then_the_cache(tmp_path):
+    with exchange_broker(market_data.load("us-stocks"), TODAY) as (bot_broker, server):
+        assets = bot_broker.assets()
+        server.clear_requests()
+        made = bot_broker.requests_made
+        chosen = select_universe(bot_broker, assets, today=TODAY, calendar=nyse(), n=10,
+                                 cache_dir=tmp_path / "universe")
+        # Six shipped symbols carry volume (by median dollar volume, 2022-02-01..02-28); the
+        # others have none on the wire and follow in symbol order.
+        assert chosen == ["AAPL", "NVDA", "AMZN", "META", "GOOG", "NFLX",
+                          "AMD", "BAC", "BBY", "CVX"]
+        assert bot_broker.requests_made - made == 1
+        assert server.request_counts() == {"GET /v2/stocks/bars": 1}
+
+        server.clear_requests()
+        made = bot_broker.requests_made
+        again = select_universe(bot_broker, assets, today=TODAY, calendar=nyse(), n=10,
+                                cache_dir=tmp_path / "universe")
+        assert again == chosen
+        assert bot_broker.requests_made == made and server.request_counts() == {}
+
+
+def test_a_wide_market_is_fetched_in_batches(tmp_path):
+    sessions = [s.day for s in nyse().sessions_between(date(2022, 1, 3), TODAY)]
+    symbols = [letters(i) for i in range(450)]
+    rows = [{"symbol": s, "date": d.isoformat(), "open": 10.0, "high": 10.0, "low": 10.0,
+             "close": 10.0, "volume": 1000 + i}
+            for i, s in enumerate(symbols) for d in sessions]
+    market = market_data.from_frame(pd.DataFrame(rows), name="wide")
+    with exchange_broker(market, TODAY) as (bot_broker, server):
+        assets = bot_broker.assets()
+        server.clear_requests()
+        made = bot_broker.requests_made
+        chosen = select_universe(bot_broker, assets, today=TODAY, calendar=nyse(), n=3,
+                                 cache_dir=tmp_path)
+        assert chosen == [letters(449), letters(448), letters(447)]
+        # Three reads (200 + 200 + 50 symbols); the broker follows Alpaca's 1,000-bar pages:
+        # 4,000 + 4,000 + 1,000 bars over 20 sessions.
+        assert bot_broker.requests_made - made == 3
+        assert server.request_counts() == {"GET /v2/stocks/bars": 4 + 4 + 1}
