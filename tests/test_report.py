@@ -171,3 +171,34 @@ def test_report_does_not_change_state(log_dir):
     after = {p: p.read_bytes() for p in log_dir.rglob("*") if p.is_file()}
     assert {p: after[p] for p in before} == before
     assert json.loads((log_dir / "positions.json").read_text())["version"] == 1
+
+
+# -- a real multi-day run on the local exchange -------------------------------------------
+
+def test_report_of_a_25_day_simulated_run(tmp_path, monkeypatch):
+    import trading_bot
+
+    monkeypatch.chdir(tmp_path)  # no developer .env; the run's files land in tmp_path
+    assert trading_bot.main(["--sim", "--days", "25", "--sim-start", "2022-03-01",
+                             "--sim-dir", "sim"], environ={}) == 0
+    log_dir = tmp_path / "sim" / "logs"
+    assert report.main(["--log-dir", str(log_dir)]) == 0
+    page = (log_dir / "report.html").read_text()
+    text = text_of(page)
+
+    with open(log_dir / "trades.csv", newline="") as handle:
+        trades = list(csv.DictReader(handle))
+    assert trades, "25 days of the shipped data close some trades"
+    realised = round(sum(float(t["pnl_usd"]) for t in trades if t["pnl_usd"]), 2)
+    sign = "-" if realised < 0 else "+" if realised > 0 else ""
+    assert f"|Realised P&amp;L|{sign}${abs(realised):,.2f}|" in text
+    assert f"|Closed trades|{len(trades)}|" in text
+    held = json.loads((log_dir / "positions.json").read_text())["positions"]
+    pending = json.loads((log_dir / "pending_orders.json").read_text())["orders"]
+    assert f"|Open positions ({len(held)})|" in text
+    assert f"|Pending orders ({len(pending)})|" in text
+    assert "|Runs|25 (0 failed)|" in text
+    runs = sorted(p.name for p in (log_dir / "runs").iterdir())
+    assert text.index(f"|{runs[-1]}|done|") < text.index(f"|{runs[0]}|done|")
+    assert page.count("Plotly.newPlot(") == 4
+    assert "<script src=" not in page
