@@ -100,9 +100,11 @@ class OrderManager:
     def wait_for_fills(self, since: datetime, *, wait_seconds: float, poll_seconds: float,
                        monotonic: Callable[[], float] = time.monotonic) -> list[Order]:
         """Poll this run's orders until all have ended or `wait_seconds` ran out. One request
-        per poll, whatever the number of orders. Returns the account's orders since `since`."""
-        if not self.placed:
-            return []
+        per poll, whatever the number of orders; none when every order has ended already or
+        there is no time to wait. Returns the latest state of (at least) this run's orders."""
+        if all(not o.is_open for o in self.placed) or wait_seconds <= 0:
+            # The POST answers already tell the final state (or we may not wait): no request.
+            return list(self.placed)
         ids = {o.id for o in self.placed}
         give_up = monotonic() + wait_seconds
         while True:

@@ -27,7 +27,7 @@ from broker import Account, Broker, Clock, Order
 from config import DATA_URL, Config, Credentials, load_config, load_credentials, read_env
 from data_fetcher import MarketView, fetch_market_view
 from errors import BotError, BrokerError, ConfigError, OrderRejectedError
-from market_calendar import NEW_YORK, UTC, MarketCalendar, nyse
+from market_calendar import NEW_YORK, UTC, MarketCalendar, nyse_around
 from order_manager import OrderManager, client_order_id
 from position_manager import Holding, PendingOrder, StateStore, oldest_record_time, reconcile
 from risk import RiskView, entry_allowance
@@ -84,7 +84,6 @@ def run_once(config: Config, endpoint: Endpoint, log_dir: Path, *, started: date
              dry_run: bool = False, calendar: MarketCalendar | None = None,
              alerter: Alerter | None = None) -> RunSummary:
     """One complete daily run, under the lock. Raises BotError subclasses on failure."""
-    calendar = calendar or nyse()
     alerter = alerter or Alerter.from_env({})
     with RunLock(log_dir / "bot.lock"):
         run_dir = run_logging.run_dir_for(log_dir, started)
@@ -110,10 +109,11 @@ def run_once(config: Config, endpoint: Endpoint, log_dir: Path, *, started: date
 
 
 def _daily_run(config: Config, broker: Broker, store: StateStore, run_dir: Path,
-               calendar: MarketCalendar, summary: RunSummary, dry_run: bool) -> None:
+               calendar: MarketCalendar | None, summary: RunSummary, dry_run: bool) -> None:
     # 1. Connect and decide whether to trade: "now" is the broker's clock.
     clock = broker.clock()
     now = clock.timestamp
+    calendar = calendar or nyse_around(now.astimezone(NEW_YORK).date())
     summary.now, summary.market_open = now.isoformat(), clock.is_open
     if not clock.is_open:
         log.info("market closed: %s; nothing to do", closed_reason(clock, calendar))
