@@ -328,7 +328,6 @@ class Alerter:
             channels = ([WebhookChannel(settings.webhook_url)] if settings.webhook_url else []) \
                 + ([EmailChannel(settings.smtp)] if settings.smtp else [])
         self._channels = list(channels)
-        self._down: set[str] = set()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], secrets: Iterable[str] = ()) -> Alerter:
@@ -356,25 +355,28 @@ class Alerter:
         self._send_all(alerts)
 
     def _send_all(self, alerts: Sequence[Alert]) -> None:
+        """One run's alerts. A channel that fails is skipped for the rest of them, so a dead
+        server costs one timeout per run, not one per message; the next run tries again."""
+        down: set[str] = set()
         for alert in alerts:
             clean = Alert(alert.kind, redact(alert.subject, self._secrets),
                           redact(alert.text, self._secrets))
             for channel in self._channels:
-                self._send(channel, clean)
+                if channel.name in down:
+                    log.info("alert %s not sent to %s: it failed earlier in this run",
+                             alert.kind, channel.name)
+                elif not self._send(channel, clean):
+                    down.add(channel.name)
 
-    def _send(self, channel: Channel, alert: Alert) -> None:
-        if channel.name in self._down:
-            log.info("alert %s not sent to %s: it failed earlier in this run", alert.kind,
-                     channel.name)
-            return
+    def _send(self, channel: Channel, alert: Alert) -> bool:
         try:
             channel.send(alert, self.settings.timeout_seconds)
-        except Exception as exc:  # any failure: logged, the channel skipped, the run goes on
-            self._down.add(channel.name)
+        except Exception as exc:  # any failure: logged, and the run goes on
             log.warning("alert %s not sent to %s: %s", alert.kind, channel.name,
                         redact(describe_failure(exc), self._secrets))
-            return
+            return False
         log.info("alert %s sent to %s", alert.kind, channel.name)
+        return True
 
 
 def _url_parts(url: str) -> list[str]:

@@ -279,6 +279,10 @@ def test_webhook_answering_500_is_logged_and_skipped_for_the_rest_of_the_run(web
     assert "alert summary not sent to webhook: it failed earlier in this run" in logs.text
     assert TOKEN not in logs.text
     assert all(r.levelno <= logging.WARNING for r in logs.records)
+    # The next run (the same alerter in a multi-day --sim) tries again.
+    webhook.status = 200
+    alerter.run_finished(SUMMARY)
+    assert len(webhook.posts) == 5
 
 
 def test_closed_ports_are_logged_and_never_raise(logs):
