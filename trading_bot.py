@@ -113,7 +113,9 @@ def _daily_run(config: Config, broker: Broker, store: StateStore, run_dir: Path,
     # 1. Connect and decide whether to trade: "now" is the broker's clock.
     clock = broker.clock()
     now = clock.timestamp
-    calendar = calendar or nyse_around(now.astimezone(NEW_YORK).date())
+    # Enough years for the z-score window (about 250 sessions a year) and the universe's look-back.
+    calendar = calendar or nyse_around(now.astimezone(NEW_YORK).date(),
+                                       years_back=2 + config.z_score_window // 250)
     summary.now, summary.market_open = now.isoformat(), clock.is_open
     if not clock.is_open:
         log.info("market closed: %s; nothing to do", closed_reason(clock, calendar))
