@@ -18,7 +18,8 @@ setup: $(STAMP)
 # exits happen. Its state lives under sim/demo, apart from paper or live state.
 demo: $(STAMP)
 	rm -rf sim/demo
-	$(BIN)/python trading_bot.py --sim --days 20 --sim-start 2022-03-01 --log-dir sim/demo/logs
+	$(BIN)/python trading_bot.py --sim --days 20 --sim-start 2022-03-01 --sim-dir sim/demo
+	$(BIN)/python report.py --log-dir sim/demo/logs
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
