@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-import math
+import functools
 import threading
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -27,9 +27,8 @@ TIMEFRAMES = ("1Day", "1D")
 ADJUSTMENTS = ("raw", "split", "dividend", "all")
 FEEDS = ("sip", "iex", "otc", "boats", "delayed_sip", "overnight")
 
-# (symbol, day, open, high, low, close, volume)
-Row = tuple[str, date, float, float, float, float, float]
-
+# (symbol, day, bar JSON): the JSON is built once per cached query, not once per page.
+Row = tuple[str, date, dict[str, object]]
 
 @dataclass(frozen=True)
 class BarQuery:
@@ -170,35 +169,34 @@ def compute_rows(view: MarketView, query: BarQuery, at: Moment) -> list[Row]:
                             as_of=at.day)
     for symbol in symbols:
         frame = frames.get(symbol)
-        if frame is None:
+        if frame is None or frame.empty:
             continue
         days = [d.date() for d in frame.index]
-        values = frame.to_numpy()
-        own = [(symbol, d, *map(float, v)) for d, v in zip(days, values, strict=True)]
-        if own and own[-1][1] == at.day:
-            own[-1] = _partial_row(view, symbol, at, own[-1])
+        values = frame.to_numpy(dtype=float, copy=True)
+        if days[-1] == at.day:
+            partial = view.partial_bar(symbol, at)
+            if partial is not None:
+                values[-1] = (partial.open, partial.high, partial.low, partial.close,
+                              partial.volume)
+        own = [(symbol, d, j) for d, j in zip(days, bars_json(days, values), strict=True)]
         rows.extend(reversed(own) if query.descending else own)
     return rows
 
 
-def _partial_row(view: MarketView, symbol: str, at: Moment, row: Row) -> Row:
-    bar = view.partial_bar(symbol, at)
-    if bar is None:
-        return row
-    return (symbol, bar.day, bar.open, bar.high, bar.low, bar.close, bar.volume)
+def bars_json(days: list[date], values: np.ndarray) -> list[dict[str, object]]:
+    """Bars in Alpaca's shape from rows of (open, high, low, close, volume). The data has no
+    trade count or VWAP: `n` is 0 and `vw` the typical price (h + l + c) / 3, so clients that
+    require the fields still parse."""
+    prices = np.round(values[:, :4], 4).tolist()
+    typical = np.round(values[:, 1:4].sum(axis=1) / 3.0, 4).tolist()
+    volumes = np.nan_to_num(values[:, 4], nan=0.0).astype(np.int64).tolist()
+    return [{"t": bar_stamp(d), "o": p[0], "h": p[1], "l": p[2], "c": p[3], "v": v, "n": 0,
+             "vw": vw} for d, p, v, vw in zip(days, prices, volumes, typical, strict=True)]
 
 
-def row_json(row: Row) -> dict[str, object]:
-    """One bar in Alpaca's shape. The data has no trade count or VWAP: `n` is 0 and `vw` the
-    typical price (h + l + c) / 3, so clients that require the fields still parse."""
-    _, day, o, h, low, c, v = row
-    return {"t": bar_time(day).strftime("%Y-%m-%dT%H:%M:%SZ"), "o": _price(o), "h": _price(h),
-            "l": _price(low), "c": _price(c), "v": int(v) if math.isfinite(v) else 0, "n": 0,
-            "vw": _price((h + low + c) / 3.0)}
-
-
-def _price(value: float) -> float:
-    return float(np.round(value, 4))
+@functools.lru_cache(maxsize=100_000)
+def bar_stamp(day: date) -> str:
+    return bar_time(day).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def encode_token(symbol: str, day: date) -> str:

@@ -20,7 +20,7 @@ def multi_bars(request: Request) -> Response:
     rows, token = _bar_page(request, symbols_param(request))
     grouped: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
-        grouped.setdefault(row[0], []).append(bars.row_json(row))
+        grouped.setdefault(row[0], []).append(row[2])
     return ok({"bars": grouped, "next_page_token": token})
 
 
@@ -28,7 +28,7 @@ def multi_bars(request: Request) -> Response:
 def single_bars(request: Request) -> Response:
     symbol = request.arg("symbol").upper()
     rows, token = _bar_page(request, [symbol])
-    return ok({"bars": [bars.row_json(r) for r in rows], "symbol": symbol,
+    return ok({"bars": [r[2] for r in rows], "symbol": symbol,
                "next_page_token": token})
 
 
@@ -124,7 +124,7 @@ def _quote(exchange, symbol: str, at: Moment) -> dict[str, Any] | None:
 
 def _latest_bar(exchange, symbol: str, at: Moment) -> dict[str, Any] | None:
     daily, _ = _daily_pair(exchange, symbol, at)
-    return None if daily is None else wire.daily_bar_json(symbol, daily)
+    return None if daily is None else wire.daily_bar_json(daily)
 
 
 def _snapshot(exchange, symbol: str, at: Moment) -> dict[str, Any] | None:
@@ -136,8 +136,8 @@ def _snapshot(exchange, symbol: str, at: Moment) -> dict[str, Any] | None:
     return {"latestTrade": wire.trade_json(trade, symbol),
             "latestQuote": wire.quote_json(quote, symbol),
             "minuteBar": wire.minute_bar_json(trade),
-            "dailyBar": None if daily is None else wire.daily_bar_json(symbol, daily),
-            "prevDailyBar": None if previous is None else wire.daily_bar_json(symbol, previous)}
+            "dailyBar": None if daily is None else wire.daily_bar_json(daily),
+            "prevDailyBar": None if previous is None else wire.daily_bar_json(previous)}
 
 
 def _daily_pair(exchange, symbol: str, at: Moment):

@@ -11,8 +11,10 @@ import math
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from market_calendar import NEW_YORK, UTC, Session
-from simbroker.bars import Row, row_json
+from simbroker.bars import bars_json
 from simbroker.market_data import DailyBar
 from simbroker.prices import Moment, Quote, Trade
 from simbroker.records import Order, Position, Side, asset_id
@@ -179,9 +181,9 @@ def quote_json(quote: Quote, symbol: str) -> dict[str, Any]:
             "bp": quote.bid, "bs": 100, "c": ["R"], "z": _tape(symbol)}
 
 
-def daily_bar_json(symbol: str, bar: DailyBar) -> dict[str, Any]:
-    row: Row = (symbol, bar.day, bar.open, bar.high, bar.low, bar.close, bar.volume)
-    return row_json(row)
+def daily_bar_json(bar: DailyBar) -> dict[str, Any]:
+    values = np.array([[bar.open, bar.high, bar.low, bar.close, bar.volume]])
+    return bars_json([bar.day], values)[0]
 
 
 def minute_bar_json(trade: Trade) -> dict[str, Any]:
