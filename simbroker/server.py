@@ -128,15 +128,17 @@ class _Handler(BaseHTTPRequestHandler):
         path, method = url.path, self.command
         params = dict(parse_qsl(url.query, keep_blank_values=True))
         raw = self._read_body()
+        # Each request is logged before its response leaves, so a client that has its
+        # answer always finds the request in the log.
         if not self._authorized(sim):
-            self._send(_error(errors.unauthorized()))
             self._record(sim, method, path, 401)
+            self._send(_error(errors.unauthorized()))
             return
         fault = None if path.startswith(CONTROL_PREFIX) else sim.faults.take(method, path)
         if fault is None:
             response = _dispatch(sim, method, path, params, raw)
-            self._send(response)
             self._record(sim, method, path, response.status)
+            self._send(response)
             return
         self._suffer(sim, fault, method, path, params, raw)
 
@@ -147,21 +149,19 @@ class _Handler(BaseHTTPRequestHandler):
         response = None
         if fault.after_commit or fault.kind == "delay":
             response = _dispatch(sim, method, path, params, raw)
-        status = response.status if response is not None else 0
+        if fault.kind == "status":
+            response = Response(*fault.error_response())
+        elif fault.kind == "malformed":
+            response = Response(200, MALFORMED_BODY)
+        status = 0 if fault.kind in ("hang", "reset") or response is None else response.status
+        self._record(sim, method, path, status, fault=fault.kind)
         if fault.kind == "hang":
             self._hang(sim, fault.hang_seconds)
         elif fault.kind == "reset":
             self._reset()
-        elif fault.kind == "malformed":
-            status = 200
-            self._send_raw(200, MALFORMED_BODY, {"Content-Type": "application/json"})
-        elif fault.kind == "status":
-            status, body, headers = fault.error_response()
-            self._send(Response(status, body, headers))
         else:
             assert response is not None
             self._send(response)
-        self._record(sim, method, path, status, fault=fault.kind)
 
     # -- transport ----------------------------------------------------------------------------
 
@@ -178,7 +178,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _send(self, response: Response) -> None:
         headers = {"Content-Type": "application/json; charset=UTF-8", **response.headers}
-        body = b"" if response.body is None else json.dumps(response.body).encode()
+        if isinstance(response.body, bytes):  # already encoded (a malformed-body fault)
+            body = response.body
+        else:
+            body = b"" if response.body is None else json.dumps(response.body).encode()
         self._send_raw(response.status, body, headers)
 
     def _send_raw(self, status: int, body: bytes, headers: dict[str, str]) -> None:
