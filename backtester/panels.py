@@ -1,0 +1,138 @@
+"""Daily bars of the universe as arrays over NYSE sessions, the backtester's only view of data.
+
+Rows are sessions (from `market_calendar`, never the data's own days: a session on which a
+symbol has no bar is a NaN row, exactly as the bot finds a missing bar), columns are symbols in
+sorted order (the order the bot evaluates them in). Prices are RAW, as traded; the split levels
+let the z-score window be adjusted "as of" each decision day the way the exchange serves bars.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from market_calendar import MarketCalendar, Session, new_york_noon
+from simbroker.market_data import FIELDS, MarketData, Split
+
+_EPOCH = datetime.date(1970, 1, 1)
+
+
+@dataclass(frozen=True)
+class Panels:
+    """Bars of `symbols` on `sessions`; arrays have shape (len(sessions), len(symbols)).
+
+    The first `warmup` sessions only feed the z-score window of the first decision day.
+    `split_level[t, j]` is the product of the ratios of symbol j's splits effective on or
+    before session t (None when no symbol of the universe splits in the data).
+    """
+
+    symbols: tuple[str, ...]
+    sessions: tuple[Session, ...]
+    warmup: int
+    open: np.ndarray
+    high: np.ndarray
+    low: np.ndarray
+    close: np.ndarray
+    split_level: np.ndarray | None
+    splits: dict[int, tuple[Split, ...]] = field(default_factory=dict)  # session index -> splits
+
+    @property
+    def n_days(self) -> int:
+        """Decision days (sessions after the warm-up)."""
+        return len(self.sessions) - self.warmup
+
+    def days(self) -> list[datetime.date]:
+        """The decision days."""
+        return [s.day for s in self.sessions[self.warmup:]]
+
+
+@dataclass(frozen=True)
+class Clock:
+    """When the bot runs on each session, as the exchange's clock measures it.
+
+    `noon_us` is noon New York minus the open in whole microseconds and `length_s` the
+    session's length in seconds, so that `fraction(t, k)` reproduces `Session.fraction` of
+    noon plus k microseconds bit for bit (the exchange stamps the k-th order of a run k
+    microseconds after the run's clock).
+    """
+
+    noon_us: np.ndarray
+    length_s: np.ndarray
+    ordinal: np.ndarray  # date.toordinal() of each session, for holding periods in days
+
+    def fraction(self, t: int | slice, k: np.ndarray | int = 0) -> np.ndarray:
+        # Session.fraction: timedelta.total_seconds() (exact microseconds / 1e6) / length.
+        return np.clip((self.noon_us[t] + np.asarray(k)) / 1e6 / self.length_s[t], 0.0, 1.0)
+
+
+def session_clock(sessions: Sequence[Session]) -> Clock:
+    noon = np.array([_microseconds(new_york_noon(s.day) - s.open) for s in sessions],
+                    dtype=np.int64)
+    length = np.array([(s.close - s.open).total_seconds() for s in sessions], dtype=float)
+    ordinal = np.array([s.day.toordinal() for s in sessions], dtype=np.int64)
+    return Clock(noon, length, ordinal)
+
+
+def build_panels(market: MarketData, symbols: Sequence[str], *, first_day: datetime.date,
+                 last_day: datetime.date, window: int, calendar: MarketCalendar) -> Panels:
+    """Raw OHLC of `symbols` on the sessions first_day..last_day plus the window - 1 sessions
+    before them. Raises ValueError when the range holds no session."""
+    decision = calendar.sessions_between(first_day, last_day)
+    if not decision:
+        raise ValueError(f"no NYSE session between {first_day} and {last_day}; pick a range "
+                         "that contains trading days")
+    warm = calendar.sessions_before(decision[0].day, window - 1)
+    sessions = (*warm, *decision)
+    numbers = np.array([(s.day - _EPOCH).days for s in sessions], dtype=np.int64)
+    symbols = tuple(sorted(symbols))
+    arrays = {f: _session_panel(market, f, symbols, sessions, numbers) for f in FIELDS[:4]}
+    return Panels(symbols=symbols, sessions=sessions, warmup=len(warm),
+                  split_level=_split_levels(market, symbols, numbers),
+                  splits=_split_events(market, symbols, sessions), **arrays)
+
+
+def _session_panel(market: MarketData, name: str, symbols: tuple[str, ...],
+                   sessions: tuple[Session, ...], numbers: np.ndarray) -> np.ndarray:
+    frame = market.panel(name, sessions[0].day, sessions[-1].day, adjustment="raw")
+    values = frame.reindex(columns=list(symbols)).to_numpy(dtype=float)
+    data_days = frame.index.to_numpy().astype("datetime64[D]").astype(np.int64)
+    rows = np.searchsorted(numbers, data_days)
+    on_session = (rows < len(numbers)) & (numbers[np.minimum(rows, len(numbers) - 1)]
+                                          == data_days)
+    out = np.full((len(numbers), len(symbols)), np.nan)
+    out[rows[on_session]] = values[on_session]  # bars on non-session days never trade
+    return out
+
+
+def _split_levels(market: MarketData, symbols: tuple[str, ...],
+                  numbers: np.ndarray) -> np.ndarray | None:
+    """Cumulative split ratios per session, built like MarketData's own split table so that
+    level[D] / level[b] is the very factor the exchange divides bar b by as of day D."""
+    level = None
+    for j, symbol in enumerate(symbols):
+        own = market.splits(symbol)
+        if not own:
+            continue
+        if level is None:
+            level = np.ones((len(numbers), len(symbols)))
+        ex_days = np.array([(s.ex_date - _EPOCH).days for s in own], dtype=np.int64)
+        cumulative = np.r_[1.0, np.cumprod([s.ratio for s in own])]
+        level[:, j] = cumulative[np.searchsorted(ex_days, numbers, side="right")]
+    return level
+
+
+def _split_events(market: MarketData, symbols: tuple[str, ...],
+                  sessions: tuple[Session, ...]) -> dict[int, tuple[Split, ...]]:
+    index = {s.day: t for t, s in enumerate(sessions)}
+    events: dict[int, list[Split]] = {}
+    for split in market.splits():
+        if split.symbol in symbols and split.ex_date in index:
+            events.setdefault(index[split.ex_date], []).append(split)
+    return {t: tuple(found) for t, found in events.items()}
+
+
+def _microseconds(delta: datetime.timedelta) -> int:
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds

@@ -1,0 +1,154 @@
+"""What the bot sees at noon on every decision day, for all days at once.
+
+For each decision day and symbol: the noon price on the model path, the price and ask the
+exchange reports, the z-score, and whether the bot's market view would include the symbol.
+
+z comes from the bot's own `zscores`, called on a (window - 1, days * symbols) array built
+with a sliding window view. Every column gets exactly the arithmetic of the bot's call:
+numpy reduces each column on its own, and the array has the bot's memory layout (the bot
+transposes a C-ordered (symbols, window - 1) array; the layout decides the summation order
+and so the last bits of the result). Days are processed in chunks on a thread pool (numpy
+releases the GIL), which bounds memory and overlaps with the engine's day loop.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from backtester.panels import Clock, Panels
+from signal_generator import Thresholds, entry_codes, zscores
+from simbroker.price_model import limit_fill, price_at, quote
+
+# Elements of one chunk's window copy: ~8 MB keeps it in cache-friendly sizes (measured:
+# zscores is ~4x slower per column on 30 MB arrays than on 6 MB ones).
+_CHUNK_ELEMENTS = 750_000
+_PREFETCH = 4  # chunks computed ahead of the day loop
+
+
+@dataclass(frozen=True)
+class Fills:
+    """How a DAY limit order at `limit`, placed at noon, would end, for every cell and side:
+    `price_model.limit_fill` evaluated in bulk. The engine uses a cell only after checking
+    that the order's limit (from the bot's `limit_price`) equals `limit` here."""
+
+    limit: np.ndarray
+    filled: np.ndarray  # (2, days, symbols): [0] a sell, [1] a buy
+    price: np.ndarray
+    when: np.ndarray  # session fraction of the fill
+
+
+@dataclass(frozen=True)
+class DaySignals:
+    """Arrays of shape (days, symbols) for decision days `first`..`first + len - 1`, where
+    `first` counts decision days (0 is the first day after the warm-up)."""
+
+    first: int
+    path_price: np.ndarray  # model price at noon (NaN without a bar today): marks, quotes
+    price: np.ndarray  # the latest trade as the API reports it: round(path_price, 4)
+    ask: np.ndarray  # the quote's ask at noon
+    z: np.ndarray
+    entry: np.ndarray  # entry_codes(z)
+    in_view: np.ndarray  # every window close and today's bar present: the bot evaluates it
+    fills: Fills
+
+    def __len__(self) -> int:
+        return len(self.z)
+
+
+def wire_price(price: np.ndarray) -> np.ndarray:
+    """Python's round(p, 4) element-wise: how the exchange writes a trade price (simbroker
+    wire.trade_json). numpy's round (multiply, round, divide) agrees except next to a tie in
+    the fifth decimal, where the product's rounding can pick the other side; those few are
+    recomputed with Python's round."""
+    out = np.round(price, 4)
+    scaled = price * 1e4
+    near_tie = np.abs(scaled - np.floor(scaled) - 0.5) < 1e-6
+    for index in zip(*np.nonzero(near_tie), strict=True):
+        out[index] = round(float(price[index]), 4)
+    return out
+
+
+def compute_chunk(panels: Panels, clock: Clock, first: int, count: int, *, window: int,
+                  thresholds: Thresholds, spread_bps: float) -> DaySignals:
+    """Signals of decision days first..first + count - 1."""
+    w = window - 1
+    t0 = panels.warmup + first  # session index of the first day of the chunk
+    rows = slice(t0, t0 + count)
+    bars = (panels.open[rows], panels.high[rows], panels.low[rows], panels.close[rows])
+    noon = clock.fraction(rows)[:, np.newaxis]
+    path = price_at(*bars, noon)
+    price = wire_price(path)
+    past = _window_closes(panels, t0, count, w)  # (count, symbols, w), adjusted and rounded
+    in_view = ~np.isnan(past).any(axis=2) & ~np.isnan(path)
+    n = len(panels.symbols)
+    columns = np.ascontiguousarray(past.reshape(count * n, w)).T  # the bot's layout
+    z = zscores(columns, price.reshape(count * n)).reshape(count, n)
+    return DaySignals(first, path, price, quote(path, spread_bps)[1], z,
+                      entry_codes(z, thresholds), in_view,
+                      _noon_fills(bars, price, noon, spread_bps))
+
+
+def _noon_fills(bars: tuple[np.ndarray, ...], price: np.ndarray, noon: np.ndarray,
+                spread_bps: float) -> Fills:
+    # The limit the bot will most likely send: its price to the cent, half up (to 1/100 of a
+    # cent below $1). Only a guess: the engine checks it against limit_price's answer.
+    limit = np.where(price >= 1.0, np.floor(price * 100.0 + 0.5 + 1e-7) / 100.0, price)
+    side = np.array([False, True])[:, np.newaxis, np.newaxis]
+    with np.errstate(invalid="ignore"):
+        filled, fill_price, when = limit_fill(*bars, is_buy=side, limit=limit, start=noon,
+                                              end=1.0, spread_bps=spread_bps)
+    return Fills(limit, filled, fill_price, when)
+
+
+def _window_closes(panels: Panels, t0: int, count: int, w: int) -> np.ndarray:
+    """Closes of the w sessions before each day, split-adjusted as of that day and rounded to
+    4 decimals, as the exchange's bars carry them (MarketData.bars + wire.row_json)."""
+    start = t0 - w
+    raw = sliding_window_view(panels.close[start:t0 + count - 1], w, axis=0)
+    if panels.split_level is None:
+        return np.round(raw, 4)
+    levels = sliding_window_view(panels.split_level[start:t0 + count - 1], w, axis=0)
+    as_of = panels.split_level[t0:t0 + count][:, :, np.newaxis]
+    return np.round(raw / (as_of / levels), 4)
+
+
+def chunk_days(n_symbols: int, window: int) -> int:
+    return max(1, _CHUNK_ELEMENTS // max(1, n_symbols * (window - 1)))
+
+
+def iter_signals(panels: Panels, clock: Clock, *, window: int, thresholds: Thresholds,
+                 spread_bps: float, workers: int) -> Iterator[DaySignals]:
+    """Chunks in order of days; with workers > 1, computed on a thread pool a few chunks
+    ahead of the consumer."""
+    size = chunk_days(len(panels.symbols), window)
+    firsts = iter(range(0, panels.n_days, size))
+
+    def job(first: int) -> DaySignals:
+        return compute_chunk(panels, clock, first, min(size, panels.n_days - first),
+                             window=window, thresholds=thresholds, spread_bps=spread_bps)
+
+    if workers <= 1:
+        yield from map(job, firsts)
+        return
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        ahead: deque[Future[DaySignals]] = deque(
+            pool.submit(job, first) for first in itertools.islice(firsts, _PREFETCH))
+        while ahead:
+            done = ahead.popleft().result()
+            following = next(firsts, None)
+            if following is not None:
+                ahead.append(pool.submit(job, following))
+            yield done
+
+
+def default_workers() -> int:
+    """Threads for the signal chunks: the cores, up to 4 (more only queue on memory)."""
+    return max(1, min(4, os.cpu_count() or 1))
