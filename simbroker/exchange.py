@@ -21,19 +21,16 @@ from os import PathLike
 from typing import Any
 
 from market_calendar import UTC, MarketCalendar, Session, nyse
-from simbroker import account, errors, matching, state
+from simbroker import account, errors, matching, persistence, state
 from simbroker.bars import BarStore
 from simbroker.book import Book
 from simbroker.market_data import MarketData
 from simbroker.orders import OrderRequest, parse_order_request
 from simbroker.prices import MarketView, Moment
 from simbroker.records import (
-    DayTrade,
     ExchangeConfig,
-    Fill,
     Intent,
     Order,
-    Position,
     Side,
     Status,
     TimeInForce,
@@ -42,8 +39,8 @@ from simbroker.records import (
 from simbroker.requestlog import RequestLog
 from simbroker.rules import check_order
 
-STATE_FORMAT = "simbroker-state/1"
 PDT_WINDOW_SESSIONS = 5  # FINRA: 4+ day trades within 5 business days make a pattern
+_TICK = timedelta(microseconds=1)  # the step that keeps order timestamps unique
 
 
 class Exchange:
@@ -71,10 +68,10 @@ class Exchange:
         self.orders: dict[str, Order] = {}
         self._by_client_id: dict[str, str] = {}
         self._seq = 0
-        self._last_stamp = self._now - matching_epsilon()
+        self._last_stamp = self._now - _TICK
         self.last_equity = self.config.starting_cash
         self.last_maintenance_margin = 0.0
-        self.balance_asof = self._trading_day() - timedelta(days=1)
+        self.balance_asof = self.calendar.sessions_before(self._trading_day(), 1)[0].day
 
     # -- clock --------------------------------------------------------------------------------
 
@@ -118,7 +115,7 @@ class Exchange:
         """Now, made unique per order event: Alpaca's timestamps differ by nanoseconds, and a
         client paging with the exclusive `after` filter must not lose orders that a frozen
         clock would otherwise stamp identically."""
-        self._last_stamp = max(self._now, self._last_stamp + matching_epsilon())
+        self._last_stamp = max(self._now, self._last_stamp + _TICK)
         return self._last_stamp
 
     # -- session events -----------------------------------------------------------------------
@@ -352,65 +349,21 @@ class Exchange:
                               source=str(path))
 
     def to_state(self) -> dict[str, Any]:
-        version, internal, gauss = self._rng.getstate()
-        return {
-            "format": STATE_FORMAT, "market_data": self.market_data.name,
-            "config": state.encode(self.config), "now": self._now.isoformat(),
-            "account": {"id": str(self.account_id), "created_at": self.created_at.isoformat(),
-                        "cash": self.book.cash, "last_equity": self.last_equity,
-                        "last_maintenance_margin": self.last_maintenance_margin,
-                        "balance_asof": self.balance_asof.isoformat(), "seq": self._seq,
-                        "last_stamp": self._last_stamp.isoformat()},
-            "positions": [state.encode(p) for p in self.book.positions.values()],
-            "orders": [state.encode(o) for o in self.orders.values()],
-            "fills": [state.encode(f) for f in self.book.fills],
-            "day_trades": [state.encode(t) for t in self.book.day_trades],
-            "requests": self.requests.to_state(),
-            "rng": [version, list(internal), gauss],
-        }
+        """The whole state as JSON-ready data (see persistence.py)."""
+        return persistence.dump(self)
 
     @classmethod
     def from_state(cls, data: dict[str, Any], market_data: MarketData, *,
                    calendar: MarketCalendar | None = None, source: str = "state") -> Exchange:
-        if data.get("format") != STATE_FORMAT:
-            raise ValueError(f"{source}: not an exchange state (format {data.get('format')!r}, "
-                             f"expected {STATE_FORMAT!r})")
-        if data.get("market_data") != market_data.name:
-            raise ValueError(f"{source} was saved with market data {data.get('market_data')!r}"
-                             f" but {market_data.name!r} was given; load it with the same data")
+        config = persistence.check(data, market_data, source)
         try:
-            config = state.decode(ExchangeConfig, data["config"])
             exchange = cls(market_data, config, now=datetime.fromisoformat(data["now"]),
                            calendar=calendar)
-            exchange._restore(data)
+            persistence.restore(exchange, data)
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"{source}: damaged exchange state ({exc!r}); restore it from a "
                              "backup or delete it to start over") from exc
         return exchange
-
-    def _restore(self, data: dict[str, Any]) -> None:
-        acct = data["account"]
-        self.account_id = uuid.UUID(acct["id"])
-        self.created_at = datetime.fromisoformat(acct["created_at"])
-        self.book = Book(cash=float(acct["cash"]),
-                         positions={p["symbol"]: state.decode(Position, p)
-                                    for p in data["positions"]},
-                         fills=[state.decode(Fill, f) for f in data["fills"]],
-                         day_trades=[state.decode(DayTrade, t) for t in data["day_trades"]])
-        self.orders = {o["id"]: state.decode(Order, o) for o in data["orders"]}
-        self._by_client_id = {o.client_order_id: o.id for o in self.orders.values()}
-        self.last_equity = float(acct["last_equity"])
-        self.last_maintenance_margin = float(acct["last_maintenance_margin"])
-        self.balance_asof = date.fromisoformat(acct["balance_asof"])
-        self._seq = int(acct["seq"])
-        self._last_stamp = datetime.fromisoformat(acct["last_stamp"])
-        self.requests = RequestLog.from_state(data["requests"])
-        version, internal, gauss = data["rng"]
-        self._rng.setstate((version, tuple(internal), gauss))
-
-
-def matching_epsilon() -> timedelta:
-    return timedelta(microseconds=1)
 
 
 __all__ = ["Exchange", "ExchangeConfig"]

@@ -222,7 +222,8 @@ def test_reset_gives_a_fresh_account_at_the_same_time(sim):
 
 def busy_exchange() -> Exchange:
     """Open and filled orders, partial fills, long and short positions, day trades."""
-    config = ExchangeConfig(partial_fill_probability=0.5, seed=9, legacy_pdt=True)
+    config = ExchangeConfig(partial_fill_probability=0.5, seed=9, legacy_pdt=True,
+                            shortable=frozenset({"FLAT", "PENNY"}))
     exchange = Exchange(tiny_market(), config, now=NOON_MAR1)
     for i, (symbol, side, qty) in enumerate([("FLAT", "buy", 100), ("FLAT", "sell", 40),
                                              ("AAA", "buy", 7), ("PENNY", "sell", 300)]):
