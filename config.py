@@ -70,7 +70,6 @@ class Config:
     daily_loss_limit_usd: float = 0.0
     universe: str = "static"
     universe_size: int = 50
-    alert_webhook_url: str = ""
     log_level: str = "INFO"
 
     @property
