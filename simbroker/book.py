@@ -45,7 +45,9 @@ class Book:
         else:
             self.positions[order.symbol] = replace(old, qty=rest, opened_qty=opened_qty)
         excess = abs(signed) - closing
-        if excess > QTY_EPS:  # cannot happen through the order checks; kept for safety
+        # An order placed as opening can meet a position that changed since (a short sale
+        # rested while a buy filled); what it has left over then opens the other side.
+        if excess > QTY_EPS:
             self._open(order.symbol, self.positions.get(order.symbol),
                        math.copysign(excess, signed), price, day)
 

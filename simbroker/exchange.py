@@ -29,7 +29,6 @@ from simbroker.orders import OrderRequest, parse_order_request
 from simbroker.prices import MarketView, Moment
 from simbroker.records import (
     ExchangeConfig,
-    Intent,
     Order,
     Side,
     Status,
@@ -329,8 +328,9 @@ class Exchange:
         return position.opened_day == self._trading_day() and position.opened_qty > 0
 
     def held_for_orders(self, symbol: str, side: Side) -> float:
-        return sum(o.remaining_qty for o in self._open_orders(symbol)
-                   if o.side is side and o.intent in (Intent.SELL_TO_CLOSE, Intent.BUY_TO_CLOSE))
+        """Shares of `symbol` that open orders on `side` may still take (Alpaca's
+        held_for_orders): all of them, whatever they were meant to do when placed."""
+        return sum(o.remaining_qty for o in self._open_orders(symbol) if o.side is side)
 
     def reset(self) -> None:
         """A fresh account at the current clock (the request log and the id stream go on)."""

@@ -132,6 +132,16 @@ def test_no_single_order_flips_a_position(sim):
     assert sim.api.get_position("FLAT").qty_available == "4"
 
 
+def test_a_resting_short_sale_holds_shares_of_a_later_long(sim):
+    sim.api.submit_order("FLAT", qty=15, side="sell", type="limit", time_in_force="day",
+                         limit_price=25.00)  # a short sale, resting
+    limit_buy(sim.api, "FLAT", 10, 20.00)
+    assert sim.api.get_position("FLAT").qty_available == "0"
+    status, _, message = rejection(lambda: sim.api.submit_order(
+        "FLAT", qty=10, side="sell", type="market", time_in_force="day"))
+    assert status == 403 and "available: 0" in message
+
+
 def test_no_single_buy_flips_a_short_to_long(sim):
     sim.api.submit_order("FLAT", qty=10, side="sell", type="market", time_in_force="day")
     status, code, _ = rejection(lambda: limit_buy(sim.api, "FLAT", 11, 20.00))
