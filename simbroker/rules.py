@@ -71,7 +71,7 @@ def _intent(exchange: Exchange, request: OrderRequest, qty: float) -> Intent:
     if held_qty == 0 or (held_qty > 0) == buying:
         return Intent.BUY_TO_OPEN if buying else Intent.SELL_TO_OPEN
     held = exchange.held_for_orders(request.symbol, request.side)
-    available = round(abs(held_qty) - held, 9)
+    available = max(0.0, round(abs(held_qty) - held, 9))
     if qty > available + _EPS:
         raise errors.forbidden(f"insufficient qty available for order (requested: {qty:g}, "
                                f"available: {available:g}); close the position first, then "
