@@ -178,7 +178,7 @@ class Exchange:
         done = filled >= total - 1e-9
         delay = timedelta(seconds=self.config.partial_fill_delay_seconds)
         updated = replace(order, filled_qty=filled, filled_avg_price=paid / filled,
-                          qty=order.qty, status=Status.FILLED if done else
+                          status=Status.FILLED if done else
                           Status.PARTIALLY_FILLED, filled_at=when if done else None,
                           updated_at=when, fill_count=order.fill_count + 1,
                           live_from=None if done else when + delay)
@@ -266,7 +266,7 @@ class Exchange:
         """DELETE /v2/positions/{symbol}: a market order for the whole position (or part)."""
         position = self.book.positions.get(symbol.upper())
         if position is None:
-            raise errors.not_found(f"position not found: {symbol}")
+            raise errors.not_found(f"position does not exist: {symbol}")
         if qty is not None and percentage is not None:
             raise errors.unprocessable("qty and percentage are mutually exclusive; give one")
         amount = abs(position.qty)

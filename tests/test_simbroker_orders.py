@@ -269,3 +269,14 @@ def test_halted_symbol_does_not_trade(sim):
     assert sim.api.get_latest_trade("HALT").price == 50.5  # 03-01's close, all day
     sim.advance_to(ny(MAR2, 16, 0))
     assert sim.api.get_order(order.id).status == "expired"
+
+
+def test_close_all_positions(sim):
+    limit_buy(sim.api, "AAA", 2, 99.00)
+    sim.api.submit_order("FLAT", qty=3, side="sell", type="market", time_in_force="day")
+    resting = limit_buy(sim.api, "AAA", 1, 90.00)
+    closed = [c._raw for c in sim.api.close_all_positions()]
+    assert sorted((c["symbol"], c["status"]) for c in closed) == [("AAA", 200), ("FLAT", 200)]
+    assert {c["body"]["side"] for c in closed} == {"buy", "sell"}
+    assert sim.api.list_positions() == []
+    assert sim.api.get_order(resting.id).status == "new"  # cancel_orders was not asked for

@@ -55,6 +55,17 @@ def test_unknown_endpoint_and_method(sim):
     assert wrong.status_code == 405
 
 
+def test_assets_and_their_filters(sim):
+    assets = sim.api.list_assets(status="active", asset_class="us_equity")
+    assert [a.symbol for a in assets] == ["AAA", "FLAT", "HALT", "PENNY", "SPL"]
+    assert sim.api.list_assets(status="inactive") == []
+    assert sim.api.list_assets(asset_class="crypto") == []
+    aaa = sim.api.get_asset("AAA")._raw
+    assert (aaa["class"], aaa["status"], aaa["tradable"], aaa["exchange"]) == (
+        "us_equity", "active", True, "NYSE")
+    assert sim.api.get_asset(aaa["id"]).symbol == "AAA"  # by asset id too
+
+
 # -- clock ----------------------------------------------------------------------------------------
 
 
