@@ -59,6 +59,12 @@ class SimServer:
         self.stopping.set()
         self._httpd.shutdown()
         self._httpd.server_close()
+        # Idle keep-alive connections would otherwise go on answering a client's session.
+        for connection in self._httpd.open_connections():
+            try:
+                connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
         self._thread.join(timeout=5)
 
     def __enter__(self) -> SimServer:
@@ -105,6 +111,22 @@ class _HTTPServer(ThreadingHTTPServer):
     allow_reuse_address = True
     sim: SimServer
 
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
+
+    def track(self, connection: socket.socket, alive: bool) -> None:
+        with self._connections_lock:
+            if alive:
+                self._connections.add(connection)
+            else:
+                self._connections.discard(connection)
+
+    def open_connections(self) -> list[socket.socket]:
+        with self._connections_lock:
+            return list(self._connections)
+
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive: the SDK's session reuses connections
@@ -113,6 +135,14 @@ class _Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
     server: _HTTPServer
     timeout = 120  # an idle keep-alive connection frees its thread after this
+
+    def setup(self) -> None:
+        super().setup()
+        self.server.track(self.connection, True)
+
+    def finish(self) -> None:
+        self.server.track(self.connection, False)
+        super().finish()
 
     def do_GET(self) -> None:
         self._handle()
