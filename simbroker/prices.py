@@ -122,7 +122,3 @@ class MarketView:
         if session is not None:
             return session.close
         return datetime.combine(day, time(16, 0), tzinfo=NEW_YORK).astimezone(UTC)
-
-
-def day_of(when: datetime) -> date:
-    return when.astimezone(NEW_YORK).date()

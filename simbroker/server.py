@@ -17,6 +17,7 @@ import sys
 import threading
 import time
 import traceback
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -87,7 +88,7 @@ class SimServer:
         with self.lock:
             self.exchange.requests.clear()
 
-    def advance_to(self, when) -> None:
+    def advance_to(self, when: datetime) -> None:
         with self.lock:
             self.exchange.advance_to(when)
 
