@@ -1,0 +1,169 @@
+"""The backtest engine on tiny hand-made bars, where every entry, fill and exit can be worked
+out by hand.
+
+The trick that keeps the arithmetic small: with Z_SCORE_WINDOW=5, four flat closes at 10 and
+today's price p != 10, z = +/-4/sqrt(5) = +/-1.789 whatever the size of the move (mean
+10 + d/5, deviations -d/5 four times and 4d/5, sample variance 0.2 d^2). Flat bars (open =
+high = low = close) make the noon price the bar's price, and a spread of 0 makes the quote
+equal that price, so a limit at the price fills at noon. Sessions are 2021-03-01 (Mon)
+onward; noon is 5/13 of a regular session (2.5 h of 6.5 h).
+"""
+
+from datetime import date
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from backtester import Settings, run_backtest
+from backtester.outputs import trade_rows
+from config import load_config
+from simbroker.market_data import from_frame
+
+DAYS = [date(2021, 3, d) for d in (1, 2, 3, 4, 5, 8, 9, 10, 11, 12)]
+FLAT_DAYS = DAYS[:4]  # the window of the first decision day, 2021-03-05
+NO_SPREAD = Settings(spread_bps=0.0)
+
+
+def bars(*rows):
+    """rows: (symbol, day, open, high, low, close); a bare price means a flat bar."""
+    records = []
+    for row in rows:
+        symbol, day, *prices = row
+        o, h, low, c = prices if len(prices) == 4 else prices * 4
+        records.append({"symbol": symbol, "date": day.isoformat(), "open": o, "high": h,
+                        "low": low, "close": c, "volume": 1000.0})
+    return from_frame(pd.DataFrame(records))
+
+
+def flat_start(symbol, level=10.0):
+    return [(symbol, d, level) for d in FLAT_DAYS]
+
+
+def config(**env):
+    values = {"Z_SCORE_WINDOW": "5", "TICKERS": "AAA"}
+    values.update({k.upper(): str(v) for k, v in env.items()})
+    return load_config(values)
+
+
+def backtest(market, cfg=None, settings=NO_SPREAD, end=DAYS[-1], symbols=("AAA",)):
+    return run_backtest(market, cfg or config(), start=DAYS[4], end=end, symbols=symbols,
+                        settings=settings, workers=1)
+
+
+def only_trade(result):
+    rows = trade_rows(result)
+    assert len(rows) == 1, rows
+    return rows[0]
+
+
+def test_long_entry_then_reversion_exit():
+    # 03-05 at 9: z = -1.789 < -1.5, buy $100 at limit 9.00: 11.111111111 shares (fractional,
+    # truncated to 9 decimals), filled at noon at the ask 9.00.
+    # 03-08 at 10: window 10, 10, 10, 9 and 10: mean 9.8, sample std sqrt(0.8 / 4) = 0.4472,
+    # z = 0.2 / 0.4472 = +0.447 >= -0.1: reversion, sell at 10.00 at noon.
+    market = bars(*flat_start("AAA"), ("AAA", DAYS[4], 9.0), ("AAA", DAYS[5], 10.0))
+    row = only_trade(backtest(market, end=DAYS[5]))
+    assert (row["side"], row["qty"], row["entry_price"], row["exit_price"]) == (
+        "long", "11.1111", "9", "10")
+    assert row["entry_time"].startswith("2021-03-05T17:00:00")  # noon New York, in UTC
+    assert row["exit_time"].startswith("2021-03-08T17:00:00")
+    assert row["exit_reason"] == "mean_reversion"
+    assert row["holding_days"] == "3"
+    assert row["pnl_usd"] == "11.11"  # (10 - 9) * 11.111111111
+    assert row["entry_z"] == "-1.7889" and row["exit_z"] == "0.4472"
+    assert row["entry_client_order_id"] == "mr-20210305-AAA-long"
+    assert row["exit_client_order_id"] == "mr-20210308-AAA-exit"
+
+
+def test_max_holding_period_exit():
+    # Held at 9 from 03-05: z on 03-08 (10,10,10,9 | 9) = -0.6 / sqrt(0.3) = -1.095, on 03-09
+    # (10,10,9,9 | 9) = -0.4 / sqrt(0.3) = -0.730: between the stop and the exit, held. On
+    # 03-10 (10,9,9,9 | 9) z = -0.447, still held by z, but 5 calendar days have passed.
+    market = bars(*flat_start("AAA"), *[("AAA", d, 9.0) for d in DAYS[4:8]])
+    result = backtest(market, end=DAYS[7])
+    row = only_trade(result)
+    assert row["exit_time"].startswith("2021-03-10")
+    assert (row["exit_reason"], row["holding_days"], row["pnl_usd"]) == (
+        "max_holding_period", "5", "0.00")
+    assert row["exit_z"] == "-0.4472"
+    assert list(result.positions) == [1, 1, 1, 0]
+
+
+def test_stop_loss_exit():
+    # Entry -1.2, stop -1.6. 03-08 at 7: window 10, 10, 10, 9 | 7: mean 9.2, squared
+    # deviations 0.64 * 3 + 0.04 + 4.84 = 6.8, std sqrt(1.7) = 1.30384, z = -2.2 / 1.30384 =
+    # -1.68732 <= -1.6: stop-loss, sold at 7.
+    cfg = config(long_entry_z=-1.2, short_entry_z=1.2, long_stop_z=-1.6, short_stop_z=1.6)
+    market = bars(*flat_start("AAA"), ("AAA", DAYS[4], 9.0), ("AAA", DAYS[5], 7.0))
+    row = only_trade(backtest(market, cfg, end=DAYS[5]))
+    assert (row["exit_reason"], row["exit_price"], row["exit_z"]) == ("stop_loss", "7",
+                                                                      "-1.6873")
+    assert row["pnl_usd"] == "-22.22"  # (7 - 9) * 11.111111111
+
+
+def test_short_filled_later_at_its_limit_then_covered():
+    # 03-05 is an up bar: open 10.5, low 10.2 at 1/3, high 11.6 at 2/3, close 11.5. At noon
+    # (5/13 of the session, in the rising third) p = 10.2 + 1.4 * (15/13 - 1) = 10.415385,
+    # reported as 10.4154: z = +1.789 > 1.5, sell short floor(100 / 10.42) = 9 shares at
+    # limit 10.42. The bid (10.41) is below it at noon; the path reaches 10.42 at
+    # (1 + 0.22 / 1.4) / 3 = 0.3857 of the session and the order fills there, at 10.42.
+    # 03-08 flat at 10: window 10, 10, 10, 11.5 | 10: mean 10.3, std sqrt(1.8 / 4), z =
+    # -0.3 / 0.6708 = -0.447 <= 0.1: reversion, bought back at 10.00.
+    market = bars(*flat_start("AAA"), ("AAA", DAYS[4], 10.5, 11.6, 10.2, 11.5),
+                  ("AAA", DAYS[5], 10.0))
+    result = backtest(market, end=DAYS[5])
+    row = only_trade(result)
+    assert (row["side"], row["qty"], row["entry_price"], row["exit_price"]) == (
+        "short", "9", "10.42", "10")
+    assert row["pnl_usd"] == "3.78"  # (10.42 - 10) * 9
+    assert row["exit_reason"] == "mean_reversion"
+    # Filled after noon: 9:30 + 0.385714 * 6.5 h = 12:00:25 New York.
+    assert row["entry_time"].startswith("2021-03-05T17:00:25")
+    assert result.trades.entry_fraction[0] == pytest.approx((1 + 0.22 / 1.4) / 3)
+    # Short proceeds sit in cash: 100,000 + 93.78 on 03-05, then - 90 on 03-08.
+    assert result.cash[0] == pytest.approx(100_093.78)
+    assert result.cash[1] == pytest.approx(100_003.78)
+
+
+def test_unfilled_entry_expires_at_the_close():
+    # 03-05 is an up bar: open 9.0, low 8.5, high 9.87, close 9.8. Noon price 8.5 + 1.37 *
+    # 2/13 = 8.710769 (reported 8.7108): z = -1.789, buy at limit 8.71. The ask (8.72) is
+    # above the limit at noon and the path only rises after noon (to 9.87, then 9.8), so
+    # the DAY order expires; nothing is held the next day.
+    market = bars(*flat_start("AAA"), ("AAA", DAYS[4], 9.0, 9.87, 8.5, 9.8),
+                  ("AAA", DAYS[5], 10.0))
+    result = backtest(market, end=DAYS[5])
+    assert trade_rows(result) == []
+    assert list(result.positions) == [0, 0]
+    assert list(result.equity) == [100_000.0, 100_000.0]
+    assert result.prices[0, 0] == 8.7108
+
+
+def test_cash_limited_day_funds_the_first_candidate_only():
+    # $150 of cash (no margin, no shorts under $2,000): AAA and BBB both drop to 9 on 03-05
+    # with the same z (-1.789). Ties keep alphabetical order: AAA costs $99.999999999, which
+    # leaves $50, less than BBB needs.
+    market = bars(*flat_start("AAA"), *flat_start("BBB"), ("AAA", DAYS[4], 9.0),
+                  ("BBB", DAYS[4], 9.0))
+    result = backtest(market, settings=Settings(spread_bps=0.0, starting_cash=150.0),
+                      end=DAYS[4], symbols=("AAA", "BBB"))
+    assert result.positions[0] == 1
+    held = result.trades  # nothing closed yet
+    assert len(held) == 0
+    # Cash moves by qty * price in whole cents: 150 - 100.00.
+    assert result.cash[0] == pytest.approx(50.0)
+    assert result.long_value[0] == pytest.approx(9.0 * 11.111111111)
+
+
+def test_no_look_ahead_a_later_bar_never_changes_an_earlier_day():
+    base = [*flat_start("AAA"), ("AAA", DAYS[4], 9.0), ("AAA", DAYS[5], 10.0)]
+    a = backtest(bars(*base, ("AAA", DAYS[6], 10.0)), end=DAYS[6])
+    b = backtest(bars(*base, ("AAA", DAYS[6], 50.0)), end=DAYS[6])
+    assert np.array_equal(a.z[:2], b.z[:2])
+    assert np.array_equal(a.equity[:2], b.equity[:2])
+
+
+def test_settings_errors_name_the_field_and_the_fix():
+    with pytest.raises(ValueError, match="spread_bps=-1.0: give basis points"):
+        Settings(spread_bps=-1.0)
