@@ -1,0 +1,56 @@
+"""Parity: the live bot on the local exchange (`trading_bot.py --sim`) and the backtester,
+over the same days, data and configuration, make the same trades.
+
+The bot runs in-process, one daily run per session at noon New York, over HTTP against the
+embedded exchange; it records trades.csv through reconciliation with the broker. The
+backtester replays the same days without any of that. The sim's last run only reconciles the
+fills of the day before it (its own orders never get to fill), so the backtest ends one
+session earlier and the sim's trades are compared up to that session.
+"""
+
+import csv
+from datetime import date
+
+import pytest
+
+import trading_bot
+from backtester import run_backtest
+from backtester.outputs import trade_rows
+from config import load_config
+from market_calendar import nyse
+from simbroker import market_data
+
+TICKERS = "AAPL,AMZN,BAC,CVX,JPM,KO,MSFT,NVDA,PFE,XOM"
+# Everything a trade row says except the order ids, which only the broker assigns.
+COMPARED = ("symbol", "side", "qty", "entry_time", "entry_price", "exit_time", "exit_price",
+            "pnl_usd", "exit_reason", "holding_days", "entry_z", "exit_z",
+            "entry_client_order_id", "exit_client_order_id")
+
+
+def _key(row):
+    return (row["exit_time"], row["symbol"])
+
+
+# Spring 2019 has mean-reversion exits, the 2020 crash a stop-loss, spring 2022 shorts.
+@pytest.mark.parametrize("first_day, days", [
+    (date(2019, 3, 4), 30), (date(2020, 2, 24), 30), (date(2022, 5, 2), 25)])
+def test_backtest_makes_the_trades_the_bot_makes_on_the_exchange(tmp_path, monkeypatch,
+                                                                  first_day, days):
+    monkeypatch.chdir(tmp_path)  # no developer .env
+    env = {"TICKERS": TICKERS}
+    code = trading_bot.main(["--sim", "--days", str(days), "--sim-start", first_day.isoformat(),
+                             "--sim-dir", str(tmp_path / "sim")], environ=env)
+    assert code == 0
+    sessions = nyse().sessions_between(first_day, date(2023, 1, 1))[:days]
+    settled = sessions[-2].day  # the last day whose fills the sim has reconciled
+    with open(tmp_path / "sim" / "logs" / "trades.csv") as handle:
+        bot = [r for r in csv.DictReader(handle) if r["exit_time"][:10] <= settled.isoformat()]
+
+    result = run_backtest(market_data.load("us-stocks"), load_config(env), start=first_day,
+                          end=settled)
+    backtest = trade_rows(result)
+
+    assert len(bot) >= 10, "too few trades for the comparison to mean anything"
+    bot_rows = [{k: r[k] for k in COMPARED} for r in sorted(bot, key=_key)]
+    backtest_rows = [{k: r[k] for k in COMPARED} for r in sorted(backtest, key=_key)]
+    assert backtest_rows == bot_rows
