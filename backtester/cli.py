@@ -99,7 +99,6 @@ def _run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     grid = None
     axes: list[str] = []
     if args.grid:
-        # Before the main run: the sweep forks worker processes, best done without threads.
         spec = parse_grid(args.grid)
         axes = [name for name, _ in spec]
         jobs = jobs_for(spec, env, changes, data=args.data, start=args.start, end=args.end,

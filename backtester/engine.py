@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from backtester.panels import Clock, Panels, build_panels, session_clock
-from backtester.signals import DaySignals, Fills, default_workers, iter_signals
+from backtester.signals import DaySignals, Fills, iter_signals, wire_price
 from config import Config
 from market_calendar import MarketCalendar, Session, nyse
 from risk import RiskView, entry_allowance
@@ -167,8 +167,8 @@ class Result:
 
 def run_backtest(market: MarketData, config: Config, *, start: datetime.date | None = None,
                  end: datetime.date | None = None, symbols: Sequence[str] | None = None,
-                 settings: Settings | None = None, calendar: MarketCalendar | None = None,
-                 workers: int | None = None) -> Result:
+                 settings: Settings | None = None,
+                 calendar: MarketCalendar | None = None) -> Result:
     """Backtest `config`'s strategy on `market` from `start` to `end` (sessions, inclusive).
 
     The universe is config.tickers that have bars in `market` (or `symbols`, which must all
@@ -190,8 +190,7 @@ def run_backtest(market: MarketData, config: Config, *, start: datetime.date | N
     clock = session_clock(panels.sessions)
     chunks = iter_signals(panels, clock, window=window,
                           thresholds=Thresholds.from_config(config),
-                          spread_bps=settings.spread_bps,
-                          workers=default_workers() if workers is None else workers)
+                          spread_bps=settings.spread_bps)
     return _Run(panels, clock, config, settings).run(chunks)
 
 
@@ -240,7 +239,9 @@ class _Run:
         self.entry_fraction = np.zeros(n)
         self.entry_z = np.zeros(n)
         self.entry_order = np.zeros(n, dtype=np.int64)
-        self.opened = np.zeros(n, dtype=np.int64)  # order of opening: the exchange's sums
+        # Held symbols in the order their positions opened: the exchange keeps positions in
+        # a dict and sums their values in that order.
+        self.book: list[int] = []
         self.cash = settings.starting_cash
         self.last_equity = settings.starting_cash
         self.orders = 0
@@ -250,7 +251,10 @@ class _Run:
             & settings.flag("easy_to_borrow", panels.symbols)
         self.index = {s: j for j, s in enumerate(panels.symbols)}
         self.last_close = _last_close_before(panels.close)
-        self.close_price = price_at(panels.open, panels.high, panels.low, panels.close, 1.0)
+        # At the close the exchange marks at the path's end (the close, up to rounding), or
+        # the last close for a symbol without a bar today.
+        at_close = price_at(panels.open, panels.high, panels.low, panels.close, 1.0)
+        self.close_marks = np.where(np.isnan(at_close), self.last_close, at_close)
 
     def run(self, chunks) -> Result:
         p = self.p
@@ -265,15 +269,14 @@ class _Run:
             for row in range(len(chunk.z)):
                 d = chunk.first + row
                 self.day(p.warmup + d, chunk, row)
-                marks = np.where(np.isnan(self.close_price[p.warmup + d]),
-                                 self.last_close[p.warmup + d],
-                                 self.close_price[p.warmup + d])
-                long_value, short_value = self.position_values(marks)
+                held = np.array(self.book, dtype=np.int64)
+                long_value, short_value = self.position_values(
+                    held, self.close_marks[p.warmup + d, held])
                 equity = margin.equity(self.cash, long_value, short_value)
                 self.last_equity = equity
                 out["equity"][d], out["cash"][d] = equity, self.cash
                 out["long_value"][d], out["short_value"][d] = long_value, short_value
-                positions[d] = int(self.held.sum())
+                positions[d] = len(held)
         return Result(config=self.config, settings=self.settings, symbols=p.symbols,
                       sessions=p.sessions[p.warmup:], positions=positions,
                       trades=self.trade_arrays(), prices=prices, z=zs,
@@ -285,11 +288,15 @@ class _Run:
         for split in self.p.splits.get(t, ()):
             self.apply_split(split, t)
         z, price, in_view = s.z[row], s.price[row], s.in_view[row]
-        marks = np.where(np.isnan(s.path_price[row]), self.last_close[t], s.path_price[row])
-        long_value, short_value = self.position_values(marks)
+        held = np.array(self.book, dtype=np.int64)
+        marks = s.path_price[row, held]  # the exchange marks positions at the current price
+        missing = np.isnan(marks)
+        if missing.any():
+            marks[missing] = self.last_close[t, held[missing]]
+        long_value, short_value = self.position_values(held, marks)
         equity = margin.equity(self.cash, long_value, short_value)
         exits = self.exits(t, z, price, in_view)
-        allowance = entry_allowance(self.config, self.risk_view(equity, marks))
+        allowance = entry_allowance(self.config, self.risk_view(held, marks, equity))
         entries: list[EntryPlan] = []
         if not allowance.blocked:
             # The account as the API reports it: decimal strings with 4 places.
@@ -302,22 +309,24 @@ class _Run:
         if len(orders.symbol):
             self.fill(t, orders, s.fills, row)
 
-    def position_values(self, marks: np.ndarray) -> tuple[float, float]:
-        """Long and (positive) short market value, summed in the order the positions were
-        opened, left to right, as the exchange sums them."""
-        held = np.flatnonzero(self.held)
-        if not len(held):
-            return 0.0, 0.0
-        held = held[np.argsort(self.opened[held], kind="stable")]
-        values = np.where(self.long[held], self.qty[held], -self.qty[held]) * marks[held]
-        long_values, short_values = values[values >= 0], values[values < 0]
-        long_value = float(np.cumsum(long_values)[-1]) if len(long_values) else 0.0
-        short_value = float(np.cumsum(short_values)[-1]) if len(short_values) else 0.0
+    def position_values(self, held: np.ndarray, marks: np.ndarray) -> tuple[float, float]:
+        """Long and (positive) short market value of the `held` symbols (in book order) at
+        `marks`, each summed left to right as the exchange sums them (simbroker.account)."""
+        long_value = short_value = 0.0
+        signed = np.where(self.long[held], self.qty[held], -self.qty[held])
+        for value in (signed * marks).tolist():
+            if value >= 0:
+                long_value += value
+            else:
+                short_value += value
         return long_value, -short_value
 
-    def risk_view(self, equity: float, marks: np.ndarray) -> RiskView:
-        held = np.flatnonzero(self.held)
-        gross = sum(float(self.qty[j]) * _reported(float(marks[j])) for j in held)
+    def risk_view(self, held: np.ndarray, marks: np.ndarray, equity: float) -> RiskView:
+        # What trading_bot.risk_view reads from the broker: positions' qty times their
+        # current price, which the API reports to 4 decimals.
+        gross = 0.0
+        for value in (self.qty[held] * wire_price(marks)).tolist():
+            gross += value
         return RiskView(open_positions=len(held), gross_exposure_usd=gross,
                         equity_usd=_reported(equity), last_equity_usd=_reported(self.last_equity),
                         kill_switch=False)
@@ -395,11 +404,12 @@ class _Run:
                 float(self.entry_z[j]), int(self.entry_order[j]), t, i, when, price,
                 int(orders.reason[i]), float(orders.z[i]), order))
             self.held[j] = False
+            self.book.remove(j)
             return
+        self.book.append(j)
         self.held[j], self.long[j], self.qty[j] = True, bool(orders.is_buy[i]), qty
         self.entry_price[j], self.entry_session[j], self.entry_k[j] = price, t, i
         self.entry_fraction[j], self.entry_z[j], self.entry_order[j] = when, orders.z[i], order
-        self.opened[j] = order
 
     def apply_split(self, split, t: int) -> None:
         """A split at the open: the exchange's own book adjusts the position (qty * ratio,
@@ -416,6 +426,7 @@ class _Run:
         after = book.positions.get(split.symbol)
         if after is None:
             self.held[j] = False
+            self.book.remove(j)
             return
         self.qty[j], self.entry_price[j] = abs(after.qty), after.avg_entry_price
 

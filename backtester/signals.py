@@ -13,11 +13,7 @@ releases the GIL), which bounds memory and overlaps with the engine's day loop.
 
 from __future__ import annotations
 
-import itertools
-import os
-from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -125,30 +121,12 @@ def chunk_days(n_symbols: int, window: int) -> int:
 
 
 def iter_signals(panels: Panels, clock: Clock, *, window: int, thresholds: Thresholds,
-                 spread_bps: float, workers: int) -> Iterator[DaySignals]:
-    """Chunks in order of days; with workers > 1, computed on a thread pool a few chunks
-    ahead of the consumer."""
+                 spread_bps: float) -> Iterator[DaySignals]:
+    """Chunks in order of days, each computed when the day loop reaches it (bounded memory).
+
+    Not on a thread pool: measured, the chunks are a small part of a run and a thread
+    contending for the GIL with the day loop made whole runs slower, not faster."""
     size = chunk_days(len(panels.symbols), window)
-    firsts = iter(range(0, panels.n_days, size))
-
-    def job(first: int) -> DaySignals:
-        return compute_chunk(panels, clock, first, min(size, panels.n_days - first),
-                             window=window, thresholds=thresholds, spread_bps=spread_bps)
-
-    if workers <= 1:
-        yield from map(job, firsts)
-        return
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        ahead: deque[Future[DaySignals]] = deque(
-            pool.submit(job, first) for first in itertools.islice(firsts, _PREFETCH))
-        while ahead:
-            done = ahead.popleft().result()
-            following = next(firsts, None)
-            if following is not None:
-                ahead.append(pool.submit(job, following))
-            yield done
-
-
-def default_workers() -> int:
-    """Threads for the signal chunks: the cores, up to 4 (more only queue on memory)."""
-    return max(1, min(4, os.cpu_count() or 1))
+    for first in range(0, panels.n_days, size):
+        yield compute_chunk(panels, clock, first, min(size, panels.n_days - first),
+                            window=window, thresholds=thresholds, spread_bps=spread_bps)

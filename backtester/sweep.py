@@ -1,8 +1,7 @@
 """Parameter sweeps: every combination of a grid, one backtest each, on all cores.
 
-Workers are processes (the day loop is Python, so threads would share one core); each loads
-the data once and runs its backtests with a single signal thread so that N processes use N
-cores. A progress bar shows only when stderr is a terminal.
+Workers are processes (the day loop is Python, so threads would share one core through the
+GIL); each loads the data once. A progress bar shows only when stderr is a terminal.
 """
 
 from __future__ import annotations
@@ -64,7 +63,7 @@ def _market(data: str) -> market_data.MarketData:
 def run_job(job: Job) -> dict[str, Any]:
     """The grid row of one job: its parameters, then its statistics."""
     result = run_backtest(_market(job.data), job.config, start=job.start, end=job.end,
-                          symbols=job.symbols, settings=job.settings, workers=1)
+                          symbols=job.symbols, settings=job.settings)
     row: dict[str, Any] = {name: _number(value) for name, value in job.params}
     whole = period_stats(result)
     row.update({k: whole[k] for k in GRID_STATS})

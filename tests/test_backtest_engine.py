@@ -48,7 +48,7 @@ def config(**env):
 
 def backtest(market, cfg=None, settings=NO_SPREAD, end=DAYS[-1], symbols=("AAA",)):
     return run_backtest(market, cfg or config(), start=DAYS[4], end=end, symbols=symbols,
-                        settings=settings, workers=1)
+                        settings=settings)
 
 
 def only_trade(result):
