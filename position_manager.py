@@ -105,6 +105,17 @@ class StateStore:
         for path in (self.pending_path, *also):
             write_json(path, data)
 
+    def save_records(self, holdings: dict[str, Holding], pending: dict[str, PendingOrder],
+                     snapshot_dir: Path) -> None:
+        """Save the result of a reconciliation (after its trades were appended), with copies
+        in `snapshot_dir`. positions.json goes first: a crash between the two files then
+        leaves an ended order still pending, which the next reconcile applies again without
+        effect (see `_close`). The other order would drop a filled entry from pending before
+        its position is recorded, and the next run would take the position for one the bot
+        did not open and never manage it again."""
+        self.save_holdings(holdings, snapshot_dir / "positions.json")
+        self.save_pending(pending, snapshot_dir / "pending_orders.json")
+
     def load_trades(self) -> list[dict[str, str]]:
         return read_csv_rows(self.trades_path, TRADE_COLUMNS)
 
@@ -211,6 +222,12 @@ def _close(holdings: dict[str, Holding], p: PendingOrder, order: Order,
     if held is None:
         notes.append(f"{p.symbol}: exit {p.client_order_id} filled but no entry record; "
                      "no trade row")
+        return None
+    if held.qty < p.qty - 1e-9:
+        # An exit is sized at the whole holding, and only an exit reduces a holding: this one
+        # was applied already, and a crash before pending_orders.json was saved left it
+        # pending (its trade row is in trades.csv: that file is written first).
+        notes.append(f"{p.symbol}: exit {p.client_order_id} already applied to the record")
         return None
     qty = min(order.filled_qty, held.qty)
     row = trade_row(held, qty=qty, exit_time=order.filled_at or order.updated_at,

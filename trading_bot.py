@@ -204,8 +204,7 @@ def sync_state(broker: Broker, store: StateStore, run_dir: Path, summary: RunSum
         log.info("reconcile: %s", note)
     summary.notes.extend(result.notes)
     if not dry_run:
-        store.save_pending(result.pending, run_dir / "pending_orders.json")
-        store.save_holdings(result.holdings, run_dir / "positions.json")
+        store.save_records(result.holdings, result.pending, run_dir)
     return result.holdings, result.pending, positions, open_orders
 
 
@@ -346,8 +345,7 @@ def track_fills(orders: OrderManager, config: Config, store: StateStore,
         holdings, pending = result.holdings, result.pending
     else:
         pending = orders.pending
-    store.save_pending(pending, run_dir / "pending_orders.json")
-    store.save_holdings(holdings, run_dir / "positions.json")
+    store.save_records(holdings, pending, run_dir)
 
 
 def _fill_record(order: Order) -> dict[str, Any]:
