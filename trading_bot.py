@@ -339,12 +339,18 @@ def track_fills(orders: OrderManager, config: Config, store: StateStore,
         orders.cancel_remainders(placed)
     mine = {o.id for o in orders.placed}
     summary.fills = [_fill_record(o) for o in placed if o.id in mine and o.filled_qty > 0]
-    result = reconcile(holdings, orders.pending, placed, None) if placed else None
-    if result is not None:
+    # `placed` is the state of this run's orders only. A pending record of any other order
+    # (still working from an earlier run today, or unconfirmed) is not judged here: reconcile
+    # would take its absence for "never reached the broker" and drop it. The next run's sync
+    # sees its whole history.
+    seen = {o.client_order_id for o in placed}
+    judged = {cid: p for cid, p in orders.pending.items() if cid in seen}
+    pending = {cid: p for cid, p in orders.pending.items() if cid not in seen}
+    if placed:
+        result = reconcile(holdings, judged, placed, None)
         summary.trades_recorded += len(store.append_trades(result.trades))
-        holdings, pending = result.holdings, result.pending
-    else:
-        pending = orders.pending
+        holdings = result.holdings
+        pending.update(result.pending)
     store.save_records(holdings, pending, run_dir)
 
 
