@@ -15,7 +15,7 @@ import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -154,7 +154,7 @@ def _daily_run(config: Config, broker: Broker, store: StateStore, run_dir: Path,
     # 5. Exits first, then entries.
     place_exits(orders, holdings, view, z, thresholds, now, pdt_blocked, summary)
     busy = set(holdings) | set(positions) | {o.symbol for o in open_orders} \
-        | {p.symbol for p in pending.values()}
+        | {p.symbol for p in pending.values()} | exited_today(store, today)
     allowance = entry_allowance(config, risk_view(account, positions, store.log_dir))
     blocked = allowance.blocked
     if pdt_blocked:
@@ -219,6 +219,14 @@ def tradable_universe(tickers: list[str], assets: Mapping[str, Any],
                  len(missing), len(tickers), ", ".join(missing))
         summary.skipped.update({t: "not tradable at the broker" for t in missing})
     return sorted(set(offered) | set(holdings))
+
+
+def exited_today(store: StateStore, today: date) -> set[str]:
+    """Symbols the bot closed today. A run never enters a symbol it holds, so a rerun on the
+    same day (after a crash, or by hand) must not enter one it has just closed either: it
+    would place an order that a single run never places."""
+    return {r["symbol"] for r in store.load_trades()
+            if r["exit_client_order_id"] == client_order_id(today, r["symbol"], "exit")}
 
 
 def risk_view(account: Account, positions: Mapping[str, Any], log_dir: Path) -> RiskView:
