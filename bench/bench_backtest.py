@@ -1,0 +1,182 @@
+"""Benchmark: the backtester against backtrader 1.9.78, and the backtester on 2.5 M bars.
+
+1. Both engines on the same seeded synthetic bars (`simbroker.synthetic`, 50 symbols x 2,520
+   sessions) with the same rules: 30-session z-score window, entry at |z| > 1.5, exit at
+   |z| < 0.1 on the mean's side, stop at |z| >= 3, at most 5 calendar days held, $100 per
+   position, limit DAY orders at the current price. backtrader decides at each bar's close
+   and fills on the next bar (it has no intraday path); the backtester decides at noon as the
+   bot does. The medians of a few runs and their ratio are printed.
+2. The backtester alone on 500 symbols x 5,000 sessions (2.5 M bars), in a child process:
+   median time of the backtest, the child's peak resident memory (getrusage, data included)
+   and the peak of traced allocations during one backtest (tracemalloc).
+
+Not a test. Needs backtrader (pip install -r requirements-bench.txt):
+
+    .venv/bin/python bench/bench_backtest.py [--runs 3] [--backtrader-runs 3] [--skip-large]
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import collections.abc
+import json
+import math
+import resource
+import statistics
+import subprocess
+import sys
+import time
+import tracemalloc
+from datetime import date, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+# backtrader 1.9.78 still reads collections.Iterable (moved to collections.abc in Python 3.3,
+# gone from collections since 3.10): put the names back before importing it.
+for _name in ("Iterable", "Mapping", "MutableMapping", "Sequence"):
+    if not hasattr(collections, _name):
+        setattr(collections, _name, getattr(collections.abc, _name))
+
+import backtrader as bt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from backtester import run_backtest  # noqa: E402
+from config import load_config  # noqa: E402
+from market_calendar import nyse  # noqa: E402
+from simbroker import synthetic  # noqa: E402
+
+RULES = {"Z_SCORE_WINDOW": "30", "LONG_ENTRY_Z": "-1.5", "SHORT_ENTRY_Z": "1.5",
+         "LONG_EXIT_Z": "-0.1", "SHORT_EXIT_Z": "0.1", "LONG_STOP_Z": "-3.0",
+         "SHORT_STOP_Z": "3.0", "MAX_HOLDING_DAYS": "5", "POSITION_SIZE_USD": "100"}
+START = date(2000, 1, 3)
+SEED = 20240601
+
+
+def backtest_seconds(market, runs: int) -> tuple[float, int]:
+    config = load_config({**RULES, "TICKERS": market.symbols[0]})
+    times, trades = [], 0
+    for _ in range(runs):
+        began = time.perf_counter()
+        result = run_backtest(market, config, symbols=market.symbols)
+        times.append(time.perf_counter() - began)
+        trades = len(result.trades)
+    return statistics.median(times), trades
+
+
+# -- backtrader ---------------------------------------------------------------------------
+
+class MeanReversion(bt.Strategy):
+    """The rules above in backtrader's terms: decide at each close, limit DAY orders at it."""
+
+    params = dict(window=30, entry=1.5, exit=0.1, stop=3.0, hold=5, size=100.0)
+
+    def __init__(self):
+        self.pending, self.entered = {}, {}
+
+    def notify_order(self, order):
+        if order.alive():
+            return
+        name = order.data._name
+        self.pending.pop(name, None)
+        if order.status == order.Completed:
+            if self.getposition(order.data).size:
+                self.entered.setdefault(name, order.data.datetime.date(0))
+            else:
+                self.entered.pop(name, None)
+
+    def next(self):
+        today = self.datetime.date(0)
+        for d in self.datas:
+            if d._name in self.pending or len(d) < self.p.window:
+                continue
+            closes = np.asarray(d.close.get(size=self.p.window))
+            deviation = closes.std(ddof=1)
+            if deviation > 0:
+                self.decide(d, today, (closes[-1] - closes.mean()) / deviation,
+                            round(float(closes[-1]), 2))
+
+    def decide(self, d, today, z, price):
+        p, held = self.p, self.getposition(d).size
+        order = dict(data=d, exectype=bt.Order.Limit, price=price,
+                     valid=today + timedelta(days=1))  # a DAY order for the next session
+        if held:
+            days = (today - self.entered.get(d._name, today)).days
+            if days >= p.hold or (z <= -p.stop or z >= -p.exit if held > 0
+                                  else z >= p.stop or z <= p.exit):
+                self.pending[d._name] = self.close(**order)
+        elif z < -p.entry:
+            self.pending[d._name] = self.buy(size=p.size / price, **order)
+        elif z > p.entry and math.floor(p.size / price):
+            self.pending[d._name] = self.sell(size=math.floor(p.size / price), **order)
+
+
+def backtrader_seconds(market, runs: int) -> tuple[float, int]:
+    frames = {s: market.frame(s) for s in market.symbols}
+    times, trades = [], 0
+    for _ in range(runs):
+        began = time.perf_counter()
+        cerebro = bt.Cerebro(stdstats=False)
+        for symbol, frame in frames.items():
+            cerebro.adddata(bt.feeds.PandasData(dataname=frame, name=symbol,
+                                                openinterest=None))
+        cerebro.broker.setcash(100_000.0)
+        cerebro.addstrategy(MeanReversion)
+        cerebro.addanalyzer(bt.analyzers.TradeAnalyzer, _name="trades")
+        run = cerebro.run()
+        times.append(time.perf_counter() - began)
+        trades = run[0].analyzers.trades.get_analysis().get("total", {}).get("closed", 0)
+    return statistics.median(times), trades
+
+
+# -- the large run, in a child process ------------------------------------------------------
+
+def large_child(runs: int) -> None:
+    nyse()
+    market = synthetic.generate(500, start=date(1990, 1, 2), sessions=5000, seed=SEED)
+    seconds, trades = backtest_seconds(market, runs)
+    config = load_config({**RULES, "TICKERS": market.symbols[0]})
+    tracemalloc.start()
+    tracemalloc.reset_peak()
+    run_backtest(market, config, symbols=market.symbols)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    maxrss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kilobytes on Linux
+    print(json.dumps({"seconds": seconds, "trades": trades, "maxrss_mb": maxrss_kb / 1024,
+                      "traced_peak_mb": peak / 2**20}))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--runs", type=int, default=3, help="backtester runs per size")
+    parser.add_argument("--backtrader-runs", type=int, default=3)
+    parser.add_argument("--skip-large", action="store_true")
+    parser.add_argument("--large-child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.large_child:
+        large_child(args.runs)
+        return 0
+    nyse()  # the calendar is built once per process; not part of either engine's time
+    market = synthetic.generate(50, start=START, sessions=2520, seed=SEED)
+    ours, our_trades = backtest_seconds(market, args.runs)
+    theirs, their_trades = backtrader_seconds(market, args.backtrader_runs)
+    print(f"50 symbols x 2,520 sessions (126,000 bars), median of {args.runs} / "
+          f"{args.backtrader_runs} runs:")
+    print(f"  backtester  {ours:8.3f} s  ({our_trades} trades)")
+    print(f"  backtrader  {theirs:8.3f} s  ({their_trades} trades)")
+    print(f"  ratio       {theirs / ours:8.1f} x faster")
+    if not args.skip_large:
+        child = subprocess.run([sys.executable, __file__, "--large-child", "--runs",
+                                str(args.runs)], capture_output=True, text=True, check=True)
+        large = json.loads(child.stdout.strip().splitlines()[-1])
+        print(f"500 symbols x 5,000 sessions (2.5 M bars), median of {args.runs} runs:")
+        print(f"  backtester  {large['seconds']:8.3f} s  ({large['trades']} trades)")
+        print(f"  peak memory {large['maxrss_mb']:8.0f} MB resident (process, data included),"
+              f" {large['traced_peak_mb']:.0f} MB traced during one backtest")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
