@@ -354,13 +354,16 @@ class _Run:
         chosen = np.flatnonzero((entry != NO_ENTRY) & ~self.held)
         if not len(chosen):
             return []
-        symbols = self.p.symbols
+        # Plain Python values (tolist), as the bot's candidates hold; ask falls back to the
+        # price as in data_fetcher.
+        shortable = (self.shortable[chosen] & shorting_enabled).tolist()
         candidates = [
-            EntryCandidate(symbol=symbols[j], z=float(z[j]), price=float(price[j]),
-                           ask=float(ask[j]) if ask[j] > 0 else float(price[j]),
-                           fractionable=bool(self.fractionable[j]),
-                           shortable=shorting_enabled and bool(self.shortable[j]))
-            for j in chosen]
+            EntryCandidate(symbol=self.p.symbols[j], z=zj, price=pj, ask=aj if aj > 0 else pj,
+                           fractionable=fj, shortable=sj)
+            for j, zj, pj, aj, fj, sj in zip(
+                chosen.tolist(), z[chosen].tolist(), price[chosen].tolist(),
+                ask[chosen].tolist(), self.fractionable[chosen].tolist(), shortable,
+                strict=True)]
         plans, _ = plan_entries(candidates, self.thresholds,
                                 size_usd=self.config.position_size_usd, cash_usd=cash_usd,
                                 buying_power_usd=power_usd, max_entries=max_entries)
