@@ -25,7 +25,9 @@ credentials::
     ``hang false`` (hold the connection until the client gives up, at most ``hang_seconds``,
     60), ``reset false`` (close the socket with no response), ``malformed false`` (200 with
     a body that is not JSON), ``after_commit false`` (process the request first - the order
-    IS placed - then lose or replace the response), ``headers {}`` (extra response headers)::
+    IS placed - then lose or replace the response), ``headers {}`` (extra response headers),
+    ``body`` (with ``status``: this JSON body instead of Alpaca's error body, e.g. status 200
+    and ``{"bars": {}, "next_page_token": null}``)::
 
         curl $H -X POST localhost:8000/_sim/faults \\
              -d '{"method": "POST", "path": "/v2/orders", "status": 504, "after_commit": true}'

@@ -5,15 +5,20 @@ X-RateLimit-* headers), a malformed body with 200, a connection reset with no re
 hang that holds the connection until the client gives up (at most `hang_seconds`, bounded by
 60 s). Any of them may come after a delay, and with `after_commit` the request is processed
 first - an order IS placed - and only the response is lost or replaced. A fault with only a
-delay slows the request down and then answers it normally.
+delay slows the request down and then answers it normally. A status fault with a `body`
+answers that JSON body instead of Alpaca's error body (e.g. status 200 with no bars at all).
+
+`RandomFaults` adds faults at a rate, drawn from a list with a seed: a soak test's weather.
 """
 
 from __future__ import annotations
 
 import math
+import random
 import threading
 import time
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -22,7 +27,7 @@ from simbroker import errors
 MAX_HANG_SECONDS = 60.0
 MAX_DELAY_SECONDS = 60.0
 _FIELDS = ("method", "path", "count", "status", "delay_seconds", "hang", "hang_seconds",
-           "after_commit", "malformed", "reset", "headers")
+           "after_commit", "malformed", "reset", "headers", "body")
 
 
 @dataclass(frozen=True)
@@ -38,6 +43,7 @@ class Fault:
     malformed: bool = False
     reset: bool = False
     headers: Mapping[str, str] = field(default_factory=dict)
+    body: Any = None  # with status: the JSON body answered instead of Alpaca's error body
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "method", self.method.upper())
@@ -56,6 +62,8 @@ class Fault:
             problems.append(f"hang_seconds must be in (0, {MAX_HANG_SECONDS:g}]")
         if sum((self.hang, self.malformed, self.reset)) > 1:
             problems.append("hang, malformed and reset exclude each other; give one")
+        if self.body is not None and self.status is None:
+            problems.append("body needs a status to answer it with (e.g. 200)")
         if self.kind == "delay" and self.delay_seconds == 0:
             problems.append("give at least one of status, delay_seconds, hang, malformed, reset")
         if problems:
@@ -77,7 +85,7 @@ class Fault:
         return self.method in ("*", method) and path.startswith(self.path)
 
     def error_response(self) -> tuple[int, dict[str, Any], dict[str, str]]:
-        """Status, Alpaca-style body and headers of a status fault."""
+        """Status, body (Alpaca-style unless given) and headers of a status fault."""
         assert self.status is not None
         headers = {}
         if self.status == 429:
@@ -87,7 +95,9 @@ class Fault:
         else:
             message = f"simulated fault: HTTP {self.status}"
         headers.update(self.headers)
-        return self.status, errors.for_status(self.status, message).body(), headers
+        body = self.body if self.body is not None else errors.for_status(self.status,
+                                                                         message).body()
+        return self.status, body, headers
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -143,3 +153,41 @@ class Faults:
     def clear(self) -> None:
         with self._lock:
             self._armed.clear()
+
+
+# The faults a soak draws from: every kind a client must survive without its timeout
+# (hangs are left out: each would cost the client's whole timeout).
+SOAK_FAULTS: tuple[Fault, ...] = (
+    Fault(status=429), Fault(status=500), Fault(status=502), Fault(status=503),
+    Fault(status=504), Fault(status=504, after_commit=True), Fault(reset=True),
+    Fault(reset=True, after_commit=True), Fault(malformed=True),
+    Fault(malformed=True, after_commit=True),
+)
+
+
+class RandomFaults(Faults):
+    """Armed faults first; then each other request suffers, with probability `rate`, one
+    fault drawn from `kinds`. Seeded: the same requests suffer the same faults on a rerun.
+    `injected` counts what was drawn, by kind (after_commit ones as "<kind>+commit")."""
+
+    def __init__(self, rate: float, *, seed: int | str = 0,
+                 kinds: Sequence[Fault] = SOAK_FAULTS) -> None:
+        super().__init__()
+        if not 0.0 <= rate <= 1.0 or not kinds:
+            raise ValueError(f"RandomFaults(rate={rate}): give a rate in [0, 1] and at least "
+                             "one fault kind")
+        self.rate = rate
+        self.kinds = tuple(kinds)
+        self.injected: Counter[str] = Counter()
+        self._rng = random.Random(seed)
+
+    def take(self, method: str, path: str) -> Fault | None:
+        armed = super().take(method, path)
+        if armed is not None:
+            return armed
+        with self._lock:
+            if self._rng.random() >= self.rate:
+                return None
+            fault = self._rng.choice(self.kinds)
+            self.injected[fault.kind + ("+commit" if fault.after_commit else "")] += 1
+        return fault
