@@ -169,6 +169,14 @@ def _daily_run(config: Config, broker: Broker, store: StateStore, run_dir: Path,
 
     # 6. Fills, then the records.
     track_fills(orders, config, store, holdings, run_dir, now, summary, dry_run)
+    unconfirmed = [e["symbol"] for e in summary.exits + summary.entries
+                   if str(e.get("status", "")).startswith("unconfirmed")]
+    if unconfirmed:
+        # The run went on with the other symbols and saved its records; these orders stay
+        # pending and the next run asks the broker for them. Still a failure (exit 1), so
+        # that cron and the alerts see it.
+        raise BrokerError(f"the broker did not confirm the orders for {', '.join(unconfirmed)}"
+                          "; they stay pending and the next run asks the broker for them")
     summary.outcome = "done"
 
 
