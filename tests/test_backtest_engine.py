@@ -18,7 +18,7 @@ import pytest
 from backtester import Settings, run_backtest
 from backtester.outputs import trade_rows
 from config import load_config
-from simbroker.market_data import from_frame
+from simbroker.market_data import Split, from_frame
 
 DAYS = [date(2021, 3, d) for d in (1, 2, 3, 4, 5, 8, 9, 10, 11, 12)]
 FLAT_DAYS = DAYS[:4]  # the window of the first decision day, 2021-03-05
@@ -167,3 +167,19 @@ def test_no_look_ahead_a_later_bar_never_changes_an_earlier_day():
 def test_settings_errors_name_the_field_and_the_fix():
     with pytest.raises(ValueError, match="spread_bps=-1.0: give basis points"):
         Settings(spread_bps=-1.0)
+
+
+def test_a_split_while_held_adjusts_the_window_and_the_position():
+    # As test_long_entry_then_reversion_exit, with a 2-for-1 split at the open of 03-08: raw
+    # prices halve. The window as of 03-08 is split-adjusted (5, 5, 5, 4.5 | 5), so z is the
+    # same +0.447 and no crash is seen; the exchange's book turns the position into
+    # 22.222222222 shares at 4.50, and the trade's P&L is unchanged.
+    frame = pd.DataFrame([
+        {"symbol": "AAA", "date": d.isoformat(), "open": p, "high": p, "low": p, "close": p,
+         "volume": 1000.0}
+        for d, p in [*[(d, 10.0) for d in FLAT_DAYS], (DAYS[4], 9.0), (DAYS[5], 5.0)]])
+    market = from_frame(frame, [Split("AAA", DAYS[5], 2.0)])
+    row = only_trade(backtest(market, end=DAYS[5]))
+    assert (row["qty"], row["entry_price"], row["exit_price"]) == ("22.2222", "4.5", "5")
+    assert row["exit_reason"] == "mean_reversion" and row["exit_z"] == "0.4472"
+    assert row["pnl_usd"] == "11.11"
