@@ -26,7 +26,6 @@ from simbroker.price_model import limit_fill, price_at, quote
 # Elements of one chunk's window copy: ~8 MB keeps it in cache-friendly sizes (measured:
 # zscores is ~4x slower per column on 30 MB arrays than on 6 MB ones).
 _CHUNK_ELEMENTS = 750_000
-_PREFETCH = 4  # chunks computed ahead of the day loop
 
 
 @dataclass(frozen=True)
