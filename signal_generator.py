@@ -197,45 +197,152 @@ class EntryPlan:
     cost_usd: float  # what the order holds of buying power
 
 
+# Why a candidate with a signal is not entered (codes of `EntryArrays.skip_reason`).
+SKIP_NOT_SHORTABLE, SKIP_SUB_SHARE, SKIP_CASH, SKIP_BUYING_POWER, SKIP_MAX_ENTRIES = 1, 2, 3, 4, 5
+
+
+@dataclass(frozen=True)
+class EntryArrays:
+    """`plan_entry_arrays`' answer. Indices refer to the candidate arrays; `accepted` is in
+    the order the entries are funded and placed, and the other arrays align with it."""
+
+    accepted: np.ndarray
+    is_long: np.ndarray
+    qty: np.ndarray
+    limit: np.ndarray
+    cost: np.ndarray
+    skipped: np.ndarray
+    skip_reason: np.ndarray
+
+
+def limit_prices(prices: np.ndarray) -> np.ndarray:
+    """`limit_price` of every element, in bulk; identical results (property-tested).
+
+    Rounding half up on the binary value is exact except within a hair of a half tick, where
+    a decimal half like 1.005 is stored as 1.00499...: those few go through `limit_price`.
+    """
+    p = np.asarray(prices, dtype=float)
+    scale = np.where(p >= 1.0, 100.0, 10_000.0)
+    scaled = p * scale
+    base = np.floor(scaled)
+    frac = scaled - base
+    out = (base + (frac >= 0.5)) / scale
+    for i in np.flatnonzero(np.abs(frac - 0.5) < 1e-6):
+        out.flat[i] = limit_price(float(p.flat[i]))
+    return out
+
+
+def order_qtys(size_usd: float, prices: np.ndarray, is_long: np.ndarray,
+               fractionable: np.ndarray) -> np.ndarray:
+    """`order_qty` of every element, in bulk; identical results (property-tested). Values
+    within a hair of a rounding boundary go through `order_qty`'s exact decimal division."""
+    p = np.asarray(prices, dtype=float)
+    is_long = np.asarray(is_long, dtype=bool)
+    fractional = is_long & np.asarray(fractionable, dtype=bool)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        shares = size_usd / p
+    scaled = np.where(fractional, shares * 1e9, shares)
+    base = np.floor(scaled)
+    out = np.where(fractional, base / 1e9, base)
+    out = np.where((p > 0) & (size_usd > 0) & np.isfinite(out), out, 0.0)
+    frac = scaled - base
+    for i in np.flatnonzero(((frac < 1e-6) | (frac > 1 - 1e-6)) & (p > 0)):
+        out[i] = order_qty(size_usd, float(p[i]), is_long=bool(is_long[i]),
+                           fractionable=bool(fractional[i]))
+    return out
+
+
+def plan_entry_arrays(z: np.ndarray, price: np.ndarray, ask: np.ndarray,
+                      fractionable: np.ndarray, shortable: np.ndarray, t: Thresholds, *,
+                      size_usd: float, cash_usd: float, buying_power_usd: float,
+                      max_entries: int = 0) -> EntryArrays:
+    """Which entries to place, funded strongest signal first; the bulk form of
+    `plan_entries`, which the bot and the backtester both go through.
+
+    Longs are paid from cash (Alpaca's non-marginable buying power: the bot never borrows to
+    buy) and also use buying power; shorts need buying power for Alpaca's short charge (see
+    `short_charge`). Both budgets shrink with every entry funded. `max_entries` 0 means no
+    limit. When every candidate fits both budgets with room to spare the answer is computed
+    in bulk; otherwise one candidate at a time, exactly as the budgets run down.
+    """
+    z = np.asarray(z, dtype=float)
+    codes = entry_codes(z, t)
+    order = entry_priority(z)
+    order = order[codes[order] != NO_ENTRY]
+    is_long = codes[order] == ENTER_LONG
+    reason = np.where(~is_long & ~np.asarray(shortable, dtype=bool)[order],
+                      SKIP_NOT_SHORTABLE, 0)
+    limit = limit_prices(np.asarray(price, dtype=float)[order])
+    qty = order_qtys(size_usd, limit, is_long, np.asarray(fractionable, dtype=bool)[order])
+    reason = np.where((reason == 0) & ~(qty > 0), SKIP_SUB_SHARE, reason)
+    cost = np.where(is_long, qty * limit,
+                    qty * np.maximum(limit, 1.03 * np.asarray(ask, dtype=float)[order]))
+    ok = reason == 0
+    cap = max_entries or int(ok.sum())
+    fits = (cost[ok].sum() <= buying_power_usd - 1e-6
+            and cost[ok & is_long].sum() <= cash_usd - 1e-6)
+    if fits:
+        funded = np.flatnonzero(ok)
+        reason[funded[cap:]] = SKIP_MAX_ENTRIES
+        funded = funded[:cap]
+    else:
+        funded = _fund_one_by_one(ok, is_long, cost, reason, cash_usd, buying_power_usd, cap)
+    skipped = np.flatnonzero(reason != 0)
+    return EntryArrays(accepted=order[funded], is_long=is_long[funded], qty=qty[funded],
+                       limit=limit[funded], cost=cost[funded], skipped=order[skipped],
+                       skip_reason=reason[skipped])
+
+
+def _fund_one_by_one(ok: np.ndarray, is_long: np.ndarray, cost: np.ndarray,
+                     reason: np.ndarray, cash: float, buying_power: float,
+                     cap: int) -> np.ndarray:
+    funded: list[int] = []
+    for i in np.flatnonzero(ok):
+        c = float(cost[i])
+        if is_long[i] and c > cash + 1e-9:
+            reason[i] = SKIP_CASH
+        elif c > buying_power + 1e-9:
+            reason[i] = SKIP_BUYING_POWER
+        elif len(funded) >= cap:
+            reason[i] = SKIP_MAX_ENTRIES
+        else:
+            funded.append(int(i))
+            buying_power -= c
+            if is_long[i]:
+                cash -= c
+    return np.array(funded, dtype=int)
+
+
 def plan_entries(candidates: list[EntryCandidate], t: Thresholds, *, size_usd: float,
                  cash_usd: float, buying_power_usd: float,
                  max_entries: int = 0) -> tuple[list[EntryPlan], dict[str, str]]:
-    """Which entries to place, funded strongest signal first, and why the others are not.
-
-    Longs are paid from cash (Alpaca's non-marginable buying power: the bot never borrows to
-    buy) and also use buying power; shorts need buying power for Alpaca's short charge. Both
-    budgets shrink with every order planned in this run. `max_entries` 0 means no limit.
-    """
-    z = np.array([c.z for c in candidates], dtype=float)
-    codes = entry_codes(z, t)
-    plans: list[EntryPlan] = []
-    skipped: dict[str, str] = {}
-    for i in entry_priority(z):
-        c = candidates[int(i)]
-        if codes[i] == NO_ENTRY:
-            continue
-        is_long = bool(codes[i] == ENTER_LONG)
-        if not is_long and not c.shortable:
-            skipped[c.symbol] = f"z={c.z:.2f} calls for a short, but it cannot be shorted"
-            continue
-        limit = limit_price(c.price)
-        qty = order_qty(size_usd, limit, is_long=is_long, fractionable=c.fractionable)
-        if qty <= 0:
-            why = "the asset is not fractionable" if is_long else "shorts need whole shares"
-            skipped[c.symbol] = f"${size_usd:g} buys less than one share at {limit:g}; {why}"
-            continue
-        cost = qty * limit if is_long else short_charge(qty, limit, c.ask)
-        if is_long and cost > cash_usd + 1e-9:
-            skipped[c.symbol] = f"needs ${cost:.2f} of cash, ${cash_usd:.2f} left"
-            continue
-        if cost > buying_power_usd + 1e-9:
-            skipped[c.symbol] = f"needs ${cost:.2f} of buying power, ${buying_power_usd:.2f} left"
-            continue
-        if max_entries and len(plans) >= max_entries:
-            skipped[c.symbol] = f"the limit of {max_entries} new entries per run is reached"
-            continue
-        plans.append(EntryPlan(c.symbol, is_long, qty, limit, c.z, cost))
-        buying_power_usd -= cost
-        if is_long:
-            cash_usd -= cost
+    """`plan_entry_arrays` over candidate records, with each skip explained in words."""
+    arrays = plan_entry_arrays(
+        np.array([c.z for c in candidates], dtype=float),
+        np.array([c.price for c in candidates], dtype=float),
+        np.array([c.ask for c in candidates], dtype=float),
+        np.array([c.fractionable for c in candidates], dtype=bool),
+        np.array([c.shortable for c in candidates], dtype=bool), t, size_usd=size_usd,
+        cash_usd=cash_usd, buying_power_usd=buying_power_usd, max_entries=max_entries)
+    plans = [EntryPlan(candidates[i].symbol, bool(long_), float(q), float(lim),
+                       candidates[i].z, float(c))
+             for i, long_, q, lim, c in zip(arrays.accepted, arrays.is_long, arrays.qty,
+                                            arrays.limit, arrays.cost, strict=True)]
+    skipped = {candidates[i].symbol: _skip_text(candidates[i], int(code), size_usd,
+                                                max_entries)
+               for i, code in zip(arrays.skipped, arrays.skip_reason, strict=True)}
     return plans, skipped
+
+
+def _skip_text(c: EntryCandidate, code: int, size_usd: float, max_entries: int) -> str:
+    limit = limit_price(c.price)
+    if code == SKIP_NOT_SHORTABLE:
+        return f"z={c.z:.2f} calls for a short, but it cannot be shorted"
+    if code == SKIP_SUB_SHARE:
+        why = "shorts need whole shares" if c.z > 0 else "the asset is not fractionable"
+        return f"${size_usd:g} buys less than one share at {limit:g}; {why}"
+    if code == SKIP_CASH:
+        return "not enough cash left in this run for it"
+    if code == SKIP_BUYING_POWER:
+        return "not enough buying power left in this run for it"
+    return f"the limit of {max_entries} new entries per run is reached"
