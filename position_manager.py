@@ -251,9 +251,7 @@ def _compare_positions(holdings: dict[str, Holding], pending: dict[str, PendingO
         broker_pos = positions.get(symbol)
         if broker_pos is not None and broker_pos.is_long == held.is_long:
             if abs(broker_pos.qty - held.qty) > 1e-9:
-                notes.append(f"{symbol}: broker holds {broker_pos.qty:g}, records said "
-                             f"{held.qty:g}; adopted the broker's quantity")
-                holdings[symbol] = replace(held, qty=broker_pos.qty)
+                holdings[symbol] = _adopt_quantity(held, broker_pos, notes)
             continue
         outside = _outside_fill(held, orders)
         trades.append(trade_row(
@@ -267,6 +265,22 @@ def _compare_positions(holdings: dict[str, Holding], pending: dict[str, PendingO
     for symbol in sorted(set(positions) - set(holdings)):
         if symbol not in working:
             notes.append(f"{symbol}: position not opened by the bot; left alone")
+
+
+def _adopt_quantity(held: Holding, broker_pos: Position, notes: list[str]) -> Holding:
+    """The broker's quantity wins. When the cost basis is unchanged (qty x price equal
+    within 0.5%), the change is a stock split: the entry price scales with it, so the trade's
+    P&L stays right; otherwise shares were added or removed outside the bot."""
+    basis = held.qty * held.entry_price
+    broker_basis = broker_pos.qty * broker_pos.avg_entry_price
+    if basis > 0 and abs(broker_basis - basis) <= 0.005 * basis:
+        ratio = broker_pos.qty / held.qty
+        notes.append(f"{held.symbol}: split {ratio:g}-for-1: {held.qty:g} shares are now "
+                     f"{broker_pos.qty:g}; entry price scaled to match")
+        return replace(held, qty=broker_pos.qty, entry_price=held.entry_price / ratio)
+    notes.append(f"{held.symbol}: broker holds {broker_pos.qty:g}, records said "
+                 f"{held.qty:g}; adopted the broker's quantity")
+    return replace(held, qty=broker_pos.qty)
 
 
 def _outside_fill(held: Holding, orders: list[Order]) -> Order | None:

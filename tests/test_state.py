@@ -169,3 +169,10 @@ def test_reconcile_foreign_position_left_alone_and_qty_adopted():
     assert r.holdings["AAPL"].qty == 1.5
     assert "TSLA" not in r.holdings
     assert any("TSLA" in n and "left alone" in n for n in r.notes)
+
+
+def test_reconcile_split_scales_entry_price():
+    r = reconcile({"AAPL": holding(qty=2.0, price=10.0)}, {}, [],
+                  {"AAPL": Position("AAPL", True, 4.0, 5.0, 5.1)})
+    assert r.holdings["AAPL"].qty == 4.0 and r.holdings["AAPL"].entry_price == 5.0
+    assert "split" in r.notes[0]
