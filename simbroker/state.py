@@ -10,13 +10,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import tempfile
 import types
 import typing
 from datetime import date, datetime
 from enum import Enum
 from pathlib import Path
 from typing import Any, TypeVar
+
+from state_files import atomic_write_text
 
 T = TypeVar("T")
 
@@ -68,26 +69,9 @@ def _decode_value(hint: Any, value: Any) -> Any:
 
 
 def write_atomically(path: str | os.PathLike[str], data: dict[str, Any]) -> None:
-    """Write JSON so that `path` holds either the old or the new content, never a torn file:
-    a temporary file in the same directory, fsync, then os.replace (as black's cache does)."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=1, sort_keys=True)
-            handle.write("\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, target)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-    directory = os.open(target.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)  # make the rename itself durable
-    finally:
-        os.close(directory)
+    """Write JSON so that `path` holds either the old or the new content, never a torn file
+    (the project's one atomic write: temp file in the same directory, fsync, os.replace)."""
+    atomic_write_text(Path(path), json.dumps(data, indent=1, sort_keys=True) + "\n")
 
 
 def read_json(path: str | os.PathLike[str]) -> dict[str, Any]:
