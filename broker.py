@@ -208,13 +208,17 @@ class Broker:
             except TemporaryBrokerError as exc:
                 if attempt == self._retries:
                     raise
-                wait = self._backoff * (2 ** attempt)
-                if self._deadline is not None:
-                    wait = min(wait, max(0.0, self._deadline - time.monotonic()))
+                wait = self.within_deadline(self._backoff * (2 ** attempt))
                 log.warning("%s failed (%s); retry %d/%d in %.1f s", what, exc, attempt + 1,
                             self._retries, wait)
                 self._sleep(wait)
         raise AssertionError("unreachable")
+
+    def within_deadline(self, seconds: float) -> float:
+        """`seconds`, cut short so that a wait (a backoff) never runs past the deadline."""
+        if self._deadline is None:
+            return seconds
+        return min(seconds, max(0.0, self._deadline - time.monotonic()))
 
     # -- trading API ----------------------------------------------------------------------
 

@@ -86,7 +86,9 @@ class OrderManager:
                 if attempt == self.retries:
                     raise  # the record stays pending: the next run asks the broker again
                 log.warning("%s: %s; not at the broker, re-sending", cid, exc)
-                self.sleep(self.backoff * 2 ** attempt)
+                # Never past the run's deadline: with many retries the backoff doubles to
+                # minutes, and the run must end on time (the record stays pending).
+                self.sleep(self.broker.within_deadline(self.backoff * 2 ** attempt))
             except OrderRejectedError as exc:
                 found = self.broker.order_by_client_id(cid) if "client_order_id" in str(exc) \
                     else None
