@@ -156,19 +156,19 @@ def check_invariants(exchange: Exchange, log_dir: Path) -> list[str]:
     """Every way the bot's records disagree with the exchange; empty when none."""
     store = StateStore(log_dir)
     orders = bot_orders(exchange)
-    problems = _duplicates(list(exchange.orders.values()))
+    problems = _duplicates(list(exchange.orders.values()), orders)
     problems += _trades(orders, store.load_trades())
     problems += _holdings(exchange, orders, store)
     problems += _pending(orders, store)
     return problems
 
 
-def _duplicates(orders: list) -> list[str]:
+def _duplicates(orders: list, mine: list) -> list[str]:
     problems = []
     cids = Counter(o.client_order_id for o in orders)
     problems += [f"client_order_id {c} used {n} times" for c, n in cids.items() if n > 1]
     keys = Counter((o.submitted_at.astimezone(NEW_YORK).date(), o.symbol, o.intent.value)
-                   for o in orders)
+                   for o in mine)
     problems += [f"{n} orders for {k}" for k, n in keys.items() if n > 1]
     return problems
 
