@@ -62,6 +62,7 @@ class Config:
     cancel_partial_remainder: bool = False
     request_timeout_seconds: float = 30.0
     request_retries: int = 3
+    retry_backoff_seconds: float = 0.5  # the first retry's wait; it doubles with each retry
     run_deadline_seconds: float = 600.0
     # Risk limits (0 = no limit, except where the design sets one).
     max_entries_per_run: int = 0
@@ -187,7 +188,7 @@ def _validate_amounts(c: Config) -> None:
     if c.position_size_usd < 1:
         raise ConfigError("POSITION_SIZE_USD must be at least 1: Alpaca's smallest order is $1")
     _positive(c.max_holding_days, "MAX_HOLDING_DAYS", "calendar days, e.g. 5")
-    for name in ("fill_wait_seconds", "max_price_age_seconds"):
+    for name in ("fill_wait_seconds", "max_price_age_seconds", "retry_backoff_seconds"):
         if getattr(c, name) < 0:
             raise ConfigError(f"{name.upper()} must be 0 or more (seconds)")
     for name in ("fill_poll_seconds", "request_timeout_seconds", "run_deadline_seconds"):

@@ -149,7 +149,8 @@ def _daily_run(config: Config, broker: Broker, store: StateStore, run_dir: Path,
     thresholds = Thresholds.from_config(config)
     pdt_blocked = pdt_check(account, store, calendar, today)
     orders = OrderManager(broker, store, pending, snapshot_dir=run_dir,
-                          retries=config.request_retries, dry_run=dry_run)
+                          retries=config.request_retries, dry_run=dry_run,
+                          backoff_seconds=config.retry_backoff_seconds)
 
     # 5. Exits first, then entries.
     place_exits(orders, holdings, view, z, thresholds, now, pdt_blocked, summary)
@@ -184,7 +185,8 @@ def connect(config: Config, endpoint: Endpoint) -> Broker:
     deadline = time.monotonic() + config.run_deadline_seconds
     return Broker(endpoint.creds, base_url=endpoint.trading_url, data_url=endpoint.data_url,
                   timeout_seconds=config.request_timeout_seconds,
-                  retries=config.request_retries, feed=config.data_feed, deadline=deadline)
+                  retries=config.request_retries, feed=config.data_feed, deadline=deadline,
+                  backoff_seconds=config.retry_backoff_seconds)
 
 
 def closed_reason(clock: Clock, calendar: MarketCalendar) -> str:
