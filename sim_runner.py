@@ -8,7 +8,13 @@ bot; the exchange is saved after every run, so successive invocations continue o
 
 Exchange settings come from the environment (or `.env`): SIM_DATA (us-stocks, splits, or a
 CSV path), SIM_SPREAD_BPS, SIM_PARTIAL_FILL_PROBABILITY, SIM_SEED, SIM_STARTING_CASH,
-SIM_LEGACY_PDT.
+SIM_LEGACY_PDT, and SIM_FAULT_RATE: the share of requests that suffer an injected fault (a
+429, a 5xx, a reset or a malformed answer, some after the order was placed), seeded by
+SIM_SEED and the day.
+
+A day whose run fails at the broker (or at its deadline) does not stop the simulation: cron
+would start the next day anyway, and that run reconciles with the broker. The exit code is
+then 1. Any other failure (a state file, the lock) stops it at once.
 """
 
 from __future__ import annotations
@@ -16,15 +22,18 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 
 from alerts import Alerter
 from config import Config, Credentials
-from errors import BotError, ConfigError
+from errors import BotError, BrokerError, ConfigError, DeadlineError
 from market_calendar import NEW_YORK, MarketCalendar, new_york_noon, nyse
 from simbroker import Exchange, ExchangeConfig, market_data, serve
+from simbroker.faults import RandomFaults
 from trading_bot import Endpoint, run_once
 
 log = logging.getLogger("bot.sim")
@@ -50,7 +59,31 @@ def exchange_config(env: Mapping[str, str]) -> ExchangeConfig:
     return dataclasses.replace(ExchangeConfig(), **values)
 
 
-def run_simulation(config: Config, args: argparse.Namespace, env: Mapping[str, str]) -> int:
+@dataclass(frozen=True)
+class SimDay:
+    """One simulated day, as the `after_day` hook of `run_simulation` sees it."""
+
+    number: int  # 1 for the first day of this invocation
+    exchange: Exchange
+    log_dir: Path
+    exit_code: int  # the run's: 0, or 1 when it failed at the broker
+    faults: Counter[str]  # the faults injected into its requests, by kind
+
+
+def fault_rate(env: Mapping[str, str]) -> float:
+    raw = env.get("SIM_FAULT_RATE", "").strip()
+    try:
+        rate = float(raw) if raw else 0.0
+    except ValueError:
+        rate = -1.0
+    if not 0.0 <= rate <= 1.0:
+        raise ConfigError(f"SIM_FAULT_RATE={raw!r} must be a share of requests in [0, 1], "
+                          "e.g. 0.05")
+    return rate
+
+
+def run_simulation(config: Config, args: argparse.Namespace, env: Mapping[str, str], *,
+                   after_day: Callable[[SimDay], None] | None = None) -> int:
     sim_dir = Path(args.sim_dir)
     state_path = sim_dir / "exchange.json"
     log_dir = Path(args.log_dir) if args.log_dir else sim_dir / "logs"
@@ -60,6 +93,8 @@ def run_simulation(config: Config, args: argparse.Namespace, env: Mapping[str, s
     # The simulated clock does not move while the bot waits, so waiting for fills is moot.
     config = dataclasses.replace(config, fill_wait_seconds=0.0)
     alerter = Alerter.from_env(env, [exchange.config.key_id, exchange.config.secret_key])
+    rate = fault_rate(env)
+    failed: list[str] = []
     for day in range(args.days):
         if day > 0 or state_path.exists():
             target = next_noon(exchange.now, calendar)
@@ -69,17 +104,31 @@ def run_simulation(config: Config, args: argparse.Namespace, env: Mapping[str, s
             exchange.advance_to(target)
         log.info("simulated day %d/%d: %s", day + 1, args.days,
                  exchange.now.astimezone(NEW_YORK).strftime("%Y-%m-%d %H:%M %Z"))
+        today = exchange.now.astimezone(NEW_YORK).date()
+        faults = RandomFaults(rate, seed=f"{exchange.config.seed}:{today}")
+        code = 0
         with serve(exchange, port=0) as server:
+            server.faults = faults
             endpoint = Endpoint(server.trading_url, server.data_url,
                                 Credentials(exchange.config.key_id, exchange.config.secret_key))
             try:
                 run_once(config, endpoint, log_dir, started=exchange.now,
                          dry_run=args.dry_run, alerter=alerter)
+            except (BrokerError, DeadlineError) as exc:
+                log.error("simulated run of %s failed: %s; the next day goes on", today, exc)
+                failed.append(str(today))
+                code = exc.exit_code
             except BotError as exc:
                 log.error("simulated run failed: %s", exc)
                 return exc.exit_code
             finally:
                 exchange.save(state_path)
+        if after_day is not None:
+            after_day(SimDay(day + 1, exchange, log_dir, code, faults.injected))
+    if failed:
+        log.error("%d of %d simulated days failed at the broker: %s", len(failed), args.days,
+                  ", ".join(failed))
+        return 1
     return 0
 
 
