@@ -168,7 +168,8 @@ SOAK_FAULTS: tuple[Fault, ...] = (
 class RandomFaults(Faults):
     """Armed faults first; then each other request suffers, with probability `rate`, one
     fault drawn from `kinds`. Seeded: the same requests suffer the same faults on a rerun.
-    `injected` counts what was drawn, by kind (after_commit ones as "<kind>+commit")."""
+    `injected` counts what was drawn: by status ("429", "503"...) or kind ("reset",
+    "malformed"), after_commit ones as "<that>+commit"."""
 
     def __init__(self, rate: float, *, seed: int | str = 0,
                  kinds: Sequence[Fault] = SOAK_FAULTS) -> None:
@@ -189,5 +190,6 @@ class RandomFaults(Faults):
             if self._rng.random() >= self.rate:
                 return None
             fault = self._rng.choice(self.kinds)
-            self.injected[fault.kind + ("+commit" if fault.after_commit else "")] += 1
+            name = str(fault.status) if fault.kind == "status" else fault.kind
+            self.injected[name + ("+commit" if fault.after_commit else "")] += 1
         return fault
