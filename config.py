@@ -30,6 +30,9 @@ DEFAULT_TICKERS: tuple[str, ...] = (
 )
 
 _TICKER = re.compile(r"^[A-Z][A-Z0-9]{0,5}([./][A-Z]{1,2})?$")
+MAX_Z_SCORE_WINDOW = 1000
+MAX_POSITION_SIZE_USD = 1e9
+MAX_TIMEOUT_SECONDS = 3600.0
 LIVE_URL = "https://api.alpaca.markets"
 PAPER_URL = "https://paper-api.alpaca.markets"
 DATA_URL = "https://data.alpaca.markets"
@@ -169,6 +172,10 @@ def _validate_thresholds(c: Config) -> None:
     if c.z_score_window < 3:
         raise ConfigError(f"Z_SCORE_WINDOW={c.z_score_window} is too short; use at least 3 "
                           "days (a standard deviation needs several values)")
+    if c.z_score_window > MAX_Z_SCORE_WINDOW:
+        # The run builds the NYSE calendar for the window's years and asks for its bars.
+        raise ConfigError(f"Z_SCORE_WINDOW={c.z_score_window} is too long; use at most "
+                          f"{MAX_Z_SCORE_WINDOW} sessions (about four years)")
     if not c.long_stop_z < c.long_entry_z < c.long_exit_z:
         raise ConfigError(
             "long thresholds out of order: need LONG_STOP_Z < LONG_ENTRY_Z < LONG_EXIT_Z, got "
@@ -187,12 +194,19 @@ def _validate_amounts(c: Config) -> None:
     _positive(c.position_size_usd, "POSITION_SIZE_USD", "dollars per position, e.g. 100")
     if c.position_size_usd < 1:
         raise ConfigError("POSITION_SIZE_USD must be at least 1: Alpaca's smallest order is $1")
+    if c.position_size_usd > MAX_POSITION_SIZE_USD:
+        # Share quantities are computed in 28-digit decimals with 9 places (Alpaca's).
+        raise ConfigError(f"POSITION_SIZE_USD must be at most {MAX_POSITION_SIZE_USD:,.0f}")
     _positive(c.max_holding_days, "MAX_HOLDING_DAYS", "calendar days, e.g. 5")
     for name in ("fill_wait_seconds", "max_price_age_seconds", "retry_backoff_seconds"):
         if getattr(c, name) < 0:
             raise ConfigError(f"{name.upper()} must be 0 or more (seconds)")
     for name in ("fill_poll_seconds", "request_timeout_seconds", "run_deadline_seconds"):
         _positive(getattr(c, name), name.upper(), "seconds")
+    if c.request_timeout_seconds > MAX_TIMEOUT_SECONDS:
+        # A socket timeout must fit the platform's time_t; an hour is already far too long.
+        raise ConfigError(f"REQUEST_TIMEOUT_SECONDS must be at most {MAX_TIMEOUT_SECONDS:g} "
+                          "(seconds), e.g. 30")
     for name in ("request_retries", "max_entries_per_run", "max_open_positions",
                  "max_gross_exposure_usd", "daily_loss_limit_usd"):
         if getattr(c, name) < 0:
