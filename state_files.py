@@ -57,6 +57,10 @@ def read_json(path: Path, *, default: Any) -> Any:
             f"{path}: invalid JSON at line {exc.lineno} column {exc.colno} ({exc.msg}). "
             "The run stopped without changing it; restore it from logs/runs/<last run>/ or "
             "delete it to rebuild from the broker") from None
+    except RecursionError:  # e.g. '[[[[...' thousands deep: no state file of ours
+        raise StateFileError(
+            f"{path}: JSON nested too deeply to be a state file. The run stopped without "
+            "changing it; restore it from logs/runs/<last run>/ or delete it") from None
 
 
 def _read_text(path: Path) -> str | None:
@@ -82,15 +86,19 @@ def read_csv_rows(path: Path, columns: list[str]) -> list[dict[str, str]]:
     if text is None or text == "":
         return []
     reader = csv.DictReader(io.StringIO(text))
-    if reader.fieldnames != columns:
-        raise StateFileError(f"{path}: header {reader.fieldnames} is not the expected "
-                             f"{columns}; move the file away to start a new one")
     rows = []
-    for number, row in enumerate(reader, start=2):
-        if None in row or any(v is None for v in row.values()):
-            raise StateFileError(f"{path}: line {number} does not have {len(columns)} fields; "
-                                 "fix or remove that line")
-        rows.append(row)
+    try:
+        if reader.fieldnames != columns:
+            raise StateFileError(f"{path}: header {reader.fieldnames} is not the expected "
+                                 f"{columns}; move the file away to start a new one")
+        for number, row in enumerate(reader, start=2):
+            if None in row or any(v is None for v in row.values()):
+                raise StateFileError(f"{path}: line {number} does not have {len(columns)} "
+                                     "fields; fix or remove that line")
+            rows.append(row)
+    except csv.Error as exc:  # e.g. a NUL byte
+        raise StateFileError(f"{path}: line {reader.line_num} cannot be read as CSV ({exc}); "
+                             "fix or remove that line") from None
     return rows
 
 
