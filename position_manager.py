@@ -14,6 +14,7 @@ in three files under the log directory:
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, replace
 from datetime import date, datetime
 from pathlib import Path
@@ -160,6 +161,55 @@ def _check_types(path: Path, name: str, record: Any) -> None:
         if expected and (not isinstance(value, expected) or isinstance(value, bool)):
             raise StateFileError(f"{path}: entry {name!r} field {field_name!r} should be "
                                  f"{spec.type}, found {value!r}")
+        problem = _value_problem(field_name, value)
+        if problem:
+            raise StateFileError(f"{path}: entry {name!r} field {field_name!r} {problem}, "
+                                 f"found {value!r}; restore the file from logs/runs/<last "
+                                 "run>/ or move it away to rebuild from the broker")
+    key = record.symbol if isinstance(record, Holding) else record.client_order_id
+    if key != name:
+        raise StateFileError(f"{path}: entry {name!r} holds the record of {key!r}; the two "
+                             "must be the same")
+
+
+# What the values of a record must be: a wrong one would otherwise pass for a real record
+# (a side 'sideways' traded as a short) or crash the run far from the file (a bad time).
+_CHOICES = {"side": ("long", "short"), "position_side": ("long", "short"),
+            "intent": ("entry", "exit"), "order_side": ("buy", "sell")}
+_POSITIVE = ("qty", "entry_price", "limit_price")
+_FINITE = ("entry_z", "z")
+_TIMES = ("entry_time", "created_at")
+
+
+def _value_problem(field_name: str, value: Any) -> str:
+    if field_name in _CHOICES and value not in _CHOICES[field_name]:
+        return f"must be {' or '.join(_CHOICES[field_name])}"
+    if field_name in _POSITIVE and not (math.isfinite(value) and value > 0):
+        return "must be a positive number"
+    if field_name in _FINITE and not math.isfinite(value):
+        return "must be a finite number"
+    if field_name in _TIMES and not _is_zoned_time(value):
+        return "must be an ISO 8601 time with its zone, e.g. 2024-03-01T17:00:00+00:00"
+    if field_name == "trading_day" and not _is_day(value):
+        return "must be a date, e.g. 2024-03-01"
+    if field_name == "symbol" and not value:
+        return "must not be empty"
+    return ""
+
+
+def _is_zoned_time(text: str) -> bool:
+    try:
+        return datetime.fromisoformat(text).tzinfo is not None
+    except ValueError:
+        return False
+
+
+def _is_day(text: str) -> bool:
+    try:
+        date.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
 
 
 def reconcile(holdings: dict[str, Holding], pending: dict[str, PendingOrder],
