@@ -8,9 +8,10 @@ Each decision day D, at noon New York (what `trading_bot._daily_run` does agains
 2. each symbol gets the bot's z-score (signals.py), or none without a full window or a bar;
 3. `risk.entry_allowance` decides how many entries the run may make;
 4. exits first: `exit_codes` for every held symbol the bot can price, one limit DAY order per
-   exit at `limit_price(price)`;
+   exit at `limit_prices(price)`;
 5. then entries: `entry_codes` finds the candidates among the symbols not held, and
-   `plan_entries` sizes and funds them, with the account of step 1;
+   `plan_entry_arrays` (what the bot's `plan_entries` wraps) sizes and funds them, with the
+   account of step 1;
 6. the run's orders fill or expire by `price_model.limit_fill` between their submission and
    the close, in time order, each fill moving cash by qty * price rounded to whole cents as
    the exchange books it; exits that fill become trade rows.
@@ -23,13 +24,14 @@ from __future__ import annotations
 
 import datetime
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
 from backtester.panels import Clock, Panels, build_panels, session_clock
-from backtester.signals import DaySignals, Fills, iter_signals, wire_price
+from backtester.signals import DaySignals, iter_signals, wire_price
 from config import Config
 from market_calendar import MarketCalendar, Session, nyse
 from risk import RiskView, entry_allowance
@@ -37,12 +39,9 @@ from signal_generator import (
     EXIT_CODES,
     NO_ENTRY,
     NO_EXIT,
-    EntryCandidate,
-    EntryPlan,
     Thresholds,
     exit_codes,
-    limit_price,
-    plan_entries,
+    plan_entry_arrays,
 )
 from simbroker import margin
 from simbroker.book import Book
@@ -210,20 +209,49 @@ def choose_universe(market: MarketData, config: Config,
 
 
 @dataclass(frozen=True)
-class _DayOrders:
-    """One run's orders in submission order (exits, then entries in funding order)."""
+class _Orders:
+    """Orders of one run for one purpose (exits or entries), in submission order."""
 
     symbol: np.ndarray
     is_buy: np.ndarray
-    is_exit: np.ndarray
     qty: np.ndarray
     limit: np.ndarray
     z: np.ndarray
-    reason: np.ndarray
+    reason: np.ndarray  # EXIT_* code, 0 for an entry
+
+
+class _Opened(NamedTuple):
+    """A position's entry fill, as its trade row will show it (see `Trades`)."""
+
+    session: int
+    k: int
+    fraction: float
+    price: float
+    z: float
+    order: int
+
+
+@dataclass(frozen=True)
+class _Chunk:
+    """What the day loop reads for a chunk of days, computed in bulk: the signals plus the
+    exchange's marks (noon price, or the last close for a symbol without a bar today)."""
+
+    signals: DaySignals
+    has_signal: np.ndarray  # an entry signal: entry_codes != NO_ENTRY
+    ask: np.ndarray  # the ask, or the price where the quote has none (as data_fetcher)
+    last_close: np.ndarray  # the latest close before the day (NaN if none)
+    mark: np.ndarray  # where the exchange marks positions during the run
+    wire_mark: np.ndarray  # the mark as the API reports it (4 decimals)
+    close_mark: np.ndarray  # where it marks them at the close
 
 
 class _Run:
-    """The day loop's state: positions as arrays over the universe, cash, order numbers."""
+    """The day loop's state: positions as arrays over the universe, cash, order numbers.
+
+    Every day's work is O(positions + orders), except the few array operations over the
+    universe that find the entry candidates; everything that is the same whoever holds what
+    (marks, limits, fills of an order at each cell's limit) is computed per chunk of days.
+    """
 
     def __init__(self, panels: Panels, clock: Clock, config: Config,
                  settings: Settings) -> None:
@@ -233,15 +261,14 @@ class _Run:
         self.held = np.zeros(n, dtype=bool)
         self.long = np.zeros(n, dtype=bool)
         self.qty = np.zeros(n)
-        self.entry_price = np.zeros(n)
-        self.entry_session = np.zeros(n, dtype=np.int64)
-        self.entry_k = np.zeros(n, dtype=np.int64)
-        self.entry_fraction = np.zeros(n)
-        self.entry_z = np.zeros(n)
-        self.entry_order = np.zeros(n, dtype=np.int64)
+        self.signed = np.zeros(n)  # qty, negative for a short: what the exchange multiplies
+        self.entry_ordinal = np.zeros(n, dtype=np.int64)  # calendar day of the entry
+        self.opened: dict[int, _Opened] = {}  # held symbol -> its entry, for the trade row
         # Held symbols in the order their positions opened: the exchange keeps positions in
         # a dict and sums their values in that order.
         self.book: list[int] = []
+        self._book_array: np.ndarray | None = None
+        self._by_symbol: np.ndarray | None = None
         self.cash = settings.starting_cash
         self.last_equity = settings.starting_cash
         self.orders = 0
@@ -250,28 +277,26 @@ class _Run:
         self.shortable = settings.flag("shortable", panels.symbols) \
             & settings.flag("easy_to_borrow", panels.symbols)
         self.index = {s: j for j, s in enumerate(panels.symbols)}
-        self.last_close = _last_close_before(panels.close)
-        # At the close the exchange marks at the path's end (the close, up to rounding), or
-        # the last close for a symbol without a bar today.
-        at_close = price_at(panels.open, panels.high, panels.low, panels.close, 1.0)
-        self.close_marks = np.where(np.isnan(at_close), self.last_close, at_close)
+        self._latest_close = np.full(n, np.nan)
 
-    def run(self, chunks) -> Result:
+    def run(self, chunks: Iterable[DaySignals]) -> Result:
         p = self.p
         days, n = p.n_days, len(p.symbols)
         out = {k: np.empty(days) for k in ("equity", "cash", "long_value", "short_value")}
         positions = np.zeros(days, dtype=np.int64)
         prices = np.empty((days, n))
         zs = np.empty((days, n))
-        for chunk in chunks:
-            prices[chunk.first:chunk.first + len(chunk.z)] = chunk.price
-            zs[chunk.first:chunk.first + len(chunk.z)] = chunk.z
-            for row in range(len(chunk.z)):
-                d = chunk.first + row
+        for signals in chunks:
+            first, count = signals.first, len(signals)
+            prices[first:first + count] = signals.price
+            zs[first:first + count] = signals.z
+            chunk = self.chunk(signals)
+            for row in range(count):
+                d = first + row
                 self.day(p.warmup + d, chunk, row)
-                held = np.array(self.book, dtype=np.int64)
-                long_value, short_value = self.position_values(
-                    held, self.close_marks[p.warmup + d, held])
+                held = self.held_in_book()
+                long_value, short_value = _long_short(
+                    (self.signed[held] * chunk.close_mark[row, held]).tolist())
                 equity = margin.equity(self.cash, long_value, short_value)
                 self.last_equity = equity
                 out["equity"][d], out["cash"][d] = equity, self.cash
@@ -282,156 +307,204 @@ class _Run:
                       trades=self.trade_arrays(), prices=prices, z=zs,
                       clock=_decision_clock(self.clock, p.warmup), **out)
 
+    def chunk(self, s: DaySignals) -> _Chunk:
+        p = self.p
+        rows = slice(p.warmup + s.first, p.warmup + s.first + len(s))
+        last = self.last_closes(rows)
+        # At the close the exchange marks at the path's end (the close, up to rounding).
+        at_close = price_at(p.open[rows], p.high[rows], p.low[rows], p.close[rows], 1.0)
+        mark, wire_mark = s.path_price, s.price
+        no_bar = np.isnan(mark)
+        if no_bar.any():
+            mark = np.where(no_bar, last, mark)
+            wire_mark = wire_price(mark)
+        with np.errstate(invalid="ignore"):
+            ask = np.where(s.ask > 0, s.ask, s.price)
+        return _Chunk(signals=s, has_signal=s.entry != NO_ENTRY, ask=ask, last_close=last,
+                      mark=mark, wire_mark=wire_mark, close_mark=_or_last(at_close, last))
+
+    def last_closes(self, rows: slice) -> np.ndarray:
+        """Every symbol's latest close strictly before each session of `rows` (NaN if none);
+        called for consecutive ranges of sessions, carrying the latest closes along."""
+        close = self.p.close
+        if rows.start:
+            before = close[rows.start - 1:rows.stop - 1]
+        else:
+            before = np.vstack([np.full((1, close.shape[1]), np.nan), close[:rows.stop - 1]])
+        if np.isnan(before).any():
+            before = _forward_filled(before, self._latest_close)
+        self._latest_close = before[-1]
+        return before
+
+    def held_in_book(self) -> np.ndarray:
+        """The held symbols in book order (kept until the book changes)."""
+        if self._book_array is None:
+            self._book_array = np.array(self.book, dtype=np.int64)
+        return self._book_array
+
+    def held_by_symbol(self) -> np.ndarray:
+        if self._by_symbol is None:
+            self._by_symbol = np.sort(self.held_in_book())
+        return self._by_symbol
+
+    def book_changed(self) -> None:
+        self._book_array = self._by_symbol = None
+
     # -- one daily run ----------------------------------------------------------------------
 
-    def day(self, t: int, s: DaySignals, row: int) -> None:
+    def day(self, t: int, c: _Chunk, row: int) -> None:
         for split in self.p.splits.get(t, ()):
-            self.apply_split(split, t)
-        z, price, in_view = s.z[row], s.price[row], s.in_view[row]
-        held = np.array(self.book, dtype=np.int64)
-        marks = s.path_price[row, held]  # the exchange marks positions at the current price
-        missing = np.isnan(marks)
-        if missing.any():
-            marks[missing] = self.last_close[t, held[missing]]
-        long_value, short_value = self.position_values(held, marks)
+            self.apply_split(split, c.last_close[row])
+        held = self.held_in_book()
+        # The exchange marks positions at the current price.
+        long_value, short_value = _long_short(
+            (self.signed[held] * c.mark[row, held]).tolist())
         equity = margin.equity(self.cash, long_value, short_value)
-        exits = self.exits(t, z, price, in_view)
-        allowance = entry_allowance(self.config, self.risk_view(held, marks, equity))
-        entries: list[EntryPlan] = []
-        if not allowance.blocked:
-            # The account as the API reports it: decimal strings with 4 places.
-            cash_usd = _reported(margin.non_marginable_buying_power(self.cash))
-            power_usd = _reported(margin.buying_power(self.cash, long_value, short_value))
-            entries = self.entries(z, price, s.ask[row], s.entry[row],
-                                   margin.shorting_enabled(equity), cash_usd, power_usd,
-                                   allowance.max_entries)
-        orders = _day_orders(exits, entries, self.index, self.qty, self.long)
-        if len(orders.symbol):
-            self.fill(t, orders, s.fills, row)
+        exits = self.exits(t, c, row)
+        entries = self.entries(c, row, equity, long_value, short_value)
+        if exits is not None or entries is not None:
+            self.fill(t, c, row, exits, entries)
 
-    def position_values(self, held: np.ndarray, marks: np.ndarray) -> tuple[float, float]:
-        """Long and (positive) short market value of the `held` symbols (in book order) at
-        `marks`, each summed left to right as the exchange sums them (simbroker.account)."""
-        long_value = short_value = 0.0
-        signed = np.where(self.long[held], self.qty[held], -self.qty[held])
-        for value in (signed * marks).tolist():
-            if value >= 0:
-                long_value += value
-            else:
-                short_value += value
-        return long_value, -short_value
-
-    def risk_view(self, held: np.ndarray, marks: np.ndarray, equity: float) -> RiskView:
+    def risk_view(self, held: np.ndarray, wire_marks: np.ndarray, equity: float) -> RiskView:
         # What trading_bot.risk_view reads from the broker: positions' qty times their
-        # current price, which the API reports to 4 decimals.
+        # current price, which the API reports to 4 decimals; summed in book order.
         gross = 0.0
-        for value in (self.qty[held] * wire_price(marks)).tolist():
+        for value in (self.qty[held] * wire_marks).tolist():
             gross += value
         return RiskView(open_positions=len(held), gross_exposure_usd=gross,
                         equity_usd=_reported(equity), last_equity_usd=_reported(self.last_equity),
                         kill_switch=False)
 
-    def exits(self, t: int, z: np.ndarray, price: np.ndarray,
-              in_view: np.ndarray) -> list[tuple[int, int, float, float]]:
-        """(symbol, exit code, limit, z) of the exits to place, by symbol."""
-        held = np.flatnonzero(self.held & in_view)
+    def exits(self, t: int, c: _Chunk, row: int) -> _Orders | None:
+        """The exits to place, by symbol, at the bot's limit for the current price."""
+        held = self.held_by_symbol()
+        held = held[c.signals.in_view[row, held]]
         if not len(held):
-            return []
+            return None
         today = self.clock.ordinal[t]
-        entered = self.clock.ordinal[self.entry_session[held]]
-        codes = exit_codes(self.long[held], z[held], today - entered, entered == today,
+        entered = self.entry_ordinal[held]
+        z = c.signals.z[row, held]
+        codes = exit_codes(self.long[held], z, today - entered, entered == today,
                            self.thresholds)
-        chosen = np.flatnonzero(codes != NO_EXIT)
-        return [(int(held[i]), int(codes[i]), limit_price(float(price[held[i]])),
-                 float(z[held[i]])) for i in chosen]
+        chosen = codes != NO_EXIT
+        if not chosen.any():
+            return None
+        j = held[chosen]
+        return _Orders(symbol=j, is_buy=~self.long[j], qty=self.qty[j],
+                       limit=c.signals.limit[row, j], z=z[chosen], reason=codes[chosen])
 
-    def entries(self, z: np.ndarray, price: np.ndarray, ask: np.ndarray, entry: np.ndarray,
-                shorting_enabled: bool, cash_usd: float, power_usd: float,
-                max_entries: int) -> list[EntryPlan]:
+    def entries(self, c: _Chunk, row: int, equity: float, long_value: float,
+                short_value: float) -> _Orders | None:
         # Only symbols with an entry signal (entry_codes, evaluated with the chunk) can be
-        # planned; plan_entries funds them strongest first with ties in the given order, so
-        # leaving the others out changes nothing.
-        chosen = np.flatnonzero((entry != NO_ENTRY) & ~self.held)
-        if not len(chosen):
-            return []
-        # Plain Python values (tolist), as the bot's candidates hold; ask falls back to the
-        # price as in data_fetcher.
-        shortable = (self.shortable[chosen] & shorting_enabled).tolist()
-        candidates = [
-            EntryCandidate(symbol=self.p.symbols[j], z=zj, price=pj, ask=aj if aj > 0 else pj,
-                           fractionable=fj, shortable=sj)
-            for j, zj, pj, aj, fj, sj in zip(
-                chosen.tolist(), z[chosen].tolist(), price[chosen].tolist(),
-                ask[chosen].tolist(), self.fractionable[chosen].tolist(), shortable,
-                strict=True)]
-        plans, _ = plan_entries(candidates, self.thresholds,
-                                size_usd=self.config.position_size_usd, cash_usd=cash_usd,
-                                buying_power_usd=power_usd, max_entries=max_entries)
-        return plans
+        # planned; plan_entry_arrays funds them strongest first with ties in the given order,
+        # so leaving the others out changes nothing.
+        candidates = np.flatnonzero(c.has_signal[row] & ~self.held)
+        if not len(candidates):
+            return None
+        held = self.held_in_book()
+        allowance = entry_allowance(self.config,
+                                    self.risk_view(held, c.wire_mark[row, held], equity))
+        if allowance.blocked:
+            return None
+        # The account as the API reports it: decimal strings with 4 places.
+        cash_usd = _reported(margin.non_marginable_buying_power(self.cash))
+        power_usd = _reported(margin.buying_power(self.cash, long_value, short_value))
+        s = c.signals
+        z = s.z[row, candidates]
+        plan = plan_entry_arrays(
+            z, s.price[row, candidates], c.ask[row, candidates],
+            self.fractionable[candidates],
+            self.shortable[candidates] & margin.shorting_enabled(equity), self.thresholds,
+            size_usd=self.config.position_size_usd, cash_usd=cash_usd,
+            buying_power_usd=power_usd, max_entries=allowance.max_entries)
+        if not len(plan.accepted):
+            return None
+        return _Orders(symbol=candidates[plan.accepted], is_buy=plan.is_long, qty=plan.qty,
+                       limit=plan.limit, z=z[plan.accepted],
+                       reason=np.zeros(len(plan.accepted), dtype=np.int64))
 
     # -- fills ------------------------------------------------------------------------------
 
-    def fill(self, t: int, orders: _DayOrders, cache: Fills, row: int) -> None:
-        """Settle the run's orders: each fills by the model between noon and the close, or
-        expires at the close (DAY orders)."""
-        j, side = orders.symbol, orders.is_buy.astype(np.int64)
+    def fill(self, t: int, c: _Chunk, row: int, exits: _Orders | None,
+             entries: _Orders | None) -> None:
+        """Settle the run's orders, exits then entries in submission order: each fills by
+        the model between noon and the close, or expires at the close (DAY orders)."""
+        orders = _submitted(exits, entries)
+        filled, price, when = self.fill_model(t, c, row, orders)
+        done = np.flatnonzero(filled)
+        if len(done):
+            slip = self.settings.slippage_bps / 10_000.0
+            if slip:
+                price = np.where(orders.is_buy, price * (1.0 + slip), price * (1.0 - slip))
+            self.book_fills(t, orders, done, price, when,
+                            n_exits=0 if exits is None else len(exits.symbol))
+        self.orders += len(orders.symbol)
+
+    def fill_model(self, t: int, c: _Chunk, row: int,
+                   orders: _Orders) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """`price_model.limit_fill` of each order, from the chunk's bulk evaluation."""
+        cache, j = c.signals.fills, orders.symbol
+        side = orders.is_buy.astype(np.intp)
         filled = cache.filled[side, row, j]
         price = cache.price[side, row, j]
         when = cache.when[side, row, j]
-        miss = np.flatnonzero(cache.limit[row, j] != orders.limit)
-        if len(miss):  # a limit the bulk evaluation did not guess: evaluate it now
+        miss = cache.limit[row, j] != orders.limit
+        if miss.any():  # a limit the bulk evaluation did not see: evaluate it now
             p, m = self.p, j[miss]
             filled[miss], price[miss], when[miss] = limit_fill(
                 p.open[t, m], p.high[t, m], p.low[t, m], p.close[t, m],
                 is_buy=orders.is_buy[miss], limit=orders.limit[miss],
                 start=self.clock.fraction(t), end=1.0, spread_bps=self.settings.spread_bps)
-        slip = self.settings.slippage_bps / 10_000.0
-        if slip:
-            price = np.where(orders.is_buy, price * (1.0 + slip), price * (1.0 - slip))
-        done = np.flatnonzero(filled)
-        # The exchange fills first touch first, ties in order of submission.
-        for i in done[np.lexsort((done, when[done]))]:
-            self.book_fill(t, int(i), orders, float(price[i]), float(when[i]))
-        self.orders += len(j)
+        return filled, price, when
 
-    def book_fill(self, t: int, i: int, orders: _DayOrders, price: float, when: float) -> None:
-        j, qty = int(orders.symbol[i]), float(orders.qty[i])
-        signed = qty if orders.is_buy[i] else -qty
-        # Trades settle in whole cents (simbroker.book.Book.apply_fill).
-        self.cash = round(self.cash - signed * price - self.settings.commission_usd, 2)
-        order = self.orders + 1 + i  # numbered in order of submission
-        if orders.is_exit[i]:
-            self.trades.append((
-                j, bool(self.long[j]), qty, int(self.entry_session[j]), int(self.entry_k[j]),
-                float(self.entry_fraction[j]), float(self.entry_price[j]),
-                float(self.entry_z[j]), int(self.entry_order[j]), t, i, when, price,
-                int(orders.reason[i]), float(orders.z[i]), order))
-            self.held[j] = False
-            self.book.remove(j)
-            return
-        self.book.append(j)
-        self.held[j], self.long[j], self.qty[j] = True, bool(orders.is_buy[i]), qty
-        self.entry_price[j], self.entry_session[j], self.entry_k[j] = price, t, i
-        self.entry_fraction[j], self.entry_z[j], self.entry_order[j] = when, orders.z[i], order
+    def book_fills(self, t: int, orders: _Orders, done: np.ndarray, price: np.ndarray,
+                   when: np.ndarray, *, n_exits: int) -> None:
+        """Book the filled orders (indices `done`; the first `n_exits` orders are exits) in
+        the order the exchange fills them: first touch first, ties in order of submission."""
+        symbol, is_buy, qty = orders.symbol.tolist(), orders.is_buy.tolist(), orders.qty.tolist()
+        z, reason = orders.z.tolist(), orders.reason.tolist()
+        when, price = when.tolist(), price.tolist()
+        commission = self.settings.commission_usd
+        for i in sorted(done.tolist(), key=lambda i: (when[i], i)):
+            j, q = symbol[i], qty[i]
+            signed = q if is_buy[i] else -q
+            # Trades settle in whole cents (simbroker.book.Book.apply_fill).
+            self.cash = round(self.cash - signed * price[i] - commission, 2)
+            order = self.orders + 1 + i  # numbered in order of submission
+            if i < n_exits:
+                self.trades.append((j, bool(self.long[j]), q, *self.opened.pop(j),
+                                    t, i, when[i], price[i], reason[i], z[i], order))
+                self.held[j] = False
+                self.book.remove(j)
+            else:
+                self.opened[j] = _Opened(t, i, when[i], price[i], z[i], order)
+                self.book.append(j)
+                self.held[j], self.long[j], self.qty[j], self.signed[j] = True, is_buy[i], q, signed
+                self.entry_ordinal[j] = self.clock.ordinal[t]
+        self.book_changed()
 
-    def apply_split(self, split, t: int) -> None:
+    def apply_split(self, split, last_close: np.ndarray) -> None:
         """A split at the open: the exchange's own book adjusts the position (qty * ratio,
         price / ratio, cash in lieu of a fractional share), and so does the backtest."""
         j = self.index[split.symbol]
         if not self.held[j]:
             return
-        signed = float(self.qty[j]) if self.long[j] else -float(self.qty[j])
+        opened = self.opened[j]
         book = Book(cash=self.cash, positions={split.symbol: Position(
-            split.symbol, signed, float(self.entry_price[j]))})
-        previous = self.last_close[t, j] / split.ratio
+            split.symbol, float(self.signed[j]), opened.price)})
+        previous = last_close[j] / split.ratio
         book.apply_split(split, None if math.isnan(previous) else float(previous))
         self.cash = book.cash
         after = book.positions.get(split.symbol)
         if after is None:
             self.held[j] = False
+            del self.opened[j]
             self.book.remove(j)
+            self.book_changed()
             return
-        self.qty[j], self.entry_price[j] = abs(after.qty), after.avg_entry_price
+        self.qty[j] = abs(after.qty)
+        self.opened[j] = opened._replace(price=after.avg_entry_price)
+        self.signed[j] = self.qty[j] if self.long[j] else -self.qty[j]
 
     def trade_arrays(self) -> Trades:
         columns = list(zip(*self.trades, strict=True)) if self.trades else [()] * 16
@@ -444,18 +517,27 @@ class _Run:
         return Trades(**arrays)
 
 
-def _day_orders(exits: list[tuple[int, int, float, float]], entries: list[EntryPlan],
-                index: dict[str, int], qty: np.ndarray, long: np.ndarray) -> _DayOrders:
-    j = [e[0] for e in exits] + [index[plan.symbol] for plan in entries]
-    return _DayOrders(
-        symbol=np.array(j, dtype=np.int64),
-        is_buy=np.array([not long[e[0]] for e in exits] + [p.is_long for p in entries],
-                        dtype=bool),
-        is_exit=np.array([True] * len(exits) + [False] * len(entries), dtype=bool),
-        qty=np.array([qty[e[0]] for e in exits] + [p.qty for p in entries], dtype=float),
-        limit=np.array([e[2] for e in exits] + [p.limit_price for p in entries], dtype=float),
-        z=np.array([e[3] for e in exits] + [p.z for p in entries], dtype=float),
-        reason=np.array([e[1] for e in exits] + [0] * len(entries), dtype=np.int64))
+def _submitted(exits: _Orders | None, entries: _Orders | None) -> _Orders:
+    if entries is None:
+        return exits
+    if exits is None:
+        return entries
+    return _Orders(*(np.concatenate(pair) for pair in zip(
+        (exits.symbol, exits.is_buy, exits.qty, exits.limit, exits.z, exits.reason),
+        (entries.symbol, entries.is_buy, entries.qty, entries.limit, entries.z,
+         entries.reason), strict=True)))
+
+
+def _long_short(values: list[float]) -> tuple[float, float]:
+    """Long and (positive) short market value of signed position values, each summed left to
+    right as the exchange sums them (simbroker.account.balances)."""
+    long_value = short_value = 0.0
+    for value in values:
+        if value >= 0:
+            long_value += value
+        else:
+            short_value += value
+    return long_value, -short_value
 
 
 def _reported(value: float) -> float:
@@ -463,14 +545,19 @@ def _reported(value: float) -> float:
     return float(f"{value:.4f}")
 
 
-def _last_close_before(close: np.ndarray) -> np.ndarray:
-    """For each session, every symbol's latest close strictly before it (NaN if none): the
-    exchange's price for a symbol that has no bar today."""
-    rows = np.where(np.isnan(close), -1, np.arange(len(close))[:, np.newaxis])
-    latest = np.maximum.accumulate(rows, axis=0)
-    before = np.vstack([np.full((1, close.shape[1]), -1), latest[:-1]])
-    out = close[np.maximum(before, 0), np.arange(close.shape[1])]
-    return np.where(before >= 0, out, np.nan)
+def _forward_filled(rows: np.ndarray, seed: np.ndarray) -> np.ndarray:
+    """Each row with its NaN replaced by the latest value above it, else by `seed`'s."""
+    stacked = np.vstack([seed, rows])
+    latest = np.where(np.isnan(stacked), 0, np.arange(len(stacked))[:, np.newaxis])
+    np.maximum.accumulate(latest, axis=0, out=latest)
+    return stacked[latest, np.arange(stacked.shape[1])][1:]
+
+
+def _or_last(price: np.ndarray, last_close: np.ndarray) -> np.ndarray:
+    """`price`, or the last close where there is none: the exchange's price for a symbol
+    that has no bar today."""
+    missing = np.isnan(price)
+    return np.where(missing, last_close, price) if missing.any() else price
 
 
 def _decision_clock(clock: Clock, warmup: int) -> Clock:

@@ -20,7 +20,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from backtester.panels import Clock, Panels
-from signal_generator import Thresholds, entry_codes, zscores
+from signal_generator import Thresholds, entry_codes, limit_prices, zscores
 from simbroker.price_model import limit_fill, price_at, quote
 
 # Elements of one chunk's window copy: ~8 MB keeps it in cache-friendly sizes (measured:
@@ -32,7 +32,7 @@ _CHUNK_ELEMENTS = 750_000
 class Fills:
     """How a DAY limit order at `limit`, placed at noon, would end, for every cell and side:
     `price_model.limit_fill` evaluated in bulk. The engine uses a cell only after checking
-    that the order's limit (from the bot's `limit_price`) equals `limit` here."""
+    that the order's limit equals `limit` here."""
 
     limit: np.ndarray
     filled: np.ndarray  # (2, days, symbols): [0] a sell, [1] a buy
@@ -48,6 +48,7 @@ class DaySignals:
     first: int
     path_price: np.ndarray  # model price at noon (NaN without a bar today): marks, quotes
     price: np.ndarray  # the latest trade as the API reports it: round(path_price, 4)
+    limit: np.ndarray  # the bot's limit price for an order at that price (limit_prices)
     ask: np.ndarray  # the quote's ask at noon
     z: np.ndarray
     entry: np.ndarray  # entry_codes(z)
@@ -81,21 +82,20 @@ def compute_chunk(panels: Panels, clock: Clock, first: int, count: int, *, windo
     noon = clock.fraction(rows)[:, np.newaxis]
     path = price_at(*bars, noon)
     price = wire_price(path)
+    limit = limit_prices(price)
     past = _window_closes(panels, t0, count, w)  # (count, symbols, w), adjusted and rounded
-    in_view = ~np.isnan(past).any(axis=2) & ~np.isnan(path)
+    in_view = _full_windows(panels.close, t0, count, w) & ~np.isnan(path)
     n = len(panels.symbols)
     columns = np.ascontiguousarray(past.reshape(count * n, w)).T  # the bot's layout
     z = zscores(columns, price.reshape(count * n)).reshape(count, n)
-    return DaySignals(first, path, price, quote(path, spread_bps)[1], z,
+    return DaySignals(first, path, price, limit, quote(path, spread_bps)[1], z,
                       entry_codes(z, thresholds), in_view,
-                      _noon_fills(bars, price, noon, spread_bps))
+                      _noon_fills(bars, limit, noon, spread_bps))
 
 
-def _noon_fills(bars: tuple[np.ndarray, ...], price: np.ndarray, noon: np.ndarray,
+def _noon_fills(bars: tuple[np.ndarray, ...], limit: np.ndarray, noon: np.ndarray,
                 spread_bps: float) -> Fills:
-    # The limit the bot will most likely send: its price to the cent, half up (to 1/100 of a
-    # cent below $1). Only a guess: the engine checks it against limit_price's answer.
-    limit = np.where(price >= 1.0, np.floor(price * 100.0 + 0.5 + 1e-7) / 100.0, price)
+    """Every cell's fill, both sides, for a DAY order at the bot's limit placed at noon."""
     side = np.array([False, True])[:, np.newaxis, np.newaxis]
     with np.errstate(invalid="ignore"):
         filled, fill_price, when = limit_fill(*bars, is_buy=side, limit=limit, start=noon,
@@ -105,14 +105,24 @@ def _noon_fills(bars: tuple[np.ndarray, ...], price: np.ndarray, noon: np.ndarra
 
 def _window_closes(panels: Panels, t0: int, count: int, w: int) -> np.ndarray:
     """Closes of the w sessions before each day, split-adjusted as of that day and rounded to
-    4 decimals, as the exchange's bars carry them (MarketData.bars + wire.row_json)."""
+    4 decimals, as the exchange's bars carry them (MarketData.bars + wire.row_json).
+    Without splits each close is rounded once, and the windows are views of the result."""
     start = t0 - w
-    raw = sliding_window_view(panels.close[start:t0 + count - 1], w, axis=0)
     if panels.split_level is None:
-        return np.round(raw, 4)
+        return sliding_window_view(np.round(panels.close[start:t0 + count - 1], 4), w, axis=0)
+    raw = sliding_window_view(panels.close[start:t0 + count - 1], w, axis=0)
     levels = sliding_window_view(panels.split_level[start:t0 + count - 1], w, axis=0)
     as_of = panels.split_level[t0:t0 + count][:, :, np.newaxis]
     return np.round(raw / (as_of / levels), 4)
+
+
+def _full_windows(close: np.ndarray, t0: int, count: int, w: int) -> np.ndarray:
+    """Whether each day's window of w closes is complete (no missing bar), by counting the
+    missing ones with a running sum instead of looking at every window."""
+    missing = np.isnan(close[t0 - w:t0 + count - 1])
+    seen = np.zeros((len(missing) + 1, missing.shape[1]), dtype=np.int32)
+    np.cumsum(missing, axis=0, out=seen[1:])
+    return seen[w:] == seen[:count]
 
 
 def chunk_days(n_symbols: int, window: int) -> int:
