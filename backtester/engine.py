@@ -208,8 +208,7 @@ def choose_universe(market: MarketData, config: Config,
     return universe
 
 
-@dataclass(frozen=True)
-class _Orders:
+class _Orders(NamedTuple):
     """Orders of one run for one purpose (exits or entries), in submission order."""
 
     symbol: np.ndarray
@@ -296,7 +295,7 @@ class _Run:
                 self.day(p.warmup + d, chunk, row)
                 held = self.held_in_book()
                 long_value, short_value = _long_short(
-                    (self.signed[held] * chunk.close_mark[row, held]).tolist())
+                    (self.signed[held] * chunk.close_mark[row][held]).tolist())
                 equity = margin.equity(self.cash, long_value, short_value)
                 self.last_equity = equity
                 out["equity"][d], out["cash"][d] = equity, self.cash
@@ -358,7 +357,7 @@ class _Run:
         held = self.held_in_book()
         # The exchange marks positions at the current price.
         long_value, short_value = _long_short(
-            (self.signed[held] * c.mark[row, held]).tolist())
+            (self.signed[held] * c.mark[row][held]).tolist())
         equity = margin.equity(self.cash, long_value, short_value)
         exits = self.exits(t, c, row)
         entries = self.entries(c, row, equity, long_value, short_value)
@@ -377,42 +376,42 @@ class _Run:
 
     def exits(self, t: int, c: _Chunk, row: int) -> _Orders | None:
         """The exits to place, by symbol, at the bot's limit for the current price."""
-        held = self.held_by_symbol()
-        held = held[c.signals.in_view[row, held]]
+        s, held = c.signals, self.held_by_symbol()
+        held = held[s.in_view[row][held]]
         if not len(held):
             return None
         today = self.clock.ordinal[t]
         entered = self.entry_ordinal[held]
-        z = c.signals.z[row, held]
+        z = s.z[row][held]
         codes = exit_codes(self.long[held], z, today - entered, entered == today,
                            self.thresholds)
-        chosen = codes != NO_EXIT
-        if not chosen.any():
+        chosen = (codes != NO_EXIT).nonzero()[0]
+        if not len(chosen):
             return None
         j = held[chosen]
-        return _Orders(symbol=j, is_buy=~self.long[j], qty=self.qty[j],
-                       limit=c.signals.limit[row, j], z=z[chosen], reason=codes[chosen])
+        return _Orders(symbol=j, is_buy=~self.long[j], qty=self.qty[j], limit=s.limit[row][j],
+                       z=z[chosen], reason=codes[chosen])
 
     def entries(self, c: _Chunk, row: int, equity: float, long_value: float,
                 short_value: float) -> _Orders | None:
         # Only symbols with an entry signal (entry_codes, evaluated with the chunk) can be
         # planned; plan_entry_arrays funds them strongest first with ties in the given order,
         # so leaving the others out changes nothing.
-        candidates = np.flatnonzero(c.has_signal[row] & ~self.held)
+        candidates = (c.has_signal[row] & ~self.held).nonzero()[0]
         if not len(candidates):
             return None
         held = self.held_in_book()
         allowance = entry_allowance(self.config,
-                                    self.risk_view(held, c.wire_mark[row, held], equity))
+                                    self.risk_view(held, c.wire_mark[row][held], equity))
         if allowance.blocked:
             return None
         # The account as the API reports it: decimal strings with 4 places.
         cash_usd = _reported(margin.non_marginable_buying_power(self.cash))
         power_usd = _reported(margin.buying_power(self.cash, long_value, short_value))
         s = c.signals
-        z = s.z[row, candidates]
+        z = s.z[row][candidates]
         plan = plan_entry_arrays(
-            z, s.price[row, candidates], c.ask[row, candidates],
+            z, s.price[row][candidates], c.ask[row][candidates],
             self.fractionable[candidates],
             self.shortable[candidates] & margin.shorting_enabled(equity), self.thresholds,
             size_usd=self.config.position_size_usd, cash_usd=cash_usd,
@@ -431,7 +430,7 @@ class _Run:
         the model between noon and the close, or expires at the close (DAY orders)."""
         orders = _submitted(exits, entries)
         filled, price, when = self.fill_model(t, c, row, orders)
-        done = np.flatnonzero(filled)
+        done = filled.nonzero()[0]
         if len(done):
             slip = self.settings.slippage_bps / 10_000.0
             if slip:
@@ -445,11 +444,11 @@ class _Run:
         """`price_model.limit_fill` of each order, from the chunk's bulk evaluation."""
         cache, j = c.signals.fills, orders.symbol
         side = orders.is_buy.astype(np.intp)
-        filled = cache.filled[side, row, j]
-        price = cache.price[side, row, j]
-        when = cache.when[side, row, j]
-        miss = cache.limit[row, j] != orders.limit
-        if miss.any():  # a limit the bulk evaluation did not see: evaluate it now
+        filled = cache.filled[:, row][side, j]
+        price = cache.price[:, row][side, j]
+        when = cache.when[:, row][side, j]
+        miss = cache.limit[row][j] != orders.limit
+        if np.count_nonzero(miss):  # a limit the bulk evaluation did not see: evaluate it
             p, m = self.p, j[miss]
             filled[miss], price[miss], when[miss] = limit_fill(
                 p.open[t, m], p.high[t, m], p.low[t, m], p.close[t, m],
@@ -522,10 +521,7 @@ def _submitted(exits: _Orders | None, entries: _Orders | None) -> _Orders:
         return exits
     if exits is None:
         return entries
-    return _Orders(*(np.concatenate(pair) for pair in zip(
-        (exits.symbol, exits.is_buy, exits.qty, exits.limit, exits.z, exits.reason),
-        (entries.symbol, entries.is_buy, entries.qty, entries.limit, entries.z,
-         entries.reason), strict=True)))
+    return _Orders(*map(np.concatenate, zip(exits, entries, strict=True)))
 
 
 def _long_short(values: list[float]) -> tuple[float, float]:
