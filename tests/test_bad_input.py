@@ -446,7 +446,8 @@ def _day(value: object) -> bool:
 # What a record must be, restated from position_manager's docstrings: the oracle.
 RULES = {
     "positions": {
-        "symbol": lambda v, key: v == key, "side": lambda v, key: v in ("long", "short"),
+        "symbol": lambda v, key: v == key and v != "",
+        "side": lambda v, key: v in ("long", "short"),
         "qty": lambda v, key: _number(v, positive=True),
         "entry_time": lambda v, key: _time(v),
         "entry_price": lambda v, key: _number(v, positive=True),
