@@ -114,7 +114,9 @@ class OrderManager:
             mine = [o for o in orders if o.id in ids]
             if all(not o.is_open for o in mine) or monotonic() >= give_up:
                 return orders
-            self.sleep(min(poll_seconds, max(0.0, give_up - monotonic())))
+            # Never past the run's deadline either; the next poll then ends the run.
+            self.sleep(self.broker.within_deadline(
+                min(poll_seconds, max(0.0, give_up - monotonic()))))
 
     def cancel_remainders(self, orders: list[Order]) -> int:
         """Cancel what is left of this run's partially filled orders; returns how many."""
