@@ -399,3 +399,16 @@ def test_the_run_ends_at_its_deadline(bots, both, tmp_path, what):
     # may take its timeout (1 s).
     assert seconds < 4 + 1 + 1
     assert check_invariants_after_failure(exchange, logs) == []
+
+
+def test_a_fill_wait_longer_than_the_deadline_ends_at_the_deadline(bots, tmp_path):
+    resting = replace(SCENARIOS["entries"], name="resting", exchange={"spread_bps": 50.0})
+    prepared = prepare(resting, tmp_path / "prepared")  # the limits never meet the ask
+    run, exchange, logs, seconds = one_run(bots, prepared, tmp_path / "run", Faults(),
+                                           FILL_WAIT_SECONDS="60", FILL_POLL_SECONDS="30",
+                                           RUN_DEADLINE_SECONDS="3")
+    assert run.returncode == 1
+    assert "run deadline passed before GET /v2/orders" in run.stderr
+    assert seconds < 3 + 1 + 1
+    assert len(StateStore(logs).load_pending()) == 3  # the next run asks the broker
+    assert check_invariants_after_failure(exchange, logs) == []
