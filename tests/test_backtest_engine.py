@@ -15,9 +15,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import backtester.signals
 from backtester import Settings, run_backtest
 from backtester.outputs import trade_rows
 from config import load_config
+from market_calendar import nyse
+from simbroker import synthetic
 from simbroker.market_data import Split, from_frame
 
 DAYS = [date(2021, 3, d) for d in (1, 2, 3, 4, 5, 8, 9, 10, 11, 12)]
@@ -183,3 +186,51 @@ def test_a_split_while_held_adjusts_the_window_and_the_position():
     assert (row["qty"], row["entry_price"], row["exit_price"]) == ("22.2222", "4.5", "5")
     assert row["exit_reason"] == "mean_reversion" and row["exit_z"] == "0.4472"
     assert row["pnl_usd"] == "11.11"
+
+
+def test_a_held_symbol_without_a_bar_is_marked_at_its_last_close():
+    # Bought on 03-05 at 9.00 (as test_long_entry_then_reversion_exit); no bar on 03-08, so
+    # the bot cannot price AAA (no exit) and the exchange marks it at the last close, 9, both
+    # at noon and at the close: 11.111111111 shares are worth 99.999999999.
+    market = bars(*flat_start("AAA"), ("AAA", DAYS[4], 9.0), ("BBB", DAYS[5], 20.0))
+    result = backtest(market, end=DAYS[5], symbols=("AAA", "BBB"))
+    assert result.positions.tolist() == [1, 1]
+    assert np.isnan(result.z[1, 0])
+    assert result.cash[1] == 99_900.0  # 100,000 - 100.00 for the entry
+    assert result.long_value[1] == 11.111111111 * 9.0
+    assert result.equity[1] == 99_900.0 + 11.111111111 * 9.0
+
+
+def test_chunks_of_days_do_not_change_the_result(monkeypatch):
+    # Signals are computed in chunks of days; carried from one chunk to the next are the
+    # positions, cash and each symbol's last close. Halts while held (marks at the last close,
+    # windows with a missing bar), a symbol that starts late and a split while held must give
+    # the same run one day at a time as in one chunk. The halts and the split are placed on
+    # positions this seed opens (S0001 on day 34, S0005 on 61, S0003 on 44).
+    days = [s.day for s in nyse().sessions_between(date(2021, 1, 4), date(2021, 6, 30))]
+    market = synthetic.generate(
+        8, start=days[0], sessions=90, seed=11, daily_vol=0.04,
+        halts={"S0001": days[35:42], "S0005": days[62:64], "S0002": days[:12]},
+        splits=[Split("S0003", days[46], 2.0)])
+    cfg = config(tickers=",".join(market.symbols), z_score_window=10, position_size_usd=5_000)
+    whole = run_backtest(market, cfg, symbols=market.symbols)
+    monkeypatch.setattr(backtester.signals, "_CHUNK_ELEMENTS", 1)  # one day per chunk
+    by_day = run_backtest(market, cfg, symbols=market.symbols)
+    rows = trade_rows(whole)
+    assert any(r["symbol"] == "S0001" and r["entry_time"] < days[35].isoformat()
+               and r["exit_time"] > days[42].isoformat() for r in rows)
+    for name in ("equity", "cash", "long_value", "short_value", "positions", "prices", "z"):
+        assert np.array_equal(getattr(whole, name), getattr(by_day, name), equal_nan=True), name
+    assert rows == trade_rows(by_day)
+
+
+def test_a_window_with_a_missing_close_keeps_the_symbol_out_of_the_bots_view():
+    # Bought on 03-05; no bar on 03-08. From 03-10 the position is past the 5-day holding
+    # period, but every window up to 03-12 holds the missing close of 03-08: the bot gets no
+    # price history for AAA, so it places no exit (not even the holding-period one).
+    rows = [*flat_start("AAA"), ("AAA", DAYS[4], 9.0),
+            *[("AAA", d, 9.0) for d in DAYS[6:]], ("BBB", DAYS[5], 20.0)]
+    result = backtest(bars(*rows), end=DAYS[-1], symbols=("AAA", "BBB"))
+    assert result.positions.tolist() == [1] * 6
+    assert len(result.trades) == 0
+    assert np.isnan(result.z[1:, 0]).all()
