@@ -20,6 +20,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import requests
 
 from config import Config
 from position_manager import StateStore
@@ -47,6 +48,10 @@ KINDS: dict[str, Fault] = {
     "502": Fault(status=502),
     "503": Fault(status=503),
     "504": Fault(status=504),
+    "429 after commit": Fault(status=429, after_commit=True),
+    "500 after commit": Fault(status=500, after_commit=True),
+    "502 after commit": Fault(status=502, after_commit=True),
+    "503 after commit": Fault(status=503, after_commit=True),
     "504 after commit": Fault(status=504, after_commit=True),
     "reset": Fault(reset=True),
     "reset after commit": Fault(reset=True, after_commit=True),
@@ -363,6 +368,33 @@ def test_pattern_day_trader_protection_blocks_entries_of_a_small_account(bots, t
     assert check_invariants(exchange, logs) == []
 
 
+def test_the_exchange_refuses_a_day_trade_the_bot_did_not_see_coming(bots, tmp_path):
+    """Alpaca's real PDT refusal (legacy exchange): the account is under $25,000 with 3 day
+    trades, and someone bought one more AAA share by hand today, so closing AAA today is a
+    day trade at the broker - though the bot's record says it opened AAA yesterday."""
+    legacy = replace(SCENARIOS["both"], name="legacy-pdt-refusal",
+                     exchange={"legacy_pdt": True, "starting_cash": 10_000.0})
+    prepared = prepare(legacy, tmp_path / "prepared")
+
+    def day_trades_and_a_manual_buy(exchange) -> None:
+        for i in range(3):
+            for side in ("buy", "sell"):
+                exchange.submit_order({"symbol": "DDD", "qty": 1, "side": side,
+                                       "type": "market", "time_in_force": "day",
+                                       "client_order_id": f"manual-{i}-{side}"})
+        exchange.submit_order({"symbol": "AAA", "qty": 1, "side": "buy", "type": "market",
+                               "time_in_force": "day", "client_order_id": "manual-aaa"})
+
+    run, exchange, logs, _ = one_run(bots, prepared, tmp_path / "run", Faults(),
+                                     setup=day_trades_and_a_manual_buy)
+    assert run.returncode == 0, run.stderr
+    assert "AAA: order refused" in run.stderr and "pattern day trading" in run.stderr
+    assert today_orders(exchange) == {}  # refused, and no entries (blocked by the rule)
+    assert "AAA" in StateStore(logs).load_holdings()
+    assert StateStore(logs).load_pending() == {}
+    assert check_invariants(exchange, logs) == []
+
+
 # -- the timeout of every request, the deadline of the run ----------------------------------------
 
 def test_every_request_has_a_timeout(bots, both, tmp_path):
@@ -385,6 +417,14 @@ def test_a_rate_limit_answer_is_retried_after_a_backoff(bots, both, tmp_path):
     assert "retry 1/1 in 0.5 s" in run.stderr
     assert seconds >= 0.5
     assert check_invariants(exchange, logs) == []
+    # What the bot was answered: Alpaca's 429 with its rate-limit headers.
+    with both.fresh(tmp_path / "direct") as (exchange, server, _):
+        server.faults.add(Fault(method="GET", path="/v2/account", status=429))
+        answer = requests.get(server.trading_url + "/v2/account", timeout=5, headers={
+            "APCA-API-KEY-ID": exchange.config.key_id,
+            "APCA-API-SECRET-KEY": exchange.config.secret_key})
+    assert answer.status_code == 429 and answer.headers["X-RateLimit-Remaining"] == "0"
+    assert {"X-RateLimit-Limit", "X-RateLimit-Reset"} <= set(answer.headers)
 
 
 @pytest.mark.parametrize("what", ["every request hangs", "every order POST fails"])
