@@ -25,7 +25,7 @@ import requests
 from config import Config
 from position_manager import StateStore
 from simbroker import Fault, wire
-from simbroker.faults import Faults
+from simbroker.faults import Faults, RandomFaults
 from tests.bot_process import BotProcesses, Finished
 from tests.reliability_support import (
     DAYS,
@@ -456,3 +456,23 @@ def test_a_fill_wait_longer_than_the_deadline_ends_at_the_deadline(bots, tmp_pat
     assert seconds < 3 + 1 + 1
     assert len(StateStore(logs).load_pending()) == 3  # the next run asks the broker
     assert check_invariants_after_failure(exchange, logs) == []
+
+
+def test_random_faults_are_seeded_and_armed_faults_come_first():
+    def draws(rate: float, seed: str) -> list[str | None]:
+        faults = RandomFaults(rate, seed=seed)
+        faults.add(Fault(method="POST", path="/v2/orders", status=422))
+        taken = [faults.take("GET", "/v2/clock") for _ in range(200)]
+        first_post = faults.take("POST", "/v2/orders")
+        assert first_post is not None and first_post.status == 422
+        return [None if f is None else f.kind for f in taken]
+
+    assert draws(0.05, "11:2021-01-04") == draws(0.05, "11:2021-01-04")
+    assert draws(0.05, "11:2021-01-04") != draws(0.05, "11:2021-01-05")
+    assert set(draws(0.0, "x")) == {None}
+    hits = sum(1 for f in draws(0.25, "y") if f)
+    assert 25 <= hits <= 75
+    with pytest.raises(ValueError):
+        RandomFaults(1.5)
+    with pytest.raises(Exception, match="body needs a status"):
+        Fault(body={"bars": {}})
