@@ -460,11 +460,12 @@ class _Run:
                    when: np.ndarray, *, n_exits: int) -> None:
         """Book the filled orders (indices `done`; the first `n_exits` orders are exits) in
         the order the exchange fills them: first touch first, ties in order of submission."""
+        in_fill_order = done[np.argsort(when[done], kind="stable")].tolist()
         symbol, is_buy, qty = orders.symbol.tolist(), orders.is_buy.tolist(), orders.qty.tolist()
         z, reason = orders.z.tolist(), orders.reason.tolist()
         when, price = when.tolist(), price.tolist()
-        commission = self.settings.commission_usd
-        for i in sorted(done.tolist(), key=lambda i: (when[i], i)):
+        commission, today = self.settings.commission_usd, self.clock.ordinal[t]
+        for i in in_fill_order:
             j, q = symbol[i], qty[i]
             signed = q if is_buy[i] else -q
             # Trades settle in whole cents (simbroker.book.Book.apply_fill).
@@ -479,7 +480,7 @@ class _Run:
                 self.opened[j] = _Opened(t, i, when[i], price[i], z[i], order)
                 self.book.append(j)
                 self.held[j], self.long[j], self.qty[j], self.signed[j] = True, is_buy[i], q, signed
-                self.entry_ordinal[j] = self.clock.ordinal[t]
+                self.entry_ordinal[j] = today
         self.book_changed()
 
     def apply_split(self, split, last_close: np.ndarray) -> None:
