@@ -63,6 +63,7 @@ KINDS: dict[str, Fault] = {
     # and re-sends it.
     "late commit": Fault(delay_seconds=1.5),
 }
+LOOKUP = "GET /v2/orders:by_client_order_id"
 OUTAGES: dict[str, Fault] = {"503 outage": Fault(status=503), "reset outage": Fault(reset=True)}
 
 
@@ -75,10 +76,12 @@ class AtRequest(Faults):
         self.k, self.fault, self.lasting = k, fault, lasting
         self.seen = 0
         self.hits: list[str] = []
+        self.log: list[str] = []  # every request, in order
 
     def take(self, method: str, path: str) -> Fault | None:
         with self._lock:
             self.seen += 1
+            self.log.append(f"{method} {path}")
             if self.seen == self.k or (self.lasting and self.seen > self.k):
                 self.hits.append(f"{method} {path}")
                 return self.fault
@@ -136,6 +139,9 @@ def recovered(expected: Outcome, faults: AtRequest) -> Callable[..., list[str]]:
         warned = [line for line in run.stderr.splitlines()
                   if path in line and (" WARNING " in line or " ERROR " in line)]
         problems = [] if warned else [f"no warning names the failed request {hit}"]
+        if hit == "POST /v2/orders" and faults.log[faults.k:faults.k + 1] != [LOOKUP]:
+            problems.append(f"after the failed POST came {faults.log[faults.k:][:1]}, not "
+                            "the look-up of its client_order_id")
         return problems + check_invariants(exchange, logs) + \
             Outcome.of(exchange, logs).differences(expected)
     return check
