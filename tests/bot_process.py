@@ -133,7 +133,7 @@ def run_bot(argv: Sequence[str], kill: Mapping[str, int] | None, trace: str | No
 
 def serve() -> None:
     """Fork a child per job line on stdin; answer `{"id", "pid"}` when it starts and
-    `{"id", "returncode"}` when it ends (-9 for SIGKILL)."""
+    `{"id", "returncode", "cpu_seconds"}` when it ends (returncode -9 for SIGKILL)."""
     import trading_bot  # noqa: F401 - imported once, shared by every child
     from config import Config
     from market_calendar import nyse_around
