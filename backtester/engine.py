@@ -342,6 +342,7 @@ class _Run:
         return self._book_array
 
     def held_by_symbol(self) -> np.ndarray:
+        """The held symbols in symbol order, the order the bot goes through its exits."""
         if self._by_symbol is None:
             self._by_symbol = np.sort(self.held_in_book())
         return self._by_symbol
