@@ -227,7 +227,8 @@ def limit_prices(prices: np.ndarray) -> np.ndarray:
     base = np.floor(scaled)
     frac = scaled - base
     out = (base + (frac >= 0.5)) / scale
-    for i in np.flatnonzero(np.abs(frac - 0.5) < 1e-6):
+    tolerance = np.maximum(1e-6, np.abs(scaled) * 1e-12)
+    for i in np.flatnonzero(np.abs(frac - 0.5) < tolerance):
         out.flat[i] = limit_price(float(p.flat[i]))
     return out
 
@@ -246,7 +247,9 @@ def order_qtys(size_usd: float, prices: np.ndarray, is_long: np.ndarray,
     out = np.where(fractional, base / 1e9, base)
     out = np.where((p > 0) & (size_usd > 0) & np.isfinite(out), out, 0.0)
     frac = scaled - base
-    for i in np.flatnonzero(((frac < 1e-6) | (frac > 1 - 1e-6)) & (p > 0)):
+    # How far binary rounding can move `scaled`: a few ulps of it, at least 1e-6.
+    tolerance = np.maximum(1e-6, np.abs(scaled) * 1e-12)
+    for i in np.flatnonzero(((frac < tolerance) | (frac > 1 - tolerance)) & (p > 0)):
         out[i] = order_qty(size_usd, float(p[i]), is_long=bool(is_long[i]),
                            fractionable=bool(fractional[i]))
     return out

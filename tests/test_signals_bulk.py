@@ -25,6 +25,12 @@ def test_limit_prices_equal_limit_price(prices):
     assert limit_prices(np.array(prices)).tolist() == [limit_price(p) for p in prices]
 
 
+def test_order_qtys_near_a_nano_boundary():
+    # 1234.56 / 0.3125 is exactly 3950.592, but in binary 3950.5919999999996.
+    assert order_qtys(1234.56, np.array([0.3125]), np.array([True]), np.array([True]))[0] \
+        == order_qty(1234.56, 0.3125, is_long=True, fractionable=True) == 3950.592
+
+
 def test_limit_prices_decimal_halves():
     prices = [1.005, 1.015, 2.675, 0.99995, 0.12345, 123.455, 57.0]
     assert limit_prices(np.array(prices)).tolist() == [limit_price(p) for p in prices]
