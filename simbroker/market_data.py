@@ -220,7 +220,9 @@ class MarketData:
         lo = 0 if start is None else np.searchsorted(all_days, _day_number(start), side="left")
         hi = len(all_days) if end is None else np.searchsorted(all_days, _day_number(end), "right")
         days = all_days[lo:hi]
-        out = np.full((len(days), len(self.symbols)), np.nan)
+        # Filled symbol by symbol as rows of the transpose: each row is contiguous, and a
+        # symbol with a bar on every day needs no position look-up.
+        out = np.full((len(self.symbols), len(days)), np.nan)
         if len(days):
             for j, symbol in enumerate(self.symbols):
                 series = self._series[symbol]
@@ -231,8 +233,11 @@ class MarketData:
                 if table is not None:
                     factors = table.factors(series.days[a:b], as_of_number)
                     values = values * factors if column == _VOLUME else values / factors
-                out[np.searchsorted(days, series.days[a:b]), j] = values
-        return pd.DataFrame(out, index=_index(days), columns=list(self.symbols))
+                if b - a == len(days):
+                    out[j] = values
+                else:
+                    out[j, np.searchsorted(days, series.days[a:b])] = values
+        return pd.DataFrame(out.T, index=_index(days), columns=list(self.symbols))
 
     def _union_of_days(self) -> np.ndarray:
         if self._all_days is None:
