@@ -118,8 +118,10 @@ def limit_fill(open_, high, low, close, *, is_buy, limit, start, end, spread_bps
         # The touch time only where an order rests and then fills: element-wise, so computing
         # it on that subset gives the same numbers at a fraction of the cost.
         shape = np.shape(resting)
-        sub = [np.broadcast_to(x, shape)[resting] for x in (is_buy, limit, start, end)]
-        knots_sub = np.stack([np.broadcast_to(k, shape)[resting] for k in knots])
+        # Indices gathered once (a 0-d order keeps its mask); each array is read at them.
+        where = np.nonzero(resting) if np.ndim(resting) else resting
+        sub = [np.broadcast_to(x, shape)[where] for x in (is_buy, limit, start, end)]
+        knots_sub = np.stack([np.broadcast_to(k, shape)[where] for k in knots])
         when = np.array(when, dtype=float, copy=True)
         when[resting] = _first_touch(knots_sub, *sub, half)
     return filled, price, when
