@@ -101,9 +101,8 @@ def exit_codes(is_long: np.ndarray, z: np.ndarray, held_days: np.ndarray,
     z = np.asarray(z, dtype=float)
     held_days = np.asarray(held_days)
     opened_today = np.asarray(opened_today, dtype=bool)
-    with np.errstate(invalid="ignore"):
-        stop = np.where(is_long, z <= t.long_stop_z, z >= t.short_stop_z)
-        revert = np.where(is_long, z >= t.long_exit_z, z <= t.short_exit_z)
+    stop = np.where(is_long, z <= t.long_stop_z, z >= t.short_stop_z)  # NaN: False
+    revert = np.where(is_long, z >= t.long_exit_z, z <= t.short_exit_z)
     expired = held_days >= t.max_holding_days
     codes = np.where(expired, EXIT_MAX_HOLDING,
                      np.where(stop, EXIT_STOP_LOSS, np.where(revert, EXIT_REVERSION, NO_EXIT)))
@@ -121,9 +120,8 @@ def exit_reason(side: Side, z: float, held_days: int, opened_today: bool,
 def entry_codes(z: np.ndarray, t: Thresholds) -> np.ndarray:
     """ENTER_LONG where z < long entry, ENTER_SHORT where z > short entry, else NO_ENTRY."""
     z = np.asarray(z, dtype=float)
-    with np.errstate(invalid="ignore"):
-        long_ = z < t.long_entry_z
-        short = (z > t.short_entry_z) & t.allow_shorts
+    long_ = z < t.long_entry_z  # NaN compares False: no signal
+    short = (z > t.short_entry_z) & t.allow_shorts
     return np.where(long_, ENTER_LONG, np.where(short, ENTER_SHORT, NO_ENTRY))
 
 
@@ -240,8 +238,7 @@ def order_qtys(size_usd: float, prices: np.ndarray, is_long: np.ndarray,
     p = np.asarray(prices, dtype=float)
     is_long = np.asarray(is_long, dtype=bool)
     fractional = is_long & np.asarray(fractionable, dtype=bool)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        shares = size_usd / p
+    shares = np.divide(size_usd, p, out=np.zeros_like(p), where=p > 0)
     scaled = np.where(fractional, shares * 1e9, shares)
     base = np.floor(scaled)
     out = np.where(fractional, base / 1e9, base)
@@ -270,8 +267,9 @@ def plan_entry_arrays(z: np.ndarray, price: np.ndarray, ask: np.ndarray,
     """
     z = np.asarray(z, dtype=float)
     codes = entry_codes(z, t)
-    order = entry_priority(z)
-    order = order[codes[order] != NO_ENTRY]
+    signalled = np.flatnonzero(codes != NO_ENTRY)
+    # entry_priority over the signalled only: a stable sort keeps the same relative order.
+    order = signalled[entry_priority(z[signalled])]
     is_long = codes[order] == ENTER_LONG
     reason = np.where(~is_long & ~np.asarray(shortable, dtype=bool)[order],
                       SKIP_NOT_SHORTABLE, 0)
