@@ -8,7 +8,7 @@ arrays over the universe at once (the backtester's whole day in one call) and on
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
 from enum import StrEnum
 
@@ -45,21 +45,20 @@ ENTER_LONG, ENTER_SHORT, NO_ENTRY = 1, -1, 0
 class Thresholds:
     """The numbers the decisions need, taken from Config (so tests can build them directly)."""
 
-    long_entry_z: float = -1.5
-    short_entry_z: float = 1.5
-    long_exit_z: float = -0.1
-    short_exit_z: float = 0.1
-    long_stop_z: float = -3.0
-    short_stop_z: float = 3.0
-    max_holding_days: int = 5
-    same_day_stop_loss: bool = True
-    allow_shorts: bool = True
+    # Defaults are Config's own, so the two can never disagree.
+    long_entry_z: float = Config.long_entry_z
+    short_entry_z: float = Config.short_entry_z
+    long_exit_z: float = Config.long_exit_z
+    short_exit_z: float = Config.short_exit_z
+    long_stop_z: float = Config.long_stop_z
+    short_stop_z: float = Config.short_stop_z
+    max_holding_days: int = Config.max_holding_days
+    same_day_stop_loss: bool = Config.same_day_stop_loss
+    allow_shorts: bool = Config.allow_shorts
 
     @classmethod
     def from_config(cls, c: Config) -> Thresholds:
-        return cls(c.long_entry_z, c.short_entry_z, c.long_exit_z, c.short_exit_z,
-                   c.long_stop_z, c.short_stop_z, c.max_holding_days, c.same_day_stop_loss,
-                   c.allow_shorts)
+        return cls(**{f.name: getattr(c, f.name) for f in fields(cls)})
 
 
 def zscores(past_closes: np.ndarray, prices: np.ndarray) -> np.ndarray:

@@ -83,13 +83,6 @@ class Baseline:
 
 
 @pytest.fixture(scope="module")
-def bots():
-    runner = BotProcesses()
-    yield runner
-    runner.close()
-
-
-@pytest.fixture(scope="module")
 def baselines(bots, tmp_path_factory):
     """Per scenario: the state before the run, and an unkilled run's trace and outcome."""
     made: dict[str, Baseline] = {}

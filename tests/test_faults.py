@@ -89,13 +89,6 @@ class AtRequest(Faults):
 
 
 @pytest.fixture(scope="module")
-def bots():
-    runner = BotProcesses()
-    yield runner
-    runner.close()
-
-
-@pytest.fixture(scope="module")
 def both(tmp_path_factory) -> Prepared:
     return prepare(SCENARIOS["both"], tmp_path_factory.mktemp("faults") / "prepared")
 
