@@ -77,6 +77,7 @@ class Reconciliation:
     pending: dict[str, PendingOrder]
     trades: list[dict[str, Any]]
     notes: list[str]
+    fills: list[dict[str, Any]]  # fills of the bot's orders seen for the first time
 
 
 class StateStore:
@@ -227,6 +228,7 @@ def reconcile(holdings: dict[str, Holding], pending: dict[str, PendingOrder],
     pending = dict(pending)
     trades: list[dict[str, Any]] = []
     notes: list[str] = []
+    fills: list[dict[str, Any]] = []
     by_cid = {o.client_order_id: o for o in orders}
     for cid, p in sorted(pending.items(), key=lambda kv: kv[1].created_at):
         order = by_cid.get(cid)
@@ -235,11 +237,16 @@ def reconcile(holdings: dict[str, Holding], pending: dict[str, PendingOrder],
             del pending[cid]
             continue
         if p.intent == "entry":
+            known = holdings.get(p.symbol)
+            before = known.qty if known and known.entry_client_order_id == cid else 0.0
             _apply_entry(holdings, p, order)
+            if order.filled_qty > before + 1e-12:
+                fills.append(fill_record(order))
         elif order.filled_qty > 0 and not order.is_open:
             trade = _close(holdings, p, order, notes)
             if trade:
                 trades.append(trade)
+                fills.append(fill_record(order))
         if order.is_open:
             pending[cid] = replace(p, order_id=order.id)
         else:
@@ -248,7 +255,13 @@ def reconcile(holdings: dict[str, Holding], pending: dict[str, PendingOrder],
             del pending[cid]
     if positions is not None:
         _compare_positions(holdings, pending, positions, orders, trades, notes)
-    return Reconciliation(holdings, pending, trades, notes)
+    return Reconciliation(holdings, pending, trades, notes, fills)
+
+
+def fill_record(order: Order) -> dict[str, Any]:
+    """An order's fill as the run summary (and its alerts) report it."""
+    return {"symbol": order.symbol, "side": order.side, "filled_qty": order.filled_qty,
+            "filled_avg_price": order.filled_avg_price, "status": order.status}
 
 
 def _apply_entry(holdings: dict[str, Holding], p: PendingOrder, order: Order) -> None:

@@ -23,13 +23,20 @@ import numpy as np
 
 import logger as run_logging
 from alerts import Alerter
-from broker import Account, Broker, Clock, Order
+from broker import Account, Broker, Clock
 from config import DATA_URL, Config, Credentials, load_config, load_credentials, read_env
 from data_fetcher import MarketView, fetch_market_view
 from errors import BotError, BrokerError, ConfigError, OrderRejectedError
 from market_calendar import NEW_YORK, UTC, MarketCalendar, nyse_around
 from order_manager import OrderManager, client_order_id
-from position_manager import Holding, PendingOrder, StateStore, oldest_record_time, reconcile
+from position_manager import (
+    Holding,
+    PendingOrder,
+    StateStore,
+    fill_record,
+    oldest_record_time,
+    reconcile,
+)
 from risk import RiskView, entry_allowance
 from signal_generator import (
     EXIT_CODES,
@@ -213,6 +220,7 @@ def sync_state(broker: Broker, store: StateStore, run_dir: Path, summary: RunSum
     for note in result.notes:
         log.info("reconcile: %s", note)
     summary.notes.extend(result.notes)
+    summary.fills.extend(result.fills)  # filled since the last run, after it stopped waiting
     if not dry_run:
         store.save_records(result.holdings, result.pending, run_dir)
     return result.holdings, result.pending, positions, open_orders
@@ -356,7 +364,7 @@ def track_fills(orders: OrderManager, config: Config, store: StateStore,
     if config.cancel_partial_remainder:
         orders.cancel_remainders(placed)
     mine = {o.id for o in orders.placed}
-    summary.fills = [_fill_record(o) for o in placed if o.id in mine and o.filled_qty > 0]
+    summary.fills.extend(fill_record(o) for o in placed if o.id in mine and o.filled_qty > 0)
     # `placed` is the state of this run's orders only. A pending record of any other order
     # (still working from an earlier run today, or unconfirmed) is not judged here: reconcile
     # would take its absence for "never reached the broker" and drop it. The next run's sync
@@ -370,11 +378,6 @@ def track_fills(orders: OrderManager, config: Config, store: StateStore,
         holdings = result.holdings
         pending.update(result.pending)
     store.save_records(holdings, pending, run_dir)
-
-
-def _fill_record(order: Order) -> dict[str, Any]:
-    return {"symbol": order.symbol, "side": order.side, "filled_qty": order.filled_qty,
-            "filled_avg_price": order.filled_avg_price, "status": order.status}
 
 
 # -- entry point --------------------------------------------------------------------------

@@ -63,6 +63,31 @@ def test_entry_fill_then_reversion_exit(sim_factory):
     assert sim.store.load_holdings() == {} and sim.store.load_pending() == {}
 
 
+def test_fills_after_the_run_are_reported_by_the_next(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    series, entry = scenario([-1.0], entry_z=-2.5)
+    frame = flat_bars("AAA", series["AAA"])
+    # The entry day falls through the afternoon (open, high, low, close): the noon buy rests,
+    # then fills at its limit on the way down, after the run has stopped waiting.
+    day = frame["date"] == DAYS[E].isoformat()
+    frame.loc[day, ["open", "high", "low", "close"]] = [entry + 0.5, entry + 1, entry - 3,
+                                                       entry - 2]
+    frame.loc[frame["date"] == DAYS[E + 1].isoformat(), ["open", "high", "low", "close"]] = \
+        entry - 2
+    sim = Sim(tmp_path, market(frame), DAYS[E - 1], spread_bps=2.0)
+    sim.env["TICKERS"] = "AAA"
+    try:
+        sim.run(DAYS[E])
+        assert sim.last_summary()["fills"] == [] and len(sim.last_summary()["entries"]) == 1
+        sim.run(DAYS[E + 1])
+        fills = sim.last_summary()["fills"]
+        assert [(f["symbol"], f["side"], f["status"]) for f in fills] == \
+            [("AAA", "buy", "filled")]
+        assert sim.store.load_holdings()["AAA"].entry_price == fills[0]["filled_avg_price"]
+    finally:
+        sim.close()
+
+
 def test_stop_loss_exit(sim_factory):
     series, _ = scenario(["z=-3.5"])
     sim = sim_factory(series)
