@@ -254,7 +254,8 @@ def order_qtys(size_usd: float, prices: np.ndarray, is_long: np.ndarray,
 def plan_entry_arrays(z: np.ndarray, price: np.ndarray, ask: np.ndarray,
                       fractionable: np.ndarray, shortable: np.ndarray, t: Thresholds, *,
                       size_usd: float, cash_usd: float, buying_power_usd: float,
-                      max_entries: int = 0) -> EntryArrays:
+                      max_entries: int = 0, limits: np.ndarray | None = None,
+                      qtys: np.ndarray | None = None) -> EntryArrays:
     """Which entries to place, funded strongest signal first; the bulk form of
     `plan_entries`, which the bot and the backtester both go through.
 
@@ -263,6 +264,10 @@ def plan_entry_arrays(z: np.ndarray, price: np.ndarray, ask: np.ndarray,
     `short_charge`). Both budgets shrink with every entry funded. `max_entries` 0 means no
     limit. When every candidate fits both budgets with room to spare the answer is computed
     in bulk; otherwise one candidate at a time, exactly as the budgets run down.
+
+    `limits` and `qtys`, when given, must be `limit_prices(price)` and
+    `order_qtys(size_usd, limits, z < 0, fractionable)` for every candidate (a caller that
+    plans many days computes them for all days at once); the answer is the same.
     """
     z = np.asarray(z, dtype=float)
     codes = entry_codes(z, t)
@@ -272,8 +277,14 @@ def plan_entry_arrays(z: np.ndarray, price: np.ndarray, ask: np.ndarray,
     is_long = codes[order] == ENTER_LONG
     reason = np.where(~is_long & ~np.asarray(shortable, dtype=bool)[order],
                       SKIP_NOT_SHORTABLE, 0)
-    limit = limit_prices(np.asarray(price, dtype=float)[order])
-    qty = order_qtys(size_usd, limit, is_long, np.asarray(fractionable, dtype=bool)[order])
+    if limits is None:
+        limit = limit_prices(np.asarray(price, dtype=float)[order])
+    else:
+        limit = np.asarray(limits, dtype=float)[order]
+    if qtys is None:
+        qty = order_qtys(size_usd, limit, is_long, np.asarray(fractionable, dtype=bool)[order])
+    else:
+        qty = np.asarray(qtys, dtype=float)[order]
     reason = np.where((reason == 0) & ~(qty > 0), SKIP_SUB_SHARE, reason)
     cost = np.where(is_long, qty * limit,
                     qty * np.maximum(limit, 1.03 * np.asarray(ask, dtype=float)[order]))

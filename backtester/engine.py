@@ -41,6 +41,7 @@ from signal_generator import (
     NO_EXIT,
     Thresholds,
     exit_codes,
+    order_qtys,
     plan_entry_arrays,
 )
 from simbroker import margin
@@ -242,6 +243,7 @@ class _Chunk:
     mark: np.ndarray  # where the exchange marks positions during the run
     wire_mark: np.ndarray  # the mark as the API reports it (4 decimals)
     close_mark: np.ndarray  # where it marks them at the close
+    qty: np.ndarray  # the bot's order size at each cell's limit (order_qtys)
 
 
 class _Run:
@@ -319,8 +321,14 @@ class _Run:
             wire_mark = wire_price(mark)
         with np.errstate(invalid="ignore"):
             ask = np.where(s.ask > 0, s.ask, s.price)
+        # Order sizes for every cell at once (longs below the mean, shorts above), which
+        # plan_entry_arrays would otherwise compute day by day.
+        qty = order_qtys(self.config.position_size_usd, s.limit.ravel(),
+                         (s.z < 0).ravel(),
+                         np.broadcast_to(self.fractionable, s.z.shape).ravel())
         return _Chunk(signals=s, has_signal=s.entry != NO_ENTRY, ask=ask, last_close=last,
-                      mark=mark, wire_mark=wire_mark, close_mark=_or_last(at_close, last))
+                      mark=mark, wire_mark=wire_mark, close_mark=_or_last(at_close, last),
+                      qty=qty.reshape(s.z.shape))
 
     def last_closes(self, rows: slice) -> np.ndarray:
         """Every symbol's latest close strictly before each session of `rows` (NaN if none);
@@ -416,7 +424,8 @@ class _Run:
             self.fractionable[candidates],
             self.shortable[candidates] & margin.shorting_enabled(equity), self.thresholds,
             size_usd=self.config.position_size_usd, cash_usd=cash_usd,
-            buying_power_usd=power_usd, max_entries=allowance.max_entries)
+            buying_power_usd=power_usd, max_entries=allowance.max_entries,
+            limits=s.limit[row][candidates], qtys=c.qty[row][candidates])
         if not len(plan.accepted):
             return None
         return _Orders(symbol=candidates[plan.accepted], is_buy=plan.is_long, qty=plan.qty,

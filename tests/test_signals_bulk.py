@@ -78,3 +78,20 @@ def test_bulk_funding_equals_one_by_one(rows, cash, buying_power, max_entries):
     funded = _fund_one_by_one(ok, is_long, cost, reason, cash, buying_power,
                               max_entries or int(ok.sum()))
     assert got.accepted.tolist() == order[funded].tolist()
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.floats(-4, 4), api_prices, st.booleans()), min_size=1,
+                max_size=30), st.floats(0, 3000))
+def test_precomputed_limits_and_sizes_change_nothing(rows, cash):
+    z = np.array([r[0] for r in rows])
+    price = np.array([r[1] for r in rows])
+    frac = np.array([r[2] for r in rows])
+    args = (z, price, price * 1.001, frac, np.ones(len(rows), bool), Thresholds())
+    limits = limit_prices(price)
+    qtys = order_qtys(100.0, limits, z < 0, frac)
+    plain = plan_entry_arrays(*args, size_usd=100, cash_usd=cash, buying_power_usd=2 * cash)
+    given_ = plan_entry_arrays(*args, size_usd=100, cash_usd=cash, buying_power_usd=2 * cash,
+                               limits=limits, qtys=qtys)
+    for name in ("accepted", "qty", "limit", "cost", "skipped", "skip_reason"):
+        assert getattr(plain, name).tolist() == getattr(given_, name).tolist()
