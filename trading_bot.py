@@ -429,6 +429,8 @@ def main(argv: list[str] | None = None, environ: Mapping[str, str] | None = None
         endpoint = endpoint_from_env(config, env, args.live)
         log.info("trading %s account at %s", "paper" if config.alpaca_paper else "LIVE",
                  endpoint.trading_url)
+        # The machine's clock only names the run's log directory; every decision uses the
+        # broker's clock (GET /v2/clock), read at the start of the run.
         run_once(config, endpoint, Path(args.log_dir or "logs"), started=datetime.now(UTC),
                  dry_run=args.dry_run, alerter=Alerter.from_env(env, _secrets(env)))
         return 0
