@@ -154,7 +154,8 @@ def _daily_run(config: Config, broker: Broker, store: StateStore, run_dir: Path,
     summary.z_scores = {s: (None if v != v else round(float(v), 4)) for s, v in z.items()}
     summary.prices = {s: float(p) for s, p in zip(view.symbols, view.prices, strict=True)}
     thresholds = Thresholds.from_config(config)
-    pdt_blocked = pdt_check(account, store, calendar, today)
+    trades = store.load_trades()  # read once: the day-trade count and the same-day guard
+    pdt_blocked = pdt_check(account, trades, calendar, today)
     orders = OrderManager(broker, store, pending, snapshot_dir=run_dir,
                           retries=config.request_retries, dry_run=dry_run,
                           backoff_seconds=config.retry_backoff_seconds)
@@ -162,7 +163,7 @@ def _daily_run(config: Config, broker: Broker, store: StateStore, run_dir: Path,
     # 5. Exits first, then entries.
     place_exits(orders, holdings, view, z, thresholds, now, pdt_blocked, summary)
     busy = set(holdings) | set(positions) | {o.symbol for o in open_orders} \
-        | {p.symbol for p in pending.values()} | exited_today(store, today)
+        | {p.symbol for p in pending.values()} | exited_today(trades, today)
     allowance = entry_allowance(config, risk_view(account, positions, store.log_dir))
     blocked = allowance.blocked
     if pdt_blocked:
@@ -239,11 +240,11 @@ def tradable_universe(tickers: list[str], assets: Mapping[str, Any],
     return sorted(set(offered) | set(holdings))
 
 
-def exited_today(store: StateStore, today: date) -> set[str]:
+def exited_today(trades: list[dict[str, str]], today: date) -> set[str]:
     """Symbols the bot closed today. A run never enters a symbol it holds, so a rerun on the
     same day (after a crash, or by hand) must not enter one it has just closed either: it
     would place an order that a single run never places."""
-    return {r["symbol"] for r in store.load_trades()
+    return {r["symbol"] for r in trades
             if r["exit_client_order_id"] == client_order_id(today, r["symbol"], "exit")}
 
 
@@ -254,17 +255,17 @@ def risk_view(account: Account, positions: Mapping[str, Any], log_dir: Path) -> 
                     kill_switch=(log_dir / "STOP").exists())
 
 
-def pdt_check(account: Account, store: StateStore, calendar: MarketCalendar,
-              today) -> bool:
+def pdt_check(account: Account, trades: list[dict[str, str]], calendar: MarketCalendar,
+              today: date) -> bool:
     """True when new day trades could be refused under the pattern-day-trader rule."""
     if account.reports_pdt:
         return is_day_trade_blocked(reports_pdt=True, daytrade_count=account.daytrade_count or 0,
                                     pattern_day_trader=bool(account.pattern_day_trader),
                                     equity_usd=account.equity_usd)
     since = calendar.business_days_back(today, 5)
-    own = sum(1 for r in store.load_trades()
-              if r["exit_time"] and r["entry_time"][:10] == r["exit_time"][:10]
-              and r["exit_time"][:10] >= since.isoformat())
+    # A day trade: entered and exited on the same New York day (holding_days 0).
+    own = sum(1 for r in trades
+              if r["holding_days"] == "0" and r["exit_time"][:10] >= since.isoformat())
     log.info("account reports no pattern-day-trader fields (Alpaca dropped them on 2026-07-06 "
              "after FINRA retired the rule); local guard on: no same-day exits except "
              "stop-losses; own day trades in the last 5 business days: %d", own)
