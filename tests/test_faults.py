@@ -345,21 +345,27 @@ def test_a_refused_order_is_logged_and_the_run_goes_on(bots, both, unfaulted, tm
     assert check_invariants(exchange, logs) == []
 
 
-def test_pattern_day_trader_protection_blocks_entries_of_a_small_account(bots, tmp_path):
-    legacy = replace(SCENARIOS["both"], name="legacy-pdt",
+def _small_legacy_account(name: str, tmp_path: Path) -> Prepared:
+    """The 'both' scenario on a legacy-PDT exchange with $10,000: under the $25,000 line."""
+    legacy = replace(SCENARIOS["both"], name=name,
                      exchange={"legacy_pdt": True, "starting_cash": 10_000.0})
-    prepared = prepare(legacy, tmp_path / "prepared")
+    return prepare(legacy, tmp_path / "prepared")
 
-    def three_day_trades(exchange) -> None:
-        for i in range(3):
-            for side in ("buy", "sell"):
-                exchange.submit_order({"symbol": "DDD", "qty": 1, "side": side,
-                                       "type": "market", "time_in_force": "day",
-                                       "client_order_id": f"manual-{i}-{side}"})
-        assert exchange.daytrade_count() == 3
 
+def _three_day_trades(exchange) -> None:
+    """Three round trips in DDD today, by hand: the account's 5-day count reaches 3."""
+    for i in range(3):
+        for side in ("buy", "sell"):
+            exchange.submit_order({"symbol": "DDD", "qty": 1, "side": side, "type": "market",
+                                   "time_in_force": "day",
+                                   "client_order_id": f"manual-{i}-{side}"})
+    assert exchange.daytrade_count() == 3
+
+
+def test_pattern_day_trader_protection_blocks_entries_of_a_small_account(bots, tmp_path):
+    prepared = _small_legacy_account("legacy-pdt", tmp_path)
     run, exchange, logs, _ = one_run(bots, prepared, tmp_path / "run", Faults(),
-                                     setup=three_day_trades)
+                                     setup=_three_day_trades)
     assert run.returncode == 0, run.stderr
     assert "no new entries: the account could make a 4th day trade" in run.stderr
     orders = today_orders(exchange)
@@ -371,16 +377,10 @@ def test_the_exchange_refuses_a_day_trade_the_bot_did_not_see_coming(bots, tmp_p
     """Alpaca's real PDT refusal (legacy exchange): the account is under $25,000 with 3 day
     trades, and someone bought one more AAA share by hand today, so closing AAA today is a
     day trade at the broker - though the bot's record says it opened AAA yesterday."""
-    legacy = replace(SCENARIOS["both"], name="legacy-pdt-refusal",
-                     exchange={"legacy_pdt": True, "starting_cash": 10_000.0})
-    prepared = prepare(legacy, tmp_path / "prepared")
+    prepared = _small_legacy_account("legacy-pdt-refusal", tmp_path)
 
     def day_trades_and_a_manual_buy(exchange) -> None:
-        for i in range(3):
-            for side in ("buy", "sell"):
-                exchange.submit_order({"symbol": "DDD", "qty": 1, "side": side,
-                                       "type": "market", "time_in_force": "day",
-                                       "client_order_id": f"manual-{i}-{side}"})
+        _three_day_trades(exchange)
         exchange.submit_order({"symbol": "AAA", "qty": 1, "side": "buy", "type": "market",
                                "time_in_force": "day", "client_order_id": "manual-aaa"})
 
