@@ -8,6 +8,7 @@ arrays over the universe at once (the backtester's whole day in one call) and on
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
 from enum import StrEnum
@@ -61,20 +62,36 @@ class Thresholds:
         return cls(**{f.name: getattr(c, f.name) for f in fields(cls)})
 
 
-def zscores(past_closes: np.ndarray, prices: np.ndarray) -> np.ndarray:
+def zscores(past_closes: np.ndarray | Sequence[np.ndarray], prices: np.ndarray) -> np.ndarray:
     """z = (price - mean) / std over the window made of the past closes plus today's price.
 
-    `past_closes` has shape (window - 1, n): the last completed daily closes, oldest first;
-    `prices` has shape (n,): today's current price. The standard deviation is the sample one
-    (ddof=1). Where any value is missing or the deviation is zero, z is NaN: no signal, and
-    never an old z carried forward.
+    `past_closes` holds the last window - 1 completed daily closes, oldest first: an array of
+    shape (window - 1, *prices.shape), or a sequence of that many arrays shaped like `prices`
+    (today's current price of each symbol; the backtester passes (days, symbols) arrays for
+    many days at once). The standard deviation is the sample one (ddof=1). Where any value
+    is missing or the deviation is zero, z is NaN: no signal, and never an old z carried
+    forward.
+
+    The arithmetic is spelled out, oldest close first, so that its result depends on the
+    values alone and not on how a caller lays them out in memory (numpy's reductions sum in
+    an order that depends on the layout): the bot and the backtester get the same bits.
     """
-    past_closes = np.asarray(past_closes, dtype=float)
     prices = np.asarray(prices, dtype=float)
-    window = np.vstack([past_closes, prices[np.newaxis, :]])
-    mean = window.mean(axis=0)
+    rows = [np.asarray(row, dtype=float) for row in past_closes]
+    rows.append(prices)
+    if len(rows) < 2:
+        return np.full(prices.shape, np.nan)
+    total = rows[0] + rows[1]
+    for row in rows[2:]:
+        total += row
+    mean = total / len(rows)
+    squares = np.zeros_like(mean)
+    for row in rows:
+        deviation = row - mean
+        deviation *= deviation
+        squares += deviation
     with np.errstate(invalid="ignore", divide="ignore"):
-        std = window.std(axis=0, ddof=1)
+        std = np.sqrt(squares / (len(rows) - 1))
         z = (prices - mean) / std
     # A flat window has std 0 (or ~1e-15 from rounding): no deviation, no signal.
     flat = ~(std > 1e-12 * np.maximum(np.abs(mean), 1.0))
@@ -251,57 +268,97 @@ def order_qtys(size_usd: float, prices: np.ndarray, is_long: np.ndarray,
     return out
 
 
+@dataclass(frozen=True)
+class EntryOrders:
+    """`entry_orders`' answer: arrays shaped like the z-scores given, one cell per candidate."""
+
+    code: np.ndarray  # ENTER_LONG, ENTER_SHORT or NO_ENTRY (entry_codes)
+    limit: np.ndarray  # limit price of the order (limit_prices)
+    qty: np.ndarray  # shares (order_qtys)
+    cost: np.ndarray  # buying power the order holds while open
+    skip_reason: np.ndarray  # SKIP_NOT_SHORTABLE or SKIP_SUB_SHARE; 0 where it can be placed
+
+    @property
+    def placeable(self) -> np.ndarray:
+        """Cells with an order that only funding can still refuse."""
+        return (self.code != NO_ENTRY) & (self.skip_reason == 0)
+
+
+def entry_orders(z: np.ndarray, price: np.ndarray, ask: np.ndarray, fractionable: np.ndarray,
+                 shortable: np.ndarray, t: Thresholds, *, size_usd: float,
+                 limits: np.ndarray | None = None,
+                 qtys: np.ndarray | None = None) -> EntryOrders:
+    """Each candidate's entry order on its own, before the budgets are shared out: side,
+    limit price, quantity, what it holds of buying power, and why it cannot be placed at
+    all. Element-wise over arrays of any shape (the backtester passes every day at once).
+
+    Longs hold their cost at the limit; shorts Alpaca's short charge (see `short_charge`).
+    `limits` and `qtys`, when given, must be `limit_prices(price)` and
+    `order_qtys(size_usd, limits, z < 0, fractionable)` (a caller that has them already).
+    """
+    z = np.asarray(z, dtype=float)
+    code = entry_codes(z, t)
+    is_long = code == ENTER_LONG
+    limit = limit_prices(price) if limits is None else np.asarray(limits, dtype=float)
+    if qtys is None:
+        qty = order_qtys(size_usd, limit.ravel(), is_long.ravel(),
+                         np.broadcast_to(fractionable, z.shape).ravel()).reshape(z.shape)
+    else:
+        qty = np.asarray(qtys, dtype=float)
+    with np.errstate(invalid="ignore"):
+        cost = np.where(is_long, qty * limit, qty * np.maximum(limit, 1.03 * np.asarray(ask)))
+    reason = np.where((code == ENTER_SHORT) & ~np.asarray(shortable, dtype=bool),
+                      SKIP_NOT_SHORTABLE, 0)
+    reason = np.where((reason == 0) & (code != NO_ENTRY) & ~(qty > 0), SKIP_SUB_SHARE, reason)
+    return EntryOrders(code=code, limit=limit, qty=qty, cost=cost, skip_reason=reason)
+
+
+def entries_fit(total_cost_usd, long_cost_usd, *, cash_usd, buying_power_usd):
+    """Whether entries holding `total_cost_usd` of buying power, `long_cost_usd` of it for
+    longs, all fit a run's budgets at once (a cent's millionth to spare); element-wise."""
+    return ((np.asarray(total_cost_usd) <= np.asarray(buying_power_usd) - 1e-6)
+            & (np.asarray(long_cost_usd) <= np.asarray(cash_usd) - 1e-6))
+
+
 def plan_entry_arrays(z: np.ndarray, price: np.ndarray, ask: np.ndarray,
                       fractionable: np.ndarray, shortable: np.ndarray, t: Thresholds, *,
                       size_usd: float, cash_usd: float, buying_power_usd: float,
                       max_entries: int = 0, limits: np.ndarray | None = None,
                       qtys: np.ndarray | None = None) -> EntryArrays:
     """Which entries to place, funded strongest signal first; the bulk form of
-    `plan_entries`, which the bot and the backtester both go through.
+    `plan_entries`, which the bot goes through.
 
-    Longs are paid from cash (Alpaca's non-marginable buying power: the bot never borrows to
-    buy) and also use buying power; shorts need buying power for Alpaca's short charge (see
-    `short_charge`). Both budgets shrink with every entry funded. `max_entries` 0 means no
-    limit. When every candidate fits both budgets with room to spare the answer is computed
-    in bulk; otherwise one candidate at a time, exactly as the budgets run down.
-
-    `limits` and `qtys`, when given, must be `limit_prices(price)` and
-    `order_qtys(size_usd, limits, z < 0, fractionable)` for every candidate (a caller that
-    plans many days computes them for all days at once); the answer is the same.
+    Each candidate's order comes from `entry_orders`. Longs are paid from cash (Alpaca's
+    non-marginable buying power: the bot never borrows to buy) and also use buying power;
+    shorts need buying power for Alpaca's short charge. Both budgets shrink with every entry
+    funded. `max_entries` 0 means no limit. When every order fits both budgets at once
+    (`entries_fit`) the answer is computed in bulk; otherwise one candidate at a time,
+    exactly as the budgets run down.
     """
     z = np.asarray(z, dtype=float)
-    codes = entry_codes(z, t)
-    signalled = np.flatnonzero(codes != NO_ENTRY)
+    signalled = np.flatnonzero(entry_codes(z, t) != NO_ENTRY)
     # entry_priority over the signalled only: a stable sort keeps the same relative order.
     order = signalled[entry_priority(z[signalled])]
-    is_long = codes[order] == ENTER_LONG
-    reason = np.where(~is_long & ~np.asarray(shortable, dtype=bool)[order],
-                      SKIP_NOT_SHORTABLE, 0)
-    if limits is None:
-        limit = limit_prices(np.asarray(price, dtype=float)[order])
-    else:
-        limit = np.asarray(limits, dtype=float)[order]
-    if qtys is None:
-        qty = order_qtys(size_usd, limit, is_long, np.asarray(fractionable, dtype=bool)[order])
-    else:
-        qty = np.asarray(qtys, dtype=float)[order]
-    reason = np.where((reason == 0) & ~(qty > 0), SKIP_SUB_SHARE, reason)
-    cost = np.where(is_long, qty * limit,
-                    qty * np.maximum(limit, 1.03 * np.asarray(ask, dtype=float)[order]))
+    orders = entry_orders(
+        z[order], np.asarray(price, dtype=float)[order], np.asarray(ask, dtype=float)[order],
+        np.asarray(fractionable, dtype=bool)[order], np.asarray(shortable, dtype=bool)[order],
+        t, size_usd=size_usd,
+        limits=None if limits is None else np.asarray(limits, dtype=float)[order],
+        qtys=None if qtys is None else np.asarray(qtys, dtype=float)[order])
+    is_long, cost, reason = orders.code == ENTER_LONG, orders.cost, orders.skip_reason.copy()
     ok = reason == 0
     cap = max_entries or int(ok.sum())
-    fits = (cost[ok].sum() <= buying_power_usd - 1e-6
-            and cost[ok & is_long].sum() <= cash_usd - 1e-6)
-    if fits:
+    if entries_fit(cost[ok].sum(), cost[ok & is_long].sum(), cash_usd=cash_usd,
+                   buying_power_usd=buying_power_usd):
         funded = np.flatnonzero(ok)
         reason[funded[cap:]] = SKIP_MAX_ENTRIES
         funded = funded[:cap]
     else:
         funded = _fund_one_by_one(ok, is_long, cost, reason, cash_usd, buying_power_usd, cap)
     skipped = np.flatnonzero(reason != 0)
-    return EntryArrays(accepted=order[funded], is_long=is_long[funded], qty=qty[funded],
-                       limit=limit[funded], cost=cost[funded], skipped=order[skipped],
-                       skip_reason=reason[skipped])
+    return EntryArrays(accepted=order[funded], is_long=is_long[funded],
+                       qty=orders.qty[funded], limit=orders.limit[funded], cost=cost[funded],
+                       skipped=order[skipped], skip_reason=reason[skipped])
 
 
 def _fund_one_by_one(ok: np.ndarray, is_long: np.ndarray, cost: np.ndarray,

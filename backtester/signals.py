@@ -3,12 +3,10 @@
 For each decision day and symbol: the noon price on the model path, the price and ask the
 exchange reports, the z-score, and whether the bot's market view would include the symbol.
 
-z comes from the bot's own `zscores`, called on a (window - 1, days * symbols) array built
-with a sliding window view. Every column gets exactly the arithmetic of the bot's call:
-numpy reduces each column on its own, and the array has the bot's memory layout (the bot
-transposes a C-ordered (symbols, window - 1) array; the layout decides the summation order
-and so the last bits of the result). Days are processed in chunks on a thread pool (numpy
-releases the GIL), which bounds memory and overlaps with the engine's day loop.
+z comes from the bot's own `zscores`, called on the window's closes as (days, symbols) rows:
+row k holds, for every day, the close k + 1 sessions before the window's last. `zscores`
+spells out its arithmetic element by element, so each cell gets exactly the bits of the bot's
+call for that day. Days are processed in chunks, which bounds memory.
 """
 
 from __future__ import annotations
@@ -17,7 +15,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 from backtester.panels import Clock, Panels
 from signal_generator import Thresholds, entry_codes, limit_prices, zscores
@@ -83,11 +80,9 @@ def compute_chunk(panels: Panels, clock: Clock, first: int, count: int, *, windo
     path = price_at(*bars, noon)
     price = wire_price(path)
     limit = limit_prices(price)
-    past = _window_closes(panels, t0, count, w)  # (count, symbols, w), adjusted and rounded
+    past = _window_closes(panels, t0, count, w)  # w arrays (count, symbols), oldest first
     in_view = _full_windows(panels.close, t0, count, w) & ~np.isnan(path)
-    n = len(panels.symbols)
-    columns = np.ascontiguousarray(past.reshape(count * n, w)).T  # the bot's layout
-    z = zscores(columns, price.reshape(count * n)).reshape(count, n)
+    z = zscores(past, price)
     return DaySignals(first, path, price, limit, quote(path, spread_bps)[1], z,
                       entry_codes(z, thresholds), in_view,
                       _noon_fills(bars, limit, noon, spread_bps))
@@ -103,17 +98,19 @@ def _noon_fills(bars: tuple[np.ndarray, ...], limit: np.ndarray, noon: np.ndarra
     return Fills(limit, filled, fill_price, when)
 
 
-def _window_closes(panels: Panels, t0: int, count: int, w: int) -> np.ndarray:
+def _window_closes(panels: Panels, t0: int, count: int, w: int) -> list[np.ndarray]:
     """Closes of the w sessions before each day, split-adjusted as of that day and rounded to
-    4 decimals, as the exchange's bars carry them (MarketData.bars + wire.row_json).
-    Without splits each close is rounded once, and the windows are views of the result."""
+    4 decimals, as the exchange's bars carry them (MarketData.bars + wire.row_json): w arrays
+    of shape (count, symbols), the oldest close first. Without splits each close is rounded
+    once, and the rows are views of the result."""
     start = t0 - w
     if panels.split_level is None:
-        return sliding_window_view(np.round(panels.close[start:t0 + count - 1], 4), w, axis=0)
-    raw = sliding_window_view(panels.close[start:t0 + count - 1], w, axis=0)
-    levels = sliding_window_view(panels.split_level[start:t0 + count - 1], w, axis=0)
-    as_of = panels.split_level[t0:t0 + count][:, :, np.newaxis]
-    return np.round(raw / (as_of / levels), 4)
+        rounded = np.round(panels.close[start:t0 + count - 1], 4)
+        return [rounded[k:k + count] for k in range(w)]
+    as_of = panels.split_level[t0:t0 + count]
+    return [np.round(panels.close[start + k:start + k + count]
+                     / (as_of / panels.split_level[start + k:start + k + count]), 4)
+            for k in range(w)]
 
 
 def _full_windows(close: np.ndarray, t0: int, count: int, w: int) -> np.ndarray:
