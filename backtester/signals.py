@@ -18,7 +18,7 @@ import numpy as np
 
 from backtester.panels import Clock, Panels
 from signal_generator import Thresholds, entry_codes, limit_prices, zscores
-from simbroker.price_model import limit_fill, price_at, quote
+from simbroker.price_model import limit_fill, limit_filled, price_at, quote
 
 # Elements of one chunk's window copy: ~8 MB keeps it in cache-friendly sizes (measured:
 # zscores is ~4x slower per column on 30 MB arrays than on 6 MB ones).
@@ -33,8 +33,8 @@ class Fills:
 
     limit: np.ndarray
     filled: np.ndarray  # (2, days, symbols): [0] a sell, [1] a buy
-    price: np.ndarray
-    when: np.ndarray  # session fraction of the fill
+    price: np.ndarray | None  # None when only `filled` was asked for
+    when: np.ndarray | None  # session fraction of the fill
 
 
 @dataclass(frozen=True)
@@ -70,8 +70,10 @@ def wire_price(price: np.ndarray) -> np.ndarray:
 
 
 def compute_chunk(panels: Panels, clock: Clock, first: int, count: int, *, window: int,
-                  thresholds: Thresholds, spread_bps: float) -> DaySignals:
-    """Signals of decision days first..first + count - 1."""
+                  thresholds: Thresholds, spread_bps: float,
+                  fill_prices: bool = True) -> DaySignals:
+    """Signals of decision days first..first + count - 1; the fills' prices and times only
+    when `fill_prices` (whether they fill is always there)."""
     w = window - 1
     t0 = panels.warmup + first  # session index of the first day of the chunk
     rows = slice(t0, t0 + count)
@@ -85,14 +87,17 @@ def compute_chunk(panels: Panels, clock: Clock, first: int, count: int, *, windo
     z = zscores(past, price)
     return DaySignals(first, path, price, limit, quote(path, spread_bps)[1], z,
                       entry_codes(z, thresholds), in_view,
-                      _noon_fills(bars, limit, noon, spread_bps))
+                      _noon_fills(bars, limit, noon, spread_bps, fill_prices))
 
 
 def _noon_fills(bars: tuple[np.ndarray, ...], limit: np.ndarray, noon: np.ndarray,
-                spread_bps: float) -> Fills:
+                spread_bps: float, fill_prices: bool) -> Fills:
     """Every cell's fill, both sides, for a DAY order at the bot's limit placed at noon."""
     side = np.array([False, True])[:, np.newaxis, np.newaxis]
     with np.errstate(invalid="ignore"):
+        if not fill_prices:
+            return Fills(limit, limit_filled(*bars, is_buy=side, limit=limit, start=noon,
+                                             end=1.0, spread_bps=spread_bps), None, None)
         filled, fill_price, when = limit_fill(*bars, is_buy=side, limit=limit, start=noon,
                                               end=1.0, spread_bps=spread_bps)
     return Fills(limit, filled, fill_price, when)
@@ -127,7 +132,7 @@ def chunk_days(n_symbols: int, window: int) -> int:
 
 
 def iter_signals(panels: Panels, clock: Clock, *, window: int, thresholds: Thresholds,
-                 spread_bps: float) -> Iterator[DaySignals]:
+                 spread_bps: float, fill_prices: bool = True) -> Iterator[DaySignals]:
     """Chunks in order of days, each computed when the day loop reaches it (bounded memory).
 
     Not on a thread pool: measured, the chunks are a small part of a run and a thread
@@ -135,4 +140,5 @@ def iter_signals(panels: Panels, clock: Clock, *, window: int, thresholds: Thres
     size = chunk_days(len(panels.symbols), window)
     for first in range(0, panels.n_days, size):
         yield compute_chunk(panels, clock, first, min(size, panels.n_days - first),
-                            window=window, thresholds=thresholds, spread_bps=spread_bps)
+                            window=window, thresholds=thresholds, spread_bps=spread_bps,
+                            fill_prices=fill_prices)

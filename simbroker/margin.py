@@ -15,6 +15,8 @@ numbers (a short position's value is passed as its absolute amount).
 
 from __future__ import annotations
 
+import numpy as np
+
 REG_T_INITIAL = 0.5
 MAINTENANCE_LONG = 0.25
 MAINTENANCE_SHORT = 0.30
@@ -46,6 +48,14 @@ def buying_power(cash: float, long_value: float, short_value: float,
                  reserved: float = 0.0) -> float:
     eq = equity(cash, long_value, short_value)
     return max(0.0, (eq - initial_margin(long_value, short_value)) * multiplier(eq) - reserved)
+
+
+def buying_powers(cash: np.ndarray, long_value: np.ndarray,
+                  short_value: np.ndarray) -> np.ndarray:
+    """`buying_power` of many accounts at once (no reservations), element-wise."""
+    eq = equity(cash, long_value, short_value)
+    return np.maximum(0.0, (eq - initial_margin(long_value, short_value))
+                      * np.where(eq >= MARGIN_MINIMUM_EQUITY, 2, 1))
 
 
 def non_marginable_buying_power(cash: float, reserved_buys: float = 0.0) -> float:

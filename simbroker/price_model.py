@@ -103,13 +103,7 @@ def limit_fill(open_, high, low, close, *, is_buy, limit, start, end, spread_bps
     end = np.asarray(end, dtype=float)
     half = spread_bps / 20_000.0
     knots = _knot_prices(open_, high, low, close)
-    p0 = _price_on(knots, start)
-    bid0, ask0 = quote(p0, spread_bps)
-    immediate = np.where(is_buy, ask0 <= limit + _EPS, bid0 >= limit - _EPS)
-    lo, hi = _range_on(knots, start, end)
-    # ask <= L  <=>  p * (1 + half) <= L for L on the tick grid (and likewise for the bid).
-    later = np.where(is_buy, lo * (1.0 + half) <= limit + _EPS,
-                     hi * (1.0 - half) >= limit - _EPS) & (end > start)
+    immediate, later, bid0, ask0 = _touches(knots, is_buy, limit, start, end, spread_bps)
     filled = immediate | later
     price = np.where(immediate, np.where(is_buy, ask0, bid0), np.where(later, limit, np.nan))
     when = np.where(immediate, start, np.nan)
@@ -125,6 +119,29 @@ def limit_fill(open_, high, low, close, *, is_buy, limit, start, end, spread_bps
         when = np.array(when, dtype=float, copy=True)
         when[resting] = _first_touch(knots_sub, *sub, half)
     return filled, price, when
+
+
+def limit_filled(open_, high, low, close, *, is_buy, limit, start, end, spread_bps: float):
+    """Whether a limit order live from `start` to `end` fills: `limit_fill`'s first answer
+    alone, without the price and time of the fill (a fraction of the cost in bulk)."""
+    immediate, later, _, _ = _touches(
+        _knot_prices(open_, high, low, close), np.asarray(is_buy, dtype=bool),
+        np.asarray(limit, dtype=float), np.asarray(start, dtype=float),
+        np.asarray(end, dtype=float), spread_bps)
+    return immediate | later
+
+
+def _touches(knots, is_buy, limit, start, end, spread_bps):
+    """Whether the order is marketable at `start`, whether the path reaches its limit later,
+    and the quote at `start`."""
+    half = spread_bps / 20_000.0
+    bid0, ask0 = quote(_price_on(knots, start), spread_bps)
+    immediate = np.where(is_buy, ask0 <= limit + _EPS, bid0 >= limit - _EPS)
+    lo, hi = _range_on(knots, start, end)
+    # ask <= L  <=>  p * (1 + half) <= L for L on the tick grid (and likewise for the bid).
+    later = np.where(is_buy, lo * (1.0 + half) <= limit + _EPS,
+                     hi * (1.0 - half) >= limit - _EPS) & (end > start)
+    return immediate, later, bid0, ask0
 
 
 def _first_touch(knots, is_buy, limit, start, end, half):
