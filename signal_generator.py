@@ -141,10 +141,16 @@ def entry_codes(z: np.ndarray, t: Thresholds) -> np.ndarray:
     return np.where(long_, ENTER_LONG, np.where(short, ENTER_SHORT, NO_ENTRY))
 
 
+def entry_priority_key(z: np.ndarray) -> np.ndarray:
+    """The key entry candidates are funded by, smallest first: -|z|, the strongest signal
+    first."""
+    return -np.abs(np.asarray(z, dtype=float))
+
+
 def entry_priority(z: np.ndarray) -> np.ndarray:
-    """Order in which entry candidates are funded: strongest signal first (largest |z|);
-    ties keep the given (alphabetical) order. Returns indices."""
-    return np.argsort(-np.abs(np.asarray(z, dtype=float)), kind="stable")
+    """Order in which entry candidates are funded: by `entry_priority_key`; ties keep the
+    given (alphabetical) order. Returns indices."""
+    return np.argsort(entry_priority_key(z), kind="stable")
 
 
 def limit_price(price: float) -> float:

@@ -23,6 +23,7 @@ sessions before D and D's noon price only; the rest of D's bar only decides fill
 from __future__ import annotations
 
 import datetime
+import functools
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ import numpy as np
 
 from backtester.panels import Clock, Panels, build_panels, session_clock
 from backtester.signals import DaySignals, iter_signals, wire_price
+from backtester.timeline import Binds, build_grid, forward_filled, or_last, run_timelines
 from config import Config
 from market_calendar import MarketCalendar, Session, nyse
 from risk import RiskView, entry_allowance
@@ -149,6 +151,8 @@ class Result:
     prices: np.ndarray
     z: np.ndarray
     clock: Clock = field(repr=False)
+    # How it was computed: "timelines", or "day loop" and why (see backtester.timeline).
+    engine: str = "timelines"
 
     @property
     def days(self) -> list[datetime.date]:
@@ -188,10 +192,26 @@ def run_backtest(market: MarketData, config: Config, *, start: datetime.date | N
     panels = build_panels(market, universe, first_day=start, last_day=end, window=window,
                           calendar=calendar)
     clock = session_clock(panels.sessions)
-    chunks = iter_signals(panels, clock, window=window,
-                          thresholds=Thresholds.from_config(config),
-                          spread_bps=settings.spread_bps)
-    return _Run(panels, clock, config, settings).run(chunks)
+    signals = functools.partial(iter_signals, panels, clock, window=window,
+                                thresholds=Thresholds.from_config(config),
+                                spread_bps=settings.spread_bps)
+    day_loop = _Run(panels, clock, config, settings)
+    try:
+        grid = build_grid(panels, list(signals(fill_prices=False)))
+        outcome = run_timelines(
+            panels, clock, config, grid, starting_cash=settings.starting_cash,
+            spread_bps=settings.spread_bps, commission_usd=settings.commission_usd,
+            slippage_bps=settings.slippage_bps, fractionable=day_loop.fractionable,
+            shortable=day_loop.shortable)
+    except Binds as why:
+        return day_loop.run(signals(), engine=f"day loop: {why}")
+    trades = Trades(**outcome.trades)
+    return Result(config=config, settings=settings, symbols=panels.symbols,
+                  sessions=panels.sessions[panels.warmup:], equity=outcome.equity,
+                  cash=outcome.cash, long_value=outcome.long_value,
+                  short_value=outcome.short_value, positions=outcome.positions,
+                  trades=trades, prices=grid.price, z=grid.z,
+                  clock=_decision_clock(clock, panels.warmup), engine="timelines")
 
 
 def choose_universe(market: MarketData, config: Config,
@@ -280,7 +300,7 @@ class _Run:
         self.index = {s: j for j, s in enumerate(panels.symbols)}
         self._latest_close = np.full(n, np.nan)
 
-    def run(self, chunks: Iterable[DaySignals]) -> Result:
+    def run(self, chunks: Iterable[DaySignals], *, engine: str = "day loop") -> Result:
         p = self.p
         days, n = p.n_days, len(p.symbols)
         out = {k: np.empty(days) for k in ("equity", "cash", "long_value", "short_value")}
@@ -306,7 +326,7 @@ class _Run:
         return Result(config=self.config, settings=self.settings, symbols=p.symbols,
                       sessions=p.sessions[p.warmup:], positions=positions,
                       trades=self.trade_arrays(), prices=prices, z=zs,
-                      clock=_decision_clock(self.clock, p.warmup), **out)
+                      clock=_decision_clock(self.clock, p.warmup), engine=engine, **out)
 
     def chunk(self, s: DaySignals) -> _Chunk:
         p = self.p
@@ -327,7 +347,7 @@ class _Run:
                          (s.z < 0).ravel(),
                          np.broadcast_to(self.fractionable, s.z.shape).ravel())
         return _Chunk(signals=s, has_signal=s.entry != NO_ENTRY, ask=ask, last_close=last,
-                      mark=mark, wire_mark=wire_mark, close_mark=_or_last(at_close, last),
+                      mark=mark, wire_mark=wire_mark, close_mark=or_last(at_close, last),
                       qty=qty.reshape(s.z.shape))
 
     def last_closes(self, rows: slice) -> np.ndarray:
@@ -339,7 +359,7 @@ class _Run:
         else:
             before = np.vstack([np.full((1, close.shape[1]), np.nan), close[:rows.stop - 1]])
         if np.isnan(before).any():
-            before = _forward_filled(before, self._latest_close)
+            before = forward_filled(before, self._latest_close)
         self._latest_close = before[-1]
         return before
 
@@ -550,21 +570,6 @@ def _long_short(values: list[float]) -> tuple[float, float]:
 def _reported(value: float) -> float:
     """A dollar amount as the API carries it: a decimal string with 4 places (wire.decimal)."""
     return float(f"{value:.4f}")
-
-
-def _forward_filled(rows: np.ndarray, seed: np.ndarray) -> np.ndarray:
-    """Each row with its NaN replaced by the latest value above it, else by `seed`'s."""
-    stacked = np.vstack([seed, rows])
-    latest = np.where(np.isnan(stacked), 0, np.arange(len(stacked))[:, np.newaxis])
-    np.maximum.accumulate(latest, axis=0, out=latest)
-    return stacked[latest, np.arange(stacked.shape[1])][1:]
-
-
-def _or_last(price: np.ndarray, last_close: np.ndarray) -> np.ndarray:
-    """`price`, or the last close where there is none: the exchange's price for a symbol
-    that has no bar today."""
-    missing = np.isnan(price)
-    return np.where(missing, last_close, price) if missing.any() else price
 
 
 def _decision_clock(clock: Clock, warmup: int) -> Clock:

@@ -1,0 +1,131 @@
+"""The backtest's two ways of computing the same answer agree: the per-symbol timelines
+(backtester/timeline.py, used whenever no run's entries can depend on the account) and the
+day loop that replays the bot's runs one by one (engine._Run, the reference, also checked
+against the bot itself by test_parity.py).
+
+Markets are seeded synthetic bars with halts, forward and reverse splits, gaps and flat
+symbols; settings and thresholds are drawn per case. Trades must be identical field by
+field; equity values are sums over the same positions in another order, so they may differ
+in the last bits and are compared to 1e-9 dollars.
+"""
+
+from dataclasses import replace
+from datetime import date
+
+import numpy as np
+import pytest
+
+import backtester.engine
+from backtester import Settings, run_backtest
+from backtester.engine import _TRADE_FIELDS
+from config import load_config
+from market_calendar import nyse
+from simbroker import synthetic
+from simbroker.market_data import Split
+
+SESSIONS = [s.day for s in nyse().sessions_between(date(2015, 1, 2), date(2017, 6, 30))]
+
+
+def day_loop(market, config, settings, monkeypatch):
+    with monkeypatch.context() as patch:
+        def refuse(*args, **kwargs):
+            raise backtester.engine.Binds("the test asks for the day loop")
+        patch.setattr(backtester.engine, "run_timelines", refuse)
+        return run_backtest(market, config, symbols=market.symbols, settings=settings)
+
+
+def draw_case(seed: int):
+    rng = np.random.default_rng(seed)
+    n, sessions = int(rng.integers(3, 14)), int(rng.integers(120, 400))
+    days = SESSIONS[:sessions]
+    names = [f"S{k:04d}" for k in range(n)]
+    splits = [Split(names[int(rng.integers(n))], days[int(rng.integers(15, sessions))],
+                    float(rng.choice([2.0, 3.0, 0.5, 0.25, 1.5])))
+              for _ in range(int(rng.integers(0, 6)))]
+    splits = list({(s.symbol, s.ex_date): s for s in splits}.values())
+    halts = {names[int(rng.integers(n))]: [days[int(d)] for d in
+                                           rng.integers(0, sessions, int(rng.integers(1, 8)))]
+             for _ in range(int(rng.integers(0, 3)))}
+    gaps = {names[0]: {days[int(rng.integers(20, sessions))]: float(rng.uniform(-0.3, 0.3))}}
+    market = synthetic.generate(
+        names, start=days[0], sessions=sessions, seed=seed, splits=splits, halts=halts,
+        gaps=gaps, flat=names[-1:] if rng.random() < 0.3 else (),
+        start_price=float(rng.choice([0.6, 12.0, 80.0, 300.0])),
+        daily_vol=float(rng.uniform(0.01, 0.05)))
+    entry = float(rng.uniform(0.8, 2.2))
+    env = {"TICKERS": ",".join(names), "Z_SCORE_WINDOW": str(int(rng.integers(3, 40))),
+           "LONG_ENTRY_Z": str(-entry), "SHORT_ENTRY_Z": str(entry),
+           "LONG_EXIT_Z": str(-float(rng.uniform(0.0, 0.5))),
+           "SHORT_EXIT_Z": str(float(rng.uniform(0.0, 0.5))),
+           "LONG_STOP_Z": str(-entry - float(rng.uniform(0.3, 2.0))),
+           "SHORT_STOP_Z": str(entry + float(rng.uniform(0.3, 2.0))),
+           "MAX_HOLDING_DAYS": str(int(rng.integers(1, 15))),
+           "POSITION_SIZE_USD": str(float(rng.choice([50.0, 100.0, 250.0, 1000.0]))),
+           "ALLOW_SHORTS": "true" if rng.random() < 0.8 else "false"}
+    subset = frozenset(names[::2])
+    settings = Settings(
+        spread_bps=float(rng.choice([0.0, 2.0, 10.0])),
+        commission_usd=float(rng.choice([0.0, 1.0])),
+        slippage_bps=float(rng.choice([0.0, 5.0])),
+        shortable=subset if rng.random() < 0.3 else None,
+        easy_to_borrow=subset if rng.random() < 0.2 else None,
+        fractionable=subset if rng.random() < 0.3 else None)
+    return market, load_config(env), settings, splits
+
+
+def assert_same(fast, slow):
+    assert len(fast.trades) == len(slow.trades)
+    for name in _TRADE_FIELDS:
+        assert np.array_equal(getattr(fast.trades, name), getattr(slow.trades, name),
+                              equal_nan=True), name
+    assert np.array_equal(fast.positions, slow.positions)
+    for name in ("equity", "cash", "long_value", "short_value"):
+        assert np.allclose(getattr(fast, name), getattr(slow, name), rtol=0, atol=1e-9), name
+    assert np.array_equal(fast.z, slow.z, equal_nan=True)
+    assert np.array_equal(fast.prices, slow.prices, equal_nan=True)
+
+
+def test_timelines_and_day_loop_agree_on_random_markets_and_settings(monkeypatch):
+    split_while_held = trades = 0
+    for seed in range(40):
+        market, config, settings, splits = draw_case(seed)
+        fast = run_backtest(market, config, symbols=market.symbols, settings=settings)
+        slow = day_loop(market, config, settings, monkeypatch)
+        assert fast.engine == "timelines", (seed, fast.engine)
+        assert_same(fast, slow)
+        trades += len(fast.trades)
+        days = fast.days
+        for split in splits:
+            if split.ex_date not in days:
+                continue
+            d = days.index(split.ex_date)
+            t = fast.trades
+            j = fast.symbols.index(split.symbol)
+            split_while_held += int(np.any((t.symbol == j) & (t.entry_session < d)
+                                           & (t.exit_session >= d)))
+    # The comparison means something: many trades, and splits that hit held positions.
+    assert trades > 2_000
+    assert split_while_held >= 3
+
+
+def test_entries_that_depend_on_the_account_go_through_the_day_loop(monkeypatch):
+    market, config, settings, _ = draw_case(3)
+    # $2,500 of cash for $1,000 positions: three entries on one day cannot all be paid.
+    config = replace(config, position_size_usd=1_000.0)
+    small = replace(settings, starting_cash=2_500.0)
+    result = run_backtest(market, config, symbols=market.symbols, settings=small)
+    assert result.engine.startswith("day loop: entries do not all fit the account on ")
+    assert_same(result, day_loop(market, config, small, monkeypatch))
+    rich = run_backtest(market, config, symbols=market.symbols,
+                        settings=replace(settings, starting_cash=1e7))
+    assert rich.engine == "timelines"
+    assert len(result.trades) < len(rich.trades)  # the account did bind
+
+
+@pytest.mark.parametrize("limit", ["MAX_OPEN_POSITIONS", "MAX_ENTRIES_PER_RUN",
+                                   "MAX_GROSS_EXPOSURE_USD", "DAILY_LOSS_LIMIT_USD"])
+def test_risk_limits_go_through_the_day_loop(limit):
+    market, config, settings, _ = draw_case(5)
+    limited = load_config({"TICKERS": ",".join(market.symbols), limit: "3"})
+    result = run_backtest(market, limited, symbols=market.symbols, settings=settings)
+    assert result.engine == f"day loop: risk limits set ({limit.lower()})"
