@@ -113,7 +113,8 @@ def _run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
                    "out-of-sample": period_stats(result, args.split, None)}
     out: Path = args.out
     write_results(result, out, stats)
-    full = {**stats, "parameters": _parameters(config, settings, market, result)}
+    full = {**stats, "parameters": _parameters(config, settings, market, result),
+            "engine": result.engine}
     if periods:
         full["in_sample"], full["out_of_sample"] = periods["in-sample"], \
             periods["out-of-sample"]
@@ -124,7 +125,8 @@ def _run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     write_report(out / "report.html", build_report(result, stats, title=title, periods=periods,
                                                    grid=grid, grid_axes=axes))
     print(summary_text({"backtest": stats, **(periods or {})}))
-    print(f"\nwrote {out}/trades.csv, equity.csv, stats.json"
+    print(f"\ncomputed by: {result.engine}")
+    print(f"wrote {out}/trades.csv, equity.csv, stats.json"
           f"{', grid.csv' if grid is not None else ''}, report.html")
     return 0
 

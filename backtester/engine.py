@@ -25,15 +25,23 @@ from __future__ import annotations
 import datetime
 import functools
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import numpy as np
 
 from backtester.panels import Clock, Panels, build_panels, session_clock
-from backtester.signals import DaySignals, iter_signals, wire_price
-from backtester.timeline import Binds, build_grid, forward_filled, or_last, run_timelines
+from backtester.signals import DaySignals, chunk_days, iter_signals, noon_fills, wire_price
+from backtester.timeline import (
+    Binds,
+    Grid,
+    Prefix,
+    build_grid,
+    forward_filled,
+    or_last,
+    run_timelines,
+)
 from config import Config
 from market_calendar import MarketCalendar, Session, nyse
 from risk import RiskView, entry_allowance
@@ -42,6 +50,7 @@ from signal_generator import (
     NO_ENTRY,
     NO_EXIT,
     Thresholds,
+    entry_codes,
     exit_codes,
     order_qtys,
     plan_entry_arrays,
@@ -204,7 +213,17 @@ def run_backtest(market: MarketData, config: Config, *, start: datetime.date | N
             slippage_bps=settings.slippage_bps, fractionable=day_loop.fractionable,
             shortable=day_loop.shortable)
     except Binds as why:
-        return day_loop.run(signals(), engine=f"day loop: {why}")
+        if why.prefix is None or not why.prefix.day:
+            return day_loop.run(signals(), engine=f"day loop: {why}")
+        # Exact up to the first run the account could bind: the day loop carries on there.
+        day = why.prefix.day
+        day_loop.resume(why.prefix, grid)
+        return day_loop.run(_grid_signals(panels, clock, grid, day, window=window,
+                                          thresholds=Thresholds.from_config(config),
+                                          spread_bps=settings.spread_bps),
+                            prefix=why.prefix, grid=grid,
+                            engine=f"timelines to {panels.days()[day - 1]}, then day loop: "
+                                   f"{why}")
     trades = Trades(**outcome.trades)
     return Result(config=config, settings=settings, symbols=panels.symbols,
                   sessions=panels.sessions[panels.warmup:], equity=outcome.equity,
@@ -212,6 +231,26 @@ def run_backtest(market: MarketData, config: Config, *, start: datetime.date | N
                   short_value=outcome.short_value, positions=outcome.positions,
                   trades=trades, prices=grid.price, z=grid.z,
                   clock=_decision_clock(clock, panels.warmup), engine="timelines")
+
+
+def _grid_signals(panels: Panels, clock: Clock, grid: Grid, first_day: int, *, window: int,
+                  thresholds: Thresholds, spread_bps: float) -> Iterator[DaySignals]:
+    """The day loop's chunks from decision day `first_day` on, taken from the signals the
+    timelines ran on, with the fills' prices and times added."""
+    size = chunk_days(len(panels.symbols), window)
+    for first in range(first_day, panels.n_days, size):
+        rows = slice(first, min(first + size, panels.n_days))
+        t = slice(panels.warmup + rows.start, panels.warmup + rows.stop)
+        bars = (panels.open[t], panels.high[t], panels.low[t], panels.close[t])
+        price, z = grid.price[rows], grid.z[rows]
+        yield DaySignals(first=first, path_price=np.where(np.isnan(price), np.nan,
+                                                          grid.mark[rows]),
+                         price=price, limit=grid.limit[rows], ask=grid.ask[rows], z=z,
+                         entry=entry_codes(z, thresholds),
+                         in_view=grid.in_view[rows],
+                         fills=noon_fills(bars, grid.limit[rows],
+                                          clock.fraction(t)[:, np.newaxis],
+                                          spread_bps, True))
 
 
 def choose_universe(market: MarketData, config: Config,
@@ -300,13 +339,22 @@ class _Run:
         self.index = {s: j for j, s in enumerate(panels.symbols)}
         self._latest_close = np.full(n, np.nan)
 
-    def run(self, chunks: Iterable[DaySignals], *, engine: str = "day loop") -> Result:
+    def run(self, chunks: Iterable[DaySignals], *, engine: str = "day loop",
+            prefix: Prefix | None = None, grid: Grid | None = None) -> Result:
+        """Replay the runs of `chunks`' days; the days before them come from `prefix` (with
+        the signals `grid` they were computed on), after `resume`."""
         p = self.p
         days, n = p.n_days, len(p.symbols)
         out = {k: np.empty(days) for k in ("equity", "cash", "long_value", "short_value")}
         positions = np.zeros(days, dtype=np.int64)
         prices = np.empty((days, n))
         zs = np.empty((days, n))
+        if prefix is not None and grid is not None:
+            before = slice(0, prefix.day)
+            for name in out:
+                out[name][before] = getattr(prefix.outcome, name)[before]
+            positions[before] = prefix.outcome.positions[before]
+            prices[before], zs[before] = grid.price[before], grid.z[before]
         for signals in chunks:
             first, count = signals.first, len(signals)
             prices[first:first + count] = signals.price
@@ -327,6 +375,25 @@ class _Run:
                       sessions=p.sessions[p.warmup:], positions=positions,
                       trades=self.trade_arrays(), prices=prices, z=zs,
                       clock=_decision_clock(self.clock, p.warmup), engine=engine, **out)
+
+    def resume(self, prefix: Prefix, grid: Grid) -> None:
+        """Take over the backtest at the start of decision day `prefix.day`."""
+        w = self.p.warmup
+        for o in prefix.open:
+            j = o.symbol
+            self.held[j], self.long[j], self.qty[j] = True, o.is_long, o.qty
+            self.signed[j] = o.qty if o.is_long else -o.qty
+            self.entry_ordinal[j] = self.clock.ordinal[w + o.entry_day]
+            self.opened[j] = _Opened(w + o.entry_day, o.k, o.fraction, o.price, o.z, o.order)
+            self.book.append(j)
+        self.book_changed()
+        self.cash, self.orders = prefix.cash, prefix.orders
+        self.last_equity = float(prefix.outcome.equity[prefix.day - 1])
+        self._latest_close = grid.last_close[prefix.day - 1].copy()
+        t = prefix.outcome.trades
+        columns = [t[name] + w if name in ("entry_session", "exit_session") else t[name]
+                   for name in _TRADE_FIELDS]
+        self.trades = [tuple(row) for row in zip(*(c.tolist() for c in columns), strict=True)]
 
     def chunk(self, s: DaySignals) -> _Chunk:
         p = self.p

@@ -87,10 +87,10 @@ def compute_chunk(panels: Panels, clock: Clock, first: int, count: int, *, windo
     z = zscores(past, price)
     return DaySignals(first, path, price, limit, quote(path, spread_bps)[1], z,
                       entry_codes(z, thresholds), in_view,
-                      _noon_fills(bars, limit, noon, spread_bps, fill_prices))
+                      noon_fills(bars, limit, noon, spread_bps, fill_prices))
 
 
-def _noon_fills(bars: tuple[np.ndarray, ...], limit: np.ndarray, noon: np.ndarray,
+def noon_fills(bars: tuple[np.ndarray, ...], limit: np.ndarray, noon: np.ndarray,
                 spread_bps: float, fill_prices: bool) -> Fills:
     """Every cell's fill, both sides, for a DAY order at the bot's limit placed at noon."""
     side = np.array([False, True])[:, np.newaxis, np.newaxis]

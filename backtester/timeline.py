@@ -34,7 +34,7 @@ from typing import NamedTuple
 import numpy as np
 
 from backtester.panels import Clock, Panels
-from backtester.signals import DaySignals, wire_price
+from backtester.signals import DaySignals
 from config import Config
 from signal_generator import (
     ENTER_LONG,
@@ -48,6 +48,7 @@ from signal_generator import (
 )
 from simbroker import margin
 from simbroker.book import Book
+from simbroker.market_data import Split
 from simbroker.price_model import limit_fill, price_at
 from simbroker.records import Position
 
@@ -60,7 +61,26 @@ _SLACK_USD = 0.01
 
 
 class Binds(Exception):
-    """A run's entries could depend on the account or on a risk limit: replay day by day."""
+    """A run's entries could depend on the account or on a risk limit: replay day by day,
+    from `prefix.day` on when a prefix of the backtest is known to be exact."""
+
+    def __init__(self, why: str, prefix: Prefix | None = None) -> None:
+        super().__init__(why)
+        self.prefix = prefix
+
+
+class Opened(NamedTuple):
+    """A position open at the start of the prefix's end day, as the day loop keeps it."""
+
+    symbol: int
+    is_long: bool
+    qty: float  # as splits before the day left it
+    entry_day: int  # decision-day index of the entry fill
+    k: int
+    fraction: float
+    price: float  # as splits before the day left it
+    z: float
+    order: int
 
 
 @dataclass(frozen=True)
@@ -112,6 +132,20 @@ class Outcome(NamedTuple):
 
 
 @dataclass(frozen=True)
+class Prefix:
+    """The backtest before decision day `day`, the day loop's to the last bit where it
+    matters: `outcome`'s per-day arrays before `day`, the trades closed before it, the cash
+    at the close before it, the orders placed so far and the open positions in the order
+    they opened (the exchange's book order)."""
+
+    day: int
+    outcome: Outcome
+    cash: float
+    orders: int
+    open: list[Opened]
+
+
+@dataclass(frozen=True)
 class _Positions:
     """Every position of the backtest: symbol, entry day, exit day (days if still open at
     the end), side, and the exit's reason code."""
@@ -154,24 +188,50 @@ class _Timelines:
         self.is_long = orders.code == ENTER_LONG
         self.placeable = orders.placeable
         self.exit_orders: list[tuple[np.ndarray, np.ndarray]] = []
+        # position -> (day, signed qty before, qty after, entry price after) of its splits
+        self.split_log: dict[int, list[tuple[int, float, float, float]]] = {}
 
     def run(self) -> Outcome:
         positions = self.follow()
-        held = _intervals(self.days, self.n, positions.symbol, positions.entry + 1,
-                          positions.exit + 1)  # position index + 1 held at each run's start
-        entries = self.placeable & (held == 0)
+        held = np.zeros((self.days, self.n), dtype=bool)  # at the start of each run
+        day, symbol, _ = _cells(self.days, positions.symbol, positions.entry + 1,
+                                positions.exit + 1)
+        held[day, symbol] = True
+        entries = self.placeable & ~held
         number, k = self.number_orders(entries)
         fills = self.fills(positions, number, k)
-        cash_noon, cash_close, segments = self.book(positions, fills, held)
-        noon_long, noon_short = self.values(segments, noon=True)
-        self.check(entries, cash_noon, noon_long, noon_short)
-        long_value, short_value = self.values(segments, noon=False)
-        at_close = _intervals(self.days, self.n, positions.symbol, positions.entry,
-                              positions.exit)
-        return Outcome(equity=margin.equity(cash_close, long_value, short_value),
-                       cash=cash_close, long_value=long_value, short_value=short_value,
-                       positions=np.count_nonzero(at_close, axis=1),
-                       trades=self.trades(positions, fills))
+        cash_noon, cash_close, segments = self.book(positions, fills)
+        noon_long, noon_short, _ = self.values(segments, noon=True)
+        bind = self.first_bind(entries, cash_noon, noon_long, noon_short)
+        long_value, short_value, count = self.values(segments, noon=False)
+        outcome = Outcome(equity=margin.equity(cash_close, long_value, short_value),
+                          cash=cash_close, long_value=long_value, short_value=short_value,
+                          positions=count, trades=self.trades(positions, fills))
+        if bind is not None:
+            day, why = bind
+            raise Binds(why, self.prefix(day, outcome, positions, fills, number, cash_close))
+        return outcome
+
+    def prefix(self, day: int, outcome: Outcome, p: _Positions, f: dict[str, np.ndarray],
+               number: np.ndarray, cash_close: np.ndarray) -> Prefix:
+        open_ = np.flatnonzero((p.entry < day) & (p.exit >= day))
+        open_ = open_[np.lexsort((f["k"][open_], f["when"][open_], p.entry[open_]))]
+        opened = []
+        for q in open_.tolist():
+            qty, price = float(self.orders.qty[p.entry[q], p.symbol[q]]), float(f["price"][q])
+            for split_day, _, qty_after, price_after in self.split_log.get(q, ()):
+                if split_day < day:
+                    qty, price = qty_after, price_after
+            opened.append(Opened(int(p.symbol[q]), bool(p.is_long[q]), qty, int(p.entry[q]),
+                                 int(f["k"][q]), float(f["when"][q]), price,
+                                 float(self.g.z[p.entry[q], p.symbol[q]]),
+                                 int(f["number"][q])))
+        closed = outcome.trades["exit_session"] < day
+        return Prefix(day=day, outcome=outcome._replace(
+                          trades={name: column[closed]
+                                  for name, column in outcome.trades.items()}),
+                      cash=float(cash_close[day - 1]) if day else self.starting_cash,
+                      orders=int(number[:day].max(initial=0)), open=opened)
 
     # -- 1, 2: the timelines --------------------------------------------------------------
 
@@ -273,122 +333,144 @@ class _Timelines:
                 "position": np.r_[np.arange(len(p.symbol)), np.flatnonzero(closed)],
                 "is_exit": np.r_[np.zeros(len(p.symbol), bool), np.ones(closed.sum(), bool)]}
 
-    def book(self, p: _Positions, f: dict[str, np.ndarray],
-             held: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[tuple]]:
+    def book(self, p: _Positions,
+             f: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Cash through every fill in the exchange's order (and every split of a held
         position at its open), in whole cents. Returns cash at each noon and close and the
         positions' segments for the marks (see `values`); adds to `f` the quantity of each
         fill and the entry prices, both as splits leave them."""
         in_order = np.lexsort((f["k"], f["when"], f["day"]))
+        qty = self.orders.qty[p.entry, p.symbol]
+        fill_qty = qty[f["position"]]
+        amount = np.where(f["is_buy"], fill_qty, -fill_qty) * f["price"]
         # Python floats: round() on a numpy float rounds differently from the exchange's.
-        qty = self.orders.qty[p.entry, p.symbol].tolist()
-        entry_price = f["price"][:len(p.symbol)].tolist()
-        segment_start = p.entry.copy()
-        after_split = np.zeros(len(p.symbol), dtype=bool)  # the segment began at a split
-        segments: list[tuple] = []
-        splits = sorted(((t - self.p.warmup, split) for t, found in self.p.splits.items()
-                         for split in found if t >= self.p.warmup), key=lambda e: e[0])
-        index = {s: j for j, s in enumerate(self.p.symbols)}
-        cash, keys, balances = self.starting_cash, [-1], [self.starting_cash]
-        day, position, is_exit = f["day"].tolist(), f["position"].tolist(), f["is_exit"].tolist()
-        is_buy, price = f["is_buy"].tolist(), f["price"].tolist()
-        next_split = 0
-        for i in in_order.tolist():
-            while next_split < len(splits) and splits[next_split][0] <= day[i]:
-                d, split = splits[next_split]
-                next_split += 1
-                j = index[split.symbol]
-                if not held[d, j]:
-                    continue
-                q = int(held[d, j]) - 1
-                cash = self.split(q, d, j, split, cash, p, qty, entry_price, segment_start,
-                                  after_split, segments)
-                keys.append(2 * d)
+        amounts = amount[in_order].tolist()
+        keys = (2 * f["day"][in_order] + 1).tolist()
+        entry_price = f["price"][:len(p.symbol)].copy()
+        splits = self.held_splits(p)
+        at_fill = np.searchsorted(f["day"][in_order], [d for d, _, _ in splits], side="left")
+        sorted_at = np.empty(len(in_order), dtype=np.int64)
+        sorted_at[in_order] = np.arange(len(in_order))
+        cash, commission = self.starting_cash, self.commission
+        event_keys, balances = [-1], [cash]
+        done = 0
+        for (d, q, split), upto in zip(splits, at_fill.tolist(), strict=True):
+            for a in amounts[done:upto]:
+                cash = round(cash - a - commission, 2)
                 balances.append(cash)
-            q = position[i]
-            signed = qty[q] if is_buy[i] else -qty[q]
-            cash = round(cash - signed * price[i] - self.commission, 2)
-            keys.append(2 * day[i] + 1)
+            event_keys += keys[done:upto]
+            done = upto
+            cash = self.split(q, d, split, cash, p, qty, entry_price)
+            event_keys.append(2 * d)
             balances.append(cash)
-            if is_exit[i]:
-                segments.append((int(p.symbol[q]), int(segment_start[q]), day[i],
-                                 qty[q] if p.is_long[q] else -qty[q], after_split[q], False))
-        for d, split in splits[next_split:]:  # splits after the last fill
-            j = index[split.symbol]
-            if held[d, j]:
-                q = int(held[d, j]) - 1
-                cash = self.split(q, d, j, split, cash, p, qty, entry_price, segment_start,
-                                  after_split, segments)
-                keys.append(2 * d)
-                balances.append(cash)
-        for q in np.flatnonzero(p.exit >= self.days).tolist():  # open at the end
-            segments.append((int(p.symbol[q]), int(segment_start[q]), self.days,
-                             qty[q] if p.is_long[q] else -qty[q], after_split[q], False))
-        f["qty"] = np.array(qty)[f["position"]]
-        f["entry_price"] = np.array(entry_price)
-        keys_array, balances_array = np.array(keys), np.array(balances)
+            exits = np.flatnonzero(f["is_exit"] & (f["position"] == q))
+            for i in exits.tolist():  # the exit sells or buys the shares the split left
+                amounts[sorted_at[i]] = float((-qty[q] if p.is_long[q] else qty[q])
+                                              * f["price"][i])
+        for a in amounts[done:]:
+            cash = round(cash - a - commission, 2)
+            balances.append(cash)
+        event_keys += keys[done:]
+        f["qty"] = qty[f["position"]]
+        f["entry_price"] = entry_price
+        keys_array, balances_array = np.array(event_keys), np.array(balances)
         d2 = 2 * np.arange(self.days)
-        at = np.searchsorted(keys_array, d2, side="right") - 1
+        at_noon = np.searchsorted(keys_array, d2, side="right") - 1
         at_close = np.searchsorted(keys_array, d2 + 1, side="right") - 1
-        return balances_array[at], balances_array[at_close], segments
+        return balances_array[at_noon], balances_array[at_close], self.segments(p, qty)
 
-    def split(self, q: int, d: int, j: int, split, cash: float, p: _Positions,
-              qty: list[float], entry_price: list[float], segment_start: np.ndarray,
-              after_split: np.ndarray, segments: list[tuple]) -> float:
-        """A split at the open of day d of held position q, as the exchange's book does it."""
-        signed = qty[q] if p.is_long[q] else -qty[q]
+    def held_splits(self, p: _Positions) -> list[tuple[int, int, Split]]:
+        """(day, position, split) of every split at the open of a day a position is held
+        through (from the run after its entry to its exit's run), in order of days."""
+        found = []
+        for t in sorted(self.p.splits):
+            d = t - self.p.warmup
+            for split in self.p.splits[t] if d >= 0 else ():
+                j = self.p.symbols.index(split.symbol)
+                q = np.flatnonzero((p.symbol == j) & (p.entry < d) & (p.exit >= d))
+                if len(q):
+                    found.append((d, int(q[0]), split))
+        return found
+
+    def split(self, q: int, d: int, split: Split, cash: float, p: _Positions,
+              qty: np.ndarray, entry_price: np.ndarray) -> float:
+        """A split at the open of day d of held position q, as the exchange's book does it;
+        updates qty and entry_price and logs the segment it ends."""
+        j = int(p.symbol[q])
+        signed = float(qty[q] if p.is_long[q] else -qty[q])
         book = Book(cash=cash, positions={split.symbol: Position(
-            split.symbol, signed, entry_price[q])})
+            split.symbol, signed, float(entry_price[q]))})
         previous = self.g.last_close[d, j] / split.ratio
         book.apply_split(split, None if math.isnan(previous) else float(previous))
         after = book.positions.get(split.symbol)
         if after is None:
             raise Binds(f"a split on {split.ex_date} leaves no {split.symbol} position")
-        segments.append((j, int(segment_start[q]), d, signed, after_split[q], True))
-        segment_start[q], after_split[q] = d, True
+        self.split_log.setdefault(q, []).append((d, signed, abs(after.qty),
+                                                 after.avg_entry_price))
         qty[q], entry_price[q] = abs(after.qty), after.avg_entry_price
         return book.cash
 
-    def values(self, segments: list[tuple], *, noon: bool) -> tuple[np.ndarray, np.ndarray]:
-        """Long and (positive) short market value of the positions at each noon or close.
+    def segments(self, p: _Positions, qty: np.ndarray) -> np.ndarray:
+        """Rows (symbol, first, end, signed qty, starts at a split, ends at a split): each
+        position's stretches of constant quantity, held at the closes of first..end - 1."""
+        signed = np.where(p.is_long, qty, -qty)
+        rows = [np.column_stack([p.symbol, p.entry, np.minimum(p.exit, self.days), signed,
+                                 np.zeros(len(p.symbol)), np.zeros(len(p.symbol))])]
+        for q, log in self.split_log.items():
+            start, after = int(p.entry[q]), False
+            for d, before, _, _ in log:
+                rows.append(np.array([[p.symbol[q], start, d, before, after, True]]))
+                start, after = d, True
+            rows[0][q, 1], rows[0][q, 4] = start, True  # the last stretch: from the split
+        return np.vstack(rows)
 
-        A segment (symbol, a, b, signed qty, starts at a split, ends at a split) is held at
-        the closes of days a..b - 1. At noon it is held one day later (a position is first
-        marked in the run after its entry, and last in its exit's run), except that a split
-        applies at the open: a segment that starts or ends at a split does so at that noon.
+    def values(self, segments: np.ndarray, *,
+               noon: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Long and (positive) short market value of the positions at each noon or close,
+        and how many are held.
+
+        A segment is held at the closes of days first..end - 1. At noon it is held one day
+        later (a position is first marked in the run after its entry, and last in its
+        exit's run), except that a split applies at the open: a segment that starts or ends
+        at a split does so at that noon.
         """
-        if not segments:
-            return np.zeros(self.days), np.zeros(self.days)
-        j, first, end, signed, split_start, split_end = (
-            np.array(c) for c in zip(*segments, strict=True))
+        j, first, end = (segments[:, c].astype(np.int64) for c in range(3))
         if noon:
-            first, end = first + ~split_start, end + ~split_end
-        which = _intervals(self.days, self.n, j, first, end)
+            first = first + (segments[:, 4] == 0)
+            end = end + (segments[:, 5] == 0)
+        day, symbol, row = _cells(self.days, j, first, end)
         mark = self.g.mark if noon else self.g.close_mark
-        qty = np.r_[0.0, signed.astype(float)][which]
-        with np.errstate(invalid="ignore"):
-            value = np.where(which > 0, qty * mark, 0.0)
-        return (np.where(value > 0, value, 0.0).sum(axis=1),
-                -np.where(value < 0, value, 0.0).sum(axis=1))
+        value = segments[row, 3] * mark[day, symbol]
+        long_ = value >= 0
+        days = self.days
+        return (np.bincount(day[long_], weights=value[long_], minlength=days),
+                -np.bincount(day[~long_], weights=value[~long_], minlength=days),
+                np.bincount(day, minlength=days))
 
     # -- 4: the account check -----------------------------------------------------------
 
-    def check(self, entries: np.ndarray, cash: np.ndarray, long_value: np.ndarray,
-              short_value: np.ndarray) -> None:
+    def first_bind(self, entries: np.ndarray, cash: np.ndarray, long_value: np.ndarray,
+                   short_value: np.ndarray) -> tuple[int, str] | None:
+        """The first run whose entries could depend on the account, and why: they might not
+        all fit its budgets, or shorts were placed near the $2,000 of equity shorting needs.
+        None when every run clears both by a cent."""
         cost = np.where(entries, self.orders.cost, 0.0)
         total = cost.sum(axis=1)
         long_cost = np.where(self.is_long, cost, 0.0).sum(axis=1)
         power = margin.buying_powers(cash, long_value, short_value)
-        runs = entries.any(axis=1)
         fit = entries_fit(total + _SLACK_USD, long_cost + _SLACK_USD,
                           cash_usd=np.maximum(cash, 0.0), buying_power_usd=power)
-        if not fit[runs].all():
-            day = int(np.flatnonzero(runs & ~fit)[0])
-            raise Binds(f"entries do not all fit the account on {self.p.days()[day]}")
+        tight = entries.any(axis=1) & ~fit
         shorts = (entries & (self.orders.code == ENTER_SHORT)).any(axis=1)
         equity = margin.equity(cash, long_value, short_value)
-        if not (equity[shorts] >= margin.MARGIN_MINIMUM_EQUITY + _SLACK_USD).all():
-            raise Binds("equity near or below the $2,000 needed to short")
+        no_margin = shorts & ~(equity >= margin.MARGIN_MINIMUM_EQUITY + _SLACK_USD)
+        first = np.flatnonzero(tight | no_margin)
+        if not len(first):
+            return None
+        day = int(first[0])
+        if tight[day]:
+            return day, f"entries may not all fit the account on {self.p.days()[day]}"
+        return day, f"equity near the $2,000 shorting needs on {self.p.days()[day]}"
 
     def trades(self, p: _Positions, f: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         n = len(p.symbol)
@@ -416,15 +498,15 @@ def _next_true(mask: np.ndarray) -> np.ndarray:
     return out
 
 
-def _intervals(days: int, n: int, symbol: np.ndarray, first: np.ndarray,
-               stop: np.ndarray) -> np.ndarray:
-    """A (days, n) array holding i + 1 on days first[i]..stop[i] - 1 of column symbol[i] and
-    0 elsewhere; the intervals of one column must not overlap. Integer sums: exact."""
-    delta = np.zeros((days + 2, n), dtype=np.int64)
-    label = np.arange(1, len(symbol) + 1)
-    np.add.at(delta, (np.minimum(first, days + 1), symbol), label)
-    np.add.at(delta, (np.minimum(stop, days + 1), symbol), -label)
-    return np.cumsum(delta, axis=0)[:days]
+def _cells(days: int, symbol: np.ndarray, first: np.ndarray,
+           stop: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(day, symbol, i) of every cell of the stretches first[i]..stop[i] - 1 (clipped to
+    the days) of column symbol[i]."""
+    first = np.minimum(first, days)
+    length = np.maximum(np.minimum(stop, days) - first, 0)
+    row = np.repeat(np.arange(len(first)), length)
+    offset = np.arange(len(row)) - np.repeat(np.cumsum(length) - length, length)
+    return first[row] + offset, symbol[row], row
 
 
 def forward_filled(rows: np.ndarray, seed: np.ndarray) -> np.ndarray:
@@ -442,4 +524,3 @@ def or_last(price: np.ndarray, last_close: np.ndarray) -> np.ndarray:
     return np.where(missing, last_close, price) if missing.any() else price
 
 
-__all__ = ["Binds", "Grid", "Outcome", "build_grid", "run_timelines", "wire_price"]

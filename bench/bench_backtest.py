@@ -7,12 +7,17 @@
    and fills on the next bar (it has no intraday path); the backtester decides at noon as the
    bot does. The medians of a few runs and their ratio are printed.
 2. The backtester alone on 500 symbols x 5,000 sessions (2.5 M bars), in a child process:
-   median time of the backtest, the child's peak resident memory (getrusage, data included)
-   and the peak of traced allocations during one backtest (tracemalloc).
+   median time of the backtest with $100,000 (the strategy loses its cash on this data by
+   2001, so from there the account binds and the day loop runs) and with $10,000,000 (it
+   never binds), the child's peak resident memory (getrusage, data included) and the peak
+   of traced allocations during one backtest (tracemalloc).
+
+Each line says how the backtest was computed (`Result.engine`: the per-symbol timelines,
+the day loop, or timelines up to the day the account could bind and the day loop after).
 
 Not a test. Needs backtrader (pip install -r requirements-bench.txt):
 
-    .venv/bin/python bench/bench_backtest.py [--runs 3] [--backtrader-runs 3] [--skip-large]
+    .venv/bin/python bench/bench_backtest.py [--runs 7] [--backtrader-runs 3] [--skip-large]
 """
 
 from __future__ import annotations
@@ -43,7 +48,7 @@ for _name in ("Iterable", "Mapping", "MutableMapping", "Sequence"):
 import backtrader as bt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from backtester import run_backtest  # noqa: E402
+from backtester import Settings, run_backtest  # noqa: E402
 from config import load_config  # noqa: E402
 from market_calendar import nyse  # noqa: E402
 from simbroker import synthetic  # noqa: E402
@@ -55,15 +60,17 @@ START = date(2000, 1, 3)
 SEED = 20240601
 
 
-def backtest_seconds(market, runs: int) -> tuple[float, int]:
+def backtest_seconds(market, runs: int,
+                     settings: Settings | None = None) -> tuple[float, int, str]:
+    """Median seconds, trades, and how the backtest was computed (Result.engine)."""
     config = load_config({**RULES, "TICKERS": market.symbols[0]})
     times, trades = [], 0
     for _ in range(runs):
         began = time.perf_counter()
-        result = run_backtest(market, config, symbols=market.symbols)
+        result = run_backtest(market, config, symbols=market.symbols, settings=settings)
         times.append(time.perf_counter() - began)
         trades = len(result.trades)
-    return statistics.median(times), trades
+    return statistics.median(times), trades, result.engine
 
 
 # -- backtrader ---------------------------------------------------------------------------
@@ -136,7 +143,10 @@ def backtrader_seconds(market, runs: int) -> tuple[float, int]:
 def large_child(runs: int) -> None:
     nyse()
     market = synthetic.generate(500, start=date(1990, 1, 2), sessions=5000, seed=SEED)
-    seconds, trades = backtest_seconds(market, runs)
+    seconds, trades, engine = backtest_seconds(market, runs)
+    # The same with cash the strategy cannot lose: no run's entries ever bind.
+    rich_seconds, rich_trades, rich_engine = backtest_seconds(
+        market, runs, Settings(starting_cash=10_000_000.0))
     config = load_config({**RULES, "TICKERS": market.symbols[0]})
     tracemalloc.start()
     tracemalloc.reset_peak()
@@ -144,13 +154,15 @@ def large_child(runs: int) -> None:
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     maxrss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kilobytes on Linux
-    print(json.dumps({"seconds": seconds, "trades": trades, "maxrss_mb": maxrss_kb / 1024,
+    print(json.dumps({"seconds": seconds, "trades": trades, "engine": engine,
+                      "rich_seconds": rich_seconds, "rich_trades": rich_trades,
+                      "rich_engine": rich_engine, "maxrss_mb": maxrss_kb / 1024,
                       "traced_peak_mb": peak / 2**20}))
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--runs", type=int, default=3, help="backtester runs per size")
+    parser.add_argument("--runs", type=int, default=7, help="backtester runs per size")
     parser.add_argument("--backtrader-runs", type=int, default=3)
     parser.add_argument("--skip-large", action="store_true")
     parser.add_argument("--large-child", action="store_true", help=argparse.SUPPRESS)
@@ -160,11 +172,11 @@ def main() -> int:
         return 0
     nyse()  # the calendar is built once per process; not part of either engine's time
     market = synthetic.generate(50, start=START, sessions=2520, seed=SEED)
-    ours, our_trades = backtest_seconds(market, args.runs)
+    ours, our_trades, engine = backtest_seconds(market, args.runs)
     theirs, their_trades = backtrader_seconds(market, args.backtrader_runs)
     print(f"50 symbols x 2,520 sessions (126,000 bars), median of {args.runs} / "
           f"{args.backtrader_runs} runs:")
-    print(f"  backtester  {ours:8.3f} s  ({our_trades} trades)")
+    print(f"  backtester  {ours:8.3f} s  ({our_trades} trades; {engine})")
     print(f"  backtrader  {theirs:8.3f} s  ({their_trades} trades)")
     print(f"  ratio       {theirs / ours:8.1f} x faster")
     if not args.skip_large:
@@ -172,7 +184,10 @@ def main() -> int:
                                 str(args.runs)], capture_output=True, text=True, check=True)
         large = json.loads(child.stdout.strip().splitlines()[-1])
         print(f"500 symbols x 5,000 sessions (2.5 M bars), median of {args.runs} runs:")
-        print(f"  backtester  {large['seconds']:8.3f} s  ({large['trades']} trades)")
+        print(f"  backtester  {large['seconds']:8.3f} s  ({large['trades']} trades; "
+              f"{large['engine']})")
+        print(f"  $10 M cash  {large['rich_seconds']:8.3f} s  ({large['rich_trades']} trades; "
+              f"{large['rich_engine']})")
         print(f"  peak memory {large['maxrss_mb']:8.0f} MB resident (process, data included),"
               f" {large['traced_peak_mb']:.0f} MB traced during one backtest")
     return 0

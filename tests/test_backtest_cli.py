@@ -60,6 +60,9 @@ def test_files_and_parameter_overrides(run):
         assert next(csv.reader(handle)) == ["date", "equity", "cash", "long_value",
                                             "short_value", "drawdown"]
     assert "Sharpe" in printed.out
+    # How it was computed is said, and this run's entries never depend on the account.
+    assert stats["engine"] == "timelines"
+    assert "computed by: timelines" in printed.out
 
 
 def test_bad_values_are_refused_with_the_setting_named(run):

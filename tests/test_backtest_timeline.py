@@ -18,6 +18,7 @@ import pytest
 import backtester.engine
 from backtester import Settings, run_backtest
 from backtester.engine import _TRADE_FIELDS
+from backtester.outputs import trade_rows
 from config import load_config
 from market_calendar import nyse
 from simbroker import synthetic
@@ -108,18 +109,29 @@ def test_timelines_and_day_loop_agree_on_random_markets_and_settings(monkeypatch
     assert split_while_held >= 3
 
 
-def test_entries_that_depend_on_the_account_go_through_the_day_loop(monkeypatch):
-    market, config, settings, _ = draw_case(3)
-    # $2,500 of cash for $1,000 positions: three entries on one day cannot all be paid.
-    config = replace(config, position_size_usd=1_000.0)
-    small = replace(settings, starting_cash=2_500.0)
-    result = run_backtest(market, config, symbols=market.symbols, settings=small)
-    assert result.engine.startswith("day loop: entries do not all fit the account on ")
-    assert_same(result, day_loop(market, config, small, monkeypatch))
-    rich = run_backtest(market, config, symbols=market.symbols,
-                        settings=replace(settings, starting_cash=1e7))
-    assert rich.engine == "timelines"
-    assert len(result.trades) < len(rich.trades)  # the account did bind
+def test_where_the_account_binds_the_day_loop_takes_over_from_the_timelines(monkeypatch):
+    # $1,000 positions on a few thousand dollars: sooner or later a run's entries do not all
+    # fit. The timelines are exact up to that run, and the day loop carries on from there
+    # with the positions, cash, order numbers and trades they hand over.
+    handed_over = []
+    resume = backtester.engine._Run.resume
+    monkeypatch.setattr(backtester.engine._Run, "resume", lambda self, prefix, grid: (
+        handed_over.append(len(prefix.open)), resume(self, prefix, grid))[1])
+    engines = []
+    for seed in range(12):
+        market, config, settings, _ = draw_case(seed)
+        config = replace(config, position_size_usd=1_000.0)
+        small = replace(settings, starting_cash=float(3_000 + 1_000 * (seed % 4)))
+        result = run_backtest(market, config, symbols=market.symbols, settings=small)
+        engines.append(result.engine)
+        assert_same(result, day_loop(market, config, small, monkeypatch))
+        rich = run_backtest(market, config, symbols=market.symbols,
+                            settings=replace(small, starting_cash=1e7))
+        assert rich.engine == "timelines"
+        if result.engine != "timelines":
+            assert trade_rows(result) != trade_rows(rich)  # the account did bind
+    assert sum(e.startswith("timelines to ") for e in engines) >= 6, engines
+    assert sum(n > 0 for n in handed_over) >= 3, handed_over
 
 
 @pytest.mark.parametrize("limit", ["MAX_OPEN_POSITIONS", "MAX_ENTRIES_PER_RUN",
