@@ -18,7 +18,8 @@ So this module
    (whole cents per fill, splits at the open), the account at noon and the equity at close;
 4. checks each run against what the day loop would have seen: every run's entries fit its
    budgets with a cent to spare, and shorting was allowed (equity of $2,000) wherever a
-   short was placed. If not, it raises `Binds` and the engine replays the day loop instead.
+   short was placed. At the first run where that fails it raises `Binds` with everything
+   before that run (`Prefix`: exact), and the engine's day loop carries on from there.
 
 The answer is the day loop's, trade for trade (tests/test_backtest_timeline.py compares the
 two on random markets and settings). Equity values are sums over the same positions in
