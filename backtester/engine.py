@@ -18,12 +18,15 @@ Each decision day D, at noon New York (what `trading_bot._daily_run` does agains
 
 The equity curve marks every position at the close. Nothing looks ahead: day D sees closes of
 sessions before D and D's noon price only; the rest of D's bar only decides fills after noon.
+
+That day loop (`_Run`) is the reference. `run_backtest` gets the same answer faster where it
+can, as per-symbol timelines (backtester/timeline.py), and runs the day loop from the first
+run whose entries could depend on the account; `Result.engine` says which happened.
 """
 
 from __future__ import annotations
 
 import datetime
-import functools
 import math
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -201,29 +204,28 @@ def run_backtest(market: MarketData, config: Config, *, start: datetime.date | N
     panels = build_panels(market, universe, first_day=start, last_day=end, window=window,
                           calendar=calendar)
     clock = session_clock(panels.sessions)
-    signals = functools.partial(iter_signals, panels, clock, window=window,
-                                thresholds=Thresholds.from_config(config),
-                                spread_bps=settings.spread_bps)
+    thresholds = Thresholds.from_config(config)
     day_loop = _Run(panels, clock, config, settings)
+    grid = build_grid(panels, list(iter_signals(panels, clock, window=window,
+                                                thresholds=thresholds,
+                                                spread_bps=settings.spread_bps)))
     try:
-        grid = build_grid(panels, list(signals(fill_prices=False)))
         outcome = run_timelines(
             panels, clock, config, grid, starting_cash=settings.starting_cash,
             spread_bps=settings.spread_bps, commission_usd=settings.commission_usd,
             slippage_bps=settings.slippage_bps, fractionable=day_loop.fractionable,
             shortable=day_loop.shortable)
     except Binds as why:
-        if why.prefix is None or not why.prefix.day:
-            return day_loop.run(signals(), engine=f"day loop: {why}")
         # Exact up to the first run the account could bind: the day loop carries on there.
-        day = why.prefix.day
-        day_loop.resume(why.prefix, grid)
-        return day_loop.run(_grid_signals(panels, clock, grid, day, window=window,
-                                          thresholds=Thresholds.from_config(config),
-                                          spread_bps=settings.spread_bps),
-                            prefix=why.prefix, grid=grid,
-                            engine=f"timelines to {panels.days()[day - 1]}, then day loop: "
-                                   f"{why}")
+        prefix = why.prefix if why.prefix is not None and why.prefix.day else None
+        engine = f"day loop: {why}"
+        if prefix is not None:
+            day_loop.resume(prefix, grid)
+            engine = f"timelines to {panels.days()[prefix.day - 1]}, then {engine}"
+        chunks = _grid_signals(panels, clock, grid, prefix.day if prefix else 0,
+                               window=window, thresholds=thresholds,
+                               spread_bps=settings.spread_bps)
+        return day_loop.run(chunks, prefix=prefix, grid=grid, engine=engine)
     trades = Trades(**outcome.trades)
     return Result(config=config, settings=settings, symbols=panels.symbols,
                   sessions=panels.sessions[panels.warmup:], equity=outcome.equity,
@@ -250,7 +252,7 @@ def _grid_signals(panels: Panels, clock: Clock, grid: Grid, first_day: int, *, w
                          in_view=grid.in_view[rows],
                          fills=noon_fills(bars, grid.limit[rows],
                                           clock.fraction(t)[:, np.newaxis],
-                                          spread_bps, True))
+                                          spread_bps, fill_prices=True))
 
 
 def choose_universe(market: MarketData, config: Config,

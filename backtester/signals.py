@@ -70,10 +70,9 @@ def wire_price(price: np.ndarray) -> np.ndarray:
 
 
 def compute_chunk(panels: Panels, clock: Clock, first: int, count: int, *, window: int,
-                  thresholds: Thresholds, spread_bps: float,
-                  fill_prices: bool = True) -> DaySignals:
-    """Signals of decision days first..first + count - 1; the fills' prices and times only
-    when `fill_prices` (whether they fill is always there)."""
+                  thresholds: Thresholds, spread_bps: float) -> DaySignals:
+    """Signals of decision days first..first + count - 1, with whether each cell's order
+    would fill (the fills' prices and times are added by `noon_fills` where needed)."""
     w = window - 1
     t0 = panels.warmup + first  # session index of the first day of the chunk
     rows = slice(t0, t0 + count)
@@ -87,11 +86,11 @@ def compute_chunk(panels: Panels, clock: Clock, first: int, count: int, *, windo
     z = zscores(past, price)
     return DaySignals(first, path, price, limit, quote(path, spread_bps)[1], z,
                       entry_codes(z, thresholds), in_view,
-                      noon_fills(bars, limit, noon, spread_bps, fill_prices))
+                      noon_fills(bars, limit, noon, spread_bps, fill_prices=False))
 
 
 def noon_fills(bars: tuple[np.ndarray, ...], limit: np.ndarray, noon: np.ndarray,
-                spread_bps: float, fill_prices: bool) -> Fills:
+                spread_bps: float, *, fill_prices: bool) -> Fills:
     """Every cell's fill, both sides, for a DAY order at the bot's limit placed at noon."""
     side = np.array([False, True])[:, np.newaxis, np.newaxis]
     with np.errstate(invalid="ignore"):
@@ -132,7 +131,7 @@ def chunk_days(n_symbols: int, window: int) -> int:
 
 
 def iter_signals(panels: Panels, clock: Clock, *, window: int, thresholds: Thresholds,
-                 spread_bps: float, fill_prices: bool = True) -> Iterator[DaySignals]:
+                 spread_bps: float) -> Iterator[DaySignals]:
     """Chunks in order of days, each computed when the day loop reaches it (bounded memory).
 
     Not on a thread pool: measured, the chunks are a small part of a run and a thread
@@ -140,5 +139,4 @@ def iter_signals(panels: Panels, clock: Clock, *, window: int, thresholds: Thres
     size = chunk_days(len(panels.symbols), window)
     for first in range(0, panels.n_days, size):
         yield compute_chunk(panels, clock, first, min(size, panels.n_days - first),
-                            window=window, thresholds=thresholds, spread_bps=spread_bps,
-                            fill_prices=fill_prices)
+                            window=window, thresholds=thresholds, spread_bps=spread_bps)
