@@ -28,21 +28,19 @@ from __future__ import annotations
 
 import datetime
 import math
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import numpy as np
 
 from backtester.panels import Clock, Panels, build_panels, session_clock
-from backtester.signals import DaySignals, chunk_days, iter_signals, noon_fills, wire_price
+from backtester.signals import Fills, chunk_days, iter_signals, noon_fills, wire_price
 from backtester.timeline import (
     Binds,
     Grid,
     Prefix,
     build_grid,
-    forward_filled,
-    or_last,
     run_timelines,
 )
 from config import Config
@@ -53,15 +51,14 @@ from signal_generator import (
     NO_ENTRY,
     NO_EXIT,
     Thresholds,
-    entry_codes,
+    entry_orders,
     exit_codes,
-    order_qtys,
     plan_entry_arrays,
 )
 from simbroker import margin
 from simbroker.book import Book
 from simbroker.market_data import MarketData
-from simbroker.price_model import limit_fill, price_at
+from simbroker.price_model import limit_fill
 from simbroker.records import ExchangeConfig, Position
 
 _EXCHANGE = ExchangeConfig()
@@ -204,28 +201,24 @@ def run_backtest(market: MarketData, config: Config, *, start: datetime.date | N
     panels = build_panels(market, universe, first_day=start, last_day=end, window=window,
                           calendar=calendar)
     clock = session_clock(panels.sessions)
-    thresholds = Thresholds.from_config(config)
-    day_loop = _Run(panels, clock, config, settings)
     grid = build_grid(panels, list(iter_signals(panels, clock, window=window,
-                                                thresholds=thresholds,
+                                                thresholds=Thresholds.from_config(config),
                                                 spread_bps=settings.spread_bps)))
+    day_loop = _Run(panels, clock, config, settings, grid)
     try:
         outcome = run_timelines(
-            panels, clock, config, grid, starting_cash=settings.starting_cash,
+            panels, clock, config, grid, day_loop.entry, starting_cash=settings.starting_cash,
             spread_bps=settings.spread_bps, commission_usd=settings.commission_usd,
-            slippage_bps=settings.slippage_bps, fractionable=day_loop.fractionable,
-            shortable=day_loop.shortable)
+            slippage_bps=settings.slippage_bps)
     except Binds as why:
         # Exact up to the first run the account could bind: the day loop carries on there.
         prefix = why.prefix if why.prefix is not None and why.prefix.day else None
         engine = f"day loop: {why}"
-        if prefix is not None:
-            day_loop.resume(prefix, grid)
-            engine = f"timelines to {panels.days()[prefix.day - 1]}, then {engine}"
-        chunks = _grid_signals(panels, clock, grid, prefix.day if prefix else 0,
-                               window=window, thresholds=thresholds,
-                               spread_bps=settings.spread_bps)
-        return day_loop.run(chunks, prefix=prefix, grid=grid, engine=engine)
+        if prefix is None:
+            return day_loop.run(engine=engine)
+        day_loop.resume(prefix)
+        return day_loop.run(prefix=prefix, engine=f"timelines to "
+                            f"{panels.days()[prefix.day - 1]}, then {engine}")
     trades = Trades(**outcome.trades)
     return Result(config=config, settings=settings, symbols=panels.symbols,
                   sessions=panels.sessions[panels.warmup:], equity=outcome.equity,
@@ -233,26 +226,6 @@ def run_backtest(market: MarketData, config: Config, *, start: datetime.date | N
                   short_value=outcome.short_value, positions=outcome.positions,
                   trades=trades, prices=grid.price, z=grid.z,
                   clock=_decision_clock(clock, panels.warmup), engine="timelines")
-
-
-def _grid_signals(panels: Panels, clock: Clock, grid: Grid, first_day: int, *, window: int,
-                  thresholds: Thresholds, spread_bps: float) -> Iterator[DaySignals]:
-    """The day loop's chunks from decision day `first_day` on, taken from the signals the
-    timelines ran on, with the fills' prices and times added."""
-    size = chunk_days(len(panels.symbols), window)
-    for first in range(first_day, panels.n_days, size):
-        rows = slice(first, min(first + size, panels.n_days))
-        t = slice(panels.warmup + rows.start, panels.warmup + rows.stop)
-        bars = (panels.open[t], panels.high[t], panels.low[t], panels.close[t])
-        price, z = grid.price[rows], grid.z[rows]
-        yield DaySignals(first=first, path_price=np.where(np.isnan(price), np.nan,
-                                                          grid.mark[rows]),
-                         price=price, limit=grid.limit[rows], ask=grid.ask[rows], z=z,
-                         entry=entry_codes(z, thresholds),
-                         in_view=grid.in_view[rows],
-                         fills=noon_fills(bars, grid.limit[rows],
-                                          clock.fraction(t)[:, np.newaxis],
-                                          spread_bps, fill_prices=True))
 
 
 def choose_universe(market: MarketData, config: Config,
@@ -294,17 +267,26 @@ class _Opened(NamedTuple):
 
 @dataclass(frozen=True)
 class _Chunk:
-    """What the day loop reads for a chunk of days, computed in bulk: the signals plus the
-    exchange's marks (noon price, or the last close for a symbol without a bar today)."""
+    """Rows first..first + len - 1 of the grid the timelines ran on (`timeline.Grid`: the
+    signals and the exchange's marks), with what only the day loop needs besides: the marks
+    as the API reports them, the bot's entry orders, and each order's fill price and time."""
 
-    signals: DaySignals
-    has_signal: np.ndarray  # an entry signal: entry_codes != NO_ENTRY
-    ask: np.ndarray  # the ask, or the price where the quote has none (as data_fetcher)
-    last_close: np.ndarray  # the latest close before the day (NaN if none)
-    mark: np.ndarray  # where the exchange marks positions during the run
+    first: int
+    z: np.ndarray
+    price: np.ndarray
+    limit: np.ndarray
+    in_view: np.ndarray
+    ask: np.ndarray
+    last_close: np.ndarray
+    mark: np.ndarray
     wire_mark: np.ndarray  # the mark as the API reports it (4 decimals)
-    close_mark: np.ndarray  # where it marks them at the close
-    qty: np.ndarray  # the bot's order size at each cell's limit (order_qtys)
+    close_mark: np.ndarray
+    has_signal: np.ndarray  # an entry signal: entry_codes != NO_ENTRY
+    qty: np.ndarray  # the entry order's size at each cell's limit (entry_orders)
+    fills: Fills
+
+    def __len__(self) -> int:
+        return len(self.z)
 
 
 class _Run:
@@ -315,10 +297,11 @@ class _Run:
     (marks, limits, fills of an order at each cell's limit) is computed per chunk of days.
     """
 
-    def __init__(self, panels: Panels, clock: Clock, config: Config,
-                 settings: Settings) -> None:
+    def __init__(self, panels: Panels, clock: Clock, config: Config, settings: Settings,
+                 grid: Grid) -> None:
         n = len(panels.symbols)
         self.p, self.clock, self.config, self.settings = panels, clock, config, settings
+        self.grid = grid
         self.thresholds = Thresholds.from_config(config)
         self.held = np.zeros(n, dtype=bool)
         self.long = np.zeros(n, dtype=bool)
@@ -339,31 +322,25 @@ class _Run:
         self.shortable = settings.flag("shortable", panels.symbols) \
             & settings.flag("easy_to_borrow", panels.symbols)
         self.index = {s: j for j, s in enumerate(panels.symbols)}
-        self._latest_close = np.full(n, np.nan)
+        # Every day's entry orders, each on its own (funding is decided day by day).
+        self.entry = entry_orders(grid.z, grid.price, grid.ask, self.fractionable,
+                                  self.shortable, self.thresholds,
+                                  size_usd=config.position_size_usd, limits=grid.limit)
 
-    def run(self, chunks: Iterable[DaySignals], *, engine: str = "day loop",
-            prefix: Prefix | None = None, grid: Grid | None = None) -> Result:
-        """Replay the runs of `chunks`' days; the days before them come from `prefix` (with
-        the signals `grid` they were computed on), after `resume`."""
+    def run(self, *, prefix: Prefix | None = None, engine: str = "day loop") -> Result:
+        """Replay the runs from the first day, or from `prefix.day` after `resume`."""
         p = self.p
-        days, n = p.n_days, len(p.symbols)
+        days = p.n_days
         out = {k: np.empty(days) for k in ("equity", "cash", "long_value", "short_value")}
         positions = np.zeros(days, dtype=np.int64)
-        prices = np.empty((days, n))
-        zs = np.empty((days, n))
-        if prefix is not None and grid is not None:
-            before = slice(0, prefix.day)
+        first_day = 0 if prefix is None else prefix.day
+        if prefix is not None:
             for name in out:
-                out[name][before] = getattr(prefix.outcome, name)[before]
-            positions[before] = prefix.outcome.positions[before]
-            prices[before], zs[before] = grid.price[before], grid.z[before]
-        for signals in chunks:
-            first, count = signals.first, len(signals)
-            prices[first:first + count] = signals.price
-            zs[first:first + count] = signals.z
-            chunk = self.chunk(signals)
-            for row in range(count):
-                d = first + row
+                out[name][:first_day] = getattr(prefix.outcome, name)[:first_day]
+            positions[:first_day] = prefix.outcome.positions[:first_day]
+        for chunk in self.chunks(first_day):
+            for row in range(len(chunk)):
+                d = chunk.first + row
                 self.day(p.warmup + d, chunk, row)
                 held = self.held_in_book()
                 long_value, short_value = _long_short(
@@ -375,10 +352,10 @@ class _Run:
                 positions[d] = len(held)
         return Result(config=self.config, settings=self.settings, symbols=p.symbols,
                       sessions=p.sessions[p.warmup:], positions=positions,
-                      trades=self.trade_arrays(), prices=prices, z=zs,
+                      trades=self.trade_arrays(), prices=self.grid.price, z=self.grid.z,
                       clock=_decision_clock(self.clock, p.warmup), engine=engine, **out)
 
-    def resume(self, prefix: Prefix, grid: Grid) -> None:
+    def resume(self, prefix: Prefix) -> None:
         """Take over the backtest at the start of decision day `prefix.day`."""
         w = self.p.warmup
         for o in prefix.open:
@@ -391,46 +368,31 @@ class _Run:
         self.book_changed()
         self.cash, self.orders = prefix.cash, prefix.orders
         self.last_equity = float(prefix.outcome.equity[prefix.day - 1])
-        self._latest_close = grid.last_close[prefix.day - 1].copy()
         t = prefix.outcome.trades
         columns = [t[name] + w if name in ("entry_session", "exit_session") else t[name]
                    for name in _TRADE_FIELDS]
         self.trades = [tuple(row) for row in zip(*(c.tolist() for c in columns), strict=True)]
 
-    def chunk(self, s: DaySignals) -> _Chunk:
-        p = self.p
-        rows = slice(p.warmup + s.first, p.warmup + s.first + len(s))
-        last = self.last_closes(rows)
-        # At the close the exchange marks at the path's end (the close, up to rounding).
-        at_close = price_at(p.open[rows], p.high[rows], p.low[rows], p.close[rows], 1.0)
-        mark, wire_mark = s.path_price, s.price
-        no_bar = np.isnan(mark)
-        if no_bar.any():
-            mark = np.where(no_bar, last, mark)
-            wire_mark = wire_price(mark)
-        with np.errstate(invalid="ignore"):
-            ask = np.where(s.ask > 0, s.ask, s.price)
-        # Order sizes for every cell at once (longs below the mean, shorts above), which
-        # plan_entry_arrays would otherwise compute day by day.
-        qty = order_qtys(self.config.position_size_usd, s.limit.ravel(),
-                         (s.z < 0).ravel(),
-                         np.broadcast_to(self.fractionable, s.z.shape).ravel())
-        return _Chunk(signals=s, has_signal=s.entry != NO_ENTRY, ask=ask, last_close=last,
-                      mark=mark, wire_mark=wire_mark, close_mark=or_last(at_close, last),
-                      qty=qty.reshape(s.z.shape))
-
-    def last_closes(self, rows: slice) -> np.ndarray:
-        """Every symbol's latest close strictly before each session of `rows` (NaN if none);
-        called for consecutive ranges of sessions, carrying the latest closes along."""
-        close = self.p.close
-        if rows.start:
-            before = close[rows.start - 1:rows.stop - 1]
-        else:
-            before = np.vstack([np.full((1, close.shape[1]), np.nan), close[:rows.stop - 1]])
-        if np.isnan(before).any():
-            before = forward_filled(before, self._latest_close)
-        self._latest_close = before[-1]
-        return before
+    def chunks(self, first_day: int) -> Iterator[_Chunk]:
+        """The grid's days from `first_day` on, in chunks, with the fills' prices and times
+        (which only the day loop reads) computed per chunk."""
+        p, g = self.p, self.grid
+        size = chunk_days(len(p.symbols), self.config.z_score_window)
+        for first in range(first_day, p.n_days, size):
+            rows = slice(first, min(first + size, p.n_days))
+            t = slice(p.warmup + rows.start, p.warmup + rows.stop)
+            price, mark = g.price[rows], g.mark[rows]
+            # Where there is a bar today the mark is the noon price, already as reported.
+            wire_mark = wire_price(mark) if np.isnan(price).any() else price
+            fills = noon_fills((p.open[t], p.high[t], p.low[t], p.close[t]), g.limit[rows],
+                               self.clock.fraction(t)[:, np.newaxis],
+                               self.settings.spread_bps, fill_prices=True)
+            yield _Chunk(first=first, z=g.z[rows], price=price, limit=g.limit[rows],
+                         in_view=g.in_view[rows], ask=g.ask[rows],
+                         last_close=g.last_close[rows], mark=mark, wire_mark=wire_mark,
+                         close_mark=g.close_mark[rows],
+                         has_signal=self.entry.code[rows] != NO_ENTRY,
+                         qty=self.entry.qty[rows], fills=fills)
 
     def held_in_book(self) -> np.ndarray:
         """The held symbols in book order (kept until the book changes)."""
@@ -474,20 +436,20 @@ class _Run:
 
     def exits(self, t: int, c: _Chunk, row: int) -> _Orders | None:
         """The exits to place, by symbol, at the bot's limit for the current price."""
-        s, held = c.signals, self.held_by_symbol()
-        held = held[s.in_view[row][held]]
+        held = self.held_by_symbol()
+        held = held[c.in_view[row][held]]
         if not len(held):
             return None
         today = self.clock.ordinal[t]
         entered = self.entry_ordinal[held]
-        z = s.z[row][held]
+        z = c.z[row][held]
         codes = exit_codes(self.long[held], z, today - entered, entered == today,
                            self.thresholds)
         chosen = (codes != NO_EXIT).nonzero()[0]
         if not len(chosen):
             return None
         j = held[chosen]
-        return _Orders(symbol=j, is_buy=~self.long[j], qty=self.qty[j], limit=s.limit[row][j],
+        return _Orders(symbol=j, is_buy=~self.long[j], qty=self.qty[j], limit=c.limit[row][j],
                        z=z[chosen], reason=codes[chosen])
 
     def entries(self, c: _Chunk, row: int, equity: float, long_value: float,
@@ -506,15 +468,14 @@ class _Run:
         # The account as the API reports it: decimal strings with 4 places.
         cash_usd = _reported(margin.non_marginable_buying_power(self.cash))
         power_usd = _reported(margin.buying_power(self.cash, long_value, short_value))
-        s = c.signals
-        z = s.z[row][candidates]
+        z = c.z[row][candidates]
         plan = plan_entry_arrays(
-            z, s.price[row][candidates], c.ask[row][candidates],
+            z, c.price[row][candidates], c.ask[row][candidates],
             self.fractionable[candidates],
             self.shortable[candidates] & margin.shorting_enabled(equity), self.thresholds,
             size_usd=self.config.position_size_usd, cash_usd=cash_usd,
             buying_power_usd=power_usd, max_entries=allowance.max_entries,
-            limits=s.limit[row][candidates], qtys=c.qty[row][candidates])
+            limits=c.limit[row][candidates], qtys=c.qty[row][candidates])
         if not len(plan.accepted):
             return None
         return _Orders(symbol=candidates[plan.accepted], is_buy=plan.is_long, qty=plan.qty,
@@ -541,7 +502,7 @@ class _Run:
     def fill_model(self, t: int, c: _Chunk, row: int,
                    orders: _Orders) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """`price_model.limit_fill` of each order, from the chunk's bulk evaluation."""
-        cache, j = c.signals.fills, orders.symbol
+        cache, j = c.fills, orders.symbol
         side = orders.is_buy.astype(np.intp)
         filled = cache.filled[:, row][side, j]
         price = cache.price[:, row][side, j]

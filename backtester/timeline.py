@@ -41,9 +41,9 @@ from signal_generator import (
     ENTER_LONG,
     ENTER_SHORT,
     NO_EXIT,
+    EntryOrders,
     Thresholds,
     entries_fit,
-    entry_orders,
     entry_priority_key,
     exit_codes,
 )
@@ -104,7 +104,7 @@ def build_grid(panels: Panels, chunks: list[DaySignals]) -> Grid:
         return np.concatenate([getattr(c, name) for c in chunks])
 
     rows = slice(panels.warmup, len(panels.sessions))
-    last = forward_filled(panels.close[panels.warmup - 1 if panels.warmup else 0:-1],
+    last = _forward_filled(panels.close[panels.warmup - 1 if panels.warmup else 0:-1],
                           np.full(len(panels.symbols), np.nan))
     if not panels.warmup:  # no close before the first session
         last = np.vstack([np.full((1, len(panels.symbols)), np.nan), last])
@@ -115,8 +115,8 @@ def build_grid(panels: Panels, chunks: list[DaySignals]) -> Grid:
     at_close = price_at(panels.open[rows], panels.high[rows], panels.low[rows],
                         panels.close[rows], 1.0)
     return Grid(z=joined("z"), price=price, limit=joined("limit"), ask=ask,
-                in_view=joined("in_view"), mark=or_last(path, last),
-                close_mark=or_last(at_close, last), last_close=last,
+                in_view=joined("in_view"), mark=_or_last(path, last),
+                close_mark=_or_last(at_close, last), last_close=last,
                 filled=np.concatenate([c.fills.filled for c in chunks], axis=1))
 
 
@@ -158,26 +158,24 @@ class _Positions:
     reason: np.ndarray
 
 
-def run_timelines(panels: Panels, clock: Clock, config: Config, grid: Grid, *,
-                  starting_cash: float, spread_bps: float, commission_usd: float,
-                  slippage_bps: float, fractionable: np.ndarray,
-                  shortable: np.ndarray) -> Outcome:
-    """The backtest of `config` on `grid`; raises `Binds` where the day loop is needed."""
+def run_timelines(panels: Panels, clock: Clock, config: Config, grid: Grid,
+                  orders: EntryOrders, *, starting_cash: float, spread_bps: float,
+                  commission_usd: float, slippage_bps: float) -> Outcome:
+    """The backtest of `config` on `grid`, whose entry orders (`entry_orders` of every day
+    and symbol) are `orders`; raises `Binds` where the day loop is needed."""
     limits = [name for name in ("max_entries_per_run", "max_open_positions",
                                 "max_gross_exposure_usd", "daily_loss_limit_usd")
               if getattr(config, name)]
     if limits:
         raise Binds(f"risk limits set ({', '.join(limits)})")
-    t = Thresholds.from_config(config)
-    orders = entry_orders(grid.z, grid.price, grid.ask, fractionable, shortable, t,
-                          size_usd=config.position_size_usd, limits=grid.limit)
-    return _Timelines(panels, clock, grid, t, orders, starting_cash=starting_cash,
-                      spread_bps=spread_bps, commission_usd=commission_usd,
-                      slippage_bps=slippage_bps).run()
+    return _Timelines(panels, clock, grid, Thresholds.from_config(config), orders,
+                      starting_cash=starting_cash, spread_bps=spread_bps,
+                      commission_usd=commission_usd, slippage_bps=slippage_bps).run()
 
 
 class _Timelines:
-    def __init__(self, panels: Panels, clock: Clock, grid: Grid, t: Thresholds, orders, *,
+    def __init__(self, panels: Panels, clock: Clock, grid: Grid, t: Thresholds,
+                 orders: EntryOrders, *,
                  starting_cash: float, spread_bps: float, commission_usd: float,
                  slippage_bps: float) -> None:
         self.p, self.g, self.t, self.orders = panels, grid, t, orders
@@ -510,7 +508,7 @@ def _cells(days: int, symbol: np.ndarray, first: np.ndarray,
     return first[row] + offset, symbol[row], row
 
 
-def forward_filled(rows: np.ndarray, seed: np.ndarray) -> np.ndarray:
+def _forward_filled(rows: np.ndarray, seed: np.ndarray) -> np.ndarray:
     """Each row with its NaN replaced by the latest value above it, else by `seed`'s."""
     stacked = np.vstack([seed, rows])
     latest = np.where(np.isnan(stacked), 0, np.arange(len(stacked))[:, np.newaxis])
@@ -518,7 +516,7 @@ def forward_filled(rows: np.ndarray, seed: np.ndarray) -> np.ndarray:
     return stacked[latest, np.arange(stacked.shape[1])][1:]
 
 
-def or_last(price: np.ndarray, last_close: np.ndarray) -> np.ndarray:
+def _or_last(price: np.ndarray, last_close: np.ndarray) -> np.ndarray:
     """`price`, or the last close where there is none: the exchange's price for a symbol
     that has no bar today."""
     missing = np.isnan(price)

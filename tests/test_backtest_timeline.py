@@ -115,8 +115,8 @@ def test_where_the_account_binds_the_day_loop_takes_over_from_the_timelines(monk
     # with the positions, cash, order numbers and trades they hand over.
     handed_over = []
     resume = backtester.engine._Run.resume
-    monkeypatch.setattr(backtester.engine._Run, "resume", lambda self, prefix, grid: (
-        handed_over.append(len(prefix.open)), resume(self, prefix, grid))[1])
+    monkeypatch.setattr(backtester.engine._Run, "resume", lambda self, prefix: (
+        handed_over.append(len(prefix.open)), resume(self, prefix))[1])
     engines = []
     for seed in range(12):
         market, config, settings, _ = draw_case(seed)
