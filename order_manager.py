@@ -14,10 +14,13 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from broker import Broker, Order
 from errors import OrderRejectedError, TemporaryBrokerError
 from position_manager import PendingOrder, StateStore
+
+if TYPE_CHECKING:  # annotations only: the SDK behind broker loads when a broker is used
+    from broker import Broker, Order
 
 log = logging.getLogger("bot.orders")
 ORDER_ID_PREFIX = "mr"

@@ -18,12 +18,14 @@ import math
 from dataclasses import asdict, dataclass, replace
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from broker import Order, Position
 from errors import StateFileError
 from market_calendar import NEW_YORK
 from state_files import read_csv_rows, read_json, write_csv_rows, write_json
+
+if TYPE_CHECKING:  # annotations only: the SDK behind broker loads when a broker is used
+    from broker import Order, Position
 
 STATE_VERSION = 1
 
