@@ -13,6 +13,7 @@ import argparse
 import logging
 import sys
 import time
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -38,6 +39,7 @@ from position_manager import (
     reconcile,
 )
 from risk import RiskView, entry_allowance
+from run_digest import positions_now, previous_equity, trade_digest
 from signal_generator import (
     EXIT_CODES,
     NO_EXIT,
@@ -76,6 +78,15 @@ class RunSummary:
     notes: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     requests: int = 0
+    # For the people reading it (alerts, terminal, report): see run_digest.py.
+    account: str = ""  # paper, live or simulated
+    dry_run: bool = False
+    log_path: str = ""
+    kill_switch: bool = False
+    failure: str = ""  # why the run failed, in words first
+    equity_before_usd: float | None = None  # the previous run's
+    trades: list[dict[str, Any]] = field(default_factory=list)  # recorded by this run
+    positions: list[dict[str, Any]] = field(default_factory=list)  # held after this run
 
 
 @dataclass(frozen=True)
@@ -96,23 +107,58 @@ def run_once(config: Config, endpoint: Endpoint, log_dir: Path, *, started: date
         run_dir = run_logging.run_dir_for(log_dir, started)
         handler = run_logging.add_run_file(run_dir, [endpoint.creds.key_id,
                                                      endpoint.creds.secret_key])
-        summary = RunSummary(started_at=started.isoformat())
+        summary = RunSummary(started_at=started.isoformat(), dry_run=dry_run,
+                             account=account_label(config, endpoint),
+                             log_path=str(run_dir / "bot.log"),
+                             kill_switch=(log_dir / "STOP").exists(),
+                             equity_before_usd=previous_equity(log_dir, run_dir))
         broker = connect(config, endpoint)
         try:
             _daily_run(config, broker, StateStore(log_dir), run_dir, calendar, summary, dry_run)
         except Exception as exc:
             summary.outcome = "failed"
             summary.errors.append(f"{type(exc).__name__}: {exc}")
+            summary.failure = failure_text(exc)
             if not isinstance(exc, BotError):
                 log.exception("unexpected error")
-            alerter.run_failed(f"{type(exc).__name__}: {exc}")
+            # Here, while the run's bot.log is still attached: the reason belongs in it.
+            log.error("run failed: %s", exc)
+            exc.logged = True  # type: ignore[attr-defined]  # main does not repeat it
             raise
         finally:
             summary.requests = broker.requests_made
+            add_positions(summary, StateStore(log_dir), config)
             write_json(run_dir / "summary.json", summary.__dict__)
             run_logging.remove_handler(handler)
-        alerter.run_finished(summary.__dict__)
+            alerter.run_finished(summary.__dict__)  # a failed run's alerts say what it did
         return summary
+
+
+def account_label(config: Config, endpoint: Endpoint) -> str:
+    """paper, live, or simulated when the broker is the local exchange on this machine."""
+    host = urllib.parse.urlsplit(endpoint.trading_url).hostname or ""
+    if host in ("127.0.0.1", "localhost", "::1"):
+        return "simulated"
+    return "paper" if config.alpaca_paper else "live"
+
+
+def failure_text(exc: BaseException) -> str:
+    """Why a run failed, for a person: the message first, the exception's class after."""
+    text = str(exc).strip()
+    return f"{text} ({type(exc).__name__})" if text else type(exc).__name__
+
+
+def add_positions(summary: RunSummary, store: StateStore, config: Config) -> None:
+    """The positions the run leaves, as its summary and alerts report them."""
+    if not summary.now or summary.outcome == "market_closed":
+        return
+    try:
+        holdings = store.load_holdings()
+    except Exception as exc:  # a summary must never hide why the run failed
+        summary.notes.append(f"positions not listed: {exc}")
+        return
+    today = datetime.fromisoformat(summary.now).astimezone(NEW_YORK).date()
+    summary.positions = positions_now(holdings, summary.prices, today, config.max_holding_days)
 
 
 def _daily_run(config: Config, broker: Broker, store: StateStore, run_dir: Path,
@@ -218,6 +264,7 @@ def sync_state(broker: Broker, store: StateStore, run_dir: Path, summary: RunSum
     result = reconcile(holdings, pending, history, positions)
     new_trades = [] if dry_run else store.append_trades(result.trades)
     summary.trades_recorded += len(new_trades)
+    summary.trades.extend(trade_digest(new_trades))
     for note in result.notes:
         log.info("reconcile: %s", note)
     summary.notes.extend(result.notes)
@@ -375,7 +422,9 @@ def track_fills(orders: OrderManager, config: Config, store: StateStore,
     pending = {cid: p for cid, p in orders.pending.items() if cid not in seen}
     if placed:
         result = reconcile(holdings, judged, placed, None)
-        summary.trades_recorded += len(store.append_trades(result.trades))
+        recorded = store.append_trades(result.trades)
+        summary.trades_recorded += len(recorded)
+        summary.trades.extend(trade_digest(recorded))
         holdings = result.holdings
         pending.update(result.pending)
     store.save_records(holdings, pending, run_dir)
@@ -436,7 +485,8 @@ def main(argv: list[str] | None = None, environ: Mapping[str, str] | None = None
                  dry_run=args.dry_run, alerter=Alerter.from_env(env, _secrets(env)))
         return 0
     except BotError as exc:
-        log.error("run failed: %s", exc)
+        if not getattr(exc, "logged", False):
+            log.error("run failed: %s", exc)
         return exc.exit_code
 
 
