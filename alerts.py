@@ -188,6 +188,10 @@ def summary_text(summary: Mapping[str, Any], stamp: str) -> str:
              f"Exits sent: {len(summary.get('exits') or [])}; entries sent: "
              f"{len(summary.get('entries') or [])}; fills: {len(summary.get('fills') or [])};"
              f" trades recorded: {summary.get('trades_recorded', 0)}."]
+    unmanaged = dict(summary.get("unmanaged") or {})
+    if unmanaged:
+        parts.append(f"Held but not managed today ({len(unmanaged)}):\n"
+                     + _lines([f"  {s}: {why}" for s, why in sorted(unmanaged.items())]))
     errors = list(summary.get("errors") or [])
     if errors:
         parts.append(f"Errors ({len(errors)}):\n" + _lines([f"  {e}" for e in errors]))
