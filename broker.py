@@ -170,6 +170,7 @@ class Broker:
                  deadline: float | None = None, backoff_seconds: float = 0.5,
                  sleep: Callable[[float], None] = time.sleep) -> None:
         self._rest = _Rest(creds, base_url.rstrip("/"), data_url.rstrip("/"), timeout_seconds)
+        self._timeout = timeout_seconds
         self._retries = retries
         self._feed = feed
         self._deadline = deadline  # time.monotonic() value after which nothing is sent
@@ -192,7 +193,8 @@ class Broker:
             status = exc.response.status_code if exc.response is not None else None
             raise _translate(what, status, None, "no error body") from None
         except requests.Timeout:
-            raise TemporaryBrokerError(f"{what}: no answer within the timeout") from None
+            raise TemporaryBrokerError(
+                f"{what}: no answer within the timeout of {self._timeout:g} s") from None
         except requests.ConnectionError as exc:
             raise TemporaryBrokerError(f"{what}: connection failed ({type(exc).__name__})") \
                 from None
