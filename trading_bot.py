@@ -16,7 +16,7 @@ import time
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ import numpy as np
 import logger as run_logging
 from alerts import Alerter
 from broker import Account, Broker, Clock
+from broker_sync import read_broker
 from config import DATA_URL, Config, Credentials, load_config, load_credentials, read_env
 from data_fetcher import MarketView, fetch_market_view
 from errors import BotError, BrokerError, ConfigError, OrderRejectedError
@@ -35,7 +36,6 @@ from position_manager import (
     PendingOrder,
     StateStore,
     fill_record,
-    oldest_record_time,
     reconcile,
 )
 from risk import RiskView, entry_allowance
@@ -76,6 +76,8 @@ class RunSummary:
     fills: list[dict[str, Any]] = field(default_factory=list)
     trades_recorded: int = 0
     notes: list[str] = field(default_factory=list)
+    # Held symbols no order could be decided or sent for today, and why (named every day).
+    unmanaged: dict[str, str] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
     requests: int = 0
     # For the people reading it (alerts, terminal, report): see run_digest.py.
@@ -180,7 +182,7 @@ def _daily_run(config: Config, broker: Broker, store: StateStore, run_dir: Path,
     account = broker.account()
     summary.equity_usd = account.equity_usd
     holdings, pending, positions, open_orders = sync_state(broker, store, run_dir, summary,
-                                                           dry_run)
+                                                           dry_run, now)
 
     # 3. Market data for the universe and for everything held.
     assets = broker.assets()
@@ -255,23 +257,30 @@ def closed_reason(clock: Clock, calendar: MarketCalendar) -> str:
 
 
 def sync_state(broker: Broker, store: StateStore, run_dir: Path, summary: RunSummary,
-               dry_run: bool) -> tuple[dict[str, Holding], dict[str, PendingOrder], dict, list]:
+               dry_run: bool, now: datetime
+               ) -> tuple[dict[str, Holding], dict[str, PendingOrder], dict, list]:
     holdings, pending = store.load_holdings(), store.load_pending()
-    positions = broker.positions()
-    open_orders = broker.open_orders()
-    oldest = oldest_record_time(holdings, pending)
-    history = broker.orders_since(oldest - timedelta(minutes=1)) if oldest else []
-    result = reconcile(holdings, pending, history, positions)
+    view = read_broker(broker, holdings, pending, now)
+    result = reconcile(holdings, pending, view.history, view.positions)
     new_trades = [] if dry_run else store.append_trades(result.trades)
     summary.trades_recorded += len(new_trades)
     summary.trades.extend(trade_digest(new_trades))
-    for note in result.notes:
+    for note in [*view.notes, *result.notes]:
         log.info("reconcile: %s", note)
-    summary.notes.extend(result.notes)
+    summary.notes.extend([*view.notes, *result.notes])
+    unmanaged = dict(result.missing)
+    for p in result.pending.values():
+        if p.symbol in result.holdings and p.symbol not in unmanaged:
+            # Its end settles the record; a second order meanwhile could open the other side.
+            unmanaged[p.symbol] = (f"{p.intent} order {p.client_order_id} is still working or "
+                                   "not yet seen at the broker; no other order until it ends")
+    for symbol, why in unmanaged.items():
+        log.warning("%s: held, but not managed today: %s", symbol, why)
+    summary.unmanaged.update(unmanaged)
     summary.fills.extend(result.fills)  # filled since the last run, after it stopped waiting
     if not dry_run:
         store.save_records(result.holdings, result.pending, run_dir)
-    return result.holdings, result.pending, positions, open_orders
+    return result.holdings, result.pending, view.positions, view.open_orders
 
 
 def tradable_universe(tickers: list[str], assets: Mapping[str, Any],
@@ -323,9 +332,10 @@ def place_exits(orders: OrderManager, holdings: dict[str, Holding], view: Market
                 z: dict[str, float], t: Thresholds, now: datetime, pdt_blocked: bool,
                 summary: RunSummary) -> None:
     today = now.astimezone(NEW_YORK).date()
-    held = [h for s, h in sorted(holdings.items()) if s in z]
-    for symbol in sorted(set(holdings) - set(z)):
+    held = [h for s, h in sorted(holdings.items()) if s in z and s not in summary.unmanaged]
+    for symbol in sorted(set(holdings) - set(z) - set(summary.unmanaged)):
         log.warning("%s: held, but no usable price today; exit decision postponed", symbol)
+        summary.unmanaged[symbol] = "no usable price today; exit decision postponed"
     if not held:
         return
     codes = exit_codes(np.array([h.is_long for h in held]), np.array([z[h.symbol] for h in held]),
