@@ -17,7 +17,7 @@ import pandas as pd
 
 from backtester.engine import Result
 from backtester.stats import drawdown, summarise
-from order_manager import ORDER_ID_PREFIX, client_order_id
+from order_ids import ORDER_ID_PREFIX, client_order_id
 from position_manager import TRADE_COLUMNS, Holding, trade_row
 from signal_generator import EXIT_CODES
 from state_files import atomic_write_text
