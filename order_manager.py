@@ -12,21 +12,22 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from broker import Broker, Order
 from errors import OrderRejectedError, TemporaryBrokerError
+from order_ids import ORDER_ID_PREFIX, client_order_id
 from position_manager import Holding, PendingOrder, StateStore
 
+if TYPE_CHECKING:  # annotations only: the SDK behind broker loads when a broker is used
+    from broker import Broker, Order
+
 log = logging.getLogger("bot.orders")
-ORDER_ID_PREFIX = "mr"
-
-
-def client_order_id(day: date, symbol: str, intent: str) -> str:
-    """e.g. mr-20240301-AAPL-long: one per trading day, symbol and intent (long, short,
-    exit)."""
-    return f"{ORDER_ID_PREFIX}-{day:%Y%m%d}-{symbol}-{intent}"
+# Alpaca's answer to a reused client_order_id (HTTP 422; the message as quoted in
+# https://github.com/alpacahq/alpaca-py/issues/260).
+DUPLICATE_ID = "client_order_id must be unique"
+__all__ = ["OrderManager", "client_order_id"]
 
 
 @dataclass(frozen=True)
@@ -98,7 +99,7 @@ class OrderManager:
             return None
         self.pending[cid] = intent
         self._save()  # write-ahead: the record exists before the order can
-        order = self.broker.order_by_client_id(cid) or self._submit(intent)
+        order = self.broker.order_by_client_id(cid, intent.symbol) or self._submit(intent)
         self.pending[cid] = replace(intent, order_id=order.id)
         self._save()
         self.placed.append(order)
@@ -118,7 +119,7 @@ class OrderManager:
             except TemporaryBrokerError as exc:
                 # The order may have been accepted and only the answer lost: look before
                 # sending again.
-                found = self.broker.order_by_client_id(cid)
+                found = self.broker.order_by_client_id(cid, p.symbol)
                 if found is not None:
                     log.warning("%s: %s, but the broker has the order; not re-sent", cid, exc)
                     return found
@@ -129,14 +130,30 @@ class OrderManager:
                 # minutes, and the run must end on time (the record stays pending).
                 self.sleep(self.broker.within_deadline(self.backoff * 2 ** attempt))
             except OrderRejectedError as exc:
-                found = self.broker.order_by_client_id(cid) if "client_order_id" in str(exc) \
-                    else None
-                if found is not None:
-                    return found
+                if DUPLICATE_ID in str(exc):
+                    return self._adopt_duplicate(p, exc)
                 del self.pending[cid]
                 self._save()
                 raise
         raise AssertionError("unreachable")
+
+    def _adopt_duplicate(self, p: PendingOrder, exc: OrderRejectedError) -> Order:
+        """A 422 "client_order_id must be unique" proves that the order exists (an earlier
+        send was accepted and its answer lost): it is never refused. The order found by its
+        id is adopted; while the look-up does not find it yet, the record stays pending,
+        marked as known to exist, and the order counts as unconfirmed (the next run asks
+        again)."""
+        cid = p.client_order_id
+        found = self.broker.order_by_client_id(cid, p.symbol)
+        if found is not None:
+            log.warning("%s: %s; the broker has the order, adopted", cid, exc)
+            return found
+        self.pending[cid] = replace(p, broker_evidence="POST answered 422 client_order_id "
+                                                       "must be unique")
+        self._save()
+        raise TemporaryBrokerError(f"{cid}: the broker says the order exists (422 "
+                                   "client_order_id must be unique) but does not find it yet; "
+                                   "its record stays pending")
 
     def wait_for_fills(self, since: datetime, *, wait_seconds: float, poll_seconds: float,
                        monotonic: Callable[[], float] = time.monotonic) -> list[Order]:

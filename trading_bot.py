@@ -13,9 +13,10 @@ import argparse
 import logging
 import sys
 import time
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ import numpy as np
 import logger as run_logging
 from alerts import Alerter
 from broker import Account, Broker, Clock
+from broker_sync import read_broker
 from config import DATA_URL, Config, Credentials, load_config, load_credentials, read_env
 from data_fetcher import MarketView, fetch_market_view
 from errors import BotError, BrokerError, ConfigError, OrderRejectedError
@@ -42,10 +44,10 @@ from position_manager import (
     PendingOrder,
     StateStore,
     fill_record,
-    oldest_record_time,
     reconcile,
 )
 from risk import RiskView, entry_allowance
+from run_digest import positions_now, previous_equity, trade_digest
 from signal_generator import (
     EXIT_CODES,
     NO_EXIT,
@@ -83,8 +85,19 @@ class RunSummary:
     fills: list[dict[str, Any]] = field(default_factory=list)
     trades_recorded: int = 0
     notes: list[str] = field(default_factory=list)
+    # Held symbols no order could be decided or sent for today, and why (named every day).
+    unmanaged: dict[str, str] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
     requests: int = 0
+    # For the people reading it (alerts, terminal, report): see run_digest.py.
+    account: str = ""  # paper, live or simulated
+    dry_run: bool = False
+    log_path: str = ""
+    kill_switch: bool = False
+    failure: str = ""  # why the run failed, in words first
+    equity_before_usd: float | None = None  # the previous run's
+    trades: list[dict[str, Any]] = field(default_factory=list)  # recorded by this run
+    positions: list[dict[str, Any]] = field(default_factory=list)  # held after this run
 
 
 @dataclass(frozen=True)
@@ -105,23 +118,58 @@ def run_once(config: Config, endpoint: Endpoint, log_dir: Path, *, started: date
         run_dir = run_logging.run_dir_for(log_dir, started)
         handler = run_logging.add_run_file(run_dir, [endpoint.creds.key_id,
                                                      endpoint.creds.secret_key])
-        summary = RunSummary(started_at=started.isoformat())
+        summary = RunSummary(started_at=started.isoformat(), dry_run=dry_run,
+                             account=account_label(config, endpoint),
+                             log_path=str(run_dir / "bot.log"),
+                             kill_switch=(log_dir / "STOP").exists(),
+                             equity_before_usd=previous_equity(log_dir, run_dir))
         broker = connect(config, endpoint)
         try:
             _daily_run(config, broker, StateStore(log_dir), run_dir, calendar, summary, dry_run)
         except Exception as exc:
             summary.outcome = "failed"
             summary.errors.append(f"{type(exc).__name__}: {exc}")
+            summary.failure = failure_text(exc)
             if not isinstance(exc, BotError):
                 log.exception("unexpected error")
-            alerter.run_failed(f"{type(exc).__name__}: {exc}")
+            # Here, while the run's bot.log is still attached: the reason belongs in it.
+            log.error("run failed: %s", exc)
+            exc.logged = True  # type: ignore[attr-defined]  # main does not repeat it
             raise
         finally:
             summary.requests = broker.requests_made
+            add_positions(summary, StateStore(log_dir), config)
             write_json(run_dir / "summary.json", summary.__dict__)
             run_logging.remove_handler(handler)
-        alerter.run_finished(summary.__dict__)
+            alerter.run_finished(summary.__dict__)  # a failed run's alerts say what it did
         return summary
+
+
+def account_label(config: Config, endpoint: Endpoint) -> str:
+    """paper, live, or simulated when the broker is the local exchange on this machine."""
+    host = urllib.parse.urlsplit(endpoint.trading_url).hostname or ""
+    if host in ("127.0.0.1", "localhost", "::1"):
+        return "simulated"
+    return "paper" if config.alpaca_paper else "live"
+
+
+def failure_text(exc: BaseException) -> str:
+    """Why a run failed, for a person: the message first, the exception's class after."""
+    text = str(exc).strip()
+    return f"{text} ({type(exc).__name__})" if text else type(exc).__name__
+
+
+def add_positions(summary: RunSummary, store: StateStore, config: Config) -> None:
+    """The positions the run leaves, as its summary and alerts report them."""
+    if not summary.now or summary.outcome == "market_closed":
+        return
+    try:
+        holdings = store.load_holdings()
+    except Exception as exc:  # a summary must never hide why the run failed
+        summary.notes.append(f"positions not listed: {exc}")
+        return
+    today = datetime.fromisoformat(summary.now).astimezone(NEW_YORK).date()
+    summary.positions = positions_now(holdings, summary.prices, today, config.max_holding_days)
 
 
 def _daily_run(config: Config, broker: Broker, store: StateStore, run_dir: Path,
@@ -143,7 +191,7 @@ def _daily_run(config: Config, broker: Broker, store: StateStore, run_dir: Path,
     account = broker.account()
     summary.equity_usd = account.equity_usd
     holdings, pending, positions, open_orders, history = sync_state(broker, store, run_dir,
-                                                                    summary, dry_run)
+                                                                    summary, dry_run, now)
 
     # 3. Market data for the universe and for everything held.
     assets = broker.assets()
@@ -220,23 +268,30 @@ def closed_reason(clock: Clock, calendar: MarketCalendar) -> str:
 
 
 def sync_state(broker: Broker, store: StateStore, run_dir: Path, summary: RunSummary,
-               dry_run: bool) -> tuple[dict[str, Holding], dict[str, PendingOrder], dict, list,
-                                       list]:
+               dry_run: bool, now: datetime
+               ) -> tuple[dict[str, Holding], dict[str, PendingOrder], dict, list, list]:
     holdings, pending = store.load_holdings(), store.load_pending()
-    positions = broker.positions()
-    open_orders = broker.open_orders()
-    oldest = oldest_record_time(holdings, pending)
-    history = broker.orders_since(oldest - timedelta(minutes=1)) if oldest else []
-    result = reconcile(holdings, pending, history, positions)
+    view = read_broker(broker, holdings, pending, now)
+    result = reconcile(holdings, pending, view.history, view.positions)
     new_trades = [] if dry_run else store.append_trades(result.trades)
     summary.trades_recorded += len(new_trades)
-    for note in result.notes:
+    summary.trades.extend(trade_digest(new_trades))
+    for note in [*view.notes, *result.notes]:
         log.info("reconcile: %s", note)
-    summary.notes.extend(result.notes)
+    summary.notes.extend([*view.notes, *result.notes])
+    unmanaged = dict(result.missing)
+    for p in result.pending.values():
+        if p.symbol in result.holdings and p.symbol not in unmanaged:
+            # Its end settles the record; a second order meanwhile could open the other side.
+            unmanaged[p.symbol] = (f"{p.intent} order {p.client_order_id} is still working or "
+                                   "not yet seen at the broker; no other order until it ends")
+    for symbol, why in unmanaged.items():
+        log.warning("%s: held, but not managed today: %s", symbol, why)
+    summary.unmanaged.update(unmanaged)
     summary.fills.extend(result.fills)  # filled since the last run, after it stopped waiting
     if not dry_run:
         store.save_records(result.holdings, result.pending, run_dir)
-    return result.holdings, result.pending, positions, open_orders, history
+    return result.holdings, result.pending, view.positions, view.open_orders, view.history
 
 
 def tradable_universe(tickers: list[str], assets: Mapping[str, Any],
@@ -289,9 +344,10 @@ def place_exits(orders: OrderManager, config: Config, holdings: dict[str, Holdin
                 pdt_blocked: bool, before: dict[str, PastExits], session_close: datetime,
                 summary: RunSummary) -> None:
     today = now.astimezone(NEW_YORK).date()
-    held = [h for s, h in sorted(holdings.items()) if s in z]
-    for symbol in sorted(set(holdings) - set(z)):
+    held = [h for s, h in sorted(holdings.items()) if s in z and s not in summary.unmanaged]
+    for symbol in sorted(set(holdings) - set(z) - set(summary.unmanaged)):
         log.warning("%s: held, but no usable price today; exit decision postponed", symbol)
+        summary.unmanaged[symbol] = "no usable price today; exit decision postponed"
     if not held:
         return
     codes = exit_codes(np.array([h.is_long for h in held]), np.array([z[h.symbol] for h in held]),
@@ -445,7 +501,9 @@ def track_fills(orders: OrderManager, config: Config, store: StateStore,
     pending = {cid: p for cid, p in orders.pending.items() if cid not in seen}
     if placed:
         result = reconcile(holdings, judged, placed, None)
-        summary.trades_recorded += len(store.append_trades(result.trades))
+        recorded = store.append_trades(result.trades)
+        summary.trades_recorded += len(recorded)
+        summary.trades.extend(trade_digest(recorded))
         holdings = result.holdings
         pending.update(result.pending)
     store.save_records(holdings, pending, run_dir)
@@ -506,7 +564,8 @@ def main(argv: list[str] | None = None, environ: Mapping[str, str] | None = None
                  dry_run=args.dry_run, alerter=Alerter.from_env(env, _secrets(env)))
         return 0
     except BotError as exc:
-        log.error("run failed: %s", exc)
+        if not getattr(exc, "logged", False):
+            log.error("run failed: %s", exc)
         return exc.exit_code
 
 

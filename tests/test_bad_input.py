@@ -451,7 +451,7 @@ RULES = {
         "qty": lambda v, key: _number(v, positive=True),
         "entry_time": lambda v, key: _time(v),
         "entry_price": lambda v, key: _number(v, positive=True),
-        "entry_z": lambda v, key: _number(v, positive=False),
+        "entry_z": lambda v, key: v is None or _number(v, positive=False),  # None: unknown
         "entry_order_id": lambda v, key: isinstance(v, str),
         "entry_client_order_id": lambda v, key: isinstance(v, str),
     },
@@ -463,18 +463,20 @@ RULES = {
         "order_side": lambda v, key: v in ("buy", "sell"),
         "qty": lambda v, key: _number(v, positive=True),
         "limit_price": lambda v, key: _number(v, positive=True),
-        "z": lambda v, key: _number(v, positive=False),
+        "z": lambda v, key: v is None or _number(v, positive=False),  # None: unknown
         "trading_day": lambda v, key: _day(v),
         "created_at": lambda v, key: _time(v),
         "exit_reason": lambda v, key: isinstance(v, str),
         "order_id": lambda v, key: isinstance(v, str),
+        "broker_evidence": lambda v, key: isinstance(v, str),
         "order_type": lambda v, key: v in ("limit", "market"),
         "time_in_force": lambda v, key: v in ("day", "cls"),
         "decision_price": lambda v, key: _number(v, positive=False),
     },
 }
 # They have defaults.
-OPTIONAL = {"exit_reason", "order_id", "order_type", "time_in_force", "decision_price"}
+OPTIONAL = {"exit_reason", "order_id", "broker_evidence", "order_type", "time_in_force",
+            "decision_price"}
 
 
 def record_is_valid(key: str, name: str, record: object) -> bool:
