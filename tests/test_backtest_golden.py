@@ -25,13 +25,38 @@ def test_golden_run_on_us_stocks(us_stocks):
     # of 2 bps; $100,000). They change legitimately when the strategy's decision functions,
     # the price or fill model, the account arithmetic or the shipped data change; then rerun
     # and pin the new values after checking the reason in the diff.
+    # Re-pinned when the default exits changed from limits at the noon price to marketable
+    # limits (EXIT_ORDER_TYPE) and market stop-losses (STOP_ORDER_TYPE): every exit now fills
+    # the day it is decided (before: 912 of 1,583 exit and 15 of 24 stop orders filled, and
+    # positions ran up to 10 days past the holding limit; 927 trades, $97,393.93). The
+    # design's all-limit run is still pinned below.
     result = run_backtest(us_stocks, load_config({}), start=date(2019, 1, 1),
                           end=date(2022, 12, 28))
     stats = period_stats(result)
+    assert stats["trades"] == 1023
+    assert stats["final_equity_usd"] == 98_321.10
+    assert stats["exit_reasons"] == {"max_holding_period": 984, "stop_loss": 23,
+                                     "mean_reversion": 16}
+    orders = stats["orders"]
+    assert [(orders[p]["placed"], orders[p]["filled"]) for p in ("entry", "exit", "stop")] == [
+        (1862, 1028), (1000, 1000), (23, 23)]
+
+
+def test_golden_run_with_the_designs_limit_orders(us_stocks):
+    # The design's execution: DAY limits at the noon price for every purpose, never escalated.
+    design = {"ENTRY_ORDER_TYPE": "limit", "EXIT_ORDER_TYPE": "limit",
+              "STOP_ORDER_TYPE": "limit", "EXIT_ESCALATE_AFTER_DAYS": "0"}
+    result = run_backtest(us_stocks, load_config(design), start=date(2019, 1, 1),
+                          end=date(2022, 12, 28))
+    stats = period_stats(result)
+    assert result.engine == "timelines"
     assert stats["trades"] == 927
     assert stats["final_equity_usd"] == 97_393.93
     assert stats["exit_reasons"] == {"max_holding_period": 904, "stop_loss": 15,
                                      "mean_reversion": 8}
+    orders = stats["orders"]
+    assert [(orders[p]["placed"], orders[p]["filled"]) for p in ("entry", "exit", "stop")] == [
+        (1637, 932), (1583, 912), (24, 15)]
 
 
 def test_zscores_are_the_bots_bit_for_bit(us_stocks):
