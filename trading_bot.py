@@ -23,10 +23,12 @@ from typing import Any
 import numpy as np
 
 import logger as run_logging
+from alert_messages import run_line
 from alerts import Alerter
 from broker import Account, Broker, Clock
 from broker_sync import read_broker
 from config import DATA_URL, Config, Credentials, load_config, load_credentials, read_env
+from console import ONCE
 from data_fetcher import MarketView, fetch_market_view
 from errors import BotError, BrokerError, ConfigError, OrderRejectedError
 from market_calendar import NEW_YORK, UTC, MarketCalendar, nyse_around
@@ -131,6 +133,8 @@ def run_once(config: Config, endpoint: Endpoint, log_dir: Path, *, started: date
             summary.requests = broker.requests_made
             add_positions(summary, StateStore(log_dir), config)
             write_json(run_dir / "summary.json", summary.__dict__)
+            log.log(logging.ERROR if summary.outcome == "failed" else logging.INFO, "%s",
+                    run_line(summary.__dict__), extra={"headline": True})
             run_logging.remove_handler(handler)
             alerter.run_finished(summary.__dict__)  # a failed run's alerts say what it did
         return summary
@@ -291,7 +295,7 @@ def tradable_universe(tickers: list[str], assets: Mapping[str, Any],
     missing = [t for t in tickers if t not in offered]
     if missing:
         log.info("%d of %d tickers are not tradable at this broker, skipped: %s",
-                 len(missing), len(tickers), ", ".join(missing))
+                 len(missing), len(tickers), ", ".join(missing), extra=ONCE)
         summary.skipped.update({t: "not tradable at the broker" for t in missing})
     return sorted(set(offered) | set(holdings))
 
@@ -324,7 +328,7 @@ def pdt_check(account: Account, trades: list[dict[str, str]], calendar: MarketCa
               if r["holding_days"] == "0" and r["exit_time"][:10] >= since.isoformat())
     log.info("account reports no pattern-day-trader fields (Alpaca dropped them on 2026-07-06 "
              "after FINRA retired the rule); local guard on: no same-day exits except "
-             "stop-losses; own day trades in the last 5 business days: %d", own)
+             "stop-losses; own day trades in the last 5 business days: %d", own, extra=ONCE)
     return False
 
 
