@@ -92,7 +92,8 @@ def run_simulation(config: Config, args: argparse.Namespace, env: Mapping[str, s
     log_dir = Path(args.log_dir) if args.log_dir else sim_dir / "logs"
     market = market_data.load(env.get("SIM_DATA", "").strip() or "us-stocks")
     calendar = nyse()
-    exchange = open_exchange(state_path, market, exchange_config(env), calendar, args.sim_start)
+    exchange = open_exchange(state_path, market, exchange_config(env), calendar, args.sim_start,
+                             create_dir=not args.dry_run)
     # The simulated clock does not move while the bot waits, so waiting for fills is moot.
     config = dataclasses.replace(config, fill_wait_seconds=0.0)
     alerter = Alerter.from_env(env, [exchange.config.key_id, exchange.config.secret_key])
@@ -127,10 +128,12 @@ def run_simulation(config: Config, args: argparse.Namespace, env: Mapping[str, s
                 log.error("simulated run failed: %s", exc)
                 return exc.exit_code
             finally:
-                exchange.save(state_path)
+                if not args.dry_run:  # a dry run leaves the simulated clock where it was
+                    exchange.save(state_path)
         if after_day is not None:
             after_day(SimDay(day + 1, exchange, log_dir, code, faults.injected))
-    log.info("%s", simulation_line(log_dir, args.days, failed), extra={"headline": True})
+    if not args.dry_run:
+        log.info("%s", simulation_line(log_dir, args.days, failed), extra={"headline": True})
     if failed:
         log.error("%d of %d simulated days failed at the broker: %s", len(failed), args.days,
                   ", ".join(failed))
@@ -159,7 +162,8 @@ def simulation_line(log_dir: Path, days: int, failed: list[str]) -> str:
 
 
 def open_exchange(state_path: Path, market: market_data.MarketData, cfg: ExchangeConfig,
-                  calendar: MarketCalendar, sim_start: str | None) -> Exchange:
+                  calendar: MarketCalendar, sim_start: str | None, *,
+                  create_dir: bool = True) -> Exchange:
     """Continue the saved exchange, or open a new one at noon of the first simulated day."""
     start = _start_day(sim_start, calendar) if sim_start else None
     if state_path.exists():
@@ -177,7 +181,8 @@ def open_exchange(state_path: Path, market: market_data.MarketData, cfg: Exchang
     if not market.first_day < start <= market.last_day:
         raise ConfigError(f"--sim-start {start} is outside the market data {market.name!r} "
                           f"({market.first_day} to {market.last_day})")
-    state_path.parent.mkdir(parents=True, exist_ok=True)
+    if create_dir:
+        state_path.parent.mkdir(parents=True, exist_ok=True)
     return Exchange(market, cfg, now=new_york_noon(start))
 
 
@@ -186,7 +191,13 @@ def _start_day(text: str, calendar: MarketCalendar) -> date:
         day = date.fromisoformat(text)
     except ValueError:
         raise ConfigError(f"--sim-start {text!r} is not a date; use YYYY-MM-DD") from None
-    return calendar.session_on_or_after(day).day
+    session = calendar.session_on_or_after(day).day
+    if session != day:
+        why = "a weekend day" if day.weekday() >= 5 else "a market holiday"
+        log.warning("--sim-start %s (%s) is %s, not a trading session; the simulation starts "
+                    "at the next session, %s (%s)", day, f"{day:%A}", why, session,
+                    f"{session:%A}")
+    return session
 
 
 def next_noon(now: datetime, calendar: MarketCalendar) -> datetime:

@@ -10,6 +10,7 @@ lock, 1 any other failure. The run, step by step, is `run_once` below.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
 import time
@@ -65,6 +66,7 @@ from signal_generator import (
 )
 from state_files import RunLock, write_json
 from universe import select_universe
+from version import VERSION
 
 log = logging.getLogger("bot")
 
@@ -116,13 +118,15 @@ def run_once(config: Config, endpoint: Endpoint, log_dir: Path, *, started: date
              alerter: Alerter | None = None) -> RunSummary:
     """One complete daily run, under the lock. Raises BotError subclasses on failure."""
     alerter = alerter or Alerter.from_env({})
-    with RunLock(log_dir / "bot.lock"):
-        run_dir = run_logging.run_dir_for(log_dir, started)
-        handler = run_logging.add_run_file(run_dir, [endpoint.creds.key_id,
-                                                     endpoint.creds.secret_key])
+    # A dry run writes no file at all (no run directory, no lock, no state): it only reads.
+    with contextlib.nullcontext() if dry_run else RunLock(log_dir / "bot.lock"):
+        run_dir = log_dir / "runs" / "dry-run" if dry_run else \
+            run_logging.run_dir_for(log_dir, started)
+        handler = None if dry_run else run_logging.add_run_file(
+            run_dir, [endpoint.creds.key_id, endpoint.creds.secret_key])
         summary = RunSummary(started_at=started.isoformat(), dry_run=dry_run,
                              account=account_label(config, endpoint),
-                             log_path=str(run_dir / "bot.log"),
+                             log_path="" if dry_run else str(run_dir / "bot.log"),
                              kill_switch=(log_dir / "STOP").exists(),
                              equity_before_usd=previous_equity(log_dir, run_dir))
         broker = connect(config, endpoint)
@@ -141,10 +145,12 @@ def run_once(config: Config, endpoint: Endpoint, log_dir: Path, *, started: date
         finally:
             summary.requests = broker.requests_made
             add_positions(summary, StateStore(log_dir), config)
-            write_json(run_dir / "summary.json", summary.__dict__)
+            if not dry_run:
+                write_json(run_dir / "summary.json", summary.__dict__)
             log.log(logging.ERROR if summary.outcome == "failed" else logging.INFO, "%s",
                     run_line(summary.__dict__), extra={"headline": True})
-            run_logging.remove_handler(handler)
+            if handler is not None:
+                run_logging.remove_handler(handler)
             alerter.run_finished(summary.__dict__)  # a failed run's alerts say what it did
         return summary
 
@@ -515,26 +521,51 @@ def track_fills(orders: OrderManager, config: Config, store: StateStore,
 
 # -- entry point --------------------------------------------------------------------------
 
+HELP_EPILOG = """exit codes:
+  0  done, or the market is closed (nothing to do)
+  1  the run failed (the reason is in the run's bot.log and the failed alert)
+  2  configuration error (the message names the setting and the fix)
+  3  another run holds logs/bot.lock
+
+settings come from .env and the environment (README "Configuration"); ALPACA_PAPER=true
+(the default) trades the paper account.
+
+examples:
+  python trading_bot.py                        # one daily run, paper account
+  python trading_bot.py --dry-run              # what it would do; no order, no state written
+  python trading_bot.py --sim --days 20 --sim-start 2022-03-01 --sim-dir sim/demo
+  python trading_bot.py --live                 # with ALPACA_PAPER=false: real money"""
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], epilog=HELP_EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dry-run", action="store_true",
-                        help="compute and log the orders; place none; leave state untouched")
+                        help="compute and log the orders; place none; write no state file "
+                             "(with --sim the simulated clock does not move either)")
     parser.add_argument("--sim", action="store_true",
-                        help="run against the embedded local exchange (state under sim/)")
-    parser.add_argument("--days", type=int, default=1,
-                        help="with --sim: number of consecutive daily runs")
-    parser.add_argument("--sim-start", help="with --sim: first simulated day (YYYY-MM-DD)")
-    parser.add_argument("--sim-dir", default="sim",
+                        help="run against the embedded local exchange (state under --sim-dir)")
+    parser.add_argument("--days", type=int, default=1, metavar="N",
+                        help="with --sim: number of consecutive daily runs (default 1)")
+    parser.add_argument("--sim-start", metavar="YYYY-MM-DD",
+                        help="with --sim: first simulated day; a day without a session starts "
+                             "at the next session, and says so (default 2022-06-01 for a new "
+                             "exchange, else the day after its clock)")
+    parser.add_argument("--sim-dir", default="sim", metavar="DIR",
                         help="with --sim: where the exchange state lives (default sim)")
-    parser.add_argument("--log-dir", default=None,
+    parser.add_argument("--log-dir", default=None, metavar="DIR",
                         help="state and logs (default logs, or <sim-dir>/logs with --sim)")
     parser.add_argument("--live", action="store_true",
                         help="required to trade a live account (ALPACA_PAPER=false)")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {VERSION}")
     args = parser.parse_args(argv)
     if args.days < 1:
-        parser.error("--days must be at least 1")
+        parser.error(f"--days {args.days}: give at least 1")
     if not args.sim and (args.days != 1 or args.sim_start):
-        parser.error("--days and --sim-start only apply with --sim")
+        given = [o for o, v in (("--days", args.days != 1), ("--sim-start", args.sim_start))
+                 if v]
+        verb = "applies" if len(given) == 1 else "apply"
+        parser.error(f"{' and '.join(given)} only {verb} with --sim; add --sim, or drop it")
     return args
 
 
