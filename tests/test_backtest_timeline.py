@@ -87,12 +87,16 @@ def assert_same(fast, slow):
 
 
 def test_timelines_and_day_loop_agree_on_random_markets_and_settings(monkeypatch):
-    split_while_held = trades = 0
+    split_while_held = trades = handed = 0
     for seed in range(40):
         market, config, settings, splits = draw_case(seed)
         fast = run_backtest(market, config, symbols=market.symbols, settings=settings)
         slow = day_loop(market, config, settings, monkeypatch)
-        assert fast.engine == "timelines", (seed, fast.engine)
+        if fast.engine != "timelines":
+            # A reverse split that turns a held position into cash in lieu is the one case
+            # the timelines hand to the day loop without the account binding.
+            assert "leaves no" in fast.engine, (seed, fast.engine)
+            handed += 1
         assert_same(fast, slow)
         trades += len(fast.trades)
         days = fast.days
@@ -107,6 +111,7 @@ def test_timelines_and_day_loop_agree_on_random_markets_and_settings(monkeypatch
     # The comparison means something: many trades, and splits that hit held positions.
     assert trades > 2_000
     assert split_while_held >= 3
+    assert handed <= 4  # and the timelines themselves are what most cases compare
 
 
 def test_where_the_account_binds_the_day_loop_takes_over_from_the_timelines(monkeypatch):
