@@ -102,6 +102,8 @@ class Order:
     submitted_at: datetime | None
     filled_at: datetime | None
     updated_at: datetime | None
+    type: str = "limit"  # Alpaca's order type and time in force
+    time_in_force: str = "day"
 
     @property
     def is_open(self) -> bool:
@@ -293,12 +295,15 @@ class Broker:
         except NotFoundError:
             return None
 
-    def submit_limit(self, *, symbol: str, side: str, qty: float, limit_price: float,
+    def submit_order(self, *, symbol: str, side: str, qty: float, order_type: str,
+                     time_in_force: str, limit_price: float | None,
                      client_order_id: str) -> Order:
-        """One POST, never retried here: see order_manager for the safe re-send."""
+        """One POST, never retried here: see order_manager for the safe re-send. `limit_price`
+        is None for a market order."""
+        price = None if limit_price is None else format_price(limit_price)
         raw = self._once(f"POST /v2/orders {client_order_id}", lambda: self._rest.submit_order(
-            symbol=symbol, qty=format_qty(qty), side=side, type="limit", time_in_force="day",
-            limit_price=format_price(limit_price), client_order_id=client_order_id))
+            symbol=symbol, qty=format_qty(qty), side=side, type=order_type,
+            time_in_force=time_in_force, limit_price=price, client_order_id=client_order_id))
         return _order(raw)
 
     def cancel(self, order_id: str) -> None:
@@ -433,4 +438,5 @@ def _order(raw: dict[str, Any]) -> Order:
                  filled_avg_price=_float_or_none(raw.get("filled_avg_price")),
                  limit_price=_float_or_none(raw.get("limit_price")), status=raw["status"],
                  submitted_at=when("submitted_at"), filled_at=when("filled_at"),
-                 updated_at=when("updated_at"))
+                 updated_at=when("updated_at"), type=raw.get("type") or "limit",
+                 time_in_force=raw.get("time_in_force") or "day")

@@ -18,13 +18,15 @@ import math
 from dataclasses import asdict, dataclass, field, replace
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from broker import Order, Position
 from errors import StateFileError
 from market_calendar import NEW_YORK
 from order_ids import parse_client_order_id
 from state_files import read_csv_rows, read_json, write_csv_rows, write_json
+
+if TYPE_CHECKING:  # annotations only: the SDK behind broker loads when a broker is used
+    from broker import Order, Position
 
 STATE_VERSION = 1
 
@@ -69,7 +71,7 @@ class PendingOrder:
     position_side: str  # the side of the position it opens or closes: "long" | "short"
     order_side: str  # "buy" | "sell"
     qty: float
-    limit_price: float
+    limit_price: float  # 0 for a market order
     z: float | None  # None: not known (a record rebuilt from the broker)
     trading_day: str  # YYYY-MM-DD (New York)
     created_at: str  # ISO 8601 UTC
@@ -79,6 +81,9 @@ class PendingOrder:
     # "client_order_id must be unique" answer): such a record is never dropped as "never
     # reached the broker".
     broker_evidence: str = ""
+    order_type: str = "limit"  # Alpaca's type and time in force (order_types.py)
+    time_in_force: str = "day"
+    decision_price: float = 0.0  # the price the decision saw (0 in records from before)
 
 
 @dataclass(frozen=True)
@@ -182,6 +187,13 @@ def _check_types(path: Path, name: str, record: Any) -> None:
         if problem:
             raise StateFileError(f"{path}: entry {name!r} field {field_name!r} {problem}, "
                                  f"found {value!r}; {REBUILD_HINT}")
+    if isinstance(record, PendingOrder):
+        # A limit order has a positive limit; a market order none (0).
+        limit, market = record.limit_price, record.order_type == "market"
+        if not (math.isfinite(limit) and (limit == 0 if market else limit > 0)):
+            raise StateFileError(f"{path}: entry {name!r} field 'limit_price' must be "
+                                 f"{'0 for a market order' if market else 'a positive number'}"
+                                 f", found {limit!r}; {REBUILD_HINT}")
     key = record.symbol if isinstance(record, Holding) else record.client_order_id
     if key != name:
         raise StateFileError(f"{path}: entry {name!r} holds the record of {key!r}; the two "
@@ -191,9 +203,10 @@ def _check_types(path: Path, name: str, record: Any) -> None:
 # What the values of a record must be: a wrong one would otherwise pass for a real record
 # (a side 'sideways' traded as a short) or crash the run far from the file (a bad time).
 _CHOICES = {"side": ("long", "short"), "position_side": ("long", "short"),
-            "intent": ("entry", "exit"), "order_side": ("buy", "sell")}
-_POSITIVE = ("qty", "entry_price", "limit_price")
-_FINITE = ("entry_z", "z")
+            "intent": ("entry", "exit"), "order_side": ("buy", "sell"),
+            "order_type": ("limit", "market"), "time_in_force": ("day", "cls")}
+_POSITIVE = ("qty", "entry_price")
+_FINITE = ("entry_z", "z", "decision_price")
 _TIMES = ("entry_time", "created_at")
 
 

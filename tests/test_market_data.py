@@ -266,6 +266,40 @@ def test_load_a_good_gzipped_csv(tmp_path):
     assert md.splits() == []
 
 
+MESSY = """symbol,note,date,open,high,low,close,volume
+XYZ,b,2020-03-03, 10.2 ,10.4,9.9,10.0,
+NA,a,2020-03-02,1.0,1.5,0.5,1.25,100
+ONE,,2020-03-03,,,,5.5,
+XYZ,c,2020-03-02,10.0,10.5,9.5,10.2,1e3
+ONE,,2020-03-02,,,,5.0,
+NA,d,2020-03-03,1.25,1.25,1.0,1.0,0
+"""
+
+
+def test_typed_and_text_reads_of_a_file_give_the_same_bars(tmp_path):
+    # Unsorted rows, an extra column, spaces around a number, an exponent, a ticker "NA" that
+    # is no missing value, a closes-only symbol: the typed read must agree with the text one.
+    path = tmp_path / "messy.csv"
+    path.write_text(MESSY)
+    assert market_data._read_typed_csv(path) is not None  # the fast path is the one tested
+    typed = load(path)
+    text = from_frame(pd.read_csv(path, dtype=str, keep_default_na=False))
+    assert typed.symbols == text.symbols == ("NA", "ONE", "XYZ")
+    assert typed.model_ohlc == text.model_ohlc == {"ONE"}
+    for symbol in typed.symbols:
+        pd.testing.assert_frame_equal(typed.frame(symbol), text.frame(symbol))
+    assert typed.bar("XYZ", date(2020, 3, 3)).open == 10.2
+    assert typed.bar("XYZ", date(2020, 3, 2)).volume == 1000.0
+
+
+def test_a_file_the_typed_read_refuses_goes_to_the_text_read(tmp_path):
+    path = tmp_path / "words.csv"
+    path.write_text(MESSY.replace("1e3", "lots"))
+    assert market_data._read_typed_csv(path) is None
+    with pytest.raises(ValueError, match=r"words.csv, line 5, column 'volume': 'lots' is not"):
+        load(path)
+
+
 def _with_line(line_number: int, text: str) -> str:
     lines = GOOD.splitlines()
     lines[line_number - 1] = text
