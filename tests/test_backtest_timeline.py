@@ -123,7 +123,7 @@ def test_where_the_account_binds_the_day_loop_takes_over_from_the_timelines(monk
     monkeypatch.setattr(backtester.engine._Run, "resume", lambda self, prefix: (
         handed_over.append(len(prefix.open)), resume(self, prefix))[1])
     engines = []
-    for seed in range(12):
+    for seed in range(16):  # enough cases that several hand over part-way, whatever the paths
         market, config, settings, _ = draw_case(seed)
         config = replace(config, position_size_usd=1_000.0)
         small = replace(settings, starting_cash=float(3_000 + 1_000 * (seed % 4)))
@@ -132,8 +132,8 @@ def test_where_the_account_binds_the_day_loop_takes_over_from_the_timelines(monk
         assert_same(result, day_loop(market, config, small, monkeypatch))
         rich = run_backtest(market, config, symbols=market.symbols,
                             settings=replace(small, starting_cash=1e7))
-        assert rich.engine == "timelines"
-        if result.engine != "timelines":
+        assert rich.engine == "timelines" or "leaves no" in rich.engine, rich.engine
+        if result.engine != "timelines" and "leaves no" not in result.engine:
             assert trade_rows(result) != trade_rows(rich)  # the account did bind
     assert sum(e.startswith("timelines to ") for e in engines) >= 6, engines
     assert sum(n > 0 for n in handed_over) >= 3, handed_over
