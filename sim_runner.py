@@ -141,6 +141,26 @@ def run_simulation(config: Config, args: argparse.Namespace, env: Mapping[str, s
     return 0
 
 
+def rebuild_simulated(config: Config, args: argparse.Namespace, env: Mapping[str, str]) -> int:
+    """`--sim --rebuild-state`: the bot's records rebuilt from the saved simulated account, at
+    its clock (which does not move)."""
+    from trading_bot import rebuild_once
+
+    sim_dir = Path(args.sim_dir)
+    state_path = sim_dir / "exchange.json"
+    if not state_path.exists():
+        raise ConfigError(f"{state_path} does not exist: there is no simulated account to "
+                          "rebuild from; run --sim first")
+    log_dir = Path(args.log_dir) if args.log_dir else sim_dir / "logs"
+    market = market_data.load(env.get("SIM_DATA", "").strip() or "us-stocks")
+    exchange = open_exchange(state_path, market, exchange_config(env), nyse(), None)
+    with serve(exchange, port=0) as server:
+        endpoint = Endpoint(server.trading_url, server.data_url,
+                            Credentials(exchange.config.key_id, exchange.config.secret_key))
+        rebuild_once(config, endpoint, log_dir, started=exchange.now, dry_run=args.dry_run)
+    return 0
+
+
 def simulation_line(log_dir: Path, days: int, failed: list[str]) -> str:
     """The simulation in one line: days, failures, equity over them, trades and P&L, and
     how to see the report."""

@@ -1,7 +1,7 @@
 """Once-a-day mean-reversion trading bot for Alpaca.
 
     python trading_bot.py [--dry-run] [--sim [--days N] [--sim-start YYYY-MM-DD]]
-                          [--log-dir DIR] [--live]
+                          [--log-dir DIR] [--live] [--rebuild-state]
 
 Exit codes: 0 done (or the market is closed), 2 configuration error, 3 another run holds the
 lock, 1 any other failure. The run, step by step, is `run_once` below.
@@ -27,7 +27,7 @@ import logger as run_logging
 from alert_messages import run_line
 from alerts import Alerter
 from broker import Account, Broker, Clock
-from broker_sync import read_broker
+from broker_sync import Rebuilt, read_broker, rebuild_records
 from config import DATA_URL, Config, Credentials, load_config, load_credentials, read_env
 from console import ONCE
 from data_fetcher import MarketView, fetch_market_view
@@ -256,6 +256,46 @@ def _daily_run(config: Config, broker: Broker, store: StateStore, run_dir: Path,
         raise BrokerError(f"the broker did not confirm the orders for {', '.join(unconfirmed)}"
                           "; they stay pending and the next run asks the broker for them")
     summary.outcome = "done"
+
+
+def rebuild_once(config: Config, endpoint: Endpoint, log_dir: Path, *, started: datetime,
+                 dry_run: bool = False) -> Rebuilt:
+    """`--rebuild-state`: positions.json and pending_orders.json rebuilt from the broker alone
+    (broker_sync.rebuild_records), under the run lock. Existing files, damaged or not, are
+    kept beside the new ones as `<name>.before-rebuild-<time>`; trades.csv is left as it is.
+    Logs what was recovered and what could not be, and writes it to runs/<ts>/rebuild.json."""
+    with RunLock(log_dir / "bot.lock"):
+        run_dir = run_logging.run_dir_for(log_dir, started)
+        handler = run_logging.add_run_file(run_dir, [endpoint.creds.key_id,
+                                                     endpoint.creds.secret_key])
+        try:
+            broker = connect(config, endpoint)
+            now = broker.clock().timestamp
+            rebuilt = rebuild_records(broker, now)
+            for line in rebuilt.recovered:
+                log.info("rebuilt: %s", line)
+            for line in rebuilt.unexplained:
+                log.warning("not rebuilt: %s", line)
+            log.info("rebuilt %d holdings and %d pending orders from the broker; %d positions "
+                     "or orders could not be explained", len(rebuilt.holdings),
+                     len(rebuilt.pending), len(rebuilt.unexplained))
+            write_json(run_dir / "rebuild.json", {
+                "now": now.isoformat(), "recovered": rebuilt.recovered,
+                "not_recovered": rebuilt.unexplained})
+            if dry_run:
+                log.info("dry run: state files left untouched")
+                return rebuilt
+            store = StateStore(log_dir)
+            stamp = started.astimezone(NEW_YORK).strftime("%Y%m%d-%H%M%S")
+            for path in (store.positions_path, store.pending_path):
+                if path.exists():
+                    kept = path.with_name(f"{path.name}.before-rebuild-{stamp}")
+                    path.replace(kept)
+                    log.info("%s kept as %s", path.name, kept.name)
+            store.save_records(rebuilt.holdings, rebuilt.pending, run_dir)
+            return rebuilt
+        finally:
+            run_logging.remove_handler(handler)
 
 
 def connect(config: Config, endpoint: Endpoint) -> Broker:
@@ -534,7 +574,8 @@ examples:
   python trading_bot.py                        # one daily run, paper account
   python trading_bot.py --dry-run              # what it would do; no order, no state written
   python trading_bot.py --sim --days 20 --sim-start 2022-03-01 --sim-dir sim/demo
-  python trading_bot.py --live                 # with ALPACA_PAPER=false: real money"""
+  python trading_bot.py --live                 # with ALPACA_PAPER=false: real money
+  python trading_bot.py --rebuild-state        # positions.json lost: rebuild from the broker"""
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -557,6 +598,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="state and logs (default logs, or <sim-dir>/logs with --sim)")
     parser.add_argument("--live", action="store_true",
                         help="required to trade a live account (ALPACA_PAPER=false)")
+    parser.add_argument("--rebuild-state", action="store_true",
+                        help="rebuild positions.json and pending_orders.json from the broker "
+                             "alone (when one is lost or damaged), then stop; with --sim, "
+                             "from the simulated account")
     parser.add_argument("--version", action="version", version=f"%(prog)s {VERSION}")
     args = parser.parse_args(argv)
     if args.days < 1:
@@ -566,6 +611,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                  if v]
         verb = "applies" if len(given) == 1 else "apply"
         parser.error(f"{' and '.join(given)} only {verb} with --sim; add --sim, or drop it")
+    if args.rebuild_state and (args.days != 1 or args.sim_start):
+        parser.error("--rebuild-state reads the account as it is: drop --days and --sim-start")
     return args
 
 
@@ -587,12 +634,18 @@ def main(argv: list[str] | None = None, environ: Mapping[str, str] | None = None
         config = load_config(env)
         run_logging.setup_logging(config.log_level, _secrets(env))
         if args.sim:
-            from sim_runner import run_simulation
+            from sim_runner import rebuild_simulated, run_simulation
 
+            if args.rebuild_state:
+                return rebuild_simulated(config, args, env)
             return run_simulation(config, args, env)
         endpoint = endpoint_from_env(config, env, args.live)
         log.info("trading %s account at %s", "paper" if config.alpaca_paper else "LIVE",
                  endpoint.trading_url)
+        if args.rebuild_state:
+            rebuild_once(config, endpoint, Path(args.log_dir or "logs"),
+                         started=datetime.now(UTC), dry_run=args.dry_run)
+            return 0
         # The machine's clock only names the run's log directory; every decision uses the
         # broker's clock (GET /v2/clock), read at the start of the run.
         run_once(config, endpoint, Path(args.log_dir or "logs"), started=datetime.now(UTC),
