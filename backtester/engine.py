@@ -417,8 +417,8 @@ class _Run:
             price, mark = g.price[rows], g.mark[rows]
             # Where there is a bar today the mark is the noon price, already as reported.
             wire_mark = wire_price(mark) if np.isnan(price).any() else price
-            fills = noon_fills((p.open[t], p.high[t], p.low[t], p.close[t]), g.limit[rows],
-                               self.clock.fraction(t)[:, np.newaxis],
+            fills = noon_fills((p.open[t], p.high[t], p.low[t], p.close[t]), p.path(t),
+                               g.limit[rows], self.clock.fraction(t)[:, np.newaxis],
                                self.settings.spread_bps, fill_prices=True)
             yield _Chunk(first=first, z=g.z[rows], price=price, limit=g.limit[rows],
                          in_view=g.in_view[rows], ask=g.ask[rows], bid=self.bid[rows],
@@ -578,7 +578,8 @@ class _Run:
             filled[miss], price[miss], when[miss] = limit_fill(
                 p.open[t, m], p.high[t, m], p.low[t, m], p.close[t, m],
                 is_buy=orders.is_buy[miss], limit=orders.limit[miss],
-                start=self.clock.fraction(t), end=1.0, spread_bps=self.settings.spread_bps)
+                start=self.clock.fraction(t), end=1.0, spread_bps=self.settings.spread_bps,
+                **p.path(t, m))
         if other.any():  # market and on-close orders, by the exchange's rules
             fill_other(orders.market, orders.on_close, orders.is_buy, orders.limit,
                        c.mark[row][j], p.close[t, j], float(self.clock.fraction(t)),
