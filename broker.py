@@ -76,7 +76,11 @@ class Asset:
     tradable: bool
     fractionable: bool
     shortable: bool
-    easy_to_borrow: bool
+    easy_to_borrow: bool  # from borrow_status, or the deprecated field where only it is sent
+    # The share of a position's value that must be held as margin, in percent (Alpaca's
+    # margin_requirement_long/short strings); None where the broker does not say.
+    margin_requirement_long_pct: float | None = None
+    margin_requirement_short_pct: float | None = None
 
 
 @dataclass(frozen=True)
@@ -236,11 +240,14 @@ class Broker:
         """Active US equities, by symbol: one request for the whole universe."""
         raw = self._read("GET /v2/assets",
                          lambda: self._rest.list_assets(status="active", asset_class="us_equity"))
-        return {a["symbol"]: Asset(symbol=a["symbol"], tradable=bool(a.get("tradable")),
-                                   fractionable=bool(a.get("fractionable")),
-                                   shortable=bool(a.get("shortable")),
-                                   easy_to_borrow=bool(a.get("easy_to_borrow")))
-                for a in raw}
+        assets = {a["symbol"]: _asset(a) for a in raw}
+        unknown = sorted(a["symbol"] for a in raw
+                         if a.get("shortable") and borrow_status(a) is None)
+        if unknown:
+            log.warning("%d shortable assets report neither borrow_status nor easy_to_borrow; "
+                        "they are not shorted today: %s", len(unknown),
+                        ", ".join(unknown[:10]) + (" ..." if len(unknown) > 10 else ""))
+        return assets
 
     def positions(self) -> dict[str, Position]:
         raw = self._read("GET /v2/positions", self._rest.list_positions)
@@ -391,6 +398,36 @@ def _account(raw: dict[str, Any]) -> Account:
         trading_blocked=bool(raw.get("trading_blocked")) or bool(raw.get("account_blocked")),
         daytrade_count=None if dtc is None else int(dtc),
         pattern_day_trader=None if pdt is None else bool(pdt))
+
+
+def borrow_status(raw: dict[str, Any]) -> str | None:
+    """"easy_to_borrow" or "hard_to_borrow", or None when the asset does not say.
+
+    Alpaca replaced the boolean `easy_to_borrow` by `borrow_status` (the June 2026 spec marks
+    the boolean deprecated, sunset 2026-09-22; see docs/alpaca-api.md); an older account may
+    still send only the boolean, which is read as the same two values."""
+    status = raw.get("borrow_status")
+    if status in ("easy_to_borrow", "hard_to_borrow"):
+        return status
+    legacy = raw.get("easy_to_borrow")
+    if isinstance(legacy, bool):
+        return "easy_to_borrow" if legacy else "hard_to_borrow"
+    return None
+
+
+def _asset(raw: dict[str, Any]) -> Asset:
+    def percent(name: str) -> float | None:
+        value = raw.get(name)
+        if value in (None, ""):  # an older account: one deprecated number for both sides
+            value = raw.get("maintenance_margin_requirement")
+        return _float_or_none(value)
+
+    return Asset(symbol=raw["symbol"], tradable=bool(raw.get("tradable")),
+                 fractionable=bool(raw.get("fractionable")),
+                 shortable=bool(raw.get("shortable")),
+                 easy_to_borrow=borrow_status(raw) == "easy_to_borrow",
+                 margin_requirement_long_pct=percent("margin_requirement_long"),
+                 margin_requirement_short_pct=percent("margin_requirement_short"))
 
 
 def _position(raw: dict[str, Any]) -> Position:

@@ -128,19 +128,26 @@ def position_json(exchange: Exchange, position: Position, at: Moment) -> dict[st
 
 
 def asset_json(exchange: Exchange, symbol: str) -> dict[str, Any]:
+    """An asset as Alpaca sends it now: `borrow_status` and the margin requirement strings
+    (percent). `easy_to_borrow` and `maintenance_margin_requirement` are deprecated (spec
+    x-deprecation, sunset 2026-09-22) and optional since 2026-07-16: only `legacy_assets`
+    still sends them, as an older account does."""
     config = exchange.config
-    shortable = config.has_flag("shortable", symbol)
     easy = config.has_flag("easy_to_borrow", symbol)
-    return {
+    body: dict[str, Any] = {
         "id": asset_id(symbol), "class": "us_equity", "exchange": listing_exchange(symbol),
         "symbol": symbol, "name": f"{symbol} (simulated)", "status": "active",
-        "tradable": True, "marginable": True, "maintenance_margin_requirement": 25,
+        "tradable": True, "marginable": True,
         "margin_requirement_long": "25", "margin_requirement_short": "30",
-        "shortable": shortable, "easy_to_borrow": easy,
+        "shortable": config.has_flag("shortable", symbol),
         "borrow_status": "easy_to_borrow" if easy else "hard_to_borrow",
         "fractionable": config.has_flag("fractionable", symbol), "attributes": [],
         "cusip": None,
     }
+    if config.legacy_assets:
+        body["easy_to_borrow"] = easy
+        body["maintenance_margin_requirement"] = 25
+    return body
 
 
 def clock_json(exchange: Exchange) -> dict[str, Any]:

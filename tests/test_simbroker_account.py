@@ -158,7 +158,10 @@ def test_shorting_needs_a_shortable_easy_to_borrow_asset(monkeypatch, flag, expe
             "FLAT", qty=1, side="sell", type="market", time_in_force="day"))
         assert (status, code) == (403, 40310000) and expected in message
         asset = sim.api.get_asset("FLAT")._raw
-        assert asset[flag] is False
+        if flag == "shortable":
+            assert asset["shortable"] is False
+        else:
+            assert asset["borrow_status"] == "hard_to_borrow" and "easy_to_borrow" not in asset
 
 
 def test_fractional_short_is_refused(sim):
