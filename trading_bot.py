@@ -193,7 +193,8 @@ def connect(config: Config, endpoint: Endpoint) -> Broker:
     deadline = time.monotonic() + config.run_deadline_seconds
     return Broker(endpoint.creds, base_url=endpoint.trading_url, data_url=endpoint.data_url,
                   timeout_seconds=config.request_timeout_seconds,
-                  retries=config.request_retries, feed=config.data_feed, deadline=deadline,
+                  retries=config.request_retries, bars_feed=config.bars_feed,
+                  price_feed=config.price_feed, deadline=deadline,
                   backoff_seconds=config.retry_backoff_seconds)
 
 

@@ -22,7 +22,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from simbroker import controls, data_api, errors, trading_api, wire
+from simbroker import controls, data_api, errors, ratelimit, trading_api, wire
 from simbroker.exchange import Exchange
 from simbroker.faults import Fault, Faults
 from simbroker.routing import Request, Response, Route
@@ -43,6 +43,7 @@ class SimServer:
         self.state_path = state_path
         self.lock = threading.RLock()
         self.faults = Faults()
+        self.limiter = ratelimit.RateLimiter()
         self.stopping = threading.Event()
         self._httpd = _HTTPServer((HOST, port), _Handler)
         self._httpd.sim = self
@@ -136,6 +137,7 @@ class _Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
     server: _HTTPServer
     timeout = 120  # an idle keep-alive connection frees its thread after this
+    rate_headers: dict[str, str]  # the key's budget, sent with this request's answer
 
     def setup(self) -> None:
         super().setup()
@@ -158,12 +160,16 @@ class _Handler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         path, method = url.path, self.command
         params = dict(parse_qsl(url.query, keep_blank_values=True))
+        self.rate_headers = {}
         raw = self._read_body()
         # Each request is logged before its response leaves, so a client that has its
         # answer always finds the request in the log.
         if not self._authorized(sim):
-            self._record(sim, method, path, 401)
-            self._send(_error(errors.unauthorized()))
+            refusal = _unauthorized(path)
+            self._record(sim, method, path, refusal.status)
+            self._send(refusal)
+            return
+        if not self._within_budget(sim, method, path):
             return
         fault = None if path.startswith(CONTROL_PREFIX) else sim.faults.take(method, path)
         if fault is None:
@@ -196,6 +202,20 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- transport ----------------------------------------------------------------------------
 
+    def _within_budget(self, sim: SimServer, method: str, path: str) -> bool:
+        """Spend one request of the key's budget (ratelimit.py); answer 429 if none is left.
+        The budget's headers go on this request's answer, whatever it is."""
+        if path.startswith(CONTROL_PREFIX):
+            return True
+        config = sim.exchange.config
+        verdict = sim.limiter.take(config.key_id, ratelimit.api_of(path), config.rate_limit,
+                                   config.rate_window_seconds)
+        self.rate_headers = verdict.headers
+        if not verdict.allowed:
+            self._record(sim, method, path, 429)
+            self._send(Response(429, verdict.body()))
+        return verdict.allowed
+
     def _read_body(self) -> bytes:
         length = int(self.headers.get("Content-Length") or 0)
         return self.rfile.read(length) if length > 0 else b""
@@ -208,7 +228,8 @@ class _Handler(BaseHTTPRequestHandler):
                 and hmac.compare_digest(secret.encode(), config.secret_key.encode()))
 
     def _send(self, response: Response) -> None:
-        headers = {"Content-Type": "application/json; charset=UTF-8", **response.headers}
+        headers = {"Content-Type": "application/json; charset=UTF-8",
+                   **getattr(self, "rate_headers", {}), **response.headers}
         if isinstance(response.body, bytes):  # already encoded (a malformed-body fault)
             body = response.body
         else:
@@ -293,6 +314,14 @@ def _parse_body(raw: bytes) -> Any:
         return json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise errors.malformed("request body is not valid JSON") from None
+
+
+def _unauthorized(path: str) -> Response:
+    """Bad or missing keys: the Trading API answers 401; the Market Data API 403 (its FAQ, "Why
+    am I getting HTTP 403": "the request was not authenticated")."""
+    if ratelimit.api_of(path) == "data":
+        return _error(errors.ApiError(403, errors.UNAUTHORIZED, "request is not authorized"))
+    return _error(errors.unauthorized())
 
 
 def _error(exc: errors.ApiError) -> Response:
