@@ -36,7 +36,7 @@ from errors import (
     SubscriptionError,
     TemporaryBrokerError,
 )
-from market_calendar import NEW_YORK, UTC
+from market_calendar import NEW_YORK, UTC, Session
 
 log = logging.getLogger("bot.broker")
 T = TypeVar("T")
@@ -157,7 +157,7 @@ class RatePacer:
 
     def observe(self, url: str, response: requests.Response) -> None:
         headers = response.headers
-        remaining, reset = headers.get("X-Ratelimit-Remaining"), headers.get("X-Ratelimit-Reset")
+        remaining, reset = headers.get("X-RateLimit-Remaining"), headers.get("X-RateLimit-Reset")
         try:
             budget = (0 if response.status_code == 429 else int(remaining or ""),
                       float(reset or ""))
@@ -296,6 +296,12 @@ class Broker:
         return Clock(timestamp=parse_time(raw["timestamp"]), is_open=bool(raw["is_open"]),
                      next_open=parse_time(raw["next_open"]),
                      next_close=parse_time(raw["next_close"]))
+
+    def calendar(self, start: date, end: date) -> list[Session]:
+        """The broker's trading sessions from `start` to `end` (GET /v2/calendar)."""
+        raw = self._read("GET /v2/calendar", lambda: self._rest.get_calendar(
+            start.isoformat(), end.isoformat()))
+        return [_session(day) for day in raw]
 
     def account(self) -> Account:
         raw = self._read("GET /v2/account", self._rest.get_account)
@@ -528,6 +534,18 @@ def _asset(raw: dict[str, Any]) -> Asset:
                  easy_to_borrow=borrow_status(raw) == "easy_to_borrow",
                  margin_requirement_long_pct=percent("margin_requirement_long"),
                  margin_requirement_short_pct=percent("margin_requirement_short"))
+
+
+def _session(raw: dict[str, Any]) -> Session:
+    """A calendar day: its date, and open and close as HH:MM New York time."""
+    day = date.fromisoformat(raw["date"])
+
+    def at(text: str) -> datetime:
+        hour, minute = (int(part) for part in text.split(":"))
+        return datetime(day.year, day.month, day.day, hour, minute,
+                        tzinfo=NEW_YORK).astimezone(UTC)
+
+    return Session(day=day, open=at(raw["open"]), close=at(raw["close"]))
 
 
 def _position(raw: dict[str, Any]) -> Position:

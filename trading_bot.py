@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+import broker_calendar
 import logger as run_logging
 from alerts import Alerter
 from broker import Account, Broker, Clock
@@ -51,7 +52,7 @@ from signal_generator import (
     zscores,
 )
 from state_files import RunLock, write_json
-from universe import select_universe
+from universe import LOOKBACK_SESSIONS, select_universe
 
 log = logging.getLogger("bot")
 
@@ -129,6 +130,8 @@ def _daily_run(config: Config, broker: Broker, store: StateStore, run_dir: Path,
         summary.outcome = "market_closed"
         return
     today = now.astimezone(NEW_YORK).date()
+    calendar = broker_sessions(broker, calendar, today,
+                               max(config.z_score_window, LOOKBACK_SESSIONS) + 1)
 
     # 2. Sync state with the broker, the source of truth.
     account = broker.account()
@@ -196,6 +199,21 @@ def connect(config: Config, endpoint: Endpoint) -> Broker:
                   retries=config.request_retries, bars_feed=config.bars_feed,
                   price_feed=config.price_feed, deadline=deadline,
                   backoff_seconds=config.retry_backoff_seconds)
+
+
+def broker_sessions(broker: Broker, calendar: MarketCalendar, today: date,
+                    sessions: int) -> MarketCalendar:
+    """The local calendar, with the broker's sessions over the last `sessions` sessions to
+    today where the two disagree (broker_calendar.py). If the broker's calendar cannot be
+    read, the local one is used, with a warning."""
+    first = calendar.sessions_before(today, sessions)[0].day
+    try:
+        served = broker.calendar(first, today)
+    except BrokerError as exc:
+        log.warning("the broker's calendar could not be read (%s); using the local NYSE "
+                    "calendar", exc)
+        return calendar
+    return broker_calendar.merged(calendar, served, first, today)
 
 
 def closed_reason(clock: Clock, calendar: MarketCalendar) -> str:

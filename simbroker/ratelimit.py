@@ -62,6 +62,6 @@ class RateLimiter:
             count += allowed
             self._used[(key, api)] = (window, count)
         reset = math.ceil((window + 1) * window_seconds)
-        return Verdict(allowed, {"X-Ratelimit-Limit": str(limit),
-                                 "X-Ratelimit-Remaining": str(limit - count),
-                                 "X-Ratelimit-Reset": str(reset)})
+        return Verdict(allowed, {"X-RateLimit-Limit": str(limit),
+                                 "X-RateLimit-Remaining": str(limit - count),
+                                 "X-RateLimit-Reset": str(reset)})
