@@ -83,6 +83,9 @@ def build_market_view(symbols: list[str], days: list[date],
             kept.append(symbol)
             columns.append([by_day[d] for d in days])
             prices.append(quote.price)
+            if quote.ask is None:  # Alpaca's ap of 0 means no quote
+                log.info("%s: no ask in the quote (none, or 0); priced from the last trade "
+                         "%g", symbol, quote.price)
             asks.append(quote.ask if quote.ask and quote.ask > 0 else quote.price)
     past = np.array(columns, dtype=float).T if columns else np.empty((len(days), 0))
     for symbol, reason in skipped.items():
