@@ -5,7 +5,11 @@ DATE_OR_DATETIME`` (a bare YYYY-MM-DD is noon New York; default: noon of the 20t
 the data, so the bot has history), ``--key K --secret S`` (default SIMKEY / SIMSECRET),
 ``--state FILE`` (continue from FILE if it exists; save it after every change and on
 Ctrl-C), ``--spread-bps X``, ``--partial-fill-probability P``, ``--seed N``,
-``--legacy-pdt`` (report and enforce the pattern day trader rule as before 2026-06-04).
+``--legacy-pdt`` (report and enforce the pattern day trader rule as before 2026-06-04),
+``--legacy-assets`` (assets with the deprecated easy_to_borrow and
+maintenance_margin_requirement), ``--plan free|unlimited`` (the market-data plan, default
+free), ``--rate-limit N --rate-window-seconds S`` (requests per key and API, default 200 per
+60 s; 0 for none).
 
 It listens on 127.0.0.1 only and prints the environment a client needs.
 """
@@ -45,6 +49,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--legacy-pdt", action="store_true",
                         help="enforce and report pattern day trading as before 2026-06-04")
+    parser.add_argument("--legacy-assets", action="store_true",
+                        help="send easy_to_borrow and maintenance_margin_requirement on assets")
+    parser.add_argument("--plan", choices=("free", "unlimited"), default="free",
+                        help="market-data plan: free (IEX real time, SIP 15+ minutes old) or "
+                             "unlimited (default free)")
+    parser.add_argument("--rate-limit", type=int, default=ExchangeConfig.rate_limit,
+                        help="requests per key and API in each window (0: no limit)")
+    parser.add_argument("--rate-window-seconds", type=float,
+                        default=ExchangeConfig.rate_window_seconds)
     return parser.parse_args(argv)
 
 
@@ -58,7 +71,9 @@ def build_exchange(args: argparse.Namespace) -> Exchange:
         return exchange
     config = ExchangeConfig(spread_bps=args.spread_bps, seed=args.seed,
                             partial_fill_probability=args.partial_fill_probability,
-                            legacy_pdt=args.legacy_pdt, **credentials)
+                            legacy_pdt=args.legacy_pdt, legacy_assets=args.legacy_assets,
+                            plan=args.plan, rate_limit=args.rate_limit,
+                            rate_window_seconds=args.rate_window_seconds, **credentials)
     if args.start:
         start = parse_date_or_datetime(args.start)
     else:
