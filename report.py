@@ -80,7 +80,7 @@ class OpenPosition:
     qty: float
     entry_time: datetime
     entry_price: float
-    entry_z: float
+    entry_z: float | None
     age_days: int | None
     z: float | None
     price: float | None
@@ -285,7 +285,7 @@ def _headline(records: Records, trades: Sequence[Trade], positions: Sequence[Ope
 def _positions_table(positions: Sequence[OpenPosition], snapshot: RunRecord | None) -> str:
     as_of = _when(snapshot.summary.get("now")) if snapshot else "no priced run yet"
     rows = [[p.symbol, p.side, f"{p.qty:g}", _when(p.entry_time.isoformat()),
-             f"{p.entry_price:,.2f}", f"{p.entry_z:.2f}", _opt(p.age_days, "{}"),
+             f"{p.entry_price:,.2f}", _opt(p.entry_z, "{:.2f}"), _opt(p.age_days, "{}"),
              _opt(p.z, "{:.2f}"), _opt(p.price, "{:,.2f}"), _opt(p.unrealised_pnl_usd, _usd)]
             for p in positions]
     return (f"<p class='note'>Age, z and prices as of {_e(as_of)}.</p>"
