@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import json
 import string
+import uuid
 from datetime import date
 
 import pytest
@@ -43,7 +44,8 @@ def get(sim, path: str) -> requests.Response:
 
 
 def test_every_answer_carries_the_budget_and_a_spent_budget_is_429(sim):
-    answers = [get(sim, p) for p in ("/v2/account", "/v2/orders/" + "0" * 36, "/v2/clock")]
+    unknown_order = f"/v2/orders/{uuid.UUID(int=1)}"
+    answers = [get(sim, p) for p in ("/v2/account", unknown_order, "/v2/clock")]
     assert [a.status_code for a in answers] == [200, 404, 200]  # errors count and say so too
     assert [a.headers["X-Ratelimit-Remaining"] for a in answers] == ["2", "1", "0"]
     assert {a.headers["X-Ratelimit-Limit"] for a in answers} == {"3"}
