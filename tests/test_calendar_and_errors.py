@@ -121,3 +121,26 @@ def test_an_unscheduled_closure_is_taken_from_the_broker_not_a_missing_bar(tmp_p
     assert text.count("differs from the local NYSE calendar") == 1
     assert f"{CLOSED}: closed at the broker" in text
     assert "no daily bar" not in text and "AAA: enter long" in text
+
+
+def test_calendar_differences_name_each_day_and_the_merge_keeps_the_rest():
+    import broker_calendar
+    from market_calendar import Session
+
+    local = nyse()
+    days = local.sessions_between(date(2023, 11, 20), date(2023, 11, 28))
+    friday = next(s for s in days if s.day == date(2023, 11, 24))  # early close, 13:00
+    full_day = Session(day=friday.day, open=friday.open, close=days[0].close.replace(
+        day=24))
+    served = [s for s in days if s.day != date(2023, 11, 27)]
+    served = [full_day if s.day == friday.day else s for s in served]
+    found = broker_calendar.differences(days, served)
+    assert found == ["2023-11-24: the broker's hours are 14:30-21:00 UTC, the local "
+                     "calendar's 14:30-18:00 UTC",
+                     "2023-11-27: closed at the broker, a session in the local calendar"]
+    merged = broker_calendar.merged(local, served, days[0].day, days[-1].day)
+    assert merged.session(date(2023, 11, 27)) is None
+    assert merged.session(date(2023, 11, 24)).close == full_day.close
+    assert merged.session(date(2023, 11, 29)) == local.session(date(2023, 11, 29))
+    assert merged.session(date(2023, 11, 17)) == local.session(date(2023, 11, 17))
+    assert broker_calendar.merged(local, days, days[0].day, days[-1].day) is local
