@@ -170,6 +170,9 @@ class OrderManager:
             mine = [o for o in orders if o.id in ids]
             if all(not o.is_open for o in mine) or monotonic() >= give_up:
                 return orders
+            log.info("waiting for fills: %d of %d orders open, %.0f s left of "
+                     "FILL_WAIT_SECONDS", sum(1 for o in mine if o.is_open), len(ids),
+                     max(0.0, give_up - monotonic()))
             # Never past the run's deadline either; the next poll then ends the run.
             self.sleep(self.broker.within_deadline(
                 min(poll_seconds, max(0.0, give_up - monotonic()))))
