@@ -13,7 +13,7 @@ from backtester.engine import Settings, run_backtest
 from backtester.outputs import period_stats, write_results, write_stats
 from backtester.params import ALIASES, STRATEGY_FIELDS, SYMMETRIC, build_config, parse_grid
 from backtester.report import build_report, stat_rows, write_report
-from backtester.sweep import jobs_for, run_sweep
+from backtester.sweep import Job, jobs_for, ranked_text, run_sweep
 from config import Config, read_env
 from errors import ConfigError
 from simbroker import market_data
@@ -56,6 +56,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--split", type=_date, help="walk-forward: statistics before this day "
                         "(in-sample) and from it (out-of-sample), side by side")
     parser.add_argument("--processes", type=int, help="sweep processes (default: all cores)")
+    parser.add_argument("--scheduler", metavar="ADDRESS",
+                        help="run the sweep on the Dask cluster whose scheduler is at ADDRESS, "
+                             "e.g. tcp://10.0.0.5:8786 (needs requirements-dask.txt; see "
+                             "README.md, Sweeps on a cluster)")
     strategy = parser.add_argument_group("strategy (default: .env and the environment, as "
                                          "the bot reads them)")
     for name, text in _SHORTHAND_HELP.items():
@@ -98,14 +102,20 @@ def _run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     market = market_data.load(args.data)
     grid = None
     axes: list[str] = []
+    if args.scheduler and not args.grid:
+        raise ValueError("--scheduler runs a sweep on a cluster; give the sweep with --grid")
+    common = dict(start=args.start, end=args.end, symbols=symbols, settings=settings,
+                  split=args.split)
     if args.grid:
         spec = parse_grid(args.grid)
         axes = [name for name, _ in spec]
-        jobs = jobs_for(spec, env, changes, data=args.data, start=args.start, end=args.end,
-                        symbols=symbols, settings=settings, split=args.split)
-        grid = run_sweep(jobs, args.processes)
-    result = run_backtest(market, config, start=args.start, end=args.end, symbols=symbols,
-                          settings=settings)
+        sweep = run_sweep(market, jobs_for(spec, env, changes, **common),
+                          Job(params=(), config=config, **common), processes=args.processes,
+                          scheduler=args.scheduler)
+        grid, result = sweep.grid, sweep.base
+    else:
+        result = run_backtest(market, config, start=args.start, end=args.end, symbols=symbols,
+                              settings=settings)
     stats: dict[str, Any] = period_stats(result)
     periods = None
     if args.split is not None:
@@ -125,6 +135,8 @@ def _run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     write_report(out / "report.html", build_report(result, stats, title=title, periods=periods,
                                                    grid=grid, grid_axes=axes))
     print(summary_text({"backtest": stats, **(periods or {})}))
+    if grid is not None:
+        print("\n" + ranked_text(grid, axes))
     print(f"\ncomputed by: {result.engine}")
     print(f"wrote {out}/trades.csv, equity.csv, stats.json"
           f"{', grid.csv' if grid is not None else ''}, report.html")
