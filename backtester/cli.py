@@ -14,8 +14,10 @@ from backtester.outputs import period_stats, write_results, write_stats
 from backtester.params import ALIASES, STRATEGY_FIELDS, SYMMETRIC, build_config, parse_grid
 from backtester.report import build_report, stat_rows, write_report
 from backtester.sweep import Job, jobs_for, ranked_text, run_sweep
+from backtester.timings import Stopwatch
 from config import Config, read_env
 from errors import ConfigError
+from market_calendar import nyse
 from simbroker import market_data
 from state_files import atomic_write_text
 
@@ -55,6 +57,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="sweep every combination, e.g. --grid entry_z=1.0,1.5 window=20,30")
     parser.add_argument("--split", type=_date, help="walk-forward: statistics before this day "
                         "(in-sample) and from it (out-of-sample), side by side")
+    parser.add_argument("--timings", action="store_true",
+                        help="print how long each phase took (imports, load, backtest, files, "
+                             "report) to stderr")
     parser.add_argument("--processes", type=int, help="sweep processes (default: all cores)")
     parser.add_argument("--scheduler", metavar="ADDRESS",
                         help="run the sweep on the Dask cluster whose scheduler is at ADDRESS, "
@@ -83,16 +88,21 @@ def overrides(args: argparse.Namespace) -> list[tuple[str, str]]:
     return [(n, getattr(args, n)) for n in names if getattr(args, n, None) is not None]
 
 
-def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None, *,
+         started: float | None = None) -> int:
+    """`started`: a perf_counter() reading from before the imports, for --timings."""
+    watch = Stopwatch(started)
+    if started is not None:
+        watch.lap("imports")
     args = parse_args(argv)
     try:
-        return _run(args, read_env(".env", environ))
+        return _run(args, read_env(".env", environ), watch)
     except (ConfigError, ValueError) as exc:
         print(f"backtest.py: error: {exc}", file=sys.stderr)
         return 2
 
 
-def _run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
+def _run(args: argparse.Namespace, env: Mapping[str, str], watch: Stopwatch) -> int:
     changes = overrides(args)
     config = build_config(env, changes)
     settings = Settings(starting_cash=args.starting_cash, spread_bps=args.spread_bps,
@@ -100,6 +110,9 @@ def _run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     symbols = tuple(s.strip().upper() for s in args.symbols.split(",") if s.strip()) \
         if args.symbols else None
     market = market_data.load(args.data)
+    watch.lap("load")
+    nyse(market.first_day, market.last_day)  # built once; the backtest asks for the same
+    watch.lap("calendar")
     grid = None
     axes: list[str] = []
     if args.scheduler and not args.grid:
@@ -116,6 +129,7 @@ def _run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     else:
         result = run_backtest(market, config, start=args.start, end=args.end, symbols=symbols,
                               settings=settings)
+    watch.lap("sweep and backtest" if args.grid else "backtest")
     stats: dict[str, Any] = period_stats(result)
     periods = None
     if args.split is not None:
@@ -131,15 +145,19 @@ def _run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     write_stats(out / "stats.json", full)
     if grid is not None:
         atomic_write_text(out / "grid.csv", grid.to_csv(index=False))
+    watch.lap("files")
     title = f"Backtest {market.name}, {stats['start']} to {stats['end']}"
     write_report(out / "report.html", build_report(result, stats, title=title, periods=periods,
                                                    grid=grid, grid_axes=axes))
+    watch.lap("report")
     print(summary_text({"backtest": stats, **(periods or {})}))
     if grid is not None:
         print("\n" + ranked_text(grid, axes))
     print(f"\ncomputed by: {result.engine}")
     print(f"wrote {out}/trades.csv, equity.csv, stats.json"
           f"{', grid.csv' if grid is not None else ''}, report.html")
+    if args.timings:
+        print(watch.text(), file=sys.stderr)
     return 0
 
 
