@@ -81,3 +81,14 @@ def test_bad_values_are_refused_with_the_setting_named(run):
     code, printed, _ = run("--grid", "entry=1,2")
     assert code == 2
     assert "'entry' is not a strategy parameter" in printed.err
+
+
+def test_timings_name_every_phase_and_add_up(run):
+    code, printed, _ = run("--timings")
+    assert code == 0, printed.err
+    line = next(x for x in printed.err.splitlines() if x.startswith("timings: "))
+    parts = [p.rsplit(" ", 2) for p in line.removeprefix("timings: ").split(", ")]
+    names = [name for name, _, unit in parts]
+    assert names == ["load", "calendar", "backtest", "files", "report", "total"]
+    seconds = [float(value) for _, value, _ in parts]
+    assert abs(sum(seconds[:-1]) - seconds[-1]) < 0.01  # laps of one stopwatch
