@@ -12,7 +12,6 @@ from typing import Any
 from backtester.engine import Settings, run_backtest
 from backtester.outputs import period_stats, write_results, write_stats
 from backtester.params import ALIASES, STRATEGY_FIELDS, SYMMETRIC, build_config, parse_grid
-from backtester.report import build_report, stat_rows, write_report
 from backtester.sweep import Job, jobs_for, ranked_text, run_sweep
 from backtester.timings import Stopwatch
 from config import Config, read_env
@@ -147,6 +146,8 @@ def _run(args: argparse.Namespace, env: Mapping[str, str], watch: Stopwatch) -> 
         atomic_write_text(out / "grid.csv", grid.to_csv(index=False))
     watch.lap("files")
     title = f"Backtest {market.name}, {stats['start']} to {stats['end']}"
+    from backtester.report import build_report, write_report  # plotly: only to write one
+
     write_report(out / "report.html", build_report(result, stats, title=title, periods=periods,
                                                    grid=grid, grid_axes=axes))
     watch.lap("report")
@@ -172,6 +173,8 @@ def _parameters(config: Config, settings: Settings, market: market_data.MarketDa
 def summary_text(columns: Mapping[str, Mapping[str, Any]]) -> str:
     """The statistics as an aligned text table, one column per period."""
     names = list(columns)
+    from backtester.report import stat_rows
+
     values = {n: {k: v for k, _, v in stat_rows(columns[n])} for n in names}
     labels = {k: label for n in names for k, label, _ in stat_rows(columns[n])}
     width = max(len(label) for label in labels.values())

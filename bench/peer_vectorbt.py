@@ -58,7 +58,7 @@ def main() -> int:
         phases.append(("backtest again", time.perf_counter() - first))
     print(f"{close.shape[1]} symbols x {close.shape[0]} sessions: {int(np.sum(trades))} trades, "
           f"final value {value:,.2f}")
-    print("timings: " + ", ".join(f"{name} {seconds:.3f}" for name, seconds in phases),
+    print("timings: " + ", ".join(f"{name} {seconds:.3f} s" for name, seconds in phases),
           file=sys.stderr)
     return 0
 
