@@ -29,6 +29,13 @@ def client_order_id(day: date, symbol: str, intent: str) -> str:
     return f"{ORDER_ID_PREFIX}-{day:%Y%m%d}-{symbol}-{intent}"
 
 
+def position_intent(p: PendingOrder) -> str:
+    """Alpaca's position_intent of the order: an entry opens (buy_to_open, sell_to_open), an
+    exit closes (sell_to_close, buy_to_close). Sent with every order, so that an exit whose
+    position vanished outside the bot is refused instead of opening the other side."""
+    return f"{p.order_side}_to_{'open' if p.intent == 'entry' else 'close'}"
+
+
 class OrderManager:
     """Sends the run's orders with write-ahead records and safe re-sends."""
 
@@ -75,7 +82,8 @@ class OrderManager:
         for attempt in range(self.retries + 1):
             try:
                 return self.broker.submit_limit(symbol=p.symbol, side=p.order_side, qty=p.qty,
-                                                limit_price=p.limit_price, client_order_id=cid)
+                                                limit_price=p.limit_price, client_order_id=cid,
+                                                position_intent=position_intent(p))
             except TemporaryBrokerError as exc:
                 # The order may have been accepted and only the answer lost: look before
                 # sending again.

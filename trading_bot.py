@@ -4,7 +4,8 @@
                           [--log-dir DIR] [--live]
 
 Exit codes: 0 done (or the market is closed), 2 configuration error, 3 another run holds the
-lock, 1 any other failure. The run, step by step, is `run_once` below.
+lock, 4 the account may not trade (blocked, suspended or not ACTIVE: no order was placed),
+1 any other failure. The run, step by step, is `run_once` below.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import logging
 import sys
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -22,16 +23,18 @@ from typing import Any
 import numpy as np
 
 import logger as run_logging
+from account_events import attach_asset_ids, closed_outside, follow_renames, price_outside_closes
 from alerts import Alerter
 from broker import Account, Broker, Clock
 from config import DATA_URL, Config, Credentials, load_config, load_credentials, read_env
 from data_fetcher import MarketView, fetch_market_view
-from errors import BotError, BrokerError, ConfigError, OrderRejectedError
+from errors import AccountRestrictedError, BotError, BrokerError, ConfigError, OrderRejectedError
 from market_calendar import NEW_YORK, UTC, MarketCalendar, nyse_around
 from order_manager import OrderManager, client_order_id
 from position_manager import (
     Holding,
     PendingOrder,
+    Reconciliation,
     StateStore,
     fill_record,
     oldest_record_time,
@@ -54,6 +57,9 @@ from state_files import RunLock, write_json
 from universe import select_universe
 
 log = logging.getLogger("bot")
+EXIT_CODES_HELP = ("exit codes: 0 done or market closed, 1 a failure, 2 configuration error, "
+                   "3 another run holds the lock, 4 the account may not trade (no order "
+                   "placed)")
 
 
 @dataclass
@@ -101,7 +107,7 @@ def run_once(config: Config, endpoint: Endpoint, log_dir: Path, *, started: date
         try:
             _daily_run(config, broker, StateStore(log_dir), run_dir, calendar, summary, dry_run)
         except Exception as exc:
-            summary.outcome = "failed"
+            summary.outcome = getattr(exc, "outcome", "failed")
             summary.errors.append(f"{type(exc).__name__}: {exc}")
             if not isinstance(exc, BotError):
                 log.exception("unexpected error")
@@ -135,6 +141,7 @@ def _daily_run(config: Config, broker: Broker, store: StateStore, run_dir: Path,
     summary.equity_usd = account.equity_usd
     holdings, pending, positions, open_orders = sync_state(broker, store, run_dir, summary,
                                                            dry_run)
+    check_account(account, summary)
 
     # 3. Market data for the universe and for everything held.
     assets = broker.assets()
@@ -215,7 +222,11 @@ def sync_state(broker: Broker, store: StateStore, run_dir: Path, summary: RunSum
     open_orders = broker.open_orders()
     oldest = oldest_record_time(holdings, pending)
     history = broker.orders_since(oldest - timedelta(minutes=1)) if oldest else []
+    holdings, pending, renamed = follow_renames(holdings, pending, positions, history)
     result = reconcile(holdings, pending, history, positions)
+    result = priced_from_activities(broker, result, holdings)
+    result = replace(result, holdings=attach_asset_ids(result.holdings, positions),
+                     notes=renamed + result.notes)
     new_trades = [] if dry_run else store.append_trades(result.trades)
     summary.trades_recorded += len(new_trades)
     for note in result.notes:
@@ -225,6 +236,32 @@ def sync_state(broker: Broker, store: StateStore, run_dir: Path, summary: RunSum
     if not dry_run:
         store.save_records(result.holdings, result.pending, run_dir)
     return result.holdings, result.pending, positions, open_orders
+
+
+def check_account(account: Account, summary: RunSummary) -> None:
+    """Stop before placing anything when the account may not trade (the records are already
+    in line with the broker). Shorting turned off only stops short entries."""
+    reason = account.restriction()
+    if reason is not None:
+        log.error("the account may not trade, no order placed: %s", reason)
+        summary.notes.append(f"account restricted: {reason}")
+        raise AccountRestrictedError(f"the account may not trade: {reason}")
+    if not account.shorting_enabled:
+        log.info("shorting is not enabled on the account: no short entries")
+        summary.notes.append("shorting not enabled on the account: no short entries")
+
+
+def priced_from_activities(broker: Broker, result: Reconciliation,
+                           before: dict[str, Holding]) -> Reconciliation:
+    """Positions closed outside the bot, priced from the account's FILL activities (one
+    request, only when there is such a position)."""
+    outside = closed_outside(result.trades)
+    if not outside:
+        return result
+    since = min(datetime.fromisoformat(r["entry_time"]) for r in outside)
+    fills = broker.activities(["FILL"], since - timedelta(minutes=1))
+    trades, notes = price_outside_closes(result.trades, before, fills)
+    return replace(result, trades=trades, notes=result.notes + notes)
 
 
 def tradable_universe(tickers: list[str], assets: Mapping[str, Any],
@@ -384,7 +421,7 @@ def track_fills(orders: OrderManager, config: Config, store: StateStore,
 # -- entry point --------------------------------------------------------------------------
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], epilog=EXIT_CODES_HELP)
     parser.add_argument("--dry-run", action="store_true",
                         help="compute and log the orders; place none; leave state untouched")
     parser.add_argument("--sim", action="store_true",
