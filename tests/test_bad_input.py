@@ -454,6 +454,7 @@ RULES = {
         "entry_z": lambda v, key: _number(v, positive=False),
         "entry_order_id": lambda v, key: isinstance(v, str),
         "entry_client_order_id": lambda v, key: isinstance(v, str),
+        "asset_id": lambda v, key: isinstance(v, str),
     },
     "orders": {
         "client_order_id": lambda v, key: v == key,
@@ -470,7 +471,7 @@ RULES = {
         "order_id": lambda v, key: isinstance(v, str),
     },
 }
-OPTIONAL = {"exit_reason", "order_id"}  # they have defaults
+OPTIONAL = {"exit_reason", "order_id", "asset_id"}  # they have defaults
 
 
 def record_is_valid(key: str, name: str, record: object) -> bool:
