@@ -166,7 +166,7 @@ def test_close_outside_in_two_orders_is_priced_from_the_fill_activities(make_sim
     assert sim.exchange.book.positions == {}
     fills = call(sim, "GET", "/v2/account/activities/FILL?direction=asc").json()[1:]
     vwap = sum(float(f["qty"]) * float(f["price"]) for f in fills) / qty
-    assert abs(float(fills[0]["price"]) - float(fills[1]["price"])) > 1  # prices differ
+    assert abs(float(fills[0]["price"]) - float(fills[1]["price"])) > 0.01  # prices differ
     sim.run(DAYS[E + 2])
     (trade,) = sim.trades()
     assert trade["exit_reason"] == "closed_outside_bot"
