@@ -31,7 +31,6 @@ class AccountRestrictedError(BotError):
     or Alpaca can lift it."""
 
     exit_code = 4
-    outcome = "account_restricted"
 
 
 class StateFileError(BotError):

@@ -136,7 +136,7 @@ def run_once(config: Config, endpoint: Endpoint, log_dir: Path, *, started: date
         try:
             _daily_run(config, broker, StateStore(log_dir), run_dir, calendar, summary, dry_run)
         except Exception as exc:
-            summary.outcome = getattr(exc, "outcome", "failed")
+            summary.outcome = "failed"
             summary.errors.append(f"{type(exc).__name__}: {exc}")
             summary.failure = failure_text(exc)
             if not isinstance(exc, BotError):

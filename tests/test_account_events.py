@@ -77,9 +77,11 @@ def fill(qty, price, when, side="sell", symbol="AAPL", oid="o"):
 
 def test_outside_close_is_priced_from_every_fill_that_closed_it():
     held = holding(qty=2.0, price=10.0)
-    result = reconcile({"AAPL": held}, {}, [], {})
-    assert result.trades[0]["exit_price"] == ""  # no closing order in the history
     later = datetime(2022, 3, 3, 19, 0, tzinfo=UTC)
+    closes = [order("web-a", side="sell", qty=1.0, filled=1.0, price=20.0, when=T1, oid="a"),
+              order("web-b", side="sell", qty=1.0, filled=1.0, price=11.0, when=later, oid="b")]
+    result = reconcile({"AAPL": held}, {}, closes, {})
+    assert result.trades[0]["exit_price"] == "11"  # the last closing order's price alone
     fills = [fill(1.0, 20.0, T1, oid="a"), fill(1.0, 11.0, later, oid="b"),
              fill(5.0, 99.0, T0.replace(hour=16), oid="before-entry"),
              fill(1.0, 50.0, T1, side="buy", oid="opening")]
@@ -93,6 +95,7 @@ def test_outside_close_is_priced_from_every_fill_that_closed_it():
 
 def test_fills_that_do_not_cover_the_holding_leave_the_row_as_it_was():
     held = holding(qty=2.0)
-    result = reconcile({"AAPL": held}, {}, [], {})
+    close = order("web-a", side="sell", qty=2.0, filled=2.0, price=12.0, when=T1, oid="a")
+    result = reconcile({"AAPL": held}, {}, [close], {})
     rows, notes = price_outside_closes(result.trades, {"AAPL": held}, [fill(1.0, 20.0, T1)])
     assert rows == result.trades and notes == []
