@@ -339,3 +339,24 @@ def _cap(lines: Sequence[str]) -> tuple[str, ...]:
     if len(lines) <= MAX_LINES:
         return tuple(lines)
     return (*lines[:MAX_LINES], f"... and {len(lines) - MAX_LINES} more")
+
+
+def run_line(s: Mapping[str, Any]) -> str:
+    """The run in one terminal line: day, outcome, equity and change, orders, trades, P&L."""
+    prefix = "DRY RUN " if s.get("dry_run") else ""
+    day = trading_day(s) or "?"
+    outcome = s.get("outcome") or "unknown"
+    if outcome == "market_closed":
+        return f"{prefix}run {day}: market closed, nothing to do"
+    head = f"{prefix}run {day} " + (f"FAILED ({s.get('failure') or 'see the log'})"
+                                    if outcome == "failed" else outcome)
+    equity = _usd_or_unknown(s.get("equity_usd"))
+    change = equity_change(s)
+    if change is not None:
+        equity += f" ({_usd(change[0])}, {pct(change[1])})"
+    trades = _list(s, "trades")
+    return (f"{head}: equity {equity}; {_count(len(_list(s, 'exits')), 'exit')}, "
+            f"{_count(len(_list(s, 'entries')), 'entry', 'entries')}, "
+            f"{_count(len(_list(s, 'fills')), 'fill')}; {_count(len(trades), 'trade')}"
+            + (f" {_usd(_pnl(trades))}" if trades else "")
+            + (f"; {len(_list(s, 'positions'))} open" if "positions" in s else ""))

@@ -35,6 +35,8 @@ log = logging.getLogger("bot.sync")
 # holds a position MAX_HOLDING_DAYS (5 calendar days) unless it cannot price it; 90 days cover
 # that many times over, at one or two history pages for a bot placing a few orders a day.
 ADOPT_LOOKBACK_DAYS = 90
+# The exit reason of a rebuilt exit order: the broker does not know why the bot sent it.
+UNKNOWN_REASON = "unknown"
 
 
 @dataclass(frozen=True)
@@ -146,7 +148,9 @@ def rebuild_records(broker: Broker, now: datetime,
 def pending_record(order: Order) -> PendingOrder | None:
     """The pending record of one of the bot's own open orders; None for any other order."""
     own = parse_client_order_id(order.client_order_id)
-    if own is None or own.symbol != order.symbol or order.limit_price is None:
+    market = order.type == "market"
+    if own is None or own.symbol != order.symbol or order.time_in_force not in ("day", "cls") \
+            or (order.limit_price is None and not market):
         return None
     if own.is_entry:
         position_side = own.intent
@@ -155,9 +159,11 @@ def pending_record(order: Order) -> PendingOrder | None:
     return PendingOrder(
         client_order_id=order.client_order_id, symbol=order.symbol,
         intent="entry" if own.is_entry else "exit", position_side=position_side,
-        order_side=order.side, qty=order.qty, limit_price=order.limit_price, z=None,
+        order_side=order.side, qty=order.qty,
+        limit_price=0.0 if market else order.limit_price or 0.0, z=None,
         trading_day=own.day.isoformat(), created_at=_when(order).isoformat(),
-        order_id=order.id)
+        exit_reason="" if own.is_entry else UNKNOWN_REASON, order_id=order.id,
+        order_type="market" if market else "limit", time_in_force=order.time_in_force)
 
 
 def _when(order: Order) -> datetime:

@@ -12,9 +12,11 @@ from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
 
+import console as console_format
+from console import FORMAT, ConsoleFormatter, OncePerProcess, ZonedFormatter, wants_colour
 from market_calendar import NEW_YORK
 
-FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+__all__ = ["FORMAT", "add_run_file", "remove_handler", "run_dir_for", "setup_logging"]
 
 
 class RedactSecrets(logging.Filter):
@@ -50,6 +52,7 @@ def run_dir_for(log_dir: Path, started: datetime) -> Path:
 
 def setup_logging(level: str = "INFO", secrets: Iterable[str] = ()) -> logging.Logger:
     """Console logging for the bot's loggers; returns the 'bot' logger."""
+    console_format.set_sim_clock(None)  # sim_runner sets it for its own runs
     root = logging.getLogger("bot")
     root.setLevel(level.upper())
     root.propagate = False
@@ -57,15 +60,16 @@ def setup_logging(level: str = "INFO", secrets: Iterable[str] = ()) -> logging.L
         root.removeHandler(handler)
         handler.close()
     console = logging.StreamHandler(sys.stderr)
-    console.setFormatter(logging.Formatter(FORMAT))
+    console.setFormatter(ConsoleFormatter(colour=wants_colour(sys.stderr)))  # see console.py
     console.addFilter(RedactSecrets(secrets))
+    console.addFilter(OncePerProcess())
     root.addHandler(console)
     return root
 
 
 def add_run_file(run_dir: Path, secrets: Iterable[str] = ()) -> logging.Handler:
     handler = logging.FileHandler(run_dir / "bot.log", encoding="utf-8")
-    handler.setFormatter(logging.Formatter(FORMAT))
+    handler.setFormatter(ZonedFormatter())
     handler.addFilter(RedactSecrets(secrets))
     logging.getLogger("bot").addHandler(handler)
     return handler

@@ -8,7 +8,7 @@ is valued at the run's own prices (the price each decision used), in US dollars.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -20,16 +20,26 @@ _PREVIOUS_RUNS_READ = 30  # a run without equity (market closed, failed early) i
 
 def previous_equity(log_dir: Path, this_run: Path) -> float | None:
     """The equity the latest earlier run saw (runs/<ts>/summary.json), or None."""
-    runs = sorted((p for p in (log_dir / "runs").glob("*/summary.json")
-                   if p.parent != this_run), key=lambda p: p.parent.name, reverse=True)
-    for path in runs[:_PREVIOUS_RUNS_READ]:
-        try:
-            equity = json.loads(path.read_text(encoding="utf-8")).get("equity_usd")
-        except (OSError, ValueError, AttributeError):
-            continue  # the report names unreadable runs; an alert only loses its comparison
+    for summary in earlier_summaries(log_dir, this_run):
+        equity = summary.get("equity_usd")
         if isinstance(equity, int | float):
             return float(equity)
     return None
+
+
+def earlier_summaries(log_dir: Path, this_run: Path | None = None,
+                      limit: int = _PREVIOUS_RUNS_READ) -> Iterator[dict[str, Any]]:
+    """The latest runs' summaries, newest first, leaving out `this_run` and unreadable ones
+    (the report names those; here a figure only loses its comparison)."""
+    runs = sorted((p for p in (log_dir / "runs").glob("*/summary.json")
+                   if p.parent != this_run), key=lambda p: p.parent.name, reverse=True)
+    for path in runs[:limit]:
+        try:
+            summary = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(summary, dict):
+            yield summary
 
 
 def trade_digest(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:

@@ -28,10 +28,13 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 
+import console
+from alert_messages import trading_day
 from alerts import Alerter
 from config import Config, Credentials
 from errors import BotError, BrokerError, ConfigError, DeadlineError
 from market_calendar import NEW_YORK, MarketCalendar, new_york_noon, nyse
+from run_digest import earlier_summaries
 from simbroker import Exchange, ExchangeConfig, market_data, serve
 from simbroker.faults import RandomFaults
 from trading_bot import Endpoint, run_once
@@ -89,12 +92,15 @@ def run_simulation(config: Config, args: argparse.Namespace, env: Mapping[str, s
     log_dir = Path(args.log_dir) if args.log_dir else sim_dir / "logs"
     market = market_data.load(env.get("SIM_DATA", "").strip() or "us-stocks")
     calendar = sim_calendar(market)
-    exchange = open_exchange(state_path, market, exchange_config(env), calendar, args.sim_start)
+    exchange = open_exchange(state_path, market, exchange_config(env), calendar, args.sim_start,
+                             create_dir=not args.dry_run)
     # The simulated clock does not move while the bot waits, so waiting for fills is moot.
     config = dataclasses.replace(config, fill_wait_seconds=0.0)
     alerter = Alerter.from_env(env, [exchange.config.key_id, exchange.config.secret_key])
     rate = fault_rate(env)
     failed: list[str] = []
+    # Log lines start with the simulated time (setup_logging resets it for the next main).
+    console.set_sim_clock(lambda: exchange.now)
     for day in range(args.days):
         if day > 0 or state_path.exists():
             target = next_noon(exchange.now, calendar)
@@ -122,9 +128,12 @@ def run_simulation(config: Config, args: argparse.Namespace, env: Mapping[str, s
                 log.error("simulated run failed: %s", exc)
                 return exc.exit_code
             finally:
-                exchange.save(state_path)
+                if not args.dry_run:  # a dry run leaves the simulated clock where it was
+                    exchange.save(state_path)
         if after_day is not None:
             after_day(SimDay(day + 1, exchange, log_dir, code, faults.injected))
+    if not args.dry_run:
+        log.info("%s", simulation_line(log_dir, args.days, failed), extra={"headline": True})
     if failed:
         log.error("%d of %d simulated days failed at the broker: %s", len(failed), args.days,
                   ", ".join(failed))
@@ -140,8 +149,49 @@ def sim_calendar(market: market_data.MarketData) -> MarketCalendar:
     return nyse(date(market.first_day.year - 6, 1, 1), date(market.last_day.year + 2, 12, 31))
 
 
+def rebuild_simulated(config: Config, args: argparse.Namespace, env: Mapping[str, str]) -> int:
+    """`--sim --rebuild-state`: the bot's records rebuilt from the saved simulated account, at
+    its clock (which does not move)."""
+    from trading_bot import rebuild_once
+
+    sim_dir = Path(args.sim_dir)
+    state_path = sim_dir / "exchange.json"
+    if not state_path.exists():
+        raise ConfigError(f"{state_path} does not exist: there is no simulated account to "
+                          "rebuild from; run --sim first")
+    log_dir = Path(args.log_dir) if args.log_dir else sim_dir / "logs"
+    market = market_data.load(env.get("SIM_DATA", "").strip() or "us-stocks")
+    exchange = open_exchange(state_path, market, exchange_config(env), sim_calendar(market), None)
+    with serve(exchange, port=0) as server:
+        endpoint = Endpoint(server.trading_url, server.data_url,
+                            Credentials(exchange.config.key_id, exchange.config.secret_key))
+        rebuild_once(config, endpoint, log_dir, started=exchange.now, dry_run=args.dry_run)
+    return 0
+
+
+def simulation_line(log_dir: Path, days: int, failed: list[str]) -> str:
+    """The simulation in one line: days, failures, equity over them, trades and P&L, and
+    how to see the report."""
+    runs = list(earlier_summaries(log_dir, limit=days))[::-1]  # this invocation's, oldest first
+    equities = [r["equity_usd"] for r in runs if isinstance(r.get("equity_usd"), int | float)]
+    trades = [t for r in runs for t in r.get("trades") or []]
+    pnl = sum(float(t.get("pnl_usd") or 0.0) for t in trades)
+    first_day, last_day = (trading_day(runs[0]), trading_day(runs[-1])) if runs else ("", "")
+    equity = "equity unknown"
+    if equities:
+        first_equity = runs[0].get("equity_before_usd") or equities[0]
+        change = equities[-1] - first_equity
+        equity = (f"equity ${equities[-1]:,.2f} ({'+' if change >= 0 else '-'}"
+                  f"${abs(change):,.2f} since ${first_equity:,.2f})")
+    return (f"simulation done: {days} days {first_day} to {last_day}, {len(failed)} failed; "
+            f"{equity}; {len(trades)} trades, realised P&L {'+' if pnl >= 0 else '-'}"
+            f"${abs(pnl):,.2f}; the report: python report.py --log-dir {log_dir} "
+            f"(writes {log_dir / 'report.html'})")
+
+
 def open_exchange(state_path: Path, market: market_data.MarketData, cfg: ExchangeConfig,
-                  calendar: MarketCalendar, sim_start: str | None) -> Exchange:
+                  calendar: MarketCalendar, sim_start: str | None, *,
+                  create_dir: bool = True) -> Exchange:
     """Continue the saved exchange, or open a new one at noon of the first simulated day."""
     start = _start_day(sim_start, calendar) if sim_start else None
     if state_path.exists():
@@ -159,7 +209,8 @@ def open_exchange(state_path: Path, market: market_data.MarketData, cfg: Exchang
     if not market.first_day < start <= market.last_day:
         raise ConfigError(f"--sim-start {start} is outside the market data {market.name!r} "
                           f"({market.first_day} to {market.last_day})")
-    state_path.parent.mkdir(parents=True, exist_ok=True)
+    if create_dir:
+        state_path.parent.mkdir(parents=True, exist_ok=True)
     return Exchange(market, cfg, now=new_york_noon(start), calendar=calendar)
 
 
@@ -168,7 +219,13 @@ def _start_day(text: str, calendar: MarketCalendar) -> date:
         day = date.fromisoformat(text)
     except ValueError:
         raise ConfigError(f"--sim-start {text!r} is not a date; use YYYY-MM-DD") from None
-    return calendar.session_on_or_after(day).day
+    session = calendar.session_on_or_after(day).day
+    if session != day:
+        why = "a weekend day" if day.weekday() >= 5 else "a market holiday"
+        log.warning("--sim-start %s (%s) is %s, not a trading session; the simulation starts "
+                    "at the next session, %s (%s)", day, f"{day:%A}", why, session,
+                    f"{session:%A}")
+    return session
 
 
 def next_noon(now: datetime, calendar: MarketCalendar) -> datetime:

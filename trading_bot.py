@@ -1,39 +1,53 @@
 """Once-a-day mean-reversion trading bot for Alpaca.
 
     python trading_bot.py [--dry-run] [--sim [--days N] [--sim-start YYYY-MM-DD]]
-                          [--log-dir DIR] [--live]
+                          [--log-dir DIR] [--live] [--rebuild-state]
 
 Exit codes: 0 done (or the market is closed), 2 configuration error, 3 another run holds the
-lock, 1 any other failure. The run, step by step, is `run_once` below.
+lock, 4 the account may not trade (blocked, suspended or not ACTIVE: no order was placed),
+1 any other failure. The run, step by step, is `run_once` below.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
 import time
 import urllib.parse
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from datetime import date, datetime
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 import logger as run_logging
+from account_events import attach_asset_ids, closed_outside, follow_renames, price_outside_closes
+from alert_messages import run_line
 from alerts import Alerter
 from broker import Account, Broker, Clock
-from broker_sync import read_broker
+from broker_sync import Rebuilt, read_broker, rebuild_records
 from config import DATA_URL, Config, Credentials, load_config, load_credentials, read_env
+from console import ONCE
 from data_fetcher import MarketView, fetch_market_view
-from errors import BotError, BrokerError, ConfigError, OrderRejectedError
+from errors import AccountRestrictedError, BotError, BrokerError, ConfigError, OrderRejectedError
 from market_calendar import NEW_YORK, UTC, MarketCalendar, nyse_around
-from order_manager import OrderManager, client_order_id
+from order_manager import OrderManager, PastExits, client_order_id, past_exits
+from order_types import (
+    OrderKind,
+    PartialFill,
+    allows_fractional,
+    build_order,
+    entry_prices,
+    escalated,
+)
 from position_manager import (
     Holding,
     PendingOrder,
+    Reconciliation,
     StateStore,
     fill_record,
     reconcile,
@@ -49,11 +63,13 @@ from signal_generator import (
     exit_codes,
     is_day_trade_blocked,
     limit_price,
+    limit_prices,
     plan_entries,
     zscores,
 )
 from state_files import RunLock, write_json
 from universe import select_universe
+from version import VERSION
 
 log = logging.getLogger("bot")
 
@@ -105,13 +121,15 @@ def run_once(config: Config, endpoint: Endpoint, log_dir: Path, *, started: date
              alerter: Alerter | None = None) -> RunSummary:
     """One complete daily run, under the lock. Raises BotError subclasses on failure."""
     alerter = alerter or Alerter.from_env({})
-    with RunLock(log_dir / "bot.lock"):
-        run_dir = run_logging.run_dir_for(log_dir, started)
-        handler = run_logging.add_run_file(run_dir, [endpoint.creds.key_id,
-                                                     endpoint.creds.secret_key])
+    # A dry run writes no file at all (no run directory, no lock, no state): it only reads.
+    with contextlib.nullcontext() if dry_run else RunLock(log_dir / "bot.lock"):
+        run_dir = log_dir / "runs" / "dry-run" if dry_run else \
+            run_logging.run_dir_for(log_dir, started)
+        handler = None if dry_run else run_logging.add_run_file(
+            run_dir, [endpoint.creds.key_id, endpoint.creds.secret_key])
         summary = RunSummary(started_at=started.isoformat(), dry_run=dry_run,
                              account=account_label(config, endpoint),
-                             log_path=str(run_dir / "bot.log"),
+                             log_path="" if dry_run else str(run_dir / "bot.log"),
                              kill_switch=(log_dir / "STOP").exists(),
                              equity_before_usd=previous_equity(log_dir, run_dir))
         broker = connect(config, endpoint)
@@ -130,8 +148,12 @@ def run_once(config: Config, endpoint: Endpoint, log_dir: Path, *, started: date
         finally:
             summary.requests = broker.requests_made
             add_positions(summary, StateStore(log_dir), config)
-            write_json(run_dir / "summary.json", summary.__dict__)
-            run_logging.remove_handler(handler)
+            if not dry_run:
+                write_json(run_dir / "summary.json", summary.__dict__)
+            log.log(logging.ERROR if summary.outcome == "failed" else logging.INFO, "%s",
+                    run_line(summary.__dict__), extra={"headline": True})
+            if handler is not None:
+                run_logging.remove_handler(handler)
             alerter.run_finished(summary.__dict__)  # a failed run's alerts say what it did
         return summary
 
@@ -181,8 +203,9 @@ def _daily_run(config: Config, broker: Broker, store: StateStore, run_dir: Path,
     # 2. Sync state with the broker, the source of truth.
     account = broker.account()
     summary.equity_usd = account.equity_usd
-    holdings, pending, positions, open_orders = sync_state(broker, store, run_dir, summary,
-                                                           dry_run, now)
+    holdings, pending, positions, open_orders, history = sync_state(broker, store, run_dir,
+                                                                    summary, dry_run, now)
+    check_account(account, summary)
 
     # 3. Market data for the universe and for everything held.
     assets = broker.assets()
@@ -209,7 +232,9 @@ def _daily_run(config: Config, broker: Broker, store: StateStore, run_dir: Path,
                           backoff_seconds=config.retry_backoff_seconds)
 
     # 5. Exits first, then entries.
-    place_exits(orders, holdings, view, z, thresholds, now, pdt_blocked, summary)
+    session_close = calendar.session(today).close
+    place_exits(orders, config, holdings, view, z, thresholds, now, pdt_blocked,
+                past_exits(holdings, history), session_close, summary)
     busy = set(holdings) | set(positions) | {o.symbol for o in open_orders} \
         | {p.symbol for p in pending.values()} | exited_today(trades, today)
     allowance = entry_allowance(config, risk_view(account, positions, store.log_dir))
@@ -222,7 +247,7 @@ def _daily_run(config: Config, broker: Broker, store: StateStore, run_dir: Path,
         summary.notes.append(f"no new entries: {blocked}")
     else:
         place_entries(orders, config, account, assets, view, z, busy, thresholds, now,
-                      allowance.max_entries, summary)
+                      allowance.max_entries, session_close, summary)
 
     # 6. Fills, then the records.
     track_fills(orders, config, store, holdings, run_dir, now, summary, dry_run)
@@ -235,6 +260,46 @@ def _daily_run(config: Config, broker: Broker, store: StateStore, run_dir: Path,
         raise BrokerError(f"the broker did not confirm the orders for {', '.join(unconfirmed)}"
                           "; they stay pending and the next run asks the broker for them")
     summary.outcome = "done"
+
+
+def rebuild_once(config: Config, endpoint: Endpoint, log_dir: Path, *, started: datetime,
+                 dry_run: bool = False) -> Rebuilt:
+    """`--rebuild-state`: positions.json and pending_orders.json rebuilt from the broker alone
+    (broker_sync.rebuild_records), under the run lock. Existing files, damaged or not, are
+    kept beside the new ones as `<name>.before-rebuild-<time>`; trades.csv is left as it is.
+    Logs what was recovered and what could not be, and writes it to runs/<ts>/rebuild.json."""
+    with RunLock(log_dir / "bot.lock"):
+        run_dir = run_logging.run_dir_for(log_dir, started)
+        handler = run_logging.add_run_file(run_dir, [endpoint.creds.key_id,
+                                                     endpoint.creds.secret_key])
+        try:
+            broker = connect(config, endpoint)
+            now = broker.clock().timestamp
+            rebuilt = rebuild_records(broker, now)
+            for line in rebuilt.recovered:
+                log.info("rebuilt: %s", line)
+            for line in rebuilt.unexplained:
+                log.warning("not rebuilt: %s", line)
+            log.info("rebuilt %d holdings and %d pending orders from the broker; %d positions "
+                     "or orders could not be explained", len(rebuilt.holdings),
+                     len(rebuilt.pending), len(rebuilt.unexplained))
+            write_json(run_dir / "rebuild.json", {
+                "now": now.isoformat(), "recovered": rebuilt.recovered,
+                "not_recovered": rebuilt.unexplained})
+            if dry_run:
+                log.info("dry run: state files left untouched")
+                return rebuilt
+            store = StateStore(log_dir)
+            stamp = started.astimezone(NEW_YORK).strftime("%Y%m%d-%H%M%S")
+            for path in (store.positions_path, store.pending_path):
+                if path.exists():
+                    kept = path.with_name(f"{path.name}.before-rebuild-{stamp}")
+                    path.replace(kept)
+                    log.info("%s kept as %s", path.name, kept.name)
+            store.save_records(rebuilt.holdings, rebuilt.pending, run_dir)
+            return rebuilt
+        finally:
+            run_logging.remove_handler(handler)
 
 
 def connect(config: Config, endpoint: Endpoint) -> Broker:
@@ -258,10 +323,14 @@ def closed_reason(clock: Clock, calendar: MarketCalendar) -> str:
 
 def sync_state(broker: Broker, store: StateStore, run_dir: Path, summary: RunSummary,
                dry_run: bool, now: datetime
-               ) -> tuple[dict[str, Holding], dict[str, PendingOrder], dict, list]:
+               ) -> tuple[dict[str, Holding], dict[str, PendingOrder], dict, list, list]:
     holdings, pending = store.load_holdings(), store.load_pending()
     view = read_broker(broker, holdings, pending, now)
+    holdings, pending, renamed = follow_renames(holdings, pending, view.positions, view.history)
     result = reconcile(holdings, pending, view.history, view.positions)
+    result = priced_from_activities(broker, result, holdings)
+    result = replace(result, holdings=attach_asset_ids(result.holdings, view.positions),
+                     notes=renamed + result.notes)
     new_trades = [] if dry_run else store.append_trades(result.trades)
     summary.trades_recorded += len(new_trades)
     summary.trades.extend(trade_digest(new_trades))
@@ -280,7 +349,33 @@ def sync_state(broker: Broker, store: StateStore, run_dir: Path, summary: RunSum
     summary.fills.extend(result.fills)  # filled since the last run, after it stopped waiting
     if not dry_run:
         store.save_records(result.holdings, result.pending, run_dir)
-    return result.holdings, result.pending, view.positions, view.open_orders
+    return result.holdings, result.pending, view.positions, view.open_orders, view.history
+
+
+def check_account(account: Account, summary: RunSummary) -> None:
+    """Stop before placing anything when the account may not trade (the records are already
+    in line with the broker). Shorting turned off only stops short entries."""
+    reason = account.restriction()
+    if reason is not None:
+        log.error("the account may not trade, no order placed: %s", reason)
+        summary.notes.append(f"account restricted: {reason}")
+        raise AccountRestrictedError(f"the account may not trade: {reason}")
+    if not account.shorting_enabled:
+        log.info("shorting is not enabled on the account: no short entries")
+        summary.notes.append("shorting not enabled on the account: no short entries")
+
+
+def priced_from_activities(broker: Broker, result: Reconciliation,
+                           before: dict[str, Holding]) -> Reconciliation:
+    """Positions closed outside the bot, priced from the account's FILL activities (one
+    request, only when there is such a position)."""
+    outside = closed_outside(result.trades)
+    if not outside:
+        return result
+    since = min(datetime.fromisoformat(r["entry_time"]) for r in outside)
+    fills = broker.activities(["FILL"], since - timedelta(minutes=1))
+    trades, notes = price_outside_closes(result.trades, before, fills)
+    return replace(result, trades=trades, notes=result.notes + notes)
 
 
 def tradable_universe(tickers: list[str], assets: Mapping[str, Any],
@@ -291,7 +386,7 @@ def tradable_universe(tickers: list[str], assets: Mapping[str, Any],
     missing = [t for t in tickers if t not in offered]
     if missing:
         log.info("%d of %d tickers are not tradable at this broker, skipped: %s",
-                 len(missing), len(tickers), ", ".join(missing))
+                 len(missing), len(tickers), ", ".join(missing), extra=ONCE)
         summary.skipped.update({t: "not tradable at the broker" for t in missing})
     return sorted(set(offered) | set(holdings))
 
@@ -324,12 +419,13 @@ def pdt_check(account: Account, trades: list[dict[str, str]], calendar: MarketCa
               if r["holding_days"] == "0" and r["exit_time"][:10] >= since.isoformat())
     log.info("account reports no pattern-day-trader fields (Alpaca dropped them on 2026-07-06 "
              "after FINRA retired the rule); local guard on: no same-day exits except "
-             "stop-losses; own day trades in the last 5 business days: %d", own)
+             "stop-losses; own day trades in the last 5 business days: %d", own, extra=ONCE)
     return False
 
 
-def place_exits(orders: OrderManager, holdings: dict[str, Holding], view: MarketView,
-                z: dict[str, float], t: Thresholds, now: datetime, pdt_blocked: bool,
+def place_exits(orders: OrderManager, config: Config, holdings: dict[str, Holding],
+                view: MarketView, z: dict[str, float], t: Thresholds, now: datetime,
+                pdt_blocked: bool, before: dict[str, PastExits], session_close: datetime,
                 summary: RunSummary) -> None:
     today = now.astimezone(NEW_YORK).date()
     held = [h for s, h in sorted(holdings.items()) if s in z and s not in summary.unmanaged]
@@ -342,60 +438,114 @@ def place_exits(orders: OrderManager, holdings: dict[str, Holding], view: Market
                        np.array([(today - h.entry_day).days for h in held]),
                        np.array([h.entry_day == today for h in held]), t)
     for h, code in zip(held, codes, strict=True):
-        if code == NO_EXIT:
+        reason = exit_reason(config, int(code), before.get(h.symbol))
+        if reason is None:
             continue
-        reason = EXIT_CODES[int(code)]
         if pdt_blocked and h.entry_day == today:
             log.warning("%s: %s exit today would be a day trade the broker may refuse; held",
                         h.symbol, reason)
             continue
-        price = float(view.prices[view.index(h.symbol)])
+        i = view.index(h.symbol)
+        price = float(view.prices[i])
+        past = before.get(h.symbol)
+        chosen = OrderKind(config.stop_order_type if reason == ExitReason.STOP_LOSS
+                           else config.exit_order_type)
+        kind = escalated(chosen, past.unfilled_days if past else 0,
+                         config.exit_escalate_after_days)
+        if kind is not chosen:
+            log.info("%s: %s exit escalated to %s after %d unfilled exit day(s)", h.symbol,
+                     chosen, kind, past.unfilled_days if past else 0)
+        spec = build_order(kind, is_buy=not h.is_long, qty=h.qty, limit=limit_price(price),
+                           bid=_quote(view.bids, i, price), ask=float(view.asks[i]),
+                           offset_bps=config.limit_offset_bps, now=now,
+                           session_close=session_close)
+        if spec.note:
+            log.info("%s: %s", h.symbol, spec.note)
         intent = PendingOrder(
             client_order_id=client_order_id(today, h.symbol, "exit"), symbol=h.symbol,
             intent="exit", position_side=h.side, order_side="sell" if h.is_long else "buy",
-            qty=h.qty, limit_price=limit_price(price), z=z[h.symbol], trading_day=str(today),
-            created_at=now.isoformat(), exit_reason=str(reason))
-        log.info("%s: exit %s position, z=%.2f, reason %s", h.symbol, h.side, z[h.symbol],
-                 reason)
-        if reason is ExitReason.STOP_LOSS:
+            qty=h.qty, limit_price=spec.limit_price or 0.0, z=z[h.symbol],
+            trading_day=str(today), created_at=now.isoformat(), exit_reason=str(reason),
+            order_type=spec.type, time_in_force=spec.time_in_force, decision_price=price)
+        log.info("%s: exit %s position, z=%.2f, reason %s, %s order", h.symbol, h.side,
+                 z[h.symbol], reason, spec.kind)
+        if reason == ExitReason.STOP_LOSS:
             log.warning("%s: stop-loss at z=%.2f", h.symbol, z[h.symbol])
         _send(orders, intent, summary.exits, summary)
 
 
+REST_OF_PARTIAL_EXIT = "rest_of_partial_exit"
+
+
+def exit_reason(config: Config, code: int, past: PastExits | None) -> str | None:
+    """Why a holding is exited today, or None: the exit rules' reason; or, when they give none
+    and EXIT_PARTIAL_FILL is finish_next_day, the rest of an exit that filled in part."""
+    if code != NO_EXIT:
+        return str(EXIT_CODES[code])
+    if past is not None and past.partly_filled \
+            and config.exit_partial_fill == PartialFill.FINISH_NEXT_DAY:
+        return REST_OF_PARTIAL_EXIT
+    return None
+
+
+def _quote(values: np.ndarray, i: int, price: float) -> float:
+    return float(values[i]) if len(values) > i else price
+
+
 def place_entries(orders: OrderManager, config: Config, account: Account, assets: Mapping,
                   view: MarketView, z: dict[str, float], busy: set[str], t: Thresholds,
-                  now: datetime, max_entries: int, summary: RunSummary) -> None:
+                  now: datetime, max_entries: int, session_close: datetime,
+                  summary: RunSummary) -> None:
     today = now.astimezone(NEW_YORK).date()
+    kind = OrderKind(config.entry_order_type)
+    chosen = [(i, s) for i, s in enumerate(view.symbols) if s not in busy and s in assets]
     candidates = [
         EntryCandidate(symbol=s, z=z[s], price=float(view.prices[i]), ask=float(view.asks[i]),
-                       fractionable=assets[s].fractionable,
+                       fractionable=assets[s].fractionable and allows_fractional(kind),
                        shortable=account.shorting_enabled and assets[s].shortable
                        and assets[s].easy_to_borrow)
-        for i, s in enumerate(view.symbols) if s not in busy and s in assets]
+        for i, s in chosen]
+    quotes = {s: (_quote(view.bids, i, float(view.prices[i])), float(view.asks[i]))
+              for i, s in chosen}
+    limits = entry_prices(kind, np.array([c.z for c in candidates], dtype=float),
+                          limit_prices(np.array([c.price for c in candidates], dtype=float)),
+                          np.array([quotes[c.symbol][0] for c in candidates], dtype=float),
+                          np.array([c.ask for c in candidates], dtype=float),
+                          config.limit_offset_bps)
     plans, skipped = plan_entries(
         candidates, t, size_usd=config.position_size_usd,
         cash_usd=account.non_marginable_buying_power_usd,
-        buying_power_usd=account.buying_power_usd, max_entries=max_entries)
+        buying_power_usd=account.buying_power_usd, max_entries=max_entries, limits=limits)
     for symbol, reason in skipped.items():
         log.info("skip entry %s: %s", symbol, reason)
     summary.skipped.update({s: f"entry: {r}" for s, r in skipped.items()})
+    prices = {c.symbol: c.price for c in candidates}
     for plan in plans:
         side = "long" if plan.is_long else "short"
-        log.info("%s: enter %s, z=%.2f, %g shares @ %g", plan.symbol, side, plan.z, plan.qty,
-                 plan.limit_price)
+        price = prices[plan.symbol]
+        bid, ask = quotes[plan.symbol]
+        spec = build_order(kind, is_buy=plan.is_long, qty=plan.qty, limit=limit_price(price),
+                           bid=bid, ask=ask, offset_bps=config.limit_offset_bps, now=now,
+                           session_close=session_close)
+        if spec.note:
+            log.info("%s: %s", plan.symbol, spec.note)
+        log.info("%s: enter %s, z=%.2f, %g shares, %s order", plan.symbol, side, plan.z,
+                 plan.qty, spec.kind)
         intent = PendingOrder(
             client_order_id=client_order_id(today, plan.symbol, side), symbol=plan.symbol,
             intent="entry", position_side=side, order_side="buy" if plan.is_long else "sell",
-            qty=plan.qty, limit_price=plan.limit_price, z=plan.z, trading_day=str(today),
-            created_at=now.isoformat())
+            qty=plan.qty, limit_price=spec.limit_price or 0.0, z=plan.z,
+            trading_day=str(today), created_at=now.isoformat(), order_type=spec.type,
+            time_in_force=spec.time_in_force, decision_price=price)
         _send(orders, intent, summary.entries, summary)
 
 
 def _send(orders: OrderManager, intent: PendingOrder, record: list, summary: RunSummary) -> None:
     """Place one order; a refusal or failure is logged against its symbol and the run goes on."""
     entry = {"symbol": intent.symbol, "side": intent.order_side, "qty": intent.qty,
-             "limit_price": intent.limit_price, "z": round(intent.z, 4),
-             "client_order_id": intent.client_order_id}
+             "order_type": intent.order_type, "time_in_force": intent.time_in_force,
+             "limit_price": intent.limit_price, "decision_price": intent.decision_price,
+             "z": round(intent.z, 4), "client_order_id": intent.client_order_id}
     if intent.exit_reason:
         entry["exit_reason"] = intent.exit_reason
     try:
@@ -419,8 +569,11 @@ def track_fills(orders: OrderManager, config: Config, store: StateStore,
         return
     placed = orders.wait_for_fills(now, wait_seconds=config.fill_wait_seconds,
                                    poll_seconds=config.fill_poll_seconds)
-    if config.cancel_partial_remainder:
-        orders.cancel_remainders(placed)
+    cancel = {intent for intent, policy in (("entry", config.entry_partial_fill),
+                                            ("exit", config.exit_partial_fill))
+              if policy == PartialFill.CANCEL_REMAINDER}
+    if cancel:
+        orders.cancel_remainders(placed, cancel)
     mine = {o.id for o in orders.placed}
     summary.fills.extend(fill_record(o) for o in placed if o.id in mine and o.filled_qty > 0)
     # `placed` is the state of this run's orders only. A pending record of any other order
@@ -442,26 +595,59 @@ def track_fills(orders: OrderManager, config: Config, store: StateStore,
 
 # -- entry point --------------------------------------------------------------------------
 
+HELP_EPILOG = """exit codes:
+  0  done, or the market is closed (nothing to do)
+  1  the run failed (the reason is in the run's bot.log and the failed alert)
+  2  configuration error (the message names the setting and the fix)
+  3  another run holds logs/bot.lock
+  4  the account may not trade (blocked, suspended or not ACTIVE): no order was placed
+
+settings come from .env and the environment (README "Configuration"); ALPACA_PAPER=true
+(the default) trades the paper account.
+
+examples:
+  python trading_bot.py                        # one daily run, paper account
+  python trading_bot.py --dry-run              # what it would do; no order, no state written
+  python trading_bot.py --sim --days 20 --sim-start 2022-03-01 --sim-dir sim/demo
+  python trading_bot.py --live                 # with ALPACA_PAPER=false: real money
+  python trading_bot.py --rebuild-state        # positions.json lost: rebuild from the broker"""
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], epilog=HELP_EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dry-run", action="store_true",
-                        help="compute and log the orders; place none; leave state untouched")
+                        help="compute and log the orders; place none; write no state file "
+                             "(with --sim the simulated clock does not move either)")
     parser.add_argument("--sim", action="store_true",
-                        help="run against the embedded local exchange (state under sim/)")
-    parser.add_argument("--days", type=int, default=1,
-                        help="with --sim: number of consecutive daily runs")
-    parser.add_argument("--sim-start", help="with --sim: first simulated day (YYYY-MM-DD)")
-    parser.add_argument("--sim-dir", default="sim",
+                        help="run against the embedded local exchange (state under --sim-dir)")
+    parser.add_argument("--days", type=int, default=1, metavar="N",
+                        help="with --sim: number of consecutive daily runs (default 1)")
+    parser.add_argument("--sim-start", metavar="YYYY-MM-DD",
+                        help="with --sim: first simulated day; a day without a session starts "
+                             "at the next session, and says so (default 2022-06-01 for a new "
+                             "exchange, else the day after its clock)")
+    parser.add_argument("--sim-dir", default="sim", metavar="DIR",
                         help="with --sim: where the exchange state lives (default sim)")
-    parser.add_argument("--log-dir", default=None,
+    parser.add_argument("--log-dir", default=None, metavar="DIR",
                         help="state and logs (default logs, or <sim-dir>/logs with --sim)")
     parser.add_argument("--live", action="store_true",
                         help="required to trade a live account (ALPACA_PAPER=false)")
+    parser.add_argument("--rebuild-state", action="store_true",
+                        help="rebuild positions.json and pending_orders.json from the broker "
+                             "alone (when one is lost or damaged), then stop; with --sim, "
+                             "from the simulated account")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {VERSION}")
     args = parser.parse_args(argv)
     if args.days < 1:
-        parser.error("--days must be at least 1")
+        parser.error(f"--days {args.days}: give at least 1")
     if not args.sim and (args.days != 1 or args.sim_start):
-        parser.error("--days and --sim-start only apply with --sim")
+        given = [o for o, v in (("--days", args.days != 1), ("--sim-start", args.sim_start))
+                 if v]
+        verb = "applies" if len(given) == 1 else "apply"
+        parser.error(f"{' and '.join(given)} only {verb} with --sim; add --sim, or drop it")
+    if args.rebuild_state and (args.days != 1 or args.sim_start):
+        parser.error("--rebuild-state reads the account as it is: drop --days and --sim-start")
     return args
 
 
@@ -483,12 +669,18 @@ def main(argv: list[str] | None = None, environ: Mapping[str, str] | None = None
         config = load_config(env)
         run_logging.setup_logging(config.log_level, _secrets(env))
         if args.sim:
-            from sim_runner import run_simulation
+            from sim_runner import rebuild_simulated, run_simulation
 
+            if args.rebuild_state:
+                return rebuild_simulated(config, args, env)
             return run_simulation(config, args, env)
         endpoint = endpoint_from_env(config, env, args.live)
         log.info("trading %s account at %s", "paper" if config.alpaca_paper else "LIVE",
                  endpoint.trading_url)
+        if args.rebuild_state:
+            rebuild_once(config, endpoint, Path(args.log_dir or "logs"),
+                         started=datetime.now(UTC), dry_run=args.dry_run)
+            return 0
         # The machine's clock only names the run's log directory; every decision uses the
         # broker's clock (GET /v2/clock), read at the start of the run.
         run_once(config, endpoint, Path(args.log_dir or "logs"), started=datetime.now(UTC),

@@ -21,7 +21,17 @@ from os import PathLike
 from typing import Any
 
 from market_calendar import UTC, MarketCalendar, Session, nyse
-from simbroker import account, errors, matching, persistence, state
+from simbroker import (
+    account,
+    corporate,
+    errors,
+    execution,
+    matching,
+    persistence,
+    restrictions,
+    state,
+)
+from simbroker.activities import Activity
 from simbroker.bars import BarStore
 from simbroker.book import Book
 from simbroker.market_data import MarketData
@@ -36,6 +46,7 @@ from simbroker.records import (
     asset_id,
 )
 from simbroker.requestlog import RequestLog
+from simbroker.restrictions import Restrictions
 from simbroker.rules import check_order
 
 PDT_WINDOW_SESSIONS = 5  # FINRA: 4+ day trades within 5 business days make a pattern
@@ -71,6 +82,11 @@ class Exchange:
         self.last_equity = self.config.starting_cash
         self.last_maintenance_margin = 0.0
         self.balance_asof = self.calendar.sessions_before(self._trading_day(), 1)[0].day
+        self.activities: list[Activity] = []  # non-trade activities (see activities.py)
+        self.activity_seq = 0
+        self.restrictions = Restrictions()
+        self.renamed: dict[str, str] = {}  # new symbol -> asset id it inherited (corporate.py)
+        self.retired: dict[str, str] = {}  # old symbol -> its new symbol
 
     # -- clock --------------------------------------------------------------------------------
 
@@ -127,10 +143,14 @@ class Exchange:
             # Alpaca cancels open orders in a symbol on the ex-date of its split.
             for order in self._open_orders(split.symbol):
                 self._finish(order, Status.CANCELED, session.open)
-            self.book.apply_split(split, self.view.previous_close(split.symbol, at))
+            corporate.apply_split(self, split, self.view.previous_close(split.symbol, at))
         for order in self._open_orders():
             if order.status is Status.ACCEPTED:
                 self._update(replace(order, status=Status.NEW, updated_at=session.open))
+        self._auction(session, TimeInForce.OPG, session.open)
+        for order in self._open_orders():
+            if order.time_in_force in execution.IMMEDIATE:  # queued outside the session
+                self._execute_immediately(order, session, session.open)
 
     def _trade(self, session: Session, start: datetime, end: datetime) -> None:
         """Fill open orders in [start, end] of `session`, earliest first."""
@@ -158,6 +178,7 @@ class Exchange:
             heapq.heappush(heap, (candidate.key(), candidate))
 
     def _at_close(self, session: Session) -> None:
+        self._auction(session, TimeInForce.CLS, session.close)
         for order in self._open_orders():
             if order.time_in_force is TimeInForce.DAY and order.status is not Status.ACCEPTED:
                 self._finish(order, Status.EXPIRED, session.close)
@@ -185,6 +206,35 @@ class Exchange:
         self._update(updated)
         return updated
 
+    def _auction(self, session: Session, time_in_force: TimeInForce, when: datetime) -> None:
+        """The opening or closing auction: on-open / on-close orders cross at the bar's open
+        or close, and what is left of them is canceled (see simbroker.execution)."""
+        for order in self._open_orders():
+            if order.time_in_force is not time_in_force or order.status is Status.ACCEPTED:
+                continue
+            bar = self.market_data.bar(order.symbol, session.day)
+            price = execution.auction_price(order, bar)
+            if price is not None:
+                order = self._execute(order, price, when, session.day)
+            if order.is_open:
+                self._finish(order, Status.CANCELED, when)
+
+    def _execute_immediately(self, order: Order, session: Session, when: datetime) -> Order:
+        """An IOC or FOK order: what is marketable now fills, the rest is canceled; a FOK
+        order that cannot fill whole does not fill at all."""
+        bar = self.market_data.bar(order.symbol, session.day)
+        candidate = matching.first_fill(order, bar, session, when, when, self.config.spread_bps)
+        if candidate is not None and order.time_in_force is TimeInForce.FOK:
+            qty = matching.fill_qty(order, candidate.price, seed=self.config.seed,
+                                    probability=self.config.partial_fill_probability)
+            if order.qty is not None and qty < order.remaining_qty - 1e-9:
+                candidate = None
+        if candidate is not None:
+            order = self._execute(order, candidate.price, candidate.when, session.day)
+        if order.is_open:
+            order = self._finish(order, Status.CANCELED, self._stamp())
+        return order
+
     def _fill_if_marketable(self, order: Order) -> Order:
         """An order arriving during the session fills at once if marketable."""
         at = self.moment()
@@ -203,6 +253,9 @@ class Exchange:
         """POST /v2/orders: validate `body` (a decoded JSON object) and place the order.
         Raises ApiError with Alpaca's status and code when Alpaca would refuse it."""
         request = parse_order_request(body)
+        restrictions.check_can_trade(self)
+        corporate.check_not_retired(self, request.symbol)
+        execution.check_submission(request.time_in_force, self._now, self.calendar)
         at = self.moment()
         client_id = request.client_order_id or str(self._new_uuid())
         # Alpaca: client_order_id must be unique for the account, forever.
@@ -215,14 +268,17 @@ class Exchange:
         status = Status.NEW if at.is_open else Status.ACCEPTED
         order = Order(
             id=str(self._new_uuid()), client_order_id=client_id, seq=self._seq,
-            symbol=request.symbol, asset_id=asset_id(request.symbol), side=request.side,
+            symbol=request.symbol, asset_id=self.asset_id_of(request.symbol), side=request.side,
             type=request.type, time_in_force=request.time_in_force, qty=request.qty,
             notional=request.notional, limit_price=request.limit_price,
             intent=decision.intent, reserve_price=decision.reserve_price, status=status,
             created_at=stamp, submitted_at=stamp, updated_at=stamp)
         self._update(order)
         self._by_client_id[client_id] = order.id
-        if status is Status.NEW:
+        if status is Status.NEW and order.time_in_force in execution.IMMEDIATE:
+            assert at.session is not None
+            order = self._execute_immediately(order, at.session, order.submitted_at)
+        elif status is Status.NEW and execution.trades_continuously(order):
             order = self._fill_if_marketable(order)
         return order
 
@@ -279,6 +335,11 @@ class Exchange:
         side = Side.SELL if position.is_long else Side.BUY
         return self.submit_order({"symbol": position.symbol, "qty": amount, "side": side.value,
                                   "type": "market", "time_in_force": "day"})
+
+    def asset_id_of(self, symbol: str) -> str:
+        """The asset's id: a renamed symbol keeps the id of the asset it was (Alpaca's asset
+        ids never change; the symbol does)."""
+        return self.renamed.get(symbol) or asset_id(symbol)
 
     def _open_orders(self, symbol: str | None = None) -> list[Order]:
         return [o for o in self.orders.values()

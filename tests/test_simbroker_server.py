@@ -16,6 +16,7 @@ from alpaca_trade_api.rest import APIError
 
 from simbroker import Exchange, ExchangeConfig, serve, synthetic
 from tests.simbroker_fixtures import (
+    AAA_MARKETABLE,
     KEY,
     MAR1,
     MAR2,
@@ -221,7 +222,7 @@ def test_request_log_and_counts(sim):
 
 
 def test_reset_gives_a_fresh_account_at_the_same_time(sim):
-    limit_buy(sim.api, "AAA", 10, 99.00)
+    limit_buy(sim.api, "AAA", 10, AAA_MARKETABLE)
     account = control(sim, "POST", "/_sim/reset").json()
     assert account["equity"] == "100000"
     assert sim.api.list_positions() == [] and sim.api.list_orders(status="all") == []
@@ -273,7 +274,7 @@ def test_load_refuses_a_damaged_or_foreign_file(tmp_path):
 
 
 def test_save_and_load_over_http(sim, tmp_path):
-    limit_buy(sim.api, "AAA", 10, 99.00)
+    limit_buy(sim.api, "AAA", 10, AAA_MARKETABLE)
     path = str(tmp_path / "saved.json")
     assert control(sim, "POST", "/_sim/save", {"path": path}).json()["saved"] == path
     sim.api.close_position("AAA")
