@@ -22,14 +22,24 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from simbroker import controls, data_api, errors, ratelimit, trading_api, wire
+from simbroker import (
+    account_controls,
+    activities,
+    controls,
+    data_api,
+    errors,
+    ratelimit,
+    trading_api,
+    wire,
+)
 from simbroker.exchange import Exchange
 from simbroker.faults import Fault, Faults
 from simbroker.routing import Request, Response, Route
 
 HOST = "127.0.0.1"
 CONTROL_PREFIX = "/_sim/"
-ROUTES: list[Route] = [*trading_api.routes.table, *data_api.routes.table, *controls.routes.table]
+ROUTES: list[Route] = [*trading_api.routes.table, *data_api.routes.table, *controls.routes.table,
+                       *activities.routes.table, *account_controls.routes.table]
 MALFORMED_BODY = b'{"id": "truncated'
 log = logging.getLogger("simbroker.server")
 
