@@ -4,14 +4,17 @@
                           [--log-dir DIR] [--live]
 
 Exit codes: 0 done (or the market is closed), 2 configuration error, 3 another run holds the
-lock, 1 any other failure. The run, step by step, is `run_once` below.
+lock, 143 stopped by SIGTERM (the run records what it did and stops; a second SIGTERM while
+it stops is ignored), 1 any other failure. The run, step by step, is `run_once` below.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -26,7 +29,7 @@ from alerts import Alerter
 from broker import Account, Broker, Clock
 from config import DATA_URL, Config, Credentials, load_config, load_credentials, read_env
 from data_fetcher import MarketView, fetch_market_view
-from errors import BotError, BrokerError, ConfigError, OrderRejectedError
+from errors import BotError, BrokerError, ConfigError, OrderRejectedError, Terminated
 from market_calendar import NEW_YORK, UTC, MarketCalendar, nyse_around
 from order_manager import OrderManager, client_order_id
 from position_manager import (
@@ -100,10 +103,10 @@ def run_once(config: Config, endpoint: Endpoint, log_dir: Path, *, started: date
         broker = connect(config, endpoint)
         try:
             _daily_run(config, broker, StateStore(log_dir), run_dir, calendar, summary, dry_run)
-        except Exception as exc:
+        except (Exception, Terminated) as exc:
             summary.outcome = "failed"
             summary.errors.append(f"{type(exc).__name__}: {exc}")
-            if not isinstance(exc, BotError):
+            if not isinstance(exc, (BotError, Terminated)):
                 log.exception("unexpected error")
             alerter.run_failed(f"{type(exc).__name__}: {exc}")
             raise
@@ -419,6 +422,7 @@ def endpoint_from_env(config: Config, env: Mapping[str, str], live_flag: bool) -
 def main(argv: list[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
     args = parse_args(argv)
     run_logging.setup_logging()
+    previous = _on_sigterm(_terminate)
     try:
         env = read_env(".env", environ)
         config = load_config(env)
@@ -438,6 +442,24 @@ def main(argv: list[str] | None = None, environ: Mapping[str, str] | None = None
     except BotError as exc:
         log.error("run failed: %s", exc)
         return exc.exit_code
+    except Terminated as exc:
+        log.error("stopped by SIGTERM: %s; the next run reconciles with the broker", exc)
+        return exc.exit_code
+    finally:
+        _on_sigterm(previous)
+
+
+def _on_sigterm(handler: Any) -> Any:
+    """Install a SIGTERM handler (possible in the main thread only); the previous one."""
+    if handler is None or threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, handler)
+
+
+def _terminate(signum: int, frame: object) -> None:
+    """SIGTERM: raise Terminated where the run is (see errors.Terminated), once."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise Terminated("the run stopped where it was; its records are complete up to there")
 
 
 def _secrets(env: Mapping[str, str]) -> list[str]:
