@@ -2,12 +2,19 @@
 
 A filter replaces every known secret with `<redacted>` before any handler sees the record, so
 a key can reach neither a log file nor the console, whatever the message or traceback says.
+Python's own last word - the traceback of an exception nothing caught, in the main thread or
+another - goes through the same redaction (`setup_logging` installs the hooks), so the first
+line the process prints and the last are redacted alike. `bot.log` is created 0600, like
+every state file.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import sys
+import threading
+import traceback
 from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
@@ -15,6 +22,14 @@ from pathlib import Path
 from market_calendar import NEW_YORK
 
 FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """`text` with every secret (of 4 characters or more) replaced by `<redacted>`."""
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, "<redacted>")
+    return text
 
 
 class RedactSecrets(logging.Filter):
@@ -30,10 +45,28 @@ class RedactSecrets(logging.Filter):
             message += "\n" + logging.Formatter().formatException(record.exc_info)
             record.exc_info = None
             record.exc_text = None
-        for secret in self._secrets:
-            message = message.replace(secret, "<redacted>")
-        record.msg, record.args = message, None
+        record.msg, record.args = redact(message, self._secrets), None
         return True
+
+
+def install_excepthooks(secrets: Iterable[str]) -> None:
+    """Print an uncaught exception's traceback (main thread or any other) redacted."""
+    known = [s for s in secrets if s and len(s) >= 4]
+
+    def main_hook(kind: type[BaseException], value: BaseException, tb: object) -> None:
+        text = "".join(traceback.format_exception(kind, value, tb))  # type: ignore[arg-type]
+        sys.stderr.write(redact(text, known))
+
+    def thread_hook(args: threading.ExceptHookArgs) -> None:
+        if args.exc_type is SystemExit:
+            return
+        name = args.thread.name if args.thread is not None else "a thread"
+        text = "".join(traceback.format_exception(args.exc_type, args.exc_value,
+                                                  args.exc_traceback))
+        sys.stderr.write(redact(f"Exception in {name}:\n{text}", known))
+
+    sys.excepthook = main_hook
+    threading.excepthook = thread_hook
 
 
 def run_dir_for(log_dir: Path, started: datetime) -> Path:
@@ -58,13 +91,17 @@ def setup_logging(level: str = "INFO", secrets: Iterable[str] = ()) -> logging.L
         handler.close()
     console = logging.StreamHandler(sys.stderr)
     console.setFormatter(logging.Formatter(FORMAT))
+    secrets = list(secrets)
     console.addFilter(RedactSecrets(secrets))
     root.addHandler(console)
+    install_excepthooks(secrets)
     return root
 
 
 def add_run_file(run_dir: Path, secrets: Iterable[str] = ()) -> logging.Handler:
-    handler = logging.FileHandler(run_dir / "bot.log", encoding="utf-8")
+    path = run_dir / "bot.log"
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))  # 0600 from birth
+    handler = logging.FileHandler(path, encoding="utf-8")
     handler.setFormatter(logging.Formatter(FORMAT))
     handler.addFilter(RedactSecrets(secrets))
     logging.getLogger("bot").addHandler(handler)

@@ -120,7 +120,7 @@ class RunLock:
 
     def __enter__(self) -> RunLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -137,3 +137,17 @@ class RunLock:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
             self._fd = None
+
+
+def readable_by_others(path: Path) -> str | None:
+    """A warning when `path` (e.g. `.env`, which holds the keys) can be read by its group or
+    by everyone; None when it cannot, or does not exist."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return None
+    if mode & 0o077 == 0:
+        return None
+    who = "everyone" if mode & 0o004 else "its group"
+    return (f"{path} holds the API keys and can be read by {who} (mode {mode & 0o777:o}); "
+            f"make it private with: chmod 600 {path}")

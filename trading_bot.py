@@ -53,7 +53,7 @@ from signal_generator import (
     plan_entries,
     zscores,
 )
-from state_files import RunLock, write_json
+from state_files import RunLock, readable_by_others, write_json
 from universe import select_universe
 
 log = logging.getLogger("bot")
@@ -425,6 +425,12 @@ def main(argv: list[str] | None = None, environ: Mapping[str, str] | None = None
     previous = _on_sigterm(_terminate)
     try:
         env = read_env(".env", environ)
+        # Redaction first: a setting's error may quote its value, and a key may sit in the
+        # wrong setting.
+        run_logging.setup_logging(secrets=_secrets(env))
+        warning = readable_by_others(Path(".env"))
+        if warning:
+            log.warning(warning)
         config = load_config(env)
         run_logging.setup_logging(config.log_level, _secrets(env))
         if args.sim:
