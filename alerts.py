@@ -2,7 +2,8 @@
 
 Settings come from the environment or `.env` (see docs/operations.md):
 ALERT_WEBHOOK_URL; ALERT_SMTP_HOST, ALERT_SMTP_PORT, ALERT_SMTP_USER, ALERT_SMTP_PASSWORD,
-ALERT_SMTP_FROM, ALERT_SMTP_TO, ALERT_SMTP_STARTTLS; ALERT_EVENTS; ALERT_TIMEOUT_SECONDS.
+ALERT_SMTP_FROM, ALERT_SMTP_TO, ALERT_SMTP_STARTTLS; ALERT_EVENTS; ALERT_TIMEOUT_SECONDS;
+ALERT_WEBHOOK_FORMAT. What the messages say is alert_messages.py.
 
 An alert is a courtesy, never a reason to fail a run: a channel that errors or times out is
 logged (without its URL or password) and skipped for the rest of the run, and nothing here
@@ -12,8 +13,7 @@ reaches a channel or a log line.
 The wiring in trading_bot.py is one line per hook:
 
     alerter = Alerter.from_env(env, secrets)      # after the config loaded
-    alerter.run_finished(summary.__dict__)        # after run_once returned
-    alerter.run_failed(str(exc))                  # where main catches BotError
+    alerter.run_finished(summary.__dict__)        # after every run, failed ones too
 """
 
 from __future__ import annotations
@@ -27,23 +27,27 @@ import urllib.parse
 import urllib.request
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from email.message import EmailMessage
 from typing import Any, Protocol
 
+from alert_messages import (
+    ERROR,
+    EVENTS,
+    FAILED,
+    WARNING,
+    Alert,
+    failure_alert,
+    run_alerts,
+)
 from errors import ConfigError
-from market_calendar import NEW_YORK
-from signal_generator import ExitReason
 
 log = logging.getLogger("bot.alerts")
 
-FAILED, PLACED, FILLED, STOP_LOSS, SUMMARY = "failed", "placed", "filled", "stop_loss", "summary"
-EVENTS: tuple[str, ...] = (FAILED, PLACED, FILLED, STOP_LOSS, SUMMARY)
+WEBHOOK_FORMATS = ("auto", "slack", "discord", "text")
 # Discord rejects a `content` longer than 2000 characters (Slack allows more); one limit for both.
 MAX_WEBHOOK_CHARS = 2000
 DEFAULT_TIMEOUT_SECONDS = 10.0
 REDACTED = "<redacted>"
-_MAX_LINES = 25  # order lines per message; a run never places more than a few dozen orders
 
 
 @dataclass(frozen=True)
@@ -63,13 +67,7 @@ class AlertSettings:
     smtp: SmtpSettings | None = None
     events: frozenset[str] = frozenset(EVENTS)
     timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
-
-
-@dataclass(frozen=True)
-class Alert:
-    kind: str  # one of EVENTS
-    subject: str
-    text: str
+    webhook_format: str = "auto"  # auto (from the URL), slack, discord or text
 
 
 # -- settings -----------------------------------------------------------------------------
@@ -93,8 +91,13 @@ def load_alert_settings(env: Mapping[str, str]) -> AlertSettings:
         if not 0 < timeout <= 120:
             raise ConfigError(f"ALERT_TIMEOUT_SECONDS={get('ALERT_TIMEOUT_SECONDS')!r} must be "
                               "a number of seconds between 0 and 120, e.g. 10")
+    fmt = get("ALERT_WEBHOOK_FORMAT").lower() or "auto"
+    if fmt not in WEBHOOK_FORMATS:
+        raise ConfigError(f"ALERT_WEBHOOK_FORMAT={fmt!r} is unknown; use one of "
+                          f"{', '.join(WEBHOOK_FORMATS)} (auto: from the webhook URL)")
     return AlertSettings(webhook_url=url, smtp=_smtp_settings(get),
-                         events=parse_events(get("ALERT_EVENTS")), timeout_seconds=timeout)
+                         events=parse_events(get("ALERT_EVENTS")), timeout_seconds=timeout,
+                         webhook_format=fmt)
 
 
 def parse_events(raw: str) -> frozenset[str]:
@@ -143,91 +146,7 @@ def _smtp_settings(get: Any) -> SmtpSettings | None:
                         password=password)
 
 
-# -- messages (pure) ----------------------------------------------------------------------
-
-def failure_alert(reason: str, stamp: str = "") -> Alert:
-    title = f"Trading bot run FAILED {stamp}".rstrip()
-    return Alert(FAILED, title, f"{title}: {reason}\nThe next run reconciles with the broker; "
-                 "see the run's bot.log for details.")
-
-
-def run_alerts(summary: Mapping[str, Any], events: Iterable[str] = EVENTS) -> list[Alert]:
-    """The messages for one finished run (a RunSummary as a dict), one per event kind that
-    has something to say, in EVENTS order, keeping only `events`."""
-    wanted = set(events)
-    stamp = _stamp(summary)
-    exits, entries = list(summary.get("exits") or []), list(summary.get("entries") or [])
-    fills = list(summary.get("fills") or [])
-    stops = [e for e in exits if e.get("exit_reason") == ExitReason.STOP_LOSS]
-    alerts = []
-    if summary.get("outcome") == "failed":
-        alerts.append(failure_alert("; ".join(summary.get("errors") or [])
-                                    or "no reason recorded", stamp))
-    if exits or entries:
-        alerts.append(_listing(PLACED, f"Orders placed {stamp}",
-                               [_order_line("EXIT", e) for e in exits]
-                               + [_order_line("ENTRY", e) for e in entries]))
-    if fills:
-        alerts.append(_listing(FILLED, f"Orders filled {stamp}", [_fill_line(f) for f in fills]))
-    if stops:
-        alerts.append(_listing(STOP_LOSS, f"STOP-LOSS exits {stamp}",
-                               [_order_line("STOP-LOSS", e) for e in stops]))
-    alerts.append(Alert(SUMMARY, f"Daily summary {stamp}", summary_text(summary, stamp)))
-    return [a for a in alerts if a.kind in wanted]
-
-
-def summary_text(summary: Mapping[str, Any], stamp: str) -> str:
-    outcome = summary.get("outcome") or "unknown"
-    if outcome == "market_closed":
-        return f"Daily summary {stamp}: market closed, nothing to do."
-    equity = summary.get("equity_usd")
-    parts = [f"Daily summary {stamp}: {outcome}.",
-             f"Equity: {'unknown' if equity is None else f'${equity:,.2f}'}.",
-             f"Symbols evaluated: {summary.get('symbols_evaluated', 0)};"
-             f" skipped: {len(summary.get('skipped') or {})}.",
-             f"Exits sent: {len(summary.get('exits') or [])}; entries sent: "
-             f"{len(summary.get('entries') or [])}; fills: {len(summary.get('fills') or [])};"
-             f" trades recorded: {summary.get('trades_recorded', 0)}."]
-    errors = list(summary.get("errors") or [])
-    if errors:
-        parts.append(f"Errors ({len(errors)}):\n" + _lines([f"  {e}" for e in errors]))
-    return "\n".join(parts)
-
-
-def _listing(kind: str, title: str, lines: Sequence[str]) -> Alert:
-    return Alert(kind, title, f"{title} ({len(lines)}):\n" + _lines(lines))
-
-
-def _stamp(summary: Mapping[str, Any]) -> str:
-    raw = summary.get("now") or summary.get("started_at") or ""
-    try:
-        return f"{datetime.fromisoformat(raw).astimezone(NEW_YORK):%Y-%m-%d %H:%M %Z}"
-    except (TypeError, ValueError):
-        return str(raw)[:25]
-
-
-def _order_line(label: str, e: Mapping[str, Any]) -> str:
-    reason = f" ({e['exit_reason']})" if e.get("exit_reason") else ""
-    z = e.get("z")
-    z_text = f", z={z:.2f}" if isinstance(z, int | float) else ""
-    return (f"  {label} {e.get('side', '?')} {_num(e.get('qty'))} {e.get('symbol', '?')} "
-            f"limit {_num(e.get('limit_price'))}{z_text}{reason}: {e.get('status', '?')}")
-
-
-def _fill_line(f: Mapping[str, Any]) -> str:
-    return (f"  {f.get('side', '?')} {_num(f.get('filled_qty'))} {f.get('symbol', '?')} @ "
-            f"{_num(f.get('filled_avg_price'))}: {f.get('status', '?')}")
-
-
-def _num(value: Any) -> str:
-    return f"{value:g}" if isinstance(value, int | float) else str(value)
-
-
-def _lines(lines: Sequence[str]) -> str:
-    if len(lines) <= _MAX_LINES:
-        return "\n".join(lines)
-    return "\n".join([*lines[:_MAX_LINES], f"  ... and {len(lines) - _MAX_LINES} more"])
-
+# -- formatting --------------------------------------------------------------------------
 
 def redact(text: str, secrets: Iterable[str]) -> str:
     """`text` with every secret (longest first, so a secret containing another goes whole)
@@ -239,10 +158,72 @@ def redact(text: str, secrets: Iterable[str]) -> str:
 
 
 def webhook_payload(text: str) -> dict[str, str]:
-    """One JSON body both services read: Slack shows `text`, Discord shows `content`."""
-    if len(text) > MAX_WEBHOOK_CHARS:
-        text = text[:MAX_WEBHOOK_CHARS - 1] + "…"
-    return {"text": text, "content": text}
+    """One JSON body both services read: Slack shows `text`, Discord shows `content`; for a
+    webhook that is neither (ALERT_WEBHOOK_FORMAT=text, or a URL of another service)."""
+    return {"text": _cut(text, MAX_WEBHOOK_CHARS), "content": _cut(text, MAX_WEBHOOK_CHARS)}
+
+
+def webhook_format(url: str, setting: str = "") -> str:
+    """slack, discord or text: ALERT_WEBHOOK_FORMAT, else what the URL is (Slack's incoming
+    webhooks live under /services/, Discord's under /api/webhooks/)."""
+    if setting and setting != "auto":
+        return setting
+    parsed = urllib.parse.urlsplit(url)
+    host, path = (parsed.hostname or "").lower(), parsed.path
+    if host.endswith("slack.com") or path.startswith("/services/"):
+        return "slack"
+    if host.endswith(("discord.com", "discordapp.com")) or path.startswith("/api/webhooks/"):
+        return "discord"
+    return "text"
+
+
+def slack_payload(alert: Alert) -> dict[str, Any]:
+    """Slack Block Kit: a header, a context line and one mrkdwn section per part, with the
+    plain text as `text` (what notifications show). Limits: a header's text 150 characters, a
+    section's 3000, 50 blocks (docs.slack.dev/reference/block-kit/blocks). `&`, `<` and `>`
+    are escaped: Slack reads `<!channel>` as a ping
+    (docs.slack.dev/messaging/formatting-message-text)."""
+    icon = {ERROR: ":red_circle: ", WARNING: ":warning: "}.get(alert.severity, "")
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": {"type": "plain_text", "text": _cut(icon + alert.title, 150),
+                                    "emoji": True}}]
+    if alert.context:
+        blocks.append({"type": "context", "elements": [
+            {"type": "mrkdwn", "text": _cut(_slack_escape(alert.context), 3000)}]})
+    for heading, lines in alert.sections[:47]:
+        body = "\n".join(_slack_escape(line) for line in lines)
+        text = f"*{_slack_escape(heading)}*\n{body}" if heading else body
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": _cut(text, 3000)}})
+    return {"text": _cut(alert.text, 3000), "blocks": blocks}
+
+
+def discord_payload(alert: Alert) -> dict[str, Any]:
+    """Discord: one embed coloured by severity, the sections in its description in Discord's
+    markdown. Limits: title 256, description 4096, 6000 in all; `content` 2000
+    (discord.com/developers/docs/resources/message#embed-object-embed-limits)."""
+    parts = [f"*{_discord_escape(alert.context)}*"] if alert.context else []
+    for heading, lines in alert.sections:
+        body = "\n".join(_discord_escape(line) for line in lines)
+        parts.append(f"**{_discord_escape(heading)}**\n{body}" if heading else body)
+    color = {ERROR: 0xD62728, WARNING: 0xFF9F1C}.get(alert.severity, 0x2CA02C)
+    return {"content": "", "allowed_mentions": {"parse": []},
+            "embeds": [{"title": _cut(alert.title, 256),
+                        "description": _cut("\n\n".join(parts), 4096), "color": color}]}
+
+
+def _slack_escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _discord_escape(text: str) -> str:
+    # Markdown's emphasis and code marks; `_` too, common in exit reasons like stop_loss.
+    for mark in ("\\", "*", "_", "`", "~", "|"):
+        text = text.replace(mark, "\\" + mark)
+    return text
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
 # -- channels -----------------------------------------------------------------------------
@@ -256,11 +237,19 @@ class Channel(Protocol):
 class WebhookChannel:
     name = "webhook"
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, format_setting: str = "") -> None:
         self._url = url
+        self.format = webhook_format(url, format_setting)
+
+    def payload(self, alert: Alert) -> dict[str, Any]:
+        if self.format == "slack":
+            return slack_payload(alert)
+        if self.format == "discord":
+            return discord_payload(alert)
+        return webhook_payload(alert.text)
 
     def send(self, alert: Alert, timeout: float) -> None:
-        body = json.dumps(webhook_payload(alert.text)).encode()
+        body = json.dumps(self.payload(alert)).encode()
         request = urllib.request.Request(self._url, data=body, method="POST",
                                          headers={"Content-Type": "application/json",
                                                   "User-Agent": "mean-reversion-bot"})
@@ -325,7 +314,8 @@ class Alerter:
         self._secrets = [*secrets, password, settings.webhook_url,
                          *_url_parts(settings.webhook_url)]
         if channels is None:
-            channels = ([WebhookChannel(settings.webhook_url)] if settings.webhook_url else []) \
+            channels = ([WebhookChannel(settings.webhook_url, settings.webhook_format)]
+                        if settings.webhook_url else []) \
                 + ([EmailChannel(settings.smtp)] if settings.smtp else [])
         self._channels = list(channels)
 
@@ -339,9 +329,10 @@ class Alerter:
     def enabled(self) -> bool:
         return bool(self._channels) and bool(self.settings.events)
 
-    def run_failed(self, reason: str) -> None:
+    def run_failed(self, reason: str, summary: Mapping[str, Any] | None = None) -> None:
+        """A failure outside a run's summary (run_finished reports a failed run itself)."""
         if FAILED in self.settings.events:
-            self._send_all([failure_alert(reason)])
+            self._send_all([failure_alert(reason, summary)])
 
     def run_finished(self, summary: Mapping[str, Any]) -> None:
         if not self.enabled:
@@ -359,8 +350,7 @@ class Alerter:
         server costs one timeout per run, not one per message; the next run tries again."""
         down: set[str] = set()
         for alert in alerts:
-            clean = Alert(alert.kind, redact(alert.subject, self._secrets),
-                          redact(alert.text, self._secrets))
+            clean = alert.redacted(lambda text: redact(text, self._secrets))
             for channel in self._channels:
                 if channel.name in down:
                     log.info("alert %s not sent to %s: it failed earlier in this run",

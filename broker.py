@@ -102,6 +102,8 @@ class Order:
     submitted_at: datetime | None
     filled_at: datetime | None
     updated_at: datetime | None
+    type: str = "limit"  # Alpaca's order type and time in force
+    time_in_force: str = "day"
 
     @property
     def is_open(self) -> bool:
@@ -170,6 +172,7 @@ class Broker:
                  deadline: float | None = None, backoff_seconds: float = 0.5,
                  sleep: Callable[[float], None] = time.sleep) -> None:
         self._rest = _Rest(creds, base_url.rstrip("/"), data_url.rstrip("/"), timeout_seconds)
+        self._timeout = timeout_seconds
         self._retries = retries
         self._feed = feed
         self._deadline = deadline  # time.monotonic() value after which nothing is sent
@@ -192,7 +195,8 @@ class Broker:
             status = exc.response.status_code if exc.response is not None else None
             raise _translate(what, status, None, "no error body") from None
         except requests.Timeout:
-            raise TemporaryBrokerError(f"{what}: no answer within the timeout") from None
+            raise TemporaryBrokerError(
+                f"{what}: no answer within the timeout of {self._timeout:g} s") from None
         except requests.ConnectionError as exc:
             raise TemporaryBrokerError(f"{what}: connection failed ({type(exc).__name__})") \
                 from None
@@ -243,8 +247,11 @@ class Broker:
                 for a in raw}
 
     def positions(self) -> dict[str, Position]:
-        raw = self._read("GET /v2/positions", self._rest.list_positions)
-        return {p["symbol"]: _position(p) for p in raw}
+        """Parsed inside the read: an answer that contradicts itself (a long position with a
+        negative qty) is a bad answer, retried like any other, never a position of the other
+        side."""
+        return self._read("GET /v2/positions", lambda: {
+            p["symbol"]: _position(p) for p in self._rest.list_positions()})
 
     def open_orders(self) -> list[Order]:
         raw = self._read("GET /v2/orders", lambda: self._rest.list_orders(
@@ -275,20 +282,36 @@ class Broker:
         unique = {o.id: o for o in orders}
         return sorted(unique.values(), key=lambda o: (o.submitted_at or after, o.id))
 
-    def order_by_client_id(self, client_order_id: str) -> Order | None:
+    def order_by_client_id(self, client_order_id: str, symbol: str | None = None) -> Order | None:
+        """The order with this client_order_id, None when the broker has none (404). An answer
+        that carries another client_order_id (or another symbol than `symbol`) is not taken
+        for the order asked for: it is a bad answer, retried, and the read fails if every
+        answer is wrong."""
+        def call() -> Order:
+            raw = self._rest.get_order_by_client_order_id(client_order_id)
+            if not isinstance(raw, dict):
+                raise ValueError("an order look-up answered no order object")
+            order = _order(raw)
+            if order.client_order_id != client_order_id or symbol not in (None, order.symbol):
+                raise TemporaryBrokerError(
+                    f"GET /v2/orders:by_client_order_id {client_order_id}: the answer is "
+                    f"another order ({order.client_order_id} {order.symbol})")
+            return order
+
         try:
-            raw = self._read("GET /v2/orders:by_client_order_id",
-                             lambda: self._rest.get_order_by_client_order_id(client_order_id))
+            return self._read("GET /v2/orders:by_client_order_id", call)
         except NotFoundError:
             return None
-        return _order(raw)
 
-    def submit_limit(self, *, symbol: str, side: str, qty: float, limit_price: float,
+    def submit_order(self, *, symbol: str, side: str, qty: float, order_type: str,
+                     time_in_force: str, limit_price: float | None,
                      client_order_id: str) -> Order:
-        """One POST, never retried here: see order_manager for the safe re-send."""
+        """One POST, never retried here: see order_manager for the safe re-send. `limit_price`
+        is None for a market order."""
+        price = None if limit_price is None else format_price(limit_price)
         raw = self._once(f"POST /v2/orders {client_order_id}", lambda: self._rest.submit_order(
-            symbol=symbol, qty=format_qty(qty), side=side, type="limit", time_in_force="day",
-            limit_price=format_price(limit_price), client_order_id=client_order_id))
+            symbol=symbol, qty=format_qty(qty), side=side, type=order_type,
+            time_in_force=time_in_force, limit_price=price, client_order_id=client_order_id))
         return _order(raw)
 
     def cancel(self, order_id: str) -> None:
@@ -403,8 +426,13 @@ def _account(raw: dict[str, Any]) -> Account:
 
 def _position(raw: dict[str, Any]) -> Position:
     qty = float(raw["qty"])
-    return Position(symbol=raw["symbol"], is_long=raw.get("side", "long") == "long" and qty > 0,
-                    qty=abs(qty), avg_entry_price=float(raw["avg_entry_price"]),
+    side = raw.get("side", "long" if qty > 0 else "short")
+    # Alpaca: a long position has side "long" and a positive qty, a short one "short" and a
+    # negative qty (https://docs.alpaca.markets/reference/getallopenpositions).
+    if side not in ("long", "short") or qty == 0 or (qty > 0) != (side == "long"):
+        raise ValueError(f"position {raw.get('symbol')}: side {side!r} with qty {qty:g}")
+    return Position(symbol=raw["symbol"], is_long=side == "long", qty=abs(qty),
+                    avg_entry_price=float(raw["avg_entry_price"]),
                     current_price=_float_or_none(raw.get("current_price")))
 
 
@@ -418,4 +446,5 @@ def _order(raw: dict[str, Any]) -> Order:
                  filled_avg_price=_float_or_none(raw.get("filled_avg_price")),
                  limit_price=_float_or_none(raw.get("limit_price")), status=raw["status"],
                  submitted_at=when("submitted_at"), filled_at=when("filled_at"),
-                 updated_at=when("updated_at"))
+                 updated_at=when("updated_at"), type=raw.get("type") or "limit",
+                 time_in_force=raw.get("time_in_force") or "day")

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from errors import ConfigError
+from order_types import KINDS, PartialFill
 
 # 50 liquid US stocks. The first 25 are the symbols of the shipped market data, so the local
 # exchange can trade them; the rest are skipped there with one log line (not offered).
@@ -62,7 +63,17 @@ class Config:
     max_price_age_seconds: float = 900.0
     fill_wait_seconds: float = 30.0
     fill_poll_seconds: float = 2.0
-    cancel_partial_remainder: bool = False
+    # Orders per purpose (order_types.py; README "Orders"): limit, marketable_limit, market,
+    # limit_on_close or market_on_close.
+    entry_order_type: str = "limit"
+    exit_order_type: str = "limit"
+    stop_order_type: str = "limit"
+    limit_offset_bps: float = 10.0  # how far a marketable limit goes through the quote
+    exit_escalate_after_days: int = 0  # unfilled exit days before one step up; 0 = never
+    # The rest of a partially filled order: keep_working, cancel_remainder (or, for exits,
+    # finish_next_day).
+    entry_partial_fill: str = "keep_working"
+    exit_partial_fill: str = "keep_working"
     request_timeout_seconds: float = 30.0
     request_retries: int = 3
     retry_backoff_seconds: float = 0.5  # the first retry's wait; it doubles with each retry
@@ -110,6 +121,7 @@ def read_env(env_file: str | os.PathLike | None = ".env",
 
 def load_config(env: Mapping[str, str]) -> Config:
     """Build and validate the Config from environment-style strings."""
+    env = _legacy_names(env)
     overrides: dict[str, Any] = {}
     for f in fields(Config):
         raw = env.get(f.name.upper())
@@ -119,6 +131,26 @@ def load_config(env: Mapping[str, str]) -> Config:
     config = dataclasses.replace(Config(), **overrides)
     validate(config)
     return config
+
+
+def _legacy_names(env: Mapping[str, str]) -> Mapping[str, str]:
+    """CANCEL_PARTIAL_REMAINDER=true, the earlier setting, is what ENTRY_PARTIAL_FILL and
+    EXIT_PARTIAL_FILL=cancel_remainder now say; it is read as that, and refused if it
+    contradicts them."""
+    raw = (env.get("CANCEL_PARTIAL_REMAINDER") or "").strip()
+    if not raw:
+        return env
+    if not _parse("cancel_partial_remainder", raw, "bool"):
+        return env
+    merged = dict(env)
+    for name in ("ENTRY_PARTIAL_FILL", "EXIT_PARTIAL_FILL"):
+        given = (env.get(name) or "").strip()
+        if given and given != "cancel_remainder":
+            raise ConfigError(f"CANCEL_PARTIAL_REMAINDER=true contradicts {name}={given}; "
+                              f"drop CANCEL_PARTIAL_REMAINDER (it is the old name of "
+                              f"ENTRY_PARTIAL_FILL and EXIT_PARTIAL_FILL=cancel_remainder)")
+        merged[name] = "cancel_remainder"
+    return merged
 
 
 def _parse(name: str, raw: str, kind: Any) -> Any:
@@ -154,6 +186,27 @@ def validate(c: Config) -> None:
     _validate_tickers(c)
     _validate_thresholds(c)
     _validate_amounts(c)
+    _validate_orders(c)
+
+
+def _validate_orders(c: Config) -> None:
+    for name in ("entry_order_type", "exit_order_type", "stop_order_type"):
+        if getattr(c, name) not in KINDS:
+            raise ConfigError(f"{name.upper()}={getattr(c, name)!r} is unknown; use one of "
+                              f"{', '.join(KINDS)}")
+    if not 0 <= c.limit_offset_bps <= 1000:
+        raise ConfigError(f"LIMIT_OFFSET_BPS={c.limit_offset_bps} must be 0 to 1000 basis "
+                          "points through the quote, e.g. 10")
+    if c.exit_escalate_after_days < 0:
+        raise ConfigError(f"EXIT_ESCALATE_AFTER_DAYS={c.exit_escalate_after_days} must be 0 "
+                          "(never escalate) or a number of days, e.g. 1")
+    entry = (PartialFill.KEEP_WORKING, PartialFill.CANCEL_REMAINDER)
+    if c.entry_partial_fill not in entry:
+        raise ConfigError(f"ENTRY_PARTIAL_FILL={c.entry_partial_fill!r} is unknown; use "
+                          f"{' or '.join(entry)}")
+    if c.exit_partial_fill not in tuple(PartialFill):
+        raise ConfigError(f"EXIT_PARTIAL_FILL={c.exit_partial_fill!r} is unknown; use "
+                          f"{', '.join(PartialFill)}")
 
 
 def _validate_tickers(c: Config) -> None:

@@ -33,6 +33,7 @@ class MarketView:
     prices: np.ndarray
     asks: np.ndarray
     skipped: dict[str, str] = field(default_factory=dict)
+    bids: np.ndarray = field(default_factory=lambda: np.empty(0))
 
     def index(self, symbol: str) -> int:
         return self.symbols.index(symbol)
@@ -66,6 +67,7 @@ def build_market_view(symbols: list[str], days: list[date],
     columns: list[list[float]] = []
     prices: list[float] = []
     asks: list[float] = []
+    bids: list[float] = []
     skipped: dict[str, str] = {}
     for symbol in symbols:
         by_day = closes.get(symbol, {})
@@ -84,9 +86,10 @@ def build_market_view(symbols: list[str], days: list[date],
             columns.append([by_day[d] for d in days])
             prices.append(quote.price)
             asks.append(quote.ask if quote.ask and quote.ask > 0 else quote.price)
+            bids.append(quote.bid if quote.bid and quote.bid > 0 else quote.price)
     past = np.array(columns, dtype=float).T if columns else np.empty((len(days), 0))
     for symbol, reason in skipped.items():
         log.info("skip %s: %s", symbol, reason)
     return MarketView(day=today, symbols=tuple(kept), past_closes=past,
                       prices=np.array(prices, dtype=float), asks=np.array(asks, dtype=float),
-                      skipped=skipped)
+                      skipped=skipped, bids=np.array(bids, dtype=float))

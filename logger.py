@@ -19,9 +19,11 @@ from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
 
+import console as console_format
+from console import FORMAT, ConsoleFormatter, OncePerProcess, ZonedFormatter, wants_colour
 from market_calendar import NEW_YORK
 
-FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+__all__ = ["FORMAT", "add_run_file", "remove_handler", "run_dir_for", "setup_logging"]
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:
@@ -83,6 +85,7 @@ def run_dir_for(log_dir: Path, started: datetime) -> Path:
 
 def setup_logging(level: str = "INFO", secrets: Iterable[str] = ()) -> logging.Logger:
     """Console logging for the bot's loggers; returns the 'bot' logger."""
+    console_format.set_sim_clock(None)  # sim_runner sets it for its own runs
     root = logging.getLogger("bot")
     root.setLevel(level.upper())
     root.propagate = False
@@ -90,9 +93,10 @@ def setup_logging(level: str = "INFO", secrets: Iterable[str] = ()) -> logging.L
         root.removeHandler(handler)
         handler.close()
     console = logging.StreamHandler(sys.stderr)
-    console.setFormatter(logging.Formatter(FORMAT))
+    console.setFormatter(ConsoleFormatter(colour=wants_colour(sys.stderr)))  # see console.py
     secrets = list(secrets)
     console.addFilter(RedactSecrets(secrets))
+    console.addFilter(OncePerProcess())
     root.addHandler(console)
     install_excepthooks(secrets)
     return root
@@ -102,7 +106,7 @@ def add_run_file(run_dir: Path, secrets: Iterable[str] = ()) -> logging.Handler:
     path = run_dir / "bot.log"
     os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))  # 0600 from birth
     handler = logging.FileHandler(path, encoding="utf-8")
-    handler.setFormatter(logging.Formatter(FORMAT))
+    handler.setFormatter(ZonedFormatter())
     handler.addFilter(RedactSecrets(secrets))
     logging.getLogger("bot").addHandler(handler)
     return handler

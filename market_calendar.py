@@ -8,7 +8,7 @@ users of this module can never disagree about which days trade and when they clo
 from __future__ import annotations
 
 import bisect
-import functools
+import threading
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from zoneinfo import ZoneInfo
@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 NEW_YORK = ZoneInfo("America/New_York")
 UTC = ZoneInfo("UTC")
 
-# The schedule is computed once for a range wide enough for the shipped data and for live use.
+# The default range of `nyse()`: wide enough for the shipped data and for live use.
 _FIRST_DAY = date(1990, 1, 1)
 _LAST_DAY = date(2035, 12, 31)
 
@@ -108,13 +108,31 @@ class MarketCalendar:
         return self.sessions_before(day, count - 1)[0].day
 
 
-@functools.lru_cache(maxsize=8)
 def nyse(first: date = _FIRST_DAY, last: date = _LAST_DAY) -> MarketCalendar:
-    """The NYSE calendar from `first` to `last`, built once per process and range.
+    """The NYSE calendar, covering at least `first` to `last`.
 
-    The full default range (1990-2035) costs ~0.3 s, mostly pandas' holiday rules; a daily
-    run needs only recent years (see `nyse_around`)."""
-    import pandas_market_calendars as mcal  # imported lazily: it costs ~0.15 s
+    One calendar per process: it is built on the first call and rebuilt, for the union of the
+    ranges asked so far, only when a call asks for days it does not cover. Ranges are widened
+    to whole years (and a year after `last`), so the calls of one command ask for the same
+    calendar. The full default range (1990-2035) costs ~0.1 s once pandas-market-calendars is
+    imported (~0.3 s); a daily run asks for recent years only (see `nyse_around`)."""
+    global _calendar, _covered
+    want = (date(first.year, 1, 1), date(min(last.year + 1, date.max.year), 12, 31))
+    with _building:
+        if _covered is None or want[0] < _covered[0] or want[1] > _covered[1]:
+            span = want if _covered is None else (min(want[0], _covered[0]),
+                                                  max(want[1], _covered[1]))
+            _calendar, _covered = _build(*span), span
+        return _calendar
+
+
+_building = threading.Lock()
+_calendar: MarketCalendar | None = None
+_covered: tuple[date, date] | None = None
+
+
+def _build(first: date, last: date) -> MarketCalendar:
+    import pandas_market_calendars as mcal  # imported lazily: it costs ~0.3 s
 
     schedule = mcal.get_calendar("NYSE").schedule(first.isoformat(), last.isoformat())
     opens = schedule["market_open"].dt.tz_convert("UTC").dt.to_pydatetime()
@@ -125,8 +143,9 @@ def nyse(first: date = _FIRST_DAY, last: date = _LAST_DAY) -> MarketCalendar:
 
 
 def nyse_around(day: date, years_back: int = 5) -> MarketCalendar:
-    """A calendar from `years_back` years before `day` to two years after it: enough for any
-    window the bot uses, at a fraction of the full calendar's cost."""
+    """A calendar covering `years_back` years before `day` to two years after it: enough for
+    any window the bot uses, at a fraction of the full calendar's cost (or the process's
+    calendar, when one already covers that)."""
     return nyse(date(day.year - years_back, 1, 1), date(day.year + 2, 12, 31))
 
 

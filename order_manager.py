@@ -11,22 +11,59 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import replace
-from datetime import date, datetime, timedelta
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from broker import Broker, Order
 from errors import OrderRejectedError, TemporaryBrokerError
-from position_manager import PendingOrder, StateStore
+from order_ids import ORDER_ID_PREFIX, client_order_id
+from position_manager import Holding, PendingOrder, StateStore
+
+if TYPE_CHECKING:  # annotations only: the SDK behind broker loads when a broker is used
+    from broker import Broker, Order
 
 log = logging.getLogger("bot.orders")
-ORDER_ID_PREFIX = "mr"
+# Alpaca's answer to a reused client_order_id (HTTP 422; the message as quoted in
+# https://github.com/alpacahq/alpaca-py/issues/260).
+DUPLICATE_ID = "client_order_id must be unique"
+__all__ = ["OrderManager", "client_order_id"]
 
 
-def client_order_id(day: date, symbol: str, intent: str) -> str:
-    """e.g. mr-20240301-AAPL-long: one per trading day, symbol and intent (long, short,
-    exit)."""
-    return f"{ORDER_ID_PREFIX}-{day:%Y%m%d}-{symbol}-{intent}"
+@dataclass(frozen=True)
+class PastExits:
+    """A holding's exit orders that ended (filled in part or not at all) since its entry: one
+    per trading day, as each day's exit has its own client_order_id."""
+
+    unfilled_days: int
+    partly_filled: bool  # the latest of them filled part of the holding
+
+
+def past_exits(holdings: dict[str, Holding], orders: list[Order]) -> dict[str, PastExits]:
+    """What escalation and the exit partial-fill policy read, from the broker's own order
+    history (`orders`: every order since the oldest record, as the run's sync fetches it)."""
+    out: dict[str, PastExits] = {}
+    for symbol, held in holdings.items():
+        entered = datetime.fromisoformat(held.entry_time)
+        ended = sorted((o for o in orders
+                        if o.symbol == symbol and not o.is_open and _is_exit_id(o, symbol)
+                        and o.submitted_at is not None and o.submitted_at >= entered),
+                       key=lambda o: o.submitted_at)
+        if ended:
+            out[symbol] = PastExits(unfilled_days=len(ended),
+                                    partly_filled=ended[-1].filled_qty > 0)
+    return out
+
+
+def _is_exit_id(order: Order, symbol: str) -> bool:
+    cid = order.client_order_id
+    return cid.startswith(f"{ORDER_ID_PREFIX}-") and cid.endswith(f"-{symbol}-exit")
+
+
+def describe(p: PendingOrder) -> str:
+    """e.g. "limit 61.5 day", "market cls"."""
+    price = f" {p.limit_price:g}" if p.order_type == "limit" else ""
+    return f"{p.order_type}{price} {p.time_in_force}"
 
 
 class OrderManager:
@@ -57,29 +94,32 @@ class OrderManager:
         broker refuses it; None in a dry run."""
         cid = intent.client_order_id
         if self.dry_run:
-            log.info("dry run: would place %s %s %g %s @ %g (%s)", intent.order_side,
-                     intent.symbol, intent.qty, cid, intent.limit_price, intent.intent)
+            log.info("dry run: would place %s %s %g %s %s (%s)", intent.order_side,
+                     intent.symbol, intent.qty, cid, describe(intent), intent.intent)
             return None
         self.pending[cid] = intent
         self._save()  # write-ahead: the record exists before the order can
-        order = self.broker.order_by_client_id(cid) or self._submit(intent)
+        order = self.broker.order_by_client_id(cid, intent.symbol) or self._submit(intent)
         self.pending[cid] = replace(intent, order_id=order.id)
         self._save()
         self.placed.append(order)
-        log.info("order %s: %s %s %g @ %g -> %s", cid, intent.order_side, intent.symbol,
-                 intent.qty, intent.limit_price, order.status)
+        log.info("order %s: %s %s %g %s -> %s", cid, intent.order_side, intent.symbol,
+                 intent.qty, describe(intent), order.status)
         return order
 
     def _submit(self, p: PendingOrder) -> Order:
         cid = p.client_order_id
         for attempt in range(self.retries + 1):
             try:
-                return self.broker.submit_limit(symbol=p.symbol, side=p.order_side, qty=p.qty,
-                                                limit_price=p.limit_price, client_order_id=cid)
+                return self.broker.submit_order(
+                    symbol=p.symbol, side=p.order_side, qty=p.qty, order_type=p.order_type,
+                    time_in_force=p.time_in_force,
+                    limit_price=p.limit_price if p.order_type == "limit" else None,
+                    client_order_id=cid)
             except TemporaryBrokerError as exc:
                 # The order may have been accepted and only the answer lost: look before
                 # sending again.
-                found = self.broker.order_by_client_id(cid)
+                found = self.broker.order_by_client_id(cid, p.symbol)
                 if found is not None:
                     log.warning("%s: %s, but the broker has the order; not re-sent", cid, exc)
                     return found
@@ -90,14 +130,30 @@ class OrderManager:
                 # minutes, and the run must end on time (the record stays pending).
                 self.sleep(self.broker.within_deadline(self.backoff * 2 ** attempt))
             except OrderRejectedError as exc:
-                found = self.broker.order_by_client_id(cid) if "client_order_id" in str(exc) \
-                    else None
-                if found is not None:
-                    return found
+                if DUPLICATE_ID in str(exc):
+                    return self._adopt_duplicate(p, exc)
                 del self.pending[cid]
                 self._save()
                 raise
         raise AssertionError("unreachable")
+
+    def _adopt_duplicate(self, p: PendingOrder, exc: OrderRejectedError) -> Order:
+        """A 422 "client_order_id must be unique" proves that the order exists (an earlier
+        send was accepted and its answer lost): it is never refused. The order found by its
+        id is adopted; while the look-up does not find it yet, the record stays pending,
+        marked as known to exist, and the order counts as unconfirmed (the next run asks
+        again)."""
+        cid = p.client_order_id
+        found = self.broker.order_by_client_id(cid, p.symbol)
+        if found is not None:
+            log.warning("%s: %s; the broker has the order, adopted", cid, exc)
+            return found
+        self.pending[cid] = replace(p, broker_evidence="POST answered 422 client_order_id "
+                                                       "must be unique")
+        self._save()
+        raise TemporaryBrokerError(f"{cid}: the broker says the order exists (422 "
+                                   "client_order_id must be unique) but does not find it yet; "
+                                   "its record stays pending")
 
     def wait_for_fills(self, since: datetime, *, wait_seconds: float, poll_seconds: float,
                        monotonic: Callable[[], float] = time.monotonic) -> list[Order]:
@@ -114,16 +170,22 @@ class OrderManager:
             mine = [o for o in orders if o.id in ids]
             if all(not o.is_open for o in mine) or monotonic() >= give_up:
                 return orders
+            log.info("waiting for fills: %d of %d orders open, %.0f s left of "
+                     "FILL_WAIT_SECONDS", sum(1 for o in mine if o.is_open), len(ids),
+                     max(0.0, give_up - monotonic()))
             # Never past the run's deadline either; the next poll then ends the run.
             self.sleep(self.broker.within_deadline(
                 min(poll_seconds, max(0.0, give_up - monotonic()))))
 
-    def cancel_remainders(self, orders: list[Order]) -> int:
-        """Cancel what is left of this run's partially filled orders; returns how many."""
+    def cancel_remainders(self, orders: list[Order], intents: set[str]) -> int:
+        """Cancel what is left of this run's partially filled orders of the given intents
+        ("entry", "exit"); returns how many."""
         ids = {o.id for o in self.placed}
         count = 0
         for order in orders:
-            if order.id in ids and order.status == "partially_filled":
+            p = self.pending.get(order.client_order_id)
+            if order.id in ids and order.status == "partially_filled" and p is not None \
+                    and p.intent in intents:
                 try:
                     self.broker.cancel(order.id)
                     count += 1

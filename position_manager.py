@@ -15,15 +15,18 @@ in three files under the log directory:
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from broker import Order, Position
 from errors import StateFileError
 from market_calendar import NEW_YORK
+from order_ids import parse_client_order_id
 from state_files import read_csv_rows, read_json, write_csv_rows, write_json
+
+if TYPE_CHECKING:  # annotations only: the SDK behind broker loads when a broker is used
+    from broker import Order, Position
 
 STATE_VERSION = 1
 
@@ -42,7 +45,7 @@ class Holding:
     qty: float
     entry_time: str  # ISO 8601 UTC of the entry fill
     entry_price: float
-    entry_z: float
+    entry_z: float | None  # None: not known (a holding re-adopted from the broker's history)
     entry_order_id: str
     entry_client_order_id: str
 
@@ -63,12 +66,19 @@ class PendingOrder:
     position_side: str  # the side of the position it opens or closes: "long" | "short"
     order_side: str  # "buy" | "sell"
     qty: float
-    limit_price: float
-    z: float
+    limit_price: float  # 0 for a market order
+    z: float | None  # None: not known (a record rebuilt from the broker)
     trading_day: str  # YYYY-MM-DD (New York)
     created_at: str  # ISO 8601 UTC
     exit_reason: str = ""
     order_id: str = ""  # empty until the broker acknowledged it
+    # Why the order is known to exist although the broker has not shown it (e.g. a 422
+    # "client_order_id must be unique" answer): such a record is never dropped as "never
+    # reached the broker".
+    broker_evidence: str = ""
+    order_type: str = "limit"  # Alpaca's type and time in force (order_types.py)
+    time_in_force: str = "day"
+    decision_price: float = 0.0  # the price the decision saw (0 in records from before)
 
 
 @dataclass(frozen=True)
@@ -78,6 +88,10 @@ class Reconciliation:
     trades: list[dict[str, Any]]
     notes: list[str]
     fills: list[dict[str, Any]]  # fills of the bot's orders seen for the first time
+    # Holdings kept although the broker shows no such position and no fill closed it: never
+    # traded (an exit would open the other side) until the broker shows the position or its
+    # close. Symbol -> why.
+    missing: dict[str, str] = field(default_factory=dict)
 
 
 class StateStore:
@@ -158,7 +172,8 @@ def _load_records(path: Path, key: str, record: type) -> dict[str, Any]:
 def _check_types(path: Path, name: str, record: Any) -> None:
     for field_name, spec in record.__dataclass_fields__.items():
         value = getattr(record, field_name)
-        expected = {"str": str, "float": (int, float)}.get(str(spec.type))
+        expected = {"str": str, "float": (int, float),
+                    "float | None": (int, float, type(None))}.get(str(spec.type))
         if expected and (not isinstance(value, expected) or isinstance(value, bool)):
             raise StateFileError(f"{path}: entry {name!r} field {field_name!r} should be "
                                  f"{spec.type}, found {value!r}")
@@ -166,6 +181,14 @@ def _check_types(path: Path, name: str, record: Any) -> None:
         if problem:
             raise StateFileError(f"{path}: entry {name!r} field {field_name!r} {problem}, "
                                  f"found {value!r}; restore the file from logs/runs/<last "
+                                 "run>/ or move it away to rebuild from the broker")
+    if isinstance(record, PendingOrder):
+        # A limit order has a positive limit; a market order none (0).
+        limit, market = record.limit_price, record.order_type == "market"
+        if not (math.isfinite(limit) and (limit == 0 if market else limit > 0)):
+            raise StateFileError(f"{path}: entry {name!r} field 'limit_price' must be "
+                                 f"{'0 for a market order' if market else 'a positive number'}"
+                                 f", found {limit!r}; restore the file from logs/runs/<last "
                                  "run>/ or move it away to rebuild from the broker")
     key = record.symbol if isinstance(record, Holding) else record.client_order_id
     if key != name:
@@ -176,9 +199,10 @@ def _check_types(path: Path, name: str, record: Any) -> None:
 # What the values of a record must be: a wrong one would otherwise pass for a real record
 # (a side 'sideways' traded as a short) or crash the run far from the file (a bad time).
 _CHOICES = {"side": ("long", "short"), "position_side": ("long", "short"),
-            "intent": ("entry", "exit"), "order_side": ("buy", "sell")}
-_POSITIVE = ("qty", "entry_price", "limit_price")
-_FINITE = ("entry_z", "z")
+            "intent": ("entry", "exit"), "order_side": ("buy", "sell"),
+            "order_type": ("limit", "market"), "time_in_force": ("day", "cls")}
+_POSITIVE = ("qty", "entry_price")
+_FINITE = ("entry_z", "z", "decision_price")
 _TIMES = ("entry_time", "created_at")
 
 
@@ -187,7 +211,7 @@ def _value_problem(field_name: str, value: Any) -> str:
         return f"must be {' or '.join(_CHOICES[field_name])}"
     if field_name in _POSITIVE and not (math.isfinite(value) and value > 0):
         return "must be a positive number"
-    if field_name in _FINITE and not math.isfinite(value):
+    if field_name in _FINITE and value is not None and not math.isfinite(value):
         return "must be a finite number"
     if field_name in _TIMES and not _is_zoned_time(value):
         return "must be an ISO 8601 time with its zone, e.g. 2024-03-01T17:00:00+00:00"
@@ -215,14 +239,21 @@ def _is_day(text: str) -> bool:
 
 def reconcile(holdings: dict[str, Holding], pending: dict[str, PendingOrder],
               orders: list[Order], positions: dict[str, Position] | None) -> Reconciliation:
-    """Bring the records in line with the broker.
+    """Bring the records in line with the broker, on evidence only.
 
-    `orders` must hold every account order submitted since the oldest record; `positions` is
-    the broker's list, or None to skip the position comparison (after placing orders).
+    `orders` must hold every account order submitted since the oldest record, plus what a
+    look-up by client_order_id found of the pending records the history left out (the
+    second read); to re-adopt a position whose record was lost it must reach back to that
+    position's entry. `positions` is the broker's list (when a held position was absent from
+    the first read, what a second read showed as well), or None to skip the position
+    comparison (after placing orders).
+
     Entries with fills become holdings; exit orders that ended with fills become trade rows;
-    orders that ended are dropped from pending; records of positions that vanished outside
-    the bot become trade rows marked closed_outside_bot, priced from the broker's own fill
-    when it has one, left blank otherwise (recorded, not guessed).
+    orders that ended are dropped from pending, and so is a record that the history and the
+    look-up both lack, if the broker never acknowledged it. A holding the broker no longer
+    shows becomes a closed_outside_bot trade row only when a fill in the history closed it
+    (priced from that fill); without one it is kept, untraded, in `missing`. A broker position
+    without a record that the bot's own filled entry order explains is re-adopted.
     """
     holdings = dict(holdings)
     pending = dict(pending)
@@ -233,8 +264,7 @@ def reconcile(holdings: dict[str, Holding], pending: dict[str, PendingOrder],
     for cid, p in sorted(pending.items(), key=lambda kv: kv[1].created_at):
         order = by_cid.get(cid)
         if order is None:
-            notes.append(f"{p.symbol}: order {cid} never reached the broker; dropped")
-            del pending[cid]
+            _absent_order(pending, p, notes)
             continue
         if p.intent == "entry":
             known = holdings.get(p.symbol)
@@ -253,9 +283,23 @@ def reconcile(holdings: dict[str, Holding], pending: dict[str, PendingOrder],
             notes.append(f"{p.symbol}: {p.intent} order {cid} {order.status} "
                          f"({order.filled_qty:g} of {order.qty:g} filled)")
             del pending[cid]
+    missing: dict[str, str] = {}
     if positions is not None:
-        _compare_positions(holdings, pending, positions, orders, trades, notes)
-    return Reconciliation(holdings, pending, trades, notes, fills)
+        _compare_positions(holdings, pending, positions, orders, trades, notes, missing)
+    return Reconciliation(holdings, pending, trades, notes, fills, missing)
+
+
+def _absent_order(pending: dict[str, PendingOrder], p: PendingOrder, notes: list[str]) -> None:
+    """A record the broker's history and its look-up both lack. Only one the broker never
+    acknowledged can have never reached it; any other is kept until the broker shows it."""
+    known = p.broker_evidence or (f"acknowledged as order {p.order_id}" if p.order_id else "")
+    if known:
+        notes.append(f"{p.symbol}: {p.intent} order {p.client_order_id} exists at the broker "
+                     f"({known}) but is missing from its answers; record kept")
+        return
+    notes.append(f"{p.symbol}: order {p.client_order_id} never reached the broker (not in its "
+                 "order history, not found by client_order_id); dropped")
+    del pending[p.client_order_id]
 
 
 def fill_record(order: Order) -> dict[str, Any]:
@@ -306,7 +350,8 @@ def _close(holdings: dict[str, Holding], p: PendingOrder, order: Order,
 
 def _compare_positions(holdings: dict[str, Holding], pending: dict[str, PendingOrder],
                        positions: dict[str, Position], orders: list[Order],
-                       trades: list[dict[str, Any]], notes: list[str]) -> None:
+                       trades: list[dict[str, Any]], notes: list[str],
+                       missing: dict[str, str]) -> None:
     working = {p.symbol for p in pending.values()}
     for symbol, held in sorted(holdings.items()):
         if symbol in working:
@@ -317,17 +362,66 @@ def _compare_positions(holdings: dict[str, Holding], pending: dict[str, PendingO
                 holdings[symbol] = _adopt_quantity(held, broker_pos, notes)
             continue
         outside = _outside_fill(held, orders)
+        if outside is None:
+            missing[symbol] = (f"the broker shows no {held.side} position, but no fill in its "
+                               "order history closed it; record kept, no order sent until "
+                               "the broker shows the position or its close")
+            notes.append(f"{symbol}: {missing[symbol]}")
+            continue
         trades.append(trade_row(
-            held, qty=held.qty, exit_time=outside.filled_at if outside else None,
-            exit_price=outside.filled_avg_price if outside else None, reason=CLOSED_OUTSIDE,
-            exit_z=None, exit_order_id=outside.id if outside else "",
-            exit_client_order_id=(outside.client_order_id if outside
-                                  else f"outside-{held.entry_client_order_id}")))
-        notes.append(f"{symbol}: position closed outside the bot; recorded")
+            held, qty=held.qty, exit_time=outside.filled_at,
+            exit_price=outside.filled_avg_price, reason=CLOSED_OUTSIDE, exit_z=None,
+            exit_order_id=outside.id, exit_client_order_id=outside.client_order_id))
+        notes.append(f"{symbol}: position closed outside the bot by order "
+                     f"{outside.client_order_id}; recorded")
         del holdings[symbol]
-    for symbol in sorted(set(positions) - set(holdings)):
-        if symbol not in working:
-            notes.append(f"{symbol}: position not opened by the bot; left alone")
+    for symbol in sorted(set(positions) - set(holdings) - working):
+        adopted = adopt_position(positions[symbol], orders)
+        if adopted is None:
+            notes.append(f"{symbol}: position not opened by the bot (no filled entry of its "
+                         "own in the order history explains it); left alone")
+            continue
+        holdings[symbol] = adopted
+        notes.append(f"{symbol}: {adopted.side} position re-adopted from the bot's filled "
+                     f"entry {adopted.entry_client_order_id} ({adopted.qty:g} shares @ "
+                     f"{adopted.entry_price:g})")
+
+
+def adopt_position(position: Position, orders: list[Order]) -> Holding | None:
+    """The holding that the bot's own filled entry order explains, for a broker position that
+    has no record (lost, damaged, or removed on a wrong answer). The latest filled entry of
+    the bot (its client_order_id `mr-YYYYMMDD-SYMBOL-long|short`) for the symbol and side,
+    with no closing fill after it, explains it; the broker's quantity wins (see
+    `_adopt_quantity`). None when no such order is in `orders`. The entry's z is not on the
+    broker: it stays unknown (None)."""
+    opening = "buy" if position.is_long else "sell"
+    side = "long" if position.is_long else "short"
+    entries = [o for o in orders if o.symbol == position.symbol and o.side == opening
+               and o.filled_qty > 0 and o.filled_avg_price is not None
+               and _is_own_entry(o.client_order_id, position.symbol, side)]
+    if not entries:
+        return None
+    entry = max(entries, key=lambda o: _fill_time(o))
+    held = Holding(symbol=position.symbol, side=side, qty=entry.filled_qty,
+                   entry_time=_fill_time(entry).isoformat(), entry_price=entry.filled_avg_price,
+                   entry_z=None, entry_order_id=entry.id,
+                   entry_client_order_id=entry.client_order_id)
+    if _outside_fill(held, orders) is not None:
+        return None  # that entry was closed since; this position is another one
+    if abs(position.qty - held.qty) > 1e-9:
+        held = _adopt_quantity(held, position, [])
+    return held
+
+
+def _is_own_entry(cid: str, symbol: str, side: str) -> bool:
+    own = parse_client_order_id(cid)
+    return own is not None and own.symbol == symbol and own.intent == side
+
+
+def _fill_time(order: Order) -> datetime:
+    when = order.filled_at or order.updated_at or order.submitted_at
+    assert when is not None, order.id
+    return when
 
 
 def _adopt_quantity(held: Holding, broker_pos: Position, notes: list[str]) -> Holding:

@@ -1,6 +1,6 @@
 """One self-contained HTML dashboard of what the bot recorded.
 
-    python report.py [--log-dir DIR] [--out FILE]
+    python report.py [--log-dir DIR] [--out FILE]   (python report.py --help for more)
 
 Reads `trades.csv`, `positions.json`, `pending_orders.json` and every `runs/*/summary.json`
 under the log directory (default `logs`) and writes `<log-dir>/report.html` (or FILE): realised
@@ -24,8 +24,10 @@ from errors import BotError, StateFileError
 from market_calendar import NEW_YORK
 from position_manager import Holding, PendingOrder, StateStore
 from state_files import atomic_write_text, read_json
+from version import VERSION
 
 RECENT_RUNS = 30
+__version__ = VERSION
 
 
 @dataclass(frozen=True)
@@ -80,7 +82,7 @@ class OpenPosition:
     qty: float
     entry_time: datetime
     entry_price: float
-    entry_z: float
+    entry_z: float | None
     age_days: int | None
     z: float | None
     price: float | None
@@ -100,7 +102,9 @@ def load_records(log_dir: Path) -> Records:
     report with its name."""
     if not log_dir.is_dir():
         raise StateFileError(f"{log_dir}: no such directory; pass the bot's log directory "
-                             "with --log-dir (default logs, or sim/logs after --sim)")
+                             "with --log-dir DIR: logs for paper or live runs, sim/logs after "
+                             "--sim, <sim-dir>/logs after --sim --sim-dir <sim-dir> "
+                             "(make demo: sim/demo/logs)")
     store = StateStore(log_dir)
     runs, missing = [], []
     for run_dir in sorted(p for p in (log_dir / "runs").glob("*") if p.is_dir()):
@@ -285,7 +289,7 @@ def _headline(records: Records, trades: Sequence[Trade], positions: Sequence[Ope
 def _positions_table(positions: Sequence[OpenPosition], snapshot: RunRecord | None) -> str:
     as_of = _when(snapshot.summary.get("now")) if snapshot else "no priced run yet"
     rows = [[p.symbol, p.side, f"{p.qty:g}", _when(p.entry_time.isoformat()),
-             f"{p.entry_price:,.2f}", f"{p.entry_z:.2f}", _opt(p.age_days, "{}"),
+             f"{p.entry_price:,.2f}", _opt(p.entry_z, "{:.2f}"), _opt(p.age_days, "{}"),
              _opt(p.z, "{:.2f}"), _opt(p.price, "{:,.2f}"), _opt(p.unrealised_pnl_usd, _usd)]
             for p in positions]
     return (f"<p class='note'>Age, z and prices as of {_e(as_of)}.</p>"
@@ -396,20 +400,67 @@ def _when(text: str | None) -> str:
 # -- command line -------------------------------------------------------------------------
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--log-dir", default="logs", help="the bot's log directory")
-    parser.add_argument("--out", help="HTML file to write (default <log-dir>/report.html)")
-    args = parser.parse_args(argv)
-    log_dir = Path(args.log_dir)
+    args = parse_args(argv)
+    log_dir = Path(args.log_dir) if args.log_dir else find_log_dir(Path.cwd())
+    if args.log_dir is None and log_dir != Path("logs"):
+        print(f"no runs in logs/; reading the latest --sim run's logs in {log_dir}")
     out = Path(args.out) if args.out else log_dir / "report.html"
     try:
-        page = build_report(load_records(log_dir), source=str(log_dir))
+        records = load_records(log_dir)
+        page = build_report(records, source=str(log_dir))
     except BotError as exc:
         print(f"report not written: {exc}", file=sys.stderr)
         return exc.exit_code
     atomic_write_text(out, page)
-    print(f"report written to {out}")
+    print(report_line(records, out))
     return 0
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="""exit codes: 0 written, 1 a log directory or file that cannot be read
+(the message names it and the fix), 2 a bad option
+
+examples:
+  python report.py                          # logs/, or the latest --sim run's logs
+  python report.py --log-dir sim/demo/logs  # after make demo
+  python report.py --out /tmp/bot.html""")
+    parser.add_argument("--log-dir", default=None, metavar="DIR",
+                        help="the bot's log directory (default: logs, or when logs has no "
+                             "runs, the newest of sim/logs and sim/*/logs)")
+    parser.add_argument("--out", metavar="FILE",
+                        help="HTML file to write (default <log-dir>/report.html)")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    return parser.parse_args(argv)
+
+
+def find_log_dir(root: Path) -> Path:
+    """logs, when it has runs; otherwise the --sim log directory whose latest run is the
+    newest (sim/logs for a plain --sim, sim/<dir>/logs for --sim-dir sim/<dir>)."""
+    default = Path("logs")
+    if any((root / default / "runs").glob("*")):
+        return default
+    candidates = [p.relative_to(root) for p in [root / "sim" / "logs",
+                                                *sorted((root / "sim").glob("*/logs"))]
+                  if any((p / "runs").glob("*"))]
+    if not candidates:
+        return default
+    return max(candidates, key=lambda p: max(r.stat().st_mtime
+                                             for r in (root / p / "runs").iterdir()))
+
+
+def report_line(records: Records, out: Path) -> str:
+    """What the report holds, in one line, and how to open it."""
+    trades = parse_trades(records.trades)
+    known = [t.pnl_usd for t in trades if t.pnl_usd is not None]
+    pnl = sum(known)
+    failed = sum(1 for r in records.runs if r.summary.get("outcome") == "failed")
+    return (f"report written to {out}: {len(records.runs)} runs ({failed} failed), "
+            f"{len(trades)} trades, realised P&L {'-' if pnl < 0 else '+'}${abs(pnl):,.2f}, "
+            f"{len(records.holdings)} open positions; open it in a browser: "
+            f"{out.resolve().as_uri()}")
 
 
 if __name__ == "__main__":

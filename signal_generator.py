@@ -299,7 +299,8 @@ def entry_orders(z: np.ndarray, price: np.ndarray, ask: np.ndarray, fractionable
     all. Element-wise over arrays of any shape (the backtester passes every day at once).
 
     Longs hold their cost at the limit; shorts Alpaca's short charge (see `short_charge`).
-    `limits` and `qtys`, when given, must be `limit_prices(price)` and
+    `limits` is the price orders are sized and funded at: `limit_prices(price)` unless given
+    (order_types.entry_prices for other order types); `qtys`, when given, must be
     `order_qtys(size_usd, limits, z < 0, fractionable)` (a caller that has them already).
     """
     z = np.asarray(z, dtype=float)
@@ -388,16 +389,19 @@ def _fund_one_by_one(ok: np.ndarray, is_long: np.ndarray, cost: np.ndarray,
 
 
 def plan_entries(candidates: list[EntryCandidate], t: Thresholds, *, size_usd: float,
-                 cash_usd: float, buying_power_usd: float,
-                 max_entries: int = 0) -> tuple[list[EntryPlan], dict[str, str]]:
-    """`plan_entry_arrays` over candidate records, with each skip explained in words."""
+                 cash_usd: float, buying_power_usd: float, max_entries: int = 0,
+                 limits: np.ndarray | None = None) -> tuple[list[EntryPlan], dict[str, str]]:
+    """`plan_entry_arrays` over candidate records, with each skip explained in words.
+    `limits`: the price each candidate is sized and funded at, when it is not the limit at
+    the current price (order_types.entry_prices)."""
     arrays = plan_entry_arrays(
         np.array([c.z for c in candidates], dtype=float),
         np.array([c.price for c in candidates], dtype=float),
         np.array([c.ask for c in candidates], dtype=float),
         np.array([c.fractionable for c in candidates], dtype=bool),
         np.array([c.shortable for c in candidates], dtype=bool), t, size_usd=size_usd,
-        cash_usd=cash_usd, buying_power_usd=buying_power_usd, max_entries=max_entries)
+        cash_usd=cash_usd, buying_power_usd=buying_power_usd, max_entries=max_entries,
+        limits=limits)
     plans = [EntryPlan(candidates[i].symbol, bool(long_), float(q), float(lim),
                        candidates[i].z, float(c))
              for i, long_, q, lim, c in zip(arrays.accepted, arrays.is_long, arrays.qty,

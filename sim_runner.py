@@ -35,10 +35,13 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 
+import console
+from alert_messages import trading_day
 from alerts import Alerter
 from config import Config, Credentials
 from errors import BotError, BrokerError, ConfigError, DeadlineError
 from market_calendar import NEW_YORK, MarketCalendar, new_york_noon, nyse
+from run_digest import earlier_summaries
 from simbroker import Exchange, ExchangeConfig, market_data, serve
 from simbroker.faults import RandomFaults
 from simbroker.journal import Journal
@@ -104,6 +107,8 @@ def run_simulation(config: Config, args: argparse.Namespace, env: Mapping[str, s
     alerter = Alerter.from_env(env, [exchange.config.key_id, exchange.config.secret_key])
     rate = fault_rate(env)
     failed: list[str] = []
+    # Log lines start with the simulated time (setup_logging resets it for the next main).
+    console.set_sim_clock(lambda: exchange.now)
     for day in range(args.days):
         if day > 0 or state_path.exists():
             target = next_noon(exchange.now, calendar)
@@ -134,11 +139,32 @@ def run_simulation(config: Config, args: argparse.Namespace, env: Mapping[str, s
                 return exc.exit_code
         if after_day is not None:
             after_day(SimDay(day + 1, exchange, log_dir, code, faults.injected))
+    log.info("%s", simulation_line(log_dir, args.days, failed), extra={"headline": True})
     if failed:
         log.error("%d of %d simulated days failed at the broker: %s", len(failed), args.days,
                   ", ".join(failed))
         return 1
     return 0
+
+
+def simulation_line(log_dir: Path, days: int, failed: list[str]) -> str:
+    """The simulation in one line: days, failures, equity over them, trades and P&L, and
+    how to see the report."""
+    runs = list(earlier_summaries(log_dir, limit=days))[::-1]  # this invocation's, oldest first
+    equities = [r["equity_usd"] for r in runs if isinstance(r.get("equity_usd"), int | float)]
+    trades = [t for r in runs for t in r.get("trades") or []]
+    pnl = sum(float(t.get("pnl_usd") or 0.0) for t in trades)
+    first_day, last_day = (trading_day(runs[0]), trading_day(runs[-1])) if runs else ("", "")
+    equity = "equity unknown"
+    if equities:
+        first_equity = runs[0].get("equity_before_usd") or equities[0]
+        change = equities[-1] - first_equity
+        equity = (f"equity ${equities[-1]:,.2f} ({'+' if change >= 0 else '-'}"
+                  f"${abs(change):,.2f} since ${first_equity:,.2f})")
+    return (f"simulation done: {days} days {first_day} to {last_day}, {len(failed)} failed; "
+            f"{equity}; {len(trades)} trades, realised P&L {'+' if pnl >= 0 else '-'}"
+            f"${abs(pnl):,.2f}; the report: python report.py --log-dir {log_dir} "
+            f"(writes {log_dir / 'report.html'})")
 
 
 def open_exchange(state_path: Path, market: market_data.MarketData, cfg: ExchangeConfig,

@@ -16,31 +16,43 @@ import signal
 import sys
 import threading
 import time
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 import logger as run_logging
+from alert_messages import run_line
 from alerts import Alerter
 from broker import Account, Broker, Clock
+from broker_sync import read_broker
 from config import DATA_URL, Config, Credentials, load_config, load_credentials, read_env
+from console import ONCE
 from data_fetcher import MarketView, fetch_market_view
 from errors import BotError, BrokerError, ConfigError, OrderRejectedError, Terminated
 from market_calendar import NEW_YORK, UTC, MarketCalendar, nyse_around
-from order_manager import OrderManager, client_order_id
+from order_manager import OrderManager, PastExits, client_order_id, past_exits
+from order_types import (
+    OrderKind,
+    PartialFill,
+    allows_fractional,
+    build_order,
+    entry_prices,
+    escalated,
+)
 from position_manager import (
     Holding,
     PendingOrder,
     StateStore,
     fill_record,
-    oldest_record_time,
     reconcile,
 )
 from risk import RiskView, entry_allowance
+from run_digest import positions_now, previous_equity, trade_digest
 from signal_generator import (
     EXIT_CODES,
     NO_EXIT,
@@ -50,6 +62,7 @@ from signal_generator import (
     exit_codes,
     is_day_trade_blocked,
     limit_price,
+    limit_prices,
     plan_entries,
     zscores,
 )
@@ -77,8 +90,19 @@ class RunSummary:
     fills: list[dict[str, Any]] = field(default_factory=list)
     trades_recorded: int = 0
     notes: list[str] = field(default_factory=list)
+    # Held symbols no order could be decided or sent for today, and why (named every day).
+    unmanaged: dict[str, str] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
     requests: int = 0
+    # For the people reading it (alerts, terminal, report): see run_digest.py.
+    account: str = ""  # paper, live or simulated
+    dry_run: bool = False
+    log_path: str = ""
+    kill_switch: bool = False
+    failure: str = ""  # why the run failed, in words first
+    equity_before_usd: float | None = None  # the previous run's
+    trades: list[dict[str, Any]] = field(default_factory=list)  # recorded by this run
+    positions: list[dict[str, Any]] = field(default_factory=list)  # held after this run
 
 
 @dataclass(frozen=True)
@@ -99,23 +123,60 @@ def run_once(config: Config, endpoint: Endpoint, log_dir: Path, *, started: date
         run_dir = run_logging.run_dir_for(log_dir, started)
         handler = run_logging.add_run_file(run_dir, [endpoint.creds.key_id,
                                                      endpoint.creds.secret_key])
-        summary = RunSummary(started_at=started.isoformat())
+        summary = RunSummary(started_at=started.isoformat(), dry_run=dry_run,
+                             account=account_label(config, endpoint),
+                             log_path=str(run_dir / "bot.log"),
+                             kill_switch=(log_dir / "STOP").exists(),
+                             equity_before_usd=previous_equity(log_dir, run_dir))
         broker = connect(config, endpoint)
         try:
             _daily_run(config, broker, StateStore(log_dir), run_dir, calendar, summary, dry_run)
         except (Exception, Terminated) as exc:
             summary.outcome = "failed"
             summary.errors.append(f"{type(exc).__name__}: {exc}")
+            summary.failure = failure_text(exc)
             if not isinstance(exc, (BotError, Terminated)):
                 log.exception("unexpected error")
-            alerter.run_failed(f"{type(exc).__name__}: {exc}")
+            # Here, while the run's bot.log is still attached: the reason belongs in it.
+            log.error("run failed: %s", exc)
+            exc.logged = True  # type: ignore[attr-defined]  # main does not repeat it
             raise
         finally:
             summary.requests = broker.requests_made
+            add_positions(summary, StateStore(log_dir), config)
             write_json(run_dir / "summary.json", summary.__dict__)
+            log.log(logging.ERROR if summary.outcome == "failed" else logging.INFO, "%s",
+                    run_line(summary.__dict__), extra={"headline": True})
             run_logging.remove_handler(handler)
-        alerter.run_finished(summary.__dict__)
+            alerter.run_finished(summary.__dict__)  # a failed run's alerts say what it did
         return summary
+
+
+def account_label(config: Config, endpoint: Endpoint) -> str:
+    """paper, live, or simulated when the broker is the local exchange on this machine."""
+    host = urllib.parse.urlsplit(endpoint.trading_url).hostname or ""
+    if host in ("127.0.0.1", "localhost", "::1"):
+        return "simulated"
+    return "paper" if config.alpaca_paper else "live"
+
+
+def failure_text(exc: BaseException) -> str:
+    """Why a run failed, for a person: the message first, the exception's class after."""
+    text = str(exc).strip()
+    return f"{text} ({type(exc).__name__})" if text else type(exc).__name__
+
+
+def add_positions(summary: RunSummary, store: StateStore, config: Config) -> None:
+    """The positions the run leaves, as its summary and alerts report them."""
+    if not summary.now or summary.outcome == "market_closed":
+        return
+    try:
+        holdings = store.load_holdings()
+    except Exception as exc:  # a summary must never hide why the run failed
+        summary.notes.append(f"positions not listed: {exc}")
+        return
+    today = datetime.fromisoformat(summary.now).astimezone(NEW_YORK).date()
+    summary.positions = positions_now(holdings, summary.prices, today, config.max_holding_days)
 
 
 def _daily_run(config: Config, broker: Broker, store: StateStore, run_dir: Path,
@@ -136,8 +197,8 @@ def _daily_run(config: Config, broker: Broker, store: StateStore, run_dir: Path,
     # 2. Sync state with the broker, the source of truth.
     account = broker.account()
     summary.equity_usd = account.equity_usd
-    holdings, pending, positions, open_orders = sync_state(broker, store, run_dir, summary,
-                                                           dry_run)
+    holdings, pending, positions, open_orders, history = sync_state(broker, store, run_dir,
+                                                                    summary, dry_run, now)
 
     # 3. Market data for the universe and for everything held.
     assets = broker.assets()
@@ -164,7 +225,9 @@ def _daily_run(config: Config, broker: Broker, store: StateStore, run_dir: Path,
                           backoff_seconds=config.retry_backoff_seconds)
 
     # 5. Exits first, then entries.
-    place_exits(orders, holdings, view, z, thresholds, now, pdt_blocked, summary)
+    session_close = calendar.session(today).close
+    place_exits(orders, config, holdings, view, z, thresholds, now, pdt_blocked,
+                past_exits(holdings, history), session_close, summary)
     busy = set(holdings) | set(positions) | {o.symbol for o in open_orders} \
         | {p.symbol for p in pending.values()} | exited_today(trades, today)
     allowance = entry_allowance(config, risk_view(account, positions, store.log_dir))
@@ -177,7 +240,7 @@ def _daily_run(config: Config, broker: Broker, store: StateStore, run_dir: Path,
         summary.notes.append(f"no new entries: {blocked}")
     else:
         place_entries(orders, config, account, assets, view, z, busy, thresholds, now,
-                      allowance.max_entries, summary)
+                      allowance.max_entries, session_close, summary)
 
     # 6. Fills, then the records.
     track_fills(orders, config, store, holdings, run_dir, now, summary, dry_run)
@@ -212,22 +275,30 @@ def closed_reason(clock: Clock, calendar: MarketCalendar) -> str:
 
 
 def sync_state(broker: Broker, store: StateStore, run_dir: Path, summary: RunSummary,
-               dry_run: bool) -> tuple[dict[str, Holding], dict[str, PendingOrder], dict, list]:
+               dry_run: bool, now: datetime
+               ) -> tuple[dict[str, Holding], dict[str, PendingOrder], dict, list, list]:
     holdings, pending = store.load_holdings(), store.load_pending()
-    positions = broker.positions()
-    open_orders = broker.open_orders()
-    oldest = oldest_record_time(holdings, pending)
-    history = broker.orders_since(oldest - timedelta(minutes=1)) if oldest else []
-    result = reconcile(holdings, pending, history, positions)
+    view = read_broker(broker, holdings, pending, now)
+    result = reconcile(holdings, pending, view.history, view.positions)
     new_trades = [] if dry_run else store.append_trades(result.trades)
     summary.trades_recorded += len(new_trades)
-    for note in result.notes:
+    summary.trades.extend(trade_digest(new_trades))
+    for note in [*view.notes, *result.notes]:
         log.info("reconcile: %s", note)
-    summary.notes.extend(result.notes)
+    summary.notes.extend([*view.notes, *result.notes])
+    unmanaged = dict(result.missing)
+    for p in result.pending.values():
+        if p.symbol in result.holdings and p.symbol not in unmanaged:
+            # Its end settles the record; a second order meanwhile could open the other side.
+            unmanaged[p.symbol] = (f"{p.intent} order {p.client_order_id} is still working or "
+                                   "not yet seen at the broker; no other order until it ends")
+    for symbol, why in unmanaged.items():
+        log.warning("%s: held, but not managed today: %s", symbol, why)
+    summary.unmanaged.update(unmanaged)
     summary.fills.extend(result.fills)  # filled since the last run, after it stopped waiting
     if not dry_run:
         store.save_records(result.holdings, result.pending, run_dir)
-    return result.holdings, result.pending, positions, open_orders
+    return result.holdings, result.pending, view.positions, view.open_orders, view.history
 
 
 def tradable_universe(tickers: list[str], assets: Mapping[str, Any],
@@ -238,7 +309,7 @@ def tradable_universe(tickers: list[str], assets: Mapping[str, Any],
     missing = [t for t in tickers if t not in offered]
     if missing:
         log.info("%d of %d tickers are not tradable at this broker, skipped: %s",
-                 len(missing), len(tickers), ", ".join(missing))
+                 len(missing), len(tickers), ", ".join(missing), extra=ONCE)
         summary.skipped.update({t: "not tradable at the broker" for t in missing})
     return sorted(set(offered) | set(holdings))
 
@@ -271,77 +342,133 @@ def pdt_check(account: Account, trades: list[dict[str, str]], calendar: MarketCa
               if r["holding_days"] == "0" and r["exit_time"][:10] >= since.isoformat())
     log.info("account reports no pattern-day-trader fields (Alpaca dropped them on 2026-07-06 "
              "after FINRA retired the rule); local guard on: no same-day exits except "
-             "stop-losses; own day trades in the last 5 business days: %d", own)
+             "stop-losses; own day trades in the last 5 business days: %d", own, extra=ONCE)
     return False
 
 
-def place_exits(orders: OrderManager, holdings: dict[str, Holding], view: MarketView,
-                z: dict[str, float], t: Thresholds, now: datetime, pdt_blocked: bool,
+def place_exits(orders: OrderManager, config: Config, holdings: dict[str, Holding],
+                view: MarketView, z: dict[str, float], t: Thresholds, now: datetime,
+                pdt_blocked: bool, before: dict[str, PastExits], session_close: datetime,
                 summary: RunSummary) -> None:
     today = now.astimezone(NEW_YORK).date()
-    held = [h for s, h in sorted(holdings.items()) if s in z]
-    for symbol in sorted(set(holdings) - set(z)):
+    held = [h for s, h in sorted(holdings.items()) if s in z and s not in summary.unmanaged]
+    for symbol in sorted(set(holdings) - set(z) - set(summary.unmanaged)):
         log.warning("%s: held, but no usable price today; exit decision postponed", symbol)
+        summary.unmanaged[symbol] = "no usable price today; exit decision postponed"
     if not held:
         return
     codes = exit_codes(np.array([h.is_long for h in held]), np.array([z[h.symbol] for h in held]),
                        np.array([(today - h.entry_day).days for h in held]),
                        np.array([h.entry_day == today for h in held]), t)
     for h, code in zip(held, codes, strict=True):
-        if code == NO_EXIT:
+        reason = exit_reason(config, int(code), before.get(h.symbol))
+        if reason is None:
             continue
-        reason = EXIT_CODES[int(code)]
         if pdt_blocked and h.entry_day == today:
             log.warning("%s: %s exit today would be a day trade the broker may refuse; held",
                         h.symbol, reason)
             continue
-        price = float(view.prices[view.index(h.symbol)])
+        i = view.index(h.symbol)
+        price = float(view.prices[i])
+        past = before.get(h.symbol)
+        chosen = OrderKind(config.stop_order_type if reason == ExitReason.STOP_LOSS
+                           else config.exit_order_type)
+        kind = escalated(chosen, past.unfilled_days if past else 0,
+                         config.exit_escalate_after_days)
+        if kind is not chosen:
+            log.info("%s: %s exit escalated to %s after %d unfilled exit day(s)", h.symbol,
+                     chosen, kind, past.unfilled_days if past else 0)
+        spec = build_order(kind, is_buy=not h.is_long, qty=h.qty, limit=limit_price(price),
+                           bid=_quote(view.bids, i, price), ask=float(view.asks[i]),
+                           offset_bps=config.limit_offset_bps, now=now,
+                           session_close=session_close)
+        if spec.note:
+            log.info("%s: %s", h.symbol, spec.note)
         intent = PendingOrder(
             client_order_id=client_order_id(today, h.symbol, "exit"), symbol=h.symbol,
             intent="exit", position_side=h.side, order_side="sell" if h.is_long else "buy",
-            qty=h.qty, limit_price=limit_price(price), z=z[h.symbol], trading_day=str(today),
-            created_at=now.isoformat(), exit_reason=str(reason))
-        log.info("%s: exit %s position, z=%.2f, reason %s", h.symbol, h.side, z[h.symbol],
-                 reason)
-        if reason is ExitReason.STOP_LOSS:
+            qty=h.qty, limit_price=spec.limit_price or 0.0, z=z[h.symbol],
+            trading_day=str(today), created_at=now.isoformat(), exit_reason=str(reason),
+            order_type=spec.type, time_in_force=spec.time_in_force, decision_price=price)
+        log.info("%s: exit %s position, z=%.2f, reason %s, %s order", h.symbol, h.side,
+                 z[h.symbol], reason, spec.kind)
+        if reason == ExitReason.STOP_LOSS:
             log.warning("%s: stop-loss at z=%.2f", h.symbol, z[h.symbol])
         _send(orders, intent, summary.exits, summary)
 
 
+REST_OF_PARTIAL_EXIT = "rest_of_partial_exit"
+
+
+def exit_reason(config: Config, code: int, past: PastExits | None) -> str | None:
+    """Why a holding is exited today, or None: the exit rules' reason; or, when they give none
+    and EXIT_PARTIAL_FILL is finish_next_day, the rest of an exit that filled in part."""
+    if code != NO_EXIT:
+        return str(EXIT_CODES[code])
+    if past is not None and past.partly_filled \
+            and config.exit_partial_fill == PartialFill.FINISH_NEXT_DAY:
+        return REST_OF_PARTIAL_EXIT
+    return None
+
+
+def _quote(values: np.ndarray, i: int, price: float) -> float:
+    return float(values[i]) if len(values) > i else price
+
+
 def place_entries(orders: OrderManager, config: Config, account: Account, assets: Mapping,
                   view: MarketView, z: dict[str, float], busy: set[str], t: Thresholds,
-                  now: datetime, max_entries: int, summary: RunSummary) -> None:
+                  now: datetime, max_entries: int, session_close: datetime,
+                  summary: RunSummary) -> None:
     today = now.astimezone(NEW_YORK).date()
+    kind = OrderKind(config.entry_order_type)
+    chosen = [(i, s) for i, s in enumerate(view.symbols) if s not in busy and s in assets]
     candidates = [
         EntryCandidate(symbol=s, z=z[s], price=float(view.prices[i]), ask=float(view.asks[i]),
-                       fractionable=assets[s].fractionable,
+                       fractionable=assets[s].fractionable and allows_fractional(kind),
                        shortable=account.shorting_enabled and assets[s].shortable
                        and assets[s].easy_to_borrow)
-        for i, s in enumerate(view.symbols) if s not in busy and s in assets]
+        for i, s in chosen]
+    quotes = {s: (_quote(view.bids, i, float(view.prices[i])), float(view.asks[i]))
+              for i, s in chosen}
+    limits = entry_prices(kind, np.array([c.z for c in candidates], dtype=float),
+                          limit_prices(np.array([c.price for c in candidates], dtype=float)),
+                          np.array([quotes[c.symbol][0] for c in candidates], dtype=float),
+                          np.array([c.ask for c in candidates], dtype=float),
+                          config.limit_offset_bps)
     plans, skipped = plan_entries(
         candidates, t, size_usd=config.position_size_usd,
         cash_usd=account.non_marginable_buying_power_usd,
-        buying_power_usd=account.buying_power_usd, max_entries=max_entries)
+        buying_power_usd=account.buying_power_usd, max_entries=max_entries, limits=limits)
     for symbol, reason in skipped.items():
         log.info("skip entry %s: %s", symbol, reason)
     summary.skipped.update({s: f"entry: {r}" for s, r in skipped.items()})
+    prices = {c.symbol: c.price for c in candidates}
     for plan in plans:
         side = "long" if plan.is_long else "short"
-        log.info("%s: enter %s, z=%.2f, %g shares @ %g", plan.symbol, side, plan.z, plan.qty,
-                 plan.limit_price)
+        price = prices[plan.symbol]
+        bid, ask = quotes[plan.symbol]
+        spec = build_order(kind, is_buy=plan.is_long, qty=plan.qty, limit=limit_price(price),
+                           bid=bid, ask=ask, offset_bps=config.limit_offset_bps, now=now,
+                           session_close=session_close)
+        if spec.note:
+            log.info("%s: %s", plan.symbol, spec.note)
+        log.info("%s: enter %s, z=%.2f, %g shares, %s order", plan.symbol, side, plan.z,
+                 plan.qty, spec.kind)
         intent = PendingOrder(
             client_order_id=client_order_id(today, plan.symbol, side), symbol=plan.symbol,
             intent="entry", position_side=side, order_side="buy" if plan.is_long else "sell",
-            qty=plan.qty, limit_price=plan.limit_price, z=plan.z, trading_day=str(today),
-            created_at=now.isoformat())
+            qty=plan.qty, limit_price=spec.limit_price or 0.0, z=plan.z,
+            trading_day=str(today), created_at=now.isoformat(), order_type=spec.type,
+            time_in_force=spec.time_in_force, decision_price=price)
         _send(orders, intent, summary.entries, summary)
 
 
 def _send(orders: OrderManager, intent: PendingOrder, record: list, summary: RunSummary) -> None:
     """Place one order; a refusal or failure is logged against its symbol and the run goes on."""
     entry = {"symbol": intent.symbol, "side": intent.order_side, "qty": intent.qty,
-             "limit_price": intent.limit_price, "z": round(intent.z, 4),
-             "client_order_id": intent.client_order_id}
+             "order_type": intent.order_type, "time_in_force": intent.time_in_force,
+             "limit_price": intent.limit_price, "decision_price": intent.decision_price,
+             "z": round(intent.z, 4), "client_order_id": intent.client_order_id}
     if intent.exit_reason:
         entry["exit_reason"] = intent.exit_reason
     try:
@@ -365,8 +492,11 @@ def track_fills(orders: OrderManager, config: Config, store: StateStore,
         return
     placed = orders.wait_for_fills(now, wait_seconds=config.fill_wait_seconds,
                                    poll_seconds=config.fill_poll_seconds)
-    if config.cancel_partial_remainder:
-        orders.cancel_remainders(placed)
+    cancel = {intent for intent, policy in (("entry", config.entry_partial_fill),
+                                            ("exit", config.exit_partial_fill))
+              if policy == PartialFill.CANCEL_REMAINDER}
+    if cancel:
+        orders.cancel_remainders(placed, cancel)
     mine = {o.id for o in orders.placed}
     summary.fills.extend(fill_record(o) for o in placed if o.id in mine and o.filled_qty > 0)
     # `placed` is the state of this run's orders only. A pending record of any other order
@@ -378,7 +508,9 @@ def track_fills(orders: OrderManager, config: Config, store: StateStore,
     pending = {cid: p for cid, p in orders.pending.items() if cid not in seen}
     if placed:
         result = reconcile(holdings, judged, placed, None)
-        summary.trades_recorded += len(store.append_trades(result.trades))
+        recorded = store.append_trades(result.trades)
+        summary.trades_recorded += len(recorded)
+        summary.trades.extend(trade_digest(recorded))
         holdings = result.holdings
         pending.update(result.pending)
     store.save_records(holdings, pending, run_dir)
@@ -446,7 +578,8 @@ def main(argv: list[str] | None = None, environ: Mapping[str, str] | None = None
                  dry_run=args.dry_run, alerter=Alerter.from_env(env, _secrets(env)))
         return 0
     except BotError as exc:
-        log.error("run failed: %s", exc)
+        if not getattr(exc, "logged", False):
+            log.error("run failed: %s", exc)
         return exc.exit_code
     except Terminated as exc:
         log.error("stopped by SIGTERM: %s; the next run reconciles with the broker", exc)

@@ -189,7 +189,7 @@ def run_backtest(market: MarketData, config: Config, *, start: datetime.date | N
     last day of the data.
     """
     settings = settings or Settings()
-    calendar = calendar or nyse()
+    calendar = calendar or nyse(market.first_day, market.last_day)
     universe = choose_universe(market, config, symbols)
     window = config.z_score_window
     if start is None:

@@ -3,9 +3,12 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import math
-from datetime import date
+from collections.abc import Mapping, Sequence
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,10 +17,12 @@ import pandas as pd
 
 from backtester.engine import Result
 from backtester.stats import drawdown, summarise
-from order_manager import client_order_id
+from order_ids import ORDER_ID_PREFIX, client_order_id
 from position_manager import TRADE_COLUMNS, Holding, trade_row
 from signal_generator import EXIT_CODES
-from state_files import atomic_write_text, write_csv_rows
+from state_files import atomic_write_text
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def order_id(number: int) -> str:
@@ -54,9 +59,86 @@ def holding_days(result: Result) -> np.ndarray:
     return result.clock.ordinal[t.exit_session] - result.clock.ordinal[t.entry_session]
 
 
+def trade_columns(result: Result) -> dict[str, list[str]]:
+    """trades.csv as columns of text, column by column over all round trips at once: the same
+    text as `trade_rows` (tested equal), in time proportional to the trades, not to Python
+    calls per field."""
+    t, sessions = result.trades, result.sessions
+    symbols = np.array(result.symbols, dtype=object)[t.symbol]
+    sides = np.where(t.is_long, "long", "short").astype(object)
+    day_text = np.array([f"{s.day:%Y%m%d}" for s in sessions], dtype=object)
+    # As trade_row: entry - exit for a short, never -(exit - entry), which prints "-0.00".
+    pnl = np.where(t.is_long, t.exit_price - t.entry_price, t.entry_price - t.exit_price) * t.qty
+    reasons = {code: str(reason) for code, reason in EXIT_CODES.items()}
+    columns = {
+        "symbol": symbols.tolist(), "side": sides.tolist(), "qty": _g(t.qty),
+        "entry_time": fill_times(result, t.entry_session, t.entry_k, t.entry_fraction),
+        "entry_price": _g(t.entry_price),
+        "exit_time": fill_times(result, t.exit_session, t.exit_k, t.exit_fraction),
+        "exit_price": _g(t.exit_price), "pnl_usd": [f"{v:.2f}" for v in pnl.tolist()],
+        "exit_reason": [reasons[c] for c in t.exit_reason.tolist()],
+        "holding_days": [str(d) for d in holding_days(result).tolist()],
+        "entry_z": _z(t.entry_z), "exit_z": _z(t.exit_z),
+        "entry_order_id": [order_id(n) for n in t.entry_order.tolist()],
+        "exit_order_id": [order_id(n) for n in t.exit_order.tolist()],
+        "entry_client_order_id": (f"{ORDER_ID_PREFIX}-" + day_text[t.entry_session] + "-"
+                                  + symbols + "-" + sides).tolist(),
+        "exit_client_order_id": (f"{ORDER_ID_PREFIX}-" + day_text[t.exit_session] + "-"
+                                 + symbols + "-exit").tolist(),
+    }
+    return {name: columns[name] for name in TRADE_COLUMNS}
+
+
+def fill_times(result: Result, session: np.ndarray, k: np.ndarray,
+               fraction: np.ndarray) -> list[str]:
+    """`Result.fill_time(...).isoformat()` for many fills at once, to the microsecond."""
+    opens = np.array([_microseconds(s.open) for s in result.sessions], dtype=np.int64)
+    closes = np.array([_microseconds(s.close) for s in result.sessions], dtype=np.int64)
+    start, end = opens[session], closes[session]
+    live = start + result.clock.noon_us[session] + k.astype(np.int64)
+    # Session open + (close - open) * fraction, rounded half to even as timedelta * float
+    # does; the float product is exact enough except within a hair of a half, redone exactly.
+    product = (end - start) * fraction
+    offset = np.rint(product).astype(np.int64)
+    for i in np.flatnonzero(np.abs(product - np.floor(product) - 0.5) < 1e-3):
+        offset[i] = _microseconds_of(timedelta(microseconds=int(end[i] - start[i]))
+                                     * float(fraction[i]))
+    touch = np.minimum(np.maximum(live, start + offset), end)
+    marketable = fraction == result.clock.fraction(session)
+    stamps = np.where(marketable, live, touch).astype("datetime64[us]")
+    text = np.datetime_as_string(stamps, unit="us").tolist()
+    # datetime.isoformat() leaves out a zero microsecond part.
+    return [(s[:-7] if s.endswith(".000000") else s) + "+00:00" for s in text]
+
+
+def _microseconds(when: datetime) -> int:
+    return _microseconds_of(when - _EPOCH)
+
+
+def _microseconds_of(span: timedelta) -> int:
+    return (span.days * 86_400 + span.seconds) * 1_000_000 + span.microseconds
+
+
+def _g(values: np.ndarray) -> list[str]:
+    return [f"{v:g}" for v in values.tolist()]
+
+
+def _z(values: np.ndarray) -> list[str]:
+    return ["" if v != v else f"{v:.4f}" for v in values.tolist()]  # as position_manager
+
+
+def write_columns(path: Path, columns: Mapping[str, Sequence[str]]) -> None:
+    """A CSV file from columns of text (header: the keys, in order), written atomically."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(columns)
+    writer.writerows(zip(*columns.values(), strict=True))
+    atomic_write_text(path, buffer.getvalue())
+
+
 def equity_frame(result: Result) -> pd.DataFrame:
     return pd.DataFrame({
-        "date": [d.isoformat() for d in result.days],
+        "date": np.datetime_as_string(np.array(result.days, dtype="datetime64[D]")),
         "equity": np.round(result.equity, 2), "cash": np.round(result.cash, 2),
         "long_value": np.round(result.long_value, 2),
         "short_value": np.round(result.short_value, 2),
@@ -96,7 +178,7 @@ def json_ready(value: Any) -> Any:
 
 def write_results(result: Result, out_dir: Path, stats: dict[str, Any]) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
-    write_csv_rows(out_dir / "trades.csv", TRADE_COLUMNS, trade_rows(result))
+    write_columns(out_dir / "trades.csv", trade_columns(result))
     atomic_write_text(out_dir / "equity.csv", equity_frame(result).to_csv(index=False))
     write_stats(out_dir / "stats.json", stats)
 

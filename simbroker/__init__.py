@@ -22,10 +22,29 @@ endpoints (clock, faults, request log, reset, save, load) are documented in
 ``simbroker/controls.py``.
 """
 
-from simbroker.exchange import Exchange
-from simbroker.faults import Fault
-from simbroker.records import DEFAULT_KEY_ID, DEFAULT_SECRET_KEY, ExchangeConfig
-from simbroker.server import SimServer, serve
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# The names below load on first use, so that `from simbroker import market_data` (the
+# backtester) does not import the exchange and its HTTP server.
+_LAZY = {"Exchange": "simbroker.exchange", "Fault": "simbroker.faults",
+         "DEFAULT_KEY_ID": "simbroker.records", "DEFAULT_SECRET_KEY": "simbroker.records",
+         "ExchangeConfig": "simbroker.records", "SimServer": "simbroker.server",
+         "serve": "simbroker.server"}
+
+if TYPE_CHECKING:
+    from simbroker.exchange import Exchange
+    from simbroker.faults import Fault
+    from simbroker.records import DEFAULT_KEY_ID, DEFAULT_SECRET_KEY, ExchangeConfig
+    from simbroker.server import SimServer, serve
 
 __all__ = ["DEFAULT_KEY_ID", "DEFAULT_SECRET_KEY", "Exchange", "ExchangeConfig", "Fault",
            "SimServer", "serve"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'simbroker' has no attribute {name!r}")

@@ -22,7 +22,7 @@ from os import PathLike
 from typing import Any
 
 from market_calendar import UTC, MarketCalendar, Session, nyse
-from simbroker import account, errors, matching, persistence, state
+from simbroker import account, errors, execution, matching, persistence, state
 from simbroker.bars import BarStore
 from simbroker.book import Book
 from simbroker.journal import Journal
@@ -143,6 +143,10 @@ class Exchange:
         for order in self._open_orders():
             if order.status is Status.ACCEPTED:
                 self._update(replace(order, status=Status.NEW, updated_at=session.open))
+        self._auction(session, TimeInForce.OPG, session.open)
+        for order in self._open_orders():
+            if order.time_in_force in execution.IMMEDIATE:  # queued outside the session
+                self._execute_immediately(order, session, session.open)
 
     def _trade(self, session: Session, start: datetime, end: datetime) -> None:
         """Fill open orders in [start, end] of `session`, earliest first."""
@@ -170,6 +174,7 @@ class Exchange:
             heapq.heappush(heap, (candidate.key(), candidate))
 
     def _at_close(self, session: Session) -> None:
+        self._auction(session, TimeInForce.CLS, session.close)
         for order in self._open_orders():
             if order.time_in_force is TimeInForce.DAY and order.status is not Status.ACCEPTED:
                 self._finish(order, Status.EXPIRED, session.close)
@@ -197,6 +202,35 @@ class Exchange:
         self._update(updated)
         return updated
 
+    def _auction(self, session: Session, time_in_force: TimeInForce, when: datetime) -> None:
+        """The opening or closing auction: on-open / on-close orders cross at the bar's open
+        or close, and what is left of them is canceled (see simbroker.execution)."""
+        for order in self._open_orders():
+            if order.time_in_force is not time_in_force or order.status is Status.ACCEPTED:
+                continue
+            bar = self.market_data.bar(order.symbol, session.day)
+            price = execution.auction_price(order, bar)
+            if price is not None:
+                order = self._execute(order, price, when, session.day)
+            if order.is_open:
+                self._finish(order, Status.CANCELED, when)
+
+    def _execute_immediately(self, order: Order, session: Session, when: datetime) -> Order:
+        """An IOC or FOK order: what is marketable now fills, the rest is canceled; a FOK
+        order that cannot fill whole does not fill at all."""
+        bar = self.market_data.bar(order.symbol, session.day)
+        candidate = matching.first_fill(order, bar, session, when, when, self.config.spread_bps)
+        if candidate is not None and order.time_in_force is TimeInForce.FOK:
+            qty = matching.fill_qty(order, candidate.price, seed=self.config.seed,
+                                    probability=self.config.partial_fill_probability)
+            if order.qty is not None and qty < order.remaining_qty - 1e-9:
+                candidate = None
+        if candidate is not None:
+            order = self._execute(order, candidate.price, candidate.when, session.day)
+        if order.is_open:
+            order = self._finish(order, Status.CANCELED, self._stamp())
+        return order
+
     def _fill_if_marketable(self, order: Order) -> Order:
         """An order arriving during the session fills at once if marketable."""
         at = self.moment()
@@ -215,6 +249,7 @@ class Exchange:
         """POST /v2/orders: validate `body` (a decoded JSON object) and place the order.
         Raises ApiError with Alpaca's status and code when Alpaca would refuse it."""
         request = parse_order_request(body)
+        execution.check_submission(request.time_in_force, self._now, self.calendar)
         at = self.moment()
         client_id = request.client_order_id or str(self._new_uuid())
         # Alpaca: client_order_id must be unique for the account, forever.
@@ -234,7 +269,10 @@ class Exchange:
             created_at=stamp, submitted_at=stamp, updated_at=stamp)
         self._update(order)
         self._by_client_id[client_id] = order.id
-        if status is Status.NEW:
+        if status is Status.NEW and order.time_in_force in execution.IMMEDIATE:
+            assert at.session is not None
+            order = self._execute_immediately(order, at.session, order.submitted_at)
+        elif status is Status.NEW and execution.trades_continuously(order):
             order = self._fill_if_marketable(order)
         return order
 

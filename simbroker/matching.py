@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from market_calendar import Session
-from simbroker import price_model
+from simbroker import execution, price_model
 from simbroker.market_data import DailyBar
 from simbroker.records import Order, OrderType, Side
 
@@ -44,8 +44,8 @@ class Candidate:
 def first_fill(order: Order, bar: DailyBar | None, session: Session, start: datetime,
                end: datetime, spread_bps: float) -> Candidate | None:
     """The order's first fill in [start, end] of `session`, or None."""
-    if bar is None:  # no trading in the symbol today (halted or not listed)
-        return None
+    if bar is None or not execution.trades_continuously(order):
+        return None  # no trading in the symbol today (halted, not listed), or auction-only
     live = max(start, order.live_from or order.submitted_at)
     if live > end or live >= session.close:
         return None

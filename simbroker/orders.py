@@ -17,7 +17,6 @@ from simbroker.records import OrderType, Side, TimeInForce
 MAX_CLIENT_ORDER_ID = 128  # Alpaca: client_order_id "<= 128 characters"
 QTY_DECIMALS = 9  # Alpaca: qty and notional "can take up to 9 decimal points"
 _UNSUPPORTED_TYPES = ("stop", "stop_limit", "trailing_stop")
-_UNSUPPORTED_TIF = ("opg", "cls", "ioc", "fok")
 
 
 @dataclass(frozen=True)
@@ -44,7 +43,7 @@ def parse_order_request(body: Any) -> OrderRequest:
     symbol = _required_text(body, "symbol").upper()
     side = _enum(body, "side", Side, ())
     order_type = _enum(body, "type", OrderType, _UNSUPPORTED_TYPES)
-    tif = _enum(body, "time_in_force", TimeInForce, _UNSUPPORTED_TIF)
+    tif = _enum(body, "time_in_force", TimeInForce, ())
     qty = _number(body, "qty")
     notional = _number(body, "notional")
     limit = _number(body, "limit_price")
@@ -79,7 +78,8 @@ def _check_amount(request: OrderRequest) -> None:
                                  or request.time_in_force is not TimeInForce.DAY):
         raise errors.unprocessable("notional orders must be market orders with "
                                    "time_in_force day; give qty for other orders")
-    # Alpaca: fractional quantities are accepted for DAY orders only.
+    # Alpaca: fractional quantities are accepted for DAY orders only ("fractional shares trading
+    # is currently supported only for day orders", docs.alpaca.markets/docs/brokerapi-trading).
     if request.is_fractional and request.time_in_force is not TimeInForce.DAY:
         raise errors.unprocessable(f"fractional orders must be DAY orders; qty {qty:g} needs "
                                    "time_in_force day, or a whole number of shares")

@@ -27,8 +27,14 @@ class OrderType(StrEnum):
 
 
 class TimeInForce(StrEnum):
+    """Alpaca's equity time in force values; simbroker.execution says how each trades."""
+
     DAY = "day"
     GTC = "gtc"
+    OPG = "opg"
+    CLS = "cls"
+    IOC = "ioc"
+    FOK = "fok"
 
 
 class Status(StrEnum):

@@ -451,7 +451,7 @@ RULES = {
         "qty": lambda v, key: _number(v, positive=True),
         "entry_time": lambda v, key: _time(v),
         "entry_price": lambda v, key: _number(v, positive=True),
-        "entry_z": lambda v, key: _number(v, positive=False),
+        "entry_z": lambda v, key: v is None or _number(v, positive=False),  # None: unknown
         "entry_order_id": lambda v, key: isinstance(v, str),
         "entry_client_order_id": lambda v, key: isinstance(v, str),
     },
@@ -463,25 +463,36 @@ RULES = {
         "order_side": lambda v, key: v in ("buy", "sell"),
         "qty": lambda v, key: _number(v, positive=True),
         "limit_price": lambda v, key: _number(v, positive=True),
-        "z": lambda v, key: _number(v, positive=False),
+        "z": lambda v, key: v is None or _number(v, positive=False),  # None: unknown
         "trading_day": lambda v, key: _day(v),
         "created_at": lambda v, key: _time(v),
         "exit_reason": lambda v, key: isinstance(v, str),
         "order_id": lambda v, key: isinstance(v, str),
+        "broker_evidence": lambda v, key: isinstance(v, str),
+        "order_type": lambda v, key: v in ("limit", "market"),
+        "time_in_force": lambda v, key: v in ("day", "cls"),
+        "decision_price": lambda v, key: _number(v, positive=False),
     },
 }
-OPTIONAL = {"exit_reason", "order_id"}  # they have defaults
+# They have defaults.
+OPTIONAL = {"exit_reason", "order_id", "broker_evidence", "order_type", "time_in_force",
+            "decision_price"}
 
 
 def record_is_valid(key: str, name: str, record: object) -> bool:
     rules = RULES[key]
-    return isinstance(record, dict) and set(rules) - OPTIONAL <= set(record) <= set(rules) \
-        and all(rules[f](v, name) for f, v in record.items())
+    if not (isinstance(record, dict) and set(rules) - OPTIONAL <= set(record) <= set(rules)):
+        return False
+    if key == "orders" and record.get("order_type") == "market":
+        # A market order has no limit: its limit_price is 0.
+        rules = {**rules, "limit_price": lambda v, key: _number(v, positive=False) and v == 0}
+    return all(rules[f](v, name) for f, v in record.items())
 
 
 field_values = st.one_of(
     json_values, st.sampled_from(["long", "short", "sideways", "entry", "exit", "buy", "sell",
-                                  "", "AAA", "2022-03-04", "2022-03-04T17:00:00+00:00",
+                                  "", "AAA", "limit", "market", "day", "cls", "2022-03-04",
+                                  "2022-03-04T17:00:00+00:00",
                                   "2022-03-04T17:00:00", "yesterday", 0, -1, 1e-9, 2.5,
                                   float("nan"), float("inf"), True, None]))
 

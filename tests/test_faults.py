@@ -25,7 +25,7 @@ import requests
 from config import Config
 from position_manager import StateStore
 from simbroker import Fault, wire
-from simbroker.faults import Faults, RandomFaults
+from simbroker.faults import MAX_HANG_SECONDS, Faults, RandomFaults
 from tests.bot_process import BotProcesses, Finished
 from tests.reliability_support import (
     DAYS,
@@ -399,12 +399,15 @@ def test_the_exchange_refuses_a_day_trade_the_bot_did_not_see_coming(bots, tmp_p
 def test_every_request_has_a_timeout(bots, both, tmp_path):
     assert Config().request_timeout_seconds == 30.0
     faults = Faults()
-    faults.add(Fault(method="GET", path="/v2/account", hang=True, hang_seconds=30))
-    run, exchange, logs, seconds = one_run(bots, both, tmp_path, faults, REQUEST_RETRIES="0")
+    faults.add(Fault(method="GET", path="/v2/account", hang=True, hang_seconds=MAX_HANG_SECONDS))
+    run, exchange, logs, _ = one_run(bots, both, tmp_path, faults, REQUEST_RETRIES="0")
     assert run.returncode == 1
-    assert "GET /v2/account: no answer within the timeout" in run.stderr
+    # The client gave up after its own timeout (1 s), while the exchange still held the
+    # request: a hang that ran out would have closed the connection unanswered, which the
+    # bot reports as a failed connection, not as a timeout.
+    assert f"GET /v2/account: no answer within the timeout of {TIMEOUT} s" in run.stderr
     assert "run failed" in run.stderr
-    assert seconds < 5  # one second of timeout, not the 30 s hang
+    assert [r["path"] for r in exchange.requests.entries if r.get("fault")] == ["/v2/account"]
 
 
 def test_a_rate_limit_answer_is_retried_after_a_backoff(bots, both, tmp_path):
@@ -434,25 +437,32 @@ def test_the_run_ends_at_its_deadline(bots, both, tmp_path, what):
         fault = Fault(method="POST", path="/v2/orders", status=503, count=1000)
     faults = Faults()
     faults.add(fault)
-    run, exchange, logs, seconds = one_run(bots, both, tmp_path, faults, REQUEST_RETRIES="8",
-                                           RUN_DEADLINE_SECONDS="4")
+    run, exchange, logs, _ = one_run(bots, both, tmp_path, faults, REQUEST_RETRIES="8",
+                                     RUN_DEADLINE_SECONDS="4")
     assert run.returncode == 1
     assert "run deadline passed" in run.stderr
-    # No request starts after the deadline and no backoff waits past it; the last request
-    # may take its timeout (1 s).
-    assert seconds < 4 + 1 + 1
+    # No request starts after the deadline and no backoff waits past it. Each hanging request
+    # takes at least its timeout (1 s), and the backoffs between failed POSTs at least
+    # 0.5 + 1 + 2 s, so within 4 s at most 5 requests can start (fewer on a slow machine).
+    # Without the deadline, the 8 retries of the first request alone would make 9.
+    tried = [r for r in exchange.requests.entries if r.get("fault")]
+    assert 1 <= len(tried) <= 5
     assert check_invariants_after_failure(exchange, logs) == []
 
 
 def test_a_fill_wait_longer_than_the_deadline_ends_at_the_deadline(bots, tmp_path):
     resting = replace(SCENARIOS["entries"], name="resting", exchange={"spread_bps": 50.0})
     prepared = prepare(resting, tmp_path / "prepared")  # the limits never meet the ask
+    poll_seconds = 120.0
     run, exchange, logs, seconds = one_run(bots, prepared, tmp_path / "run", Faults(),
-                                           FILL_WAIT_SECONDS="60", FILL_POLL_SECONDS="30",
+                                           FILL_WAIT_SECONDS="600",
+                                           FILL_POLL_SECONDS=f"{poll_seconds:g}",
                                            RUN_DEADLINE_SECONDS="3")
     assert run.returncode == 1
     assert "run deadline passed before GET /v2/orders" in run.stderr
-    assert seconds < 3 + 1 + 1
+    # The wait between two polls was cut at the deadline (3 s): the run ended long before
+    # one poll interval had passed, let alone the fill wait.
+    assert seconds < poll_seconds / 2
     assert len(StateStore(logs).load_pending()) == 3  # the next run asks the broker
     assert check_invariants_after_failure(exchange, logs) == []
 

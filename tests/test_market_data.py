@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import gzip
 import math
-import time
 from datetime import date
 
 import numpy as np
@@ -100,10 +99,11 @@ def test_us_stocks_has_no_split_events(us):
     assert closes.pct_change().min() > -0.3
 
 
-def test_loading_us_stocks_is_fast():
-    started = time.perf_counter()
-    market_data._load_shipped.__wrapped__("us-stocks")  # bypass the per-process cache
-    assert time.perf_counter() - started < 1.0  # about 0.15 s on a laptop; 1 s against flakes
+def test_loading_us_stocks_again_gives_the_same_market(us):
+    # Its speed belongs in a benchmark, not in a test a loaded machine can fail.
+    again = market_data._load_shipped.__wrapped__("us-stocks")  # bypass the per-process cache
+    assert again.symbols == us.symbols
+    assert again.frame("NVDA").equals(us.frame("NVDA"))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -229,13 +229,16 @@ def test_bars_shape_range_and_unknown_symbols(raw):
         raw.frame("NOPE")
 
 
-def test_bars_for_500_symbols_is_fast(raw):
-    symbols = list(raw.symbols) * 100  # the exchange's worst case: 500 symbols x 60 days
-    started = time.perf_counter()
-    for _ in range(5):
-        raw.bars(symbols, date(2005, 1, 3), date(2005, 3, 31), adjustment="all",
-                 as_of=date(2005, 3, 31))
-    assert (time.perf_counter() - started) / 5 < 0.25
+def test_bars_for_500_symbols_repeated_names_answer_each_once(raw):
+    # The exchange's worst case: 500 symbols x 60 days. Its speed is measured by
+    # bench/bench_bars.py, not asserted here.
+    symbols = list(raw.symbols) * 100
+    bars = raw.bars(symbols, date(2005, 1, 3), date(2005, 3, 31), adjustment="all",
+                    as_of=date(2005, 3, 31))
+    assert sorted(bars) == sorted(raw.symbols)
+    once = raw.bars(list(raw.symbols), date(2005, 1, 3), date(2005, 3, 31), adjustment="all",
+                    as_of=date(2005, 3, 31))
+    assert all(bars[s].equals(once[s]) for s in raw.symbols)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -261,6 +264,40 @@ def test_load_a_good_gzipped_csv(tmp_path):
     assert math.isnan(one.volume)
     assert math.isnan(md.bar("XYZ", date(2020, 3, 3)).volume)
     assert md.splits() == []
+
+
+MESSY = """symbol,note,date,open,high,low,close,volume
+XYZ,b,2020-03-03, 10.2 ,10.4,9.9,10.0,
+NA,a,2020-03-02,1.0,1.5,0.5,1.25,100
+ONE,,2020-03-03,,,,5.5,
+XYZ,c,2020-03-02,10.0,10.5,9.5,10.2,1e3
+ONE,,2020-03-02,,,,5.0,
+NA,d,2020-03-03,1.25,1.25,1.0,1.0,0
+"""
+
+
+def test_typed_and_text_reads_of_a_file_give_the_same_bars(tmp_path):
+    # Unsorted rows, an extra column, spaces around a number, an exponent, a ticker "NA" that
+    # is no missing value, a closes-only symbol: the typed read must agree with the text one.
+    path = tmp_path / "messy.csv"
+    path.write_text(MESSY)
+    assert market_data._read_typed_csv(path) is not None  # the fast path is the one tested
+    typed = load(path)
+    text = from_frame(pd.read_csv(path, dtype=str, keep_default_na=False))
+    assert typed.symbols == text.symbols == ("NA", "ONE", "XYZ")
+    assert typed.model_ohlc == text.model_ohlc == {"ONE"}
+    for symbol in typed.symbols:
+        pd.testing.assert_frame_equal(typed.frame(symbol), text.frame(symbol))
+    assert typed.bar("XYZ", date(2020, 3, 3)).open == 10.2
+    assert typed.bar("XYZ", date(2020, 3, 2)).volume == 1000.0
+
+
+def test_a_file_the_typed_read_refuses_goes_to_the_text_read(tmp_path):
+    path = tmp_path / "words.csv"
+    path.write_text(MESSY.replace("1e3", "lots"))
+    assert market_data._read_typed_csv(path) is None
+    with pytest.raises(ValueError, match=r"words.csv, line 5, column 'volume': 'lots' is not"):
+        load(path)
 
 
 def _with_line(line_number: int, text: str) -> str:

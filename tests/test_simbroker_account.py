@@ -214,7 +214,7 @@ def test_malformed_requests_are_400(sim):
 def test_unsupported_order_kinds_are_422(sim):
     base = {"symbol": "AAA", "qty": "1", "side": "buy", "time_in_force": "day"}
     for extra in ({"type": "stop", "stop_price": "90"}, {"type": "market",
-                                                          "time_in_force": "ioc"},
+                                                          "time_in_force": "gtd"},
                   {"type": "limit"}, {"type": "market", "side": "short"}):
         response = post_order(sim, {**base, **extra})
         assert response.status_code == 422, extra

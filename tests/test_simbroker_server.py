@@ -162,11 +162,11 @@ def test_delay_fault_slows_then_answers(sim):
 
 
 def test_hang_fault_holds_until_the_client_gives_up(sim):
-    sim.server.faults.add(path="/v2/account", hang=True, hang_seconds=30)
-    started = time.monotonic()
+    sim.server.faults.add(path="/v2/account", hang=True, hang_seconds=60)
+    # A timeout, not a closed connection: the client gave up while the exchange still held
+    # the request (a hang that ran out closes the connection unanswered).
     with pytest.raises(requests.Timeout):
         requests.get(sim.server.trading_url + "/v2/account", headers=HEADERS, timeout=0.3)
-    assert time.monotonic() - started < 5
     assert sim.api.get_account().status == "ACTIVE"
     assert sim.server.requests()[0]["fault"] == "hang"
 

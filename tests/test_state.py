@@ -2,6 +2,7 @@
 
 import json
 import os
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
@@ -153,13 +154,40 @@ def test_reconcile_order_that_never_reached_broker_is_dropped():
     assert r.pending == {} and "never reached" in r.notes[0]
 
 
-def test_reconcile_position_closed_outside_uses_broker_fill_or_leaves_blank():
+def test_reconcile_position_closed_outside_needs_the_closing_fill():
     outside = order("web-123", side="sell", price=9.0, when=T1)
     r = reconcile({"AAPL": holding()}, {}, [outside], {})
     assert r.trades[0]["exit_reason"] == CLOSED_OUTSIDE
     assert r.trades[0]["exit_price"] == "9" and r.trades[0]["pnl_usd"] == "-2.00"
+    assert r.holdings == {} and r.missing == {}
+    # No fill closed it: an absence alone is no evidence; the record stays, untraded.
     r = reconcile({"AAPL": holding()}, {}, [], {})
-    assert r.trades[0]["exit_price"] == "" and r.trades[0]["pnl_usd"] == ""
+    assert r.trades == [] and r.holdings == {"AAPL": holding()}
+    assert "no fill in its order history closed it" in r.missing["AAPL"]
+
+
+def test_reconcile_re_adopts_a_position_its_own_filled_entry_explains():
+    entry = order("mr-20220301-AAPL-long", price=10.0)
+    r = reconcile({}, {}, [entry], {"AAPL": Position("AAPL", True, 2.0, 10.0, 10.5)})
+    held = r.holdings["AAPL"]
+    assert (held.side, held.qty, held.entry_price, held.entry_time, held.entry_z) == \
+        ("long", 2.0, 10.0, T0.isoformat(), None)
+    assert held.entry_client_order_id == "mr-20220301-AAPL-long"
+    assert any("re-adopted" in n for n in r.notes)
+    # Not an entry of the bot's, the other side, or an entry closed since: left alone.
+    for orders, pos in [([order("web-1")], Position("AAPL", True, 2.0, 10.0, 10.5)),
+                        ([entry], Position("AAPL", False, 2.0, 10.0, 10.5)),
+                        ([entry, order("web-2", side="sell", when=T1)],
+                         Position("AAPL", True, 2.0, 10.0, 10.5))]:
+        r = reconcile({}, {}, orders, {"AAPL": pos})
+        assert r.holdings == {} and any("left alone" in n for n in r.notes)
+
+
+def test_reconcile_keeps_a_record_the_broker_is_known_to_have():
+    for known in [{"order_id": "id-x"}, {"broker_evidence": "POST answered 422"}]:
+        p = replace(pending("x"), **known)
+        r = reconcile({}, {"x": p}, [], {})
+        assert r.pending == {"x": p} and "missing from its answers" in r.notes[0]
 
 
 def test_reconcile_foreign_position_left_alone_and_qty_adopted():

@@ -3,7 +3,6 @@ splits and gaps."""
 
 from __future__ import annotations
 
-import time
 from datetime import date
 
 import numpy as np
@@ -123,12 +122,10 @@ def test_bad_arguments_say_what_to_change(kwargs, message):
         small(**kwargs)
 
 
-def test_500_symbols_by_5000_sessions_is_fast():
-    nyse()  # built once per process; not part of the generator's cost
-    started = time.perf_counter()
+def test_500_symbols_by_5000_sessions():
+    # Its speed is measured by bench/bench_backtest.py (the large run generates this market),
+    # not asserted here: a test's wall time depends on how loaded the machine is.
     md = generate(500, start=date(2000, 1, 3), sessions=5000, seed=1)
-    elapsed = time.perf_counter() - started
     assert len(md.symbols) == 500 and md.symbols[-1] == "S0499"
     assert len(md.frame("S0499")) == 5000
     assert md.panel("close").shape == (5000, 500)
-    assert elapsed < 3.0  # about 0.5 s on a laptop; generous against slow CI machines

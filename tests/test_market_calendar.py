@@ -1,0 +1,27 @@
+"""market_calendar: one NYSE calendar per process, grown only when asked for days it lacks."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from market_calendar import nyse, nyse_around
+
+
+def test_a_narrower_request_reuses_the_process_calendar():
+    full = nyse()
+    assert nyse_around(date(2024, 3, 1), years_back=2) is full
+    assert nyse(date(2013, 1, 2), date(2022, 12, 28)) is full
+    assert nyse() is full
+
+
+def test_a_wider_request_builds_one_calendar_covering_both():
+    before = nyse()
+    wider = nyse(date(2030, 1, 2), date(2040, 6, 1))
+    assert wider is not before
+    assert wider.session(date(2039, 1, 3)) is not None  # beyond the default range
+    assert wider.session(date(1990, 1, 2)) is not None  # and the earlier range still there
+    assert nyse() is wider and nyse_around(date(2024, 3, 1)) is wider
+    # Holidays stay holidays: the union is the same calendar, not a longer list of weekdays.
+    assert wider.session(date(2035, 12, 25)) is None
+    assert [s.day for s in wider.sessions_between(date(2024, 1, 1), date(2024, 12, 31))] == \
+        [s.day for s in before.sessions_between(date(2024, 1, 1), date(2024, 12, 31))]

@@ -1,0 +1,3 @@
+"""The project's version, printed by every command's --version. Raise it with each release."""
+
+VERSION = "1.0.0"
