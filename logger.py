@@ -22,6 +22,7 @@ from pathlib import Path
 import console as console_format
 from console import FORMAT, ConsoleFormatter, OncePerProcess, ZonedFormatter, wants_colour
 from market_calendar import NEW_YORK
+from state_files import write_error
 
 __all__ = ["FORMAT", "add_run_file", "remove_handler", "run_dir_for", "setup_logging"]
 
@@ -79,7 +80,10 @@ def run_dir_for(log_dir: Path, started: datetime) -> Path:
     while candidate.exists():
         n += 1
         candidate = log_dir / "runs" / f"{stamp}_{n}"
-    candidate.mkdir(parents=True)
+    try:
+        candidate.mkdir(parents=True)
+    except OSError as exc:
+        raise write_error(candidate, exc) from None
     return candidate
 
 
@@ -102,10 +106,36 @@ def setup_logging(level: str = "INFO", secrets: Iterable[str] = ()) -> logging.L
     return root
 
 
+class RunFile(logging.FileHandler):
+    """A run's bot.log. When a write fails (the disk filled), it says so once on stderr
+    instead of a traceback per record, and `failed` tells the run."""
+
+    failed: str | None = None
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        self._failed(sys.exc_info()[1])
+
+    def close(self) -> None:
+        try:
+            super().close()
+        except OSError as exc:  # the last buffered lines did not fit either
+            self._failed(exc)
+
+    def _failed(self, exc: BaseException | None) -> None:
+        if self.failed is None:
+            reason = getattr(exc, "strerror", None) or type(exc).__name__
+            self.failed = (f"{self.baseFilename}: cannot be written ({reason}); the rest of "
+                           "this run's log is on the console only")
+            sys.stderr.write(f"bot.log: {self.failed}\n")
+
+
 def add_run_file(run_dir: Path, secrets: Iterable[str] = ()) -> logging.Handler:
     path = run_dir / "bot.log"
-    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))  # 0600 from birth
-    handler = logging.FileHandler(path, encoding="utf-8")
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))  # 0600 at birth
+        handler = RunFile(path, encoding="utf-8")
+    except OSError as exc:
+        raise write_error(path, exc) from None
     handler.setFormatter(ZonedFormatter())
     handler.addFilter(RedactSecrets(secrets))
     logging.getLogger("bot").addHandler(handler)

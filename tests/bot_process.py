@@ -24,7 +24,9 @@ Kill points are counted in the bot's process only (the exchange is elsewhere):
   fsynced, before os.replace.
 
 The signal is SIGKILL unless the job names another (`"signal": 15` for SIGTERM, which the
-bot handles as a clean stop).
+bot handles as a clean stop). `"fail_writes_from": K` makes the K-th atomic write and every
+later one fail as on a full disk (ENOSPC, or `"fail_errno"`), at the rename: the temporary
+file was written, the target is untouched.
 
 With a trace file, a run that ends writes the requests it made and the files it wrote, in
 order: the list of its kill points.
@@ -33,6 +35,7 @@ order: the list of its kill points.
 from __future__ import annotations
 
 import argparse
+import errno
 import gc
 import json
 import os
@@ -58,10 +61,12 @@ class KillPoints:
     """Counts the bot's requests and state writes; SIGKILLs the process at the armed one."""
 
     def __init__(self, after_request: int = 0, after_write: int = 0, mid_write: int = 0,
-                 signal: int = signal.SIGKILL):
+                 signal: int = signal.SIGKILL, fail_writes_from: int = 0,
+                 fail_errno: int = errno.ENOSPC):
         self.after_request, self.after_write, self.mid_write = after_request, after_write, \
             mid_write
         self.signal = signal
+        self.fail_writes_from, self.fail_errno = fail_writes_from, fail_errno
         self.requests: list[str] = []
         self.writes: list[str] = []
         self.replaces = 0
@@ -102,9 +107,12 @@ class _OsKillingBeforeReplace:
         self._points = points
 
     def replace(self, src, dst) -> None:  # noqa: ANN001 - os.replace's signature
-        self._points.replaces += 1
-        if self._points.replaces == self._points.mid_write:
-            _die(self._points.signal)
+        points = self._points
+        points.replaces += 1
+        if points.replaces == points.mid_write:
+            _die(points.signal)
+        if points.fail_writes_from and points.replaces >= points.fail_writes_from:
+            raise OSError(points.fail_errno, os.strerror(points.fail_errno), str(dst))
         os.replace(src, dst)
 
     def __getattr__(self, name: str) -> Any:
