@@ -76,7 +76,7 @@ def read_json(path: Path, *, default: Any) -> Any:
     if text is None:
         return default
     try:
-        return json.loads(text)
+        return json.loads(text, object_pairs_hook=lambda pairs: _unique_keys(path, pairs))
     except json.JSONDecodeError as exc:
         raise StateFileError(
             f"{path}: invalid JSON at line {exc.lineno} column {exc.colno} ({exc.msg}). "
@@ -86,6 +86,18 @@ def read_json(path: Path, *, default: Any) -> Any:
         raise StateFileError(
             f"{path}: JSON nested too deeply to be a state file. The run stopped without "
             "changing it; restore it from logs/runs/<last run>/ or delete it") from None
+
+
+def _unique_keys(path: Path, pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object whose keys are unique: json would silently keep the last of two."""
+    data: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in data:
+            raise StateFileError(f"{path}: the key {key[:80]!r} appears twice in one object; "
+                                 "keep the right one and delete the other. The run stopped "
+                                 "without changing the file")
+        data[key] = value
+    return data
 
 
 def _read_text(path: Path) -> str | None:
@@ -99,7 +111,8 @@ def _read_text(path: Path) -> str | None:
         raise StateFileError(f"{path}: {size} bytes is far larger than any state the bot "
                              "writes; move it away and check what wrote it")
     try:
-        return path.read_text(encoding="utf-8")
+        # utf-8-sig: a byte order mark (which some editors add) is read as nothing
+        return path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         raise StateFileError(f"{path}: cannot be read ({exc.__class__.__name__}); restore it "
                              "from logs/runs/<last run>/ or move it away") from None
