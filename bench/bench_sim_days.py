@@ -2,44 +2,53 @@
 
     .venv/bin/python bench/bench_sim_days.py [--days 250] [--repo DIR ...]
 
-Runs `python trading_bot.py --sim --days N` as one process in a fresh sim directory (per
-repository given, default this one; give an older checkout to compare), takes each simulated
-day's time from the timestamps of its "simulated day k/N" log lines, and prints the mean
-and median of the first 50 and the last 50 days and their ratio. Target: the mean of the last
-50 within 1.2x the mean of the first 50. The exchange's files at the end are listed with their
-sizes (the state and its journal).
+Runs the simulation of `trading_bot.py --sim --sim-start 2021-01-04 --days N` (the shipped
+us-stocks data; 250 days end on 2021-12-29) in a fresh process per repository given
+(default this one; give an older checkout to compare), through the same `run_simulation`
+that the command calls, timing each simulated day with its `after_day` hook. Prints the mean
+and median of the first 50 and the last 50 days and the ratio of the means. Target: the
+mean of the last 50 within 1.2x the mean of the first 50. The exchange's files at the end
+are listed with their sizes (the state and its journal).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
-import re
 import statistics
 import subprocess
 import sys
 import tempfile
-from datetime import datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-DAY_LINE = re.compile(r"^(\S+ \S+) INFO +bot\.sim: simulated day (\d+)/(\d+)")
+DRIVER = """
+import argparse, json, sys, time
+sys.path.insert(0, sys.argv[1])
+import logging
+from config import load_config
+from sim_runner import run_simulation
+import trading_bot
+args = trading_bot.parse_args(["--sim", "--sim-start", "2021-01-04", "--days", sys.argv[2],
+                               "--sim-dir", sys.argv[3]])
+logging.disable(logging.INFO)
+marks = [time.perf_counter()]
+run_simulation(load_config({}), args, {}, after_day=lambda day: marks.append(time.perf_counter()))
+print(json.dumps([b - a for a, b in zip(marks[:-1], marks[1:])]))
+"""
 
 
 def day_times(repo: Path, days: int) -> tuple[list[float], list[tuple[str, int]]]:
     with tempfile.TemporaryDirectory() as tmp:
         sim = Path(tmp) / "sim"
         env = {"PATH": os.environ.get("PATH", ""), "OPENBLAS_NUM_THREADS": "1"}
-        done = subprocess.run([sys.executable, str(repo / "trading_bot.py"), "--sim",
-                               "--sim-start", "2022-06-01", "--days", str(days), "--sim-dir",
-                               str(sim)], cwd=tmp, env=env, capture_output=True, text=True)
-        if done.returncode not in (0, 1):
+        done = subprocess.run([sys.executable, "-c", DRIVER, str(repo), str(days), str(sim)],
+                              cwd=tmp, env=env, capture_output=True, text=True)
+        if done.returncode != 0:
             raise SystemExit(f"{repo}: exit {done.returncode}\n{done.stderr[-3000:]}")
-        stamps = [datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S,%f")
-                  for m in map(DAY_LINE.match, done.stderr.splitlines()) if m]
         files = sorted((p.name, p.stat().st_size) for p in sim.iterdir() if p.is_file())
-    # a day's time: from its line to the next day's (the last day has no end mark)
-    return [(b - a).total_seconds() for a, b in zip(stamps[:-1], stamps[1:], strict=True)], files
+    return json.loads(done.stdout.strip().splitlines()[-1]), files
 
 
 def main() -> None:
@@ -51,8 +60,8 @@ def main() -> None:
     for repo in args.repo or [ROOT]:
         times, files = day_times(repo.resolve(), args.days)
         first, last = times[:50], times[-50:]
-        print(f"{repo}: {len(times)} days timed; first 50: mean {statistics.mean(first):.3f} s"
-              f" (median {statistics.median(first):.3f}); last 50: mean "
+        print(f"{repo}: {len(times)} days; first 50: mean {statistics.mean(first):.3f} s "
+              f"(median {statistics.median(first):.3f}); last 50: mean "
               f"{statistics.mean(last):.3f} s (median {statistics.median(last):.3f}); "
               f"ratio of means {statistics.mean(last) / statistics.mean(first):.2f}")
         print("    files at the end: " + ", ".join(f"{n} {s:,} B" for n, s in files))

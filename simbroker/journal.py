@@ -92,14 +92,18 @@ class Journal:
             self._follow(exchange)
         return self
 
-    def commit(self, exchange: Exchange) -> None:
-        """Make every change since the last commit durable (appended and fsynced)."""
-        if self.generation is None or exchange is not self._exchange \
-                or exchange.book is not self._book:
-            self.compact(exchange)
+    def commit(self, exchange: Exchange, *, with_log: bool = True) -> None:
+        """Make every change since the last commit durable (appended and fsynced). With
+        `with_log` False, new request-log entries alone are not worth a write (a GET's):
+        they wait for the next commit."""
+        if exchange is not self._exchange or exchange.book is not self._book:
+            self.compact(exchange)  # a new account (reset) or another exchange (load)
             return
-        entry = self._delta(exchange)
+        entry = self._delta(exchange, with_log)
         if entry is None:
+            return
+        if self.generation is None:  # the first change: the first snapshot holds it
+            self.compact(exchange)
             return
         line = (json.dumps(entry, separators=(",", ":")) + "\n").encode()
         fd = os.open(self.journal, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
@@ -140,7 +144,7 @@ class Journal:
                         "positions": dict(exchange.book.positions)}
         exchange.requests.take_counts()
 
-    def _delta(self, exchange: Exchange) -> dict[str, Any] | None:
+    def _delta(self, exchange: Exchange, with_log: bool) -> dict[str, Any] | None:
         book, cursor, log = exchange.book, self._cursor, exchange.requests
         entry: dict[str, Any] = {"generation": self.generation}
         changed = [exchange.orders[i] for i in sorted(exchange.changed_orders,
@@ -161,6 +165,8 @@ class Journal:
         if rng != cursor["rng"]:
             version, internal, gauss = rng
             entry["rng"] = [version, list(internal), gauss]
+        if len(entry) == 1 and not with_log:
+            return None
         cleared, counts = log.take_counts()
         entries = log.since(cursor["requests"])
         if cleared or counts or entries:

@@ -116,11 +116,11 @@ class SimServer:
             else:
                 self.exchange.save(path or self.state_path)
 
-    def commit(self) -> None:
+    def commit(self, *, with_log: bool = True) -> None:
         """Make the exchange's changes durable in the --state file's journal (if any)."""
         with self.lock:
             if self.journal is not None:
-                self.journal.commit(self.exchange)
+                self.journal.commit(self.exchange, with_log=with_log)
 
 
 def serve(exchange: Exchange, port: int = 0, *, state_path: str | None = None,
@@ -357,8 +357,9 @@ class _Handler(BaseHTTPRequestHandler):
                 exchange = sim.exchange
                 exchange.requests.record(method, path, status, wire.timestamp(exchange.now),
                                          **extra)
-            if method != "GET":  # a refused order still drew an id: any non-GET may change
-                sim.commit()
+            # Whatever the request changed is durable before its answer leaves (a refused
+            # order still drew an id); a read's log entry alone waits for the next write.
+            sim.commit(with_log=method != "GET")
 
 
 def _dispatch(sim: SimServer, method: str, path: str, params: dict[str, str],
