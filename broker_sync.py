@@ -35,6 +35,8 @@ log = logging.getLogger("bot.sync")
 # holds a position MAX_HOLDING_DAYS (5 calendar days) unless it cannot price it; 90 days cover
 # that many times over, at one or two history pages for a bot placing a few orders a day.
 ADOPT_LOOKBACK_DAYS = 90
+# The exit reason of a rebuilt exit order: the broker does not know why the bot sent it.
+UNKNOWN_REASON = "unknown"
 
 
 @dataclass(frozen=True)
@@ -160,8 +162,8 @@ def pending_record(order: Order) -> PendingOrder | None:
         order_side=order.side, qty=order.qty,
         limit_price=0.0 if market else order.limit_price or 0.0, z=None,
         trading_day=own.day.isoformat(), created_at=_when(order).isoformat(),
-        order_id=order.id, order_type="market" if market else "limit",
-        time_in_force=order.time_in_force)
+        exit_reason="" if own.is_entry else UNKNOWN_REASON, order_id=order.id,
+        order_type="market" if market else "limit", time_in_force=order.time_in_force)
 
 
 def _when(order: Order) -> datetime:

@@ -125,6 +125,12 @@ def load_config(env: Mapping[str, str]) -> Config:
     overrides: dict[str, Any] = {}
     for f in fields(Config):
         raw = env.get(f.name.upper())
+        if f.name == "tickers" and raw is not None and not raw.replace(",", "").strip():
+            # An empty setting means "the default" elsewhere; here the default is 50 stocks,
+            # which is not what someone who cleared the list expects.
+            raise ConfigError("TICKERS is set but lists no symbol; list symbols separated by "
+                              "commas, e.g. TICKERS=AAPL,MSFT, or remove the line to trade "
+                              "the 50 default stocks")
         if raw is None or raw.strip() == "":
             continue
         overrides[f.name] = _parse(f.name, raw.strip(), f.type)

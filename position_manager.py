@@ -37,6 +37,11 @@ TRADE_COLUMNS = [
     "exit_order_id", "entry_client_order_id", "exit_client_order_id",
 ]
 CLOSED_OUTSIDE = "closed_outside_bot"
+# What to do about a damaged positions.json or pending_orders.json. Deleting one is no fix:
+# the bot would then take its own positions for ones it did not open.
+REBUILD_HINT = ("restore it from logs/runs/<last run>/, or rebuild the records from the broker "
+                "with `python trading_bot.py --rebuild-state` (add --sim for the simulated "
+                "account); the damaged file is kept beside the rebuilt one")
 
 
 @dataclass(frozen=True)
@@ -191,24 +196,25 @@ def check_trade_rows(path: Path, rows: list[dict[str, str]], index: Any) -> None
 
 
 def _load_records(path: Path, key: str, record: type) -> dict[str, Any]:
-    data = read_json(path, default=None)
+    data = read_json(path, default=None, fix=REBUILD_HINT)
     if data is None:
         return {}
     if not isinstance(data, dict) or data.get("version") != STATE_VERSION \
             or not isinstance(data.get(key), dict):
         raise StateFileError(f"{path}: not a version-{STATE_VERSION} state file with a "
-                             f"'{key}' object; restore it from logs/runs/<last run>/ or move "
-                             "it away to rebuild from the broker")
+                             f"'{key}' object; {REBUILD_HINT}")
     out = {}
     names = set(record.__dataclass_fields__)
     for name, raw in data[key].items():
         if not isinstance(raw, dict) or set(raw) - names:
             raise StateFileError(f"{path}: entry {name!r} has unknown fields "
-                                 f"{sorted(set(raw) - names) if isinstance(raw, dict) else raw}")
+                                 f"{sorted(set(raw) - names) if isinstance(raw, dict) else raw}"
+                                 f"; {REBUILD_HINT}")
         try:
             out[name] = record(**raw)
         except TypeError as exc:
-            raise StateFileError(f"{path}: entry {name!r} is incomplete ({exc})") from None
+            raise StateFileError(f"{path}: entry {name!r} is incomplete ({exc}); "
+                                 f"{REBUILD_HINT}") from None
         _check_types(path, name, out[name])
     return out
 
@@ -224,16 +230,14 @@ def _check_types(path: Path, name: str, record: Any) -> None:
         problem = _value_problem(field_name, value)
         if problem:
             raise StateFileError(f"{path}: entry {name!r} field {field_name!r} {problem}, "
-                                 f"found {value!r}; restore the file from logs/runs/<last "
-                                 "run>/ or move it away to rebuild from the broker")
+                                 f"found {value!r}; {REBUILD_HINT}")
     if isinstance(record, PendingOrder):
         # A limit order has a positive limit; a market order none (0).
         limit, market = record.limit_price, record.order_type == "market"
         if not (math.isfinite(limit) and (limit == 0 if market else limit > 0)):
             raise StateFileError(f"{path}: entry {name!r} field 'limit_price' must be "
                                  f"{'0 for a market order' if market else 'a positive number'}"
-                                 f", found {limit!r}; restore the file from logs/runs/<last "
-                                 "run>/ or move it away to rebuild from the broker")
+                                 f", found {limit!r}; {REBUILD_HINT}")
     key = record.symbol if isinstance(record, Holding) else record.client_order_id
     if key != name:
         raise StateFileError(f"{path}: entry {name!r} holds the record of {key!r}; the two "

@@ -100,8 +100,11 @@ def run_simulation(config: Config, args: argparse.Namespace, env: Mapping[str, s
     log_dir = Path(args.log_dir) if args.log_dir else sim_dir / "logs"
     market = market_data.load(env.get("SIM_DATA", "").strip() or "us-stocks")
     calendar = nyse()
-    exchange = open_exchange(state_path, market, exchange_config(env), calendar, args.sim_start)
-    journal = Journal(state_path).attach(exchange)
+    exchange = open_exchange(state_path, market, exchange_config(env), calendar, args.sim_start,
+                             create_dir=not args.dry_run)
+    # A dry run leaves the simulated clock where it was: nothing of it is saved.
+    journal = None if args.dry_run else Journal(state_path).attach(exchange)
+    saving = {} if journal is None else {"state_path": str(state_path), "journal": journal}
     # The simulated clock does not move while the bot waits, so waiting for fills is moot.
     config = dataclasses.replace(config, fill_wait_seconds=0.0)
     alerter = Alerter.from_env(env, [exchange.config.key_id, exchange.config.secret_key])
@@ -116,14 +119,15 @@ def run_simulation(config: Config, args: argparse.Namespace, env: Mapping[str, s
                 raise ConfigError(f"the market data {market.name!r} ends on {market.last_day}; "
                                   f"remove {sim_dir} or pick an earlier --sim-start")
             exchange.advance_to(target)
-            journal.commit(exchange)  # the day's opens, fills and closes, before the run
+            if journal is not None:
+                journal.commit(exchange)  # the day's opens, fills and closes, before the run
         log.info("simulated day %d/%d: %s", day + 1, args.days,
                  exchange.now.astimezone(NEW_YORK).strftime("%Y-%m-%d %H:%M %Z"))
         today = exchange.now.astimezone(NEW_YORK).date()
         faults = RandomFaults(rate, seed=f"{exchange.config.seed}:{today}")
         code = 0
         # Leaving the block commits what the last requests changed (the log of GETs).
-        with serve(exchange, port=0, state_path=str(state_path), journal=journal) as server:
+        with serve(exchange, port=0, **saving) as server:
             server.faults = faults
             endpoint = Endpoint(server.trading_url, server.data_url,
                                 Credentials(exchange.config.key_id, exchange.config.secret_key))
@@ -139,11 +143,32 @@ def run_simulation(config: Config, args: argparse.Namespace, env: Mapping[str, s
                 return exc.exit_code
         if after_day is not None:
             after_day(SimDay(day + 1, exchange, log_dir, code, faults.injected))
-    log.info("%s", simulation_line(log_dir, args.days, failed), extra={"headline": True})
+    if not args.dry_run:
+        log.info("%s", simulation_line(log_dir, args.days, failed), extra={"headline": True})
     if failed:
         log.error("%d of %d simulated days failed at the broker: %s", len(failed), args.days,
                   ", ".join(failed))
         return 1
+    return 0
+
+
+def rebuild_simulated(config: Config, args: argparse.Namespace, env: Mapping[str, str]) -> int:
+    """`--sim --rebuild-state`: the bot's records rebuilt from the saved simulated account, at
+    its clock (which does not move)."""
+    from trading_bot import rebuild_once
+
+    sim_dir = Path(args.sim_dir)
+    state_path = sim_dir / "exchange.json"
+    if not state_path.exists():
+        raise ConfigError(f"{state_path} does not exist: there is no simulated account to "
+                          "rebuild from; run --sim first")
+    log_dir = Path(args.log_dir) if args.log_dir else sim_dir / "logs"
+    market = market_data.load(env.get("SIM_DATA", "").strip() or "us-stocks")
+    exchange = open_exchange(state_path, market, exchange_config(env), nyse(), None)
+    with serve(exchange, port=0) as server:
+        endpoint = Endpoint(server.trading_url, server.data_url,
+                            Credentials(exchange.config.key_id, exchange.config.secret_key))
+        rebuild_once(config, endpoint, log_dir, started=exchange.now, dry_run=args.dry_run)
     return 0
 
 
@@ -168,7 +193,8 @@ def simulation_line(log_dir: Path, days: int, failed: list[str]) -> str:
 
 
 def open_exchange(state_path: Path, market: market_data.MarketData, cfg: ExchangeConfig,
-                  calendar: MarketCalendar, sim_start: str | None) -> Exchange:
+                  calendar: MarketCalendar, sim_start: str | None, *,
+                  create_dir: bool = True) -> Exchange:
     """Continue the saved exchange, or open a new one at noon of the first simulated day."""
     start = _start_day(sim_start, calendar) if sim_start else None
     if state_path.exists():
@@ -186,7 +212,8 @@ def open_exchange(state_path: Path, market: market_data.MarketData, cfg: Exchang
     if not market.first_day < start <= market.last_day:
         raise ConfigError(f"--sim-start {start} is outside the market data {market.name!r} "
                           f"({market.first_day} to {market.last_day})")
-    state_path.parent.mkdir(parents=True, exist_ok=True)
+    if create_dir:
+        state_path.parent.mkdir(parents=True, exist_ok=True)
     return Exchange(market, cfg, now=new_york_noon(start))
 
 
@@ -195,7 +222,13 @@ def _start_day(text: str, calendar: MarketCalendar) -> date:
         day = date.fromisoformat(text)
     except ValueError:
         raise ConfigError(f"--sim-start {text!r} is not a date; use YYYY-MM-DD") from None
-    return calendar.session_on_or_after(day).day
+    session = calendar.session_on_or_after(day).day
+    if session != day:
+        why = "a weekend day" if day.weekday() >= 5 else "a market holiday"
+        log.warning("--sim-start %s (%s) is %s, not a trading session; the simulation starts "
+                    "at the next session, %s (%s)", day, f"{day:%A}", why, session,
+                    f"{session:%A}")
+    return session
 
 
 def next_noon(now: datetime, calendar: MarketCalendar) -> datetime:

@@ -70,8 +70,10 @@ def write_json(path: Path, data: Any) -> None:
     atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
-def read_json(path: Path, *, default: Any) -> Any:
-    """The file's JSON, or `default` when the file does not exist."""
+def read_json(path: Path, *, default: Any,
+              fix: str = "restore it from logs/runs/<last run>/ or delete it") -> Any:
+    """The file's JSON, or `default` when the file does not exist. `fix` ends the error
+    message of a damaged file: what the user should do."""
     text = _read_text(path)
     if text is None:
         return default
@@ -80,12 +82,11 @@ def read_json(path: Path, *, default: Any) -> Any:
     except json.JSONDecodeError as exc:
         raise StateFileError(
             f"{path}: invalid JSON at line {exc.lineno} column {exc.colno} ({exc.msg}). "
-            "The run stopped without changing it; restore it from logs/runs/<last run>/ or "
-            "delete it to rebuild from the broker") from None
+            f"The run stopped without changing it; {fix}") from None
     except RecursionError:  # e.g. '[[[[...' thousands deep: no state file of ours
         raise StateFileError(
             f"{path}: JSON nested too deeply to be a state file. The run stopped without "
-            "changing it; restore it from logs/runs/<last run>/ or delete it") from None
+            f"changing it; {fix}") from None
 
 
 def _unique_keys(path: Path, pairs: list[tuple[str, Any]]) -> dict[str, Any]:

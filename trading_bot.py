@@ -1,7 +1,7 @@
 """Once-a-day mean-reversion trading bot for Alpaca.
 
     python trading_bot.py [--dry-run] [--sim [--days N] [--sim-start YYYY-MM-DD]]
-                          [--log-dir DIR] [--live]
+                          [--log-dir DIR] [--live] [--rebuild-state]
 
 Exit codes: 0 done (or the market is closed), 2 configuration error, 3 another run holds the
 lock, 143 stopped by SIGTERM (the run records what it did and stops; a second SIGTERM while
@@ -11,6 +11,7 @@ it stops is ignored), 1 any other failure. The run, step by step, is `run_once` 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import signal
@@ -30,7 +31,7 @@ import logger as run_logging
 from alert_messages import run_line
 from alerts import Alerter
 from broker import Account, Broker, Clock
-from broker_sync import read_broker
+from broker_sync import Rebuilt, read_broker, rebuild_records
 from config import DATA_URL, Config, Credentials, load_config, load_credentials, read_env
 from console import ONCE
 from data_fetcher import MarketView, fetch_market_view
@@ -76,6 +77,7 @@ from signal_generator import (
 )
 from state_files import RunLock, readable_by_others, write_json
 from universe import select_universe
+from version import VERSION
 
 log = logging.getLogger("bot")
 
@@ -128,7 +130,8 @@ def run_once(config: Config, endpoint: Endpoint, log_dir: Path, *, started: date
     """One complete daily run, under the lock. Raises BotError subclasses on failure."""
     alerter = alerter or Alerter.from_env({})
     try:
-        with RunLock(log_dir / "bot.lock"):
+        # A dry run writes no file at all (no run directory, no lock, no state): it only reads.
+        with contextlib.nullcontext() if dry_run else RunLock(log_dir / "bot.lock"):
             return _locked_run(config, endpoint, log_dir, started, dry_run, calendar, alerter)
     except StateFileError as exc:
         if not getattr(exc, "logged", False):
@@ -143,12 +146,13 @@ def run_once(config: Config, endpoint: Endpoint, log_dir: Path, *, started: date
 def _locked_run(config: Config, endpoint: Endpoint, log_dir: Path, started: datetime,
                 dry_run: bool, calendar: MarketCalendar | None,
                 alerter: Alerter) -> RunSummary:
-    run_dir = run_logging.run_dir_for(log_dir, started)
-    handler = run_logging.add_run_file(run_dir, [endpoint.creds.key_id,
-                                                 endpoint.creds.secret_key])
+    run_dir = log_dir / "runs" / "dry-run" if dry_run else \
+        run_logging.run_dir_for(log_dir, started)
+    handler = None if dry_run else run_logging.add_run_file(
+        run_dir, [endpoint.creds.key_id, endpoint.creds.secret_key])
     summary = RunSummary(started_at=started.isoformat(), dry_run=dry_run,
                          account=account_label(config, endpoint),
-                         log_path=str(run_dir / "bot.log"),
+                         log_path="" if dry_run else str(run_dir / "bot.log"),
                          kill_switch=(log_dir / "STOP").exists(),
                          equity_before_usd=previous_equity(log_dir, run_dir))
     note_previous_run(log_dir, run_dir, summary)
@@ -169,11 +173,12 @@ def _locked_run(config: Config, endpoint: Endpoint, log_dir: Path, started: date
         summary.requests = broker.requests_made
         add_positions(summary, StateStore(log_dir), config)
         if getattr(handler, "failed", None):
-            summary.errors.append(handler.failed)  # type: ignore[attr-defined]
-        unsaved = save_summary(run_dir, summary)
+            summary.errors.append(handler.failed)  # type: ignore[union-attr]
+        unsaved = None if dry_run else save_summary(run_dir, summary)
         log.log(logging.ERROR if summary.outcome == "failed" else logging.INFO, "%s",
                 run_line(summary.__dict__), extra={"headline": True})
-        run_logging.remove_handler(handler)
+        if handler is not None:
+            run_logging.remove_handler(handler)
         alerter.run_finished(summary.__dict__)  # a failed run's alerts say what it did
     if unsaved is not None:
         raise unsaved
@@ -323,6 +328,46 @@ def _daily_run(config: Config, broker: Broker, store: StateStore, run_dir: Path,
         raise BrokerError(f"the broker did not confirm the orders for {', '.join(unconfirmed)}"
                           "; they stay pending and the next run asks the broker for them")
     summary.outcome = "done"
+
+
+def rebuild_once(config: Config, endpoint: Endpoint, log_dir: Path, *, started: datetime,
+                 dry_run: bool = False) -> Rebuilt:
+    """`--rebuild-state`: positions.json and pending_orders.json rebuilt from the broker alone
+    (broker_sync.rebuild_records), under the run lock. Existing files, damaged or not, are
+    kept beside the new ones as `<name>.before-rebuild-<time>`; trades.csv is left as it is.
+    Logs what was recovered and what could not be, and writes it to runs/<ts>/rebuild.json."""
+    with RunLock(log_dir / "bot.lock"):
+        run_dir = run_logging.run_dir_for(log_dir, started)
+        handler = run_logging.add_run_file(run_dir, [endpoint.creds.key_id,
+                                                     endpoint.creds.secret_key])
+        try:
+            broker = connect(config, endpoint)
+            now = broker.clock().timestamp
+            rebuilt = rebuild_records(broker, now)
+            for line in rebuilt.recovered:
+                log.info("rebuilt: %s", line)
+            for line in rebuilt.unexplained:
+                log.warning("not rebuilt: %s", line)
+            log.info("rebuilt %d holdings and %d pending orders from the broker; %d positions "
+                     "or orders could not be explained", len(rebuilt.holdings),
+                     len(rebuilt.pending), len(rebuilt.unexplained))
+            write_json(run_dir / "rebuild.json", {
+                "now": now.isoformat(), "recovered": rebuilt.recovered,
+                "not_recovered": rebuilt.unexplained})
+            if dry_run:
+                log.info("dry run: state files left untouched")
+                return rebuilt
+            store = StateStore(log_dir)
+            stamp = started.astimezone(NEW_YORK).strftime("%Y%m%d-%H%M%S")
+            for path in (store.positions_path, store.pending_path):
+                if path.exists():
+                    kept = path.with_name(f"{path.name}.before-rebuild-{stamp}")
+                    path.replace(kept)
+                    log.info("%s kept as %s", path.name, kept.name)
+            store.save_records(rebuilt.holdings, rebuilt.pending, run_dir)
+            return rebuilt
+        finally:
+            run_logging.remove_handler(handler)
 
 
 def connect(config: Config, endpoint: Endpoint) -> Broker:
@@ -588,26 +633,58 @@ def track_fills(orders: OrderManager, config: Config, store: StateStore,
 
 # -- entry point --------------------------------------------------------------------------
 
+HELP_EPILOG = """exit codes:
+  0  done, or the market is closed (nothing to do)
+  1  the run failed (the reason is in the run's bot.log and the failed alert)
+  2  configuration error (the message names the setting and the fix)
+  3  another run holds logs/bot.lock
+
+settings come from .env and the environment (README "Configuration"); ALPACA_PAPER=true
+(the default) trades the paper account.
+
+examples:
+  python trading_bot.py                        # one daily run, paper account
+  python trading_bot.py --dry-run              # what it would do; no order, no state written
+  python trading_bot.py --sim --days 20 --sim-start 2022-03-01 --sim-dir sim/demo
+  python trading_bot.py --live                 # with ALPACA_PAPER=false: real money
+  python trading_bot.py --rebuild-state        # positions.json lost: rebuild from the broker"""
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], epilog=HELP_EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dry-run", action="store_true",
-                        help="compute and log the orders; place none; leave state untouched")
+                        help="compute and log the orders; place none; write no state file "
+                             "(with --sim the simulated clock does not move either)")
     parser.add_argument("--sim", action="store_true",
-                        help="run against the embedded local exchange (state under sim/)")
-    parser.add_argument("--days", type=int, default=1,
-                        help="with --sim: number of consecutive daily runs")
-    parser.add_argument("--sim-start", help="with --sim: first simulated day (YYYY-MM-DD)")
-    parser.add_argument("--sim-dir", default="sim",
+                        help="run against the embedded local exchange (state under --sim-dir)")
+    parser.add_argument("--days", type=int, default=1, metavar="N",
+                        help="with --sim: number of consecutive daily runs (default 1)")
+    parser.add_argument("--sim-start", metavar="YYYY-MM-DD",
+                        help="with --sim: first simulated day; a day without a session starts "
+                             "at the next session, and says so (default 2022-06-01 for a new "
+                             "exchange, else the day after its clock)")
+    parser.add_argument("--sim-dir", default="sim", metavar="DIR",
                         help="with --sim: where the exchange state lives (default sim)")
-    parser.add_argument("--log-dir", default=None,
+    parser.add_argument("--log-dir", default=None, metavar="DIR",
                         help="state and logs (default logs, or <sim-dir>/logs with --sim)")
     parser.add_argument("--live", action="store_true",
                         help="required to trade a live account (ALPACA_PAPER=false)")
+    parser.add_argument("--rebuild-state", action="store_true",
+                        help="rebuild positions.json and pending_orders.json from the broker "
+                             "alone (when one is lost or damaged), then stop; with --sim, "
+                             "from the simulated account")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {VERSION}")
     args = parser.parse_args(argv)
     if args.days < 1:
-        parser.error("--days must be at least 1")
+        parser.error(f"--days {args.days}: give at least 1")
     if not args.sim and (args.days != 1 or args.sim_start):
-        parser.error("--days and --sim-start only apply with --sim")
+        given = [o for o, v in (("--days", args.days != 1), ("--sim-start", args.sim_start))
+                 if v]
+        verb = "applies" if len(given) == 1 else "apply"
+        parser.error(f"{' and '.join(given)} only {verb} with --sim; add --sim, or drop it")
+    if args.rebuild_state and (args.days != 1 or args.sim_start):
+        parser.error("--rebuild-state reads the account as it is: drop --days and --sim-start")
     return args
 
 
@@ -636,12 +713,18 @@ def main(argv: list[str] | None = None, environ: Mapping[str, str] | None = None
         config = load_config(env)
         run_logging.setup_logging(config.log_level, _secrets(env))
         if args.sim:
-            from sim_runner import run_simulation
+            from sim_runner import rebuild_simulated, run_simulation
 
+            if args.rebuild_state:
+                return rebuild_simulated(config, args, env)
             return run_simulation(config, args, env)
         endpoint = endpoint_from_env(config, env, args.live)
         log.info("trading %s account at %s", "paper" if config.alpaca_paper else "LIVE",
                  endpoint.trading_url)
+        if args.rebuild_state:
+            rebuild_once(config, endpoint, Path(args.log_dir or "logs"),
+                         started=datetime.now(UTC), dry_run=args.dry_run)
+            return 0
         # The machine's clock only names the run's log directory; every decision uses the
         # broker's clock (GET /v2/clock), read at the start of the run.
         run_once(config, endpoint, Path(args.log_dir or "logs"), started=datetime.now(UTC),

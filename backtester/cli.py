@@ -18,51 +18,97 @@ from config import Config, read_env
 from errors import ConfigError
 from simbroker import market_data
 from state_files import atomic_write_text
+from version import VERSION
 
 DESCRIPTION = "Backtest the bot's strategy on daily bars with its own decision code."
+EPILOG = """Strategy defaults come from .env and the environment, as the bot reads them, then from
+config.py; a sweep's names (--grid) are the options' names with underscores.
+
+exit codes: 0 done, 2 a bad option, setting or data file (the message names it)
+
+examples:
+  python backtest.py --start 2019-01-01 --entry-z 2.0 --z-score-window 20 --out out/bt
+  python backtest.py --grid entry_z=1.0,1.5,2.0 z_score_window=20,30,60 --split 2021-01-01
+  python backtest.py --data my_bars.csv --symbols AAPL,MSFT --no-allow-shorts
+
+older spellings still accepted: --window (--z-score-window), --size-usd (--position-size-usd),
+--max-hold-days (--max-holding-days), and the same names in --grid."""
 _SHORTHAND_HELP = {
     "entry_z": "entry threshold for both sides: 2.0 means long below -2.0, short above +2.0",
     "exit_z": "exit threshold for both sides (long exit -v, short exit +v)",
     "stop_z": "stop-loss threshold for both sides (long stop -v, short stop +v)",
-    "window": "z-score window in sessions (Z_SCORE_WINDOW)",
-    "size_usd": "dollars per position (POSITION_SIZE_USD)",
-    "max_hold_days": "maximum holding period in calendar days (MAX_HOLDING_DAYS)",
+}
+_BASE = Config()
+# What each strategy setting means; %s is its default in config.py.
+_FIELD_HELP = {
+    "z_score_window": "sessions in the z-score window (default %s)",
+    "long_entry_z": "enter long when z is below this (default %s)",
+    "short_entry_z": "enter short when z is above this (default %s)",
+    "long_exit_z": "exit a long when z reaches this or more (default %s)",
+    "short_exit_z": "exit a short when z reaches this or less (default %s)",
+    "long_stop_z": "stop-loss: exit a long at this z or below (default %s)",
+    "short_stop_z": "stop-loss: exit a short at this z or above (default %s)",
+    "position_size_usd": "dollars per new position (default %s)",
+    "max_holding_days": "exit after this many calendar days held (default %s)",
+    "allow_shorts": "enter short positions too (default: %s)",
+    "same_day_stop_loss": "allow a stop-loss exit on the day of entry (default: %s)",
+    "max_entries_per_run": "most entries per day; 0 = no limit (default %s)",
+    "max_open_positions": "most positions at once; 0 = no limit (default %s)",
+    "max_gross_exposure_usd": "most dollars in positions; 0 = no limit (default %s)",
+    "daily_loss_limit_usd": "no entries after losing this many dollars in a day; 0 = no limit "
+                            "(default %s)",
 }
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="backtest.py", description=DESCRIPTION)
-    parser.add_argument("--data", default="us-stocks",
+    parser = argparse.ArgumentParser(prog="backtest.py", description=DESCRIPTION, epilog=EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", default="us-stocks", metavar="NAME_OR_CSV",
                         help="a shipped dataset (us-stocks, splits) or a long CSV file "
                              "symbol,date,open,high,low,close,volume (default us-stocks)")
-    parser.add_argument("--start", type=_date, help="first decision day (YYYY-MM-DD; default: "
-                        "the first day with a full z-score window)")
-    parser.add_argument("--end", type=_date, help="last decision day (default: end of data)")
-    parser.add_argument("--symbols", help="comma-separated universe (default: TICKERS that "
-                        "are in the data)")
-    parser.add_argument("--out", default="out/backtest", type=Path,
+    parser.add_argument("--start", type=_date, metavar="YYYY-MM-DD",
+                        help="first decision day (default: the first day with a full z-score "
+                             "window)")
+    parser.add_argument("--end", type=_date, metavar="YYYY-MM-DD",
+                        help="last decision day (default: the data's last day)")
+    parser.add_argument("--symbols", metavar="A,B,...",
+                        help="comma-separated universe (default: TICKERS that are in the data)")
+    parser.add_argument("--out", default="out/backtest", type=Path, metavar="DIR",
                         help="output directory (default out/backtest)")
     parser.add_argument("--starting-cash", type=float, default=Settings.starting_cash,
-                        help="dollars (default %(default)g)")
-    parser.add_argument("--spread-bps", type=float, default=Settings.spread_bps,
+                        metavar="USD", help="dollars (default %(default)g)")
+    parser.add_argument("--spread-bps", type=float, default=Settings.spread_bps, metavar="BPS",
                         help="quoted spread in basis points (default: the local exchange's, "
                              "%(default)g)")
-    parser.add_argument("--commission-usd", type=float, default=0.0,
+    parser.add_argument("--commission-usd", type=float, default=0.0, metavar="USD",
                         help="dollars per filled order (default 0)")
-    parser.add_argument("--slippage-bps", type=float, default=0.0,
+    parser.add_argument("--slippage-bps", type=float, default=0.0, metavar="BPS",
                         help="basis points by which every fill is worse (default 0)")
     parser.add_argument("--grid", nargs="+", metavar="NAME=V1,V2",
-                        help="sweep every combination, e.g. --grid entry_z=1.0,1.5 window=20,30")
-    parser.add_argument("--split", type=_date, help="walk-forward: statistics before this day "
-                        "(in-sample) and from it (out-of-sample), side by side")
-    parser.add_argument("--processes", type=int, help="sweep processes (default: all cores)")
+                        help="sweep every combination, e.g. --grid entry_z=1.0,1.5 "
+                             "z_score_window=20,30")
+    parser.add_argument("--split", type=_date, metavar="YYYY-MM-DD",
+                        help="walk-forward: statistics before this day (in-sample) and from it "
+                             "(out-of-sample), side by side; a sweep ranks out-of-sample")
+    parser.add_argument("--processes", type=int, metavar="N",
+                        help="sweep processes (default: all cores)")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {VERSION}")
     strategy = parser.add_argument_group("strategy (default: .env and the environment, as "
-                                         "the bot reads them)")
+                                         "the bot reads them, else config.py's)")
     for name, text in _SHORTHAND_HELP.items():
-        strategy.add_argument("--" + name.replace("_", "-"), dest=name, help=text)
+        strategy.add_argument("--" + name.replace("_", "-"), dest=name, metavar="Z", help=text)
     for name in STRATEGY_FIELDS:
-        strategy.add_argument("--" + name.replace("_", "-"), dest=name,
-                              help=f"{name.upper()} (see config.py)")
+        default = getattr(_BASE, name)
+        flag = "--" + name.replace("_", "-")
+        if isinstance(default, bool):
+            strategy.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction,
+                                  default=None,
+                                  help=_FIELD_HELP[name] % ("yes" if default else "no"))
+        else:
+            strategy.add_argument(flag, dest=name, metavar=name.upper(),
+                                  help=_FIELD_HELP[name] % f"{default:g}")
+    for alias in ALIASES:  # older spellings, kept working (see the epilog)
+        strategy.add_argument("--" + alias.replace("_", "-"), dest=alias, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
 
@@ -76,7 +122,28 @@ def _date(text: str) -> date:
 def overrides(args: argparse.Namespace) -> list[tuple[str, str]]:
     """Shorthands first, exact names after, so an exact name refines a shorthand."""
     names = [*SYMMETRIC, *ALIASES, *STRATEGY_FIELDS]
-    return [(n, getattr(args, n)) for n in names if getattr(args, n, None) is not None]
+    return [(n, _text(getattr(args, n))) for n in names if getattr(args, n, None) is not None]
+
+
+def _text(value: Any) -> str:
+    """A flag's True/False as the setting's text."""
+    return ("true" if value else "false") if isinstance(value, bool) else str(value)
+
+
+def check_dates(args: argparse.Namespace, first_day: date, last_day: date) -> None:
+    """Raise ValueError saying what was given and how to fix it."""
+    if args.start and args.end and args.end < args.start:
+        raise ValueError(f"--end {args.end} is before --start {args.start}; swap them")
+    if args.start and args.start > last_day:
+        raise ValueError(f"--start {args.start} is after the data's last day ({last_day}); "
+                         f"give a --start from {first_day} to {last_day}")
+    if args.end and args.end < first_day:
+        raise ValueError(f"--end {args.end} is before the data's first day ({first_day}); "
+                         f"give an --end from {first_day} to {last_day}")
+    if args.split and not ((args.start or first_day) < args.split <= (args.end or last_day)):
+        raise ValueError(f"--split {args.split} must fall after the start "
+                         f"({args.start or first_day}) and no later than the end "
+                         f"({args.end or last_day}), so both periods have days")
 
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
@@ -96,6 +163,7 @@ def _run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     symbols = tuple(s.strip().upper() for s in args.symbols.split(",") if s.strip()) \
         if args.symbols else None
     market = market_data.load(args.data)
+    check_dates(args, market.first_day, market.last_day)
     grid = None
     axes: list[str] = []
     if args.grid:

@@ -384,8 +384,8 @@ class _Run:
             price, mark = g.price[rows], g.mark[rows]
             # Where there is a bar today the mark is the noon price, already as reported.
             wire_mark = wire_price(mark) if np.isnan(price).any() else price
-            fills = noon_fills((p.open[t], p.high[t], p.low[t], p.close[t]), g.limit[rows],
-                               self.clock.fraction(t)[:, np.newaxis],
+            fills = noon_fills((p.open[t], p.high[t], p.low[t], p.close[t]), p.path(t),
+                               g.limit[rows], self.clock.fraction(t)[:, np.newaxis],
                                self.settings.spread_bps, fill_prices=True)
             yield _Chunk(first=first, z=g.z[rows], price=price, limit=g.limit[rows],
                          in_view=g.in_view[rows], ask=g.ask[rows],
@@ -513,7 +513,8 @@ class _Run:
             filled[miss], price[miss], when[miss] = limit_fill(
                 p.open[t, m], p.high[t, m], p.low[t, m], p.close[t, m],
                 is_buy=orders.is_buy[miss], limit=orders.limit[miss],
-                start=self.clock.fraction(t), end=1.0, spread_bps=self.settings.spread_bps)
+                start=self.clock.fraction(t), end=1.0, spread_bps=self.settings.spread_bps,
+                **p.path(t, m))
         return filled, price, when
 
     def book_fills(self, t: int, orders: _Orders, done: np.ndarray, price: np.ndarray,

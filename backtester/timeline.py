@@ -50,7 +50,7 @@ from signal_generator import (
 from simbroker import margin
 from simbroker.book import Book
 from simbroker.market_data import Split
-from simbroker.price_model import limit_fill, price_at
+from simbroker.price_model import limit_fill
 from simbroker.records import Position
 
 # Days of exit decisions evaluated per step of a position's timeline: most positions close
@@ -112,8 +112,7 @@ def build_grid(panels: Panels, chunks: list[DaySignals]) -> Grid:
     with np.errstate(invalid="ignore"):
         ask = joined("ask")
         ask = np.where(ask > 0, ask, price)
-    at_close = price_at(panels.open[rows], panels.high[rows], panels.low[rows],
-                        panels.close[rows], 1.0)
+    at_close = panels.close[rows]  # the model path ends at the close, exactly
     return Grid(z=joined("z"), price=price, limit=joined("limit"), ask=ask,
                 in_view=joined("in_view"), mark=_or_last(path, last),
                 close_mark=_or_last(at_close, last), last_close=last,
@@ -323,7 +322,7 @@ class _Timelines:
             filled, price, when = limit_fill(
                 o.open[t, symbol], o.high[t, symbol], o.low[t, symbol], o.close[t, symbol],
                 is_buy=is_buy, limit=self.g.limit[day, symbol], start=self.noon[day], end=1.0,
-                spread_bps=self.spread_bps)
+                spread_bps=self.spread_bps, **o.path(t, symbol))
         assert filled.all(), "a timeline fill the price model does not fill"
         if self.slip:
             price = np.where(is_buy, price * (1.0 + self.slip), price * (1.0 - self.slip))

@@ -27,27 +27,52 @@ from simbroker import market_data
 from simbroker.exchange import Exchange
 from simbroker.records import DEFAULT_KEY_ID, DEFAULT_SECRET_KEY, ExchangeConfig
 from simbroker.server import serve
+from version import VERSION
 
 HISTORY_SESSIONS = 20
 
 
+EPILOG = """exit codes: 0 stopped (Ctrl-C or SIGTERM), 2 bad options or market data
+
+examples:
+  python -m simbroker --port 8000
+  python -m simbroker --port 0 --start 2022-03-01 --state /tmp/exchange.json
+  python -m simbroker --data splits --spread-bps 0 --seed 7"""
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m simbroker", description=__doc__.split(
-        "\n")[0])
-    parser.add_argument("--port", type=int, default=8000, help="TCP port (0: any free port)")
-    parser.add_argument("--data", default="us-stocks",
-                        help="market data: us-stocks, splits, or a CSV file")
-    parser.add_argument("--start", help="simulated start time (YYYY-MM-DD = noon New York)")
+        "\n")[0], epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--port", type=int, default=8000,
+                        help="TCP port on 127.0.0.1 (0: any free port; default %(default)s)")
+    parser.add_argument("--data", default="us-stocks", metavar="NAME_OR_CSV",
+                        help="market data: us-stocks, splits, or a long CSV file "
+                             "symbol,date,open,high,low,close,volume (default %(default)s)")
+    parser.add_argument("--start", metavar="DATE_OR_DATETIME",
+                        help="simulated start: YYYY-MM-DD is noon New York, or an ISO time "
+                             f"with its zone (default: noon of the data's {HISTORY_SESSIONS}th "
+                             "session, so a bot has history)")
     parser.add_argument("--key", default=None, help=f"API key id (default {DEFAULT_KEY_ID})")
     parser.add_argument("--secret", default=None,
                         help=f"API secret key (default {DEFAULT_SECRET_KEY})")
-    parser.add_argument("--keys-file", help="a file: the key id on line 1, the secret on line 2")
-    parser.add_argument("--state", help="state file: loaded if it exists, saved on changes")
-    parser.add_argument("--spread-bps", type=float, default=ExchangeConfig.spread_bps)
-    parser.add_argument("--partial-fill-probability", type=float, default=0.0)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--keys-file", metavar="FILE",
+                        help="the key id on line 1 and the secret on line 2 (not shown in ps; "
+                             "or set SIMBROKER_KEY_ID / SIMBROKER_SECRET_KEY)")
+    parser.add_argument("--state", metavar="FILE",
+                        help="state file: continued from if it exists, saved after every "
+                             "change and on stop (default: none, state in memory only)")
+    parser.add_argument("--spread-bps", type=float, default=ExchangeConfig.spread_bps,
+                        metavar="BPS",
+                        help="quoted spread around each price, in basis points "
+                             "(default %(default)g)")
+    parser.add_argument("--partial-fill-probability", type=float, default=0.0, metavar="P",
+                        help="chance in [0, 1] that a fill is partial (default %(default)g)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of the exchange's random draws: the same seed gives the "
+                             "same fills (default %(default)s)")
     parser.add_argument("--legacy-pdt", action="store_true",
                         help="enforce and report pattern day trading as before 2026-06-04")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {VERSION}")
     return parser.parse_args(argv)
 
 

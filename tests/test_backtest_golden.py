@@ -12,7 +12,7 @@ from config import load_config
 from market_calendar import new_york_noon, nyse
 from signal_generator import zscores
 from simbroker import market_data
-from simbroker.price_model import price_at
+from simbroker.price_model import path_key, price_at
 
 
 @pytest.fixture(scope="module")
@@ -27,11 +27,16 @@ def test_golden_run_on_us_stocks(us_stocks):
     # and pin the new values after checking the reason in the diff.
     result = run_backtest(us_stocks, load_config({}), start=date(2019, 1, 1),
                           end=date(2022, 12, 28))
+    # Re-pinned for the seeded intraday path (simbroker/price_model.py), which replaced the
+    # fixed open -> low -> high -> close path: that path filled a noon limit almost only when
+    # the price went on against it (927 trades, 97,393.93); the new path fills ~94% of
+    # noon limits with no drift against them after the fill, so more entries fill and lose
+    # less.
     stats = period_stats(result)
-    assert stats["trades"] == 927
-    assert stats["final_equity_usd"] == 97_393.93
-    assert stats["exit_reasons"] == {"max_holding_period": 904, "stop_loss": 15,
-                                     "mean_reversion": 8}
+    assert stats["trades"] == 1524
+    assert stats["final_equity_usd"] == 99_697.35
+    assert stats["exit_reasons"] == {"max_holding_period": 1412, "stop_loss": 31,
+                                     "mean_reversion": 81}
 
 
 def test_zscores_are_the_bots_bit_for_bit(us_stocks):
@@ -51,7 +56,8 @@ def test_zscores_are_the_bots_bit_for_bit(us_stocks):
         for s in result.symbols:
             bar = us_stocks.bar(s, day)
             prices.append(round(float(price_at(bar.open, bar.high, bar.low, bar.close,
-                                               fraction)), 4))
+                                               fraction, key=path_key(s, day),
+                                               scale=bar.path_scale)), 4))
         expected = zscores(np.array(columns, dtype=float).T, np.array(prices))
         assert np.array_equal(result.prices[d], prices), day
         assert np.array_equal(result.z[d], expected, equal_nan=True), day

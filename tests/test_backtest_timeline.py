@@ -87,12 +87,16 @@ def assert_same(fast, slow):
 
 
 def test_timelines_and_day_loop_agree_on_random_markets_and_settings(monkeypatch):
-    split_while_held = trades = 0
+    split_while_held = trades = handed = 0
     for seed in range(40):
         market, config, settings, splits = draw_case(seed)
         fast = run_backtest(market, config, symbols=market.symbols, settings=settings)
         slow = day_loop(market, config, settings, monkeypatch)
-        assert fast.engine == "timelines", (seed, fast.engine)
+        if fast.engine != "timelines":
+            # A reverse split that turns a held position into cash in lieu is the one case
+            # the timelines hand to the day loop without the account binding.
+            assert "leaves no" in fast.engine, (seed, fast.engine)
+            handed += 1
         assert_same(fast, slow)
         trades += len(fast.trades)
         days = fast.days
@@ -107,6 +111,7 @@ def test_timelines_and_day_loop_agree_on_random_markets_and_settings(monkeypatch
     # The comparison means something: many trades, and splits that hit held positions.
     assert trades > 2_000
     assert split_while_held >= 3
+    assert handed <= 4  # and the timelines themselves are what most cases compare
 
 
 def test_where_the_account_binds_the_day_loop_takes_over_from_the_timelines(monkeypatch):
@@ -118,7 +123,7 @@ def test_where_the_account_binds_the_day_loop_takes_over_from_the_timelines(monk
     monkeypatch.setattr(backtester.engine._Run, "resume", lambda self, prefix: (
         handed_over.append(len(prefix.open)), resume(self, prefix))[1])
     engines = []
-    for seed in range(12):
+    for seed in range(16):  # enough cases that several hand over part-way, whatever the paths
         market, config, settings, _ = draw_case(seed)
         config = replace(config, position_size_usd=1_000.0)
         small = replace(settings, starting_cash=float(3_000 + 1_000 * (seed % 4)))
@@ -127,8 +132,8 @@ def test_where_the_account_binds_the_day_loop_takes_over_from_the_timelines(monk
         assert_same(result, day_loop(market, config, small, monkeypatch))
         rich = run_backtest(market, config, symbols=market.symbols,
                             settings=replace(small, starting_cash=1e7))
-        assert rich.engine == "timelines"
-        if result.engine != "timelines":
+        assert rich.engine == "timelines" or "leaves no" in rich.engine, rich.engine
+        if result.engine != "timelines" and "leaves no" not in result.engine:
             assert trade_rows(result) != trade_rows(rich)  # the account did bind
     assert sum(e.startswith("timelines to ") for e in engines) >= 6, engines
     assert sum(n > 0 for n in handed_over) >= 3, handed_over

@@ -16,6 +16,7 @@ from alpaca_trade_api.rest import APIError
 
 from simbroker import Exchange, ExchangeConfig, serve, synthetic
 from tests.simbroker_fixtures import (
+    AAA_MARKETABLE,
     KEY,
     MAR1,
     MAR2,
@@ -222,7 +223,7 @@ def test_request_log_and_counts(sim):
 
 
 def test_reset_gives_a_fresh_account_at_the_same_time(sim):
-    limit_buy(sim.api, "AAA", 10, 99.00)
+    limit_buy(sim.api, "AAA", 10, AAA_MARKETABLE)
     account = control(sim, "POST", "/_sim/reset").json()
     assert account["equity"] == "100000"
     assert sim.api.list_positions() == [] and sim.api.list_orders(status="all") == []
@@ -279,7 +280,7 @@ def test_save_and_load_over_http(monkeypatch, tmp_path):
     with serve(exchange, state_path=str(state)) as server:
         monkeypatch.setenv("APCA_API_DATA_URL", server.data_url)
         sim = Sim(exchange, server, sdk(server))
-        limit_buy(sim.api, "AAA", 10, 99.00)
+        limit_buy(sim.api, "AAA", 10, AAA_MARKETABLE)
         saved = control(sim, "POST", "/_sim/save", {"path": "saved.json"}).json()["saved"]
         assert saved == str(tmp_path / "saved.json")
         sim.api.close_position("AAA")
