@@ -25,6 +25,14 @@ class LockHeldError(BotError):
     exit_code = 3
 
 
+class AccountRestrictedError(BotError):
+    """The broker's account may not trade (blocked, suspended or not ACTIVE). Stop before any
+    order, say why, and exit 4 so that cron and the alerts see it: only the account's owner
+    or Alpaca can lift it."""
+
+    exit_code = 4
+
+
 class StateFileError(BotError):
     """A state file cannot be read or written. Stop: never replace it with an empty state."""
 

@@ -4,8 +4,9 @@
                           [--log-dir DIR] [--live] [--rebuild-state]
 
 Exit codes: 0 done (or the market is closed), 2 configuration error, 3 another run holds the
-lock, 143 stopped by SIGTERM (the run records what it did and stops; a second SIGTERM while
-it stops is ignored), 1 any other failure. The run, step by step, is `run_once` below.
+lock, 4 the account may not trade (blocked, suspended or not ACTIVE: no order was placed),
+143 stopped by SIGTERM (the run records what it did and stops; a second SIGTERM while it
+stops is ignored), 1 any other failure. The run, step by step, is `run_once` below.
 """
 
 from __future__ import annotations
@@ -20,14 +21,15 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from datetime import date, datetime
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 import logger as run_logging
+from account_events import attach_asset_ids, closed_outside, follow_renames, price_outside_closes
 from alert_messages import run_line
 from alerts import Alerter
 from broker import Account, Broker, Clock
@@ -36,6 +38,7 @@ from config import DATA_URL, Config, Credentials, load_config, load_credentials,
 from console import ONCE
 from data_fetcher import MarketView, fetch_market_view
 from errors import (
+    AccountRestrictedError,
     BotError,
     BrokerError,
     ConfigError,
@@ -56,6 +59,7 @@ from order_types import (
 from position_manager import (
     Holding,
     PendingOrder,
+    Reconciliation,
     StateStore,
     fill_record,
     reconcile,
@@ -274,6 +278,7 @@ def _daily_run(config: Config, broker: Broker, store: StateStore, run_dir: Path,
     summary.equity_usd = account.equity_usd
     holdings, pending, positions, open_orders, history = sync_state(broker, store, run_dir,
                                                                     summary, dry_run, now)
+    check_account(account, summary)
 
     # 3. Market data for the universe and for everything held.
     assets = broker.assets()
@@ -394,7 +399,11 @@ def sync_state(broker: Broker, store: StateStore, run_dir: Path, summary: RunSum
                ) -> tuple[dict[str, Holding], dict[str, PendingOrder], dict, list, list]:
     holdings, pending = store.load_holdings(), store.load_pending()
     view = read_broker(broker, holdings, pending, now)
+    holdings, pending, renamed = follow_renames(holdings, pending, view.positions, view.history)
     result = reconcile(holdings, pending, view.history, view.positions)
+    result = priced_from_activities(broker, result, holdings)
+    result = replace(result, holdings=attach_asset_ids(result.holdings, view.positions),
+                     notes=renamed + result.notes)
     new_trades = [] if dry_run else store.append_trades(result.trades)
     summary.trades_recorded += len(new_trades)
     summary.trades.extend(trade_digest(new_trades))
@@ -414,6 +423,32 @@ def sync_state(broker: Broker, store: StateStore, run_dir: Path, summary: RunSum
     if not dry_run:
         store.save_records(result.holdings, result.pending, run_dir)
     return result.holdings, result.pending, view.positions, view.open_orders, view.history
+
+
+def check_account(account: Account, summary: RunSummary) -> None:
+    """Stop before placing anything when the account may not trade (the records are already
+    in line with the broker). Shorting turned off only stops short entries."""
+    reason = account.restriction()
+    if reason is not None:
+        log.error("the account may not trade, no order placed: %s", reason)
+        summary.notes.append(f"account restricted: {reason}")
+        raise AccountRestrictedError(f"the account may not trade: {reason}")
+    if not account.shorting_enabled:
+        log.info("shorting is not enabled on the account: no short entries")
+        summary.notes.append("shorting not enabled on the account: no short entries")
+
+
+def priced_from_activities(broker: Broker, result: Reconciliation,
+                           before: dict[str, Holding]) -> Reconciliation:
+    """Positions closed outside the bot, priced from the account's FILL activities (one
+    request, only when there is such a position)."""
+    outside = closed_outside(result.trades)
+    if not outside:
+        return result
+    since = min(datetime.fromisoformat(r["entry_time"]) for r in outside)
+    fills = broker.activities(["FILL"], since - timedelta(minutes=1))
+    trades, notes = price_outside_closes(result.trades, before, fills)
+    return replace(result, trades=trades, notes=result.notes + notes)
 
 
 def tradable_universe(tickers: list[str], assets: Mapping[str, Any],
@@ -638,6 +673,7 @@ HELP_EPILOG = """exit codes:
   1  the run failed (the reason is in the run's bot.log and the failed alert)
   2  configuration error (the message names the setting and the fix)
   3  another run holds logs/bot.lock
+  4  the account may not trade (blocked, suspended or not ACTIVE): no order was placed
 
 settings come from .env and the environment (README "Configuration"); ALPACA_PAPER=true
 (the default) trades the paper account.

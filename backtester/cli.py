@@ -57,6 +57,17 @@ _FIELD_HELP = {
     "max_gross_exposure_usd": "most dollars in positions; 0 = no limit (default %s)",
     "daily_loss_limit_usd": "no entries after losing this many dollars in a day; 0 = no limit "
                             "(default %s)",
+    "entry_order_type": "entry orders: limit, marketable_limit, market, limit_on_close or "
+                        "market_on_close (default %s)",
+    "exit_order_type": "reversion and holding-limit exits: the same kinds (default %s)",
+    "stop_order_type": "stop-loss exits: the same kinds (default %s)",
+    "limit_offset_bps": "how far a marketable_limit goes through the quote, bps (default %s)",
+    "exit_escalate_after_days": "unfilled exit days before one step more aggressive; 0 = never "
+                                "(default %s)",
+    "entry_partial_fill": "rest of a partly filled entry: keep_working or cancel_remainder "
+                          "(default %s; no partial fills in a backtest)",
+    "exit_partial_fill": "rest of a partly filled exit: keep_working, cancel_remainder or "
+                         "finish_next_day (default %s; no partial fills in a backtest)",
 }
 
 
@@ -105,8 +116,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                                   default=None,
                                   help=_FIELD_HELP[name] % ("yes" if default else "no"))
         else:
+            shown = default if isinstance(default, str) else f"{default:g}"
             strategy.add_argument(flag, dest=name, metavar=name.upper(),
-                                  help=_FIELD_HELP[name] % f"{default:g}")
+                                  help=_FIELD_HELP[name] % shown)
     for alias in ALIASES:  # older spellings, kept working (see the epilog)
         strategy.add_argument("--" + alias.replace("_", "-"), dest=alias, help=argparse.SUPPRESS)
     return parser.parse_args(argv)

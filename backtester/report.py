@@ -53,6 +53,14 @@ def stat_rows(stats: Mapping[str, Any]) -> list[tuple[str, str, str]]:
     for key, value in stats.items():
         if key == "exit_reasons":
             rows += [(f"exit:{r}", f"Exits: {r}", str(n)) for r, n in value.items()]
+        elif key == "orders":
+            rows += [(f"orders:{purpose}", f"Orders ({purpose}): filled / placed, shortfall",
+                      f"{s['filled']} / {s['placed']} ({format_stat('win_rate', s['fill_rate'])})"
+                      f", {format_stat('bps', s['shortfall_bps'])} bps")
+                     for purpose, s in value.items()]
+        elif key == "days_held_past_limit":
+            rows.append((key, "Days held past the limit (mean / max)",
+                         f"{format_stat(key, value['mean'])} / {format_stat(key, value['max'])}"))
         else:
             rows.append((key, _LABELS.get(key, key), format_stat(key, value)))
     return rows

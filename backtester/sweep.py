@@ -67,6 +67,9 @@ def run_job(job: Job) -> dict[str, Any]:
     row: dict[str, Any] = {name: _number(value) for name, value in job.params}
     whole = period_stats(result)
     row.update({k: whole[k] for k in GRID_STATS})
+    for purpose, counts in whole["orders"].items():  # per order purpose: what a setting costs
+        row[f"{purpose}_fill_rate"] = counts["fill_rate"]
+        row[f"{purpose}_shortfall_bps"] = counts["shortfall_bps"]
     if job.split is not None:
         before = period_stats(result, None, job.split - timedelta(days=1))
         after = period_stats(result, job.split, None)

@@ -22,7 +22,17 @@ from os import PathLike
 from typing import Any
 
 from market_calendar import UTC, MarketCalendar, Session, nyse
-from simbroker import account, errors, execution, matching, persistence, state
+from simbroker import (
+    account,
+    corporate,
+    errors,
+    execution,
+    matching,
+    persistence,
+    restrictions,
+    state,
+)
+from simbroker.activities import Activity
 from simbroker.bars import BarStore
 from simbroker.book import Book
 from simbroker.journal import Journal
@@ -38,6 +48,7 @@ from simbroker.records import (
     asset_id,
 )
 from simbroker.requestlog import RequestLog
+from simbroker.restrictions import Restrictions
 from simbroker.rules import check_order
 
 PDT_WINDOW_SESSIONS = 5  # FINRA: 4+ day trades within 5 business days make a pattern
@@ -74,6 +85,11 @@ class Exchange:
         self.last_equity = self.config.starting_cash
         self.last_maintenance_margin = 0.0
         self.balance_asof = self.calendar.sessions_before(self._trading_day(), 1)[0].day
+        self.activities: list[Activity] = []  # non-trade activities (see activities.py)
+        self.activity_seq = 0
+        self.restrictions = Restrictions()
+        self.renamed: dict[str, str] = {}  # new symbol -> asset id it inherited (corporate.py)
+        self.retired: dict[str, str] = {}  # old symbol -> its new symbol
 
     # -- clock --------------------------------------------------------------------------------
 
@@ -139,7 +155,7 @@ class Exchange:
             # Alpaca cancels open orders in a symbol on the ex-date of its split.
             for order in self._open_orders(split.symbol):
                 self._finish(order, Status.CANCELED, session.open)
-            self.book.apply_split(split, self.view.previous_close(split.symbol, at))
+            corporate.apply_split(self, split, self.view.previous_close(split.symbol, at))
         for order in self._open_orders():
             if order.status is Status.ACCEPTED:
                 self._update(replace(order, status=Status.NEW, updated_at=session.open))
@@ -249,6 +265,8 @@ class Exchange:
         """POST /v2/orders: validate `body` (a decoded JSON object) and place the order.
         Raises ApiError with Alpaca's status and code when Alpaca would refuse it."""
         request = parse_order_request(body)
+        restrictions.check_can_trade(self)
+        corporate.check_not_retired(self, request.symbol)
         execution.check_submission(request.time_in_force, self._now, self.calendar)
         at = self.moment()
         client_id = request.client_order_id or str(self._new_uuid())
@@ -262,7 +280,7 @@ class Exchange:
         status = Status.NEW if at.is_open else Status.ACCEPTED
         order = Order(
             id=str(self._new_uuid()), client_order_id=client_id, seq=self._seq,
-            symbol=request.symbol, asset_id=asset_id(request.symbol), side=request.side,
+            symbol=request.symbol, asset_id=self.asset_id_of(request.symbol), side=request.side,
             type=request.type, time_in_force=request.time_in_force, qty=request.qty,
             notional=request.notional, limit_price=request.limit_price,
             intent=decision.intent, reserve_price=decision.reserve_price, status=status,
@@ -337,6 +355,11 @@ class Exchange:
         side = Side.SELL if position.is_long else Side.BUY
         return self.submit_order({"symbol": position.symbol, "qty": amount, "side": side.value,
                                   "type": "market", "time_in_force": "day"})
+
+    def asset_id_of(self, symbol: str) -> str:
+        """The asset's id: a renamed symbol keeps the id of the asset it was (Alpaca's asset
+        ids never change; the symbol does)."""
+        return self.renamed.get(symbol) or asset_id(symbol)
 
     def _open_orders(self, symbol: str | None = None) -> list[Order]:
         orders = self.orders

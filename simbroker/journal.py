@@ -3,7 +3,8 @@
 `<state>` holds a whole state (persistence.dump) and a random `generation`; beside it,
 `<state>.journal` holds one JSON line per committed change, each tagged with the generation
 of the snapshot it follows: the orders that changed, the new fills, day trades and request
-log entries, the positions, the account's figures, the clock and the id generator. A commit
+log entries and activities, the positions, the account's figures, restrictions and renamed
+symbols, the clock and the id generator. A commit
 appends its line and fsyncs before the request that made the change is answered, so the
 exchange on disk is never behind what a client was told. Writing a change costs what the
 change is, not what the whole state is: this keeps `--sim` flat over hundreds of days.
@@ -26,7 +27,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from simbroker import state
+from simbroker import activities, restrictions, state
 from simbroker.records import DayTrade, Fill, Order, Position
 from state_files import atomic_write_text
 
@@ -139,8 +140,10 @@ class Journal:
         exchange.changed_orders.clear()
         self._cursor = {"fills": len(exchange.book.fills),
                         "day_trades": len(exchange.book.day_trades),
+                        "activities": len(exchange.activities),
                         "requests": exchange.requests.appended,
                         "rng": exchange._rng.getstate(), "scalars": _scalars(exchange),
+                        "account": _account(exchange),
                         "positions": dict(exchange.book.positions)}
         exchange.requests.take_counts()
 
@@ -156,6 +159,12 @@ class Journal:
         if len(book.day_trades) > cursor["day_trades"]:
             entry["day_trades"] = [state.encode(t)
                                    for t in book.day_trades[cursor["day_trades"]:]]
+        if len(exchange.activities) > cursor["activities"]:
+            entry["activities"] = [state.encode(a)
+                                   for a in exchange.activities[cursor["activities"]:]]
+        account = _account(exchange)
+        if account != cursor["account"]:
+            entry["account"] = account
         if book.positions != cursor["positions"]:
             entry["positions"] = [state.encode(p) for p in book.positions.values()]
         scalars = _scalars(exchange)
@@ -175,7 +184,8 @@ class Journal:
             return None
         exchange.changed_orders.clear()
         self._cursor = {"fills": len(book.fills), "day_trades": len(book.day_trades),
-                        "requests": log.appended, "rng": rng, "scalars": scalars,
+                        "activities": len(exchange.activities), "requests": log.appended,
+                        "rng": rng, "scalars": scalars, "account": account,
                         "positions": dict(book.positions)}
         return entry
 
@@ -188,6 +198,13 @@ def _scalars(exchange: Exchange) -> dict[str, Any]:
             "last_stamp": exchange._last_stamp.isoformat()}
 
 
+def _account(exchange: Exchange) -> dict[str, Any]:
+    """The account's restrictions, renamed symbols and activity counter (small; compared)."""
+    return {"restrictions": restrictions.to_state(exchange.restrictions),
+            "renamed": dict(exchange.renamed), "retired": dict(exchange.retired),
+            "activity_seq": exchange.activity_seq}
+
+
 def _apply(exchange: Exchange, entry: dict[str, Any]) -> None:
     book = exchange.book
     for data in entry.get("orders", []):
@@ -197,6 +214,12 @@ def _apply(exchange: Exchange, entry: dict[str, Any]) -> None:
     book.fills.extend(state.decode(Fill, f) for f in entry.get("fills", []))
     for trade in entry.get("day_trades", []):
         book.add_day_trade(state.decode(DayTrade, trade))
+    exchange.activities.extend(activities.restore(entry.get("activities", [])))
+    if "account" in entry:
+        account = entry["account"]
+        exchange.restrictions = restrictions.from_state(account["restrictions"])
+        exchange.renamed, exchange.retired = dict(account["renamed"]), dict(account["retired"])
+        exchange.activity_seq = int(account["activity_seq"])
     if "positions" in entry:
         book.positions = {p["symbol"]: state.decode(Position, p) for p in entry["positions"]}
     if "scalars" in entry:

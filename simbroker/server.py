@@ -28,7 +28,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from simbroker import controls, data_api, errors, trading_api, wire
+from simbroker import account_controls, activities, controls, data_api, errors, trading_api, wire
 from simbroker.exchange import Exchange
 from simbroker.faults import Fault, Faults
 from simbroker.journal import Journal
@@ -36,7 +36,8 @@ from simbroker.routing import Request, Response, Route
 
 HOST = "127.0.0.1"
 CONTROL_PREFIX = "/_sim/"
-ROUTES: list[Route] = [*trading_api.routes.table, *data_api.routes.table, *controls.routes.table]
+ROUTES: list[Route] = [*trading_api.routes.table, *data_api.routes.table, *controls.routes.table,
+                       *activities.routes.table, *account_controls.routes.table]
 MALFORMED_BODY = b'{"id": "truncated'
 MAX_BODY_BYTES = 1 << 20  # an order is a few hundred bytes; a fault body a few kilobytes
 BODY_SECONDS = 5.0  # a declared body must arrive within this, or the request is refused

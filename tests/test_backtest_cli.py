@@ -60,9 +60,34 @@ def test_files_and_parameter_overrides(run):
         assert next(csv.reader(handle)) == ["date", "equity", "cash", "long_value",
                                             "short_value", "drawdown"]
     assert "Sharpe" in printed.out
-    # How it was computed is said, and this run's entries never depend on the account.
-    assert stats["engine"] == "timelines"
-    assert "computed by: timelines" in printed.out
+    # How it was computed is said: the default exits are not limits at the current price,
+    # which only the day loop executes.
+    assert stats["engine"] == ("day loop: order types other than limits at the current price, "
+                               "or escalation")
+    assert f"computed by: {stats['engine']}" in printed.out
+    # Per order purpose: placed, filled and the implementation shortfall, printed and saved.
+    assert set(stats["orders"]) == {"entry", "exit", "stop"}
+    assert stats["orders"]["exit"]["placed"] >= stats["orders"]["exit"]["filled"] > 0
+    assert "Orders (exit): filled / placed, shortfall" in printed.out
+
+
+def test_order_settings_as_options_and_sweep_dimensions(run):
+    code, printed, out = run("--grid", "exit_order_type=limit,marketable_limit",
+                             "--stop-order-type", "market", "--exit-escalate-after-days", "0",
+                             "--processes", "1")
+    assert code == 0, printed.err
+    with open(out / "grid.csv") as handle:
+        grid = {r["exit_order_type"]: r for r in csv.DictReader(handle)}
+    assert set(grid) == {"limit", "marketable_limit"}
+    # Marketable limits fill every exit, paying the spread (a positive shortfall against the
+    # decision price); limits at the noon price fill at their limit when they fill.
+    assert float(grid["limit"]["exit_fill_rate"]) <= 1.0
+    assert float(grid["marketable_limit"]["exit_fill_rate"]) == 1.0
+    assert float(grid["marketable_limit"]["exit_shortfall_bps"]) > \
+        float(grid["limit"]["exit_shortfall_bps"]) + 0.5
+    assert {"entry_fill_rate", "stop_fill_rate", "stop_shortfall_bps"} <= set(grid["limit"])
+    code, printed, _ = run("--exit-order-type", "stop")
+    assert code == 2 and "EXIT_ORDER_TYPE='stop' is unknown" in printed.err
 
 
 def test_bad_values_are_refused_with_the_setting_named(run):
