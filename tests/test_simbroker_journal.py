@@ -41,16 +41,16 @@ def test_every_answered_change_is_on_disk_and_replays_exactly(monkeypatch, tmp_p
         assert refused.status_code == 403  # refused, yet it drew an order id: saved too
         assert on_disk() == without_log(exchange.to_state())
         api.cancel_order(resting.id)
-        requests.post(server.trading_url + "/_sim/clock", json={"to": "2022-03-03T15:00:00Z"},
+        requests.post(server.trading_url + "/_sim/clock", json={"to": "2022-03-03T22:00:00Z"},
                       headers=HEADERS, timeout=10)  # a close, an open and the split
         assert on_disk() == without_log(exchange.to_state())
-        for path, body in (("/_sim/activities", {"activity_type": "DIV", "net_amount": 2.5,
+        for endpoint, body in (("/_sim/activities", {"activity_type": "DIV", "net_amount": 2.5,
                                                  "symbol": "AAA", "qty": 10,
                                                  "per_share_amount": 0.25, "sub_type": "CDIV"}),
                            ("/_sim/account", {"shorting_enabled": False}),
                            ("/_sim/corporate_actions", {"type": "name_change",
                                                         "symbol": "AAA", "new_symbol": "AAB"})):
-            answer = requests.post(server.trading_url + path, json=body, headers=HEADERS,
+            answer = requests.post(server.trading_url + endpoint, json=body, headers=HEADERS,
                                    timeout=10)
             assert answer.status_code == 200, answer.text
             assert on_disk() == without_log(exchange.to_state())
