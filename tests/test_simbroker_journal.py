@@ -47,9 +47,7 @@ def test_every_answered_change_is_on_disk_and_replays_exactly(monkeypatch, tmp_p
         for endpoint, body in (("/_sim/activities", {"activity_type": "DIV", "net_amount": 2.5,
                                                  "symbol": "AAA", "qty": 10,
                                                  "per_share_amount": 0.25, "sub_type": "CDIV"}),
-                           ("/_sim/account", {"shorting_enabled": False}),
-                           ("/_sim/corporate_actions", {"type": "name_change",
-                                                        "symbol": "AAA", "new_symbol": "AAB"})):
+                           ("/_sim/account", {"shorting_enabled": False})):
             answer = requests.post(server.trading_url + endpoint, json=body, headers=HEADERS,
                                    timeout=10)
             assert answer.status_code == 200, answer.text
