@@ -99,7 +99,7 @@ def run_simulation(config: Config, args: argparse.Namespace, env: Mapping[str, s
     state_path = sim_dir / "exchange.json"
     log_dir = Path(args.log_dir) if args.log_dir else sim_dir / "logs"
     market = market_data.load(env.get("SIM_DATA", "").strip() or "us-stocks")
-    calendar = nyse()
+    calendar = sim_calendar(market)
     exchange = open_exchange(state_path, market, exchange_config(env), calendar, args.sim_start,
                              create_dir=not args.dry_run)
     # A dry run leaves the simulated clock where it was: nothing of it is saved.
@@ -152,6 +152,14 @@ def run_simulation(config: Config, args: argparse.Namespace, env: Mapping[str, s
     return 0
 
 
+def sim_calendar(market: market_data.MarketData) -> MarketCalendar:
+    """The one calendar of a simulation, shared by the exchange and the bot: the data's years,
+    six before them for the bot's look-back (`trading_bot` asks `nyse_around` for at most
+    that) and two after. Its build is most of a one-day simulation's own time, and 18 years
+    cost a third of the default 46."""
+    return nyse(date(market.first_day.year - 6, 1, 1), date(market.last_day.year + 2, 12, 31))
+
+
 def rebuild_simulated(config: Config, args: argparse.Namespace, env: Mapping[str, str]) -> int:
     """`--sim --rebuild-state`: the bot's records rebuilt from the saved simulated account, at
     its clock (which does not move)."""
@@ -164,7 +172,7 @@ def rebuild_simulated(config: Config, args: argparse.Namespace, env: Mapping[str
                           "rebuild from; run --sim first")
     log_dir = Path(args.log_dir) if args.log_dir else sim_dir / "logs"
     market = market_data.load(env.get("SIM_DATA", "").strip() or "us-stocks")
-    exchange = open_exchange(state_path, market, exchange_config(env), nyse(), None)
+    exchange = open_exchange(state_path, market, exchange_config(env), sim_calendar(market), None)
     with serve(exchange, port=0) as server:
         endpoint = Endpoint(server.trading_url, server.data_url,
                             Credentials(exchange.config.key_id, exchange.config.secret_key))
@@ -198,7 +206,7 @@ def open_exchange(state_path: Path, market: market_data.MarketData, cfg: Exchang
     """Continue the saved exchange, or open a new one at noon of the first simulated day."""
     start = _start_day(sim_start, calendar) if sim_start else None
     if state_path.exists():
-        exchange = Exchange.load(state_path, market)
+        exchange = Exchange.load(state_path, market, calendar=calendar)
         if start is not None:
             if new_york_noon(start) <= exchange.now:
                 raise ConfigError(
@@ -214,7 +222,7 @@ def open_exchange(state_path: Path, market: market_data.MarketData, cfg: Exchang
                           f"({market.first_day} to {market.last_day})")
     if create_dir:
         state_path.parent.mkdir(parents=True, exist_ok=True)
-    return Exchange(market, cfg, now=new_york_noon(start))
+    return Exchange(market, cfg, now=new_york_noon(start), calendar=calendar)
 
 
 def _start_day(text: str, calendar: MarketCalendar) -> date:

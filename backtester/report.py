@@ -16,6 +16,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from backtester.engine import Result
+from backtester.plotdata import envelope
 from backtester.stats import drawdown
 from signal_generator import EXIT_CODES, Thresholds
 from state_files import atomic_write_text
@@ -84,9 +85,9 @@ def equity_figure(result: Result) -> go.Figure:
     dd = drawdown(result.equity, result.settings.starting_cash) * 100
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.7, 0.3],
                         vertical_spacing=0.04)
-    fig.add_trace(go.Scatter(x=days, y=result.equity, name="equity ($)", line_width=1.4),
+    fig.add_trace(go.Scatter(**_line(days, result.equity), name="equity ($)", line_width=1.4),
                   row=1, col=1)
-    fig.add_trace(go.Scatter(x=days, y=dd, name="drawdown (%)", fill="tozeroy",
+    fig.add_trace(go.Scatter(**_line(days, dd), name="drawdown (%)", fill="tozeroy",
                              line=dict(color="firebrick", width=1)), row=2, col=1)
     fig.update_yaxes(title_text="equity ($)", row=1, col=1)
     fig.update_yaxes(title_text="drawdown (%)", row=2, col=1)
@@ -137,7 +138,7 @@ def _symbol_traces(result: Result, days: pd.DatetimeIndex, j: int) -> list[tuple
                  for code, pnl in zip(t.exit_reason[mine], t.pnl_usd[mine], strict=True)]
     marker = dict(size=9, line_width=0.5)
     return [
-        (go.Scatter(x=days, y=result.prices[:, j], name="price at noon",
+        (go.Scatter(**_line(days, result.prices[:, j]), name="price at noon",
                     line=dict(color="#444", width=1)), 1),
         (go.Scatter(x=entry_days[long_], y=t.entry_price[mine][long_], mode="markers",
                     name="long entry", marker=dict(symbol="triangle-up", color="green",
@@ -147,9 +148,15 @@ def _symbol_traces(result: Result, days: pd.DatetimeIndex, j: int) -> list[tuple
                                                     **marker)), 1),
         (go.Scatter(x=exit_days, y=t.exit_price[mine], mode="markers", name="exit",
                     text=exit_text, marker=dict(symbol="x", color="royalblue", **marker)), 1),
-        (go.Scatter(x=days, y=result.z[:, j], name="z-score",
+        (go.Scatter(**_line(days, result.z[:, j]), name="z-score",
                     line=dict(color="darkorange", width=1)), 2),
     ]
+
+
+def _line(days: pd.DatetimeIndex, values: np.ndarray) -> dict[str, Any]:
+    """x and y of a line, with its extremes only when long (backtester.plotdata)."""
+    keep = envelope(values)
+    return {"x": days[keep], "y": values[keep]}
 
 
 def _threshold_lines(fig: go.Figure, t: Thresholds) -> None:

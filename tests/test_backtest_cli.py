@@ -29,6 +29,12 @@ def test_sweep_writes_grid_and_a_self_contained_report_with_the_heatmap(run):
     assert [(r["entry_z"], r["window"]) for r in grid] == [
         ("1.5", "20"), ("1.5", "30"), ("2.0", "20"), ("2.0", "30")]
     assert {"sharpe", "total_return", "trades"} <= set(grid[0])
+    ranked = printed.out.split("sweep: 4 runs ranked by sharpe\n")[1].splitlines()
+    assert ranked[0].split() == ["rank", "entry_z", "window", "sharpe", "total_return",
+                                 "max_drawdown", "trades"]
+    best = sorted(grid, key=lambda r: -float(r["sharpe"]))
+    assert [line.split()[1:3] for line in ranked[1:5]] == [[r["entry_z"], r["window"]]
+                                                           for r in best]
     page = (out / "report.html").read_text()
     assert '"type":"heatmap"' in page
     assert "Sweep: sharpe by entry_z and window" in page
@@ -94,6 +100,20 @@ def test_bad_values_are_refused_with_the_setting_named(run):
     code, printed, _ = run("--entry-z", "0.05")  # entry inside the exit band
     assert code == 2
     assert "LONG_ENTRY_Z" in printed.err
+    code, printed, _ = run("--scheduler", "tcp://127.0.0.1:9")
+    assert code == 2
+    assert "give the sweep with --grid" in printed.err
     code, printed, _ = run("--grid", "entry=1,2")
     assert code == 2
     assert "'entry' is not a strategy parameter" in printed.err
+
+
+def test_timings_name_every_phase_and_add_up(run):
+    code, printed, _ = run("--timings")
+    assert code == 0, printed.err
+    line = next(x for x in printed.err.splitlines() if x.startswith("timings: "))
+    parts = [p.rsplit(" ", 2) for p in line.removeprefix("timings: ").split(", ")]
+    names = [name for name, _, unit in parts]
+    assert names == ["load", "calendar", "backtest", "files", "report", "total"]
+    seconds = [float(value) for _, value, _ in parts]
+    assert abs(sum(seconds[:-1]) - seconds[-1]) < 0.01  # laps of one stopwatch
