@@ -50,6 +50,7 @@ from position_manager import (
 )
 from risk import RiskView, entry_allowance
 from run_digest import positions_now, previous_equity, trade_digest
+from session_guard import SessionGuard
 from signal_generator import (
     EXIT_CODES,
     NO_EXIT,
@@ -180,6 +181,7 @@ def _daily_run(config: Config, broker: Broker, store: StateStore, run_dir: Path,
                calendar: MarketCalendar | None, summary: RunSummary, dry_run: bool) -> None:
     # 1. Connect and decide whether to trade: "now" is the broker's clock.
     clock = broker.clock()
+    guard = SessionGuard(broker, clock)  # counts the run's time from this answer on
     now = clock.timestamp
     # Enough years for the z-score window (about 250 sessions a year) and the universe's look-back.
     calendar = calendar or nyse_around(now.astimezone(NEW_YORK).date(),
@@ -219,7 +221,8 @@ def _daily_run(config: Config, broker: Broker, store: StateStore, run_dir: Path,
     pdt_blocked = pdt_check(account, trades, calendar, today)
     orders = OrderManager(broker, store, pending, snapshot_dir=run_dir,
                           retries=config.request_retries, dry_run=dry_run,
-                          backoff_seconds=config.retry_backoff_seconds)
+                          backoff_seconds=config.retry_backoff_seconds,
+                          too_late=guard.too_late)
 
     # 5. Exits first, then entries.
     session_close = calendar.session(today).close
@@ -354,9 +357,19 @@ def tradable_universe(tickers: list[str], assets: Mapping[str, Any],
 def exited_today(trades: list[dict[str, str]], today: date) -> set[str]:
     """Symbols the bot closed today. A run never enters a symbol it holds, so a rerun on the
     same day (after a crash, or by hand) must not enter one it has just closed either: it
-    would place an order that a single run never places."""
+    would place an order that a single run never places. Closed today: by today's exit
+    order, or by any exit that filled today (New York), e.g. an earlier day's order that
+    filled at today's open."""
     return {r["symbol"] for r in trades
-            if r["exit_client_order_id"] == client_order_id(today, r["symbol"], "exit")}
+            if r["exit_client_order_id"] == client_order_id(today, r["symbol"], "exit")
+            or _new_york_day(r["exit_time"]) == today}
+
+
+def _new_york_day(iso_time: str) -> date | None:
+    try:
+        return datetime.fromisoformat(iso_time).astimezone(NEW_YORK).date()
+    except ValueError:
+        return None  # blank: an exit whose time is not known
 
 
 def risk_view(account: Account, positions: Mapping[str, Any], log_dir: Path) -> RiskView:

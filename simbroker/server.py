@@ -262,6 +262,7 @@ def _dispatch(sim: SimServer, method: str, path: str, params: dict[str, str],
     try:
         body = _parse_body(raw)
         with sim.lock:
+            sim.exchange.settle()  # what happened since the last request (order lifecycle)
             response = route.handler(Request(sim, method, path, params, body, match))
             if path.startswith(CONTROL_PREFIX) and sim.state_path and method != "GET" \
                     and path != "/_sim/save" and response.status < 300:

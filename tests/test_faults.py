@@ -359,6 +359,7 @@ def _three_day_trades(exchange) -> None:
             exchange.submit_order({"symbol": "DDD", "qty": 1, "side": side, "type": "market",
                                    "time_in_force": "day",
                                    "client_order_id": f"manual-{i}-{side}"})
+            exchange.settle()  # accepted and filled after the answer, as at Alpaca
     assert exchange.daytrade_count() == 3
 
 
@@ -383,6 +384,7 @@ def test_the_exchange_refuses_a_day_trade_the_bot_did_not_see_coming(bots, tmp_p
         _three_day_trades(exchange)
         exchange.submit_order({"symbol": "AAA", "qty": 1, "side": "buy", "type": "market",
                                "time_in_force": "day", "client_order_id": "manual-aaa"})
+        exchange.settle()
 
     run, exchange, logs, _ = one_run(bots, prepared, tmp_path / "run", Faults(),
                                      setup=day_trades_and_a_manual_buy)
