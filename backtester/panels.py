@@ -16,6 +16,7 @@ import numpy as np
 
 from market_calendar import MarketCalendar, Session, new_york_noon
 from simbroker.market_data import FIELDS, MarketData, Split
+from simbroker.price_model import path_keys
 
 _EPOCH = datetime.date(1970, 1, 1)
 
@@ -38,6 +39,15 @@ class Panels:
     close: np.ndarray
     split_level: np.ndarray | None
     splits: dict[int, tuple[Split, ...]] = field(default_factory=dict)  # session index -> splits
+    # Each bar's intraday path (price_model): its key, and its bridge scale (NaN for a bar
+    # with a real range). None: computed from the symbols and sessions on first use.
+    key: np.ndarray | None = None
+    scale: np.ndarray | None = None
+
+    def path(self, t, j=slice(None)) -> dict[str, np.ndarray]:
+        """The `key` and `scale` keywords of price_model for the bars at [t, j]."""
+        assert self.key is not None and self.scale is not None
+        return {"key": self.key[t, j], "scale": self.scale[t, j]}
 
     @property
     def n_days(self) -> int:
@@ -91,7 +101,25 @@ def build_panels(market: MarketData, symbols: Sequence[str], *, first_day: datet
     arrays = {f: _session_panel(market, f, symbols, sessions, numbers) for f in FIELDS[:4]}
     return Panels(symbols=symbols, sessions=sessions, warmup=len(warm),
                   split_level=_split_levels(market, symbols, numbers),
-                  splits=_split_events(market, symbols, sessions), **arrays)
+                  splits=_split_events(market, symbols, sessions),
+                  key=path_keys(symbols, np.array([s.day.toordinal() for s in sessions])),
+                  scale=_scale_panel(market, symbols, numbers), **arrays)
+
+
+def _scale_panel(market: MarketData, symbols: tuple[str, ...],
+                 numbers: np.ndarray) -> np.ndarray:
+    """Bridge scales of closes-only symbols, from the same series the exchange computes them
+    on (so the same bits); NaN for bars with a real range and for missing bars."""
+    out = np.full((len(numbers), len(symbols)), np.nan)
+    for j, symbol in enumerate(symbols):
+        found = market.bridge_scales(symbol)
+        if found is None:
+            continue
+        days, scales = found
+        at = np.searchsorted(days, numbers)
+        hit = (at < len(days)) & (days[np.minimum(at, len(days) - 1)] == numbers)
+        out[hit, j] = scales[at[hit]]
+    return out
 
 
 def _session_panel(market: MarketData, name: str, symbols: tuple[str, ...],

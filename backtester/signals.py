@@ -78,7 +78,8 @@ def compute_chunk(panels: Panels, clock: Clock, first: int, count: int, *, windo
     rows = slice(t0, t0 + count)
     bars = (panels.open[rows], panels.high[rows], panels.low[rows], panels.close[rows])
     noon = clock.fraction(rows)[:, np.newaxis]
-    path = price_at(*bars, noon)
+    keys = panels.path(rows)
+    path = price_at(*bars, noon, **keys)
     price = wire_price(path)
     limit = limit_prices(price)
     past = _window_closes(panels, t0, count, w)  # w arrays (count, symbols), oldest first
@@ -86,19 +87,21 @@ def compute_chunk(panels: Panels, clock: Clock, first: int, count: int, *, windo
     z = zscores(past, price)
     return DaySignals(first, path, price, limit, quote(path, spread_bps)[1], z,
                       entry_codes(z, thresholds), in_view,
-                      noon_fills(bars, limit, noon, spread_bps, fill_prices=False))
+                      noon_fills(bars, keys, limit, noon, spread_bps, fill_prices=False))
 
 
-def noon_fills(bars: tuple[np.ndarray, ...], limit: np.ndarray, noon: np.ndarray,
-                spread_bps: float, *, fill_prices: bool) -> Fills:
-    """Every cell's fill, both sides, for a DAY order at the bot's limit placed at noon."""
+def noon_fills(bars: tuple[np.ndarray, ...], keys: dict[str, np.ndarray], limit: np.ndarray,
+               noon: np.ndarray, spread_bps: float, *, fill_prices: bool) -> Fills:
+    """Every cell's fill, both sides, for a DAY order at the bot's limit placed at noon.
+    `keys`: the bars' `key` and `scale` (Panels.path)."""
     side = np.array([False, True])[:, np.newaxis, np.newaxis]
     with np.errstate(invalid="ignore"):
         if not fill_prices:
             return Fills(limit, limit_filled(*bars, is_buy=side, limit=limit, start=noon,
-                                             end=1.0, spread_bps=spread_bps), None, None)
+                                             end=1.0, spread_bps=spread_bps, **keys),
+                         None, None)
         filled, fill_price, when = limit_fill(*bars, is_buy=side, limit=limit, start=noon,
-                                              end=1.0, spread_bps=spread_bps)
+                                              end=1.0, spread_bps=spread_bps, **keys)
     return Fills(limit, filled, fill_price, when)
 
 

@@ -26,11 +26,13 @@ import functools
 import math
 import os
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from simbroker import price_model
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 COLUMNS = ("symbol", "date", "open", "high", "low", "close", "volume")
@@ -75,6 +77,14 @@ class DailyBar:
     low: float
     close: float
     volume: float
+    # Closes-only data: the intraday bridge's scale (price_model.bridge_scales); None for a bar
+    # whose open/high/low are data.
+    bridge_scale: float | None = None
+
+    @property
+    def path_scale(self) -> float:
+        """`scale` as price_model takes it: NaN for a bar with a real range."""
+        return math.nan if self.bridge_scale is None else self.bridge_scale
 
 
 @dataclass(frozen=True)
@@ -123,6 +133,7 @@ class MarketData:
         self._splits = _sorted_splits(splits, self._series, name)
         self._split_tables = _split_tables(self._splits)
         self._all_days: np.ndarray | None = None
+        self._scales: dict[str, np.ndarray] = {}
 
     def __repr__(self) -> str:
         return (f"MarketData({self.name!r}, {len(self.symbols)} symbols, "
@@ -134,6 +145,16 @@ class MarketData:
     def ohlc_is_model(self, symbol: str) -> bool:
         """True when `symbol`'s open/high/low are the model fill of `_fill_model_ohlc`, not data."""
         return symbol in self.model_ohlc
+
+    def bridge_scales(self, symbol: str) -> tuple[np.ndarray, np.ndarray] | None:
+        """Day numbers and intraday bridge scales of a closes-only symbol's bars (see
+        price_model.bridge_scales), None for a symbol whose open/high/low are data."""
+        series = self._series.get(symbol)
+        if series is None or symbol not in self.model_ohlc:
+            return None
+        if symbol not in self._scales:
+            self._scales[symbol] = _read_only(price_model.bridge_scales(series.values[:, 3]))
+        return series.days, self._scales[symbol]
 
     def frame(self, symbol: str) -> pd.DataFrame:
         """All RAW bars of `symbol`: DatetimeIndex of session dates, columns FIELDS."""
@@ -151,7 +172,7 @@ class MarketData:
         number = _day_number(day)
         i = int(np.searchsorted(series.days, number))
         if i < len(series.days) and series.days[i] == number:
-            return _daily_bar(series, i)
+            return self._bar(symbol, series, i)
         return None
 
     def last_bar_before(self, symbol: str, day: datetime.date) -> DailyBar | None:
@@ -160,7 +181,12 @@ class MarketData:
         if series is None:
             return None
         i = int(np.searchsorted(series.days, _day_number(day))) - 1
-        return _daily_bar(series, i) if i >= 0 else None
+        return self._bar(symbol, series, i) if i >= 0 else None
+
+    def _bar(self, symbol: str, series: _Series, i: int) -> DailyBar:
+        bar = _daily_bar(series, i)
+        scales = self.bridge_scales(symbol)
+        return bar if scales is None else replace(bar, bridge_scale=float(scales[1][i]))
 
     def splits(self, symbol: str | None = None) -> list[Split]:
         """Splits of `symbol` (all symbols if None), oldest first."""
@@ -572,7 +598,10 @@ def _check_sessions(days: np.ndarray, source: _Source) -> None:
     sessions = nyse(max(first, _EARLIEST_CALENDAR_DAY), min(last, _LATEST_CALENDAR_DAY))
     numbers = np.array([(s.day - _EPOCH).days for s in sessions.sessions_between(first, last)],
                        dtype=np.int64)
-    bad = _first(~np.isin(days, numbers))
+    # A table of the days from the first to the last: one look-up per row, not a sort.
+    is_session = np.zeros(int(days.max() - days.min()) + 1, dtype=bool)
+    is_session[numbers - days.min()] = True
+    bad = _first(~is_session[days - days.min()])
     if bad is not None:
         raise source.error(bad, "date", f"{_date(days[bad])} is not an NYSE session (weekend or "
                            "holiday)", "remove the row; market_calendar.nyse()"

@@ -1,72 +1,309 @@
 """The one intraday price model, shared by the local exchange and the backtester.
 
-Daily bars say where a session opened, closed, and how far it ranged, but not in which order.
-This model fixes one deterministic path through each bar so that "the price at 12:00", the
-quote, and whether a resting limit order fills can be answered the same way everywhere:
+A daily bar says where a session opened and closed and how far it ranged, not the path between.
+This module gives every (symbol, session) one seeded random path, the same bit for bit wherever
+it is asked for, so that "the price at 12:00", the quote and whether a resting limit order fills
+are answered alike by the exchange and the backtester. It is a model, not data.
 
-* The session is split into thirds. The path is piecewise linear through four knots at
-  fractions 0, 1/3, 2/3 and 1 of the session (open to close, early closes included):
-  ``open -> low -> high -> close`` when the bar closed at or above its open, and
-  ``open -> high -> low -> close`` when it closed below. This is the usual "bar path"
-  convention (an up bar dips first, a down bar rallies first); it is an assumption, not data.
-* Before the open the price is the previous close; after the close it is the close.
-* The quote is symmetric around the path: ``bid = floor_tick(p * (1 - s/2))`` and
-  ``ask = ceil_tick(p * (1 + s/2))`` with ``s = spread_bps / 10_000`` and Alpaca's ticks
-  ($0.01 at or above $1, $0.0001 below).
-* A buy limit fills at the first moment its ask is at or below the limit; a sell limit at the
-  first moment its bid is at or above it. Marketable on arrival, it fills at the quote (price
-  improvement); otherwise, because the path is continuous and the limit sits on the tick grid,
-  it fills exactly at the limit.
+The path is a random walk of GRID steps per session (one minute in a full 6.5-hour session),
+straight between its points:
 
-Every function accepts numpy arrays (the backtester evaluates a whole day of the universe at
-once) as well as plain floats (the exchange evaluates one order).
+* A fixed library of N_PATHS standard Brownian paths X on the grid (X_0 = 0, step variance
+  1/GRID), drawn once from a fixed seed and oriented so that X ends at or above 0. A session's
+  path is picked from it by `path_key(symbol, day)`, a hash: which path a bar gets does not
+  depend on any price.
+* A bar with a real range (open, high, low, close from data) maps X through the monotone,
+  piecewise-linear g that sends X's minimum, 0, X's end and X's maximum to the low, the open,
+  the close and the high (the path is mirrored for a bar that closed below its open). So the
+  path opens at the open, closes at the close, touches the low and the high exactly once each,
+  at the random times where X is extreme, and never leaves the bar. Between those levels it
+  moves as X does, rescaled: its volatility comes from the bar's range. A bar that opened at
+  its low (or closed at its high, ...) gets a library path whose start is its minimum (or
+  whose end is its maximum, ...), so no part of the path sits flat on a bound.
+* A bar without a real range (closes-only data: `scale` finite, see `bridge_scales`) is a
+  Brownian bridge from the open to the close, `open + scale * (X_t - t X_1) + t (close -
+  open)`, whose scale is the symbol's recent close-to-close volatility, known before the
+  session opens. No high or low is invented.
+
+What it guarantees, and what it cannot:
+
+* The morning move (open to the path at t) and the afternoon move (t to the close) have the
+  same sign on exactly as many library paths as they have opposite signs, whatever the bars:
+  the sign pattern of a mapped path is the sign pattern of X (g is increasing), and under the
+  library's Brownian law, given that X ends up, "both up" and "down then up"... are balanced
+  (tests/test_price_model_statistics.py measures it). On bars drawn from a Brownian motion the
+  mapped path has the law of the Brownian path given its bar, so nothing at noon predicts the
+  afternoon beyond what the true process allows.
+* Conditioned on a real bar, the noon price does carry information about the close that no one
+  has at noon in a real market: it lies between the low and the high, and nearer the close
+  than a free path would. That is inherent in any path drawn to fit a known bar. The tests
+  measure what is left of it over many sessions (continuation, correlation) on synthetic and
+  on the shipped real data.
+
+Quotes: ``bid = floor_tick(p * (1 - s/2))``, ``ask = ceil_tick(p * (1 + s/2))`` with ``s =
+spread_bps / 10_000`` and Alpaca's ticks ($0.01 at or above $1, $0.0001 below). A buy limit
+fills at the first moment its ask is at or below the limit, a sell limit when its bid is at or
+above it: marketable on arrival it fills at the quote, otherwise exactly at the limit, at the
+time the straight piece of path crosses it.
+
+Every function accepts numpy arrays (the backtester evaluates a day of the universe at once) as
+well as plain floats (the exchange evaluates one order); `key` and `scale` broadcast against the
+bars. No transcendental function is applied to a price, so scalar and array calls give the same
+bits.
 """
 
 from __future__ import annotations
 
+import datetime
+import functools
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
 import numpy as np
 
-KNOTS = np.array([0.0, 1.0 / 3.0, 2.0 / 3.0, 1.0])
+GRID = 390  # path steps per session: one minute of a full session
+N_PATHS = 4096  # paths drawn for the library (a few are dropped, see _balanced); a path is
+# reused by many sessions, chosen by hash
+_LIBRARY_SEED = 20_260_601  # any fixed number: the library must be the same in every process
 _EPS = 1e-9  # guards tick rounding against binary floating-point noise
+_CHUNK = 4096  # rows of a scanned block of paths (4096 x 391 floats, 13 MB)
+
+# Closes-only bridges: returns used for the scale, and the daily volatility assumed before a
+# symbol has that many (a typical large-cap figure: a model value, not data).
+SCALE_WINDOW = 20
+SCALE_MIN_RETURNS = 5
+DEFAULT_DAILY_VOLATILITY = 0.02
+
+_GOLDEN = 0x9E3779B97F4A7C15
+_MASK = (1 << 64) - 1
 
 
-def _knot_prices(open_, high, low, close):
-    """The four knot prices of each bar, shape (4, ...)."""
-    open_, high, low, close = (np.asarray(x, dtype=float) for x in (open_, high, low, close))
-    up = close >= open_
-    first = np.where(up, low, high)
-    second = np.where(up, high, low)
-    return np.stack(np.broadcast_arrays(open_, first, second, close))
+# --- keys ------------------------------------------------------------------------------------
+
+def symbol_hash(symbol: str) -> int:
+    """A stable 64-bit hash of a symbol (never Python's salted hash())."""
+    return int.from_bytes(hashlib.sha256(symbol.encode()).digest()[:8], "big")
 
 
-def price_at(open_, high, low, close, fraction):
+def path_keys(symbols: Sequence[str], ordinals: np.ndarray) -> np.ndarray:
+    """Keys of every (session, symbol): shape (len(ordinals), len(symbols)), uint64.
+    `ordinals` are `date.toordinal()` of the sessions."""
+    h = np.array([symbol_hash(s) for s in symbols], dtype=np.uint64)[np.newaxis, :]
+    day = np.asarray(ordinals, dtype=np.uint64).reshape(-1, 1) * np.uint64(_GOLDEN)
+    return _splitmix(h ^ day)
+
+
+def path_key(symbol: str, day: datetime.date) -> np.uint64:
+    """The key of `symbol`'s path on session `day` (the same as `path_keys`)."""
+    return path_keys([symbol], np.array([day.toordinal()]))[0, 0]
+
+
+def _splitmix(z: np.ndarray) -> np.ndarray:
+    """SplitMix64's finaliser, element-wise on uint64 (wrapping arithmetic)."""
+    z = z + np.uint64(_GOLDEN)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+# --- the library -----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _Library:
+    x: np.ndarray  # (N_PATHS, GRID + 1), sorted by class
+    low: np.ndarray  # min of each path
+    high: np.ndarray  # max of each path
+    suffix_low: np.ndarray  # suffix_low[i, j] = min(x[i, j:])
+    suffix_high: np.ndarray
+    start: np.ndarray  # first path of each class (4,), uint64
+    count: np.ndarray  # paths in each class (4,), uint64
+
+
+@functools.cache
+def _library() -> _Library:
+    rng = np.random.Generator(np.random.PCG64(_LIBRARY_SEED))
+    x = np.zeros((N_PATHS, GRID + 1))
+    np.cumsum(rng.standard_normal((N_PATHS, GRID)) / np.sqrt(GRID), axis=1, out=x[:, 1:])
+    x[x[:, -1] < 0] *= -1.0  # every path ends at or above where it starts
+    low, high = x.min(axis=1), x.max(axis=1)
+    # Class: bit 0 = the path starts at its minimum, bit 1 = it ends at its maximum.
+    cls = (low == 0.0).astype(np.int64) + 2 * (high == x[:, -1]).astype(np.int64)
+    keep = _balanced(x, cls)
+    x, low, high, cls = x[keep], low[keep], high[keep], cls[keep]
+    order = np.argsort(cls, kind="stable")
+    x, low, high, cls = x[order], low[order], high[order], cls[order]
+    count = np.bincount(cls, minlength=4)
+    suffix_low = np.minimum.accumulate(x[:, ::-1], axis=1)[:, ::-1]
+    suffix_high = np.maximum.accumulate(x[:, ::-1], axis=1)[:, ::-1]
+    for a in (x, low, high, suffix_low, suffix_high):
+        a.flags.writeable = False
+    return _Library(x, low, high, np.ascontiguousarray(suffix_low),
+                    np.ascontiguousarray(suffix_high),
+                    np.r_[0, np.cumsum(count)[:-1]].astype(np.uint64), count.astype(np.uint64))
+
+
+def _balanced(x: np.ndarray, cls: np.ndarray) -> np.ndarray:
+    """Which paths to keep so that, among those that neither start at their minimum nor end at
+    their maximum (class 0, the paths for bars that did not open at the low or close at the
+    high), the move after noon of a full session (GRID * 5/13, exactly a grid point) has the
+    sign of the move before it on exactly as many paths as not.
+
+    On a continuous Brownian path that is so, and starting or ending at an extreme has
+    probability 0; on a 390-step grid about 11% of paths do, and leaving them out of class 0
+    tilts it towards reversal (48.5% continuation, measured on 32,768 paths). Dropping the
+    surplus (the last ones drawn) removes that artefact of the grid at the bot's decision
+    time; at other times of day class 0 keeps the small tilt."""
+    noon = GRID * 5 // 13
+    same = np.sign(x[:, noon]) == np.sign(x[:, -1] - x[:, noon])
+    rows = np.flatnonzero(cls == 0)
+    ahead = int(same[rows].sum()) - int((~same[rows]).sum())
+    surplus = rows[same[rows] == (ahead > 0)][len(rows[same[rows] == (ahead > 0)]) - abs(ahead):]
+    keep = np.ones(len(x), dtype=bool)
+    keep[surplus] = False
+    return keep
+
+
+@dataclass(frozen=True)
+class _Paths:
+    """The mapped paths of a set of bars (all arrays of one broadcast shape)."""
+
+    open: np.ndarray
+    high: np.ndarray
+    low: np.ndarray
+    close: np.ndarray
+    scale: np.ndarray  # NaN: a bar with a real range; else the bridge's scale
+    index: np.ndarray  # library row
+    sign: np.ndarray  # +1, or -1 for a mirrored path
+
+    @property
+    def ranged(self) -> np.ndarray:
+        return np.isnan(self.scale)
+
+    def take(self, where) -> _Paths:
+        return _Paths(*(getattr(self, f)[where] for f in
+                        ("open", "high", "low", "close", "scale", "index", "sign")))
+
+    def values(self, j: np.ndarray) -> np.ndarray:
+        """Path prices at grid points `j` (broadcast against the bars' shape)."""
+        lib = _library()
+        x = self.sign * lib.x[self.index, j]
+        return self._map(x, j)
+
+    def _map(self, x: np.ndarray, j) -> np.ndarray:
+        lib = _library()
+        end = self.sign * lib.x[self.index, GRID]
+        mapped = _through_bar(self, x, end)
+        if np.all(self.ranged):
+            return mapped
+        t = np.asarray(j, dtype=float) / GRID
+        with np.errstate(invalid="ignore"):
+            bridge = self.open + t * (self.close - self.open) + self.scale * (x - t * end)
+        bridge = np.where(np.asarray(j) >= GRID, self.close, np.maximum(bridge, 0.0001))
+        return np.where(self.ranged, mapped, bridge)
+
+    def extreme_x(self, from_j: np.ndarray, is_low: np.ndarray) -> np.ndarray:
+        """min (is_low) or max of the mirrored library path over grid points from_j..GRID."""
+        lib = _library()
+        want_low_of_x = is_low == (self.sign > 0)  # mirroring swaps the two
+        j = np.minimum(from_j, GRID)
+        return self.sign * np.where(want_low_of_x, lib.suffix_low[self.index, j],
+                                    lib.suffix_high[self.index, j])
+
+
+def _through_bar(p: _Paths, x: np.ndarray, end: np.ndarray) -> np.ndarray:
+    """g: the increasing piecewise-linear map of the path's min, 0, end, max onto the bar's
+    low, min(open, close), max(open, close), high (see the module docstring)."""
+    lib = _library()
+    lo_x = np.where(p.sign > 0, lib.low[p.index], -lib.high[p.index])
+    hi_x = np.where(p.sign > 0, lib.high[p.index], -lib.low[p.index])
+    a, b = np.minimum(0.0, end), np.maximum(0.0, end)
+    lo_y, hi_y = np.minimum(p.open, p.close), np.maximum(p.open, p.close)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        band0 = p.low + (lo_y - p.low) * _ratio(x - lo_x, a - lo_x)
+        band1 = lo_y + (hi_y - lo_y) * _ratio(x - a, b - a)
+        band2 = hi_y + (p.high - hi_y) * _ratio(x - b, hi_x - b)
+    y = np.where(x < a, band0, np.where(x < b, band1, band2))
+    return np.minimum(np.maximum(y, p.low), p.high)
+
+
+def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    return np.where(den > 0, num / np.where(den > 0, den, 1.0), 0.0)
+
+
+def _paths(open_, high, low, close, key, scale) -> _Paths:
+    o, h, lo, c, s = np.broadcast_arrays(*(np.asarray(v, dtype=float)
+                                           for v in (open_, high, low, close, scale)))
+    k = np.broadcast_to(np.asarray(key, dtype=np.uint64), o.shape)
+    lib = _library()
+    ranged = np.isnan(s)
+    down = c < o
+    # The class a bar needs, in the orientation of the library (mirrored for a down bar).
+    starts_low = np.where(down, o == h, o == lo) & (h > lo)
+    ends_high = np.where(down, c == lo, c == h) & (h > lo)
+    cls = starts_low.astype(np.int64) + 2 * ends_high.astype(np.int64)
+    cls = np.where(lib.count[cls] > 0, cls, 0)  # no such path: the path rests on the bound
+    ranged_index = lib.start[cls] + k % lib.count[cls]
+    any_index = k % np.uint64(len(lib.x))
+    index = np.where(ranged, ranged_index, any_index).astype(np.intp)
+    mirrored = np.where(ranged, down, (k >> np.uint64(63)) == 1)
+    return _Paths(o, h, lo, c, s, index, np.where(mirrored, -1.0, 1.0))
+
+
+# --- prices ----------------------------------------------------------------------------------
+
+def price_at(open_, high, low, close, fraction, *, key, scale=np.nan):
     """Price on the model path at `fraction` of the session (0 = open, 1 = close)."""
-    return _price_on(_knot_prices(open_, high, low, close), fraction)
+    f = np.asarray(fraction, dtype=float)
+    p = _paths(open_, high, low, close, key, scale)
+    shape = np.broadcast_shapes(p.open.shape, f.shape)
+    p = _broadcast(p, shape)
+    return _price_on(p, np.broadcast_to(f, shape))
 
 
-def _price_on(knots, fraction):
-    f = np.clip(np.asarray(fraction, dtype=float), 0.0, 1.0)
-    segment = np.minimum(np.floor(f * 3.0), 2).astype(int)
-    t = f * 3.0 - segment
-    start = np.choose(segment, knots[:3])
-    end = np.choose(segment, knots[1:])
-    return start + (end - start) * t
+def _broadcast(p: _Paths, shape) -> _Paths:
+    if p.open.shape == shape:
+        return p
+    return _Paths(*(np.broadcast_to(getattr(p, f), shape) for f in
+                    ("open", "high", "low", "close", "scale", "index", "sign")))
 
 
-def _range_on(knots, start, end):
-    """Lowest and highest path price over [start, end] (fractions), element-wise."""
-    start = np.clip(np.asarray(start, dtype=float), 0.0, 1.0)
-    end = np.clip(np.asarray(end, dtype=float), 0.0, 1.0)
-    p_start = _price_on(knots, start)
-    p_end = _price_on(knots, end)
-    lo = np.minimum(p_start, p_end)
-    hi = np.maximum(p_start, p_end)
-    for k in (1, 2):  # interior knots only; the end points are already counted
-        inside = (start < KNOTS[k]) & (KNOTS[k] < end)
-        lo = np.where(inside, np.minimum(lo, knots[k]), lo)
-        hi = np.where(inside, np.maximum(hi, knots[k]), hi)
-    return lo, hi
+def _price_on(p: _Paths, f: np.ndarray) -> np.ndarray:
+    i = np.clip(f, 0.0, 1.0) * GRID
+    k = np.floor(i).astype(np.intp)
+    w = i - k
+    at_k = p.values(k)
+    nxt = p.values(np.minimum(k + 1, GRID))
+    return np.where(w > 0, at_k + (nxt - at_k) * w, at_k)
 
+
+def bridge_scales(close: np.ndarray) -> np.ndarray:
+    """The closes-only bridge scale of each session of one symbol's consecutive closes: the
+    previous close times the root mean square of the last SCALE_WINDOW close-to-close returns
+    before the session (DEFAULT_DAILY_VOLATILITY until SCALE_MIN_RETURNS are known). Uses
+    nothing of the session itself. The exchange and the backtester both call this on the
+    symbol's whole series, so both get the same bits."""
+    close = np.asarray(close, dtype=float)
+    n = len(close)
+    out = np.full(n, np.nan)
+    if n == 0:
+        return out
+    r2 = np.zeros(n)
+    r2[1:] = (close[1:] / close[:-1] - 1.0) ** 2
+    total = np.r_[0.0, np.cumsum(r2)]  # total[i] = sum of r2[:i]
+    i = np.arange(n)
+    first = np.maximum(1, i - SCALE_WINDOW)
+    known = i - first  # returns strictly before session i
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = (total[i] - total[first]) / known
+    vol = np.where(known >= SCALE_MIN_RETURNS, np.sqrt(np.maximum(mean, 0.0)),
+                   DEFAULT_DAILY_VOLATILITY)
+    out[1:] = close[:-1] * vol[1:]
+    out[0] = close[0] * DEFAULT_DAILY_VOLATILITY
+    return out
+
+
+# --- ticks and quotes ------------------------------------------------------------------------
 
 def tick_size(price):
     """Alpaca's minimum price increment: $0.01 at or above $1.00, $0.0001 below."""
@@ -90,80 +327,155 @@ def quote(price, spread_bps: float):
     return floor_tick(price * (1.0 - half)), ceil_tick(price * (1.0 + half))
 
 
-def limit_fill(open_, high, low, close, *, is_buy, limit, start, end, spread_bps: float):
+# --- ranges and fills ------------------------------------------------------------------------
+
+def range_between(open_, high, low, close, start, end, *, key, scale=np.nan):
+    """Lowest and highest path price over [start, end] (fractions), element-wise."""
+    p = _paths(open_, high, low, close, key, scale)
+    shape = np.broadcast_shapes(p.open.shape, np.shape(start), np.shape(end))
+    p = _broadcast(p, shape)
+    s = np.broadcast_to(np.clip(np.asarray(start, dtype=float), 0.0, 1.0), shape)
+    e = np.broadcast_to(np.clip(np.asarray(end, dtype=float), 0.0, 1.0), shape)
+    lo = np.minimum(_price_on(p, s), _price_on(p, e))
+    hi = np.maximum(_price_on(p, s), _price_on(p, e))
+    flat = (lo.ravel(), hi.ravel())
+    ps, ss, es = _flat(p), s.ravel(), e.ravel()
+    for rows in _blocks(len(ss)):
+        v, inside = _scan(ps.take(rows), ss[rows], es[rows])
+        flat[0][rows] = np.minimum(flat[0][rows], np.where(inside, v, np.inf).min(axis=1))
+        flat[1][rows] = np.maximum(flat[1][rows], np.where(inside, v, -np.inf).max(axis=1))
+    return flat[0].reshape(shape), flat[1].reshape(shape)
+
+
+def _flat(p: _Paths) -> _Paths:
+    return _Paths(*(np.ravel(getattr(p, f)) for f in
+                    ("open", "high", "low", "close", "scale", "index", "sign")))
+
+
+def _blocks(n: int):
+    for a in range(0, n, _CHUNK):
+        yield slice(a, min(n, a + _CHUNK))
+
+
+def _scan(p: _Paths, start: np.ndarray, end: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Path prices at every grid point (rows = bars) and which lie strictly inside (start,
+    end)."""
+    j = np.arange(GRID + 1)[np.newaxis, :]
+    col = (slice(None), np.newaxis)
+    sub = _Paths(*(getattr(p, f)[col] for f in
+                   ("open", "high", "low", "close", "scale", "index", "sign")))
+    v = sub.values(j)
+    inside = (j > start[:, np.newaxis] * GRID) & (j < end[:, np.newaxis] * GRID)
+    return v, inside
+
+
+def limit_fill(open_, high, low, close, *, is_buy, limit, start, end, spread_bps: float,
+               key, scale=np.nan):
     """Whether a limit order live from `start` to `end` (session fractions) fills, and at what.
 
     Returns ``(filled, price, fraction)``: a bool array, the fill price (NaN where unfilled)
     and the session fraction of the fill (NaN where unfilled). See the module docstring for
-    the rule. `is_buy` and `limit` broadcast against the bars.
+    the rule. `is_buy`, `limit`, `start`, `end`, `key` and `scale` broadcast against the bars.
     """
-    is_buy = np.asarray(is_buy, dtype=bool)
-    limit = np.asarray(limit, dtype=float)
-    start = np.asarray(start, dtype=float)
-    end = np.asarray(end, dtype=float)
+    shape, p, is_buy, limit, start, end = _order_arrays(open_, high, low, close, key, scale,
+                                                        is_buy, limit, start, end)
     half = spread_bps / 20_000.0
-    knots = _knot_prices(open_, high, low, close)
-    immediate, later, bid0, ask0 = _touches(knots, is_buy, limit, start, end, spread_bps)
+    immediate, later, bid0, ask0 = _touches(p, is_buy, limit, start, end, half)
     filled = immediate | later
     price = np.where(immediate, np.where(is_buy, ask0, bid0), np.where(later, limit, np.nan))
     when = np.where(immediate, start, np.nan)
-    resting = later & ~immediate
-    if resting.any():
-        # The touch time only where an order rests and then fills: element-wise, so computing
-        # it on that subset gives the same numbers at a fraction of the cost.
-        shape = np.shape(resting)
-        # Indices gathered once (a 0-d order keeps its mask); each array is read at them.
-        where = np.nonzero(resting) if np.ndim(resting) else resting
-        sub = [np.broadcast_to(x, shape)[where] for x in (is_buy, limit, start, end)]
-        knots_sub = np.stack([np.broadcast_to(k, shape)[where] for k in knots])
-        when = np.array(when, dtype=float, copy=True)
-        when[resting] = _first_touch(knots_sub, *sub, half)
-    return filled, price, when
+    resting = np.flatnonzero(later & ~immediate)
+    if len(resting):
+        when[resting] = _first_touch(p.take(resting), is_buy[resting], limit[resting],
+                                     start[resting], end[resting], half)
+    return filled.reshape(shape), price.reshape(shape), when.reshape(shape)
 
 
-def limit_filled(open_, high, low, close, *, is_buy, limit, start, end, spread_bps: float):
+def limit_filled(open_, high, low, close, *, is_buy, limit, start, end, spread_bps: float,
+                 key, scale=np.nan):
     """Whether a limit order live from `start` to `end` fills: `limit_fill`'s first answer
     alone, without the price and time of the fill (a fraction of the cost in bulk)."""
-    immediate, later, _, _ = _touches(
-        _knot_prices(open_, high, low, close), np.asarray(is_buy, dtype=bool),
-        np.asarray(limit, dtype=float), np.asarray(start, dtype=float),
-        np.asarray(end, dtype=float), spread_bps)
-    return immediate | later
+    shape, p, is_buy, limit, start, end = _order_arrays(open_, high, low, close, key, scale,
+                                                        is_buy, limit, start, end)
+    immediate, later, _, _ = _touches(p, is_buy, limit, start, end, spread_bps / 20_000.0)
+    return (immediate | later).reshape(shape)
 
 
-def _touches(knots, is_buy, limit, start, end, spread_bps):
-    """Whether the order is marketable at `start`, whether the path reaches its limit later,
-    and the quote at `start`."""
-    half = spread_bps / 20_000.0
-    bid0, ask0 = quote(_price_on(knots, start), spread_bps)
+def _order_arrays(open_, high, low, close, key, scale, is_buy, limit, start, end):
+    """The bars' paths and the orders' arrays, broadcast together and flattened; and the
+    shape to give the answers."""
+    p = _paths(open_, high, low, close, key, scale)
+    arrays = [np.asarray(is_buy, dtype=bool), np.asarray(limit, dtype=float),
+              np.clip(np.asarray(start, dtype=float), 0.0, 1.0),
+              np.clip(np.asarray(end, dtype=float), 0.0, 1.0)]
+    shape = np.broadcast_shapes(p.open.shape, *(a.shape for a in arrays))
+    flat = _flat(_broadcast(p, shape))
+    return (shape, flat, *(np.broadcast_to(a, shape).ravel() for a in arrays))
+
+
+def _crossed(price: np.ndarray, is_buy: np.ndarray, limit: np.ndarray, half: float):
+    """Whether the quote at path price `price` reaches the limit: ask <= L <=> p (1 + half) <=
+    L for L on the tick grid (and likewise for the bid)."""
+    return np.where(is_buy, price * (1.0 + half) <= limit + _EPS,
+                    price * (1.0 - half) >= limit - _EPS)
+
+
+def _touches(p: _Paths, is_buy, limit, start, end, half):
+    """Whether the order is marketable at `start`, whether the path reaches its limit later
+    (before or at `end`), and the quote at `start`."""
+    p0 = _price_on(p, start)
+    bid0, ask0 = floor_tick(p0 * (1.0 - half)), ceil_tick(p0 * (1.0 + half))
     immediate = np.where(is_buy, ask0 <= limit + _EPS, bid0 >= limit - _EPS)
-    lo, hi = _range_on(knots, start, end)
-    # ask <= L  <=>  p * (1 + half) <= L for L on the tick grid (and likewise for the bid).
-    later = np.where(is_buy, lo * (1.0 + half) <= limit + _EPS,
-                     hi * (1.0 - half) >= limit - _EPS) & (end > start)
-    return immediate, later, bid0, ask0
+    later = _crossed(p0, is_buy, limit, half) | _crossed(_price_on(p, end), is_buy, limit, half)
+    # Ranged bars to the close: the extreme of the suffix of the library path, mapped by the
+    # increasing g, is the extreme of the path (closed form, no scan).
+    fast = p.ranged & (end >= 1.0)
+    first_j = np.floor(start * GRID).astype(np.intp) + 1
+    if fast.any():
+        where = np.flatnonzero(fast)
+        q = p.take(where)
+        x = q.extreme_x(first_j[where], is_buy[where])
+        extreme = _through_bar(q, x, q.sign * _library().x[q.index, GRID])
+        later = np.array(later, copy=True)
+        later[where] |= _crossed(extreme, is_buy[where], limit[where], half)
+    slow = np.flatnonzero(~fast & (end > start))
+    if len(slow):
+        later = np.array(later, copy=True)
+        q, b, lim = p.take(slow), is_buy[slow], limit[slow]
+        s, e = start[slow], end[slow]
+        hit = np.zeros(len(s), dtype=bool)
+        for rows in _blocks(len(s)):
+            v, inside = _scan(q.take(rows), s[rows], e[rows])
+            hit[rows] = (inside & _crossed(v, b[rows, np.newaxis], lim[rows, np.newaxis],
+                                           half)).any(axis=1)
+        later[slow] |= hit
+    return immediate, later & (end > start), bid0, ask0
 
 
-def _first_touch(knots, is_buy, limit, start, end, half):
-    """Earliest fraction in [start, end] where the quote reaches the limit (NaN if never)."""
-    # The level the path price must reach for the quote to touch the limit.
+def _first_touch(p: _Paths, is_buy, limit, start, end, half):
+    """Earliest fraction in [start, end] where the quote reaches the limit, on a 1-d set of
+    orders that do reach it: along the points start, the grid points inside, end, the first
+    that crosses, and on the straight piece before it the crossing itself."""
     level = np.where(is_buy, limit / (1.0 + half), limit / (1.0 - half))
-    shape = np.broadcast_shapes(np.shape(level), np.shape(start), knots.shape[1:])
-    best = np.full(shape, np.nan)
-    for k in range(3):
-        a, b = knots[k], knots[k + 1]
-        f_a, f_b = KNOTS[k], KNOTS[k + 1]
-        lo_f = np.maximum(f_a, start)
-        hi_f = np.minimum(f_b, end)
-        p_lo = a + (b - a) * (lo_f - f_a) * 3.0
-        p_hi = a + (b - a) * (hi_f - f_a) * 3.0
-        reached_at_lo = np.where(is_buy, p_lo <= level + _EPS, p_lo >= level - _EPS)
-        crosses = np.where(is_buy, (p_lo > level) & (p_hi <= level + _EPS),
-                           (p_lo < level) & (p_hi >= level - _EPS))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            t = np.where(p_hi != p_lo, (level - p_lo) / (p_hi - p_lo), 0.0)
-        cross_f = lo_f + (hi_f - lo_f) * np.clip(t, 0.0, 1.0)
-        candidate = np.where(reached_at_lo, lo_f, np.where(crosses, cross_f, np.nan))
-        valid = (lo_f <= hi_f) & ~np.isnan(candidate)
-        best = np.where(np.isnan(best) & valid, candidate, best)
-    return best
+    out = np.full(len(start), np.nan)
+    for rows in _blocks(len(start)):
+        q, b, lim = p.take(rows), is_buy[rows], limit[rows]
+        s, e = start[rows], end[rows]
+        v, inside = _scan(q, s, e)
+        n = np.arange(len(s))
+        values = np.column_stack([_price_on(q, s), v, _price_on(q, e)])
+        times = np.column_stack([s * GRID, np.broadcast_to(np.arange(GRID + 1.0), v.shape),
+                                 e * GRID])
+        valid = np.column_stack([np.ones(len(s), bool), inside, e > s])
+        hit = valid & _crossed(values, b[:, np.newaxis], lim[:, np.newaxis], half)
+        first = hit.argmax(axis=1)
+        column = np.where(valid, np.arange(values.shape[1]), 0)
+        before = np.maximum.accumulate(column, axis=1)
+        prev = np.where(first > 0, before[n, np.maximum(first - 1, 0)], 0)
+        v0, v1 = values[n, prev], values[n, first]
+        t0, t1 = times[n, prev], times[n, first]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            w = np.clip(np.where(v1 != v0, (v0 - level[rows]) / (v0 - v1), 1.0), 0.0, 1.0)
+        w = np.where(first > 0, w, 0.0)
+        out[rows] = np.clip((t0 + (t1 - t0) * w) / GRID, s, e)
+    return out

@@ -83,8 +83,9 @@ class MarketView:
         bar = self.todays_bar(symbol, at)
         if bar is not None:
             assert at.session is not None
-            price = float(price_model.price_at(bar.open, bar.high, bar.low, bar.close,
-                                               at.fraction))
+            price = float(price_model.price_at(
+                bar.open, bar.high, bar.low, bar.close, at.fraction,
+                key=price_model.path_key(symbol, bar.day), scale=bar.path_scale))
             return Trade(price=price, time=min(at.now, at.session.close))
         previous = self.data.last_bar_before(symbol, at.day)
         if previous is None:
@@ -103,11 +104,14 @@ class MarketView:
         bar = self.todays_bar(symbol, at)
         if bar is None or at.fraction >= 1.0:
             return bar
-        points = [0.0, *(k for k in price_model.KNOTS[1:3] if k < at.fraction), at.fraction]
-        path = price_model.price_at(bar.open, bar.high, bar.low, bar.close, points)
+        key = price_model.path_key(symbol, bar.day)
+        low, high = price_model.range_between(bar.open, bar.high, bar.low, bar.close, 0.0,
+                                              at.fraction, key=key, scale=bar.path_scale)
+        close = price_model.price_at(bar.open, bar.high, bar.low, bar.close, at.fraction,
+                                     key=key, scale=bar.path_scale)
         volume = bar.volume * at.fraction if math.isfinite(bar.volume) else bar.volume
-        return DailyBar(day=bar.day, open=bar.open, high=float(path.max()),
-                        low=float(path.min()), close=float(path[-1]), volume=volume)
+        return DailyBar(day=bar.day, open=bar.open, high=float(high), low=float(low),
+                        close=float(close), volume=volume, bridge_scale=bar.bridge_scale)
 
     def previous_close(self, symbol: str, at: Moment) -> float | None:
         """Yesterday's close as seen today: split-adjusted for splits effective by today."""

@@ -4,12 +4,15 @@ real alpaca-trade-api SDK pointed at it.
 The market (raw daily bars, 2022-02-28 .. 2022-03-10; sessions 09:30-16:00 New York =
 14:30-21:00 UTC, 6.5 hours, before the DST change of 2022-03-13):
 
-    AAA  03-01  o 100  h 104  l 98   c 103   up bar:   path 100 -> 98 -> 104 -> 103
-         03-02  o 103  h 103.5 l 95  c 96    down bar: path 103 -> 103.5 -> 95 -> 96
+    AAA  03-01  o 100  h 104  l 98   c 103   up bar
+         03-02  o 103  h 103.5 l 95  c 96    down bar
     SPL  splits 2-for-1 on 03-03 (raw prices halve)
     FLAT 20.00 all day, every day
     PENNY below $1 (ticks of $0.0001)
     HALT has no bar on 03-02
+
+Intraday prices come from the model path of each (symbol, session) (simbroker/price_model.py):
+tests take them from `model_price` rather than working them out by hand.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import pandas as pd
 import pytest
 
 from market_calendar import NEW_YORK, UTC, new_york_noon
-from simbroker import Exchange, ExchangeConfig, SimServer, serve
+from simbroker import Exchange, ExchangeConfig, SimServer, price_model, serve
 from simbroker.market_data import MarketData, Split, from_frame
 
 KEY, SECRET = "SIMKEY", "SIMSECRET"
@@ -84,7 +87,7 @@ def make_sim(monkeypatch: pytest.MonkeyPatch, now: datetime, data: MarketData | 
     config.setdefault("spread_bps", 0.0)
     # These fixtures test matching and the account rules on the POST answer itself; the
     # asynchronous lifecycle (pending_new, then new and fills after the answer) has its own
-    # tests (test_simbroker_lifecycle.py).
+    # tests (test_simbroker_order_lifecycle.py).
     config.setdefault("async_acceptance", False)
     exchange = Exchange(data or tiny_market(), ExchangeConfig(**config), now=now)
     with serve(exchange) as server:
@@ -104,3 +107,27 @@ def limit_buy(api: alpaca_trade_api.REST, symbol: str, qty: float, limit: float,
 
 
 NOON_MAR1 = new_york_noon(MAR1)
+NOON_FRACTION = 2.5 / 6.5  # noon in a regular session
+
+
+def model_price(symbol: str, day: date, fraction: float) -> float:
+    """The tiny market's price of `symbol` on the model path (simbroker/price_model.py) at
+    `fraction` of session `day`: what the exchange must report."""
+    bar = tiny_market().bar(symbol, day)
+    assert bar is not None
+    return float(price_model.price_at(bar.open, bar.high, bar.low, bar.close, fraction,
+                                      key=price_model.path_key(symbol, day),
+                                      scale=bar.path_scale))
+
+
+def model_quote(price: float, spread_bps: float = 0.0) -> tuple[float, float]:
+    bid, ask = price_model.quote(price, spread_bps)
+    return float(bid), float(ask)
+
+
+AAA_NOON = model_price("AAA", MAR1, NOON_FRACTION)  # AAA's path price at noon of 03-01
+AAA_NOON_BID, AAA_NOON_ASK = model_quote(AAA_NOON)  # with the fixtures' zero spread
+# A buy limit at or above AAA's ask at noon of 03-01, so marketable then; and below the bar's
+# high, so that what it holds stays in the tiny account's budgets.
+AAA_MARKETABLE = 101.00
+assert AAA_NOON_ASK <= AAA_MARKETABLE < 104.0

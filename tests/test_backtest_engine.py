@@ -22,6 +22,7 @@ from config import load_config
 from market_calendar import nyse
 from simbroker import synthetic
 from simbroker.market_data import Split, from_frame
+from simbroker.price_model import limit_fill, path_key, price_at
 
 DAYS = [date(2021, 3, d) for d in (1, 2, 3, 4, 5, 8, 9, 10, 11, 12)]
 FLAT_DAYS = DAYS[:4]  # the window of the first decision day, 2021-03-05
@@ -105,42 +106,68 @@ def test_stop_loss_exit():
     assert row["pnl_usd"] == "-22.22"  # (7 - 9) * 11.111111111
 
 
+NOON = 5 / 13  # of a regular session
+
+
+def model(bar, day, symbol="AAA"):
+    """The model path's noon price of a bar, and its key (simbroker/price_model.py)."""
+    key = path_key(symbol, day)
+    return float(price_at(*bar, NOON, key=key)), key
+
+
 def test_short_filled_later_at_its_limit_then_covered():
-    # 03-05 is an up bar: open 10.5, low 10.2 at 1/3, high 11.6 at 2/3, close 11.5. At noon
-    # (5/13 of the session, in the rising third) p = 10.2 + 1.4 * (15/13 - 1) = 10.415385,
-    # reported as 10.4154: z = +1.789 > 1.5, sell short floor(100 / 10.42) = 9 shares at
-    # limit 10.42. The bid (10.41) is below it at noon; the path reaches 10.42 at
-    # (1 + 0.22 / 1.4) / 3 = 0.3857 of the session and the order fills there, at 10.42.
-    # 03-08 flat at 10: window 10, 10, 10, 11.5 | 10: mean 10.3, std sqrt(1.8 / 4), z =
-    # -0.3 / 0.6708 = -0.447 <= 0.1: reversion, bought back at 10.00.
-    market = bars(*flat_start("AAA"), ("AAA", DAYS[4], 10.5, 11.6, 10.2, 11.5),
-                  ("AAA", DAYS[5], 10.0))
-    result = backtest(market, end=DAYS[5])
-    row = only_trade(result)
-    assert (row["side"], row["qty"], row["entry_price"], row["exit_price"]) == (
-        "short", "9", "10.42", "10")
-    assert row["pnl_usd"] == "3.78"  # (10.42 - 10) * 9
-    assert row["exit_reason"] == "mean_reversion"
-    # Filled after noon: 9:30 + 0.385714 * 6.5 h = 12:00:25 New York.
-    assert row["entry_time"].startswith("2021-03-05T17:00:25")
-    assert result.trades.entry_fraction[0] == pytest.approx((1 + 0.22 / 1.4) / 3)
-    # Short proceeds sit in cash: 100,000 + 93.78 on 03-05, then - 90 on 03-08.
-    assert result.cash[0] == pytest.approx(100_093.78)
-    assert result.cash[1] == pytest.approx(100_003.78)
+    # 03-05 is a real up bar whose noon price p on the model path is above 10, so z = +1.789
+    # > 1.5: sell short floor(100 / L) shares at the bot's limit L = p to the cent. The symbol
+    # is picked (its path depends on it) so that, at a 2 bp spread, the bid at noon is below L
+    # (the order rests) and the path rises to L / (1 - 1 bp) later: it fills then, at L.
+    # 03-08 flat at 10: window 10, 10, 10, 10.9 | 10: reversion, bought back at the 10.00
+    # limit (the design's exit order, EXIT_ORDER_TYPE=limit), which the flat bar's ask (10.01
+    # at 2 bp) never reaches: still held.
+    bar = (10.5, 11.6, 10.2, 10.9)
+    for k in range(500):
+        symbol = f"S{k:03d}"
+        p, key = model(bar, DAYS[4], symbol)
+        limit = round(round(p, 4), 2)
+        filled, price, when = limit_fill(*bar, is_buy=False, limit=limit, start=NOON,
+                                         end=1.0, spread_bps=2.0, key=key)
+        if p > 10 and filled and when > NOON:
+            break
+    else:
+        pytest.fail("no symbol's path rests and then fills")
+    market = bars(*flat_start(symbol), (symbol, DAYS[4], *bar), (symbol, DAYS[5], 10.0))
+    result = backtest(market, config(tickers=symbol, exit_order_type="limit"), end=DAYS[5],
+                      symbols=(symbol,), settings=Settings(spread_bps=2.0))
+    qty = float(np.floor(100.0 / limit))
+    assert list(result.positions) == [1, 1] and len(result.trades) == 0
+    # Short proceeds sit in cash: 100,000 + qty * L (whole cents) from 03-05 on.
+    assert result.cash[0] == pytest.approx(100_000 + round(qty * limit, 2))
+    assert result.cash[1] == result.cash[0]
+    # The fill time is the model's: after noon, where the bid first reaches the limit.
+    assert float(price_at(*bar, when, key=key)) * (1 - 1e-4) == pytest.approx(limit, abs=1e-9)
 
 
 def test_unfilled_entry_expires_at_the_close():
-    # 03-05 is an up bar: open 9.0, low 8.5, high 9.87, close 9.8. Noon price 8.5 + 1.37 *
-    # 2/13 = 8.710769 (reported 8.7108): z = -1.789, buy at limit 8.71. The ask (8.72) is
-    # above the limit at noon and the path only rises after noon (to 9.87, then 9.8), so
-    # the DAY order expires; nothing is held the next day.
-    market = bars(*flat_start("AAA"), ("AAA", DAYS[4], 9.0, 9.87, 8.5, 9.8),
-                  ("AAA", DAYS[5], 10.0))
-    result = backtest(market, end=DAYS[5])
+    # 03-05 is a real down bar (9.8 -> 9.0) with its noon price below 10: z = -1.789, buy at
+    # the noon price to the cent. The symbol is picked (its path depends on it) so that the
+    # model's path never comes back down to that limit after noon: the DAY order expires at
+    # the close and nothing is held the next day.
+    bar = (9.8, 9.87, 8.5, 9.0)
+    for k in range(500):
+        symbol = f"S{k:03d}"
+        p, key = model(bar, DAYS[4], symbol)
+        filled, _, _ = limit_fill(*bar, is_buy=True, limit=round(round(p, 4), 2), start=NOON,
+                                  end=1.0, spread_bps=0.0, key=key)
+        if not filled:
+            break
+    else:
+        pytest.fail("no symbol leaves the noon buy unfilled")
+    market = bars(*flat_start(symbol), (symbol, DAYS[4], *bar), (symbol, DAYS[5], 10.0))
+    result = backtest(market, config(tickers=symbol), end=DAYS[5], symbols=(symbol,))
+    assert result.z[0, 0] == pytest.approx(-1.7889, abs=1e-4)  # an entry was placed
     assert trade_rows(result) == []
     assert list(result.positions) == [0, 0]
     assert list(result.equity) == [100_000.0, 100_000.0]
-    assert result.prices[0, 0] == 8.7108
+    assert result.prices[0, 0] == round(p, 4)
 
 
 def test_cash_limited_day_funds_the_first_candidate_only():

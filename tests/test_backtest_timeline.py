@@ -62,7 +62,10 @@ def draw_case(seed: int):
            "SHORT_STOP_Z": str(entry + float(rng.uniform(0.3, 2.0))),
            "MAX_HOLDING_DAYS": str(int(rng.integers(1, 15))),
            "POSITION_SIZE_USD": str(float(rng.choice([50.0, 100.0, 250.0, 1000.0]))),
-           "ALLOW_SHORTS": "true" if rng.random() < 0.8 else "false"}
+           "ALLOW_SHORTS": "true" if rng.random() < 0.8 else "false",
+           # The timelines know the design's limit orders (other order types: day loop).
+           "ENTRY_ORDER_TYPE": "limit", "EXIT_ORDER_TYPE": "limit", "STOP_ORDER_TYPE": "limit",
+           "EXIT_ESCALATE_AFTER_DAYS": "0"}
     subset = frozenset(names[::2])
     settings = Settings(
         spread_bps=float(rng.choice([0.0, 2.0, 10.0])),
@@ -84,15 +87,28 @@ def assert_same(fast, slow):
         assert np.allclose(getattr(fast, name), getattr(slow, name), rtol=0, atol=1e-9), name
     assert np.array_equal(fast.z, slow.z, equal_nan=True)
     assert np.array_equal(fast.prices, slow.prices, equal_nan=True)
+    # The same orders placed and filled, at the same cost (each order once, in another order).
+    for log in (fast.orders, slow.orders):
+        assert len(log.day) == len(log.purpose) == len(log.filled) == len(log.shortfall_bps)
+    key = [np.lexsort((o.shortfall_bps, o.filled, o.purpose, o.day)) for o in (fast.orders,
+                                                                             slow.orders)]
+    for name in ("day", "purpose", "filled", "shortfall_bps"):
+        a, b = (getattr(o, name)[k] for o, k in zip((fast.orders, slow.orders), key,
+                                                    strict=True))
+        assert np.allclose(a, b, rtol=0, atol=1e-9, equal_nan=True), name
 
 
 def test_timelines_and_day_loop_agree_on_random_markets_and_settings(monkeypatch):
-    split_while_held = trades = 0
+    split_while_held = trades = handed = 0
     for seed in range(40):
         market, config, settings, splits = draw_case(seed)
         fast = run_backtest(market, config, symbols=market.symbols, settings=settings)
         slow = day_loop(market, config, settings, monkeypatch)
-        assert fast.engine == "timelines", (seed, fast.engine)
+        if fast.engine != "timelines":
+            # A reverse split that turns a held position into cash in lieu is the one case
+            # the timelines hand to the day loop without the account binding.
+            assert "leaves no" in fast.engine, (seed, fast.engine)
+            handed += 1
         assert_same(fast, slow)
         trades += len(fast.trades)
         days = fast.days
@@ -107,6 +123,7 @@ def test_timelines_and_day_loop_agree_on_random_markets_and_settings(monkeypatch
     # The comparison means something: many trades, and splits that hit held positions.
     assert trades > 2_000
     assert split_while_held >= 3
+    assert handed <= 4  # and the timelines themselves are what most cases compare
 
 
 def test_where_the_account_binds_the_day_loop_takes_over_from_the_timelines(monkeypatch):
@@ -118,7 +135,7 @@ def test_where_the_account_binds_the_day_loop_takes_over_from_the_timelines(monk
     monkeypatch.setattr(backtester.engine._Run, "resume", lambda self, prefix: (
         handed_over.append(len(prefix.open)), resume(self, prefix))[1])
     engines = []
-    for seed in range(12):
+    for seed in range(16):  # enough cases that several hand over part-way, whatever the paths
         market, config, settings, _ = draw_case(seed)
         config = replace(config, position_size_usd=1_000.0)
         small = replace(settings, starting_cash=float(3_000 + 1_000 * (seed % 4)))
@@ -127,8 +144,8 @@ def test_where_the_account_binds_the_day_loop_takes_over_from_the_timelines(monk
         assert_same(result, day_loop(market, config, small, monkeypatch))
         rich = run_backtest(market, config, symbols=market.symbols,
                             settings=replace(small, starting_cash=1e7))
-        assert rich.engine == "timelines"
-        if result.engine != "timelines":
+        assert rich.engine == "timelines" or "leaves no" in rich.engine, rich.engine
+        if result.engine != "timelines" and "leaves no" not in result.engine:
             assert trade_rows(result) != trade_rows(rich)  # the account did bind
     assert sum(e.startswith("timelines to ") for e in engines) >= 6, engines
     assert sum(n > 0 for n in handed_over) >= 3, handed_over

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import pytest
 
+from simbroker import price_model
 from tests.sim_harness import Sim, flat_bars, market
 from tests.test_bot_e2e import DAYS, E, scenario
 
 MARKETABLE = {"ENTRY_ORDER_TYPE": "marketable_limit"}
+NOON = 2.5 / 6.5  # of a regular session
 
 
 def make_sim(tmp_path, monkeypatch, series: dict, shape: dict | None = None, **exchange) -> Sim:
@@ -29,11 +31,21 @@ def make_sim(tmp_path, monkeypatch, series: dict, shape: dict | None = None, **e
 
 
 def falling_afternoon(noon: float, drop: float) -> tuple[float, float, float, float]:
-    """A down bar whose model path is at `noon` at 12:00 and then falls by `drop` to the close:
-    open -> high (first third) -> low = close. Noon is 2/13 of the way along the high -> low
-    leg (12:00 is 2.5 of 6.5 hours), so high = noon + drop * 2/11."""
+    """A down bar from `noon` that closes `drop` lower, at its low. Where its model path is at
+    12:00 and whether it comes back up after noon is the model's (simbroker/price_model.py):
+    tests ask `after_noon` rather than assume it."""
     high = noon + drop * 2 / 11
     return (noon, high, noon - drop, noon - drop)
+
+
+def after_noon(bar: tuple[float, float, float, float], day) -> tuple[float, bool]:
+    """AAA's model price at noon of `day` on `bar`, and whether a sell limit at that price (to
+    the cent, 2 bp spread) placed at noon fills before the close."""
+    key = price_model.path_key("AAA", day)
+    noon = float(price_model.price_at(*bar, NOON, key=key))
+    filled, _, _ = price_model.limit_fill(*bar, is_buy=False, limit=round(round(noon, 4), 2),
+                                          start=NOON, end=1.0, spread_bps=2.0, key=key)
+    return noon, bool(filled)
 
 
 def exchange_orders(sim: Sim) -> dict[str, object]:
@@ -43,29 +55,37 @@ def exchange_orders(sim: Sim) -> dict[str, object]:
 # -- stop-loss ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("stop_type,exits_today", [("market", True), ("limit", False)])
+@pytest.mark.parametrize("settings,stop_type,exits_today", [
+    ({}, "market", True), ({"STOP_ORDER_TYPE": "limit"}, "limit", False)])
 def test_stop_loss_exits_on_the_signal_day_on_a_continuing_decline(tmp_path, monkeypatch,
-                                                                   stop_type, exits_today):
+                                                                   settings, stop_type,
+                                                                   exits_today):
+    """With the default settings (no STOP_ORDER_TYPE) the stop exits at once; the design's
+    limit at the noon price does not, as the price keeps falling."""
     series, _ = scenario(["z=-4.5"])
-    noon = series["AAA"][DAYS[E + 1]]
-    sim = make_sim(tmp_path, monkeypatch, series, {E + 1: falling_afternoon(noon, 5.0)})
+    bar = falling_afternoon(series["AAA"][DAYS[E + 1]], 5.0)
+    noon, comes_back = after_noon(bar, DAYS[E + 1])
+    sim = make_sim(tmp_path, monkeypatch, series, {E + 1: bar})
     try:
         assert sim.run(DAYS[E], **MARKETABLE) == 0
         assert "AAA" in sim.store.load_holdings()
-        assert sim.run(DAYS[E + 1], **MARKETABLE, STOP_ORDER_TYPE=stop_type) == 0
+        assert sim.run(DAYS[E + 1], **MARKETABLE, **settings) == 0
         sim.exchange.advance_to(sim.exchange.now.replace(hour=21))  # through the close
         stop = exchange_orders(sim)[f"mr-{DAYS[E + 1]:%Y%m%d}-AAA-exit"]
         assert stop.type.value == stop_type
         if exits_today:
-            # At once, at the noon bid: the decline after noon does not reach it.
+            # At once, at the noon bid, whatever the path does after noon.
             assert stop.status.value == "filled" and stop.filled_at == stop.submitted_at
             assert stop.filled_avg_price == pytest.approx(noon * (1 - 0.0001), abs=0.01)
             (trade,) = sim.trades()
             assert trade["exit_reason"] == "stop_loss" and trade["holding_days"] != ""
-        else:
-            # The design's limit at the noon price: the price falls away and it expires.
+        elif not comes_back:
+            # The design's limit at the noon price: the path falls away and it expires.
             assert stop.status.value == "expired" and stop.filled_qty == 0
             assert sim.trades() == []
+        else:
+            # The path comes back up to the noon price: it fills later, at its limit.
+            assert stop.status.value == "filled" and stop.filled_at > stop.submitted_at
     finally:
         sim.close()
 

@@ -1,20 +1,102 @@
-"""The intraday price model against hand-computed values, and bulk equal to one-by-one."""
+"""The intraday price model: every path fits its bar, is reproducible from (symbol, session),
+fills limits where the path says, and bulk evaluation equals one-by-one."""
+
+from datetime import date
 
 import numpy as np
 import pytest
 
-from simbroker.price_model import limit_fill, price_at, quote
+from simbroker import price_model
+from simbroker.price_model import (
+    GRID,
+    limit_fill,
+    limit_filled,
+    path_key,
+    path_keys,
+    price_at,
+    quote,
+    range_between,
+)
 
-UP = (100.0, 110.0, 90.0, 105.0)  # closes above its open: open -> low -> high -> close
-DOWN = (100.0, 110.0, 90.0, 95.0)  # open -> high -> low -> close
+UP = (100.0, 110.0, 90.0, 105.0)
+DOWN = (100.0, 110.0, 90.0, 95.0)
+KEY = path_key("AAA", date(2022, 3, 1))
+GRID_FRACTIONS = np.arange(GRID + 1) / GRID
 
 
-@pytest.mark.parametrize("bar, fraction, expected", [
-    (UP, 0.0, 100.0), (UP, 1 / 3, 90.0), (UP, 0.5, 100.0), (UP, 2 / 3, 110.0), (UP, 1.0, 105.0),
-    (DOWN, 1 / 6, 105.0), (DOWN, 0.5, 100.0), (DOWN, 5 / 6, 92.5),
-])
-def test_path_knots_and_interpolation(bar, fraction, expected):
-    assert price_at(*bar, fraction) == pytest.approx(expected)
+def random_bars(n, seed=3):
+    rng = np.random.default_rng(seed)
+    o = rng.uniform(50, 150, n)
+    c = o * rng.uniform(0.9, 1.1, n)
+    h = np.maximum(o, c) * rng.uniform(1.0, 1.05, n)
+    lo = np.minimum(o, c) * rng.uniform(0.95, 1.0, n)
+    # Some bars open at the low or close at the high, exactly as data can.
+    h[:n // 10] = np.maximum(o, c)[:n // 10]
+    lo[n // 10:n // 5] = np.minimum(o, c)[n // 10:n // 5]
+    keys = path_keys(["X"], np.arange(n) + 730_000)[:, 0]
+    return o, h, lo, c, keys
+
+
+@pytest.mark.parametrize("bar", [UP, DOWN, (100.0, 100.0, 100.0, 100.0), (100.0, 105.0, 100.0,
+                                                                        105.0)])
+def test_the_path_opens_closes_and_ranges_exactly_as_its_bar(bar):
+    path = price_at(*bar, GRID_FRACTIONS, key=KEY)
+    assert path[0] == bar[0] and path[-1] == bar[3]
+    assert path.min() == bar[2] and path.max() == bar[1]
+    low, high = range_between(*bar, 0.0, 1.0, key=KEY)
+    assert (float(low), float(high)) == (bar[2], bar[1])
+
+
+def test_every_path_of_many_bars_fits_its_bar_and_touches_high_and_low():
+    o, h, lo, c, keys = random_bars(300)
+    path = price_at(o[:, None], h[:, None], lo[:, None], c[:, None], GRID_FRACTIONS,
+                    key=keys[:, None])
+    assert np.array_equal(path[:, 0], o) and np.array_equal(path[:, -1], c)
+    assert np.allclose(path.min(axis=1), lo, rtol=1e-12)
+    assert np.allclose(path.max(axis=1), h, rtol=1e-12)
+    assert (path >= lo[:, None]).all() and (path <= h[:, None]).all()
+    # A bar that opened at its low does not sit on it: the path leaves the low at once.
+    opened_low = (o == lo) & (h > lo)
+    assert opened_low.any() and (path[opened_low, 1] > lo[opened_low]).all()
+
+
+def test_the_path_is_the_same_for_the_same_symbol_and_session_and_only_then():
+    a = price_at(*UP, GRID_FRACTIONS, key=path_key("AAA", date(2022, 3, 1)))
+    b = price_at(*UP, GRID_FRACTIONS, key=path_key("AAA", date(2022, 3, 1)))
+    other_day = price_at(*UP, GRID_FRACTIONS, key=path_key("AAA", date(2022, 3, 2)))
+    other_symbol = price_at(*UP, GRID_FRACTIONS, key=path_key("BBB", date(2022, 3, 1)))
+    assert np.array_equal(a, b)
+    assert not np.array_equal(a, other_day) and not np.array_equal(a, other_symbol)
+    # The key is a stable hash (not Python's salted hash()): pinned so that a change of the
+    # keying, which would change every backtest, is seen.
+    assert int(path_key("AAA", date(2022, 3, 1))) == int(path_keys(["AAA"],
+                                                                   np.array([738215]))[0, 0])
+    assert date(2022, 3, 1).toordinal() == 738215
+
+
+def test_closes_only_bars_are_a_bridge_that_ignores_the_invented_high_and_low():
+    # The same closes with two different "high/low" fills: the path does not depend on them.
+    a = price_at(100.0, 103.0, 100.0, 103.0, GRID_FRACTIONS, key=KEY, scale=2.0)
+    b = price_at(100.0, 150.0, 50.0, 103.0, GRID_FRACTIONS, key=KEY, scale=2.0)
+    assert np.array_equal(a, b) and a[0] == 100.0 and a[-1] == 103.0
+    assert a.max() > 103.0 or a.min() < 100.0  # it leaves [open, close]: no range invented
+    # Scale 0 is the straight line from open to close.
+    line = price_at(100.0, 103.0, 100.0, 103.0, GRID_FRACTIONS, key=KEY, scale=0.0)
+    assert np.allclose(line, 100.0 + 3.0 * GRID_FRACTIONS)
+
+
+def test_bridge_scales_use_only_closes_before_the_session():
+    close = 100.0 * np.cumprod(np.r_[1.0, 1.0 + 0.01 * np.tile([1.0, -1.0], 20)])
+    scales = price_model.bridge_scales(close)
+    changed = close.copy()
+    changed[30] *= 1.2
+    again = price_model.bridge_scales(changed)
+    assert np.array_equal(scales[:31], again[:31])  # session 30's own close is not used
+    assert not np.array_equal(scales[31:], again[31:])
+    # Before five returns are known: the default daily volatility on the previous close.
+    assert scales[3] == close[2] * price_model.DEFAULT_DAILY_VOLATILITY
+    # Returns of +-1% (to rounding): the scale is about 1% of the previous close.
+    assert scales[25] == pytest.approx(0.01 * close[24], rel=0.02)
 
 
 def test_quote_is_on_the_tick_grid_around_the_price():
@@ -22,41 +104,75 @@ def test_quote_is_on_the_tick_grid_around_the_price():
     assert tuple(map(float, quote(0.5, 2.0))) == (0.4999, 0.5001)
 
 
-def test_resting_buy_fills_at_its_limit_when_the_path_comes_down():
-    # From noon-ish (0.5, price 100) the up bar rises to 110 then ends at 105: a buy at 95
-    # never fills; from the open it fills on the way down to 90, at the limit.
-    filled, price, when = limit_fill(*UP, is_buy=True, limit=95.0, start=0.5, end=1.0,
-                                     spread_bps=2.0)
+def test_resting_buy_fills_at_its_limit_when_the_path_first_comes_down_to_it():
+    start = 0.4
+    after = GRID_FRACTIONS[GRID_FRACTIONS > start]
+    path = price_at(*UP, after, key=KEY)
+    level = float(np.round(path.min() + 0.3 * (price_at(*UP, start, key=KEY) - path.min()), 2))
+    filled, price, when = limit_fill(*UP, is_buy=True, limit=level, start=start, end=1.0,
+                                     spread_bps=2.0, key=KEY)
+    assert filled and price == level
+    # At the fill the ask reaches the limit: the path is at limit / (1 + 1 bp), and never
+    # below it before.
+    assert float(price_at(*UP, when, key=KEY)) == pytest.approx(level / 1.0001, abs=1e-9)
+    before = after[after < when]
+    assert (price_at(*UP, before, key=KEY) * 1.0001 > level).all()
+    # Below the path's low after the start: no fill.
+    filled, price, _ = limit_fill(*UP, is_buy=True, limit=float(np.floor(path.min()) - 0.01),
+                                  start=start, end=1.0, spread_bps=2.0, key=KEY)
     assert not filled and np.isnan(price)
-    filled, price, when = limit_fill(*UP, is_buy=True, limit=95.0, start=0.0, end=1.0,
-                                     spread_bps=2.0)
-    assert filled and price == 95.0
-    # The ask reaches 95 when the path is at 95 / 1.0001, a little after 1/6 of the session.
-    assert when == pytest.approx((100 - 95 / 1.0001) / 10 / 3)
 
 
 def test_marketable_order_fills_at_once_at_the_quote():
-    filled, price, when = limit_fill(*UP, is_buy=True, limit=101.0, start=0.385, end=1.0,
-                                     spread_bps=2.0)
+    at = float(price_at(*UP, 0.385, key=KEY))
+    filled, price, when = limit_fill(*UP, is_buy=True, limit=round(at + 1.0, 2), start=0.385,
+                                     end=1.0, spread_bps=2.0, key=KEY)
     assert filled and when == 0.385
-    assert price == float(quote(price_at(*UP, 0.385), 2.0)[1])  # the ask, below the limit
+    assert price == float(quote(at, 2.0)[1])  # the ask, below the limit
+
+
+def test_fills_agree_with_the_path_sampled_on_its_grid():
+    """The closed form used to the close (the library path's suffix extreme through g) says
+    "fills" exactly when some point of the path after the start reaches the limit."""
+    o, h, lo, c, keys = random_bars(400, seed=5)
+    rng = np.random.default_rng(6)
+    start = rng.uniform(0, 1, len(o))
+    is_buy = rng.random(len(o)) < 0.5
+    at_start = price_at(o, h, lo, c, start, key=keys)
+    limit = np.round(at_start * rng.uniform(0.97, 1.03, len(o)), 2)
+    got = limit_filled(o, h, lo, c, is_buy=is_buy, limit=limit, start=start, end=1.0,
+                       spread_bps=0.0, key=keys)
+    path = price_at(o[:, None], h[:, None], lo[:, None], c[:, None], GRID_FRACTIONS,
+                    key=keys[:, None])
+    later = GRID_FRACTIONS[None, :] > start[:, None]
+    reach = np.where(is_buy[:, None], path <= limit[:, None] + 1e-9,
+                     path >= limit[:, None] - 1e-9)
+    at_once = np.where(is_buy, at_start <= limit + 1e-9, at_start >= limit - 1e-9)
+    expected = (reach & later).any(axis=1) | at_once
+    assert np.array_equal(got, expected)
+    assert 0.2 < got.mean() < 0.9
 
 
 def test_bulk_equals_one_by_one():
-    rng = np.random.default_rng(3)
-    n = 400
-    o = rng.uniform(50, 150, n)
-    c = o * rng.uniform(0.9, 1.1, n)
-    h = np.maximum(o, c) * rng.uniform(1.0, 1.05, n)
-    lo = np.minimum(o, c) * rng.uniform(0.95, 1.0, n)
-    is_buy = rng.random(n) < 0.5
-    limit = np.round(o * rng.uniform(0.93, 1.07, n), 2)
-    start = rng.uniform(0, 1, n)
-    bulk = limit_fill(o, h, lo, c, is_buy=is_buy, limit=limit, start=start, end=1.0,
-                      spread_bps=2.0)
-    for i in range(n):
+    o, h, lo, c, keys = random_bars(300)
+    rng = np.random.default_rng(4)
+    scale = np.where(rng.random(len(o)) < 0.3, o * 0.015, np.nan)  # some closes-only bars
+    is_buy = rng.random(len(o)) < 0.5
+    limit = np.round(o * rng.uniform(0.93, 1.07, len(o)), 2)
+    start = rng.uniform(0, 1, len(o))
+    end = np.where(rng.random(len(o)) < 0.5, 1.0, rng.uniform(start, 1.0))
+    bulk = limit_fill(o, h, lo, c, is_buy=is_buy, limit=limit, start=start, end=end,
+                      spread_bps=2.0, key=keys, scale=scale)
+    for i in range(len(o)):
         one = limit_fill(o[i], h[i], lo[i], c[i], is_buy=is_buy[i], limit=limit[i],
-                         start=start[i], end=1.0, spread_bps=2.0)
+                         start=start[i], end=end[i], spread_bps=2.0, key=keys[i],
+                         scale=scale[i])
         assert [float(x) for x in one] == pytest.approx([float(x[i]) for x in bulk],
                                                          nan_ok=True, abs=0, rel=0)
-    assert 0 < bulk[0].sum() < n  # both outcomes occur
+        assert float(price_at(o[i], h[i], lo[i], c[i], start[i], key=keys[i],
+                              scale=scale[i])) == float(price_at(o, h, lo, c, start,
+                                                                 key=keys, scale=scale)[i])
+    assert 0 < bulk[0].sum() < len(o)  # both outcomes occur
+    assert np.array_equal(bulk[0], limit_filled(o, h, lo, c, is_buy=is_buy, limit=limit,
+                                                start=start, end=end, spread_bps=2.0,
+                                                key=keys, scale=scale))

@@ -11,6 +11,9 @@ import requests
 from alpaca_trade_api.rest import APIError
 
 from tests.simbroker_fixtures import (
+    AAA_MARKETABLE,
+    AAA_NOON,
+    AAA_NOON_ASK,
     DAYS,
     KEY,
     MAR1,
@@ -23,7 +26,6 @@ from tests.simbroker_fixtures import (
 )
 
 HEADERS = {"APCA-API-KEY-ID": KEY, "APCA-API-SECRET-KEY": SECRET}
-AAA_NOON = 98 + 6 * (2.5 / 6.5 - 1 / 3) * 3  # the model path price of AAA at noon of 03-01
 
 
 @pytest.fixture
@@ -58,7 +60,7 @@ def test_fresh_account(sim):
 
 def test_buying_power_follows_positions_and_open_orders(sim):
     sim.api.submit_order("AAA", qty=100, side="buy", type="market", time_in_force="day")
-    cash = 100_000 - 100 * 98.93
+    cash = 100_000 - 100 * AAA_NOON_ASK
     long_value = 100 * AAA_NOON
     equity = cash + long_value
     account = sim.account()
@@ -95,7 +97,8 @@ def test_last_equity_is_the_equity_at_the_previous_close(sim):
     sim.api.submit_order("AAA", qty=100, side="buy", type="market", time_in_force="day")
     sim.advance_to(ny(MAR2, 10, 0))
     account = sim.account()
-    assert float(account["last_equity"]) == pytest.approx(100_000 - 9_893 + 100 * 103.0)
+    assert float(account["last_equity"]) == pytest.approx(
+        100_000 - 100 * AAA_NOON_ASK + 100 * 103.0)
     assert account["balance_asof"] == "2022-03-01"
 
 
@@ -113,7 +116,7 @@ def test_small_account_has_no_margin_and_cannot_short(monkeypatch):
 
 
 def test_insufficient_buying_power(sim):
-    status, code, message = rejection(lambda: limit_buy(sim.api, "AAA", 3_000, 99.00))
+    status, code, message = rejection(lambda: limit_buy(sim.api, "AAA", 3_000, AAA_MARKETABLE))
     assert (status, code) == (403, 40310000) and "insufficient buying power" in message
     assert sim.api.list_orders(status="all") == []
 
@@ -196,7 +199,7 @@ def test_fractional_rules(monkeypatch):
         assert status == 422 and "DAY" in message
         status, _, message = rejection(lambda sim=sim: limit_buy(sim.api, "FLAT", 1.5, 20.0))
         assert status == 422 and "not fractionable" in message
-        assert limit_buy(sim.api, "AAA", 1.5, 99.00).filled_qty == "1.5"
+        assert limit_buy(sim.api, "AAA", 1.5, AAA_MARKETABLE).filled_qty == "1.5"
 
 
 def test_malformed_requests_are_400(sim):

@@ -10,15 +10,33 @@ import requests
 from alpaca_trade_api.rest import APIError, TimeFrame
 
 from simbroker import price_model, synthetic
-from tests.simbroker_fixtures import KEY, MAR1, MAR2, MAR4, NOON_MAR1, SECRET, make_sim, ny
-
-NOON_FRACTION = 2.5 / 6.5
-AAA_NOON = 98 + 6 * (NOON_FRACTION - 1 / 3) * 3  # 98.923077
+from tests.simbroker_fixtures import (
+    AAA_NOON,
+    AAA_NOON_ASK,
+    KEY,
+    MAR1,
+    MAR2,
+    MAR4,
+    NOON_FRACTION,
+    NOON_MAR1,
+    SECRET,
+    make_sim,
+    model_price,
+    ny,
+)
 
 
 @pytest.fixture
 def sim(monkeypatch):
     yield from make_sim(monkeypatch, NOON_MAR1)
+
+
+def morning_range() -> tuple[float, float]:
+    """AAA's highest and lowest model price from the open to noon of 03-01."""
+    grid = [j / price_model.GRID for j in range(price_model.GRID + 1)
+            if j / price_model.GRID < NOON_FRACTION]
+    path = [model_price("AAA", MAR1, f) for f in [*grid, NOON_FRACTION]]
+    return max(path), min(path)
 
 
 def bars_of(sim, symbol, start="2022-02-01", end="2022-03-31", **kw):
@@ -29,8 +47,10 @@ def test_todays_bar_is_the_partial_bar_so_far(sim):
     bars = bars_of(sim, "AAA")
     assert [b["t"] for b in bars] == ["2022-02-28T05:00:00Z", "2022-03-01T05:00:00Z"]
     today = bars[-1]
-    # Up bar 100 -> 98 -> 104 -> 103: so far it opened at 100, fell to 98 and is at 98.92.
-    assert (today["o"], today["h"], today["l"]) == (100.0, 100.0, 98.0)
+    # So far: it opened at 100 and ranged as the model path did until noon (the path is
+    # straight between its grid points, so those and noon itself bound it).
+    assert today["o"] == 100.0
+    assert (today["h"], today["l"]) == pytest.approx(morning_range(), abs=1e-4)
     assert today["c"] == pytest.approx(AAA_NOON, abs=1e-4)
     assert today["v"] == int(2_000_000 * NOON_FRACTION)
     assert bars[0] == {"t": "2022-02-28T05:00:00Z", "o": 100.0, "h": 101.0, "l": 99.0,
@@ -108,8 +128,7 @@ def test_latest_trade_before_during_and_after_the_session(monkeypatch):
 def test_quotes_come_from_the_price_model_with_the_configured_spread(monkeypatch):
     for sim in make_sim(monkeypatch, NOON_MAR1, spread_bps=25.0):
         quote = sim.api.get_latest_quote("AAA")._raw
-        bid, ask = price_model.quote(price_model.price_at(100, 104, 98, 103, NOON_FRACTION),
-                                     25.0)
+        bid, ask = price_model.quote(AAA_NOON, 25.0)
         assert (quote["bp"], quote["ap"]) == (float(bid), float(ask))
         assert quote["bp"] < AAA_NOON < quote["ap"]
 
@@ -129,10 +148,12 @@ def test_snapshots(sim):
     assert list(snapshots) == ["AAA"]
     snap = snapshots["AAA"]
     assert snap.daily_bar._raw["t"] == "2022-03-01T05:00:00Z"
-    assert snap.daily_bar._raw["h"] == 100.0  # the partial bar, not the day's 104
+    # The partial bar so far, not the whole day's.
+    assert (snap.daily_bar._raw["h"], snap.daily_bar._raw["l"]) == pytest.approx(
+        morning_range(), abs=1e-4)
     assert snap.prev_daily_bar._raw["c"] == 100.5
     assert snap.latest_trade._raw["p"] == pytest.approx(AAA_NOON, abs=1e-4)
-    assert snap.latest_quote._raw["ap"] == 98.93
+    assert snap.latest_quote._raw["ap"] == AAA_NOON_ASK
     single = sim.api.get_snapshot("FLAT")
     assert single.latest_trade.price == 20.0
 

@@ -2,8 +2,8 @@
 when it may be sent, when and at what price it fills, and what becomes of the rest.
 
 Bars are tests/simbroker_fixtures.py's (AAA 03-01: open 100, close 103; 03-02: open 103,
-close 96; HALT has no bar on 03-02); spreads are zero, so AAA's noon quote on 03-01 is
-98.92 / 98.93 (see test_simbroker_orders.py).
+close 96; HALT has no bar on 03-02); spreads are zero. AAA's noon quote on 03-01 is the model
+path's (AAA_NOON_BID / AAA_NOON_ASK), and AAA_MARKETABLE is a buy limit above that ask.
 """
 
 from __future__ import annotations
@@ -11,9 +11,17 @@ from __future__ import annotations
 import pytest
 from alpaca_trade_api.rest import APIError
 
-from tests.simbroker_fixtures import MAR1, MAR2, NOON_MAR1, limit_buy, make_sim, ny
-
-AAA_NOON_ASK, AAA_NOON_BID = 98.93, 98.92
+from tests.simbroker_fixtures import (
+    AAA_MARKETABLE,
+    AAA_NOON_ASK,
+    AAA_NOON_BID,
+    MAR1,
+    MAR2,
+    NOON_MAR1,
+    limit_buy,
+    make_sim,
+    ny,
+)
 
 
 @pytest.fixture
@@ -38,9 +46,9 @@ def rejected(call, *args, **kw) -> tuple[int, int, str]:
 
 
 def test_ioc_takes_what_is_marketable_at_once(sim):
-    filled = order(sim.api, "ioc", limit=99.00)
+    filled = order(sim.api, "ioc", limit=AAA_MARKETABLE)
     assert (filled.status, filled.filled_qty, filled.filled_avg_price) == ("filled", "10",
-                                                                           "98.93")
+                                                                           str(AAA_NOON_ASK))
     market = order(sim.api, "ioc", side="sell")
     assert (market.status, market.filled_avg_price) == ("filled", str(AAA_NOON_BID))
 
@@ -56,7 +64,7 @@ def test_ioc_not_marketable_is_canceled_unfilled(sim):
 
 def test_ioc_partial_fill_cancels_the_rest(monkeypatch):
     for sim in make_sim(monkeypatch, NOON_MAR1, partial_fill_probability=1.0, seed=42):
-        part = order(sim.api, "ioc", qty=100, limit=99.00)
+        part = order(sim.api, "ioc", qty=100, limit=AAA_MARKETABLE)
         assert part.status == "canceled"
         assert 30 <= float(part.filled_qty) <= 70
         assert float(sim.api.get_position("AAA").qty) == float(part.filled_qty)
@@ -66,13 +74,13 @@ def test_ioc_partial_fill_cancels_the_rest(monkeypatch):
 
 def test_fok_fills_whole_or_not_at_all(monkeypatch):
     for sim in make_sim(monkeypatch, NOON_MAR1):
-        whole = order(sim.api, "fok", limit=99.00)
+        whole = order(sim.api, "fok", limit=AAA_MARKETABLE)
         assert (whole.status, whole.filled_qty) == ("filled", "10")
         missed = order(sim.api, "fok", limit=98.00)
         assert (missed.status, missed.filled_qty) == ("canceled", "0")
     # Where the partial-fill model would give only part of it, a FOK order gets nothing.
     for sim in make_sim(monkeypatch, NOON_MAR1, partial_fill_probability=1.0, seed=42):
-        killed = order(sim.api, "fok", qty=100, limit=99.00)
+        killed = order(sim.api, "fok", qty=100, limit=AAA_MARKETABLE)
         assert (killed.status, killed.filled_qty) == ("canceled", "0")
         assert sim.api.list_positions() == []
 
@@ -202,7 +210,8 @@ def test_fractional_quantities_are_day_orders_only(monkeypatch, tif):
 
 def test_market_day_fractional_fills(sim):
     got = order(sim.api, "day", qty=0.25)
-    assert (got.status, got.filled_qty, got.filled_avg_price) == ("filled", "0.25", "98.93")
+    assert (got.status, got.filled_qty, got.filled_avg_price) == ("filled", "0.25",
+                                                                  str(AAA_NOON_ASK))
 
 
 def test_gtc_market_order_fills_like_a_day_market_order(sim):
@@ -213,13 +222,14 @@ def test_gtc_market_order_fills_like_a_day_market_order(sim):
 def test_market_buy_needs_buying_power_at_the_ask(monkeypatch):
     for sim in make_sim(monkeypatch, NOON_MAR1, starting_cash=1_000.0):
         # Buying power is 2x equity in a margin account of $2,000 or more, 1x below.
-        status, code, message = rejected(order, sim.api, "cls", qty=11)
+        fits = int(1_000.0 // AAA_NOON_ASK)  # shares whose cost at the noon ask fits
+        status, code, message = rejected(order, sim.api, "cls", qty=fits + 1)
         assert (status, code) == (403, 40310000) and "buying power" in message
-        assert order(sim.api, "cls", qty=10).status == "new"  # 10 x 98.93 <= 1,000
+        assert order(sim.api, "cls", qty=fits).status == "new"
 
 
 def test_stop_orders_are_refused_with_the_reason(sim):
     status, code, message = rejected(lambda: sim.api.submit_order(
         "AAA", qty=1, side="sell", type="stop", time_in_force="day", stop_price=90))
     assert (status, code) == (422, 42210000) and "not supported" in message
-    assert limit_buy(sim.api, "AAA", 1, 99.0, time_in_force="gtc").status == "filled"
+    assert limit_buy(sim.api, "AAA", 1, AAA_MARKETABLE, time_in_force="gtc").status == "filled"

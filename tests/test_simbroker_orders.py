@@ -1,8 +1,7 @@
 """Order lifecycle on the local exchange, through the real SDK over HTTP.
 
-Prices are hand-computed from the bars of tests/simbroker_fixtures.py and the price model's
-path (open -> low -> high -> close for an up bar, knots at 1/3 and 2/3 of the session), with
-a zero spread unless a test says otherwise.
+Prices come from the bars of tests/simbroker_fixtures.py through the price model's path
+(`model_price`, `price_model.limit_fill`), with a zero spread unless a test says otherwise.
 """
 
 from __future__ import annotations
@@ -13,22 +12,25 @@ import pytest
 from alpaca_trade_api.rest import APIError
 
 from market_calendar import new_york_noon
-from simbroker import synthetic
+from simbroker import price_model, synthetic
 from tests.simbroker_fixtures import (
+    AAA_MARKETABLE,
+    AAA_NOON_ASK,
+    AAA_NOON_BID,
     MAR1,
     MAR2,
     MAR3,
     MAR4,
     MAR7,
+    NOON_FRACTION,
     NOON_MAR1,
     limit_buy,
     make_sim,
+    model_price,
+    model_quote,
     ny,
+    tiny_market,
 )
-
-# AAA at noon 2022-03-01: fraction 2.5/6.5 = 0.384615 of the session, on the 98 -> 104 leg:
-# 98 + 6 * (0.384615 - 1/3) * 3 = 98.923077; with a zero spread bid 98.92, ask 98.93.
-AAA_NOON_ASK, AAA_NOON_BID = 98.93, 98.92
 
 
 @pytest.fixture
@@ -37,20 +39,23 @@ def sim(monkeypatch):
 
 
 def test_marketable_limit_fills_at_once_at_the_ask(sim):
-    order = limit_buy(sim.api, "AAA", 10, 99.00, client_order_id="c-1")
+    order = limit_buy(sim.api, "AAA", 10, AAA_MARKETABLE, client_order_id="c-1")
     assert order.status == "filled"
-    assert order.filled_qty == "10" and order.filled_avg_price == "98.93"
+    assert order.filled_qty == "10" and order.filled_avg_price == str(AAA_NOON_ASK)
     assert order.filled_at == order.submitted_at
     position = sim.api.get_position("AAA")
-    assert (position.qty, position.avg_entry_price, position.side) == ("10", "98.93", "long")
+    assert (position.qty, position.avg_entry_price, position.side) == (
+        "10", str(AAA_NOON_ASK), "long")
 
 
 def test_market_order_fills_at_the_quote(sim):
     buy = sim.api.submit_order("AAA", qty=3, side="buy", type="market", time_in_force="day")
     sell = sim.api.submit_order("AAA", qty=3, side="sell", type="market", time_in_force="day")
-    assert (buy.filled_avg_price, sell.filled_avg_price) == ("98.93", "98.92")
+    assert (buy.filled_avg_price, sell.filled_avg_price) == (str(AAA_NOON_ASK),
+                                                             str(AAA_NOON_BID))
     assert sim.api.list_positions() == []
-    assert float(sim.account()["cash"]) == pytest.approx(100_000 - 3 * 0.01)
+    assert float(sim.account()["cash"]) == pytest.approx(
+        100_000 - 3 * (AAA_NOON_ASK - AAA_NOON_BID))
 
 
 def test_resting_day_limit_expires_at_the_close(sim):
@@ -69,12 +74,16 @@ def test_gtc_limit_rests_overnight_and_fills_at_the_first_touch(sim):
     sim.advance_to(ny(MAR2, 16, 30))
     filled = sim.api.get_order(order.id)
     assert filled.status == "filled" and filled.filled_avg_price == "97"
-    # 03-02 is a down bar (103 -> 103.5 -> 95 -> 96): 97 is reached on the middle leg at
-    # fraction 1/3 + (103.5 - 97) / (103.5 - 95) / 3 = 0.588235, i.e. 3 h 49 min 25 s after
-    # the 14:30 UTC open.
+    # 03-01's path stays above its low of 98 after noon; on 03-02 (103 -> 96, low 95) the
+    # order fills where the model path first comes down to 97.
+    bar = tiny_market().bar("AAA", MAR2)
+    hit, _, fraction = price_model.limit_fill(
+        bar.open, bar.high, bar.low, bar.close, is_buy=True, limit=97.0, start=0.0, end=1.0,
+        spread_bps=0.0, key=price_model.path_key("AAA", MAR2))
+    assert hit and model_price("AAA", MAR2, float(fraction)) == pytest.approx(97.0)
     when = filled.filled_at.to_pydatetime()
-    expected = ny(MAR2, 9, 30) + timedelta(seconds=0.588235 * 23_400)
-    assert abs((when - expected).total_seconds()) < 1
+    expected = ny(MAR2, 9, 30) + timedelta(seconds=float(fraction) * 23_400)
+    assert abs((when - expected).total_seconds()) < 1e-3
 
 
 def test_order_before_the_open_is_accepted_then_new_at_the_open(monkeypatch):
@@ -133,7 +142,7 @@ def test_cancel_and_the_states_that_cannot_be_canceled(sim):
         sim.api.cancel_order(resting.id)
     assert (again.value.status_code, again.value.code) == (422, 42210000)
     assert 'already in "canceled" state' in str(again.value)
-    filled = limit_buy(sim.api, "AAA", 1, 99.00)
+    filled = limit_buy(sim.api, "AAA", 1, AAA_MARKETABLE)
     with pytest.raises(APIError) as done:
         sim.api.cancel_order(filled.id)
     assert done.value.status_code == 422
@@ -220,9 +229,10 @@ def test_split_scales_the_position_and_cancels_open_orders(sim):
     assert sim.api.get_position("SPL").qty == "10"
     sim.advance_to(ny(MAR3, 9, 30))
     position = sim.api.get_position("SPL")
-    # Bought at noon of 03-01 at 198.62 (198 + 4 * 0.153846 on the 198 -> 202 leg, rounded up
-    # to the tick); after the 2-for-1 split: twice the shares at half the price.
-    assert (position.qty, position.avg_entry_price) == ("20", "99.31")
+    # Bought at noon of 03-01 at the ask on the model path; after the 2-for-1 split: twice
+    # the shares at half the price.
+    ask = model_quote(model_price("SPL", MAR1, NOON_FRACTION))[1]
+    assert position.qty == "20" and float(position.avg_entry_price) == ask / 2
     assert position.lastday_price == "100"  # 03-02's close of 200, split-adjusted
     canceled = sim.api.get_order(resting.id)._raw
     assert canceled["status"] == "canceled"
@@ -230,7 +240,7 @@ def test_split_scales_the_position_and_cancels_open_orders(sim):
 
 
 def test_close_position_sells_at_the_current_quote(sim):
-    limit_buy(sim.api, "AAA", 10, 99.00)
+    limit_buy(sim.api, "AAA", 10, AAA_MARKETABLE)
     order = sim.api.close_position("AAA")
     assert (order.side, order.type, order.qty) == ("sell", "market", "10")
     assert sim.api.get_order(order.id).filled_avg_price == str(AAA_NOON_BID)
@@ -243,7 +253,7 @@ def test_close_position_sells_at_the_current_quote(sim):
 
 
 def test_close_position_outside_hours_is_accepted_until_the_open(sim):
-    limit_buy(sim.api, "AAA", 4, 99.00)
+    limit_buy(sim.api, "AAA", 4, AAA_MARKETABLE)
     sim.advance_to(ny(MAR1, 17, 0))
     order = sim.api.close_position("AAA", qty=1)
     assert (order.status, order.qty) == ("accepted", "1")
@@ -272,7 +282,7 @@ def test_halted_symbol_does_not_trade(sim):
 
 
 def test_close_all_positions(sim):
-    limit_buy(sim.api, "AAA", 2, 99.00)
+    limit_buy(sim.api, "AAA", 2, AAA_MARKETABLE)
     sim.api.submit_order("FLAT", qty=3, side="sell", type="market", time_in_force="day")
     resting = limit_buy(sim.api, "AAA", 1, 90.00)
     closed = [c._raw for c in sim.api.close_all_positions()]

@@ -21,7 +21,15 @@ from alpaca.trading.client import TradingClient
 from alpaca.trading.enums import OrderSide, QueryOrderStatus, TimeInForce
 from alpaca.trading.requests import GetCalendarRequest, GetOrdersRequest, LimitOrderRequest
 
-from tests.simbroker_fixtures import KEY, MAR1, NOON_MAR1, SECRET, limit_buy, make_sim
+from tests.simbroker_fixtures import (
+    AAA_MARKETABLE,
+    KEY,
+    MAR1,
+    NOON_MAR1,
+    SECRET,
+    limit_buy,
+    make_sim,
+)
 
 UTC_STAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
 
@@ -37,7 +45,8 @@ def test_alpaca_py_trading_client_reads_every_trading_endpoint(sim):
     assert float(account.equity) == 100_000 and account.daytrade_count is None
     order = client.submit_order(LimitOrderRequest(symbol="AAA", qty=5, side=OrderSide.BUY,
                                                   time_in_force=TimeInForce.DAY,
-                                                  limit_price=99.5, client_order_id="py-1"))
+                                                  limit_price=AAA_MARKETABLE,
+                                                  client_order_id="py-1"))
     assert order.client_order_id == "py-1" and order.status.value == "filled"
     resting = client.submit_order(LimitOrderRequest(
         symbol="FLAT", qty=2, side=OrderSide.BUY, time_in_force=TimeInForce.GTC,
@@ -74,7 +83,7 @@ def test_alpaca_py_data_client_reads_bars_trades_quotes_snapshots(sim):
 
 
 def test_trading_json_types(sim):
-    limit_buy(sim.api, "AAA", 2, 99.50, client_order_id="types-1")
+    limit_buy(sim.api, "AAA", 2, AAA_MARKETABLE, client_order_id="types-1")
     order = sim.api.get_order_by_client_order_id("types-1")._raw
     for key in ("qty", "filled_qty", "filled_avg_price", "limit_price"):
         assert isinstance(order[key], str), key
