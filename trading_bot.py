@@ -74,11 +74,12 @@ from signal_generator import (
     ExitReason,
     Thresholds,
     exit_codes,
+    held_min_closes,
+    held_zscores,
     is_day_trade_blocked,
     limit_price,
     limit_prices,
     plan_entries,
-    zscores,
 )
 from state_files import RunLock, readable_by_others, write_json
 from universe import select_universe
@@ -291,12 +292,16 @@ def _daily_run(config: Config, broker: Broker, store: StateStore, run_dir: Path,
     universe = tradable_universe(tickers, assets, holdings, summary)
     view = fetch_market_view(broker, universe, now=now, today=today,
                              window=config.z_score_window, calendar=calendar,
-                             max_price_age_seconds=config.max_price_age_seconds)
+                             max_price_age_seconds=config.max_price_age_seconds,
+                             held=set(holdings))
     summary.skipped.update(view.skipped)
     summary.symbols_evaluated = len(view.symbols)
 
-    # 4. Signals: one z-score per symbol, the same definition for exits and entries.
-    z = dict(zip(view.symbols, zscores(view.past_closes, view.prices), strict=True))
+    # 4. Signals: one z-score per symbol, the same definition for exits and entries; a held
+    # symbol with a gap in its window gets its z from the closes it has (held_zscores).
+    z = dict(zip(view.symbols, held_zscores(view.past_closes, view.prices,
+                                            held_min_closes(config.z_score_window)),
+                 strict=True))
     summary.z_scores = {s: (None if v != v else round(float(v), 4)) for s, v in z.items()}
     summary.prices = {s: float(p) for s, p in zip(view.symbols, view.prices, strict=True)}
     thresholds = Thresholds.from_config(config)

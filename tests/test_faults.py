@@ -253,8 +253,10 @@ def test_empty_bars_skip_every_symbol_and_postpone_the_exit(bots, both, tmp_path
                      body={"bars": {}, "next_page_token": None}))
     run, exchange, logs, _ = one_run(bots, both, tmp_path, faults)
     assert run.returncode == 0, run.stderr
-    assert "skip AAA: no daily bar" in run.stderr
-    assert "AAA: held, but no usable price today; exit decision postponed" in run.stderr
+    assert "skip BBB: no daily bar" in run.stderr and "skip AAA" not in run.stderr
+    # AAA is held and has a price: it stays managed (the holding limit needs no bars; with
+    # no close at all there is no z for a stop-loss or reversion), and held one day: no exit.
+    assert "AAA: held, no daily bar for 29 of the 29 window sessions" in run.stderr
     assert today_orders(exchange) == {}
     assert check_invariants(exchange, logs) == []
     assert "AAA" in StateStore(logs).load_holdings()
