@@ -25,7 +25,14 @@ from typing import Any
 import numpy as np
 
 import logger as run_logging
-from account_events import attach_asset_ids, closed_outside, follow_renames, price_outside_closes
+from account_events import (
+    attach_asset_ids,
+    cash_in_lieu,
+    cash_in_lieu_rows,
+    closed_outside,
+    follow_renames,
+    price_outside_closes,
+)
 from alert_messages import run_line
 from alerts import Alerter
 from broker import Account, Broker, Clock
@@ -329,6 +336,7 @@ def sync_state(broker: Broker, store: StateStore, run_dir: Path, summary: RunSum
     holdings, pending, renamed = follow_renames(holdings, pending, view.positions, view.history)
     result = reconcile(holdings, pending, view.history, view.positions)
     result = priced_from_activities(broker, result, holdings)
+    result = with_cash_in_lieu(broker, result, holdings)
     result = replace(result, holdings=attach_asset_ids(result.holdings, view.positions),
                      notes=renamed + result.notes)
     new_trades = [] if dry_run else store.append_trades(result.trades)
@@ -376,6 +384,18 @@ def priced_from_activities(broker: Broker, result: Reconciliation,
     fills = broker.activities(["FILL"], since - timedelta(minutes=1))
     trades, notes = price_outside_closes(result.trades, before, fills)
     return replace(result, trades=trades, notes=result.notes + notes)
+
+
+def with_cash_in_lieu(broker: Broker, result: Reconciliation,
+                      before: dict[str, Holding]) -> Reconciliation:
+    """A reverse split's fraction paid in cash is a round trip of its own, priced from the
+    account's SPLIT activities (one request, only when a split cut a holding)."""
+    cuts = cash_in_lieu(before, result.holdings)
+    if not cuts:
+        return result
+    since = min(datetime.fromisoformat(held.entry_time) for held, _ in cuts)
+    splits = broker.activities(["SPLIT"], since - timedelta(minutes=1))
+    return replace(result, trades=result.trades + cash_in_lieu_rows(cuts, splits))
 
 
 def tradable_universe(tickers: list[str], assets: Mapping[str, Any],
