@@ -102,6 +102,7 @@ class RunSummary:
     equity_before_usd: float | None = None  # the previous run's
     trades: list[dict[str, Any]] = field(default_factory=list)  # recorded by this run
     positions: list[dict[str, Any]] = field(default_factory=list)  # held after this run
+    max_holding_days: int | None = None  # the limit the positions' ages are held against
 
 
 @dataclass(frozen=True)
@@ -128,7 +129,8 @@ def run_once(config: Config, endpoint: Endpoint, log_dir: Path, *, started: date
                              account=account_label(config, endpoint),
                              log_path="" if dry_run else str(run_dir / "bot.log"),
                              kill_switch=(log_dir / "STOP").exists(),
-                             equity_before_usd=previous_equity(log_dir, run_dir))
+                             equity_before_usd=previous_equity(log_dir, run_dir),
+                             max_holding_days=config.max_holding_days)
         broker = connect(config, endpoint)
         try:
             _daily_run(config, broker, StateStore(log_dir), run_dir, calendar, summary, dry_run)
