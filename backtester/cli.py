@@ -191,7 +191,8 @@ def _run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
         atomic_write_text(out / "grid.csv", grid.to_csv(index=False))
     title = f"Backtest {market.name}, {stats['start']} to {stats['end']}"
     write_report(out / "report.html", build_report(result, stats, title=title, periods=periods,
-                                                   grid=grid, grid_axes=axes))
+                                                   grid=grid, grid_axes=axes,
+                                                   parameters=full["parameters"]))
     print(summary_text({"backtest": stats, **(periods or {})}))
     print(f"\ncomputed by: {result.engine}")
     print(f"wrote {out}/trades.csv, equity.csv, stats.json"
