@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from backtester.engine import Result
+from backtester.execution import order_stats
 from backtester.stats import drawdown, summarise
 from order_ids import ORDER_ID_PREFIX, client_order_id
 from position_manager import TRADE_COLUMNS, Holding, trade_row
@@ -157,10 +158,22 @@ def period_stats(result: Result, first: date | None = None,
     start_value = result.settings.starting_cash if lo == 0 else float(result.equity[lo - 1])
     t = result.trades
     mine = (t.exit_session >= lo) & (t.exit_session < hi)
-    return summarise(equity=result.equity[lo:hi], start_value=start_value,
-                     days=result.days[lo:hi], positions=result.positions[lo:hi],
-                     pnl_usd=t.pnl_usd[mine], holding_days=holding_days(result)[mine],
-                     exit_codes=t.exit_reason[mine])
+    stats = summarise(equity=result.equity[lo:hi], start_value=start_value,
+                      days=result.days[lo:hi], positions=result.positions[lo:hi],
+                      pnl_usd=t.pnl_usd[mine], holding_days=holding_days(result)[mine],
+                      exit_codes=t.exit_reason[mine])
+    stats["days_held_past_limit"] = _past_limit(holding_days(result)[mine],
+                                                result.config.max_holding_days)
+    stats["orders"] = order_stats(result.orders, lo, hi)
+    return stats
+
+
+def _past_limit(days: np.ndarray, limit: int) -> dict[str, float]:
+    """How far round trips ran over MAX_HOLDING_DAYS (calendar days): the mean over all trades
+    and the largest."""
+    over = np.maximum(np.asarray(days, dtype=float) - limit, 0.0)
+    return {"mean": float(over.mean()) if len(over) else math.nan,
+            "max": float(over.max()) if len(over) else math.nan}
 
 
 def json_ready(value: Any) -> Any:

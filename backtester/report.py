@@ -19,6 +19,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from backtester.engine import Result
+from backtester.plotdata import envelope
 from backtester.stats import drawdown
 from backtester.tearsheet import (
     ROLLING_SESSIONS,
@@ -63,6 +64,14 @@ def stat_rows(stats: Mapping[str, Any]) -> list[tuple[str, str, str]]:
     for key, value in stats.items():
         if key == "exit_reasons":
             rows += [(f"exit:{r}", f"Exits: {r}", str(n)) for r, n in value.items()]
+        elif key == "orders":
+            rows += [(f"orders:{purpose}", f"Orders ({purpose}): filled / placed, shortfall",
+                      f"{s['filled']} / {s['placed']} ({format_stat('win_rate', s['fill_rate'])})"
+                      f", {format_stat('bps', s['shortfall_bps'])} bps")
+                     for purpose, s in value.items()]
+        elif key == "days_held_past_limit":
+            rows.append((key, "Days held past the limit (mean / max)",
+                         f"{format_stat(key, value['mean'])} / {format_stat(key, value['max'])}"))
         else:
             rows.append((key, _LABELS.get(key, key), format_stat(key, value)))
     return rows
@@ -86,9 +95,9 @@ def equity_figure(result: Result) -> go.Figure:
     dd = drawdown(result.equity, result.settings.starting_cash) * 100
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.7, 0.3],
                         vertical_spacing=0.04)
-    fig.add_trace(go.Scatter(x=days, y=result.equity, name="equity ($)", line_width=1.4),
+    fig.add_trace(go.Scatter(**_line(days, result.equity), name="equity ($)", line_width=1.4),
                   row=1, col=1)
-    fig.add_trace(go.Scatter(x=days, y=dd, name="drawdown (%)", fill="tozeroy",
+    fig.add_trace(go.Scatter(**_line(days, dd), name="drawdown (%)", fill="tozeroy",
                              line=dict(color="firebrick", width=1)), row=2, col=1)
     fig.update_yaxes(title_text="equity ($)", row=1, col=1)
     fig.update_yaxes(title_text="drawdown (%)", row=2, col=1)
@@ -144,7 +153,7 @@ def _symbol_traces(result: Result, days: pd.DatetimeIndex, j: int) -> list[tuple
                  for code, pnl in zip(t.exit_reason[mine], t.pnl_usd[mine], strict=True)]
     marker = dict(size=9, line_width=0.5)
     return [
-        (go.Scatter(x=days, y=result.prices[:, j], name="price at noon",
+        (go.Scatter(**_line(days, result.prices[:, j]), name="price at noon",
                     line=dict(color="#444", width=1)), 1),
         (go.Scatter(x=entry_days[long_], y=t.entry_price[mine][long_], mode="markers",
                     name="long entry", marker=dict(symbol="triangle-up", color="green",
@@ -154,9 +163,15 @@ def _symbol_traces(result: Result, days: pd.DatetimeIndex, j: int) -> list[tuple
                                                     **marker)), 1),
         (go.Scatter(x=exit_days, y=t.exit_price[mine], mode="markers", name="exit",
                     text=exit_text, marker=dict(symbol="x", color="royalblue", **marker)), 1),
-        (go.Scatter(x=days, y=result.z[:, j], name="z-score",
+        (go.Scatter(**_line(days, result.z[:, j]), name="z-score",
                     line=dict(color="darkorange", width=1)), 2),
     ]
+
+
+def _line(days: pd.DatetimeIndex, values: np.ndarray) -> dict[str, Any]:
+    """x and y of a line, with its extremes only when long (backtester.plotdata)."""
+    keep = envelope(values)
+    return {"x": days[keep], "y": values[keep]}
 
 
 def _threshold_lines(fig: go.Figure, t: Thresholds) -> None:
@@ -290,7 +305,7 @@ def _return_cell(value: float) -> str:
     if value != value:  # NaN: no session that month
         return "<td></td>"
     colour = "#1b5e20" if value > 0 else "#b71c1c" if value < 0 else "#333"
-    return f"<td style='color:{colour}'>{value * 100:+.1f}%</td>"
+    return f"<td style='color:{colour}'>{value * 100:+.2f}%</td>"
 
 
 def build_report(result: Result, stats: Mapping[str, Any], *, title: str,
