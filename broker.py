@@ -314,6 +314,14 @@ class Broker:
             orders.extend(page)
             if len(page) < 500 or page[-1].submitted_at is None:
                 break
+            if page[-1].submitted_at <= cursor:
+                # The broker ignored `after`, or 500 orders share one submitted_at: the next
+                # page would be this one again, for ever.
+                raise BrokerError(
+                    f"order history paging made no progress: a full page of 500 orders ends "
+                    f"at {since}, where it started; the broker may ignore the 'after' filter. "
+                    "The run stops before it trades or changes any record; report it to the "
+                    "broker")
             cursor = page[-1].submitted_at
         unique = {o.id: o for o in orders}
         return sorted(unique.values(), key=lambda o: (o.submitted_at or after, o.id))

@@ -12,6 +12,7 @@ Not thread-safe: the HTTP server holds one lock around every call.
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import random
 import uuid
@@ -34,6 +35,7 @@ from simbroker import (
 from simbroker.activities import Activity
 from simbroker.bars import BarStore
 from simbroker.book import Book
+from simbroker.journal import Journal
 from simbroker.market_data import MarketData
 from simbroker.orders import OrderRequest, parse_order_request
 from simbroker.prices import MarketView, Moment
@@ -77,6 +79,7 @@ class Exchange:
         self.book = Book(cash=self.config.starting_cash)
         self.orders: dict[str, Order] = {}
         self._by_client_id: dict[str, str] = {}
+        self.index_orders()
         self._seq = 0
         self._last_stamp = self._now - _TICK
         self.last_equity = self.config.starting_cash
@@ -102,9 +105,7 @@ class Exchange:
         if when.tzinfo is None:
             raise ValueError(f"advance_to({when!r}): pass a tz-aware datetime")
         when = when.astimezone(UTC)
-        if when < self._now:
-            raise ValueError(f"the clock never goes back: it is {self._now.isoformat()}, "
-                             f"{when.isoformat()} is earlier")
+        self._check_target(when)
         while self._now < when:
             session = self.calendar.current_or_next_open(self._now)
             if session.open > when:
@@ -118,6 +119,17 @@ class Exchange:
             if stop == session.close:
                 self._at_close(session)
         self._now = when
+
+    def _check_target(self, when: datetime) -> None:
+        """Refuse a target the clock cannot reach before anything moves: the walk would stop
+        partway at the end of the calendar and leave a clock no later call can use."""
+        if when < self._now:
+            raise ValueError(f"the clock never goes back: it is {self._now.isoformat()}, "
+                             f"{when.isoformat()} is earlier")
+        try:
+            self.calendar.current_or_next_open(when)
+        except ValueError as exc:
+            raise ValueError(f"cannot move the clock to {when.isoformat()}: {exc}") from None
 
     def advance_seconds(self, seconds: float) -> None:
         self.advance_to(self._now + timedelta(seconds=seconds))
@@ -307,7 +319,15 @@ class Exchange:
                     until: datetime | None = None, direction: str = "desc",
                     symbols: set[str] | None = None, side: str | None = None) -> list[Order]:
         """GET /v2/orders: filtered on submitted_at (exclusive bounds), newest first by default."""
-        chosen = [o for o in self.orders.values()
+        if status == "open":
+            pool = self._open_orders()
+        elif after is not None:
+            # submission times only grow (_stamp), so the orders after `after` are a suffix
+            first = bisect.bisect_right(self._submitted, (after, "\uffff"))
+            pool = [self.orders[i] for _, i in self._submitted[first:]]
+        else:
+            pool = list(self.orders.values())
+        chosen = [o for o in pool
                   if (status == "all" or o.is_open == (status == "open"))
                   and (after is None or o.submitted_at > after)
                   and (until is None or o.submitted_at < until)
@@ -341,8 +361,9 @@ class Exchange:
         return self.renamed.get(symbol) or asset_id(symbol)
 
     def _open_orders(self, symbol: str | None = None) -> list[Order]:
-        return [o for o in self.orders.values()
-                if o.is_open and (symbol is None or o.symbol == symbol)]
+        orders = self.orders
+        return [orders[i] for i in self._open_ids
+                if symbol is None or orders[i].symbol == symbol]
 
     def _finish(self, order: Order, status: Status, when: datetime) -> Order:
         stamp = {Status.CANCELED: "canceled_at", Status.EXPIRED: "expired_at"}[status]
@@ -351,7 +372,23 @@ class Exchange:
         return finished
 
     def _update(self, order: Order) -> None:
+        if order.id not in self.orders:
+            self._submitted.append((order.submitted_at, order.id))
         self.orders[order.id] = order
+        self.changed_orders.add(order.id)
+        if order.is_open:
+            self._open_ids.setdefault(order.id)
+        else:
+            self._open_ids.pop(order.id, None)
+
+    def index_orders(self) -> None:
+        """Rebuild the look-ups over `orders` (after a load): by client id, the open ones in
+        submission order, and submission times in order, so that placing an order, the day's
+        events and history pages cost the same however many orders came before."""
+        self._by_client_id = {o.client_order_id: o.id for o in self.orders.values()}
+        self._open_ids: dict[str, None] = {o.id: None for o in self.orders.values() if o.is_open}
+        self._submitted = sorted((o.submitted_at, o.id) for o in self.orders.values())
+        self.changed_orders: set[str] = set()
 
     def _new_uuid(self) -> uuid.UUID:
         return uuid.UUID(int=self._rng.getrandbits(128), version=4)
@@ -405,8 +442,11 @@ class Exchange:
     @classmethod
     def load(cls, path: str | PathLike[str], market_data: MarketData, *,
              calendar: MarketCalendar | None = None) -> Exchange:
-        return cls.from_state(state.read_json(path), market_data, calendar=calendar,
-                              source=str(path))
+        """The state saved at `path`, with the journal beside it replayed (journal.py)."""
+        data = state.read_json(path)
+        exchange = cls.from_state(data, market_data, calendar=calendar, source=str(path))
+        Journal.replay(exchange, data, path)
+        return exchange
 
     def to_state(self) -> dict[str, Any]:
         """The whole state as JSON-ready data (see persistence.py)."""
