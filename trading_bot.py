@@ -29,7 +29,14 @@ from typing import Any
 import numpy as np
 
 import logger as run_logging
-from account_events import attach_asset_ids, closed_outside, follow_renames, price_outside_closes
+from account_events import (
+    attach_asset_ids,
+    cash_in_lieu,
+    cash_in_lieu_rows,
+    closed_outside,
+    follow_renames,
+    price_outside_closes,
+)
 from alert_messages import run_line
 from alerts import Alerter
 from broker import Account, Broker, Clock
@@ -119,6 +126,7 @@ class RunSummary:
     equity_before_usd: float | None = None  # the previous run's
     trades: list[dict[str, Any]] = field(default_factory=list)  # recorded by this run
     positions: list[dict[str, Any]] = field(default_factory=list)  # held after this run
+    max_holding_days: int | None = None  # the limit the positions' ages are held against
 
 
 @dataclass(frozen=True)
@@ -160,7 +168,8 @@ def _locked_run(config: Config, endpoint: Endpoint, log_dir: Path, started: date
                          account=account_label(config, endpoint),
                          log_path="" if dry_run else str(run_dir / "bot.log"),
                          kill_switch=(log_dir / "STOP").exists(),
-                         equity_before_usd=previous_equity(log_dir, run_dir))
+                         equity_before_usd=previous_equity(log_dir, run_dir),
+                         max_holding_days=config.max_holding_days)
     note_previous_run(log_dir, run_dir, summary)
     broker = connect(config, endpoint)
     try:
@@ -410,6 +419,7 @@ def sync_state(broker: Broker, store: StateStore, run_dir: Path, summary: RunSum
     holdings, pending, renamed = follow_renames(holdings, pending, view.positions, view.history)
     result = reconcile(holdings, pending, view.history, view.positions)
     result = priced_from_activities(broker, result, holdings)
+    result = with_cash_in_lieu(broker, result, holdings)
     result = replace(result, holdings=attach_asset_ids(result.holdings, view.positions),
                      notes=renamed + result.notes)
     new_trades = [] if dry_run else store.append_trades(result.trades)
@@ -457,6 +467,18 @@ def priced_from_activities(broker: Broker, result: Reconciliation,
     fills = broker.activities(["FILL"], since - timedelta(minutes=1))
     trades, notes = price_outside_closes(result.trades, before, fills)
     return replace(result, trades=trades, notes=result.notes + notes)
+
+
+def with_cash_in_lieu(broker: Broker, result: Reconciliation,
+                      before: dict[str, Holding]) -> Reconciliation:
+    """A reverse split's fraction paid in cash is a round trip of its own, priced from the
+    account's SPLIT activities (one request, only when a split cut a holding)."""
+    cuts = cash_in_lieu(before, result.holdings)
+    if not cuts:
+        return result
+    since = min(datetime.fromisoformat(held.entry_time) for held, _ in cuts)
+    splits = broker.activities(["SPLIT"], since - timedelta(minutes=1))
+    return replace(result, trades=result.trades + cash_in_lieu_rows(cuts, splits))
 
 
 def tradable_universe(tickers: list[str], assets: Mapping[str, Any],

@@ -157,9 +157,8 @@ class Exchange:
         for split in self.market_data.splits():
             if split.ex_date != session.day:
                 continue
-            # Alpaca cancels open orders in a symbol on the ex-date of its split.
-            for order in self._open_orders(split.symbol):
-                self._finish(order, Status.CANCELED, session.open)
+            # GTC limit orders are adjusted, the others canceled (see corporate.py).
+            corporate.adjust_open_orders(self, split, session.open)
             corporate.apply_split(self, split, self.view.previous_close(split.symbol, at))
         for order in self._open_orders():
             if order.status is Status.ACCEPTED:
