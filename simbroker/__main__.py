@@ -87,6 +87,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rate-window-seconds", type=float,
                         default=ExchangeConfig.rate_window_seconds, metavar="S",
                         help="length of a rate-limit window in seconds (default %(default)g)")
+    parser.add_argument("--rejection-probability", type=float, default=0.0,
+                        help="share of orders rejected after their POST answer (seeded)")
+    parser.add_argument("--acceptance-delay-seconds", type=float, default=0.0,
+                        help="simulated seconds before a pending_new order is accepted")
+    parser.add_argument("--synchronous", action="store_true",
+                        help="answer a POST with new, and a marketable order's fill in it")
     parser.add_argument("--version", action="version", version=f"%(prog)s {VERSION}")
     return parser.parse_args(argv)
 
@@ -123,7 +129,10 @@ def build_exchange(args: argparse.Namespace,
                             partial_fill_probability=args.partial_fill_probability,
                             legacy_pdt=args.legacy_pdt, legacy_assets=args.legacy_assets,
                             plan=args.plan, rate_limit=args.rate_limit,
-                            rate_window_seconds=args.rate_window_seconds, **credentials)
+                            rate_window_seconds=args.rate_window_seconds,
+                            rejection_probability=args.rejection_probability,
+                            acceptance_delay_seconds=args.acceptance_delay_seconds,
+                            async_acceptance=not args.synchronous, **credentials)
     if args.start:
         start = parse_date_or_datetime(args.start)
     else:
