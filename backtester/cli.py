@@ -12,10 +12,11 @@ from typing import Any
 from backtester.engine import Settings, run_backtest
 from backtester.outputs import period_stats, write_results, write_stats
 from backtester.params import ALIASES, STRATEGY_FIELDS, SYMMETRIC, build_config, parse_grid
-from backtester.report import build_report, stat_rows, write_report
-from backtester.sweep import jobs_for, run_sweep
+from backtester.sweep import Job, jobs_for, ranked_text, run_sweep
+from backtester.timings import Stopwatch
 from config import Config, read_env
 from errors import ConfigError
+from market_calendar import nyse
 from simbroker import market_data
 from state_files import atomic_write_text
 from version import VERSION
@@ -100,9 +101,17 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                              "z_score_window=20,30")
     parser.add_argument("--split", type=_date, metavar="YYYY-MM-DD",
                         help="walk-forward: statistics before this day (in-sample) and from it "
-                             "(out-of-sample), side by side; a sweep ranks out-of-sample")
+                             "(out-of-sample), side by side; a sweep is ranked by in-sample "
+                             "Sharpe, out-of-sample figures beside it")
     parser.add_argument("--processes", type=int, metavar="N",
                         help="sweep processes (default: all cores)")
+    parser.add_argument("--scheduler", metavar="ADDRESS",
+                        help="run the sweep on the Dask cluster whose scheduler is at ADDRESS, "
+                             "e.g. tcp://10.0.0.5:8786 (needs requirements-dask.txt; see "
+                             "README.md, Sweeps on a cluster)")
+    parser.add_argument("--timings", action="store_true",
+                        help="print how long each phase took (imports, load, calendar, "
+                             "backtest, files, report) to stderr")
     parser.add_argument("--version", action="version", version=f"%(prog)s {VERSION}")
     strategy = parser.add_argument_group("strategy (default: .env and the environment, as "
                                          "the bot reads them, else config.py's)")
@@ -158,16 +167,21 @@ def check_dates(args: argparse.Namespace, first_day: date, last_day: date) -> No
                          f"({args.end or last_day}), so both periods have days")
 
 
-def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None, *,
+         started: float | None = None) -> int:
+    """`started`: a perf_counter() reading from before the imports, for --timings."""
+    watch = Stopwatch(started)
+    if started is not None:
+        watch.lap("imports")
     args = parse_args(argv)
     try:
-        return _run(args, read_env(".env", environ))
+        return _run(args, read_env(".env", environ), watch)
     except (ConfigError, ValueError) as exc:
         print(f"backtest.py: error: {exc}", file=sys.stderr)
         return 2
 
 
-def _run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
+def _run(args: argparse.Namespace, env: Mapping[str, str], watch: Stopwatch) -> int:
     changes = overrides(args)
     config = build_config(env, changes)
     settings = Settings(starting_cash=args.starting_cash, spread_bps=args.spread_bps,
@@ -175,17 +189,27 @@ def _run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     symbols = tuple(s.strip().upper() for s in args.symbols.split(",") if s.strip()) \
         if args.symbols else None
     market = market_data.load(args.data)
+    watch.lap("load")
     check_dates(args, market.first_day, market.last_day)
+    nyse(market.first_day, market.last_day)  # built once; the backtest asks for the same
+    watch.lap("calendar")
     grid = None
     axes: list[str] = []
+    if args.scheduler and not args.grid:
+        raise ValueError("--scheduler runs a sweep on a cluster; give the sweep with --grid")
+    common = dict(start=args.start, end=args.end, symbols=symbols, settings=settings,
+                  split=args.split)
     if args.grid:
         spec = parse_grid(args.grid)
         axes = [name for name, _ in spec]
-        jobs = jobs_for(spec, env, changes, data=args.data, start=args.start, end=args.end,
-                        symbols=symbols, settings=settings, split=args.split)
-        grid = run_sweep(jobs, args.processes)
-    result = run_backtest(market, config, start=args.start, end=args.end, symbols=symbols,
-                          settings=settings)
+        sweep = run_sweep(market, jobs_for(spec, env, changes, **common),
+                          Job(params=(), config=config, **common), processes=args.processes,
+                          scheduler=args.scheduler)
+        grid, result = sweep.grid, sweep.base
+    else:
+        result = run_backtest(market, config, start=args.start, end=args.end, symbols=symbols,
+                              settings=settings)
+    watch.lap("sweep and backtest" if args.grid else "backtest")
     stats: dict[str, Any] = period_stats(result)
     periods = None
     if args.split is not None:
@@ -201,13 +225,22 @@ def _run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     write_stats(out / "stats.json", full)
     if grid is not None:
         atomic_write_text(out / "grid.csv", grid.to_csv(index=False))
+    watch.lap("files")
     title = f"Backtest {market.name}, {stats['start']} to {stats['end']}"
+    from backtester.report import build_report, write_report  # plotly: only to write one
+
     write_report(out / "report.html", build_report(result, stats, title=title, periods=periods,
-                                                   grid=grid, grid_axes=axes))
+                                                   grid=grid, grid_axes=axes,
+                                                   parameters=full["parameters"]))
+    watch.lap("report")
     print(summary_text({"backtest": stats, **(periods or {})}))
+    if grid is not None:
+        print("\n" + ranked_text(grid, axes))
     print(f"\ncomputed by: {result.engine}")
     print(f"wrote {out}/trades.csv, equity.csv, stats.json"
           f"{', grid.csv' if grid is not None else ''}, report.html")
+    if args.timings:
+        print(watch.text(), file=sys.stderr)
     return 0
 
 
@@ -222,6 +255,8 @@ def _parameters(config: Config, settings: Settings, market: market_data.MarketDa
 def summary_text(columns: Mapping[str, Mapping[str, Any]]) -> str:
     """The statistics as an aligned text table, one column per period."""
     names = list(columns)
+    from backtester.report import stat_rows
+
     values = {n: {k: v for k, _, v in stat_rows(columns[n])} for n in names}
     labels = {k: label for n in names for k, label, _ in stat_rows(columns[n])}
     width = max(len(label) for label in labels.values())

@@ -75,7 +75,7 @@ def check_config_rules(c: Config) -> None:
     assert c.retry_backoff_seconds >= 0
     assert c.fill_poll_seconds > 0 and c.request_timeout_seconds > 0
     assert c.run_deadline_seconds > 0 and c.request_retries >= 0
-    assert c.data_feed in ("iex", "sip", "delayed_sip", "otc")
+    assert c.bars_feed in ("sip", "iex") and c.price_feed in ("iex", "sip", "delayed_sip")
     assert c.universe in ("static", "dynamic") and c.universe_size > 0
     assert c.log_level.upper() in ("DEBUG", "INFO", "WARNING", "ERROR")
 
@@ -454,6 +454,7 @@ RULES = {
         "entry_z": lambda v, key: v is None or _number(v, positive=False),  # None: unknown
         "entry_order_id": lambda v, key: isinstance(v, str),
         "entry_client_order_id": lambda v, key: isinstance(v, str),
+        "asset_id": lambda v, key: isinstance(v, str),
     },
     "orders": {
         "client_order_id": lambda v, key: v == key,
@@ -476,7 +477,7 @@ RULES = {
 }
 # They have defaults.
 OPTIONAL = {"exit_reason", "order_id", "broker_evidence", "order_type", "time_in_force",
-            "decision_price"}
+            "decision_price", "asset_id"}
 
 
 def record_is_valid(key: str, name: str, record: object) -> bool:
