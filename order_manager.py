@@ -23,6 +23,8 @@ from position_manager import Holding, PendingOrder, StateStore
 if TYPE_CHECKING:  # annotations only: the SDK behind broker loads when a broker is used
     from broker import Broker, Order
 
+PROGRESS_SECONDS = 10.0  # how often a wait for fills says how it goes
+
 log = logging.getLogger("bot.orders")
 # Alpaca's answer to a reused client_order_id (HTTP 422; the message as quoted in
 # https://github.com/alpacahq/alpaca-py/issues/260).
@@ -181,14 +183,17 @@ class OrderManager:
             return list(self.placed)  # the POST answers already tell the final state
         ids = {o.id for o in self.placed}
         give_up = monotonic() + max(0.0, wait_seconds)
+        said = -PROGRESS_SECONDS
         while True:
             orders = self.broker.orders_since(since - timedelta(minutes=1))
             mine = [o for o in orders if o.id in ids]
             if all(not o.is_open for o in mine) or monotonic() >= give_up:
                 return orders
-            log.info("waiting for fills: %d of %d orders open, %.0f s left of "
-                     "FILL_WAIT_SECONDS", sum(1 for o in mine if o.is_open), len(ids),
-                     max(0.0, give_up - monotonic()))
+            if monotonic() - said >= PROGRESS_SECONDS:  # a line now and then, not every poll
+                said = monotonic()
+                log.info("waiting for fills: %d of %d orders open, %.0f s left of "
+                         "FILL_WAIT_SECONDS", sum(1 for o in mine if o.is_open), len(ids),
+                         max(0.0, give_up - said))
             # Never past the run's deadline either; the next poll then ends the run.
             self.sleep(self.broker.within_deadline(
                 min(poll_seconds, max(0.0, give_up - monotonic()))))

@@ -733,6 +733,7 @@ HELP_EPILOG = """exit codes:
   2  configuration error (the message names the setting and the fix)
   3  another run holds logs/bot.lock
   4  the account may not trade (blocked, suspended or not ACTIVE): no order was placed
+  143  stopped by SIGTERM (what the run did is recorded; the next run reconciles)
 
 settings come from .env and the environment (README "Configuration"); ALPACA_PAPER=true
 (the default) trades the paper account.

@@ -102,3 +102,19 @@ def test_two_runs_in_one_process_say_a_standing_notice_once(tmp_path, monkeypatc
     assert re.search(rf"run {DAYS[E + 1]} done: equity \$[\d,.]+ \([+-]\$[\d.]+, [+-][\d.]+%\);"
                      r" 1 exit, 0 entries, 1 fill; 1 trade [+-]\$[\d.]+; 0 open", err)
     assert "\033[" not in err  # not a terminal: no colour
+
+
+def test_a_wait_for_fills_says_how_it_goes(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    aaa, _ = scenario([], symbol="AAA")
+    # A wide spread: the entry's limit at the price never meets the ask, so it rests.
+    sim = Sim(tmp_path, market(flat_bars("AAA", aaa["AAA"])), DAYS[E - 1], spread_bps=50.0)
+    sim.env.update(TICKERS="AAA", FILL_WAIT_SECONDS="0.6", FILL_POLL_SECONDS="0.2")
+    try:
+        assert sim.run(DAYS[E]) == 0
+    finally:
+        sim.close()
+    err = capsys.readouterr().err
+    # One line at the first poll (then one every 10 s): not one per 0.2 s poll.
+    assert len(re.findall(r"waiting for fills: 1 of 1 orders open, \d+ s left of "
+                          r"FILL_WAIT_SECONDS", err)) == 1

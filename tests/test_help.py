@@ -120,3 +120,17 @@ def test_a_sim_start_that_is_not_a_session_says_so(tmp_path, monkeypatch, capsys
     assert f"--sim-start {day} {why}, not a trading session; the simulation starts at the " \
         f"next session, {session}" in err
     assert f"run {session[:10]}" in err
+
+
+def test_the_bots_help_lists_every_exit_code_it_can_return():
+    import errors
+
+    def codes(kind: type) -> set[int]:
+        found = {kind.exit_code} if hasattr(kind, "exit_code") else set()
+        for sub in kind.__subclasses__():
+            found |= codes(sub)
+        return found
+
+    shown = run("trading_bot.py", "--help").stdout
+    for code in {0} | codes(errors.BotError) | codes(errors.Terminated):
+        assert f"\n  {code}  " in shown, code
