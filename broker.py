@@ -311,18 +311,19 @@ class Broker:
 
     # -- market data ----------------------------------------------------------------------
 
-    def daily_bars(self, symbols: Iterable[str], start: date, end: date) -> dict[str, list[Bar]]:
-        """Daily bars for every symbol, split- and dividend-adjusted (adjustment=all: a split
-        must not look like a crash). `limit` is left unset so the SDK follows
-        next_page_token until every symbol's bars are in (a small limit would starve the
-        symbols that sort last)."""
+    def daily_bars(self, symbols: Iterable[str], start: date, end: date, *,
+                   adjustment: str = "all") -> dict[str, list[Bar]]:
+        """Daily bars for every symbol, split- and dividend-adjusted by default (adjustment=all:
+        a split must not look like a crash; scripts/download_bars.py may ask for another).
+        `limit` is left unset so the SDK follows next_page_token until every symbol's bars
+        are in (a small limit would starve the symbols that sort last)."""
         symbols = sorted(symbols)
         if not symbols:
             return {}
 
         def fetch() -> list[dict[str, Any]]:
             return list(self._rest.get_bars_iter(
-                symbols, "1Day", start.isoformat(), end.isoformat(), adjustment="all",
+                symbols, "1Day", start.isoformat(), end.isoformat(), adjustment=adjustment,
                 feed=self._feed, raw=True))
 
         out: dict[str, list[Bar]] = {}

@@ -29,13 +29,15 @@ from __future__ import annotations
 import datetime
 import math
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
 import numpy as np
 
+from backtester.benchmark import buy_and_hold
+from backtester.costs import Costs, charge
 from backtester.panels import Clock, Panels, build_panels, session_clock
-from backtester.signals import Fills, chunk_days, iter_signals, noon_fills, wire_price
+from backtester.signals import Fills, chunk_days, iter_signals, wire_price
 from backtester.timeline import (
     Binds,
     Grid,
@@ -57,6 +59,7 @@ from signal_generator import (
 )
 from simbroker import margin
 from simbroker.book import Book
+from simbroker.costs import CostRates
 from simbroker.market_data import MarketData
 from simbroker.price_model import limit_fill
 from simbroker.records import ExchangeConfig, Position
@@ -83,6 +86,8 @@ class Settings:
     shortable: frozenset[str] | None = None
     easy_to_borrow: frozenset[str] | None = None
     fractionable: frozenset[str] | None = None
+    costs: CostRates = CostRates()  # borrow, SEC and FINRA fees, cash interest (simbroker/costs)
+    risk_free_rate: float = 0.0  # a year, for the Sharpe ratio; stated in the statistics
 
     def __post_init__(self) -> None:
         checks = [
@@ -94,6 +99,8 @@ class Settings:
              f"commission_usd={self.commission_usd}: give dollars per order, 0 or more"),
             (math.isfinite(self.slippage_bps) and 0 <= self.slippage_bps < 10_000,
              f"slippage_bps={self.slippage_bps}: give basis points in [0, 10000), e.g. 5"),
+            (math.isfinite(self.risk_free_rate) and -1 < self.risk_free_rate < 1,
+             f"risk_free_rate={self.risk_free_rate}: give a yearly rate, e.g. 0.04"),
         ]
         problems = [message for ok, message in checks if not ok]
         if problems:
@@ -162,6 +169,10 @@ class Result:
     clock: Clock = field(repr=False)
     # How it was computed: "timelines", or "day loop" and why (see backtester.timeline).
     engine: str = "timelines"
+    # The account costs charged (backtester/costs.py); equity and cash are net of them.
+    costs: Costs | None = None
+    # Equal-weight buy-and-hold of the universe at each close (backtester/benchmark.py).
+    benchmark: np.ndarray | None = None
 
     @property
     def days(self) -> list[datetime.date]:
@@ -200,6 +211,21 @@ def run_backtest(market: MarketData, config: Config, *, start: datetime.date | N
         raise ValueError(f"end {end} is before start {start}; swap them")
     panels = build_panels(market, universe, first_day=start, last_day=end, window=window,
                           calendar=calendar)
+    return finished(_run(panels, config, settings), panels, calendar)
+
+
+def finished(result: Result, panels: Panels, calendar: MarketCalendar) -> Result:
+    """`result` with the account costs of `settings.costs` charged (backtester/costs.py):
+    equity and cash net of them; and its benchmark (backtester/benchmark.py)."""
+    costs = charge(panels, calendar, result.trades, result.cash, result.equity,
+                   result.settings.costs)
+    paid = np.cumsum(costs.per_day)
+    return replace(result, equity=result.equity - paid, cash=result.cash - paid, costs=costs,
+                   benchmark=buy_and_hold(panels, result.settings.starting_cash))
+
+
+def _run(panels: Panels, config: Config, settings: Settings) -> Result:
+    window = config.z_score_window
     clock = session_clock(panels.sessions)
     grid = build_grid(panels, list(iter_signals(panels, clock, window=window,
                                                 thresholds=Thresholds.from_config(config),
@@ -380,13 +406,12 @@ class _Run:
         size = chunk_days(len(p.symbols), self.config.z_score_window)
         for first in range(first_day, p.n_days, size):
             rows = slice(first, min(first + size, p.n_days))
-            t = slice(p.warmup + rows.start, p.warmup + rows.stop)
             price, mark = g.price[rows], g.mark[rows]
             # Where there is a bar today the mark is the noon price, already as reported.
             wire_mark = wire_price(mark) if np.isnan(price).any() else price
-            fills = noon_fills((p.open[t], p.high[t], p.low[t], p.close[t]), p.path(t),
-                               g.limit[rows], self.clock.fraction(t)[:, np.newaxis],
-                               self.settings.spread_bps, fill_prices=True)
+            # Whether each cell's order would fill, in bulk (closed form); the price and time
+            # of a fill only for the day's actual orders, in fill_model.
+            fills = Fills(g.limit[rows], g.filled[:, rows], None, None)
             yield _Chunk(first=first, z=g.z[rows], price=price, limit=g.limit[rows],
                          in_view=g.in_view[rows], ask=g.ask[rows],
                          last_close=g.last_close[rows], mark=mark, wire_mark=wire_mark,
@@ -501,20 +526,13 @@ class _Run:
 
     def fill_model(self, t: int, c: _Chunk, row: int,
                    orders: _Orders) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """`price_model.limit_fill` of each order, from the chunk's bulk evaluation."""
-        cache, j = c.fills, orders.symbol
-        side = orders.is_buy.astype(np.intp)
-        filled = cache.filled[:, row][side, j]
-        price = cache.price[:, row][side, j]
-        when = cache.when[:, row][side, j]
-        miss = cache.limit[row][j] != orders.limit
-        if np.count_nonzero(miss):  # a limit the bulk evaluation did not see: evaluate it
-            p, m = self.p, j[miss]
-            filled[miss], price[miss], when[miss] = limit_fill(
-                p.open[t, m], p.high[t, m], p.low[t, m], p.close[t, m],
-                is_buy=orders.is_buy[miss], limit=orders.limit[miss],
-                start=self.clock.fraction(t), end=1.0, spread_bps=self.settings.spread_bps,
-                **p.path(t, m))
+        """`price_model.limit_fill` of the run's orders (a handful: evaluated for them alone,
+        not for every cell)."""
+        p, j = self.p, orders.symbol
+        filled, price, when = limit_fill(
+            p.open[t, j], p.high[t, j], p.low[t, j], p.close[t, j], is_buy=orders.is_buy,
+            limit=orders.limit, start=self.clock.fraction(t), end=1.0,
+            spread_bps=self.settings.spread_bps, **p.path(t, j))
         return filled, price, when
 
     def book_fills(self, t: int, orders: _Orders, done: np.ndarray, price: np.ndarray,

@@ -43,6 +43,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--spread-bps", type=float, default=ExchangeConfig.spread_bps)
     parser.add_argument("--partial-fill-probability", type=float, default=0.0)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-costs", action="store_true",
+                        help="charge no borrow, SEC or FINRA fees (see simbroker/costs.py)")
+    parser.add_argument("--borrow-rate", type=float, default=ExchangeConfig.borrow_rate,
+                        help="yearly short borrow rate (default %(default)g)")
+    parser.add_argument("--cash-interest-rate", type=float, default=0.0,
+                        help="yearly interest on positive cash (default 0: none)")
     parser.add_argument("--legacy-pdt", action="store_true",
                         help="enforce and report pattern day trading as before 2026-06-04")
     return parser.parse_args(argv)
@@ -58,7 +64,9 @@ def build_exchange(args: argparse.Namespace) -> Exchange:
         return exchange
     config = ExchangeConfig(spread_bps=args.spread_bps, seed=args.seed,
                             partial_fill_probability=args.partial_fill_probability,
-                            legacy_pdt=args.legacy_pdt, **credentials)
+                            legacy_pdt=args.legacy_pdt, charge_costs=not args.no_costs,
+                            borrow_rate=args.borrow_rate,
+                            cash_interest_rate=args.cash_interest_rate, **credentials)
     if args.start:
         start = parse_date_or_datetime(args.start)
     else:

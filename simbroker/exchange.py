@@ -24,6 +24,7 @@ from market_calendar import UTC, MarketCalendar, Session, nyse
 from simbroker import account, errors, execution, matching, persistence, state
 from simbroker.bars import BarStore
 from simbroker.book import Book
+from simbroker.costs import CostRates, borrow_fee, cash_interest, day_sale_fees
 from simbroker.market_data import MarketData
 from simbroker.orders import OrderRequest, parse_order_request
 from simbroker.prices import MarketView, Moment
@@ -51,6 +52,9 @@ class Exchange:
             raise ValueError(f"now={now!r} has no time zone; pass a tz-aware datetime, e.g. "
                              "market_calendar.new_york_noon(day)")
         self.config = config or ExchangeConfig()
+        self.cost_rates = CostRates(enabled=self.config.charge_costs,
+                                    borrow_rate=self.config.borrow_rate,
+                                    cash_interest_rate=self.config.cash_interest_rate)
         self.market_data = market_data
         self.calendar = calendar or nyse()
         self.view = MarketView(market_data, self.calendar, self.config.spread_bps)
@@ -71,6 +75,8 @@ class Exchange:
         self.last_equity = self.config.starting_cash
         self.last_maintenance_margin = 0.0
         self.balance_asof = self.calendar.sessions_before(self._trading_day(), 1)[0].day
+        self._day_sales: list[tuple[float, float]] = []  # (principal, shares) sold today
+        self.cost_log: list[dict] = []  # costs charged, newest last (see _post_cost)
 
     # -- clock --------------------------------------------------------------------------------
 
@@ -166,10 +172,47 @@ class Exchange:
         for order in self._open_orders():
             if order.time_in_force is TimeInForce.DAY and order.status is not Status.ACCEPTED:
                 self._finish(order, Status.EXPIRED, session.close)
+        self._charge_costs(session)
         balances = self.balances()
         self.last_equity = balances.equity
         self.last_maintenance_margin = balances.maintenance_margin
         self.balance_asof = session.day
+
+    # -- costs ----------------------------------------------------------------------------------
+
+    def _charge_costs(self, session: Session) -> None:
+        """At the close: the day's borrow fees on shorts, SEC and FINRA fees on its sales,
+        interest on cash (simbroker/costs.py, where the rules and their sources are)."""
+        rates = self.cost_rates
+        sales, self._day_sales = self._day_sales, []
+        if not rates.enabled:
+            return
+        days = (self.calendar.next_session(session.day).day - session.day).days
+        for symbol, position in sorted(self.book.positions.items()):
+            if position.qty < 0:
+                bar = self.market_data.bar(symbol, session.day)
+                price = bar.close if bar is not None else self.view.previous_close(
+                    symbol, self.view.moment(session.close))
+                if price is not None:
+                    self._post_cost("FEE", "borrow", symbol,
+                                    float(borrow_fee(position.qty, price, days, rates)),
+                                    session)
+        if sales:
+            sec, taf = day_sale_fees([p for p, _ in sales], [q for _, q in sales], rates)
+            self._post_cost("FEE", "sec", None, sec, session)
+            self._post_cost("FEE", "taf", None, taf, session)
+        interest = float(cash_interest(self.book.cash, days, rates))
+        self._post_cost("INT", "cash_interest", None, -interest, session)
+
+    def _post_cost(self, activity_type: str, kind: str, symbol: str | None, amount_usd: float,
+                   session: Session) -> None:
+        """Take a cost (or, negative, a credit) from cash, and record it as an account
+        activity would show it."""
+        if amount_usd == 0:
+            return
+        self.book.cash = round(self.book.cash - amount_usd, 2)
+        self.cost_log.append({"activity_type": activity_type, "kind": kind, "symbol": symbol,
+                              "net_amount": round(-amount_usd, 2), "date": session.day})
 
     # -- fills ----------------------------------------------------------------------------------
 
@@ -177,6 +220,8 @@ class Exchange:
         qty = matching.fill_qty(order, price, seed=self.config.seed,
                                 probability=self.config.partial_fill_probability)
         self.book.apply_fill(order, qty, price, when, day)
+        if order.side is Side.SELL:
+            self._day_sales.append((qty * price, qty))
         filled = round(order.filled_qty + qty, 9)
         paid = (order.filled_avg_price or 0.0) * order.filled_qty + price * qty
         total = order.qty if order.qty is not None else filled

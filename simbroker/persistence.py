@@ -38,6 +38,8 @@ def dump(exchange: Exchange) -> dict[str, Any]:
         "day_trades": [state.encode(t) for t in book.day_trades],
         "requests": exchange.requests.to_state(),
         "rng": [version, list(internal), gauss],
+        "costs": {"day_sales": [list(sale) for sale in exchange._day_sales],
+                  "log": [{**c, "date": c["date"].isoformat()} for c in exchange.cost_log]},
     }
 
 
@@ -75,3 +77,6 @@ def restore(exchange: Exchange, data: dict[str, Any]) -> None:
     exchange.requests = RequestLog.from_state(data["requests"])
     version, internal, gauss = data["rng"]
     exchange._rng.setstate((version, tuple(internal), gauss))
+    costs = data.get("costs", {"day_sales": [], "log": []})  # a state saved before costs
+    exchange._day_sales = [(float(p), float(q)) for p, q in costs["day_sales"]]
+    exchange.cost_log = [{**c, "date": date.fromisoformat(c["date"])} for c in costs["log"]]

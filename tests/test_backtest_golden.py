@@ -34,9 +34,16 @@ def test_golden_run_on_us_stocks(us_stocks):
     # less.
     stats = period_stats(result)
     assert stats["trades"] == 1524
-    assert stats["final_equity_usd"] == 99_697.35
     assert stats["exit_reasons"] == {"max_holding_period": 1412, "stop_loss": 31,
                                      "mean_reversion": 81}
+    # With the account's costs on (the default, simbroker/costs.py): equity is net of them.
+    # Short borrow at 2.5% a year on round lots of 100 is nearly all of it: the bot's $100
+    # shorts of $50-300 stocks borrow 100 shares each.
+    assert stats["final_equity_before_costs_usd"] == 99_697.35
+    assert (stats["borrow_fees_usd"], stats["sec_fees_usd"], stats["taf_fees_usd"]) == (
+        1_427.68, 7.68, 6.39)
+    assert stats["costs_usd"] == 1_441.75
+    assert stats["final_equity_usd"] == 98_255.60
 
 
 def test_zscores_are_the_bots_bit_for_bit(us_stocks):

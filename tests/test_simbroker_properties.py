@@ -66,6 +66,8 @@ def check_invariants(exchange: Exchange) -> None:
         held[fill.symbol] += signed
         cash -= round(signed * fill.price, 2)
         filled[fill.order_id] += fill.qty
+    # The account's costs (borrow, SEC and FINRA fees) come out of cash at each close.
+    cash += sum(cost["net_amount"] for cost in exchange.cost_log)
     assert book.cash == pytest.approx(cash, abs=0.01 * max(1, len(book.fills)))
     for symbol in SYMBOLS:
         position = book.positions.get(symbol)

@@ -88,10 +88,12 @@ class Soak:
         problems = []
         fills = len(exchange.book.fills)
         change = exchange.balances().equity - exchange.config.starting_cash
+        # The account's costs (borrow, SEC and FINRA fees) are taken from cash at each close.
+        costs = sum(cost["net_amount"] for cost in exchange.cost_log)
         # Cash settles in whole cents per fill.
-        if abs(change - (realised + unrealised)) > 0.005 * fills + 1e-6:
+        if abs(change - (realised + unrealised + costs)) > 0.005 * fills + 1e-6:
             problems.append(f"equity changed by {change:.4f}, realised {realised:.4f} + "
-                            f"unrealised {unrealised:.4f}")
+                            f"unrealised {unrealised:.4f} + costs {costs:.2f}")
         held = {s: p.qty for s, p in exchange.book.positions.items()}
         if {s: round(q, 6) for s, (q, _) in replayed.items()} != \
                 {s: round(q, 6) for s, q in held.items()}:
