@@ -165,7 +165,7 @@ def _balanced(x: np.ndarray, cls: np.ndarray) -> np.ndarray:
 
 
 _FIELDS = ("open", "high", "low", "close", "scale", "index", "sign", "lo_x", "a", "b", "hi_x",
-           "end", "s0", "s1", "s2")
+           "end", "s0", "s1", "s2", "lo_y", "hi_y")
 
 
 @dataclass(frozen=True)
@@ -188,6 +188,8 @@ class _Paths:
     s0: np.ndarray  # g's slope below a, between a and b, above b
     s1: np.ndarray
     s2: np.ndarray
+    lo_y: np.ndarray  # min(open, close) and max(open, close): g(a) and g(b)
+    hi_y: np.ndarray
 
     @property
     def ranged(self) -> np.ndarray:
@@ -221,9 +223,8 @@ def _through_bar(p: _Paths, x: np.ndarray) -> np.ndarray:
     """g: the increasing piecewise-linear map of the path's min, 0, end, max onto the bar's
     low, min(open, close), max(open, close), high (see the module docstring). Exact at the
     knots: the open, the close, the low and the high come out as given."""
-    lo_y, hi_y = np.minimum(p.open, p.close), np.maximum(p.open, p.close)
     y = np.where(x < p.a, p.low + p.s0 * (x - p.lo_x),
-                 np.where(x < p.b, lo_y + p.s1 * (x - p.a), hi_y + p.s2 * (x - p.b)))
+                 np.where(x < p.b, p.lo_y + p.s1 * (x - p.a), p.hi_y + p.s2 * (x - p.b)))
     y = np.where(x >= p.hi_x, p.high, np.where(x <= p.lo_x, p.low, y))
     return np.minimum(np.maximum(y, p.low), p.high)
 
@@ -257,7 +258,7 @@ def _paths(open_, high, low, close, key, scale) -> _Paths:
     lo_y, hi_y = np.minimum(o, c), np.maximum(o, c)
     return _Paths(o, h, lo, c, s, index, sign, lo_x, a, b, hi_x, end,
                   _slope(lo_y - lo, a - lo_x), _slope(hi_y - lo_y, b - a),
-                  _slope(h - hi_y, hi_x - b))
+                  _slope(h - hi_y, hi_x - b), lo_y, hi_y)
 
 
 # --- prices ----------------------------------------------------------------------------------
@@ -279,9 +280,15 @@ def _broadcast(p: _Paths, shape) -> _Paths:
 
 def _price_on(p: _Paths, f: np.ndarray) -> np.ndarray:
     i = np.clip(f, 0.0, 1.0) * GRID
+    # Within a millionth of a step of a grid point is that point (noon of a full session is
+    # point 150, whatever the last bits of its fraction).
+    nearest = np.round(i)
+    i = np.where(np.abs(i - nearest) < 1e-6, nearest, i)
     k = np.floor(i).astype(np.intp)
     w = i - k
     at_k = p.values(k)
+    if not np.any(w > 0):
+        return at_k
     nxt = p.values(np.minimum(k + 1, GRID))
     return np.where(w > 0, at_k + (nxt - at_k) * w, at_k)
 
@@ -433,7 +440,8 @@ def _touches(p: _Paths, is_buy, limit, start, end, half):
     p0 = _price_on(p, start)
     bid0, ask0 = floor_tick(p0 * (1.0 - half)), ceil_tick(p0 * (1.0 + half))
     immediate = np.where(is_buy, ask0 <= limit + _EPS, bid0 >= limit - _EPS)
-    later = _crossed(p0, is_buy, limit, half) | _crossed(_price_on(p, end), is_buy, limit, half)
+    p_end = p.close if np.all(end >= 1.0) else _price_on(p, end)  # the path ends at the close
+    later = _crossed(p0, is_buy, limit, half) | _crossed(p_end, is_buy, limit, half)
     # Ranged bars to the close: the extreme of the suffix of the library path, mapped by the
     # increasing g, is the extreme of the path (closed form, no scan).
     fast = p.ranged & (end >= 1.0)
@@ -465,7 +473,15 @@ def _first_touch(p: _Paths, is_buy, limit, start, end, half):
     """Earliest fraction in [start, end] where the quote reaches the limit, on a 1-d set of
     orders that do reach it: along the points start, the grid points inside, end, the first
     that crosses, and on the straight piece before it the crossing itself. The grid is read a
-    block at a time, only for the orders still looking."""
+    block at a time, only for the orders still looking, _CHUNK orders at a time."""
+    out = np.full(len(start), np.nan)
+    for rows in _blocks(len(start)):
+        out[rows] = _first_touch_block(p.take(rows), is_buy[rows], limit[rows], start[rows],
+                                       end[rows], half)
+    return out
+
+
+def _first_touch_block(p: _Paths, is_buy, limit, start, end, half):
     level = np.where(is_buy, limit / (1.0 + half), limit / (1.0 - half))
     n = len(start)
     out = np.full(n, np.nan)
