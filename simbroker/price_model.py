@@ -278,12 +278,17 @@ def _broadcast(p: _Paths, shape) -> _Paths:
     return _Paths(*(np.broadcast_to(getattr(p, f), shape) for f in _FIELDS))
 
 
-def _price_on(p: _Paths, f: np.ndarray) -> np.ndarray:
+def _grid_time(f: np.ndarray) -> np.ndarray:
+    """A session fraction in grid steps; within a millionth of a step of a grid point it is
+    that point (noon of a full session is point 150, whatever the last bits of its fraction,
+    and an order sent a few microseconds after noon starts there too)."""
     i = np.clip(f, 0.0, 1.0) * GRID
-    # Within a millionth of a step of a grid point is that point (noon of a full session is
-    # point 150, whatever the last bits of its fraction).
     nearest = np.round(i)
-    i = np.where(np.abs(i - nearest) < 1e-6, nearest, i)
+    return np.where(np.abs(i - nearest) < 1e-6, nearest, i)
+
+
+def _price_on(p: _Paths, f: np.ndarray) -> np.ndarray:
+    i = _grid_time(f)
     k = np.floor(i).astype(np.intp)
     w = i - k
     at_k = p.values(k)
@@ -409,10 +414,37 @@ def limit_filled(open_, high, low, close, *, is_buy, limit, start, end, spread_b
                  key, scale=np.nan):
     """Whether a limit order live from `start` to `end` fills: `limit_fill`'s first answer
     alone, without the price and time of the fill (a fraction of the cost in bulk)."""
+    p = _paths(open_, high, low, close, key, scale)
+    if np.all(p.ranged) and np.all(np.asarray(end) >= 1.0):
+        return _filled_to_close(p, np.asarray(is_buy, dtype=bool),
+                                np.asarray(limit, dtype=float),
+                                np.clip(np.asarray(start, dtype=float), 0.0, 1.0),
+                                spread_bps / 20_000.0)
     shape, p, is_buy, limit, start, end = _order_arrays(open_, high, low, close, key, scale,
                                                         is_buy, limit, start, end)
     immediate, later, _, _ = _touches(p, is_buy, limit, start, end, spread_bps / 20_000.0)
     return (immediate | later).reshape(shape)
+
+
+def _filled_to_close(p: _Paths, is_buy, limit, start, half) -> np.ndarray:
+    """`limit_filled` of orders live to the close on bars with a real range, by broadcasting:
+    what depends on the bar alone (its path at the start, the extremes after it) is computed
+    once for both sides. The same arithmetic as `_touches`, element for element."""
+    bars = np.broadcast_shapes(p.open.shape, start.shape)
+    q = _broadcast(p, bars)
+    start_b = np.broadcast_to(start, bars)
+    p0 = _price_on(q, start_b)
+    bid0, ask0 = floor_tick(p0 * (1.0 - half)), ceil_tick(p0 * (1.0 + half))
+    first_j = np.minimum(np.floor(start_b * GRID).astype(np.intp) + 1, GRID)
+    lib = _library()
+    sl, sh = lib.suffix_low[q.index, first_j], lib.suffix_high[q.index, first_j]
+    low = _through_bar(q, np.where(q.sign > 0, sl, -sh))
+    high = _through_bar(q, np.where(q.sign > 0, sh, -sl))
+    immediate = np.where(is_buy, ask0 <= limit + _EPS, bid0 >= limit - _EPS)
+    later = (_crossed(p0, is_buy, limit, half) | _crossed(q.close, is_buy, limit, half)
+             | np.where(is_buy, _crossed(low, True, limit, half),
+                        _crossed(high, False, limit, half)))
+    return immediate | (later & (1.0 > start_b))
 
 
 def _order_arrays(open_, high, low, close, key, scale, is_buy, limit, start, end):
@@ -485,7 +517,7 @@ def _first_touch_block(p: _Paths, is_buy, limit, start, end, half):
     level = np.where(is_buy, limit / (1.0 + half), limit / (1.0 - half))
     n = len(start)
     out = np.full(n, np.nan)
-    s_t, e_t = start * GRID, end * GRID
+    s_t, e_t = _grid_time(start), _grid_time(end)
     prev_t, prev_v = s_t.copy(), _price_on(p, start)
     at_start = _crossed(prev_v, is_buy, limit, half)
     out[at_start] = start[at_start]
