@@ -11,8 +11,11 @@ backtester package; this file is only its entry point.
 """
 
 import sys
+import time
 
-from backtester.cli import main
+STARTED = time.perf_counter()  # before the imports, for --timings
+
+from backtester.cli import main  # noqa: E402
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(started=STARTED))

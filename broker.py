@@ -42,6 +42,7 @@ T = TypeVar("T")
 
 # Alpaca error codes (https://docs.alpaca.markets/docs/orders-at-alpaca, "Order errors").
 PDT_REJECTED = 40310100
+ACTIVITY_PAGE = 100  # GET /v2/account/activities: page_size "maximum 100" (spec)
 
 
 @dataclass(frozen=True)
@@ -64,10 +65,33 @@ class Account:
     # None where the account does not report the field (Alpaca since 2026-07-06).
     daytrade_count: int | None
     pattern_day_trader: bool | None
+    status: str = "ACTIVE"
+    account_blocked: bool = False
+    trade_suspended_by_user: bool = False
 
     @property
     def reports_pdt(self) -> bool:
         return self.daytrade_count is not None
+
+    def restriction(self) -> str | None:
+        """Why the account may not place orders, or None. Alpaca's account object (Trading API
+        spec, schema Account): `account_blocked` "the account activity by user is
+        prohibited", `trading_blocked` "not allowed to place orders", `trade_suspended_by_user`
+        "User setting ... not allowed to place orders", and `status` ACTIVE is "active for
+        trading" (any other AccountStatus, e.g. ACCOUNT_UPDATED, may not trade)."""
+        if self.account_blocked:
+            return ("account_blocked is true: Alpaca prohibits all activity on this account; "
+                    "contact Alpaca support")
+        if self.trading_blocked:
+            return ("trading_blocked is true: Alpaca does not allow this account to place "
+                    "orders; see the dashboard or contact Alpaca support")
+        if self.trade_suspended_by_user:
+            return ("trade_suspended_by_user is true: trading was suspended in the account's "
+                    "own settings; turn it back on in the Alpaca dashboard")
+        if self.status != "ACTIVE":
+            return (f"account status is {self.status}, not ACTIVE: Alpaca does not let it "
+                    "trade until the status is ACTIVE again (see the dashboard)")
+        return None
 
 
 @dataclass(frozen=True)
@@ -86,6 +110,7 @@ class Position:
     qty: float  # shares, always positive; the side says long or short
     avg_entry_price: float
     current_price: float | None
+    asset_id: str = ""  # Alpaca's asset id: the same asset keeps it when its symbol changes
 
 
 @dataclass(frozen=True)
@@ -104,10 +129,29 @@ class Order:
     updated_at: datetime | None
     type: str = "limit"  # Alpaca's order type and time in force
     time_in_force: str = "day"
+    asset_id: str = ""
 
     @property
     def is_open(self) -> bool:
         return self.status in OPEN_STATUSES
+
+
+@dataclass(frozen=True)
+class Activity:
+    """An account activity (GET /v2/account/activities). A FILL has `side`, `qty` and `price`
+    (`time` is its transaction_time); the others have `net_amount` in USD (positive a credit)
+    and `time` their created_at (their date at midnight New York time where there is none)."""
+
+    id: str
+    activity_type: str  # FILL, DIV, FEE, NC, SPLIT, ...
+    time: datetime
+    symbol: str | None
+    side: str | None
+    qty: float | None
+    price: float | None
+    net_amount: float | None
+    order_id: str | None
+    sub_type: str | None
 
 
 # Alpaca order statuses that may still fill.
@@ -270,6 +314,14 @@ class Broker:
             orders.extend(page)
             if len(page) < 500 or page[-1].submitted_at is None:
                 break
+            if page[-1].submitted_at <= cursor:
+                # The broker ignored `after`, or 500 orders share one submitted_at: the next
+                # page would be this one again, for ever.
+                raise BrokerError(
+                    f"order history paging made no progress: a full page of 500 orders ends "
+                    f"at {since}, where it started; the broker may ignore the 'after' filter. "
+                    "The run stops before it trades or changes any record; report it to the "
+                    "broker")
             cursor = page[-1].submitted_at
         unique = {o.id: o for o in orders}
         return sorted(unique.values(), key=lambda o: (o.submitted_at or after, o.id))
@@ -296,15 +348,43 @@ class Broker:
             return None
 
     def submit_order(self, *, symbol: str, side: str, qty: float, order_type: str,
-                     time_in_force: str, limit_price: float | None,
-                     client_order_id: str) -> Order:
+                     time_in_force: str, limit_price: float | None, client_order_id: str,
+                     position_intent: str) -> Order:
         """One POST, never retried here: see order_manager for the safe re-send. `limit_price`
-        is None for a market order."""
-        price = None if limit_price is None else format_price(limit_price)
-        raw = self._once(f"POST /v2/orders {client_order_id}", lambda: self._rest.submit_order(
-            symbol=symbol, qty=format_qty(qty), side=side, type=order_type,
-            time_in_force=time_in_force, limit_price=price, client_order_id=client_order_id))
+        is None for a market order.
+
+        `position_intent` (buy_to_open, sell_to_close, sell_to_open, buy_to_close) makes Alpaca
+        refuse an order that would do something else, e.g. a closing sell whose position is
+        gone, which without it opens a short. The SDK's submit_order (3.2.0) has no such
+        argument, so the body goes through its plain `post`, with the same fields."""
+        body = {"symbol": symbol, "qty": format_qty(qty), "side": side, "type": order_type,
+                "time_in_force": time_in_force, "client_order_id": client_order_id,
+                "position_intent": position_intent}
+        if limit_price is not None:
+            body["limit_price"] = format_price(limit_price)
+        raw = self._once(f"POST /v2/orders {client_order_id}",
+                         lambda: self._rest.post("/orders", body))
         return _order(raw)
+
+    def activities(self, types: Iterable[str], after: datetime) -> list[Activity]:
+        """Account activities of `types` created after `after`, oldest first, every page
+        (Alpaca pages by `page_token`, the id of the last activity of a page, 100 at most)."""
+        since = after.astimezone(UTC).isoformat().replace("+00:00", "Z")
+        out: list[Activity] = []
+        token = None
+        while True:
+            raw = self._read("GET /v2/account/activities", lambda token=token: (
+                self._rest.get_activities(activity_types=list(types), after=since,
+                                          direction="asc", page_size=ACTIVITY_PAGE,
+                                          page_token=token)))
+            page = [_activity(a) for a in raw or []]
+            out.extend(page)
+            if len(page) < ACTIVITY_PAGE:
+                return out
+            if page[-1].id == token:
+                raise BrokerError("GET /v2/account/activities: the broker answered the same "
+                                  f"page again after {token}; stopped paging")
+            token = page[-1].id
 
     def cancel(self, order_id: str) -> None:
         self._once(f"DELETE /v2/orders/{order_id}", lambda: self._rest.cancel_order(order_id))
@@ -412,9 +492,12 @@ def _account(raw: dict[str, Any]) -> Account:
         non_marginable_buying_power_usd=float(raw.get("non_marginable_buying_power")
                                               or raw["cash"]),
         shorting_enabled=bool(raw.get("shorting_enabled")),
-        trading_blocked=bool(raw.get("trading_blocked")) or bool(raw.get("account_blocked")),
+        trading_blocked=bool(raw.get("trading_blocked")),
         daytrade_count=None if dtc is None else int(dtc),
-        pattern_day_trader=None if pdt is None else bool(pdt))
+        pattern_day_trader=None if pdt is None else bool(pdt),
+        status=str(raw.get("status") or "missing"),
+        account_blocked=bool(raw.get("account_blocked")),
+        trade_suspended_by_user=bool(raw.get("trade_suspended_by_user")))
 
 
 def _position(raw: dict[str, Any]) -> Position:
@@ -426,7 +509,8 @@ def _position(raw: dict[str, Any]) -> Position:
         raise ValueError(f"position {raw.get('symbol')}: side {side!r} with qty {qty:g}")
     return Position(symbol=raw["symbol"], is_long=side == "long", qty=abs(qty),
                     avg_entry_price=float(raw["avg_entry_price"]),
-                    current_price=_float_or_none(raw.get("current_price")))
+                    current_price=_float_or_none(raw.get("current_price")),
+                    asset_id=str(raw.get("asset_id") or ""))
 
 
 def _order(raw: dict[str, Any]) -> Order:
@@ -440,4 +524,20 @@ def _order(raw: dict[str, Any]) -> Order:
                  limit_price=_float_or_none(raw.get("limit_price")), status=raw["status"],
                  submitted_at=when("submitted_at"), filled_at=when("filled_at"),
                  updated_at=when("updated_at"), type=raw.get("type") or "limit",
-                 time_in_force=raw.get("time_in_force") or "day")
+                 time_in_force=raw.get("time_in_force") or "day",
+                 asset_id=str(raw.get("asset_id") or ""))
+
+
+def _activity(raw: dict[str, Any]) -> Activity:
+    if raw.get("transaction_time"):
+        when = parse_time(raw["transaction_time"])
+    elif raw.get("created_at"):
+        when = parse_time(raw["created_at"])
+    else:
+        day = date.fromisoformat(str(raw["date"])[:10])
+        when = datetime.combine(day, datetime.min.time(), tzinfo=NEW_YORK).astimezone(UTC)
+    return Activity(id=str(raw["id"]), activity_type=str(raw["activity_type"]), time=when,
+                    symbol=raw.get("symbol"), side=raw.get("side"),
+                    qty=_float_or_none(raw.get("qty")), price=_float_or_none(raw.get("price")),
+                    net_amount=_float_or_none(raw.get("net_amount")),
+                    order_id=raw.get("order_id"), sub_type=raw.get("activity_sub_type"))

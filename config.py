@@ -65,11 +65,13 @@ class Config:
     fill_poll_seconds: float = 2.0
     # Orders per purpose (order_types.py; README "Orders"): limit, marketable_limit, market,
     # limit_on_close or market_on_close.
+    # Entries keep the design's limit at the current price; exits go through the quote so that
+    # they fill the day they are decided; a stop-loss is a market order (README "Orders").
     entry_order_type: str = "limit"
-    exit_order_type: str = "limit"
-    stop_order_type: str = "limit"
+    exit_order_type: str = "marketable_limit"
+    stop_order_type: str = "market"
     limit_offset_bps: float = 10.0  # how far a marketable limit goes through the quote
-    exit_escalate_after_days: int = 0  # unfilled exit days before one step up; 0 = never
+    exit_escalate_after_days: int = 1  # unfilled exit days before one step up; 0 = never
     # The rest of a partially filled order: keep_working, cancel_remainder (or, for exits,
     # finish_next_day).
     entry_partial_fill: str = "keep_working"
@@ -125,6 +127,12 @@ def load_config(env: Mapping[str, str]) -> Config:
     overrides: dict[str, Any] = {}
     for f in fields(Config):
         raw = env.get(f.name.upper())
+        if f.name == "tickers" and raw is not None and not raw.replace(",", "").strip():
+            # An empty setting means "the default" elsewhere; here the default is 50 stocks,
+            # which is not what someone who cleared the list expects.
+            raise ConfigError("TICKERS is set but lists no symbol; list symbols separated by "
+                              "commas, e.g. TICKERS=AAPL,MSFT, or remove the line to trade "
+                              "the 50 default stocks")
         if raw is None or raw.strip() == "":
             continue
         overrides[f.name] = _parse(f.name, raw.strip(), f.type)

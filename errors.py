@@ -25,6 +25,14 @@ class LockHeldError(BotError):
     exit_code = 3
 
 
+class AccountRestrictedError(BotError):
+    """The broker's account may not trade (blocked, suspended or not ACTIVE). Stop before any
+    order, say why, and exit 4 so that cron and the alerts see it: only the account's owner
+    or Alpaca can lift it."""
+
+    exit_code = 4
+
+
 class StateFileError(BotError):
     """A state file cannot be read or written. Stop: never replace it with an empty state."""
 
@@ -57,3 +65,12 @@ class NotFoundError(BrokerError):
 
 class OrderRejectedError(BrokerError):
     """The broker refused this order (403/422): skip the symbol, log why, go on."""
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived (cron's `timeout`, `make demo`'s, a shutdown). Not an `Exception`, so
+    that no handler of one swallows it: the run stops where it is, records what it did (every
+    state file is written atomically, so none is half-written) and exits 143 (128 + SIGTERM,
+    what a shell reports for a process ended by it). The next run reconciles."""
+
+    exit_code = 143

@@ -66,6 +66,13 @@ def describe(p: PendingOrder) -> str:
     return f"{p.order_type}{price} {p.time_in_force}"
 
 
+def position_intent(p: PendingOrder) -> str:
+    """Alpaca's position_intent of the order: an entry opens (buy_to_open, sell_to_open), an
+    exit closes (sell_to_close, buy_to_close). Sent with every order, so that an exit whose
+    position vanished outside the bot is refused instead of opening the other side."""
+    return f"{p.order_side}_to_{'open' if p.intent == 'entry' else 'close'}"
+
+
 class OrderManager:
     """Sends the run's orders with write-ahead records and safe re-sends."""
 
@@ -115,7 +122,7 @@ class OrderManager:
                     symbol=p.symbol, side=p.order_side, qty=p.qty, order_type=p.order_type,
                     time_in_force=p.time_in_force,
                     limit_price=p.limit_price if p.order_type == "limit" else None,
-                    client_order_id=cid)
+                    client_order_id=cid, position_intent=position_intent(p))
             except TemporaryBrokerError as exc:
                 # The order may have been accepted and only the answer lost: look before
                 # sending again.

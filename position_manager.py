@@ -15,6 +15,7 @@ in three files under the log directory:
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from datetime import date, datetime
 from pathlib import Path
@@ -36,6 +37,7 @@ TRADE_COLUMNS = [
     "exit_order_id", "entry_client_order_id", "exit_client_order_id",
 ]
 CLOSED_OUTSIDE = "closed_outside_bot"
+SPLIT_PRICE_TOLERANCE = 0.005  # average prices are rounded on the wire and by the bot
 # What to do about a damaged positions.json or pending_orders.json. Deleting one is no fix:
 # the bot would then take its own positions for ones it did not open.
 REBUILD_HINT = ("restore it from logs/runs/<last run>/, or rebuild the records from the broker "
@@ -53,6 +55,7 @@ class Holding:
     entry_z: float | None  # None: not known (a holding re-adopted from the broker's history)
     entry_order_id: str
     entry_client_order_id: str
+    asset_id: str = ""  # the broker's asset id: follows the holding through a symbol change
 
     @property
     def is_long(self) -> bool:
@@ -138,7 +141,16 @@ class StateStore:
         self.save_pending(pending, snapshot_dir / "pending_orders.json")
 
     def load_trades(self) -> list[dict[str, str]]:
-        return read_csv_rows(self.trades_path, TRADE_COLUMNS)
+        """trades.csv, checked against the exits recorded in trades_index.json: a row that
+        appears twice, or an exit whose row is gone, stops the run naming it (a doubled row
+        would double the P&L the report shows; a lost one would hide a trade)."""
+        rows = read_csv_rows(self.trades_path, TRADE_COLUMNS)
+        check_trade_rows(self.trades_path, rows, read_json(self.trades_index_path, default=None))
+        return rows
+
+    @property
+    def trades_index_path(self) -> Path:
+        return self.trades_path.with_name("trades_index.json")
 
     def append_trades(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Add the rows whose exit order is not recorded yet; returns those added."""
@@ -147,8 +159,42 @@ class StateStore:
         new = [r for r in rows
                if (str(r["exit_client_order_id"]), str(r["exit_order_id"])) not in seen]
         if new:
-            write_csv_rows(self.trades_path, TRADE_COLUMNS, [*existing, *new])
+            every = [*existing, *new]
+            write_csv_rows(self.trades_path, TRADE_COLUMNS, every)
+            # After trades.csv: a crash between the two leaves rows the index lacks, which
+            # the check accepts; never an index naming a row the file does not have.
+            write_json(self.trades_index_path, {"version": STATE_VERSION,
+                                                "exits": [trade_key(r) for r in every]})
         return new
+
+
+def trade_key(row: Mapping[str, Any]) -> str:
+    """What identifies a trade row: its exit order (client id and id) and its entry's id."""
+    return "/".join(str(row[k]) for k in ("exit_client_order_id", "exit_order_id",
+                                          "entry_order_id"))
+
+
+def check_trade_rows(path: Path, rows: list[dict[str, str]], index: Any) -> None:
+    """Refuse duplicated rows, and rows the index records that the file no longer has."""
+    lines: dict[str, int] = {}
+    for line, row in enumerate(rows, start=2):
+        key = trade_key(row)
+        if key in lines:
+            raise StateFileError(
+                f"{path}: line {line} repeats line {lines[key]} (the exit "
+                f"{row['exit_client_order_id'] or row['symbol']}); delete one of them. The "
+                "run stopped without changing the file")
+        lines[key] = line
+    if not isinstance(index, dict) or not isinstance(index.get("exits"), list):
+        return  # no index yet (or damaged): nothing to compare with
+    missing = [k for k in index["exits"] if isinstance(k, str) and k not in lines]
+    if missing:
+        exit_id = missing[0].split("/")[0] or missing[0]
+        raise StateFileError(
+            f"{path}: the row of the exit {exit_id} is missing ({len(missing)} recorded rows "
+            f"are); restore the file from a backup, or if the rows were removed on purpose, "
+            f"delete {path.with_name('trades_index.json')}. The run stopped without changing "
+            "either file")
 
 
 def _load_records(path: Path, key: str, record: type) -> dict[str, Any]:
@@ -324,7 +370,7 @@ def _apply_entry(holdings: dict[str, Holding], p: PendingOrder, order: Order) ->
         symbol=p.symbol, side=p.position_side, qty=order.filled_qty,
         entry_time=entry_time,
         entry_price=order.filled_avg_price, entry_z=p.z, entry_order_id=order.id,
-        entry_client_order_id=p.client_order_id)
+        entry_client_order_id=p.client_order_id, asset_id=order.asset_id)
 
 
 def _close(holdings: dict[str, Holding], p: PendingOrder, order: Order,
@@ -409,7 +455,8 @@ def adopt_position(position: Position, orders: list[Order]) -> Holding | None:
     held = Holding(symbol=position.symbol, side=side, qty=entry.filled_qty,
                    entry_time=_fill_time(entry).isoformat(), entry_price=entry.filled_avg_price,
                    entry_z=None, entry_order_id=entry.id,
-                   entry_client_order_id=entry.client_order_id)
+                   entry_client_order_id=entry.client_order_id,
+                   asset_id=entry.asset_id or position.asset_id)
     if _outside_fill(held, orders) is not None:
         return None  # that entry was closed since; this position is another one
     if abs(position.qty - held.qty) > 1e-9:
@@ -429,19 +476,46 @@ def _fill_time(order: Order) -> datetime:
 
 
 def _adopt_quantity(held: Holding, broker_pos: Position, notes: list[str]) -> Holding:
-    """The broker's quantity wins. When the cost basis is unchanged (qty x price equal
-    within 0.5%), the change is a stock split: the entry price scales with it, so the trade's
-    P&L stays right; otherwise shares were added or removed outside the bot."""
+    """The broker's quantity wins. A stock split (`split_ratio`: the broker's
+    average price is the entry price over the ratio and its quantity the holding's times the
+    ratio, rounded down to whole shares where a reverse split paid cash in lieu), or a cost
+    basis unchanged within 0.5%, scales the entry price with it, so the trade's P&L stays
+    right; otherwise shares were added or removed outside the bot."""
+    ratio = split_ratio(held.qty, held.entry_price, broker_pos.qty, broker_pos.avg_entry_price)
     basis = held.qty * held.entry_price
     broker_basis = broker_pos.qty * broker_pos.avg_entry_price
-    if basis > 0 and abs(broker_basis - basis) <= 0.005 * basis:
+    if ratio is None and basis > 0 and abs(broker_basis - basis) <= 0.005 * basis:
         ratio = broker_pos.qty / held.qty
+    if ratio is not None:
         notes.append(f"{held.symbol}: split {ratio:g}-for-1: {held.qty:g} shares are now "
                      f"{broker_pos.qty:g}; entry price scaled to match")
+        lieu = round(held.qty * ratio - broker_pos.qty, 9)
+        if lieu > 1e-9:
+            notes.append(f"{held.symbol}: {lieu:g} share(s) paid in cash in lieu by the "
+                         "broker (see its SPLIT activities)")
         return replace(held, qty=broker_pos.qty, entry_price=held.entry_price / ratio)
     notes.append(f"{held.symbol}: broker holds {broker_pos.qty:g}, records said "
                  f"{held.qty:g}; adopted the broker's quantity")
     return replace(held, qty=broker_pos.qty)
+
+
+def split_ratio(held_qty: float, held_price: float, broker_qty: float,
+                broker_price: float) -> float | None:
+    """The split ratio (new shares per old) that turns the bot's quantity and entry price into
+    the broker's, or None when the change is not a split. Cash in lieu: the broker's quantity
+    may be the split quantity rounded down to whole shares."""
+    if min(held_qty, held_price, broker_qty, broker_price) <= 0:
+        return None
+    ratio = held_price / broker_price
+    if abs(ratio - 1) <= SPLIT_PRICE_TOLERANCE:
+        return None
+    expected = held_qty * ratio
+    tolerance = SPLIT_PRICE_TOLERANCE * expected
+    if abs(broker_qty - expected) <= tolerance:
+        return broker_qty / held_qty  # exact shares: the quantities give the finest ratio
+    if broker_qty == math.floor(expected + tolerance) and broker_qty < expected:
+        return ratio
+    return None
 
 
 def _outside_fill(held: Holding, orders: list[Order]) -> Order | None:

@@ -4,25 +4,32 @@
                           [--log-dir DIR] [--live] [--rebuild-state]
 
 Exit codes: 0 done (or the market is closed), 2 configuration error, 3 another run holds the
-lock, 1 any other failure. The run, step by step, is `run_once` below.
+lock, 4 the account may not trade (blocked, suspended or not ACTIVE: no order was placed),
+143 stopped by SIGTERM (the run records what it did and stops; a second SIGTERM while it
+stops is ignored), 1 any other failure. The run, step by step, is `run_once` below.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
 import logging
+import signal
 import sys
+import threading
 import time
 import urllib.parse
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from datetime import date, datetime
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 import logger as run_logging
+from account_events import attach_asset_ids, closed_outside, follow_renames, price_outside_closes
 from alert_messages import run_line
 from alerts import Alerter
 from broker import Account, Broker, Clock
@@ -30,7 +37,15 @@ from broker_sync import Rebuilt, read_broker, rebuild_records
 from config import DATA_URL, Config, Credentials, load_config, load_credentials, read_env
 from console import ONCE
 from data_fetcher import MarketView, fetch_market_view
-from errors import BotError, BrokerError, ConfigError, OrderRejectedError
+from errors import (
+    AccountRestrictedError,
+    BotError,
+    BrokerError,
+    ConfigError,
+    OrderRejectedError,
+    StateFileError,
+    Terminated,
+)
 from market_calendar import NEW_YORK, UTC, MarketCalendar, nyse_around
 from order_manager import OrderManager, PastExits, client_order_id, past_exits
 from order_types import (
@@ -44,6 +59,7 @@ from order_types import (
 from position_manager import (
     Holding,
     PendingOrder,
+    Reconciliation,
     StateStore,
     fill_record,
     reconcile,
@@ -63,8 +79,9 @@ from signal_generator import (
     plan_entries,
     zscores,
 )
-from state_files import RunLock, write_json
+from state_files import RunLock, readable_by_others, write_json
 from universe import select_universe
+from version import VERSION
 
 log = logging.getLogger("bot")
 
@@ -100,6 +117,7 @@ class RunSummary:
     equity_before_usd: float | None = None  # the previous run's
     trades: list[dict[str, Any]] = field(default_factory=list)  # recorded by this run
     positions: list[dict[str, Any]] = field(default_factory=list)  # held after this run
+    max_holding_days: int | None = None  # the limit the positions' ages are held against
 
 
 @dataclass(frozen=True)
@@ -116,37 +134,103 @@ def run_once(config: Config, endpoint: Endpoint, log_dir: Path, *, started: date
              alerter: Alerter | None = None) -> RunSummary:
     """One complete daily run, under the lock. Raises BotError subclasses on failure."""
     alerter = alerter or Alerter.from_env({})
-    with RunLock(log_dir / "bot.lock"):
-        run_dir = run_logging.run_dir_for(log_dir, started)
-        handler = run_logging.add_run_file(run_dir, [endpoint.creds.key_id,
-                                                     endpoint.creds.secret_key])
-        summary = RunSummary(started_at=started.isoformat(), dry_run=dry_run,
-                             account=account_label(config, endpoint),
-                             log_path=str(run_dir / "bot.log"),
-                             kill_switch=(log_dir / "STOP").exists(),
-                             equity_before_usd=previous_equity(log_dir, run_dir))
-        broker = connect(config, endpoint)
-        try:
-            _daily_run(config, broker, StateStore(log_dir), run_dir, calendar, summary, dry_run)
-        except Exception as exc:
-            summary.outcome = "failed"
-            summary.errors.append(f"{type(exc).__name__}: {exc}")
-            summary.failure = failure_text(exc)
-            if not isinstance(exc, BotError):
-                log.exception("unexpected error")
-            # Here, while the run's bot.log is still attached: the reason belongs in it.
-            log.error("run failed: %s", exc)
-            exc.logged = True  # type: ignore[attr-defined]  # main does not repeat it
-            raise
-        finally:
-            summary.requests = broker.requests_made
-            add_positions(summary, StateStore(log_dir), config)
-            write_json(run_dir / "summary.json", summary.__dict__)
-            log.log(logging.ERROR if summary.outcome == "failed" else logging.INFO, "%s",
-                    run_line(summary.__dict__), extra={"headline": True})
+    try:
+        # A dry run writes no file at all (no run directory, no lock, no state): it only reads.
+        with contextlib.nullcontext() if dry_run else RunLock(log_dir / "bot.lock"):
+            return _locked_run(config, endpoint, log_dir, started, dry_run, calendar, alerter)
+    except StateFileError as exc:
+        if not getattr(exc, "logged", False):
+            # The lock, the run directory or bot.log could not be made: no summary exists,
+            # but the failure is still alerted.
+            log.error("run failed before it started: %s", exc)
+            exc.logged = True  # type: ignore[attr-defined]
+            alerter.run_failed(failure_text(exc))
+        raise
+
+
+def _locked_run(config: Config, endpoint: Endpoint, log_dir: Path, started: datetime,
+                dry_run: bool, calendar: MarketCalendar | None,
+                alerter: Alerter) -> RunSummary:
+    run_dir = log_dir / "runs" / "dry-run" if dry_run else \
+        run_logging.run_dir_for(log_dir, started)
+    handler = None if dry_run else run_logging.add_run_file(
+        run_dir, [endpoint.creds.key_id, endpoint.creds.secret_key])
+    summary = RunSummary(started_at=started.isoformat(), dry_run=dry_run,
+                         account=account_label(config, endpoint),
+                         log_path="" if dry_run else str(run_dir / "bot.log"),
+                         kill_switch=(log_dir / "STOP").exists(),
+                         equity_before_usd=previous_equity(log_dir, run_dir),
+                         max_holding_days=config.max_holding_days)
+    note_previous_run(log_dir, run_dir, summary)
+    broker = connect(config, endpoint)
+    try:
+        _daily_run(config, broker, StateStore(log_dir), run_dir, calendar, summary, dry_run)
+    except (Exception, Terminated) as exc:
+        summary.outcome = "failed"
+        summary.errors.append(f"{type(exc).__name__}: {exc}")
+        summary.failure = failure_text(exc)
+        if not isinstance(exc, (BotError, Terminated)):
+            log.exception("unexpected error")
+        # Here, while the run's bot.log is still attached: the reason belongs in it.
+        log.error("run failed: %s", exc)
+        exc.logged = True  # type: ignore[attr-defined]  # main does not repeat it
+        raise
+    finally:
+        summary.requests = broker.requests_made
+        add_positions(summary, StateStore(log_dir), config)
+        if getattr(handler, "failed", None):
+            summary.errors.append(handler.failed)  # type: ignore[union-attr]
+        unsaved = None if dry_run else save_summary(run_dir, summary)
+        log.log(logging.ERROR if summary.outcome == "failed" else logging.INFO, "%s",
+                run_line(summary.__dict__), extra={"headline": True})
+        if handler is not None:
             run_logging.remove_handler(handler)
-            alerter.run_finished(summary.__dict__)  # a failed run's alerts say what it did
-        return summary
+        alerter.run_finished(summary.__dict__)  # a failed run's alerts say what it did
+    if unsaved is not None:
+        raise unsaved
+    return summary
+
+
+def save_summary(run_dir: Path, summary: RunSummary) -> StateFileError | None:
+    """Write summary.json. When it cannot be written (the disk is full), the run is failed -
+    its alerts still go out - and the next run reports that this one left no summary."""
+    try:
+        write_json(run_dir / "summary.json", summary.__dict__)
+        return None
+    except StateFileError as exc:
+        log.error("run failed: %s; the next run reports what this one did", exc)
+        summary.errors.append(str(exc))
+        if summary.outcome != "failed":
+            summary.outcome, summary.failure = "failed", failure_text(exc)
+        exc.logged = True  # type: ignore[attr-defined]
+        return exc
+
+
+def note_previous_run(log_dir: Path, run_dir: Path, summary: RunSummary) -> None:
+    """Say what the run before this one did when it ended badly: failed, or left no
+    summary.json (killed, or its disk was full). Its orders are reconciled below."""
+    earlier = sorted((p for p in (log_dir / "runs").glob("*") if p.is_dir() and p != run_dir),
+                     key=lambda p: p.name)
+    if not earlier:
+        return
+    last = earlier[-1]
+    try:
+        previous = json.loads((last / "summary.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        previous = None
+    if not isinstance(previous, dict):
+        note = (f"the previous run ({last.name}) left no readable summary.json: it was "
+                "killed or could not write; what it did at the broker is reconciled now")
+    elif previous.get("outcome") in ("failed", "running"):
+        placed = [e.get("symbol") for e in previous.get("exits", []) +
+                  previous.get("entries", []) if isinstance(e, dict)]
+        reason = previous.get("failure") or f"see {last / 'bot.log'}"
+        note = (f"the previous run ({last.name}) failed: {reason}; orders it placed: "
+                f"{', '.join(map(str, placed)) or 'none'}; reconciled now")
+    else:
+        return
+    log.warning(note)
+    summary.notes.append(note)
 
 
 def account_label(config: Config, endpoint: Endpoint) -> str:
@@ -196,6 +280,7 @@ def _daily_run(config: Config, broker: Broker, store: StateStore, run_dir: Path,
     summary.equity_usd = account.equity_usd
     holdings, pending, positions, open_orders, history = sync_state(broker, store, run_dir,
                                                                     summary, dry_run, now)
+    check_account(account, summary)
 
     # 3. Market data for the universe and for everything held.
     assets = broker.assets()
@@ -316,7 +401,11 @@ def sync_state(broker: Broker, store: StateStore, run_dir: Path, summary: RunSum
                ) -> tuple[dict[str, Holding], dict[str, PendingOrder], dict, list, list]:
     holdings, pending = store.load_holdings(), store.load_pending()
     view = read_broker(broker, holdings, pending, now)
+    holdings, pending, renamed = follow_renames(holdings, pending, view.positions, view.history)
     result = reconcile(holdings, pending, view.history, view.positions)
+    result = priced_from_activities(broker, result, holdings)
+    result = replace(result, holdings=attach_asset_ids(result.holdings, view.positions),
+                     notes=renamed + result.notes)
     new_trades = [] if dry_run else store.append_trades(result.trades)
     summary.trades_recorded += len(new_trades)
     summary.trades.extend(trade_digest(new_trades))
@@ -336,6 +425,32 @@ def sync_state(broker: Broker, store: StateStore, run_dir: Path, summary: RunSum
     if not dry_run:
         store.save_records(result.holdings, result.pending, run_dir)
     return result.holdings, result.pending, view.positions, view.open_orders, view.history
+
+
+def check_account(account: Account, summary: RunSummary) -> None:
+    """Stop before placing anything when the account may not trade (the records are already
+    in line with the broker). Shorting turned off only stops short entries."""
+    reason = account.restriction()
+    if reason is not None:
+        log.error("the account may not trade, no order placed: %s", reason)
+        summary.notes.append(f"account restricted: {reason}")
+        raise AccountRestrictedError(f"the account may not trade: {reason}")
+    if not account.shorting_enabled:
+        log.info("shorting is not enabled on the account: no short entries")
+        summary.notes.append("shorting not enabled on the account: no short entries")
+
+
+def priced_from_activities(broker: Broker, result: Reconciliation,
+                           before: dict[str, Holding]) -> Reconciliation:
+    """Positions closed outside the bot, priced from the account's FILL activities (one
+    request, only when there is such a position)."""
+    outside = closed_outside(result.trades)
+    if not outside:
+        return result
+    since = min(datetime.fromisoformat(r["entry_time"]) for r in outside)
+    fills = broker.activities(["FILL"], since - timedelta(minutes=1))
+    trades, notes = price_outside_closes(result.trades, before, fills)
+    return replace(result, trades=trades, notes=result.notes + notes)
 
 
 def tradable_universe(tickers: list[str], assets: Mapping[str, Any],
@@ -555,18 +670,41 @@ def track_fills(orders: OrderManager, config: Config, store: StateStore,
 
 # -- entry point --------------------------------------------------------------------------
 
+HELP_EPILOG = """exit codes:
+  0  done, or the market is closed (nothing to do)
+  1  the run failed (the reason is in the run's bot.log and the failed alert)
+  2  configuration error (the message names the setting and the fix)
+  3  another run holds logs/bot.lock
+  4  the account may not trade (blocked, suspended or not ACTIVE): no order was placed
+
+settings come from .env and the environment (README "Configuration"); ALPACA_PAPER=true
+(the default) trades the paper account.
+
+examples:
+  python trading_bot.py                        # one daily run, paper account
+  python trading_bot.py --dry-run              # what it would do; no order, no state written
+  python trading_bot.py --sim --days 20 --sim-start 2022-03-01 --sim-dir sim/demo
+  python trading_bot.py --live                 # with ALPACA_PAPER=false: real money
+  python trading_bot.py --rebuild-state        # positions.json lost: rebuild from the broker"""
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], epilog=HELP_EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dry-run", action="store_true",
-                        help="compute and log the orders; place none; leave state untouched")
+                        help="compute and log the orders; place none; write no state file "
+                             "(with --sim the simulated clock does not move either)")
     parser.add_argument("--sim", action="store_true",
-                        help="run against the embedded local exchange (state under sim/)")
-    parser.add_argument("--days", type=int, default=1,
-                        help="with --sim: number of consecutive daily runs")
-    parser.add_argument("--sim-start", help="with --sim: first simulated day (YYYY-MM-DD)")
-    parser.add_argument("--sim-dir", default="sim",
+                        help="run against the embedded local exchange (state under --sim-dir)")
+    parser.add_argument("--days", type=int, default=1, metavar="N",
+                        help="with --sim: number of consecutive daily runs (default 1)")
+    parser.add_argument("--sim-start", metavar="YYYY-MM-DD",
+                        help="with --sim: first simulated day; a day without a session starts "
+                             "at the next session, and says so (default 2022-06-01 for a new "
+                             "exchange, else the day after its clock)")
+    parser.add_argument("--sim-dir", default="sim", metavar="DIR",
                         help="with --sim: where the exchange state lives (default sim)")
-    parser.add_argument("--log-dir", default=None,
+    parser.add_argument("--log-dir", default=None, metavar="DIR",
                         help="state and logs (default logs, or <sim-dir>/logs with --sim)")
     parser.add_argument("--live", action="store_true",
                         help="required to trade a live account (ALPACA_PAPER=false)")
@@ -574,11 +712,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="rebuild positions.json and pending_orders.json from the broker "
                              "alone (when one is lost or damaged), then stop; with --sim, "
                              "from the simulated account")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {VERSION}")
     args = parser.parse_args(argv)
     if args.days < 1:
-        parser.error("--days must be at least 1")
+        parser.error(f"--days {args.days}: give at least 1")
     if not args.sim and (args.days != 1 or args.sim_start):
-        parser.error("--days and --sim-start only apply with --sim")
+        given = [o for o, v in (("--days", args.days != 1), ("--sim-start", args.sim_start))
+                 if v]
+        verb = "applies" if len(given) == 1 else "apply"
+        parser.error(f"{' and '.join(given)} only {verb} with --sim; add --sim, or drop it")
     if args.rebuild_state and (args.days != 1 or args.sim_start):
         parser.error("--rebuild-state reads the account as it is: drop --days and --sim-start")
     return args
@@ -597,8 +739,15 @@ def endpoint_from_env(config: Config, env: Mapping[str, str], live_flag: bool) -
 def main(argv: list[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
     args = parse_args(argv)
     run_logging.setup_logging()
+    previous = _on_sigterm(_terminate)
     try:
         env = read_env(".env", environ)
+        # Redaction first: a setting's error may quote its value, and a key may sit in the
+        # wrong setting.
+        run_logging.setup_logging(secrets=_secrets(env))
+        warning = readable_by_others(Path(".env"))
+        if warning:
+            log.warning(warning)
         config = load_config(env)
         run_logging.setup_logging(config.log_level, _secrets(env))
         if args.sim:
@@ -623,6 +772,24 @@ def main(argv: list[str] | None = None, environ: Mapping[str, str] | None = None
         if not getattr(exc, "logged", False):
             log.error("run failed: %s", exc)
         return exc.exit_code
+    except Terminated as exc:
+        log.error("stopped by SIGTERM: %s; the next run reconciles with the broker", exc)
+        return exc.exit_code
+    finally:
+        _on_sigterm(previous)
+
+
+def _on_sigterm(handler: Any) -> Any:
+    """Install a SIGTERM handler (possible in the main thread only); the previous one."""
+    if handler is None or threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, handler)
+
+
+def _terminate(signum: int, frame: object) -> None:
+    """SIGTERM: raise Terminated where the run is (see errors.Terminated), once."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise Terminated("the run stopped where it was; its records are complete up to there")
 
 
 def _secrets(env: Mapping[str, str]) -> list[str]:

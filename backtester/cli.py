@@ -12,45 +12,90 @@ from typing import Any
 from backtester.engine import Settings, run_backtest
 from backtester.outputs import period_stats, write_results, write_stats
 from backtester.params import ALIASES, STRATEGY_FIELDS, SYMMETRIC, build_config, parse_grid
-from backtester.report import build_report, stat_rows, write_report
-from backtester.sweep import jobs_for, run_sweep
+from backtester.sweep import Job, jobs_for, ranked_text, run_sweep
+from backtester.timings import Stopwatch
 from config import Config, read_env
 from errors import ConfigError
+from market_calendar import nyse
 from simbroker import market_data
 from simbroker.costs import CostRates
 from state_files import atomic_write_text
+from version import VERSION
 
 DESCRIPTION = "Backtest the bot's strategy on daily bars with its own decision code."
+EPILOG = """Strategy defaults come from .env and the environment, as the bot reads them, then from
+config.py; a sweep's names (--grid) are the options' names with underscores.
+
+exit codes: 0 done, 2 a bad option, setting or data file (the message names it)
+
+examples:
+  python backtest.py --start 2019-01-01 --entry-z 2.0 --z-score-window 20 --out out/bt
+  python backtest.py --grid entry_z=1.0,1.5,2.0 z_score_window=20,30,60 --split 2021-01-01
+  python backtest.py --data my_bars.csv --symbols AAPL,MSFT --no-allow-shorts
+
+older spellings still accepted: --window (--z-score-window), --size-usd (--position-size-usd),
+--max-hold-days (--max-holding-days), and the same names in --grid."""
 _SHORTHAND_HELP = {
     "entry_z": "entry threshold for both sides: 2.0 means long below -2.0, short above +2.0",
     "exit_z": "exit threshold for both sides (long exit -v, short exit +v)",
     "stop_z": "stop-loss threshold for both sides (long stop -v, short stop +v)",
-    "window": "z-score window in sessions (Z_SCORE_WINDOW)",
-    "size_usd": "dollars per position (POSITION_SIZE_USD)",
-    "max_hold_days": "maximum holding period in calendar days (MAX_HOLDING_DAYS)",
+}
+_BASE = Config()
+# What each strategy setting means; %s is its default in config.py.
+_FIELD_HELP = {
+    "z_score_window": "sessions in the z-score window (default %s)",
+    "long_entry_z": "enter long when z is below this (default %s)",
+    "short_entry_z": "enter short when z is above this (default %s)",
+    "long_exit_z": "exit a long when z reaches this or more (default %s)",
+    "short_exit_z": "exit a short when z reaches this or less (default %s)",
+    "long_stop_z": "stop-loss: exit a long at this z or below (default %s)",
+    "short_stop_z": "stop-loss: exit a short at this z or above (default %s)",
+    "position_size_usd": "dollars per new position (default %s)",
+    "max_holding_days": "exit after this many calendar days held (default %s)",
+    "allow_shorts": "enter short positions too (default: %s)",
+    "same_day_stop_loss": "allow a stop-loss exit on the day of entry (default: %s)",
+    "max_entries_per_run": "most entries per day; 0 = no limit (default %s)",
+    "max_open_positions": "most positions at once; 0 = no limit (default %s)",
+    "max_gross_exposure_usd": "most dollars in positions; 0 = no limit (default %s)",
+    "daily_loss_limit_usd": "no entries after losing this many dollars in a day; 0 = no limit "
+                            "(default %s)",
+    "entry_order_type": "entry orders: limit, marketable_limit, market, limit_on_close or "
+                        "market_on_close (default %s)",
+    "exit_order_type": "reversion and holding-limit exits: the same kinds (default %s)",
+    "stop_order_type": "stop-loss exits: the same kinds (default %s)",
+    "limit_offset_bps": "how far a marketable_limit goes through the quote, bps (default %s)",
+    "exit_escalate_after_days": "unfilled exit days before one step more aggressive; 0 = never "
+                                "(default %s)",
+    "entry_partial_fill": "rest of a partly filled entry: keep_working or cancel_remainder "
+                          "(default %s; no partial fills in a backtest)",
+    "exit_partial_fill": "rest of a partly filled exit: keep_working, cancel_remainder or "
+                         "finish_next_day (default %s; no partial fills in a backtest)",
 }
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="backtest.py", description=DESCRIPTION)
-    parser.add_argument("--data", default="us-stocks",
+    parser = argparse.ArgumentParser(prog="backtest.py", description=DESCRIPTION, epilog=EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", default="us-stocks", metavar="NAME_OR_CSV",
                         help="a shipped dataset (us-stocks, splits) or a long CSV file "
                              "symbol,date,open,high,low,close,volume (default us-stocks)")
-    parser.add_argument("--start", type=_date, help="first decision day (YYYY-MM-DD; default: "
-                        "the first day with a full z-score window)")
-    parser.add_argument("--end", type=_date, help="last decision day (default: end of data)")
-    parser.add_argument("--symbols", help="comma-separated universe (default: TICKERS that "
-                        "are in the data)")
-    parser.add_argument("--out", default="out/backtest", type=Path,
+    parser.add_argument("--start", type=_date, metavar="YYYY-MM-DD",
+                        help="first decision day (default: the first day with a full z-score "
+                             "window)")
+    parser.add_argument("--end", type=_date, metavar="YYYY-MM-DD",
+                        help="last decision day (default: the data's last day)")
+    parser.add_argument("--symbols", metavar="A,B,...",
+                        help="comma-separated universe (default: TICKERS that are in the data)")
+    parser.add_argument("--out", default="out/backtest", type=Path, metavar="DIR",
                         help="output directory (default out/backtest)")
     parser.add_argument("--starting-cash", type=float, default=Settings.starting_cash,
-                        help="dollars (default %(default)g)")
-    parser.add_argument("--spread-bps", type=float, default=Settings.spread_bps,
+                        metavar="USD", help="dollars (default %(default)g)")
+    parser.add_argument("--spread-bps", type=float, default=Settings.spread_bps, metavar="BPS",
                         help="quoted spread in basis points (default: the local exchange's, "
                              "%(default)g)")
-    parser.add_argument("--commission-usd", type=float, default=0.0,
+    parser.add_argument("--commission-usd", type=float, default=0.0, metavar="USD",
                         help="dollars per filled order (default 0)")
-    parser.add_argument("--slippage-bps", type=float, default=0.0,
+    parser.add_argument("--slippage-bps", type=float, default=0.0, metavar="BPS",
                         help="basis points by which every fill is worse (default 0)")
     parser.add_argument("--no-costs", action="store_true",
                         help="charge no borrow, SEC or FINRA fees (default: charged as Alpaca "
@@ -63,17 +108,39 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="yearly risk-free rate the Sharpe ratio is measured over "
                              "(default 0)")
     parser.add_argument("--grid", nargs="+", metavar="NAME=V1,V2",
-                        help="sweep every combination, e.g. --grid entry_z=1.0,1.5 window=20,30")
-    parser.add_argument("--split", type=_date, help="walk-forward: statistics before this day "
-                        "(in-sample) and from it (out-of-sample), side by side")
-    parser.add_argument("--processes", type=int, help="sweep processes (default: all cores)")
+                        help="sweep every combination, e.g. --grid entry_z=1.0,1.5 "
+                             "z_score_window=20,30")
+    parser.add_argument("--split", type=_date, metavar="YYYY-MM-DD",
+                        help="walk-forward: statistics before this day (in-sample) and from it "
+                             "(out-of-sample), side by side; a sweep is ranked by in-sample "
+                             "Sharpe, out-of-sample figures beside it")
+    parser.add_argument("--processes", type=int, metavar="N",
+                        help="sweep processes (default: all cores)")
+    parser.add_argument("--scheduler", metavar="ADDRESS",
+                        help="run the sweep on the Dask cluster whose scheduler is at ADDRESS, "
+                             "e.g. tcp://10.0.0.5:8786 (needs requirements-dask.txt; see "
+                             "README.md, Sweeps on a cluster)")
+    parser.add_argument("--timings", action="store_true",
+                        help="print how long each phase took (imports, load, calendar, "
+                             "backtest, files, report) to stderr")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {VERSION}")
     strategy = parser.add_argument_group("strategy (default: .env and the environment, as "
-                                         "the bot reads them)")
+                                         "the bot reads them, else config.py's)")
     for name, text in _SHORTHAND_HELP.items():
-        strategy.add_argument("--" + name.replace("_", "-"), dest=name, help=text)
+        strategy.add_argument("--" + name.replace("_", "-"), dest=name, metavar="Z", help=text)
     for name in STRATEGY_FIELDS:
-        strategy.add_argument("--" + name.replace("_", "-"), dest=name,
-                              help=f"{name.upper()} (see config.py)")
+        default = getattr(_BASE, name)
+        flag = "--" + name.replace("_", "-")
+        if isinstance(default, bool):
+            strategy.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction,
+                                  default=None,
+                                  help=_FIELD_HELP[name] % ("yes" if default else "no"))
+        else:
+            shown = default if isinstance(default, str) else f"{default:g}"
+            strategy.add_argument(flag, dest=name, metavar=name.upper(),
+                                  help=_FIELD_HELP[name] % shown)
+    for alias in ALIASES:  # older spellings, kept working (see the epilog)
+        strategy.add_argument("--" + alias.replace("_", "-"), dest=alias, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
 
@@ -87,19 +154,45 @@ def _date(text: str) -> date:
 def overrides(args: argparse.Namespace) -> list[tuple[str, str]]:
     """Shorthands first, exact names after, so an exact name refines a shorthand."""
     names = [*SYMMETRIC, *ALIASES, *STRATEGY_FIELDS]
-    return [(n, getattr(args, n)) for n in names if getattr(args, n, None) is not None]
+    return [(n, _text(getattr(args, n))) for n in names if getattr(args, n, None) is not None]
 
 
-def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
+def _text(value: Any) -> str:
+    """A flag's True/False as the setting's text."""
+    return ("true" if value else "false") if isinstance(value, bool) else str(value)
+
+
+def check_dates(args: argparse.Namespace, first_day: date, last_day: date) -> None:
+    """Raise ValueError saying what was given and how to fix it."""
+    if args.start and args.end and args.end < args.start:
+        raise ValueError(f"--end {args.end} is before --start {args.start}; swap them")
+    if args.start and args.start > last_day:
+        raise ValueError(f"--start {args.start} is after the data's last day ({last_day}); "
+                         f"give a --start from {first_day} to {last_day}")
+    if args.end and args.end < first_day:
+        raise ValueError(f"--end {args.end} is before the data's first day ({first_day}); "
+                         f"give an --end from {first_day} to {last_day}")
+    if args.split and not ((args.start or first_day) < args.split <= (args.end or last_day)):
+        raise ValueError(f"--split {args.split} must fall after the start "
+                         f"({args.start or first_day}) and no later than the end "
+                         f"({args.end or last_day}), so both periods have days")
+
+
+def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None, *,
+         started: float | None = None) -> int:
+    """`started`: a perf_counter() reading from before the imports, for --timings."""
+    watch = Stopwatch(started)
+    if started is not None:
+        watch.lap("imports")
     args = parse_args(argv)
     try:
-        return _run(args, read_env(".env", environ))
+        return _run(args, read_env(".env", environ), watch)
     except (ConfigError, ValueError) as exc:
         print(f"backtest.py: error: {exc}", file=sys.stderr)
         return 2
 
 
-def _run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
+def _run(args: argparse.Namespace, env: Mapping[str, str], watch: Stopwatch) -> int:
     changes = overrides(args)
     config = build_config(env, changes)
     settings = Settings(starting_cash=args.starting_cash, spread_bps=args.spread_bps,
@@ -111,16 +204,27 @@ def _run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     symbols = tuple(s.strip().upper() for s in args.symbols.split(",") if s.strip()) \
         if args.symbols else None
     market = market_data.load(args.data)
+    watch.lap("load")
+    check_dates(args, market.first_day, market.last_day)
+    nyse(market.first_day, market.last_day)  # built once; the backtest asks for the same
+    watch.lap("calendar")
     grid = None
     axes: list[str] = []
+    if args.scheduler and not args.grid:
+        raise ValueError("--scheduler runs a sweep on a cluster; give the sweep with --grid")
+    common = dict(start=args.start, end=args.end, symbols=symbols, settings=settings,
+                  split=args.split)
     if args.grid:
         spec = parse_grid(args.grid)
         axes = [name for name, _ in spec]
-        jobs = jobs_for(spec, env, changes, data=args.data, start=args.start, end=args.end,
-                        symbols=symbols, settings=settings, split=args.split)
-        grid = run_sweep(jobs, args.processes)
-    result = run_backtest(market, config, start=args.start, end=args.end, symbols=symbols,
-                          settings=settings)
+        sweep = run_sweep(market, jobs_for(spec, env, changes, **common),
+                          Job(params=(), config=config, **common), processes=args.processes,
+                          scheduler=args.scheduler)
+        grid, result = sweep.grid, sweep.base
+    else:
+        result = run_backtest(market, config, start=args.start, end=args.end, symbols=symbols,
+                              settings=settings)
+    watch.lap("sweep and backtest" if args.grid else "backtest")
     stats: dict[str, Any] = period_stats(result)
     periods = None
     if args.split is not None:
@@ -136,13 +240,22 @@ def _run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     write_stats(out / "stats.json", full)
     if grid is not None:
         atomic_write_text(out / "grid.csv", grid.to_csv(index=False))
+    watch.lap("files")
     title = f"Backtest {market.name}, {stats['start']} to {stats['end']}"
+    from backtester.report import build_report, write_report  # plotly: only to write one
+
     write_report(out / "report.html", build_report(result, stats, title=title, periods=periods,
-                                                   grid=grid, grid_axes=axes))
+                                                   grid=grid, grid_axes=axes,
+                                                   parameters=full["parameters"]))
+    watch.lap("report")
     print(summary_text({"backtest": stats, **(periods or {})}))
+    if grid is not None:
+        print("\n" + ranked_text(grid, axes))
     print(f"\ncomputed by: {result.engine}")
     print(f"wrote {out}/trades.csv, equity.csv, stats.json"
           f"{', grid.csv' if grid is not None else ''}, report.html")
+    if args.timings:
+        print(watch.text(), file=sys.stderr)
     return 0
 
 
@@ -164,6 +277,8 @@ def _parameters(config: Config, settings: Settings, market: market_data.MarketDa
 def summary_text(columns: Mapping[str, Mapping[str, Any]]) -> str:
     """The statistics as an aligned text table, one column per period."""
     names = list(columns)
+    from backtester.report import stat_rows
+
     values = {n: {k: v for k, _, v in stat_rows(columns[n])} for n in names}
     labels = {k: label for n in names for k, label, _ in stat_rows(columns[n])}
     width = max(len(label) for label in labels.values())

@@ -36,6 +36,16 @@ import numpy as np
 
 from backtester.benchmark import buy_and_hold
 from backtester.costs import Costs, charge
+from backtester.execution import (
+    ENTRY,
+    EXIT,
+    STOP,
+    STOP_CODE,
+    Execution,
+    OrderLog,
+    fill_other,
+    shortfall_bps,
+)
 from backtester.panels import Clock, Panels, build_panels, session_clock
 from backtester.signals import Fills, chunk_days, iter_signals, wire_price
 from backtester.timeline import (
@@ -47,6 +57,7 @@ from backtester.timeline import (
 )
 from config import Config
 from market_calendar import MarketCalendar, Session, nyse
+from order_types import build_order, entry_prices
 from risk import RiskView, entry_allowance
 from signal_generator import (
     EXIT_CODES,
@@ -61,7 +72,7 @@ from simbroker import margin
 from simbroker.book import Book
 from simbroker.costs import CostRates
 from simbroker.market_data import MarketData
-from simbroker.price_model import limit_fill
+from simbroker.price_model import limit_fill, quote
 from simbroker.records import ExchangeConfig, Position
 
 _EXCHANGE = ExchangeConfig()
@@ -173,6 +184,7 @@ class Result:
     costs: Costs | None = None
     # Equal-weight buy-and-hold of the universe at each close (backtester/benchmark.py).
     benchmark: np.ndarray | None = None
+    orders: OrderLog = field(default_factory=OrderLog.empty)  # every order placed
 
     @property
     def days(self) -> list[datetime.date]:
@@ -251,7 +263,8 @@ def _run(panels: Panels, config: Config, settings: Settings) -> Result:
                   cash=outcome.cash, long_value=outcome.long_value,
                   short_value=outcome.short_value, positions=outcome.positions,
                   trades=trades, prices=grid.price, z=grid.z,
-                  clock=_decision_clock(clock, panels.warmup), engine="timelines")
+                  clock=_decision_clock(clock, panels.warmup), engine="timelines",
+                  orders=outcome.orders)
 
 
 def choose_universe(market: MarketData, config: Config,
@@ -270,7 +283,9 @@ def choose_universe(market: MarketData, config: Config,
 
 
 class _Orders(NamedTuple):
-    """Orders of one run for one purpose (exits or entries), in submission order."""
+    """Orders of one run for one purpose (exits or entries), in submission order, as
+    `order_types.build_order` makes them: a limit (NaN for a market order), whether it is a
+    market order and whether an on-close one."""
 
     symbol: np.ndarray
     is_buy: np.ndarray
@@ -278,6 +293,9 @@ class _Orders(NamedTuple):
     limit: np.ndarray
     z: np.ndarray
     reason: np.ndarray  # EXIT_* code, 0 for an entry
+    market: np.ndarray
+    on_close: np.ndarray
+    purpose: np.ndarray  # backtester.execution ENTRY, EXIT or STOP
 
 
 class _Opened(NamedTuple):
@@ -303,6 +321,8 @@ class _Chunk:
     limit: np.ndarray
     in_view: np.ndarray
     ask: np.ndarray
+    bid: np.ndarray
+    entry_limit: np.ndarray  # the price entries are sized and funded at (entry_orders)
     last_close: np.ndarray
     mark: np.ndarray
     wire_mark: np.ndarray  # the mark as the API reports it (4 decimals)
@@ -348,10 +368,21 @@ class _Run:
         self.shortable = settings.flag("shortable", panels.symbols) \
             & settings.flag("easy_to_borrow", panels.symbols)
         self.index = {s: j for j, s in enumerate(panels.symbols)}
+        self.execution = Execution.from_config(config)
+        self.unfilled = np.zeros(n, dtype=np.int64)  # unfilled exit days since the entry
+        self.logged: list[OrderLog] = []
+        # The bid the bot reads (the exchange's noon quote; the price where it has none).
+        with np.errstate(invalid="ignore"):
+            bid = quote(grid.mark, settings.spread_bps)[0]
+            self.bid = np.where(bid > 0, bid, grid.price)
+        limits = entry_prices(self.execution.entry, grid.z, grid.limit, self.bid, grid.ask,
+                              self.execution.offset_bps)
         # Every day's entry orders, each on its own (funding is decided day by day).
-        self.entry = entry_orders(grid.z, grid.price, grid.ask, self.fractionable,
+        self.entry = entry_orders(grid.z, grid.price, grid.ask,
+                                  self.fractionable & self.execution.entry_fractional,
                                   self.shortable, self.thresholds,
-                                  size_usd=config.position_size_usd, limits=grid.limit)
+                                  size_usd=config.position_size_usd,
+                                  limits=grid.limit if limits is None else limits)
 
     def run(self, *, prefix: Prefix | None = None, engine: str = "day loop") -> Result:
         """Replay the runs from the first day, or from `prefix.day` after `resume`."""
@@ -379,7 +410,8 @@ class _Run:
         return Result(config=self.config, settings=self.settings, symbols=p.symbols,
                       sessions=p.sessions[p.warmup:], positions=positions,
                       trades=self.trade_arrays(), prices=self.grid.price, z=self.grid.z,
-                      clock=_decision_clock(self.clock, p.warmup), engine=engine, **out)
+                      clock=_decision_clock(self.clock, p.warmup), engine=engine,
+                      orders=OrderLog.joined(self.logged), **out)
 
     def resume(self, prefix: Prefix) -> None:
         """Take over the backtest at the start of decision day `prefix.day`."""
@@ -393,6 +425,7 @@ class _Run:
             self.book.append(j)
         self.book_changed()
         self.cash, self.orders = prefix.cash, prefix.orders
+        self.logged = [prefix.outcome.orders.before(prefix.day)]
         self.last_equity = float(prefix.outcome.equity[prefix.day - 1])
         t = prefix.outcome.trades
         columns = [t[name] + w if name in ("entry_session", "exit_session") else t[name]
@@ -413,7 +446,8 @@ class _Run:
             # of a fill only for the day's actual orders, in fill_model.
             fills = Fills(g.limit[rows], g.filled[:, rows], None, None)
             yield _Chunk(first=first, z=g.z[rows], price=price, limit=g.limit[rows],
-                         in_view=g.in_view[rows], ask=g.ask[rows],
+                         in_view=g.in_view[rows], ask=g.ask[rows], bid=self.bid[rows],
+                         entry_limit=self.entry.limit[rows],
                          last_close=g.last_close[rows], mark=mark, wire_mark=wire_mark,
                          close_mark=g.close_mark[rows],
                          has_signal=self.entry.code[rows] != NO_ENTRY,
@@ -445,7 +479,7 @@ class _Run:
             (self.signed[held] * c.mark[row][held]).tolist())
         equity = margin.equity(self.cash, long_value, short_value)
         exits = self.exits(t, c, row)
-        entries = self.entries(c, row, equity, long_value, short_value)
+        entries = self.entries(t, c, row, equity, long_value, short_value)
         if exits is not None or entries is not None:
             self.fill(t, c, row, exits, entries)
 
@@ -473,11 +507,34 @@ class _Run:
         chosen = (codes != NO_EXIT).nonzero()[0]
         if not len(chosen):
             return None
-        j = held[chosen]
-        return _Orders(symbol=j, is_buy=~self.long[j], qty=self.qty[j], limit=c.limit[row][j],
-                       z=z[chosen], reason=codes[chosen])
+        j, reason = held[chosen], codes[chosen]
+        kinds = [self.execution.exit_kind(code == STOP_CODE, unfilled) for code, unfilled
+                 in zip(reason.tolist(), self.unfilled[j].tolist(), strict=True)]
+        return self.built(t, c, row, j, ~self.long[j], self.qty[j], z[chosen], reason, kinds,
+                          np.where(reason == STOP_CODE, STOP, EXIT))
 
-    def entries(self, c: _Chunk, row: int, equity: float, long_value: float,
+    def built(self, t: int, c: _Chunk, row: int, j: np.ndarray, is_buy: np.ndarray,
+              qty: np.ndarray, z: np.ndarray, reason: np.ndarray, kinds: list,
+              purpose: np.ndarray) -> _Orders:
+        """The orders of `kinds` for symbols `j`, as the bot's `build_order` makes them."""
+        limit, n = c.limit[row][j], len(j)
+        market, on_close = np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
+        if not self.execution.is_design:
+            s = self.p.sessions[t]
+            now = s.open + datetime.timedelta(microseconds=int(self.clock.noon_us[t]))
+            limit = limit.copy()
+            for i, kind in enumerate(kinds):
+                spec = build_order(kind, is_buy=bool(is_buy[i]), qty=float(qty[i]),
+                                   limit=float(limit[i]), bid=float(c.bid[row][j[i]]),
+                                   ask=float(c.ask[row][j[i]]),
+                                   offset_bps=self.execution.offset_bps, now=now,
+                                   session_close=s.close)
+                limit[i] = math.nan if spec.limit_price is None else spec.limit_price
+                market[i], on_close[i] = spec.type == "market", spec.time_in_force == "cls"
+        return _Orders(symbol=j, is_buy=is_buy, qty=qty, limit=limit, z=z, reason=reason,
+                       market=market, on_close=on_close, purpose=purpose)
+
+    def entries(self, t: int, c: _Chunk, row: int, equity: float, long_value: float,
                 short_value: float) -> _Orders | None:
         # Only symbols with an entry signal (entry_codes, evaluated with the chunk) can be
         # planned; plan_entry_arrays funds them strongest first with ties in the given order,
@@ -500,12 +557,13 @@ class _Run:
             self.shortable[candidates] & margin.shorting_enabled(equity), self.thresholds,
             size_usd=self.config.position_size_usd, cash_usd=cash_usd,
             buying_power_usd=power_usd, max_entries=allowance.max_entries,
-            limits=c.limit[row][candidates], qtys=c.qty[row][candidates])
+            limits=c.entry_limit[row][candidates], qtys=c.qty[row][candidates])
         if not len(plan.accepted):
             return None
-        return _Orders(symbol=candidates[plan.accepted], is_buy=plan.is_long, qty=plan.qty,
-                       limit=plan.limit, z=z[plan.accepted],
-                       reason=np.zeros(len(plan.accepted), dtype=np.int64))
+        n = len(plan.accepted)
+        return self.built(t, c, row, candidates[plan.accepted], plan.is_long, plan.qty,
+                          z[plan.accepted], np.zeros(n, dtype=np.int64),
+                          [self.execution.entry] * n, np.full(n, ENTRY))
 
     # -- fills ------------------------------------------------------------------------------
 
@@ -516,23 +574,39 @@ class _Run:
         orders = _submitted(exits, entries)
         filled, price, when = self.fill_model(t, c, row, orders)
         done = filled.nonzero()[0]
+        n_exits = 0 if exits is None else len(exits.symbol)
         if len(done):
             slip = self.settings.slippage_bps / 10_000.0
             if slip:
                 price = np.where(orders.is_buy, price * (1.0 + slip), price * (1.0 - slip))
-            self.book_fills(t, orders, done, price, when,
-                            n_exits=0 if exits is None else len(exits.symbol))
+            self.book_fills(t, orders, done, price, when, n_exits=n_exits)
+        unfilled_exits = orders.symbol[:n_exits][~filled[:n_exits]]
+        self.unfilled[unfilled_exits] += 1
+        cost = shortfall_bps(orders.is_buy, price, c.price[row][orders.symbol])
+        self.logged.append(OrderLog(np.full(len(filled), t - self.p.warmup), orders.purpose,
+                                    filled.astype(bool), np.where(filled, cost, np.nan)))
         self.orders += len(orders.symbol)
 
     def fill_model(self, t: int, c: _Chunk, row: int,
                    orders: _Orders) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """`price_model.limit_fill` of the run's orders (a handful: evaluated for them alone,
-        not for every cell)."""
+        """`price_model.limit_fill` of the run's limit orders (a handful: evaluated for them
+        alone, not for every cell); market and on-close orders by the exchange's rules."""
         p, j = self.p, orders.symbol
-        filled, price, when = limit_fill(
-            p.open[t, j], p.high[t, j], p.low[t, j], p.close[t, j], is_buy=orders.is_buy,
-            limit=orders.limit, start=self.clock.fraction(t), end=1.0,
-            spread_bps=self.settings.spread_bps, **p.path(t, j))
+        other = orders.market | orders.on_close
+        filled = np.zeros(len(j), dtype=bool)
+        price, when = np.full(len(j), np.nan), np.full(len(j), np.nan)
+        limits = np.flatnonzero(~other)
+        if len(limits):
+            m = j[limits]
+            filled[limits], price[limits], when[limits] = limit_fill(
+                p.open[t, m], p.high[t, m], p.low[t, m], p.close[t, m],
+                is_buy=orders.is_buy[limits], limit=orders.limit[limits],
+                start=self.clock.fraction(t), end=1.0, spread_bps=self.settings.spread_bps,
+                **p.path(t, m))
+        if other.any():  # market and on-close orders, by the exchange's rules
+            fill_other(orders.market, orders.on_close, orders.is_buy, orders.limit,
+                       c.mark[row][j], p.close[t, j], float(self.clock.fraction(t)),
+                       self.settings.spread_bps, filled, price, when)
         return filled, price, when
 
     def book_fills(self, t: int, orders: _Orders, done: np.ndarray, price: np.ndarray,
@@ -560,6 +634,7 @@ class _Run:
                 self.book.append(j)
                 self.held[j], self.long[j], self.qty[j], self.signed[j] = True, is_buy[i], q, signed
                 self.entry_ordinal[j] = today
+                self.unfilled[j] = 0
         self.book_changed()
 
     def apply_split(self, split, last_close: np.ndarray) -> None:

@@ -17,6 +17,7 @@ import pandas as pd
 
 from backtester.benchmark import NAME as BENCHMARK
 from backtester.engine import Result
+from backtester.execution import order_stats
 from backtester.stats import (
     benchmark_stats,
     capital_in_use,
@@ -193,6 +194,9 @@ def period_stats(result: Result, first: date | None = None,
             result.benchmark[lo - 1])
         out |= benchmark_stats(daily_returns(result.equity[lo:hi], start_value),
                                result.benchmark[lo:hi], bench_start, BENCHMARK)
+    out["days_held_past_limit"] = _past_limit(holding_days(result)[mine],
+                                              result.config.max_holding_days)
+    out["orders"] = order_stats(result.orders, lo, hi)
     return out | cost_stats(result, lo, hi, mine)
 
 
@@ -212,6 +216,14 @@ def cost_stats(result: Result, lo: int, hi: int, mine: np.ndarray) -> dict[str, 
                                              - c.trade_fees[mine].sum()), 2),
             "final_equity_before_costs_usd": round(float(c.gross_equity[hi - 1]), 2)
             if hi > lo else None}
+
+
+def _past_limit(days: np.ndarray, limit: int) -> dict[str, float]:
+    """How far round trips ran over MAX_HOLDING_DAYS (calendar days): the mean over all trades
+    and the largest."""
+    over = np.maximum(np.asarray(days, dtype=float) - limit, 0.0)
+    return {"mean": float(over.mean()) if len(over) else math.nan,
+            "max": float(over.max()) if len(over) else math.nan}
 
 
 def json_ready(value: Any) -> Any:

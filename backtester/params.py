@@ -18,6 +18,9 @@ STRATEGY_FIELDS = (
     "long_stop_z", "short_stop_z", "position_size_usd", "max_holding_days", "allow_shorts",
     "same_day_stop_loss", "max_entries_per_run", "max_open_positions",
     "max_gross_exposure_usd", "daily_loss_limit_usd",
+    # How orders are sent (order_types.py).
+    "entry_order_type", "exit_order_type", "stop_order_type", "limit_offset_bps",
+    "exit_escalate_after_days", "entry_partial_fill", "exit_partial_fill",
 )
 # Shorthand -> (long field, short field) set to -|v| and +|v|, or one field set to v.
 SYMMETRIC = {"entry_z": ("long_entry_z", "short_entry_z"),

@@ -1,17 +1,22 @@
-"""Parameter sweeps: every combination of a grid, one backtest each, on all cores.
+"""Parameter sweeps: every combination of a grid, one backtest each, on all cores or a cluster.
 
-Workers are processes (the day loop is Python, so threads would share one core through the
-GIL); each loads the data once. A progress bar shows only when stderr is a terminal.
+The data is loaded once, by the command, and handed to the workers: forked worker processes
+inherit it (no copy, no pickling, where the platform forks; elsewhere it is pickled once per
+worker), and a Dask cluster gets it once per worker (`Client.scatter(..., broadcast=True)`).
+Workers are processes, not threads: the day loop is Python, so threads would share one core
+through the GIL. The run the command line asks for (its report, trades and equity) is one more
+job of the same pool, or the grid's own run when a combination equals it, so it is never run
+twice nor alone after the sweep. A progress bar shows only when stderr is a terminal.
 """
 
 from __future__ import annotations
 
-import functools
 import itertools
+import multiprocessing
 import os
 import sys
-from collections.abc import Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
@@ -19,28 +24,41 @@ from typing import Any
 import pandas as pd
 from tqdm import tqdm
 
-from backtester.engine import Settings, run_backtest
+from backtester.engine import Result, Settings, run_backtest
 from backtester.outputs import period_stats
 from backtester.params import build_config
 from config import Config
-from simbroker import market_data
+from simbroker.market_data import MarketData
 
 GRID_STATS = ("total_return", "cagr", "annual_volatility", "sharpe", "max_drawdown", "trades",
               "win_rate", "exposure")
+RANKED_ROWS = 10
 
 
 @dataclass(frozen=True)
 class Job:
-    """One backtest of a sweep, with everything a worker process needs to run it."""
+    """One backtest of a sweep: its grid values and everything a worker needs besides the data."""
 
     params: tuple[tuple[str, str], ...]
     config: Config
-    data: str
     start: date | None
     end: date | None
     symbols: tuple[str, ...] | None
     settings: Settings
     split: date | None
+
+    def same_run(self, other: Job) -> bool:
+        """True when both jobs compute the same backtest (whatever their grid labels)."""
+        return (self.config, self.start, self.end, self.symbols, self.settings) == (
+            other.config, other.start, other.end, other.symbols, other.settings)
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """The grid rows (in grid order) and the full result of the command line's own run."""
+
+    grid: pd.DataFrame
+    base: Result
 
 
 def jobs_for(grid: Sequence[tuple[str, Sequence[str]]], env: Mapping[str, str],
@@ -55,44 +73,108 @@ def jobs_for(grid: Sequence[tuple[str, Sequence[str]]], env: Mapping[str, str],
     return jobs
 
 
-@functools.lru_cache(maxsize=2)
-def _market(data: str) -> market_data.MarketData:
-    return market_data.load(data)
-
-
-def run_job(job: Job) -> dict[str, Any]:
-    """The grid row of one job: its parameters, then its statistics."""
-    result = run_backtest(_market(job.data), job.config, start=job.start, end=job.end,
+def run_job(market: MarketData, job: Job, keep_result: bool = False,
+            ) -> tuple[dict[str, Any], Result | None]:
+    """The grid row of one job (its parameters, then its statistics), and its full result
+    when `keep_result` (the run the command writes files for)."""
+    result = run_backtest(market, job.config, start=job.start, end=job.end,
                           symbols=job.symbols, settings=job.settings)
     row: dict[str, Any] = {name: _number(value) for name, value in job.params}
     whole = period_stats(result)
     row.update({k: whole[k] for k in GRID_STATS})
+    for purpose, counts in whole["orders"].items():  # per order purpose: what a setting costs
+        row[f"{purpose}_fill_rate"] = counts["fill_rate"]
+        row[f"{purpose}_shortfall_bps"] = counts["shortfall_bps"]
     if job.split is not None:
         before = period_stats(result, None, job.split - timedelta(days=1))
         after = period_stats(result, job.split, None)
         for key in ("sharpe", "total_return", "max_drawdown", "trades"):
             row[f"in_sample_{key}"] = before[key]
             row[f"out_of_sample_{key}"] = after[key]
-    return row
+    return row, (result if keep_result else None)
 
 
-def run_sweep(jobs: Sequence[Job], processes: int | None = None) -> pd.DataFrame:
-    """All jobs, `processes` at a time (default: every core); rows in grid order."""
-    processes = max(1, min(processes or os.cpu_count() or 1, len(jobs)))
-    rows: list[dict[str, Any] | None] = [None] * len(jobs)
-    bar = tqdm(total=len(jobs), desc="sweep", unit="run", disable=not sys.stderr.isatty())
+def run_sweep(market: MarketData, jobs: Sequence[Job], base: Job, *,
+              processes: int | None = None, scheduler: str | None = None) -> Sweep:
+    """All `jobs` and the command line's run `base`, `processes` at a time on this machine
+    (default: every core), or on the Dask cluster whose scheduler is at `scheduler`."""
+    same = next((i for i, job in enumerate(jobs) if job.same_run(base)), None)
+    tasks = [(job, i == same) for i, job in enumerate(jobs)]
+    if same is None:
+        tasks.insert(0, (base, True))  # first: it is also the one the command waits for
+    bar = tqdm(total=len(tasks), desc="sweep", unit="run", disable=not sys.stderr.isatty())
     with bar:
-        if processes == 1:
-            for i, job in enumerate(jobs):
-                rows[i] = run_job(job)
-                bar.update()
+        if scheduler is not None:
+            from backtester.distributed import run_on_cluster  # needs the dask extra
+
+            answers = run_on_cluster(scheduler, market, tasks, bar.update)
         else:
-            with ProcessPoolExecutor(max_workers=processes) as pool:
-                futures = {pool.submit(run_job, job): i for i, job in enumerate(jobs)}
-                for future in as_completed(futures):
-                    rows[futures[future]] = future.result()
-                    bar.update()
-    return pd.DataFrame(rows)
+            answers = _run_here(market, tasks, processes, bar.update)
+    results = [result for _, result in answers if result is not None]
+    rows = [row for (job, keep), (row, _) in zip(tasks, answers, strict=True)
+            if not (keep and same is None)]
+    return Sweep(grid=pd.DataFrame(rows), base=results[0])
+
+
+def _run_here(market: MarketData, tasks: Sequence[tuple[Job, bool]], processes: int | None,
+              progress: Callable[[], object]) -> list[tuple[dict[str, Any], Result | None]]:
+    processes = max(1, min(processes or os.cpu_count() or 1, len(tasks)))
+    if processes == 1:
+        answers = []
+        for job, keep in tasks:
+            answers.append(run_job(market, job, keep))
+            progress()
+        return answers
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("fork" if "fork" in methods else None)
+    with ProcessPoolExecutor(max_workers=processes, mp_context=context,
+                             initializer=_hold_market, initargs=(market,)) as pool:
+        futures = {pool.submit(_run_held, job, keep): i for i, (job, keep) in enumerate(tasks)}
+        return _in_order(futures, progress)
+
+
+def _in_order(futures: Mapping[Future, int], progress: Callable[[], object]) -> list[Any]:
+    answers: list[Any] = [None] * len(futures)
+    for future in as_completed(futures):
+        answers[futures[future]] = future.result()
+        progress()
+    return answers
+
+
+_market: MarketData | None = None  # a worker process's data, set once when it starts
+
+
+def _hold_market(market: MarketData) -> None:
+    global _market
+    _market = market
+
+
+def _run_held(job: Job, keep: bool) -> tuple[dict[str, Any], Result | None]:
+    assert _market is not None, "worker started without its data"
+    return run_job(_market, job, keep)
+
+
+def ranking_key(grid: pd.DataFrame) -> str:
+    """The column a sweep is ranked by: the in-sample Sharpe ratio with a walk-forward split
+    (choosing by out-of-sample figures would leak them into the choice), else the Sharpe."""
+    return "in_sample_sharpe" if "in_sample_sharpe" in grid.columns else "sharpe"
+
+
+def ranked_text(grid: pd.DataFrame, axes: Sequence[str], count: int = RANKED_ROWS) -> str:
+    """The best `count` runs of a sweep as an aligned table, best first."""
+    key = ranking_key(grid)
+    shown = [*axes, key, "total_return", "max_drawdown", "trades"]
+    if key == "in_sample_sharpe":
+        shown += ["out_of_sample_sharpe", "out_of_sample_total_return"]
+    best = grid.sort_values(key, ascending=False, na_position="last", kind="stable")
+    table = best[[c for c in dict.fromkeys(shown) if c in grid.columns]].head(count)
+    table.insert(0, "rank", range(1, len(table) + 1))
+    title = f"sweep: {len(grid)} runs ranked by {key}"
+    if len(grid) > count:
+        title += f" (best {count}; all in grid.csv)"
+    as_given = {name: str for name in axes}  # grid values as typed: 2.0 stays "2.0"
+    return title + "\n" + table.to_string(index=False, formatters=as_given,
+                                           float_format=lambda v: f"{v:.4f}")
 
 
 def _number(text: str) -> int | float | str:

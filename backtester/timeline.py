@@ -34,6 +34,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from backtester.execution import ENTRY, EXIT, STOP, STOP_CODE, Execution, OrderLog, shortfall_bps
 from backtester.panels import Clock, Panels
 from backtester.signals import DaySignals
 from config import Config
@@ -129,6 +130,7 @@ class Outcome(NamedTuple):
     short_value: np.ndarray
     positions: np.ndarray
     trades: dict[str, np.ndarray]
+    orders: OrderLog = OrderLog.empty()
 
 
 @dataclass(frozen=True)
@@ -167,6 +169,9 @@ def run_timelines(panels: Panels, clock: Clock, config: Config, grid: Grid,
               if getattr(config, name)]
     if limits:
         raise Binds(f"risk limits set ({', '.join(limits)})")
+    if not Execution.from_config(config).is_design:
+        # Timelines know the design's DAY limits at the current price only.
+        raise Binds("order types other than limits at the current price, or escalation")
     return _Timelines(panels, clock, grid, Thresholds.from_config(config), orders,
                       starting_cash=starting_cash, spread_bps=spread_bps,
                       commission_usd=commission_usd, slippage_bps=slippage_bps).run()
@@ -204,7 +209,8 @@ class _Timelines:
         long_value, short_value, count = self.values(segments, noon=False)
         outcome = Outcome(equity=margin.equity(cash_close, long_value, short_value),
                           cash=cash_close, long_value=long_value, short_value=short_value,
-                          positions=count, trades=self.trades(positions, fills))
+                          positions=count, trades=self.trades(positions, fills),
+                          orders=self.order_log(positions, entries, fills))
         if bind is not None:
             day, why = bind
             raise Binds(why, self.prefix(day, outcome, positions, fills, number, cash_close))
@@ -278,7 +284,7 @@ class _Timelines:
             hit = fills[np.arange(len(pending)), first]
             last = np.where(hit, first, width - 1)
             upto = placed & (steps <= last[:, np.newaxis])
-            self.exit_orders.append((d[upto], np.broadcast_to(j, d.shape)[upto]))
+            self.exit_orders.append((d[upto], np.broadcast_to(j, d.shape)[upto], codes[upto]))
             closed = pending[hit]
             exit_day[closed] = when[hit, first[hit]]
             reason[closed] = codes[hit, first[hit]]
@@ -292,8 +298,9 @@ class _Timelines:
         """Each order's number (1, 2, ... over the backtest) and its position k in its run's
         submissions, as (days, symbols) arrays: exits in symbol order, then entries in the
         order the bot funds them."""
-        exit_day = np.concatenate([d for d, _ in self.exit_orders] or [np.zeros(0, int)])
-        exit_symbol = np.concatenate([j for _, j in self.exit_orders] or [np.zeros(0, int)])
+        exit_day = np.concatenate([d for d, _, _ in self.exit_orders] or [np.zeros(0, int)])
+        exit_symbol = np.concatenate([j for _, j, _ in self.exit_orders]
+                                     or [np.zeros(0, int)])
         entry_day, entry_symbol = np.nonzero(entries)
         day = np.concatenate([exit_day, entry_day])
         symbol = np.concatenate([exit_symbol, entry_symbol])
@@ -469,6 +476,27 @@ class _Timelines:
         if tight[day]:
             return day, f"entries may not all fit the account on {self.p.days()[day]}"
         return day, f"equity near the $2,000 shorting needs on {self.p.days()[day]}"
+
+    def order_log(self, p: _Positions, entries: np.ndarray,
+                  f: dict[str, np.ndarray]) -> OrderLog:
+        """Every order placed (exits, then entries; the statistics only count them), whether
+        it filled and at what cost against the decision price (backtester.execution)."""
+        cost = np.full((2, self.days, self.n), np.nan)  # [0] entries, [1] exits
+        decided = self.g.price[f["day"], f["symbol"]]
+        cost[f["is_exit"].astype(np.intp), f["day"], f["symbol"]] = shortfall_bps(
+            f["is_buy"], f["price"], decided)
+        exit_day = np.concatenate([d for d, _, _ in self.exit_orders] or [np.zeros(0, int)])
+        exit_symbol = np.concatenate([j for _, j, _ in self.exit_orders]
+                                     or [np.zeros(0, int)])
+        exit_code = np.concatenate([c for _, _, c in self.exit_orders] or [np.zeros(0, int)])
+        entry_day, entry_symbol = np.nonzero(entries)
+        exit_cost = cost[1, exit_day, exit_symbol]
+        entry_cost = cost[0, entry_day, entry_symbol]
+        shortfall = np.r_[exit_cost, entry_cost]
+        return OrderLog(day=np.r_[exit_day, entry_day].astype(np.int64),
+                        purpose=np.r_[np.where(exit_code == STOP_CODE, STOP, EXIT),
+                                      np.full(len(entry_day), ENTRY)].astype(np.int64),
+                        filled=~np.isnan(shortfall), shortfall_bps=shortfall)
 
     def trades(self, p: _Positions, f: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         n = len(p.symbol)

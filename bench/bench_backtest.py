@@ -55,7 +55,10 @@ from simbroker import synthetic  # noqa: E402
 
 RULES = {"Z_SCORE_WINDOW": "30", "LONG_ENTRY_Z": "-1.5", "SHORT_ENTRY_Z": "1.5",
          "LONG_EXIT_Z": "-0.1", "SHORT_EXIT_Z": "0.1", "LONG_STOP_Z": "-3.0",
-         "SHORT_STOP_Z": "3.0", "MAX_HOLDING_DAYS": "5", "POSITION_SIZE_USD": "100"}
+         "SHORT_STOP_Z": "3.0", "MAX_HOLDING_DAYS": "5", "POSITION_SIZE_USD": "100",
+         # Limit DAY orders at the current price for every purpose, as backtrader is given.
+         "ENTRY_ORDER_TYPE": "limit", "EXIT_ORDER_TYPE": "limit", "STOP_ORDER_TYPE": "limit",
+         "EXIT_ESCALATE_AFTER_DAYS": "0"}
 START = date(2000, 1, 3)
 SEED = 20240601
 

@@ -2,7 +2,9 @@
 
 Options: ``--data us-stocks|splits|PATH`` (market data, default us-stocks), ``--start
 DATE_OR_DATETIME`` (a bare YYYY-MM-DD is noon New York; default: noon of the 20th session of
-the data, so the bot has history), ``--key K --secret S`` (default SIMKEY / SIMSECRET),
+the data, so the bot has history), ``--key K --secret S`` (default SIMKEY / SIMSECRET; or
+the environment's SIMBROKER_KEY_ID / SIMBROKER_SECRET_KEY, or ``--keys-file FILE`` with the
+key id on its first line and the secret on its second, so that they do not show in `ps`),
 ``--state FILE`` (continue from FILE if it exists; save it after every change and on
 Ctrl-C), ``--spread-bps X``, ``--partial-fill-probability P``, ``--seed N``,
 ``--legacy-pdt`` (report and enforce the pattern day trader rule as before 2026-06-04).
@@ -18,31 +20,56 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from market_calendar import new_york_noon, nyse, parse_date_or_datetime
 from simbroker import market_data
 from simbroker.exchange import Exchange
 from simbroker.records import DEFAULT_KEY_ID, DEFAULT_SECRET_KEY, ExchangeConfig
 from simbroker.server import serve
+from version import VERSION
 
 HISTORY_SESSIONS = 20
 
 
+EPILOG = """exit codes: 0 stopped (Ctrl-C or SIGTERM), 2 bad options or market data
+
+examples:
+  python -m simbroker --port 8000
+  python -m simbroker --port 0 --start 2022-03-01 --state /tmp/exchange.json
+  python -m simbroker --data splits --spread-bps 0 --seed 7"""
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m simbroker", description=__doc__.split(
-        "\n")[0])
-    parser.add_argument("--port", type=int, default=8000, help="TCP port (0: any free port)")
-    parser.add_argument("--data", default="us-stocks",
-                        help="market data: us-stocks, splits, or a CSV file")
-    parser.add_argument("--start", help="simulated start time (YYYY-MM-DD = noon New York)")
+        "\n")[0], epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--port", type=int, default=8000,
+                        help="TCP port on 127.0.0.1 (0: any free port; default %(default)s)")
+    parser.add_argument("--data", default="us-stocks", metavar="NAME_OR_CSV",
+                        help="market data: us-stocks, splits, or a long CSV file "
+                             "symbol,date,open,high,low,close,volume (default %(default)s)")
+    parser.add_argument("--start", metavar="DATE_OR_DATETIME",
+                        help="simulated start: YYYY-MM-DD is noon New York, or an ISO time "
+                             f"with its zone (default: noon of the data's {HISTORY_SESSIONS}th "
+                             "session, so a bot has history)")
     parser.add_argument("--key", default=None, help=f"API key id (default {DEFAULT_KEY_ID})")
     parser.add_argument("--secret", default=None,
                         help=f"API secret key (default {DEFAULT_SECRET_KEY})")
-    parser.add_argument("--state", help="state file: loaded if it exists, saved on changes")
-    parser.add_argument("--spread-bps", type=float, default=ExchangeConfig.spread_bps)
-    parser.add_argument("--partial-fill-probability", type=float, default=0.0)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--keys-file", metavar="FILE",
+                        help="the key id on line 1 and the secret on line 2 (not shown in ps; "
+                             "or set SIMBROKER_KEY_ID / SIMBROKER_SECRET_KEY)")
+    parser.add_argument("--state", metavar="FILE",
+                        help="state file: continued from if it exists, saved after every "
+                             "change and on stop (default: none, state in memory only)")
+    parser.add_argument("--spread-bps", type=float, default=ExchangeConfig.spread_bps,
+                        metavar="BPS",
+                        help="quoted spread around each price, in basis points "
+                             "(default %(default)g)")
+    parser.add_argument("--partial-fill-probability", type=float, default=0.0, metavar="P",
+                        help="chance in [0, 1] that a fill is partial (default %(default)g)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of the exchange's random draws: the same seed gives the "
+                             "same fills (default %(default)s)")
     parser.add_argument("--no-costs", action="store_true",
                         help="charge no borrow, SEC or FINRA fees (see simbroker/costs.py)")
     parser.add_argument("--borrow-rate", type=float, default=ExchangeConfig.borrow_rate,
@@ -51,12 +78,33 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help="yearly interest on positive cash (default 0: none)")
     parser.add_argument("--legacy-pdt", action="store_true",
                         help="enforce and report pattern day trading as before 2026-06-04")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {VERSION}")
     return parser.parse_args(argv)
 
 
-def build_exchange(args: argparse.Namespace) -> Exchange:
+def credentials_from(args: argparse.Namespace, env: Mapping[str, str]) -> dict[str, str]:
+    """The keys given: flags first, then the keys file, then the environment."""
+    from_file: list[str] = []
+    if args.keys_file:
+        try:
+            with open(args.keys_file, encoding="utf-8") as handle:
+                from_file = [line.strip() for line in handle.read().splitlines()]
+        except OSError as exc:
+            raise ValueError(f"--keys-file {args.keys_file}: cannot be read ({exc.strerror})") \
+                from None
+        if len(from_file) < 2 or not from_file[0] or not from_file[1]:
+            raise ValueError(f"--keys-file {args.keys_file}: give the key id on line 1 and the "
+                             "secret on line 2")
+    key = args.key or (from_file[0] if from_file else None) or env.get("SIMBROKER_KEY_ID")
+    secret = args.secret or (from_file[1] if from_file else None) \
+        or env.get("SIMBROKER_SECRET_KEY")
+    return {k: v for k, v in (("key_id", key), ("secret_key", secret)) if v}
+
+
+def build_exchange(args: argparse.Namespace,
+                   env: Mapping[str, str] | None = None) -> Exchange:
     data = market_data.load(args.data)
-    credentials = {k: v for k, v in (("key_id", args.key), ("secret_key", args.secret)) if v}
+    credentials = credentials_from(args, os.environ if env is None else env)
     if args.state and os.path.exists(args.state):
         exchange = Exchange.load(args.state, data)
         if credentials:
@@ -77,7 +125,8 @@ def build_exchange(args: argparse.Namespace) -> Exchange:
 
 
 def banner(args: argparse.Namespace, exchange: Exchange, url: str) -> str:
-    secret = "<the secret you passed>" if args.secret else exchange.config.secret_key
+    given = exchange.config.secret_key != DEFAULT_SECRET_KEY
+    secret = "<the secret you passed>" if given else exchange.config.secret_key
     key = exchange.config.key_id
     return "\n".join([
         f"simbroker: {exchange.market_data.name} at {exchange.now.isoformat()}",

@@ -12,6 +12,7 @@ Not thread-safe: the HTTP server holds one lock around every call.
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import random
 import uuid
@@ -21,10 +22,21 @@ from os import PathLike
 from typing import Any
 
 from market_calendar import UTC, MarketCalendar, Session, nyse
-from simbroker import account, errors, execution, matching, persistence, state
+from simbroker import (
+    account,
+    corporate,
+    errors,
+    execution,
+    matching,
+    persistence,
+    restrictions,
+    state,
+)
+from simbroker.activities import Activity
 from simbroker.bars import BarStore
 from simbroker.book import Book
 from simbroker.costs import CostRates, borrow_fee, cash_interest, day_sale_fees
+from simbroker.journal import Journal
 from simbroker.market_data import MarketData
 from simbroker.orders import OrderRequest, parse_order_request
 from simbroker.prices import MarketView, Moment
@@ -37,6 +49,7 @@ from simbroker.records import (
     asset_id,
 )
 from simbroker.requestlog import RequestLog
+from simbroker.restrictions import Restrictions
 from simbroker.rules import check_order
 
 PDT_WINDOW_SESSIONS = 5  # FINRA: 4+ day trades within 5 business days make a pattern
@@ -70,6 +83,7 @@ class Exchange:
         self.book = Book(cash=self.config.starting_cash)
         self.orders: dict[str, Order] = {}
         self._by_client_id: dict[str, str] = {}
+        self.index_orders()
         self._seq = 0
         self._last_stamp = self._now - _TICK
         self.last_equity = self.config.starting_cash
@@ -77,6 +91,11 @@ class Exchange:
         self.balance_asof = self.calendar.sessions_before(self._trading_day(), 1)[0].day
         self._day_sales: list[tuple[float, float]] = []  # (principal, shares) sold today
         self.cost_log: list[dict] = []  # costs charged, newest last (see _post_cost)
+        self.activities: list[Activity] = []  # non-trade activities (see activities.py)
+        self.activity_seq = 0
+        self.restrictions = Restrictions()
+        self.renamed: dict[str, str] = {}  # new symbol -> asset id it inherited (corporate.py)
+        self.retired: dict[str, str] = {}  # old symbol -> its new symbol
 
     # -- clock --------------------------------------------------------------------------------
 
@@ -92,9 +111,7 @@ class Exchange:
         if when.tzinfo is None:
             raise ValueError(f"advance_to({when!r}): pass a tz-aware datetime")
         when = when.astimezone(UTC)
-        if when < self._now:
-            raise ValueError(f"the clock never goes back: it is {self._now.isoformat()}, "
-                             f"{when.isoformat()} is earlier")
+        self._check_target(when)
         while self._now < when:
             session = self.calendar.current_or_next_open(self._now)
             if session.open > when:
@@ -108,6 +125,17 @@ class Exchange:
             if stop == session.close:
                 self._at_close(session)
         self._now = when
+
+    def _check_target(self, when: datetime) -> None:
+        """Refuse a target the clock cannot reach before anything moves: the walk would stop
+        partway at the end of the calendar and leave a clock no later call can use."""
+        if when < self._now:
+            raise ValueError(f"the clock never goes back: it is {self._now.isoformat()}, "
+                             f"{when.isoformat()} is earlier")
+        try:
+            self.calendar.current_or_next_open(when)
+        except ValueError as exc:
+            raise ValueError(f"cannot move the clock to {when.isoformat()}: {exc}") from None
 
     def advance_seconds(self, seconds: float) -> None:
         self.advance_to(self._now + timedelta(seconds=seconds))
@@ -133,7 +161,7 @@ class Exchange:
             # Alpaca cancels open orders in a symbol on the ex-date of its split.
             for order in self._open_orders(split.symbol):
                 self._finish(order, Status.CANCELED, session.open)
-            self.book.apply_split(split, self.view.previous_close(split.symbol, at))
+            corporate.apply_split(self, split, self.view.previous_close(split.symbol, at))
         for order in self._open_orders():
             if order.status is Status.ACCEPTED:
                 self._update(replace(order, status=Status.NEW, updated_at=session.open))
@@ -282,6 +310,8 @@ class Exchange:
         """POST /v2/orders: validate `body` (a decoded JSON object) and place the order.
         Raises ApiError with Alpaca's status and code when Alpaca would refuse it."""
         request = parse_order_request(body)
+        restrictions.check_can_trade(self)
+        corporate.check_not_retired(self, request.symbol)
         execution.check_submission(request.time_in_force, self._now, self.calendar)
         at = self.moment()
         client_id = request.client_order_id or str(self._new_uuid())
@@ -295,7 +325,7 @@ class Exchange:
         status = Status.NEW if at.is_open else Status.ACCEPTED
         order = Order(
             id=str(self._new_uuid()), client_order_id=client_id, seq=self._seq,
-            symbol=request.symbol, asset_id=asset_id(request.symbol), side=request.side,
+            symbol=request.symbol, asset_id=self.asset_id_of(request.symbol), side=request.side,
             type=request.type, time_in_force=request.time_in_force, qty=request.qty,
             notional=request.notional, limit_price=request.limit_price,
             intent=decision.intent, reserve_price=decision.reserve_price, status=status,
@@ -335,7 +365,15 @@ class Exchange:
                     until: datetime | None = None, direction: str = "desc",
                     symbols: set[str] | None = None, side: str | None = None) -> list[Order]:
         """GET /v2/orders: filtered on submitted_at (exclusive bounds), newest first by default."""
-        chosen = [o for o in self.orders.values()
+        if status == "open":
+            pool = self._open_orders()
+        elif after is not None:
+            # submission times only grow (_stamp), so the orders after `after` are a suffix
+            first = bisect.bisect_right(self._submitted, (after, "\uffff"))
+            pool = [self.orders[i] for _, i in self._submitted[first:]]
+        else:
+            pool = list(self.orders.values())
+        chosen = [o for o in pool
                   if (status == "all" or o.is_open == (status == "open"))
                   and (after is None or o.submitted_at > after)
                   and (until is None or o.submitted_at < until)
@@ -363,9 +401,15 @@ class Exchange:
         return self.submit_order({"symbol": position.symbol, "qty": amount, "side": side.value,
                                   "type": "market", "time_in_force": "day"})
 
+    def asset_id_of(self, symbol: str) -> str:
+        """The asset's id: a renamed symbol keeps the id of the asset it was (Alpaca's asset
+        ids never change; the symbol does)."""
+        return self.renamed.get(symbol) or asset_id(symbol)
+
     def _open_orders(self, symbol: str | None = None) -> list[Order]:
-        return [o for o in self.orders.values()
-                if o.is_open and (symbol is None or o.symbol == symbol)]
+        orders = self.orders
+        return [orders[i] for i in self._open_ids
+                if symbol is None or orders[i].symbol == symbol]
 
     def _finish(self, order: Order, status: Status, when: datetime) -> Order:
         stamp = {Status.CANCELED: "canceled_at", Status.EXPIRED: "expired_at"}[status]
@@ -374,7 +418,23 @@ class Exchange:
         return finished
 
     def _update(self, order: Order) -> None:
+        if order.id not in self.orders:
+            self._submitted.append((order.submitted_at, order.id))
         self.orders[order.id] = order
+        self.changed_orders.add(order.id)
+        if order.is_open:
+            self._open_ids.setdefault(order.id)
+        else:
+            self._open_ids.pop(order.id, None)
+
+    def index_orders(self) -> None:
+        """Rebuild the look-ups over `orders` (after a load): by client id, the open ones in
+        submission order, and submission times in order, so that placing an order, the day's
+        events and history pages cost the same however many orders came before."""
+        self._by_client_id = {o.client_order_id: o.id for o in self.orders.values()}
+        self._open_ids: dict[str, None] = {o.id: None for o in self.orders.values() if o.is_open}
+        self._submitted = sorted((o.submitted_at, o.id) for o in self.orders.values())
+        self.changed_orders: set[str] = set()
 
     def _new_uuid(self) -> uuid.UUID:
         return uuid.UUID(int=self._rng.getrandbits(128), version=4)
@@ -428,8 +488,11 @@ class Exchange:
     @classmethod
     def load(cls, path: str | PathLike[str], market_data: MarketData, *,
              calendar: MarketCalendar | None = None) -> Exchange:
-        return cls.from_state(state.read_json(path), market_data, calendar=calendar,
-                              source=str(path))
+        """The state saved at `path`, with the journal beside it replayed (journal.py)."""
+        data = state.read_json(path)
+        exchange = cls.from_state(data, market_data, calendar=calendar, source=str(path))
+        Journal.replay(exchange, data, path)
+        return exchange
 
     def to_state(self) -> dict[str, Any]:
         """The whole state as JSON-ready data (see persistence.py)."""

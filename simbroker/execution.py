@@ -27,8 +27,10 @@ from __future__ import annotations
 
 from datetime import datetime, time, timedelta
 
+import numpy as np
+
 from market_calendar import NEW_YORK, MarketCalendar
-from simbroker import errors
+from simbroker import errors, price_model
 from simbroker.market_data import DailyBar
 from simbroker.records import Order, OrderType, Side, TimeInForce
 
@@ -76,9 +78,22 @@ def auction_price(order: Order, bar: DailyBar | None) -> float | None:
     if bar is None:
         return None
     price = bar.open if order.time_in_force is TimeInForce.OPG else bar.close
-    if order.type is OrderType.MARKET:
-        return price
-    assert order.limit_price is not None
-    if order.side is Side.BUY:
-        return price if price <= order.limit_price + 1e-9 else None
-    return price if price >= order.limit_price - 1e-9 else None
+    limit = np.nan if order.type is OrderType.MARKET else order.limit_price
+    return price if bool(auction_crosses(order.side is Side.BUY, limit, price)) else None
+
+
+def auction_crosses(is_buy, limit, price) -> np.ndarray:
+    """Whether orders cross at auction `price`: a market order (limit NaN) always, a limit
+    order when the price is at or better than its limit. Element-wise (the backtester's
+    orders of a day at once); a NaN price (no trading that day) never crosses."""
+    is_buy, limit, price = (np.asarray(x, dtype=float) for x in (is_buy, limit, price))
+    with np.errstate(invalid="ignore"):
+        within = np.where(is_buy > 0, price <= limit + 1e-9, price >= limit - 1e-9)
+    return ~np.isnan(price) & (np.isnan(limit) | within)
+
+
+def market_prices(path_price, is_buy, spread_bps: float) -> np.ndarray:
+    """What a market order fills at, live at a moment whose model price is `path_price`: the
+    quote's ask for a buy, its bid for a sell (price_model.quote). Element-wise."""
+    bid, ask = price_model.quote(path_price, spread_bps)
+    return np.where(np.asarray(is_buy, dtype=bool), ask, bid)

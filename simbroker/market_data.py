@@ -598,7 +598,10 @@ def _check_sessions(days: np.ndarray, source: _Source) -> None:
     sessions = nyse(max(first, _EARLIEST_CALENDAR_DAY), min(last, _LATEST_CALENDAR_DAY))
     numbers = np.array([(s.day - _EPOCH).days for s in sessions.sessions_between(first, last)],
                        dtype=np.int64)
-    bad = _first(~np.isin(days, numbers))
+    # A table of the days from the first to the last: one look-up per row, not a sort.
+    is_session = np.zeros(int(days.max() - days.min()) + 1, dtype=bool)
+    is_session[numbers - days.min()] = True
+    bad = _first(~is_session[days - days.min()])
     if bad is not None:
         raise source.error(bad, "date", f"{_date(days[bad])} is not an NYSE session (weekend or "
                            "holiday)", "remove the row; market_calendar.nyse()"

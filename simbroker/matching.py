@@ -55,9 +55,9 @@ def first_fill(order: Order, bar: DailyBar | None, session: Session, start: date
     if order.type is OrderType.MARKET:
         price = price_model.price_at(bar.open, bar.high, bar.low, bar.close, f0, key=key,
                                      scale=bar.path_scale)
-        bid, ask = price_model.quote(price, spread_bps)
-        return Candidate(when=live, price=float(ask if is_buy else bid), seq=order.seq,
-                         order_id=order.id)
+        return Candidate(when=live, price=float(execution.market_prices(price, is_buy,
+                                                                        spread_bps)),
+                         seq=order.seq, order_id=order.id)
     filled, price, fraction = price_model.limit_fill(
         bar.open, bar.high, bar.low, bar.close, is_buy=is_buy, limit=order.limit_price,
         start=f0, end=f1, spread_bps=spread_bps, key=key, scale=bar.path_scale)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from simbroker import errors, price_model
-from simbroker.records import OrderType, Side, TimeInForce
+from simbroker.records import Intent, OrderType, Side, TimeInForce
 
 MAX_CLIENT_ORDER_ID = 128  # Alpaca: client_order_id "<= 128 characters"
 QTY_DECIMALS = 9  # Alpaca: qty and notional "can take up to 9 decimal points"
@@ -29,6 +29,7 @@ class OrderRequest:
     notional: float | None
     limit_price: float | None
     client_order_id: str | None
+    position_intent: Intent | None = None  # None: the exchange infers it from the position
 
     @property
     def is_fractional(self) -> bool:
@@ -48,10 +49,12 @@ def parse_order_request(body: Any) -> OrderRequest:
     notional = _number(body, "notional")
     limit = _number(body, "limit_price")
     client_id = _optional_text(body, "client_order_id")
+    intent = _enum(body, "position_intent", Intent, ()) if body.get("position_intent") \
+        else None
     _check_unsupported(body)
     request = OrderRequest(symbol=symbol, side=side, type=order_type, time_in_force=tif,
                            qty=qty, notional=notional, limit_price=limit,
-                           client_order_id=client_id)
+                           client_order_id=client_id, position_intent=intent)
     _check_amount(request)
     _check_limit(request)
     if client_id is not None and not 0 < len(client_id) <= MAX_CLIENT_ORDER_ID:

@@ -8,7 +8,7 @@ import uuid
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
-from simbroker import state
+from simbroker import activities, restrictions, state
 from simbroker.book import Book
 from simbroker.market_data import MarketData
 from simbroker.records import DayTrade, ExchangeConfig, Fill, Order, Position
@@ -37,6 +37,10 @@ def dump(exchange: Exchange) -> dict[str, Any]:
         "fills": [state.encode(f) for f in book.fills],
         "day_trades": [state.encode(t) for t in book.day_trades],
         "requests": exchange.requests.to_state(),
+        "activities": [state.encode(a) for a in exchange.activities],
+        "activity_seq": exchange.activity_seq,
+        "restrictions": restrictions.to_state(exchange.restrictions),
+        "renamed": dict(exchange.renamed), "retired": dict(exchange.retired),
         "rng": [version, list(internal), gauss],
         "costs": {"day_sales": [list(sale) for sale in exchange._day_sales],
                   "log": [{**c, "date": c["date"].isoformat()} for c in exchange.cost_log]},
@@ -68,13 +72,19 @@ def restore(exchange: Exchange, data: dict[str, Any]) -> None:
         fills=[state.decode(Fill, f) for f in data["fills"]],
         day_trades=[state.decode(DayTrade, t) for t in data["day_trades"]])
     exchange.orders = {o["id"]: state.decode(Order, o) for o in data["orders"]}
-    exchange._by_client_id = {o.client_order_id: o.id for o in exchange.orders.values()}
+    exchange.index_orders()
     exchange.last_equity = float(account["last_equity"])
     exchange.last_maintenance_margin = float(account["last_maintenance_margin"])
     exchange.balance_asof = date.fromisoformat(account["balance_asof"])
     exchange._seq = int(account["seq"])
     exchange._last_stamp = datetime.fromisoformat(account["last_stamp"])
     exchange.requests = RequestLog.from_state(data["requests"])
+    # Absent from states saved before activities, restrictions and renames existed.
+    exchange.activities = activities.restore(data.get("activities", []))
+    exchange.activity_seq = int(data.get("activity_seq", 0))
+    exchange.restrictions = restrictions.from_state(data.get("restrictions"))
+    exchange.renamed = dict(data.get("renamed", {}))
+    exchange.retired = dict(data.get("retired", {}))
     version, internal, gauss = data["rng"]
     exchange._rng.setstate((version, tuple(internal), gauss))
     costs = data.get("costs", {"day_sales": [], "log": []})  # a state saved before costs

@@ -61,7 +61,7 @@ def get_asset(request: Request) -> Response:
     exchange = request.exchange
     key = request.arg("symbol")
     for symbol in exchange.market_data.symbols:
-        if key.upper() == symbol or key == wire.asset_id(symbol):
+        if key.upper() == symbol or key == request.exchange.asset_id_of(symbol):
             return ok(wire.asset_json(exchange, symbol))
     raise errors.not_found(f"asset not found for {key}")
 
@@ -111,7 +111,7 @@ def close_all_positions(request: Request) -> Response:
 def _symbol_of(request: Request) -> str:
     key = request.arg("symbol")
     for symbol in request.exchange.book.positions:
-        if key.upper() == symbol or key == wire.asset_id(symbol):
+        if key.upper() == symbol or key == request.exchange.asset_id_of(symbol):
             return symbol
     return key.upper()
 

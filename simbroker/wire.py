@@ -17,7 +17,7 @@ from market_calendar import NEW_YORK, UTC, Session
 from simbroker.bars import bars_json
 from simbroker.market_data import DailyBar
 from simbroker.prices import Moment, Quote, Trade
-from simbroker.records import Order, Position, Side, asset_id
+from simbroker.records import Order, Position, Side
 
 if TYPE_CHECKING:
     from simbroker.exchange import Exchange
@@ -74,7 +74,7 @@ def account_json(exchange: Exchange) -> dict[str, Any]:
     b = exchange.balances()
     body: dict[str, Any] = {
         "id": str(exchange.account_id), "account_number": "SIM" + exchange.account_id.hex[:9],
-        "status": "ACTIVE", "crypto_status": "INACTIVE", "currency": "USD",
+        "status": exchange.restrictions.status, "crypto_status": "INACTIVE", "currency": "USD",
         "cash": decimal(b.cash), "portfolio_value": decimal(b.equity),
         "equity": decimal(b.equity), "last_equity": decimal(exchange.last_equity),
         "long_market_value": decimal(b.long_market_value),
@@ -89,8 +89,7 @@ def account_json(exchange: Exchange) -> dict[str, Any]:
         "sma": "0", "accrued_fees": "0", "intraday_adjustments": "0",
         "pending_reg_taf_fees": "0", "pending_transfer_in": "0", "pending_transfer_out": "0",
         "balance_asof": exchange.balance_asof.isoformat(),
-        "shorting_enabled": b.is_margin, "trading_blocked": False, "transfers_blocked": False,
-        "account_blocked": False, "trade_suspended_by_user": False,
+        **exchange.restrictions.flags_json(b.is_margin),
         "created_at": timestamp(exchange.created_at),
     }
     if exchange.config.legacy_pdt:
@@ -113,7 +112,8 @@ def position_json(exchange: Exchange, position: Position, at: Moment) -> dict[st
     intraday = (price - lastday) * qty
     held = exchange.held_for_orders(symbol, _closing_side(position))
     return {
-        "asset_id": asset_id(symbol), "symbol": symbol, "exchange": listing_exchange(symbol),
+        "asset_id": exchange.asset_id_of(symbol), "symbol": symbol,
+        "exchange": listing_exchange(symbol),
         "asset_class": "us_equity", "asset_marginable": True,
         "avg_entry_price": decimal(position.avg_entry_price, 6), "qty": decimal(qty, 9),
         "qty_available": decimal(math.copysign(max(0.0, abs(qty) - held), qty), 9),
@@ -132,7 +132,8 @@ def asset_json(exchange: Exchange, symbol: str) -> dict[str, Any]:
     shortable = config.has_flag("shortable", symbol)
     easy = config.has_flag("easy_to_borrow", symbol)
     return {
-        "id": asset_id(symbol), "class": "us_equity", "exchange": listing_exchange(symbol),
+        "id": exchange.asset_id_of(symbol), "class": "us_equity",
+        "exchange": listing_exchange(symbol),
         "symbol": symbol, "name": f"{symbol} (simulated)", "status": "active",
         "tradable": True, "marginable": True, "maintenance_margin_requirement": 25,
         "margin_requirement_long": "25", "margin_requirement_short": "30",

@@ -2,6 +2,7 @@
 
 import csv
 import json
+import re
 
 import pytest
 
@@ -30,11 +31,30 @@ def test_sweep_writes_grid_and_a_self_contained_report_with_the_heatmap(run):
     assert [(r["entry_z"], r["window"]) for r in grid] == [
         ("1.5", "20"), ("1.5", "30"), ("2.0", "20"), ("2.0", "30")]
     assert {"sharpe", "total_return", "trades"} <= set(grid[0])
+    ranked = printed.out.split("sweep: 4 runs ranked by sharpe\n")[1].splitlines()
+    assert ranked[0].split() == ["rank", "entry_z", "window", "sharpe", "total_return",
+                                 "max_drawdown", "trades"]
+    best = sorted(grid, key=lambda r: -float(r["sharpe"]))
+    assert [line.split()[1:3] for line in ranked[1:5]] == [[r["entry_z"], r["window"]]
+                                                           for r in best]
     page = (out / "report.html").read_text()
-    assert '"type":"heatmap"' in page
-    assert "Sweep: sharpe by entry_z and window" in page
+    assert '"type":"heatmap"' in page and '"zmid":0' in page  # a loss is never green
+    assert "Sweep: Sharpe (daily, rf=0) by entry_z and window" in page
     assert '<script src="http' not in page
     assert "plotly.js v" in page  # the library itself is inlined: the page works offline
+    # The sweep as a table ranked by Sharpe, best first, with a filter.
+    ranks = re.findall(r"<tr><td>(\d+)</td><td>([\d.]+)</td><td>(\d+)</td>", page)
+    assert [r[0] for r in ranks] == ["1", "2", "3", "4"]
+    by_cell = {(float(r["entry_z"]), int(r["window"])): float(r["sharpe"]) for r in grid}
+    ordered = [by_cell[(float(z), int(w))] for _, z, w in ranks]
+    assert ordered == sorted(ordered, reverse=True)
+    assert "id='sweep-filter'" in page
+    # What the run was: its settings first, then every traded symbol in the menu.
+    assert page.index("<h2>Settings</h2>") < page.index("<h2>Statistics</h2>")
+    assert "<th>symbols</th><td class='left'>4: AAPL, AMZN, KO, XOM</td>" in page
+    assert "<h2>Monthly returns</h2>" in page and "<h2>Worst drawdowns</h2>" in page
+    assert "Rolling Sharpe over 126 sessions" in page
+    assert '"title.text":' in page  # the menu keeps each symbol's title
 
 
 def test_split_reports_both_periods(run):
@@ -46,6 +66,15 @@ def test_split_reports_both_periods(run):
     header = printed.out.splitlines()[0]
     assert "in-sample" in header and "out-of-sample" in header
     assert "Walk-forward" in (out / "report.html").read_text()
+
+
+def test_a_sweep_with_a_split_is_ranked_and_drawn_out_of_sample(run):
+    code, printed, out = run("--grid", "entry_z=1.5,2.0", "--split", "2022-02-15",
+                             "--processes", "1")
+    assert code == 0, printed.err
+    page = (out / "report.html").read_text()
+    assert "Sweep: out-of-sample Sharpe (daily, rf=0) by entry_z and _" in page
+    assert "best first by out-of-sample Sharpe (daily, rf=0)" in page
 
 
 def test_files_and_parameter_overrides(run):
@@ -62,15 +91,54 @@ def test_files_and_parameter_overrides(run):
         assert next(csv.reader(handle)) == ["date", "equity", "cash", "long_value",
                                             "short_value", "drawdown"]
     assert "Sharpe" in printed.out
-    # How it was computed is said, and this run's entries never depend on the account.
-    assert stats["engine"] == "timelines"
-    assert "computed by: timelines" in printed.out
+    # How it was computed is said: the default exits are not limits at the current price,
+    # which only the day loop executes.
+    assert stats["engine"] == ("day loop: order types other than limits at the current price, "
+                               "or escalation")
+    assert f"computed by: {stats['engine']}" in printed.out
+    # Per order purpose: placed, filled and the implementation shortfall, printed and saved.
+    assert set(stats["orders"]) == {"entry", "exit", "stop"}
+    assert stats["orders"]["exit"]["placed"] >= stats["orders"]["exit"]["filled"] > 0
+    assert "Orders (exit): filled / placed, shortfall" in printed.out
+
+
+def test_order_settings_as_options_and_sweep_dimensions(run):
+    code, printed, out = run("--grid", "exit_order_type=limit,marketable_limit",
+                             "--stop-order-type", "market", "--exit-escalate-after-days", "0",
+                             "--processes", "1")
+    assert code == 0, printed.err
+    with open(out / "grid.csv") as handle:
+        grid = {r["exit_order_type"]: r for r in csv.DictReader(handle)}
+    assert set(grid) == {"limit", "marketable_limit"}
+    # Marketable limits fill every exit, paying the spread (a positive shortfall against the
+    # decision price); limits at the noon price fill at their limit when they fill.
+    assert float(grid["limit"]["exit_fill_rate"]) <= 1.0
+    assert float(grid["marketable_limit"]["exit_fill_rate"]) == 1.0
+    assert float(grid["marketable_limit"]["exit_shortfall_bps"]) > \
+        float(grid["limit"]["exit_shortfall_bps"]) + 0.5
+    assert {"entry_fill_rate", "stop_fill_rate", "stop_shortfall_bps"} <= set(grid["limit"])
+    code, printed, _ = run("--exit-order-type", "stop")
+    assert code == 2 and "EXIT_ORDER_TYPE='stop' is unknown" in printed.err
 
 
 def test_bad_values_are_refused_with_the_setting_named(run):
     code, printed, _ = run("--entry-z", "0.05")  # entry inside the exit band
     assert code == 2
     assert "LONG_ENTRY_Z" in printed.err
+    code, printed, _ = run("--scheduler", "tcp://127.0.0.1:9")
+    assert code == 2
+    assert "give the sweep with --grid" in printed.err
     code, printed, _ = run("--grid", "entry=1,2")
     assert code == 2
     assert "'entry' is not a strategy parameter" in printed.err
+
+
+def test_timings_name_every_phase_and_add_up(run):
+    code, printed, _ = run("--timings")
+    assert code == 0, printed.err
+    line = next(x for x in printed.err.splitlines() if x.startswith("timings: "))
+    parts = [p.rsplit(" ", 2) for p in line.removeprefix("timings: ").split(", ")]
+    names = [name for name, _, unit in parts]
+    assert names == ["load", "calendar", "backtest", "files", "report", "total"]
+    seconds = [float(value) for _, value, _ in parts]
+    assert abs(sum(seconds[:-1]) - seconds[-1]) < 0.01  # laps of one stopwatch

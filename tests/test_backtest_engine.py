@@ -121,7 +121,8 @@ def test_short_filled_later_at_its_limit_then_covered():
     # is picked (its path depends on it) so that, at a 2 bp spread, the bid at noon is below L
     # (the order rests) and the path rises to L / (1 - 1 bp) later: it fills then, at L.
     # 03-08 flat at 10: window 10, 10, 10, 10.9 | 10: reversion, bought back at the 10.00
-    # limit, which the flat bar's ask (10.01 at 2 bp) never reaches: still held.
+    # limit (the design's exit order, EXIT_ORDER_TYPE=limit), which the flat bar's ask (10.01
+    # at 2 bp) never reaches: still held.
     bar = (10.5, 11.6, 10.2, 10.9)
     for k in range(500):
         symbol = f"S{k:03d}"
@@ -134,8 +135,8 @@ def test_short_filled_later_at_its_limit_then_covered():
     else:
         pytest.fail("no symbol's path rests and then fills")
     market = bars(*flat_start(symbol), (symbol, DAYS[4], *bar), (symbol, DAYS[5], 10.0))
-    result = backtest(market, config(tickers=symbol), end=DAYS[5], symbols=(symbol,),
-                      settings=Settings(spread_bps=2.0))
+    result = backtest(market, config(tickers=symbol, exit_order_type="limit"), end=DAYS[5],
+                      symbols=(symbol,), settings=Settings(spread_bps=2.0))
     qty = float(np.floor(100.0 / limit))
     assert list(result.positions) == [1, 1] and len(result.trades) == 0
     # Short proceeds sit in cash: 100,000 + qty * L (whole cents) from 03-05 on.

@@ -31,19 +31,43 @@ def test_golden_run_on_us_stocks(us_stocks):
     # fixed open -> low -> high -> close path: that path filled a noon limit almost only when
     # the price went on against it (927 trades, 97,393.93); the new path fills ~94% of
     # noon limits with no drift against them after the fill, so more entries fill and lose
-    # less.
+    # less. Re-pinned again when the default exits changed from limits at the noon price to
+    # marketable limits (EXIT_ORDER_TYPE) and market stop-losses (STOP_ORDER_TYPE): every exit
+    # now fills the day it is decided (with limits: 1,493 of 1,551 exits and 31 of 35 stops;
+    # 1,524 trades, 99,697.35, pinned below).
     stats = period_stats(result)
+    assert stats["trades"] == 1531
+    # Equity is net of the account's costs (on by default, simbroker/costs.py); short borrow
+    # at 2.5% a year on round lots of 100 is nearly all of it: the bot's $100 shorts of
+    # $50-300 stocks borrow 100 shares each.
+    assert stats["final_equity_before_costs_usd"] == 99_766.56
+    assert (stats["borrow_fees_usd"], stats["sec_fees_usd"], stats["taf_fees_usd"]) == (
+        1_423.28, 7.57, 6.27)
+    assert stats["costs_usd"] == 1_437.12
+    assert stats["final_equity_usd"] == 98_329.44
+    assert stats["exit_reasons"] == {"max_holding_period": 1414, "stop_loss": 34,
+                                     "mean_reversion": 83}
+    orders = stats["orders"]
+    assert [(orders[p]["placed"], orders[p]["filled"]) for p in ("entry", "exit", "stop")] == [
+        (1614, 1535), (1497, 1497), (34, 34)]
+
+
+def test_golden_run_with_the_designs_limit_orders(us_stocks):
+    # The design's execution: DAY limits at the noon price for every purpose, never escalated.
+    design = {"ENTRY_ORDER_TYPE": "limit", "EXIT_ORDER_TYPE": "limit",
+              "STOP_ORDER_TYPE": "limit", "EXIT_ESCALATE_AFTER_DAYS": "0"}
+    result = run_backtest(us_stocks, load_config(design), start=date(2019, 1, 1),
+                          end=date(2022, 12, 28))
+    stats = period_stats(result)
+    assert result.engine == "timelines"
     assert stats["trades"] == 1524
+    assert stats["final_equity_before_costs_usd"] == 99_697.35
+    assert stats["final_equity_usd"] == 98_255.60
     assert stats["exit_reasons"] == {"max_holding_period": 1412, "stop_loss": 31,
                                      "mean_reversion": 81}
-    # With the account's costs on (the default, simbroker/costs.py): equity is net of them.
-    # Short borrow at 2.5% a year on round lots of 100 is nearly all of it: the bot's $100
-    # shorts of $50-300 stocks borrow 100 shares each.
-    assert stats["final_equity_before_costs_usd"] == 99_697.35
-    assert (stats["borrow_fees_usd"], stats["sec_fees_usd"], stats["taf_fees_usd"]) == (
-        1_427.68, 7.68, 6.39)
-    assert stats["costs_usd"] == 1_441.75
-    assert stats["final_equity_usd"] == 98_255.60
+    orders = stats["orders"]
+    assert [(orders[p]["placed"], orders[p]["filled"]) for p in ("entry", "exit", "stop")] == [
+        (1607, 1527), (1551, 1493), (35, 31)]
 
 
 def test_zscores_are_the_bots_bit_for_bit(us_stocks):

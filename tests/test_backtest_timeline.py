@@ -62,7 +62,10 @@ def draw_case(seed: int):
            "SHORT_STOP_Z": str(entry + float(rng.uniform(0.3, 2.0))),
            "MAX_HOLDING_DAYS": str(int(rng.integers(1, 15))),
            "POSITION_SIZE_USD": str(float(rng.choice([50.0, 100.0, 250.0, 1000.0]))),
-           "ALLOW_SHORTS": "true" if rng.random() < 0.8 else "false"}
+           "ALLOW_SHORTS": "true" if rng.random() < 0.8 else "false",
+           # The timelines know the design's limit orders (other order types: day loop).
+           "ENTRY_ORDER_TYPE": "limit", "EXIT_ORDER_TYPE": "limit", "STOP_ORDER_TYPE": "limit",
+           "EXIT_ESCALATE_AFTER_DAYS": "0"}
     subset = frozenset(names[::2])
     settings = Settings(
         spread_bps=float(rng.choice([0.0, 2.0, 10.0])),
@@ -84,6 +87,15 @@ def assert_same(fast, slow):
         assert np.allclose(getattr(fast, name), getattr(slow, name), rtol=0, atol=1e-9), name
     assert np.array_equal(fast.z, slow.z, equal_nan=True)
     assert np.array_equal(fast.prices, slow.prices, equal_nan=True)
+    # The same orders placed and filled, at the same cost (each order once, in another order).
+    for log in (fast.orders, slow.orders):
+        assert len(log.day) == len(log.purpose) == len(log.filled) == len(log.shortfall_bps)
+    key = [np.lexsort((o.shortfall_bps, o.filled, o.purpose, o.day)) for o in (fast.orders,
+                                                                             slow.orders)]
+    for name in ("day", "purpose", "filled", "shortfall_bps"):
+        a, b = (getattr(o, name)[k] for o, k in zip((fast.orders, slow.orders), key,
+                                                    strict=True))
+        assert np.allclose(a, b, rtol=0, atol=1e-9, equal_nan=True), name
 
 
 def test_timelines_and_day_loop_agree_on_random_markets_and_settings(monkeypatch):

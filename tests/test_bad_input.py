@@ -454,6 +454,7 @@ RULES = {
         "entry_z": lambda v, key: v is None or _number(v, positive=False),  # None: unknown
         "entry_order_id": lambda v, key: isinstance(v, str),
         "entry_client_order_id": lambda v, key: isinstance(v, str),
+        "asset_id": lambda v, key: isinstance(v, str),
     },
     "orders": {
         "client_order_id": lambda v, key: v == key,
@@ -476,7 +477,7 @@ RULES = {
 }
 # They have defaults.
 OPTIONAL = {"exit_reason", "order_id", "broker_evidence", "order_type", "time_in_force",
-            "decision_price"}
+            "decision_price", "asset_id"}
 
 
 def record_is_valid(key: str, name: str, record: object) -> bool:

@@ -55,9 +55,13 @@ def exchange_orders(sim: Sim) -> dict[str, object]:
 # -- stop-loss ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("stop_type,exits_today", [("market", True), ("limit", False)])
+@pytest.mark.parametrize("settings,stop_type,exits_today", [
+    ({}, "market", True), ({"STOP_ORDER_TYPE": "limit"}, "limit", False)])
 def test_stop_loss_exits_on_the_signal_day_on_a_continuing_decline(tmp_path, monkeypatch,
-                                                                   stop_type, exits_today):
+                                                                   settings, stop_type,
+                                                                   exits_today):
+    """With the default settings (no STOP_ORDER_TYPE) the stop exits at once; the design's
+    limit at the noon price does not, as the price keeps falling."""
     series, _ = scenario(["z=-4.5"])
     bar = falling_afternoon(series["AAA"][DAYS[E + 1]], 5.0)
     noon, comes_back = after_noon(bar, DAYS[E + 1])
@@ -65,7 +69,7 @@ def test_stop_loss_exits_on_the_signal_day_on_a_continuing_decline(tmp_path, mon
     try:
         assert sim.run(DAYS[E], **MARKETABLE) == 0
         assert "AAA" in sim.store.load_holdings()
-        assert sim.run(DAYS[E + 1], **MARKETABLE, STOP_ORDER_TYPE=stop_type) == 0
+        assert sim.run(DAYS[E + 1], **MARKETABLE, **settings) == 0
         sim.exchange.advance_to(sim.exchange.now.replace(hour=21))  # through the close
         stop = exchange_orders(sim)[f"mr-{DAYS[E + 1]:%Y%m%d}-AAA-exit"]
         assert stop.type.value == stop_type

@@ -25,3 +25,25 @@ def test_a_wider_request_builds_one_calendar_covering_both():
     assert wider.session(date(2035, 12, 25)) is None
     assert [s.day for s in wider.sessions_between(date(2024, 1, 1), date(2024, 12, 31))] == \
         [s.day for s in before.sessions_between(date(2024, 1, 1), date(2024, 12, 31))]
+
+
+def test_a_simulated_day_builds_one_calendar_for_the_datas_years(tmp_path, monkeypatch):
+    import market_calendar
+    import trading_bot
+
+    builds = []
+    build = market_calendar._build
+
+    def counted(first, last):
+        builds.append((first, last))
+        return build(first, last)
+
+    monkeypatch.chdir(tmp_path)  # no .env of the developer's
+    monkeypatch.setattr(market_calendar, "_build", counted)
+    monkeypatch.setattr(market_calendar, "_calendar", None)  # as in a fresh process
+    monkeypatch.setattr(market_calendar, "_covered", None)
+    code = trading_bot.main(["--sim", "--days", "2", "--sim-start", "2021-03-01",
+                             "--sim-dir", str(tmp_path / "sim")], environ={})
+    assert code == 0
+    # us-stocks is 2013..2022: the exchange, the runner and both daily runs share one build.
+    assert builds == [(date(2007, 1, 1), date(2025, 12, 31))]

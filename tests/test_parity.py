@@ -31,13 +31,26 @@ def _key(row):
     return (row["exit_time"], row["symbol"])
 
 
-# Spring 2019 has mean-reversion exits, the 2020 crash a stop-loss, spring 2022 shorts.
-@pytest.mark.parametrize("first_day, days", [
-    (date(2019, 3, 4), 30), (date(2020, 2, 24), 30), (date(2022, 5, 2), 25)])
+DESIGN = {"ENTRY_ORDER_TYPE": "limit", "EXIT_ORDER_TYPE": "limit", "STOP_ORDER_TYPE": "limit",
+          "EXIT_ESCALATE_AFTER_DAYS": "0"}
+ON_CLOSE = {"EXIT_ORDER_TYPE": "market_on_close", "STOP_ORDER_TYPE": "market_on_close"}
+ESCALATING = {"ENTRY_ORDER_TYPE": "marketable_limit", "LIMIT_OFFSET_BPS": "5",
+              "EXIT_ORDER_TYPE": "limit", "EXIT_ESCALATE_AFTER_DAYS": "1"}
+# On-close entries are whole shares (Alpaca: fractional quantities only in DAY orders).
+CLOSE_ENTRIES = {"ENTRY_ORDER_TYPE": "limit_on_close", "EXIT_ORDER_TYPE": "market",
+                 "STOP_ORDER_TYPE": "marketable_limit", "POSITION_SIZE_USD": "500"}
+
+
+# Spring 2019 has mean-reversion exits, the 2020 crash a stop-loss, spring 2022 shorts; the
+# default order settings, the design's all-limit ones, and three other combinations.
+@pytest.mark.parametrize("first_day, days, settings", [
+    (date(2019, 3, 4), 30, {}), (date(2020, 2, 24), 30, {}), (date(2022, 5, 2), 25, {}),
+    (date(2020, 2, 24), 30, DESIGN), (date(2020, 2, 24), 30, ON_CLOSE),
+    (date(2019, 3, 4), 30, ESCALATING), (date(2020, 2, 24), 30, CLOSE_ENTRIES)])
 def test_backtest_makes_the_trades_the_bot_makes_on_the_exchange(tmp_path, monkeypatch,
-                                                                  first_day, days):
+                                                                  first_day, days, settings):
     monkeypatch.chdir(tmp_path)  # no developer .env
-    env = {"TICKERS": TICKERS}
+    env = {"TICKERS": TICKERS, **settings}
     code = trading_bot.main(["--sim", "--days", str(days), "--sim-start", first_day.isoformat(),
                              "--sim-dir", str(tmp_path / "sim")], environ=env)
     assert code == 0

@@ -19,8 +19,14 @@ SAME = ["symbol", "side", "qty", "entry_time", "entry_price", "exit_time", "exit
         "exit_client_order_id"]
 
 
+# Limit exits at the noon price (the design's), so that exit orders are still working when the
+# records are lost: the default marketable exits fill at once.
+LIMIT_EXITS = {"EXIT_ORDER_TYPE": "limit", "STOP_ORDER_TYPE": "limit",
+               "EXIT_ESCALATE_AFTER_DAYS": "0"}
+
+
 def sim(sim_dir, *args: str) -> int:
-    return trading_bot.main(["--sim", "--sim-dir", str(sim_dir), *args], environ={})
+    return trading_bot.main(["--sim", "--sim-dir", str(sim_dir), *args], environ=LIMIT_EXITS)
 
 
 def test_rebuilt_records_trade_as_if_nothing_happened(tmp_path, monkeypatch):

@@ -1,0 +1,185 @@
+"""Benchmark what a user waits for: whole processes, A/B interleaved, with in-process phases.
+
+    .venv/bin/python bench/bench_whole.py [--rounds 5] [--peer-python PATH] [--only NAME ...]
+
+Parts (--only picks some; all by default):
+
+* ``peers``: `backtest.py --data FILE.csv` against vectorbt (bench/peer_vectorbt.py) at 126,000
+  (50 x 2,520), 2.5 M (500 x 5,000) and 5 M (2,000 x 2,520) bars, and against backtrader
+  1.9.78 (bench/peer_backtrader.py) at 126,000, on the same seeded synthetic CSV files
+  (bench/write_csv.py, written once under .bench/data). vectorbt's numba cache is warmed by
+  one untimed run per size first; its JIT cost is reported apart: the first simulation of a
+  process minus a second one in the same process (`--twice`), and a run with a cold cache.
+* ``memory``: peak resident memory and time of `backtest.py` on 2.5 M and 12.6 M (5,000 x
+  2,520) bars from CSV.
+* ``sweep``: a 9-combination `--grid` on 500 x 2,520 with `--processes 1` against 2.
+* ``startup``: `trading_bot.py --sim --days 1` against its import floor (a process that only
+  imports what the command imports: `import trading_bot, sim_runner`), and the slowest imports
+  of backtest.py (`python -X importtime`).
+
+Every figure is a median over `--rounds` with [min-max]; ratios are taken pair by pair within a
+round. Peers need requirements-bench.txt, in this venv or in the one given by --peer-python.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from ab import (  # noqa: E402
+    ROOT,
+    Command,
+    csv_file,
+    interleave,
+    machine,
+    measured,
+    phase_medians,
+    ratios,
+    spread,
+    tickers,
+)
+
+PY = sys.executable
+SIZES = {"126,000": (50, 2520), "2.5 M": (500, 5000), "5 M": (2000, 2520)}
+GRID = ["entry_z=1.0,1.5,2.0", "window=20,30,60"]
+
+
+def ours(label: str, symbols: int, sessions: int, out: Path, *extra: str) -> Command:
+    path = csv_file(symbols, sessions)
+    return Command(label, measured([PY, "backtest.py", "--data", str(path), "--timings",
+                                    "--out", str(out), *extra]),
+                   {"TICKERS": tickers(symbols)})
+
+
+def peers(rounds: int, peer: str, out: Path) -> None:
+    print("\n== whole process: backtest.py against vectorbt and backtrader ==")
+    for size, (symbols, sessions) in SIZES.items():
+        path = csv_file(symbols, sessions)
+        vbt = Command("vectorbt", measured([peer, "bench/peer_vectorbt.py", str(path)]))
+        interleave([vbt], 1)  # warms numba's disk cache; not counted
+        commands = [ours("backtest.py", symbols, sessions, out), vbt]
+        if size == "126,000":
+            commands.append(Command("backtrader", measured([peer, "bench/peer_backtrader.py",
+                                                            str(path)])))
+        print(f"{size} bars ({symbols} x {sessions:,}), {rounds} rounds:")
+        runs = interleave(commands, rounds)
+        mine = runs["backtest.py"]
+        for label, measured_runs in runs.items():
+            print(f"  {label:12s} {spread([r.seconds for r in measured_runs])}, peak "
+                  f"{spread([r.peak_mb for r in measured_runs], 'MB', 0)}")
+            print(f"  {'':12s} in-process: {phase_medians(measured_runs)}")
+        for label in runs:
+            if label != "backtest.py":
+                print(f"  {label} / backtest.py: {spread(ratios(runs[label], mine), 'x', 1)}")
+        jit = interleave([Command("vectorbt --twice", measured(
+            [peer, "bench/peer_vectorbt.py", str(path), "--twice"]))], 1)["vectorbt --twice"][0]
+        first, again = jit.phases["backtest"], jit.phases["backtest again"]
+        print(f"  vectorbt JIT and cache loading: {first - again:.2f} s (first simulation "
+              f"{first:.2f} s, the same again in that process {again:.2f} s)")
+    _cold_vectorbt(peer)
+
+
+def _cold_vectorbt(peer: str) -> None:
+    path = csv_file(*SIZES["126,000"])
+    with tempfile.TemporaryDirectory() as cache:
+        cold = interleave([Command("vectorbt, cold numba cache", measured(
+            [peer, "bench/peer_vectorbt.py", str(path)]), {"NUMBA_CACHE_DIR": cache})], 1)
+    run = next(iter(cold.values()))[0]
+    print(f"vectorbt at 126,000 bars with a cold numba cache: {run.seconds:.2f} s "
+          f"({phase_medians([run])})")
+
+
+def memory(rounds: int, out: Path) -> None:
+    print("\n== backtest.py from CSV: time and peak resident memory ==")
+    for size, (symbols, sessions) in {"2.5 M": (500, 5000), "12.6 M": (5000, 2520)}.items():
+        runs = interleave([ours("backtest.py", symbols, sessions, out)], rounds)["backtest.py"]
+        print(f"{size} bars ({symbols} x {sessions:,}): {spread([r.seconds for r in runs])}, "
+              f"peak {spread([r.peak_mb for r in runs], 'MB', 0)}")
+        print(f"  in-process: {phase_medians(runs)}")
+
+
+def sweep(rounds: int, out: Path) -> None:
+    print("\n== 9-combination sweep on 500 x 2,520: --processes 1 against 2 ==")
+    commands = [ours(f"--processes {n}", 500, 2520, out / str(n), "--grid", *GRID,
+                     "--processes", str(n)) for n in (1, 2)]
+    runs = interleave(commands, rounds)
+    one, two = runs["--processes 1"], runs["--processes 2"]
+    for label, measured_runs in runs.items():
+        print(f"  {label}: {spread([r.seconds for r in measured_runs])}; in-process: "
+              f"{phase_medians(measured_runs)}")
+    print(f"  whole process, 1 / 2: {spread(ratios(one, two), 'x')}")
+    sweeping = [a.phases["sweep and backtest"] / b.phases["sweep and backtest"]
+                for a, b in zip(one, two, strict=True)]
+    print(f"  the sweep phase alone, 1 / 2: {spread(sweeping, 'x')}")
+
+
+def startup(rounds: int, out: Path) -> None:
+    print("\n== trading_bot.py --sim --days 1 against its import floor ==")
+    sim_dir = out / "sim"
+    shutil.rmtree(sim_dir, ignore_errors=True)
+    run = Command("--sim --days 1", measured(
+        ["sh", "-c", f"rm -rf {sim_dir} && exec {PY} trading_bot.py --sim --days 1 "
+                     f"--sim-dir {sim_dir}"]))
+    floor = Command("imports only", measured([PY, "-c", "import trading_bot, sim_runner"]))
+    runs = interleave([run, floor], rounds)
+    for label, measured_runs in runs.items():
+        print(f"  {label}: {spread([r.seconds for r in measured_runs])}")
+    print(f"  run / floor: {spread(ratios(runs['--sim --days 1'], runs['imports only']), 'x')}")
+    for argv in (["backtest.py", "--help"], ["-c", "import trading_bot, sim_runner"]):
+        print(f"heavy packages imported by python {' '.join(argv)} (python -X importtime, "
+              "cumulative):")
+        print("  " + ", ".join(_heavy_imports(argv)))
+
+
+HEAVY = ("numpy", "pandas", "plotly", "pandas_market_calendars", "alpaca_trade_api", "aiohttp",
+         "requests", "tqdm", "dask", "distributed")
+
+
+def _heavy_imports(argv: list[str]) -> list[str]:
+    err = subprocess.run([PY, "-X", "importtime", *argv], cwd=ROOT, capture_output=True,
+                         text=True, check=True).stderr
+    seen = {}
+    for line in err.splitlines():
+        parts = line.split("|")
+        if line.startswith("import time:") and len(parts) == 3 and parts[1].strip().isdigit():
+            seen.setdefault(parts[2].strip(), int(parts[1]))
+    return [f"{name} {seen[name] / 1e6:.3f} s" if name in seen else f"{name} not imported"
+            for name in HEAVY]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--peer-python", default=PY,
+                        help="the Python with vectorbt and backtrader (default: this one)")
+    parser.add_argument("--only", nargs="+", choices=("peers", "memory", "sweep", "startup"),
+                        default=("peers", "memory", "sweep", "startup"))
+    args = parser.parse_args()
+    print(f"machine: {machine()}")
+    print(f"commit: {_commit()}")
+    with tempfile.TemporaryDirectory() as scratch:
+        out = Path(scratch)
+        for part in args.only:
+            if part == "peers":
+                peers(args.rounds, args.peer_python, out)
+            else:
+                {"memory": memory, "sweep": sweep, "startup": startup}[part](args.rounds, out)
+    return 0
+
+
+def _commit() -> str:
+    found = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
+                           capture_output=True, text=True, check=False)
+    return found.stdout.strip() or "unknown"
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONHASHSEED", "0")
+    sys.exit(main())

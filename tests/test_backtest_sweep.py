@@ -1,0 +1,97 @@
+"""Sweeps: the same rows whether run in one process, in forked workers sharing the data, or on
+a Dask cluster of two workers on 127.0.0.1; the command line's run is done once, with them."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pandas as pd
+import pytest
+
+import backtester.sweep
+from backtester import Settings, run_backtest
+from backtester.outputs import trade_rows
+from backtester.params import build_config
+from backtester.sweep import Job, jobs_for, ranked_text, run_sweep
+from simbroker import synthetic
+
+ENV = {"TICKERS": "S0000", "POSITION_SIZE_USD": "100"}
+GRID = [("entry_z", ["1.2", "1.8"]), ("window", ["15", "25"])]
+
+
+@pytest.fixture(scope="module")
+def market():
+    return synthetic.generate(12, start=date(2016, 1, 4), sessions=260, seed=11)
+
+
+def _jobs(market, base_changes=()):
+    common = dict(start=None, end=None, symbols=market.symbols, settings=Settings(),
+                  split=date(2016, 9, 1))
+    base = Job(params=(), config=build_config(ENV, list(base_changes)), **common)
+    return jobs_for(GRID, ENV, list(base_changes), **common), base
+
+
+def test_forked_workers_give_the_rows_of_one_process(market):
+    jobs, base = _jobs(market)
+    alone = run_sweep(market, jobs, base, processes=1)
+    forked = run_sweep(market, jobs, base, processes=2)
+    pd.testing.assert_frame_equal(alone.grid, forked.grid)
+    assert list(zip(alone.grid["entry_z"], alone.grid["window"], strict=True)) == [
+        (1.2, 15), (1.2, 25), (1.8, 15), (1.8, 25)]
+    assert alone.grid["trades"].nunique() > 1  # the parameters reach the runs
+    direct = run_backtest(market, base.config, symbols=market.symbols)
+    assert trade_rows(forked.base) == trade_rows(direct) == trade_rows(alone.base)
+
+
+def test_the_command_lines_run_is_not_repeated_when_the_grid_holds_it(market, monkeypatch):
+    runs = []
+    real = backtester.sweep.run_backtest
+
+    def counting(*args, **kwargs):
+        runs.append(kwargs["start"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(backtester.sweep, "run_backtest", counting)
+    jobs, base = _jobs(market, [("entry_z", "1.8"), ("window", "25")])
+    sweep = run_sweep(market, jobs, base, processes=1)
+    assert len(runs) == len(jobs) == 4  # the base is the grid's (1.8, 25)
+    assert trade_rows(sweep.base) == trade_rows(
+        run_backtest(market, base.config, symbols=market.symbols))
+    jobs, base = _jobs(market, [("window", "20")])  # not in the grid: one more run
+    runs.clear()
+    assert len(run_sweep(market, jobs, base, processes=1).grid) == 4
+    assert len(runs) == 5
+
+
+def test_ranked_text_puts_the_best_in_sample_first(market):
+    jobs, base = _jobs(market)
+    grid = run_sweep(market, jobs, base, processes=1).grid
+    text = ranked_text(grid, ["entry_z", "window"], count=3)
+    lines = text.splitlines()
+    assert lines[0] == "sweep: 4 runs ranked by in_sample_sharpe (best 3; all in grid.csv)"
+    assert lines[1].split()[:4] == ["rank", "entry_z", "window", "in_sample_sharpe"]
+    shown = [float(line.split()[3]) for line in lines[2:]]
+    assert shown == sorted(grid["in_sample_sharpe"].round(4), reverse=True)[:3]
+    assert [line.split()[0] for line in lines[2:]] == ["1", "2", "3"]
+
+
+def test_a_dask_cluster_of_two_local_workers_gives_the_same_rows(market):
+    import distributed  # requirements-dask.txt, installed by make test
+
+    jobs, base = _jobs(market)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  host="127.0.0.1", dashboard_address=None) as cluster:
+        remote = run_sweep(market, jobs, base, scheduler=cluster.scheduler_address)
+        with distributed.Client(cluster.scheduler_address) as client:
+            held = client.run(lambda dask_worker: len(dask_worker.data))
+    local = run_sweep(market, jobs, base, processes=1)
+    pd.testing.assert_frame_equal(remote.grid, local.grid)
+    assert trade_rows(remote.base) == trade_rows(local.base)
+    assert len(held) == 2
+
+
+def test_an_unreachable_scheduler_is_named():
+    from backtester.distributed import run_on_cluster
+
+    with pytest.raises(ValueError, match=r"--scheduler tcp://127.0.0.1:9: no Dask scheduler"):
+        run_on_cluster("tcp://127.0.0.1:9", None, [], lambda: None, timeout_s=2)
