@@ -32,7 +32,7 @@ from simbroker import (
     restrictions,
     state,
 )
-from simbroker.activities import Activity
+from simbroker.activities import Activity, record_activity
 from simbroker.bars import BarStore
 from simbroker.book import Book
 from simbroker.costs import CostRates, borrow_fee, cash_interest, day_sale_fees
@@ -52,6 +52,8 @@ from simbroker.requestlog import RequestLog
 from simbroker.restrictions import Restrictions
 from simbroker.rules import check_order
 
+_COST_NAMES = {"borrow": "stock borrow fee", "sec": "SEC Section 31 fee",
+               "taf": "FINRA trading activity fee", "cash_interest": "interest on cash"}
 PDT_WINDOW_SESSIONS = 5  # FINRA: 4+ day trades within 5 business days make a pattern
 _TICK = timedelta(microseconds=1)  # the step that keeps order timestamps unique
 
@@ -241,6 +243,8 @@ class Exchange:
         self.book.cash = round(self.book.cash - amount_usd, 2)
         self.cost_log.append({"activity_type": activity_type, "kind": kind, "symbol": symbol,
                               "net_amount": round(-amount_usd, 2), "date": session.day})
+        record_activity(self, activity_type, net_amount=round(-amount_usd, 2), symbol=symbol,
+                        description=_COST_NAMES[kind], book_cash=False)
 
     # -- fills ----------------------------------------------------------------------------------
 
