@@ -21,7 +21,7 @@ from datetime import date, datetime, timedelta
 from os import PathLike
 from typing import Any
 
-from market_calendar import UTC, MarketCalendar, Session, nyse
+from market_calendar import NEW_YORK, UTC, MarketCalendar, Session, nyse
 from simbroker import (
     account,
     corporate,
@@ -91,8 +91,6 @@ class Exchange:
         self.last_equity = self.config.starting_cash
         self.last_maintenance_margin = 0.0
         self.balance_asof = self.calendar.sessions_before(self._trading_day(), 1)[0].day
-        self._day_sales: list[tuple[float, float]] = []  # (principal, shares) sold today
-        self.cost_log: list[dict] = []  # costs charged, newest last (see _post_cost)
         self.activities: list[Activity] = []  # non-trade activities (see activities.py)
         self.activity_seq = 0
         self.restrictions = Restrictions()
@@ -214,9 +212,11 @@ class Exchange:
         """At the close: the day's borrow fees on shorts, SEC and FINRA fees on its sales,
         interest on cash (simbroker/costs.py, where the rules and their sources are)."""
         rates = self.cost_rates
-        sales, self._day_sales = self._day_sales, []
         if not rates.enabled:
             return
+        # The day's sales, from the book's fills (so nothing else needs saving).
+        sales = [(f.qty * f.price, f.qty) for f in self.book.fills
+                 if f.side is Side.SELL and f.time.astimezone(NEW_YORK).date() == session.day]
         days = (self.calendar.next_session(session.day).day - session.day).days
         for symbol, position in sorted(self.book.positions.items()):
             if position.qty < 0:
@@ -225,26 +225,22 @@ class Exchange:
                     symbol, self.view.moment(session.close))
                 if price is not None:
                     self._post_cost("FEE", "borrow", symbol,
-                                    float(borrow_fee(position.qty, price, days, rates)),
-                                    session)
+                                    float(borrow_fee(position.qty, price, days, rates)))
         if sales:
             sec, taf = day_sale_fees([p for p, _ in sales], [q for _, q in sales], rates)
-            self._post_cost("FEE", "sec", None, sec, session)
-            self._post_cost("FEE", "taf", None, taf, session)
+            self._post_cost("FEE", "sec", None, sec)
+            self._post_cost("FEE", "taf", None, taf)
         interest = float(cash_interest(self.book.cash, days, rates))
-        self._post_cost("INT", "cash_interest", None, -interest, session)
+        self._post_cost("INT", "cash_interest", None, -interest)
 
-    def _post_cost(self, activity_type: str, kind: str, symbol: str | None, amount_usd: float,
-                   session: Session) -> None:
-        """Take a cost (or, negative, a credit) from cash, and record it as an account
-        activity would show it."""
+    def _post_cost(self, activity_type: str, kind: str, symbol: str | None,
+                   amount_usd: float) -> None:
+        """Take a cost (or, negative, a credit) from cash as an account activity (FEE, INT):
+        activities.record_activity books it into cash and keeps it."""
         if amount_usd == 0:
             return
-        self.book.cash = round(self.book.cash - amount_usd, 2)
-        self.cost_log.append({"activity_type": activity_type, "kind": kind, "symbol": symbol,
-                              "net_amount": round(-amount_usd, 2), "date": session.day})
         record_activity(self, activity_type, net_amount=round(-amount_usd, 2), symbol=symbol,
-                        description=_COST_NAMES[kind], book_cash=False)
+                        description=_COST_NAMES[kind])
 
     # -- fills ----------------------------------------------------------------------------------
 
@@ -252,8 +248,6 @@ class Exchange:
         qty = matching.fill_qty(order, price, seed=self.config.seed,
                                 probability=self.config.partial_fill_probability)
         self.book.apply_fill(order, qty, price, when, day)
-        if order.side is Side.SELL:
-            self._day_sales.append((qty * price, qty))
         filled = round(order.filled_qty + qty, 9)
         paid = (order.filled_avg_price or 0.0) * order.filled_qty + price * qty
         total = order.qty if order.qty is not None else filled

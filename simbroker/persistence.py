@@ -42,8 +42,6 @@ def dump(exchange: Exchange) -> dict[str, Any]:
         "restrictions": restrictions.to_state(exchange.restrictions),
         "renamed": dict(exchange.renamed), "retired": dict(exchange.retired),
         "rng": [version, list(internal), gauss],
-        "costs": {"day_sales": [list(sale) for sale in exchange._day_sales],
-                  "log": [{**c, "date": c["date"].isoformat()} for c in exchange.cost_log]},
     }
 
 
@@ -87,6 +85,3 @@ def restore(exchange: Exchange, data: dict[str, Any]) -> None:
     exchange.retired = dict(data.get("retired", {}))
     version, internal, gauss = data["rng"]
     exchange._rng.setstate((version, tuple(internal), gauss))
-    costs = data.get("costs", {"day_sales": [], "log": []})  # a state saved before costs
-    exchange._day_sales = [(float(p), float(q)) for p, q in costs["day_sales"]]
-    exchange.cost_log = [{**c, "date": date.fromisoformat(c["date"])} for c in costs["log"]]

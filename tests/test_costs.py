@@ -73,8 +73,9 @@ def test_the_exchange_charges_a_weekend_short_and_its_sale_at_the_close(monkeypa
         assert sim.account()["cash"] == "102000"
         sim.advance_to(ny(MAR7, 9, 0))
         assert float(sim.account()["cash"]) == pytest.approx(102_000 - 0.42 - 0.06 - 0.02)
-        assert [(c["kind"], c["net_amount"]) for c in sim.exchange.cost_log] == [
-            ("borrow", -0.42), ("sec", -0.06), ("taf", -0.02)]
+        assert [(a.description, a.net_amount) for a in sim.exchange.activities] == [
+            ("stock borrow fee", -0.42), ("SEC Section 31 fee", -0.06),
+            ("FINRA trading activity fee", -0.02)]
         # And as the account's activities, over HTTP.
         fees = sim.api.get_activities(activity_types="FEE")
         assert [(float(a.net_amount), getattr(a, "symbol", None)) for a in fees] == [
@@ -82,4 +83,4 @@ def test_the_exchange_charges_a_weekend_short_and_its_sale_at_the_close(monkeypa
     for sim in make_sim(monkeypatch, ny(MAR4, 12, 0), charge_costs=False):
         sim.api.submit_order("FLAT", qty=100, side="sell", type="market", time_in_force="day")
         sim.advance_to(ny(MAR7, 9, 0))
-        assert sim.account()["cash"] == "102000" and sim.exchange.cost_log == []
+        assert sim.account()["cash"] == "102000" and sim.exchange.activities == []

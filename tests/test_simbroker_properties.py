@@ -66,8 +66,8 @@ def check_invariants(exchange: Exchange) -> None:
         held[fill.symbol] += signed
         cash -= round(signed * fill.price, 2)
         filled[fill.order_id] += fill.qty
-    # The account's costs (borrow, SEC and FINRA fees) come out of cash at each close.
-    cash += sum(cost["net_amount"] for cost in exchange.cost_log)
+    # Non-trade activities (the account's costs at each close, corporate actions) move cash.
+    cash += sum(activity.net_amount for activity in exchange.activities)
     assert book.cash == pytest.approx(cash, abs=0.01 * max(1, len(book.fills)))
     for symbol in SYMBOLS:
         position = book.positions.get(symbol)

@@ -88,8 +88,9 @@ class Soak:
         problems = []
         fills = len(exchange.book.fills)
         change = exchange.balances().equity - exchange.config.starting_cash
-        # The account's costs (borrow, SEC and FINRA fees) are taken from cash at each close.
-        costs = sum(cost["net_amount"] for cost in exchange.cost_log)
+        # Non-trade activities (the account's borrow, SEC and FINRA fees at each close) move
+        # cash.
+        costs = sum(activity.net_amount for activity in exchange.activities)
         # Cash settles in whole cents per fill.
         if abs(change - (realised + unrealised + costs)) > 0.005 * fills + 1e-6:
             problems.append(f"equity changed by {change:.4f}, realised {realised:.4f} + "
