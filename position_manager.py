@@ -311,11 +311,13 @@ def reconcile(holdings: dict[str, Holding], pending: dict[str, PendingOrder],
     notes: list[str] = []
     fills: list[dict[str, Any]] = []
     by_cid = {o.client_order_id: o for o in orders}
+    by_id = {o.id: o for o in orders}
     for cid, p in sorted(pending.items(), key=lambda kv: kv[1].created_at):
         order = by_cid.get(cid)
         if order is None:
             _absent_order(pending, p, notes)
             continue
+        order = follow_replacements(order, by_id)
         if p.intent == "entry":
             known = holdings.get(p.symbol)
             before = known.qty if known and known.entry_client_order_id == cid else 0.0
@@ -337,6 +339,26 @@ def reconcile(holdings: dict[str, Holding], pending: dict[str, PendingOrder],
     if positions is not None:
         _compare_positions(holdings, pending, positions, orders, trades, notes, missing)
     return Reconciliation(holdings, pending, trades, notes, fills, missing)
+
+
+def follow_replacements(order: Order, by_id: dict[str, Order]) -> Order:
+    """The state of what an order became: a `replaced` order carries on as its replacement
+    (`replaced_by`; Alpaca replaces orders on a cancel-replace and on some corporate actions),
+    with the fills of both. While the replacement is not in `by_id`, the order counts as
+    still working (`pending_replace`): its record is kept."""
+    seen = {order.id}
+    while order.status == "replaced":
+        nxt = by_id.get(order.replaced_by or "")
+        if nxt is None or nxt.id in seen:
+            return replace(order, status="pending_replace")
+        seen.add(nxt.id)
+        filled = order.filled_qty + nxt.filled_qty
+        paid = (order.filled_avg_price or 0.0) * order.filled_qty \
+            + (nxt.filled_avg_price or 0.0) * nxt.filled_qty
+        order = replace(nxt, client_order_id=order.client_order_id,
+                        qty=order.filled_qty + nxt.qty, filled_qty=round(filled, 9),
+                        filled_avg_price=paid / filled if filled > 0 else None)
+    return order
 
 
 def _absent_order(pending: dict[str, PendingOrder], p: PendingOrder, notes: list[str]) -> None:

@@ -56,7 +56,8 @@ def exchange_config(env: Mapping[str, str]) -> ExchangeConfig:
     values: dict[str, object] = {}
     casts = {"SIM_SPREAD_BPS": ("spread_bps", float),
              "SIM_PARTIAL_FILL_PROBABILITY": ("partial_fill_probability", float),
-             "SIM_SEED": ("seed", int), "SIM_STARTING_CASH": ("starting_cash", float)}
+             "SIM_SEED": ("seed", int), "SIM_STARTING_CASH": ("starting_cash", float),
+             "SIM_REJECTION_PROBABILITY": ("rejection_probability", float)}
     for name, (attr, cast) in casts.items():
         raw = env.get(name, "").strip()
         if raw:

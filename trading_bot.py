@@ -29,7 +29,14 @@ from typing import Any
 import numpy as np
 
 import logger as run_logging
-from account_events import attach_asset_ids, closed_outside, follow_renames, price_outside_closes
+from account_events import (
+    attach_asset_ids,
+    cash_in_lieu,
+    cash_in_lieu_rows,
+    closed_outside,
+    follow_renames,
+    price_outside_closes,
+)
 from alert_messages import run_line
 from alerts import Alerter
 from broker import Account, Broker, Clock
@@ -66,6 +73,7 @@ from position_manager import (
 )
 from risk import RiskView, entry_allowance
 from run_digest import positions_now, previous_equity, trade_digest
+from session_guard import SessionGuard
 from signal_generator import (
     EXIT_CODES,
     NO_EXIT,
@@ -73,11 +81,12 @@ from signal_generator import (
     ExitReason,
     Thresholds,
     exit_codes,
+    held_min_closes,
+    held_zscores,
     is_day_trade_blocked,
     limit_price,
     limit_prices,
     plan_entries,
-    zscores,
 )
 from state_files import RunLock, readable_by_others, write_json
 from universe import select_universe
@@ -264,6 +273,7 @@ def _daily_run(config: Config, broker: Broker, store: StateStore, run_dir: Path,
                calendar: MarketCalendar | None, summary: RunSummary, dry_run: bool) -> None:
     # 1. Connect and decide whether to trade: "now" is the broker's clock.
     clock = broker.clock()
+    guard = SessionGuard(broker, clock)  # counts the run's time from this answer on
     now = clock.timestamp
     # Enough years for the z-score window (about 250 sessions a year) and the universe's look-back.
     calendar = calendar or nyse_around(now.astimezone(NEW_YORK).date(),
@@ -291,12 +301,16 @@ def _daily_run(config: Config, broker: Broker, store: StateStore, run_dir: Path,
     universe = tradable_universe(tickers, assets, holdings, summary)
     view = fetch_market_view(broker, universe, now=now, today=today,
                              window=config.z_score_window, calendar=calendar,
-                             max_price_age_seconds=config.max_price_age_seconds)
+                             max_price_age_seconds=config.max_price_age_seconds,
+                             held=set(holdings))
     summary.skipped.update(view.skipped)
     summary.symbols_evaluated = len(view.symbols)
 
-    # 4. Signals: one z-score per symbol, the same definition for exits and entries.
-    z = dict(zip(view.symbols, zscores(view.past_closes, view.prices), strict=True))
+    # 4. Signals: one z-score per symbol, the same definition for exits and entries; a held
+    # symbol with a gap in its window gets its z from the closes it has (held_zscores).
+    z = dict(zip(view.symbols, held_zscores(view.past_closes, view.prices,
+                                            held_min_closes(config.z_score_window)),
+                 strict=True))
     summary.z_scores = {s: (None if v != v else round(float(v), 4)) for s, v in z.items()}
     summary.prices = {s: float(p) for s, p in zip(view.symbols, view.prices, strict=True)}
     thresholds = Thresholds.from_config(config)
@@ -304,7 +318,8 @@ def _daily_run(config: Config, broker: Broker, store: StateStore, run_dir: Path,
     pdt_blocked = pdt_check(account, trades, calendar, today)
     orders = OrderManager(broker, store, pending, snapshot_dir=run_dir,
                           retries=config.request_retries, dry_run=dry_run,
-                          backoff_seconds=config.retry_backoff_seconds)
+                          backoff_seconds=config.retry_backoff_seconds,
+                          too_late=guard.too_late)
 
     # 5. Exits first, then entries.
     session_close = calendar.session(today).close
@@ -404,6 +419,7 @@ def sync_state(broker: Broker, store: StateStore, run_dir: Path, summary: RunSum
     holdings, pending, renamed = follow_renames(holdings, pending, view.positions, view.history)
     result = reconcile(holdings, pending, view.history, view.positions)
     result = priced_from_activities(broker, result, holdings)
+    result = with_cash_in_lieu(broker, result, holdings)
     result = replace(result, holdings=attach_asset_ids(result.holdings, view.positions),
                      notes=renamed + result.notes)
     new_trades = [] if dry_run else store.append_trades(result.trades)
@@ -453,6 +469,18 @@ def priced_from_activities(broker: Broker, result: Reconciliation,
     return replace(result, trades=trades, notes=result.notes + notes)
 
 
+def with_cash_in_lieu(broker: Broker, result: Reconciliation,
+                      before: dict[str, Holding]) -> Reconciliation:
+    """A reverse split's fraction paid in cash is a round trip of its own, priced from the
+    account's SPLIT activities (one request, only when a split cut a holding)."""
+    cuts = cash_in_lieu(before, result.holdings)
+    if not cuts:
+        return result
+    since = min(datetime.fromisoformat(held.entry_time) for held, _ in cuts)
+    splits = broker.activities(["SPLIT"], since - timedelta(minutes=1))
+    return replace(result, trades=result.trades + cash_in_lieu_rows(cuts, splits))
+
+
 def tradable_universe(tickers: list[str], assets: Mapping[str, Any],
                       holdings: Mapping[str, Holding], summary: RunSummary) -> list[str]:
     """The universe's tickers the broker trades, plus every symbol the bot holds (a symbol
@@ -469,9 +497,19 @@ def tradable_universe(tickers: list[str], assets: Mapping[str, Any],
 def exited_today(trades: list[dict[str, str]], today: date) -> set[str]:
     """Symbols the bot closed today. A run never enters a symbol it holds, so a rerun on the
     same day (after a crash, or by hand) must not enter one it has just closed either: it
-    would place an order that a single run never places."""
+    would place an order that a single run never places. Closed today: by today's exit
+    order, or by any exit that filled today (New York), e.g. an earlier day's order that
+    filled at today's open."""
     return {r["symbol"] for r in trades
-            if r["exit_client_order_id"] == client_order_id(today, r["symbol"], "exit")}
+            if r["exit_client_order_id"] == client_order_id(today, r["symbol"], "exit")
+            or _new_york_day(r["exit_time"]) == today}
+
+
+def _new_york_day(iso_time: str) -> date | None:
+    try:
+        return datetime.fromisoformat(iso_time).astimezone(NEW_YORK).date()
+    except ValueError:
+        return None  # blank: an exit whose time is not known
 
 
 def risk_view(account: Account, positions: Mapping[str, Any], log_dir: Path) -> RiskView:

@@ -78,6 +78,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help="yearly interest on positive cash (default 0: none)")
     parser.add_argument("--legacy-pdt", action="store_true",
                         help="enforce and report pattern day trading as before 2026-06-04")
+    parser.add_argument("--rejection-probability", type=float, default=0.0,
+                        help="share of orders rejected after their POST answer (seeded)")
+    parser.add_argument("--acceptance-delay-seconds", type=float, default=0.0,
+                        help="simulated seconds before a pending_new order is accepted")
+    parser.add_argument("--synchronous", action="store_true",
+                        help="answer a POST with new, and a marketable order's fill in it")
     parser.add_argument("--version", action="version", version=f"%(prog)s {VERSION}")
     return parser.parse_args(argv)
 
@@ -114,7 +120,10 @@ def build_exchange(args: argparse.Namespace,
                             partial_fill_probability=args.partial_fill_probability,
                             legacy_pdt=args.legacy_pdt, charge_costs=not args.no_costs,
                             borrow_rate=args.borrow_rate,
-                            cash_interest_rate=args.cash_interest_rate, **credentials)
+                            cash_interest_rate=args.cash_interest_rate,
+                            rejection_probability=args.rejection_probability,
+                            acceptance_delay_seconds=args.acceptance_delay_seconds,
+                            async_acceptance=not args.synchronous, **credentials)
     if args.start:
         start = parse_date_or_datetime(args.start)
     else:

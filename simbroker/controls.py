@@ -32,6 +32,11 @@ credentials::
         curl $H -X POST localhost:8000/_sim/faults \\
              -d '{"method": "POST", "path": "/v2/orders", "status": 504, "after_commit": true}'
 
+`POST /_sim/orders/{order_id}/status`
+    Put an open order into any of Alpaca's order statuses but filled and partially_filled
+    (fills come from the market): ``{"status": "stopped"}``; ``replaced`` creates the
+    replacement order (``replaced_by`` / ``replaces``). Answers the order.
+
 `GET /_sim/faults`, `DELETE /_sim/faults`
     List the armed faults (with the uses left); disarm them all.
 
@@ -88,6 +93,16 @@ def move_clock(request: Request) -> Response:
     except ValueError as exc:
         raise errors.unprocessable(str(exc)) from None
     return ok(clock_state(exchange))
+
+
+@routes.add("POST", "/_sim/orders/(?P<order_id>[^/]+)/status")
+def set_order_status(request: Request) -> Response:
+    body = _object(request.body)
+    if set(body) != {"status"}:
+        raise errors.unprocessable('give {"status": "<an Alpaca order status>"}, e.g. '
+                                   '{"status": "stopped"}')
+    order = request.exchange.set_order_status(request.arg("order_id"), body["status"])
+    return ok(wire.order_json(order))
 
 
 @routes.add("GET", "/_sim/faults")

@@ -375,6 +375,7 @@ def _dispatch(sim: SimServer, method: str, path: str, params: dict[str, str],
     try:
         body = _parse_body(raw)
         with sim.lock:
+            sim.exchange.settle()  # what happened since the last request (order lifecycle)
             return route.handler(Request(sim, method, path, params, body, match))
     except errors.ApiError as exc:
         return _error(exc)
