@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None, environ: dict[str, str] | None = None,
         print(f"download_bars.py: {exc}", file=sys.stderr)
         return 2
     broker = Broker(creds, base_url=env.get("APCA_API_BASE_URL", "http://127.0.0.1:1"),
-                    data_url=env.get("APCA_API_DATA_URL") or DATA_URL, feed=args.feed)
+                    data_url=env.get("APCA_API_DATA_URL") or DATA_URL, bars_feed=args.feed)
     cache = args.cache_dir or args.out.with_name(args.out.name + ".cache")
     today = today or datetime.now().date()
     try:
