@@ -489,11 +489,12 @@ class Broker:
 
     # -- market data ----------------------------------------------------------------------
 
-    def daily_bars(self, symbols: Iterable[str], start: date, end: date) -> dict[str, list[Bar]]:
-        """Daily bars for every symbol, split- and dividend-adjusted (adjustment=all: a split
-        must not look like a crash). `limit` is left unset so the SDK follows
-        next_page_token until every symbol's bars are in (a small limit would starve the
-        symbols that sort last).
+    def daily_bars(self, symbols: Iterable[str], start: date, end: date, *,
+                   adjustment: str = "all") -> dict[str, list[Bar]]:
+        """Daily bars for every symbol, split- and dividend-adjusted by default (adjustment=all:
+        a split must not look like a crash; scripts/download_bars.py may ask for another).
+        `limit` is left unset so the SDK follows next_page_token until every symbol's bars
+        are in (a small limit would starve the symbols that sort last).
 
         The range is sent as instants: from the first day's bar time to the last day's (a
         daily bar is stamped at midnight New York time). A bare date would mean the end of
@@ -506,7 +507,7 @@ class Broker:
 
         def fetch() -> list[dict[str, Any]]:
             return list(self._rest.get_bars_iter(
-                symbols, "1Day", first, last, adjustment="all", feed=self._bars_feed,
+                symbols, "1Day", first, last, adjustment=adjustment, feed=self._bars_feed,
                 raw=True))
 
         out: dict[str, list[Bar]] = {}

@@ -18,6 +18,7 @@ from config import Config, read_env
 from errors import ConfigError
 from market_calendar import nyse
 from simbroker import market_data
+from simbroker.costs import CostRates
 from state_files import atomic_write_text
 from version import VERSION
 
@@ -96,6 +97,16 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="dollars per filled order (default 0)")
     parser.add_argument("--slippage-bps", type=float, default=0.0, metavar="BPS",
                         help="basis points by which every fill is worse (default 0)")
+    parser.add_argument("--no-costs", action="store_true",
+                        help="charge no borrow, SEC or FINRA fees (default: charged as Alpaca "
+                             "does, see simbroker/costs.py)")
+    parser.add_argument("--borrow-rate", type=float, default=CostRates.borrow_rate,
+                        help="yearly short borrow rate (default %(default)g)")
+    parser.add_argument("--cash-interest-rate", type=float, default=0.0,
+                        help="yearly interest on positive cash (default 0: none)")
+    parser.add_argument("--risk-free-rate", type=float, default=0.0,
+                        help="yearly risk-free rate the Sharpe ratio is measured over "
+                             "(default 0)")
     parser.add_argument("--grid", nargs="+", metavar="NAME=V1,V2",
                         help="sweep every combination, e.g. --grid entry_z=1.0,1.5 "
                              "z_score_window=20,30")
@@ -185,7 +196,11 @@ def _run(args: argparse.Namespace, env: Mapping[str, str], watch: Stopwatch) -> 
     changes = overrides(args)
     config = build_config(env, changes)
     settings = Settings(starting_cash=args.starting_cash, spread_bps=args.spread_bps,
-                        commission_usd=args.commission_usd, slippage_bps=args.slippage_bps)
+                        commission_usd=args.commission_usd, slippage_bps=args.slippage_bps,
+                        costs=CostRates(enabled=not args.no_costs,
+                                        borrow_rate=args.borrow_rate,
+                                        cash_interest_rate=args.cash_interest_rate),
+                        risk_free_rate=args.risk_free_rate)
     symbols = tuple(s.strip().upper() for s in args.symbols.split(",") if s.strip()) \
         if args.symbols else None
     market = market_data.load(args.data)
@@ -249,7 +264,14 @@ def _parameters(config: Config, settings: Settings, market: market_data.MarketDa
     strategy = {name: getattr(config, name) for name in STRATEGY_FIELDS}
     return {"data": market.name, "symbols": list(result.symbols), **strategy,
             "starting_cash": settings.starting_cash, "spread_bps": settings.spread_bps,
-            "commission_usd": settings.commission_usd, "slippage_bps": settings.slippage_bps}
+            "commission_usd": settings.commission_usd, "slippage_bps": settings.slippage_bps,
+            "risk_free_rate": settings.risk_free_rate,
+            "costs": {"charged": settings.costs.enabled,
+                      "borrow_rate": settings.costs.borrow_rate,
+                      "sec_fee_per_dollar": settings.costs.sec_fee_per_dollar,
+                      "taf_per_share": settings.costs.taf_per_share,
+                      "taf_max_per_trade": settings.costs.taf_max_per_trade,
+                      "cash_interest_rate": settings.costs.cash_interest_rate}}
 
 
 def summary_text(columns: Mapping[str, Mapping[str, Any]]) -> str:

@@ -29,11 +29,13 @@ from __future__ import annotations
 import datetime
 import math
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
 import numpy as np
 
+from backtester.benchmark import buy_and_hold
+from backtester.costs import Costs, charge
 from backtester.execution import (
     ENTRY,
     EXIT,
@@ -45,7 +47,7 @@ from backtester.execution import (
     shortfall_bps,
 )
 from backtester.panels import Clock, Panels, build_panels, session_clock
-from backtester.signals import Fills, chunk_days, iter_signals, noon_fills, wire_price
+from backtester.signals import Fills, chunk_days, iter_signals, wire_price
 from backtester.timeline import (
     Binds,
     Grid,
@@ -68,6 +70,7 @@ from signal_generator import (
 )
 from simbroker import margin
 from simbroker.book import Book
+from simbroker.costs import CostRates
 from simbroker.market_data import MarketData
 from simbroker.price_model import limit_fill, quote
 from simbroker.records import ExchangeConfig, Position
@@ -94,6 +97,8 @@ class Settings:
     shortable: frozenset[str] | None = None
     easy_to_borrow: frozenset[str] | None = None
     fractionable: frozenset[str] | None = None
+    costs: CostRates = CostRates()  # borrow, SEC and FINRA fees, cash interest (simbroker/costs)
+    risk_free_rate: float = 0.0  # a year, for the Sharpe ratio; stated in the statistics
 
     def __post_init__(self) -> None:
         checks = [
@@ -105,6 +110,8 @@ class Settings:
              f"commission_usd={self.commission_usd}: give dollars per order, 0 or more"),
             (math.isfinite(self.slippage_bps) and 0 <= self.slippage_bps < 10_000,
              f"slippage_bps={self.slippage_bps}: give basis points in [0, 10000), e.g. 5"),
+            (math.isfinite(self.risk_free_rate) and -1 < self.risk_free_rate < 1,
+             f"risk_free_rate={self.risk_free_rate}: give a yearly rate, e.g. 0.04"),
         ]
         problems = [message for ok, message in checks if not ok]
         if problems:
@@ -173,6 +180,10 @@ class Result:
     clock: Clock = field(repr=False)
     # How it was computed: "timelines", or "day loop" and why (see backtester.timeline).
     engine: str = "timelines"
+    # The account costs charged (backtester/costs.py); equity and cash are net of them.
+    costs: Costs | None = None
+    # Equal-weight buy-and-hold of the universe at each close (backtester/benchmark.py).
+    benchmark: np.ndarray | None = None
     orders: OrderLog = field(default_factory=OrderLog.empty)  # every order placed
 
     @property
@@ -212,6 +223,21 @@ def run_backtest(market: MarketData, config: Config, *, start: datetime.date | N
         raise ValueError(f"end {end} is before start {start}; swap them")
     panels = build_panels(market, universe, first_day=start, last_day=end, window=window,
                           calendar=calendar)
+    return finished(_run(panels, config, settings), panels, calendar)
+
+
+def finished(result: Result, panels: Panels, calendar: MarketCalendar) -> Result:
+    """`result` with the account costs of `settings.costs` charged (backtester/costs.py):
+    equity and cash net of them; and its benchmark (backtester/benchmark.py)."""
+    costs = charge(panels, calendar, result.trades, result.cash, result.equity,
+                   result.settings.costs)
+    paid = np.cumsum(costs.per_day)
+    return replace(result, equity=result.equity - paid, cash=result.cash - paid, costs=costs,
+                   benchmark=buy_and_hold(panels, result.settings.starting_cash))
+
+
+def _run(panels: Panels, config: Config, settings: Settings) -> Result:
+    window = config.z_score_window
     clock = session_clock(panels.sessions)
     grid = build_grid(panels, list(iter_signals(panels, clock, window=window,
                                                 thresholds=Thresholds.from_config(config),
@@ -415,13 +441,12 @@ class _Run:
         size = chunk_days(len(p.symbols), self.config.z_score_window)
         for first in range(first_day, p.n_days, size):
             rows = slice(first, min(first + size, p.n_days))
-            t = slice(p.warmup + rows.start, p.warmup + rows.stop)
             price, mark = g.price[rows], g.mark[rows]
             # Where there is a bar today the mark is the noon price, already as reported.
             wire_mark = wire_price(mark) if np.isnan(price).any() else price
-            fills = noon_fills((p.open[t], p.high[t], p.low[t], p.close[t]), p.path(t),
-                               g.limit[rows], self.clock.fraction(t)[:, np.newaxis],
-                               self.settings.spread_bps, fill_prices=True)
+            # Whether each cell's order would fill, in bulk (closed form); the price and time
+            # of a fill only for the day's actual orders, in fill_model.
+            fills = Fills(g.limit[rows], g.filled[:, rows], None, None)
             yield _Chunk(first=first, z=g.z[rows], price=price, limit=g.limit[rows],
                          in_view=g.in_view[rows], z_held=g.z_held[rows],
                          priced=g.priced[rows], ask=g.ask[rows], bid=self.bid[rows],
@@ -567,20 +592,18 @@ class _Run:
 
     def fill_model(self, t: int, c: _Chunk, row: int,
                    orders: _Orders) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """`price_model.limit_fill` of each order, from the chunk's bulk evaluation."""
-        cache, j = c.fills, orders.symbol
-        side = orders.is_buy.astype(np.intp)
-        filled = cache.filled[:, row][side, j]
-        price = cache.price[:, row][side, j]
-        when = cache.when[:, row][side, j]
+        """`price_model.limit_fill` of the run's limit orders (a handful: evaluated for them
+        alone, not for every cell); market and on-close orders by the exchange's rules."""
+        p, j = self.p, orders.symbol
         other = orders.market | orders.on_close
-        miss = (cache.limit[row][j] != orders.limit) & ~other
-        p = self.p
-        if np.count_nonzero(miss):  # a limit the bulk evaluation did not see: evaluate it
-            m = j[miss]
-            filled[miss], price[miss], when[miss] = limit_fill(
+        filled = np.zeros(len(j), dtype=bool)
+        price, when = np.full(len(j), np.nan), np.full(len(j), np.nan)
+        limits = np.flatnonzero(~other)
+        if len(limits):
+            m = j[limits]
+            filled[limits], price[limits], when[limits] = limit_fill(
                 p.open[t, m], p.high[t, m], p.low[t, m], p.close[t, m],
-                is_buy=orders.is_buy[miss], limit=orders.limit[miss],
+                is_buy=orders.is_buy[limits], limit=orders.limit[limits],
                 start=self.clock.fraction(t), end=1.0, spread_bps=self.settings.spread_bps,
                 **p.path(t, m))
         if other.any():  # market and on-close orders, by the exchange's rules

@@ -15,9 +15,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from backtester.benchmark import NAME as BENCHMARK
 from backtester.engine import Result
 from backtester.execution import order_stats
-from backtester.stats import drawdown, summarise
+from backtester.stats import (
+    benchmark_stats,
+    capital_in_use,
+    daily_returns,
+    drawdown,
+    summarise,
+)
 from order_ids import ORDER_ID_PREFIX, client_order_id
 from position_manager import TRADE_COLUMNS, Holding, trade_row
 from signal_generator import EXIT_CODES
@@ -90,6 +97,23 @@ def trade_columns(result: Result) -> dict[str, list[str]]:
     return {name: columns[name] for name in TRADE_COLUMNS}
 
 
+COST_COLUMNS = ("fees_usd", "gross_pnl_usd", "net_pnl_usd")
+
+
+def cost_columns(result: Result) -> dict[str, list[str]]:
+    """The backtest's own columns of trades.csv, after the bot's: each round trip's account
+    costs (borrow fees while short, SEC and FINRA fees on its sale; backtester/costs.py), its
+    P&L before them (`gross_pnl_usd`, the same as `pnl_usd`) and after them (`net_pnl_usd`)."""
+    t = result.trades
+    gross = np.where(t.is_long, t.exit_price - t.entry_price, t.entry_price - t.exit_price) * t.qty
+    fees = (result.costs.trade_fees if result.costs is not None
+            else np.zeros(len(result.trades)))
+    net = np.round(gross, 2) - fees
+    return {"fees_usd": [f"{v:.2f}" for v in fees.tolist()],
+            "gross_pnl_usd": [f"{v:.2f}" for v in gross.tolist()],
+            "net_pnl_usd": [f"{v:.2f}" for v in net.tolist()]}
+
+
 def fill_times(result: Result, session: np.ndarray, k: np.ndarray,
                fraction: np.ndarray) -> list[str]:
     """`Result.fill_time(...).isoformat()` for many fills at once, to the microsecond."""
@@ -158,14 +182,40 @@ def period_stats(result: Result, first: date | None = None,
     start_value = result.settings.starting_cash if lo == 0 else float(result.equity[lo - 1])
     t = result.trades
     mine = (t.exit_session >= lo) & (t.exit_session < hi)
-    stats = summarise(equity=result.equity[lo:hi], start_value=start_value,
-                      days=result.days[lo:hi], positions=result.positions[lo:hi],
-                      pnl_usd=t.pnl_usd[mine], holding_days=holding_days(result)[mine],
-                      exit_codes=t.exit_reason[mine])
-    stats["days_held_past_limit"] = _past_limit(holding_days(result)[mine],
-                                                result.config.max_holding_days)
-    stats["orders"] = order_stats(result.orders, lo, hi)
-    return stats
+    out = summarise(equity=result.equity[lo:hi], start_value=start_value,
+                    days=result.days[lo:hi], positions=result.positions[lo:hi],
+                    pnl_usd=t.pnl_usd[mine], holding_days=holding_days(result)[mine],
+                    exit_codes=t.exit_reason[mine],
+                    risk_free_rate=result.settings.risk_free_rate)
+    out |= capital_in_use(result.equity[lo:hi], result.long_value[lo:hi],
+                          result.short_value[lo:hi])
+    if result.benchmark is not None:
+        bench_start = result.settings.starting_cash if lo == 0 else float(
+            result.benchmark[lo - 1])
+        out |= benchmark_stats(daily_returns(result.equity[lo:hi], start_value),
+                               result.benchmark[lo:hi], bench_start, BENCHMARK)
+    out["days_held_past_limit"] = _past_limit(holding_days(result)[mine],
+                                              result.config.max_holding_days)
+    out["orders"] = order_stats(result.orders, lo, hi)
+    return out | cost_stats(result, lo, hi, mine)
+
+
+def cost_stats(result: Result, lo: int, hi: int, mine: np.ndarray) -> dict[str, object]:
+    """The period's account costs. Equity figures above are net of them; `total_pnl_usd` of
+    the trades is before them (gross) and `total_net_pnl_usd` after."""
+    c = result.costs
+    if c is None:
+        return {"equity_net_of_costs": False}
+    return {"equity_net_of_costs": True,
+            "costs_usd": round(float(c.per_day[lo:hi].sum()), 2),
+            "borrow_fees_usd": round(float(c.borrow[lo:hi].sum()), 2),
+            "sec_fees_usd": round(float(c.sec[lo:hi].sum()), 2),
+            "taf_fees_usd": round(float(c.taf[lo:hi].sum()), 2),
+            "cash_interest_usd": round(float(c.interest[lo:hi].sum()), 2),
+            "total_net_pnl_usd": round(float(result.trades.pnl_usd[mine].sum()
+                                             - c.trade_fees[mine].sum()), 2),
+            "final_equity_before_costs_usd": round(float(c.gross_equity[hi - 1]), 2)
+            if hi > lo else None}
 
 
 def _past_limit(days: np.ndarray, limit: int) -> dict[str, float]:
@@ -191,7 +241,7 @@ def json_ready(value: Any) -> Any:
 
 def write_results(result: Result, out_dir: Path, stats: dict[str, Any]) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
-    write_columns(out_dir / "trades.csv", trade_columns(result))
+    write_columns(out_dir / "trades.csv", trade_columns(result) | cost_columns(result))
     atomic_write_text(out_dir / "equity.csv", equity_frame(result).to_csv(index=False))
     write_stats(out_dir / "stats.json", stats)
 

@@ -74,6 +74,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0,
                         help="seed of the exchange's random draws: the same seed gives the "
                              "same fills (default %(default)s)")
+    parser.add_argument("--no-costs", action="store_true",
+                        help="charge no borrow, SEC or FINRA fees (see simbroker/costs.py)")
+    parser.add_argument("--borrow-rate", type=float, default=ExchangeConfig.borrow_rate,
+                        help="yearly short borrow rate (default %(default)g)")
+    parser.add_argument("--cash-interest-rate", type=float, default=0.0,
+                        help="yearly interest on positive cash (default 0: none)")
     parser.add_argument("--legacy-pdt", action="store_true",
                         help="enforce and report pattern day trading as before 2026-06-04")
     parser.add_argument("--legacy-assets", action="store_true",
@@ -130,6 +136,8 @@ def build_exchange(args: argparse.Namespace,
                             legacy_pdt=args.legacy_pdt, legacy_assets=args.legacy_assets,
                             plan=args.plan, rate_limit=args.rate_limit,
                             rate_window_seconds=args.rate_window_seconds,
+                            charge_costs=not args.no_costs, borrow_rate=args.borrow_rate,
+                            cash_interest_rate=args.cash_interest_rate,
                             rejection_probability=args.rejection_probability,
                             acceptance_delay_seconds=args.acceptance_delay_seconds,
                             async_acceptance=not args.synchronous, **credentials)

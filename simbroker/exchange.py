@@ -21,7 +21,7 @@ from datetime import date, datetime, timedelta
 from os import PathLike
 from typing import Any
 
-from market_calendar import UTC, MarketCalendar, Session, nyse
+from market_calendar import NEW_YORK, UTC, MarketCalendar, Session, nyse
 from simbroker import (
     account,
     corporate,
@@ -32,9 +32,10 @@ from simbroker import (
     restrictions,
     state,
 )
-from simbroker.activities import Activity
+from simbroker.activities import Activity, record_activity
 from simbroker.bars import BarStore
 from simbroker.book import Book
+from simbroker.costs import CostRates, borrow_fee, cash_interest, day_sale_fees
 from simbroker.journal import Journal
 from simbroker.market_data import MarketData
 from simbroker.orders import OrderRequest, parse_order_request
@@ -52,6 +53,8 @@ from simbroker.requestlog import RequestLog
 from simbroker.restrictions import Restrictions
 from simbroker.rules import check_order
 
+_COST_NAMES = {"borrow": "stock borrow fee", "sec": "SEC Section 31 fee",
+               "taf": "FINRA trading activity fee", "cash_interest": "interest on cash"}
 PDT_WINDOW_SESSIONS = 5  # FINRA: 4+ day trades within 5 business days make a pattern
 _TICK = timedelta(microseconds=1)  # the step that keeps order timestamps unique
 
@@ -65,6 +68,9 @@ class Exchange:
             raise ValueError(f"now={now!r} has no time zone; pass a tz-aware datetime, e.g. "
                              "market_calendar.new_york_noon(day)")
         self.config = config or ExchangeConfig()
+        self.cost_rates = CostRates(enabled=self.config.charge_costs,
+                                    borrow_rate=self.config.borrow_rate,
+                                    cash_interest_rate=self.config.cash_interest_rate)
         self.market_data = market_data
         self.calendar = calendar or nyse()
         self.view = MarketView(market_data, self.calendar, self.config.spread_bps)
@@ -198,10 +204,47 @@ class Exchange:
         for order in self._open_orders():
             if order.time_in_force is TimeInForce.DAY and order.status is not Status.ACCEPTED:
                 self._finish(order, Status.EXPIRED, session.close)
+        self._charge_costs(session)
         balances = self.balances()
         self.last_equity = balances.equity
         self.last_maintenance_margin = balances.maintenance_margin
         self.balance_asof = session.day
+
+    # -- costs ----------------------------------------------------------------------------------
+
+    def _charge_costs(self, session: Session) -> None:
+        """At the close: the day's borrow fees on shorts, SEC and FINRA fees on its sales,
+        interest on cash (simbroker/costs.py, where the rules and their sources are)."""
+        rates = self.cost_rates
+        if not rates.enabled:
+            return
+        # The day's sales, from the book's fills (so nothing else needs saving).
+        sales = [(f.qty * f.price, f.qty) for f in self.book.fills
+                 if f.side is Side.SELL and f.time.astimezone(NEW_YORK).date() == session.day]
+        days = (self.calendar.next_session(session.day).day - session.day).days
+        for symbol, position in sorted(self.book.positions.items()):
+            if position.qty < 0:
+                bar = self.market_data.bar(symbol, session.day)
+                price = bar.close if bar is not None else self.view.previous_close(
+                    symbol, self.view.moment(session.close))
+                if price is not None:
+                    self._post_cost("FEE", "borrow", symbol,
+                                    float(borrow_fee(position.qty, price, days, rates)))
+        if sales:
+            sec, taf = day_sale_fees([p for p, _ in sales], [q for _, q in sales], rates)
+            self._post_cost("FEE", "sec", None, sec)
+            self._post_cost("FEE", "taf", None, taf)
+        interest = float(cash_interest(self.book.cash, days, rates))
+        self._post_cost("INT", "cash_interest", None, -interest)
+
+    def _post_cost(self, activity_type: str, kind: str, symbol: str | None,
+                   amount_usd: float) -> None:
+        """Take a cost (or, negative, a credit) from cash as an account activity (FEE, INT):
+        activities.record_activity books it into cash and keeps it."""
+        if amount_usd == 0:
+            return
+        record_activity(self, activity_type, net_amount=round(-amount_usd, 2), symbol=symbol,
+                        description=_COST_NAMES[kind])
 
     # -- fills ----------------------------------------------------------------------------------
 

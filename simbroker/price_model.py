@@ -164,9 +164,14 @@ def _balanced(x: np.ndarray, cls: np.ndarray) -> np.ndarray:
     return keep
 
 
+_FIELDS = ("open", "high", "low", "close", "scale", "index", "sign", "lo_x", "a", "b", "hi_x",
+           "end", "s0", "s1", "s2", "lo_y", "hi_y")
+
+
 @dataclass(frozen=True)
 class _Paths:
-    """The mapped paths of a set of bars (all arrays of one broadcast shape)."""
+    """The mapped paths of a set of bars (all arrays of one broadcast shape), with the knots
+    and slopes of each bar's map g computed once."""
 
     open: np.ndarray
     high: np.ndarray
@@ -175,30 +180,33 @@ class _Paths:
     scale: np.ndarray  # NaN: a bar with a real range; else the bridge's scale
     index: np.ndarray  # library row
     sign: np.ndarray  # +1, or -1 for a mirrored path
+    lo_x: np.ndarray  # the (mirrored) library path's minimum, ...
+    a: np.ndarray  # ... min(0, end), ...
+    b: np.ndarray  # ... max(0, end), ...
+    hi_x: np.ndarray  # ... and maximum: g's knots
+    end: np.ndarray  # where the (mirrored) library path ends
+    s0: np.ndarray  # g's slope below a, between a and b, above b
+    s1: np.ndarray
+    s2: np.ndarray
+    lo_y: np.ndarray  # min(open, close) and max(open, close): g(a) and g(b)
+    hi_y: np.ndarray
 
     @property
     def ranged(self) -> np.ndarray:
         return np.isnan(self.scale)
 
     def take(self, where) -> _Paths:
-        return _Paths(*(getattr(self, f)[where] for f in
-                        ("open", "high", "low", "close", "scale", "index", "sign")))
+        return _Paths(*(getattr(self, f)[where] for f in _FIELDS))
 
     def values(self, j: np.ndarray) -> np.ndarray:
         """Path prices at grid points `j` (broadcast against the bars' shape)."""
-        lib = _library()
-        x = self.sign * lib.x[self.index, j]
-        return self._map(x, j)
-
-    def _map(self, x: np.ndarray, j) -> np.ndarray:
-        lib = _library()
-        end = self.sign * lib.x[self.index, GRID]
-        mapped = _through_bar(self, x, end)
+        x = self.sign * _library().x[self.index, j]
+        mapped = _through_bar(self, x)
         if np.all(self.ranged):
             return mapped
         t = np.asarray(j, dtype=float) / GRID
         with np.errstate(invalid="ignore"):
-            bridge = self.open + t * (self.close - self.open) + self.scale * (x - t * end)
+            bridge = self.open + t * (self.close - self.open) + self.scale * (x - t * self.end)
         bridge = np.where(np.asarray(j) >= GRID, self.close, np.maximum(bridge, 0.0001))
         return np.where(self.ranged, mapped, bridge)
 
@@ -211,24 +219,19 @@ class _Paths:
                                     lib.suffix_high[self.index, j])
 
 
-def _through_bar(p: _Paths, x: np.ndarray, end: np.ndarray) -> np.ndarray:
+def _through_bar(p: _Paths, x: np.ndarray) -> np.ndarray:
     """g: the increasing piecewise-linear map of the path's min, 0, end, max onto the bar's
-    low, min(open, close), max(open, close), high (see the module docstring)."""
-    lib = _library()
-    lo_x = np.where(p.sign > 0, lib.low[p.index], -lib.high[p.index])
-    hi_x = np.where(p.sign > 0, lib.high[p.index], -lib.low[p.index])
-    a, b = np.minimum(0.0, end), np.maximum(0.0, end)
-    lo_y, hi_y = np.minimum(p.open, p.close), np.maximum(p.open, p.close)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        band0 = p.low + (lo_y - p.low) * _ratio(x - lo_x, a - lo_x)
-        band1 = lo_y + (hi_y - lo_y) * _ratio(x - a, b - a)
-        band2 = hi_y + (p.high - hi_y) * _ratio(x - b, hi_x - b)
-    y = np.where(x < a, band0, np.where(x < b, band1, band2))
+    low, min(open, close), max(open, close), high (see the module docstring). Exact at the
+    knots: the open, the close, the low and the high come out as given."""
+    y = np.where(x < p.a, p.low + p.s0 * (x - p.lo_x),
+                 np.where(x < p.b, p.lo_y + p.s1 * (x - p.a), p.hi_y + p.s2 * (x - p.b)))
+    y = np.where(x >= p.hi_x, p.high, np.where(x <= p.lo_x, p.low, y))
     return np.minimum(np.maximum(y, p.low), p.high)
 
 
-def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
-    return np.where(den > 0, num / np.where(den > 0, den, 1.0), 0.0)
+def _slope(dy: np.ndarray, dx: np.ndarray) -> np.ndarray:
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(dx > 0, dy / np.where(dx > 0, dx, 1.0), 0.0)
 
 
 def _paths(open_, high, low, close, key, scale) -> _Paths:
@@ -247,7 +250,15 @@ def _paths(open_, high, low, close, key, scale) -> _Paths:
     any_index = k % np.uint64(len(lib.x))
     index = np.where(ranged, ranged_index, any_index).astype(np.intp)
     mirrored = np.where(ranged, down, (k >> np.uint64(63)) == 1)
-    return _Paths(o, h, lo, c, s, index, np.where(mirrored, -1.0, 1.0))
+    sign = np.where(mirrored, -1.0, 1.0)
+    lo_x = np.where(sign > 0, lib.low[index], -lib.high[index])
+    hi_x = np.where(sign > 0, lib.high[index], -lib.low[index])
+    end = sign * lib.x[index, GRID]
+    a, b = np.minimum(0.0, end), np.maximum(0.0, end)
+    lo_y, hi_y = np.minimum(o, c), np.maximum(o, c)
+    return _Paths(o, h, lo, c, s, index, sign, lo_x, a, b, hi_x, end,
+                  _slope(lo_y - lo, a - lo_x), _slope(hi_y - lo_y, b - a),
+                  _slope(h - hi_y, hi_x - b), lo_y, hi_y)
 
 
 # --- prices ----------------------------------------------------------------------------------
@@ -264,15 +275,25 @@ def price_at(open_, high, low, close, fraction, *, key, scale=np.nan):
 def _broadcast(p: _Paths, shape) -> _Paths:
     if p.open.shape == shape:
         return p
-    return _Paths(*(np.broadcast_to(getattr(p, f), shape) for f in
-                    ("open", "high", "low", "close", "scale", "index", "sign")))
+    return _Paths(*(np.broadcast_to(getattr(p, f), shape) for f in _FIELDS))
+
+
+def _grid_time(f: np.ndarray) -> np.ndarray:
+    """A session fraction in grid steps; within a millionth of a step of a grid point it is
+    that point (noon of a full session is point 150, whatever the last bits of its fraction,
+    and an order sent a few microseconds after noon starts there too)."""
+    i = np.clip(f, 0.0, 1.0) * GRID
+    nearest = np.round(i)
+    return np.where(np.abs(i - nearest) < 1e-6, nearest, i)
 
 
 def _price_on(p: _Paths, f: np.ndarray) -> np.ndarray:
-    i = np.clip(f, 0.0, 1.0) * GRID
+    i = _grid_time(f)
     k = np.floor(i).astype(np.intp)
     w = i - k
     at_k = p.values(k)
+    if not np.any(w > 0):
+        return at_k
     nxt = p.values(np.minimum(k + 1, GRID))
     return np.where(w > 0, at_k + (nxt - at_k) * w, at_k)
 
@@ -348,8 +369,7 @@ def range_between(open_, high, low, close, start, end, *, key, scale=np.nan):
 
 
 def _flat(p: _Paths) -> _Paths:
-    return _Paths(*(np.ravel(getattr(p, f)) for f in
-                    ("open", "high", "low", "close", "scale", "index", "sign")))
+    return _Paths(*(np.ravel(getattr(p, f)) for f in _FIELDS))
 
 
 def _blocks(n: int):
@@ -362,8 +382,7 @@ def _scan(p: _Paths, start: np.ndarray, end: np.ndarray) -> tuple[np.ndarray, np
     end)."""
     j = np.arange(GRID + 1)[np.newaxis, :]
     col = (slice(None), np.newaxis)
-    sub = _Paths(*(getattr(p, f)[col] for f in
-                   ("open", "high", "low", "close", "scale", "index", "sign")))
+    sub = _Paths(*(getattr(p, f)[col] for f in _FIELDS))
     v = sub.values(j)
     inside = (j > start[:, np.newaxis] * GRID) & (j < end[:, np.newaxis] * GRID)
     return v, inside
@@ -395,10 +414,37 @@ def limit_filled(open_, high, low, close, *, is_buy, limit, start, end, spread_b
                  key, scale=np.nan):
     """Whether a limit order live from `start` to `end` fills: `limit_fill`'s first answer
     alone, without the price and time of the fill (a fraction of the cost in bulk)."""
+    p = _paths(open_, high, low, close, key, scale)
+    if np.all(p.ranged) and np.all(np.asarray(end) >= 1.0):
+        return _filled_to_close(p, np.asarray(is_buy, dtype=bool),
+                                np.asarray(limit, dtype=float),
+                                np.clip(np.asarray(start, dtype=float), 0.0, 1.0),
+                                spread_bps / 20_000.0)
     shape, p, is_buy, limit, start, end = _order_arrays(open_, high, low, close, key, scale,
                                                         is_buy, limit, start, end)
     immediate, later, _, _ = _touches(p, is_buy, limit, start, end, spread_bps / 20_000.0)
     return (immediate | later).reshape(shape)
+
+
+def _filled_to_close(p: _Paths, is_buy, limit, start, half) -> np.ndarray:
+    """`limit_filled` of orders live to the close on bars with a real range, by broadcasting:
+    what depends on the bar alone (its path at the start, the extremes after it) is computed
+    once for both sides. The same arithmetic as `_touches`, element for element."""
+    bars = np.broadcast_shapes(p.open.shape, start.shape)
+    q = _broadcast(p, bars)
+    start_b = np.broadcast_to(start, bars)
+    p0 = _price_on(q, start_b)
+    bid0, ask0 = floor_tick(p0 * (1.0 - half)), ceil_tick(p0 * (1.0 + half))
+    first_j = np.minimum(np.floor(start_b * GRID).astype(np.intp) + 1, GRID)
+    lib = _library()
+    sl, sh = lib.suffix_low[q.index, first_j], lib.suffix_high[q.index, first_j]
+    low = _through_bar(q, np.where(q.sign > 0, sl, -sh))
+    high = _through_bar(q, np.where(q.sign > 0, sh, -sl))
+    immediate = np.where(is_buy, ask0 <= limit + _EPS, bid0 >= limit - _EPS)
+    later = (_crossed(p0, is_buy, limit, half) | _crossed(q.close, is_buy, limit, half)
+             | np.where(is_buy, _crossed(low, True, limit, half),
+                        _crossed(high, False, limit, half)))
+    return immediate | (later & (1.0 > start_b))
 
 
 def _order_arrays(open_, high, low, close, key, scale, is_buy, limit, start, end):
@@ -426,7 +472,8 @@ def _touches(p: _Paths, is_buy, limit, start, end, half):
     p0 = _price_on(p, start)
     bid0, ask0 = floor_tick(p0 * (1.0 - half)), ceil_tick(p0 * (1.0 + half))
     immediate = np.where(is_buy, ask0 <= limit + _EPS, bid0 >= limit - _EPS)
-    later = _crossed(p0, is_buy, limit, half) | _crossed(_price_on(p, end), is_buy, limit, half)
+    p_end = p.close if np.all(end >= 1.0) else _price_on(p, end)  # the path ends at the close
+    later = _crossed(p0, is_buy, limit, half) | _crossed(p_end, is_buy, limit, half)
     # Ranged bars to the close: the extreme of the suffix of the library path, mapped by the
     # increasing g, is the extreme of the path (closed form, no scan).
     fast = p.ranged & (end >= 1.0)
@@ -434,8 +481,7 @@ def _touches(p: _Paths, is_buy, limit, start, end, half):
     if fast.any():
         where = np.flatnonzero(fast)
         q = p.take(where)
-        x = q.extreme_x(first_j[where], is_buy[where])
-        extreme = _through_bar(q, x, q.sign * _library().x[q.index, GRID])
+        extreme = _through_bar(q, q.extreme_x(first_j[where], is_buy[where]))
         later = np.array(later, copy=True)
         later[where] |= _crossed(extreme, is_buy[where], limit[where], half)
     slow = np.flatnonzero(~fast & (end > start))
@@ -452,30 +498,59 @@ def _touches(p: _Paths, is_buy, limit, start, end, half):
     return immediate, later & (end > start), bid0, ask0
 
 
+_BLOCK = 16  # grid points scanned at a time for a first touch; most fills come in the first
+
+
 def _first_touch(p: _Paths, is_buy, limit, start, end, half):
     """Earliest fraction in [start, end] where the quote reaches the limit, on a 1-d set of
     orders that do reach it: along the points start, the grid points inside, end, the first
-    that crosses, and on the straight piece before it the crossing itself."""
-    level = np.where(is_buy, limit / (1.0 + half), limit / (1.0 - half))
+    that crosses, and on the straight piece before it the crossing itself. The grid is read a
+    block at a time, only for the orders still looking, _CHUNK orders at a time."""
     out = np.full(len(start), np.nan)
     for rows in _blocks(len(start)):
-        q, b, lim = p.take(rows), is_buy[rows], limit[rows]
-        s, e = start[rows], end[rows]
-        v, inside = _scan(q, s, e)
-        n = np.arange(len(s))
-        values = np.column_stack([_price_on(q, s), v, _price_on(q, e)])
-        times = np.column_stack([s * GRID, np.broadcast_to(np.arange(GRID + 1.0), v.shape),
-                                 e * GRID])
-        valid = np.column_stack([np.ones(len(s), bool), inside, e > s])
-        hit = valid & _crossed(values, b[:, np.newaxis], lim[:, np.newaxis], half)
-        first = hit.argmax(axis=1)
-        column = np.where(valid, np.arange(values.shape[1]), 0)
-        before = np.maximum.accumulate(column, axis=1)
-        prev = np.where(first > 0, before[n, np.maximum(first - 1, 0)], 0)
-        v0, v1 = values[n, prev], values[n, first]
-        t0, t1 = times[n, prev], times[n, first]
+        out[rows] = _first_touch_block(p.take(rows), is_buy[rows], limit[rows], start[rows],
+                                       end[rows], half)
+    return out
+
+
+def _first_touch_block(p: _Paths, is_buy, limit, start, end, half):
+    level = np.where(is_buy, limit / (1.0 + half), limit / (1.0 - half))
+    n = len(start)
+    out = np.full(n, np.nan)
+    s_t, e_t = _grid_time(start), _grid_time(end)
+    prev_t, prev_v = s_t.copy(), _price_on(p, start)
+    at_start = _crossed(prev_v, is_buy, limit, half)
+    out[at_start] = start[at_start]
+    todo = np.flatnonzero(~at_start)
+    first_j = np.floor(s_t).astype(np.intp) + 1
+    offset = 0
+    while len(todo):
+        j = first_j[todo, np.newaxis] + offset + np.arange(_BLOCK)[np.newaxis, :]
+        inside = (j < e_t[todo, np.newaxis]) & (j <= GRID)
+        q = p.take(todo)
+        col = (slice(None), np.newaxis)
+        v = _Paths(*(getattr(q, f)[col] for f in _FIELDS)).values(np.minimum(j, GRID))
+        hit = inside & _crossed(v, is_buy[todo, np.newaxis], limit[todo, np.newaxis], half)
+        found = hit.any(axis=1)
+        # Past the last inside point with no crossing: the crossing is on the piece to `end`.
+        last = ~found & ~inside[:, -1]
+        k = hit.argmax(axis=1)
+        rows = np.arange(len(todo))
+        before_t = np.where(k > 0, j[rows, np.maximum(k - 1, 0)], prev_t[todo])
+        before_v = np.where(k > 0, v[rows, np.maximum(k - 1, 0)], prev_v[todo])
+        t1 = np.where(found, j[rows, k], e_t[todo])
+        v1 = np.where(found, v[rows, k], _price_on(q, end[todo]))
+        n_inside = inside.sum(axis=1)
+        tail_t = np.where(n_inside > 0, j[rows, np.maximum(n_inside - 1, 0)], prev_t[todo])
+        tail_v = np.where(n_inside > 0, v[rows, np.maximum(n_inside - 1, 0)], prev_v[todo])
+        t0 = np.where(found, before_t, tail_t)
+        v0 = np.where(found, before_v, tail_v)
+        done = found | last
         with np.errstate(invalid="ignore", divide="ignore"):
-            w = np.clip(np.where(v1 != v0, (v0 - level[rows]) / (v0 - v1), 1.0), 0.0, 1.0)
-        w = np.where(first > 0, w, 0.0)
-        out[rows] = np.clip((t0 + (t1 - t0) * w) / GRID, s, e)
+            w = np.clip(np.where(v1 != v0, (v0 - level[todo]) / (v0 - v1), 1.0), 0.0, 1.0)
+        fraction = np.clip((t0 + (t1 - t0) * w) / GRID, start[todo], end[todo])
+        out[todo[done]] = fraction[done]
+        prev_t[todo], prev_v[todo] = j[:, -1].astype(float), v[:, -1]
+        todo = todo[~done]
+        offset += _BLOCK
     return out

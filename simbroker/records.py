@@ -130,6 +130,11 @@ class ExchangeConfig:
     async_acceptance: bool = True
     acceptance_delay_seconds: float = 0.0
     rejection_probability: float = 0.0
+    # The account's costs (simbroker/costs.py): borrow fees on shorts, SEC and FINRA fees on
+    # sales, interest on cash (off at 0). `charge_costs=False` turns them all off.
+    charge_costs: bool = True
+    borrow_rate: float = 0.025
+    cash_interest_rate: float = 0.0
 
     def __post_init__(self) -> None:
         problems = []

@@ -7,6 +7,7 @@ import re
 import pytest
 
 from backtester.cli import main
+from backtester.outputs import COST_COLUMNS
 from position_manager import TRADE_COLUMNS
 
 PERIOD = ["--start", "2022-01-03", "--end", "2022-03-31", "--symbols", "AAPL,AMZN,KO,XOM"]
@@ -84,7 +85,8 @@ def test_files_and_parameter_overrides(run):
         -2.5, 2.0)
     assert stats["parameters"]["z_score_window"] == 20
     with open(out / "trades.csv") as handle:
-        assert next(csv.reader(handle)) == TRADE_COLUMNS
+        # The bot's columns, then the backtest's own: fees and P&L before and after them.
+        assert next(csv.reader(handle)) == [*TRADE_COLUMNS, *COST_COLUMNS]
     with open(out / "equity.csv") as handle:
         assert next(csv.reader(handle)) == ["date", "equity", "cash", "long_value",
                                             "short_value", "drawdown"]

@@ -37,7 +37,14 @@ def test_golden_run_on_us_stocks(us_stocks):
     # 1,524 trades, 99,697.35, pinned below).
     stats = period_stats(result)
     assert stats["trades"] == 1531
-    assert stats["final_equity_usd"] == 99_766.56
+    # Equity is net of the account's costs (on by default, simbroker/costs.py); short borrow
+    # at 2.5% a year on round lots of 100 is nearly all of it: the bot's $100 shorts of
+    # $50-300 stocks borrow 100 shares each.
+    assert stats["final_equity_before_costs_usd"] == 99_766.56
+    assert (stats["borrow_fees_usd"], stats["sec_fees_usd"], stats["taf_fees_usd"]) == (
+        1_423.28, 7.57, 6.27)
+    assert stats["costs_usd"] == 1_437.12
+    assert stats["final_equity_usd"] == 98_329.44
     assert stats["exit_reasons"] == {"max_holding_period": 1414, "stop_loss": 34,
                                      "mean_reversion": 83}
     orders = stats["orders"]
@@ -54,7 +61,8 @@ def test_golden_run_with_the_designs_limit_orders(us_stocks):
     stats = period_stats(result)
     assert result.engine == "timelines"
     assert stats["trades"] == 1524
-    assert stats["final_equity_usd"] == 99_697.35
+    assert stats["final_equity_before_costs_usd"] == 99_697.35
+    assert stats["final_equity_usd"] == 98_255.60
     assert stats["exit_reasons"] == {"max_holding_period": 1412, "stop_loss": 31,
                                      "mean_reversion": 81}
     orders = stats["orders"]

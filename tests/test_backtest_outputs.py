@@ -9,7 +9,14 @@ from datetime import date
 import pytest
 
 from backtester import Settings, run_backtest
-from backtester.outputs import trade_columns, trade_rows, write_columns, write_results
+from backtester.outputs import (
+    COST_COLUMNS,
+    cost_columns,
+    trade_columns,
+    trade_rows,
+    write_columns,
+    write_results,
+)
 from config import load_config
 from position_manager import TRADE_COLUMNS
 from simbroker import market_data, synthetic
@@ -58,8 +65,13 @@ def test_written_file_reads_back_as_the_rows(tmp_path):
     write_results(result, tmp_path, {"trades": len(result.trades)})
     with open(tmp_path / "trades.csv", newline="") as f:
         reader = csv.DictReader(f)
-        assert reader.fieldnames == TRADE_COLUMNS
-        assert list(reader) == trade_rows(result)
+        # The bot's columns, then the backtest's own (fees, P&L before and after them).
+        assert reader.fieldnames == [*TRADE_COLUMNS, *COST_COLUMNS]
+        rows = list(reader)
+    assert [{k: r[k] for k in TRADE_COLUMNS} for r in rows] == trade_rows(result)
+    costs = cost_columns(result)
+    assert [[r[k] for k in COST_COLUMNS] for r in rows] == [
+        list(v) for v in zip(*(costs[k] for k in COST_COLUMNS), strict=True)]
     equity = (tmp_path / "equity.csv").read_text().splitlines()
     assert equity[0] == "date,equity,cash,long_value,short_value,drawdown"
     assert equity[1].startswith(result.days[0].isoformat() + ",")

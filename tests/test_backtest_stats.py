@@ -8,9 +8,12 @@ import pytest
 
 from backtester.stats import (
     annual_volatility,
+    benchmark_stats,
     cagr,
+    capital_in_use,
     daily_returns,
     drawdown,
+    drawdown_recovered,
     exposure,
     max_drawdown_duration,
     sharpe,
@@ -19,6 +22,8 @@ from backtester.stats import (
     trade_stats,
 )
 from signal_generator import EXIT_MAX_HOLDING, EXIT_REVERSION, EXIT_STOP_LOSS
+from tests.test_backtest_engine import DAYS as SESSIONS
+from tests.test_backtest_engine import backtest, bars, flat_start
 
 DAYS = [date(2021, 3, 1) + timedelta(days=i) for i in range(6)]
 
@@ -92,3 +97,39 @@ def test_summary_of_a_period():
     assert stats["max_drawdown"] == pytest.approx(-0.1)
     assert stats["exposure"] == pytest.approx(2 / 3)
     assert stats["trades"] == 1 and stats["win_rate"] == 1.0
+
+
+def test_sharpe_is_over_the_stated_risk_free_rate():
+    daily = 0.01  # a yearly rate of 1.01 ** 252 - 1 compounds to 1% a session
+    excess = np.array([0.0, 0.02])
+    assert sharpe(excess + daily, 1.01 ** 252 - 1) == pytest.approx(
+        np.mean(excess) / np.std(excess, ddof=1) * math.sqrt(252))
+
+
+def test_a_drawdown_that_never_recovered_is_said_as_such():
+    assert drawdown_recovered(np.array([110.0, 99.0, 121.0]), 100.0)
+    assert not drawdown_recovered(np.array([110.0, 99.0, 105.0]), 100.0)
+
+
+def test_capital_in_use_is_gross_exposure_over_equity():
+    got = capital_in_use(np.array([100.0, 200.0]), np.array([50.0, 0.0]),
+                         np.array([-50.0, -100.0]))
+    assert got == {"avg_gross_exposure": 0.75, "peak_gross_exposure": 1.0}
+
+
+def test_benchmark_beta_and_correlation():
+    bench = np.array([101.0, 99.0, 103.0])
+    returns = np.array([0.01, 99 / 101 - 1, 103 / 99 - 1])  # the benchmark itself
+    got = benchmark_stats(returns, bench, 100.0, "b")
+    assert got["beta"] == pytest.approx(1.0) and got["correlation"] == pytest.approx(1.0)
+    assert got["excess_total_return"] == pytest.approx(0.0, abs=1e-12)
+    assert got["benchmark_total_return"] == pytest.approx(0.03)
+
+
+def test_every_backtest_has_its_equal_weight_benchmark():
+    # AAA 10 -> 11 -> 12, BBB 10 -> 9 -> 9: equal dollars at the last warm-up close of 10.
+    market = bars(*flat_start("AAA"), *flat_start("BBB"), ("AAA", SESSIONS[4], 11.0),
+                  ("BBB", SESSIONS[4], 9.0), ("AAA", SESSIONS[5], 12.0),
+                  ("BBB", SESSIONS[5], 9.0))
+    result = backtest(market, end=SESSIONS[5], symbols=("AAA", "BBB"))
+    assert list(result.benchmark) == pytest.approx([100_000.0, 105_000.0])

@@ -150,6 +150,15 @@ def test_fills_agree_with_the_path_sampled_on_its_grid():
     at_once = np.where(is_buy, at_start <= limit + 1e-9, at_start >= limit - 1e-9)
     expected = (reach & later).any(axis=1) | at_once
     assert np.array_equal(got, expected)
+    # The bulk path for bars with a range, to the close, is limit_fill's answer bit for bit.
+    assert np.array_equal(got, limit_fill(o, h, lo, c, is_buy=is_buy, limit=limit, start=start,
+                                          end=1.0, spread_bps=0.0, key=keys)[0])
+    both = limit_filled(o, h, lo, c, is_buy=np.array([[False], [True]]), limit=limit,
+                        start=start, end=1.0, spread_bps=2.0, key=keys)
+    for side in (0, 1):
+        assert np.array_equal(both[side], limit_fill(
+            o, h, lo, c, is_buy=bool(side), limit=limit, start=start, end=1.0,
+            spread_bps=2.0, key=keys)[0])
     assert 0.2 < got.mean() < 0.9
 
 

@@ -66,6 +66,8 @@ def check_invariants(exchange: Exchange) -> None:
         held[fill.symbol] += signed
         cash -= round(signed * fill.price, 2)
         filled[fill.order_id] += fill.qty
+    # Non-trade activities (the account's costs at each close, corporate actions) move cash.
+    cash += sum(activity.net_amount for activity in exchange.activities)
     assert book.cash == pytest.approx(cash, abs=0.01 * max(1, len(book.fills)))
     for symbol in SYMBOLS:
         position = book.positions.get(symbol)

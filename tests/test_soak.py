@@ -88,10 +88,13 @@ class Soak:
         problems = []
         fills = len(exchange.book.fills)
         change = exchange.balances().equity - exchange.config.starting_cash
+        # Non-trade activities (the account's borrow, SEC and FINRA fees at each close) move
+        # cash.
+        costs = sum(activity.net_amount for activity in exchange.activities)
         # Cash settles in whole cents per fill.
-        if abs(change - (realised + unrealised)) > 0.005 * fills + 1e-6:
+        if abs(change - (realised + unrealised + costs)) > 0.005 * fills + 1e-6:
             problems.append(f"equity changed by {change:.4f}, realised {realised:.4f} + "
-                            f"unrealised {unrealised:.4f}")
+                            f"unrealised {unrealised:.4f} + costs {costs:.2f}")
         held = {s: p.qty for s, p in exchange.book.positions.items()}
         if {s: round(q, 6) for s, (q, _) in replayed.items()} != \
                 {s: round(q, 6) for s, q in held.items()}:
