@@ -30,7 +30,14 @@ from market_calendar import NEW_YORK, new_york_noon
 from position_manager import StateStore
 from simbroker import Exchange, ExchangeConfig, SimServer, serve
 from simbroker.market_data import MarketData
-from tests.sim_harness import flat_bars, market, price_for_z, sessions, zigzag
+from tests.sim_harness import (
+    TEST_RATE_LIMIT,
+    flat_bars,
+    market,
+    price_for_z,
+    sessions,
+    zigzag,
+)
 
 START = date(2022, 1, 3)
 DAYS = sessions(START, 60)
@@ -66,7 +73,10 @@ class Scenario:
         return market(*frames)
 
     def exchange_config(self) -> ExchangeConfig:
-        return ExchangeConfig(**{"spread_bps": 0.0, **self.exchange})
+        # The request budget sends its headers but never binds: the matrices send hundreds of
+        # runs to one key (the budget is tested in test_rate_limits.py).
+        return ExchangeConfig(**{"spread_bps": 0.0, "rate_limit": TEST_RATE_LIMIT,
+                                 **self.exchange})
 
     @property
     def tickers(self) -> str:

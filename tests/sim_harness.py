@@ -60,12 +60,18 @@ def market(*frames: pd.DataFrame) -> MarketData:
     return from_frame(pd.concat(frames, ignore_index=True), name="test")
 
 
+# Requests a minute per key for tests that are not about the request budget: the budget's
+# headers are sent, but it never binds (test_rate_limits.py tests the budget itself).
+TEST_RATE_LIMIT = 1_000_000
+
+
 class Sim:
     """An exchange served on loopback, plus the bot's environment and log directory."""
 
     def __init__(self, tmp_path: Path, data: MarketData, start: date, **exchange: object):
         self.tmp_path = tmp_path
         self.log_dir = tmp_path / "logs"
+        exchange.setdefault("rate_limit", TEST_RATE_LIMIT)  # headers sent, never binding
         self.exchange = Exchange(data, ExchangeConfig(**exchange), now=new_york_noon(start))
         self._stack = contextlib.ExitStack()
         self.server = self._stack.enter_context(serve(self.exchange, port=0))

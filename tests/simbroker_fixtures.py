@@ -28,6 +28,7 @@ import pytest
 from market_calendar import NEW_YORK, UTC, new_york_noon
 from simbroker import Exchange, ExchangeConfig, SimServer, price_model, serve
 from simbroker.market_data import MarketData, Split, from_frame
+from tests.sim_harness import TEST_RATE_LIMIT
 
 KEY, SECRET = "SIMKEY", "SIMSECRET"
 DAYS = [date(2022, 2, 28), date(2022, 3, 1), date(2022, 3, 2), date(2022, 3, 3),
@@ -82,6 +83,7 @@ class Sim:
         return self.api.get_account()._raw
 
 
+
 def make_sim(monkeypatch: pytest.MonkeyPatch, now: datetime, data: MarketData | None = None,
              **config: object) -> Iterator[Sim]:
     config.setdefault("spread_bps", 0.0)
@@ -92,6 +94,10 @@ def make_sim(monkeypatch: pytest.MonkeyPatch, now: datetime, data: MarketData | 
     # asynchronous lifecycle (pending_new, then new and fills after the answer) has its own
     # tests (test_simbroker_order_lifecycle.py).
     config.setdefault("async_acceptance", False)
+    # A budget that sends the rate-limit headers but never binds: a module of these tests
+    # sends more than Alpaca's 200 requests a minute to one key; the budget itself is tested
+    # in test_rate_limits.py.
+    config.setdefault("rate_limit", TEST_RATE_LIMIT)
     exchange = Exchange(data or tiny_market(), ExchangeConfig(**config), now=now)
     with serve(exchange) as server:
         monkeypatch.setenv("APCA_API_DATA_URL", server.data_url)
