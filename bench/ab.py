@@ -21,6 +21,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = ROOT / ".bench" / "data"
 SEED = 20240601
+# The rules of bench/bench_backtest.py, which the peers follow too: 30-session window, entry
+# 1.5, exit 0.1, stop 3.0, 5-day hold, $100, DAY limits at the current price for every order.
+RULES = {"Z_SCORE_WINDOW": "30", "LONG_ENTRY_Z": "-1.5", "SHORT_ENTRY_Z": "1.5",
+         "LONG_EXIT_Z": "-0.1", "SHORT_EXIT_Z": "0.1", "LONG_STOP_Z": "-3.0",
+         "SHORT_STOP_Z": "3.0", "MAX_HOLDING_DAYS": "5", "POSITION_SIZE_USD": "100",
+         "ENTRY_ORDER_TYPE": "limit", "EXIT_ORDER_TYPE": "limit", "STOP_ORDER_TYPE": "limit",
+         "EXIT_ESCALATE_AFTER_DAYS": "0"}
+ORDER_RULES = ("ENTRY_ORDER_TYPE", "EXIT_ORDER_TYPE", "STOP_ORDER_TYPE",
+               "EXIT_ESCALATE_AFTER_DAYS")
 
 
 @dataclass(frozen=True)
