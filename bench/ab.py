@@ -45,6 +45,7 @@ class Run:
     peak_mb: float
     phases: dict[str, float]
     stdout: str
+    cpu_s: float = float("nan")  # CPU seconds of the process and the children it waited for
 
 
 def run(command: Command, timeout_s: float = 1800) -> Run:
@@ -62,7 +63,9 @@ def run(command: Command, timeout_s: float = 1800) -> Run:
     if child.returncode != 0:
         raise RuntimeError(f"{command.label} failed ({child.returncode}): {err[-2000:]}")
     wall, peak_mb, phases = _report(err)
-    return Run(wall if wall == wall else seconds, peak_mb, phases, out)
+    cpu = next((float(x.split()[1]) for x in err.splitlines() if x.startswith("cpu_s ")),
+               float("nan"))
+    return Run(wall if wall == wall else seconds, peak_mb, phases, out, cpu)
 
 
 def _report(err: str) -> tuple[float, float, dict[str, float]]:

@@ -126,6 +126,9 @@ def sweep(rounds: int, out: Path) -> None:
     sweeping = [a.phases["sweep and backtest"] / b.phases["sweep and backtest"]
                 for a, b in zip(one, two, strict=True)]
     print(f"  the sweep phase alone, 1 / 2: {spread(sweeping, 'x')}")
+    for label, measured_runs in runs.items():
+        busy = [r.cpu_s / r.seconds for r in measured_runs]
+        print(f"  {label}: cores busy on average (CPU s / wall s): {spread(busy, '', 2)}")
 
 
 def startup(rounds: int, out: Path) -> None:
