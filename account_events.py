@@ -10,7 +10,9 @@ around `position_manager.reconcile`.
 * **Split** (position_manager.split_ratio, applied by reconcile): Alpaca multiplies the
   quantity by the ratio and divides the average entry price by it; a reverse split that would
   leave a fraction of a whole-share position pays the fraction in cash ("cash in lieu") and
-  rounds the quantity down.
+  rounds the quantity down. That fraction left the holding outside the bot's orders: it is a
+  round trip of its own (`cash_in_lieu_rows`, exit reason `cash_in_lieu`), priced from the
+  broker's SPLIT activity that paid it (net amount over shares), blank when there is none.
 * **Closed outside the bot**: the broker's FILL activities of the closing side after the entry
   give the price (quantity-weighted over every fill that closed it) and the time of the last
   one - a better source than the last closing order, which misses a close made of several
@@ -24,7 +26,9 @@ from datetime import datetime
 from typing import Any
 
 from broker import Activity, Order, Position
-from position_manager import CLOSED_OUTSIDE, Holding, PendingOrder, trade_row
+from position_manager import CLOSED_OUTSIDE, Holding, PendingOrder, split_ratio, trade_row
+
+CASH_IN_LIEU = "cash_in_lieu"
 
 
 def follow_renames(holdings: dict[str, Holding], pending: dict[str, PendingOrder],
@@ -119,3 +123,40 @@ def _closing_fills(held: Holding, fills: list[Activity]
         if wanted <= 1e-9:
             return paid / held.qty, fill.time, fill.order_id or ""
     return None
+
+
+def cash_in_lieu(before: dict[str, Holding], after: dict[str, Holding]) -> list[
+        tuple[Holding, float]]:
+    """Holdings a reverse split cut below the split quantity (cash in lieu): each holding after
+    the split, with the shares (post-split) paid in cash."""
+    out = []
+    for symbol, new in after.items():
+        old = before.get(symbol)
+        if old is None or old.entry_client_order_id != new.entry_client_order_id \
+                or new.qty >= old.qty:
+            continue
+        ratio = split_ratio(old.qty, old.entry_price, new.qty, new.entry_price)
+        paid = round(old.qty * ratio - new.qty, 9) if ratio is not None else 0.0
+        if paid > 1e-9:
+            out.append((new, paid))
+    return out
+
+
+def cash_in_lieu_rows(cuts: list[tuple[Holding, float]],
+                      activities: list[Activity]) -> list[dict[str, Any]]:
+    """One trade row per fraction paid in cash in lieu, priced from the SPLIT activity of its
+    symbol that paid cash after the entry (the latest), or blank."""
+    rows = []
+    for held, shares in cuts:
+        entered = datetime.fromisoformat(held.entry_time)
+        paid = [a for a in activities if a.activity_type == "SPLIT" and a.symbol == held.symbol
+                and a.time >= entered and a.net_amount and a.qty]
+        last = max(paid, key=lambda a: a.time) if paid else None
+        price = abs(last.net_amount / last.qty) if last and last.net_amount and last.qty \
+            else None
+        rows.append(trade_row(replace(held, qty=shares), qty=shares,
+                              exit_time=last.time if last else None, exit_price=price,
+                              reason=CASH_IN_LIEU, exit_z=None,
+                              exit_order_id=last.id if last else "",
+                              exit_client_order_id=f"lieu-{held.entry_client_order_id}"))
+    return rows

@@ -129,11 +129,14 @@ class Order:
     updated_at: datetime | None
     type: str = "limit"  # Alpaca's order type and time in force
     time_in_force: str = "day"
+    replaced_by: str | None = None  # with status "replaced": the order that carries on
     asset_id: str = ""
 
     @property
     def is_open(self) -> bool:
-        return self.status in OPEN_STATUSES
+        """Whether the order may still fill: any status but the final ones. A status this
+        table does not know (one Alpaca adds later) counts as open: its record is kept."""
+        return self.status not in FINAL_STATUSES
 
 
 @dataclass(frozen=True)
@@ -154,10 +157,27 @@ class Activity:
     sub_type: str | None
 
 
-# Alpaca order statuses that may still fill.
-OPEN_STATUSES = frozenset({"new", "accepted", "pending_new", "partially_filled",
-                           "accepted_for_bidding", "pending_cancel", "pending_replace",
-                           "calculated", "held"})
+# What each of Alpaca's 17 order statuses (the trading API's OrderStatus enum;
+# https://docs.alpaca.markets/docs/orders-at-alpaca#order-lifecycle) means for the bot's
+# record of the order. Only a final status ends a record; the README's table says the same.
+WORKING, MAY_FILL, FINAL_WITH_FILL, FINAL = ("still working", "may still fill",
+                                             "final, with fill", "final")
+ORDER_STATUS_MEANING = {
+    "pending_new": WORKING, "accepted": WORKING, "new": WORKING,
+    "partially_filled": WORKING, "accepted_for_bidding": WORKING, "held": WORKING,
+    "pending_replace": WORKING,
+    "pending_cancel": MAY_FILL,  # the cancel is not done: fills can still come first
+    "stopped": MAY_FILL,  # a trade is guaranteed, but has not happened yet
+    "suspended": MAY_FILL,  # not eligible for trading now; may trade when it is again
+    "done_for_day": MAY_FILL,  # no more today; a multi-day order goes on tomorrow
+    "calculated": MAY_FILL,  # done for the day, settlement calculations still pending
+    "filled": FINAL_WITH_FILL,
+    "canceled": FINAL, "expired": FINAL,  # with the fills it had, if any
+    "rejected": FINAL,  # never filled
+    "replaced": FINAL,  # this order ends; its replacement (replaced_by) carries the record
+}
+FINAL_STATUSES = frozenset(s for s, m in ORDER_STATUS_MEANING.items()
+                           if m in (FINAL, FINAL_WITH_FILL))
 
 
 @dataclass(frozen=True)
@@ -314,6 +334,14 @@ class Broker:
             orders.extend(page)
             if len(page) < 500 or page[-1].submitted_at is None:
                 break
+            if page[-1].submitted_at <= cursor:
+                # The broker ignored `after`, or 500 orders share one submitted_at: the next
+                # page would be this one again, for ever.
+                raise BrokerError(
+                    f"order history paging made no progress: a full page of 500 orders ends "
+                    f"at {since}, where it started; the broker may ignore the 'after' filter. "
+                    "The run stops before it trades or changes any record; report it to the "
+                    "broker")
             cursor = page[-1].submitted_at
         unique = {o.id: o for o in orders}
         return sorted(unique.values(), key=lambda o: (o.submitted_at or after, o.id))
@@ -516,6 +544,7 @@ def _order(raw: dict[str, Any]) -> Order:
                  submitted_at=when("submitted_at"), filled_at=when("filled_at"),
                  updated_at=when("updated_at"), type=raw.get("type") or "limit",
                  time_in_force=raw.get("time_in_force") or "day",
+                 replaced_by=raw.get("replaced_by") or None,
                  asset_id=str(raw.get("asset_id") or ""))
 
 

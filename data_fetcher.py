@@ -8,6 +8,7 @@ for the current prices and quotes.
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
@@ -46,14 +47,17 @@ def window_sessions(calendar: MarketCalendar, today: date, window: int) -> list[
 
 def fetch_market_view(broker: Broker, symbols: list[str], *, now: datetime, today: date,
                       window: int, calendar: MarketCalendar,
-                      max_price_age_seconds: float) -> MarketView:
+                      max_price_age_seconds: float,
+                      held: Collection[str] = ()) -> MarketView:
     """Fetch bars and prices for `symbols`; symbols with a missing bar in the window or a
-    missing or stale price are left out, each with its reason in `skipped`."""
+    missing or stale price are left out, each with its reason in `skipped`. A `held` symbol
+    with a usable price stays in despite missing bars (NaN closes): a held position is
+    managed from the closes it has (signal_generator.held_zscores)."""
     days = window_sessions(calendar, today, window)
     bars = broker.daily_bars(symbols, days[0], days[-1])
     quotes = broker.quotes(symbols)
     return build_market_view(symbols, days, bars_closes(bars), quotes, now=now, today=today,
-                             max_price_age_seconds=max_price_age_seconds)
+                             max_price_age_seconds=max_price_age_seconds, held=held)
 
 
 def bars_closes(bars: dict[str, list]) -> dict[str, dict[date, float]]:
@@ -62,7 +66,8 @@ def bars_closes(bars: dict[str, list]) -> dict[str, dict[date, float]]:
 
 def build_market_view(symbols: list[str], days: list[date],
                       closes: dict[str, dict[date, float]], quotes: dict[str, Quote], *,
-                      now: datetime, today: date, max_price_age_seconds: float) -> MarketView:
+                      now: datetime, today: date, max_price_age_seconds: float,
+                      held: Collection[str] = ()) -> MarketView:
     kept: list[str] = []
     columns: list[list[float]] = []
     prices: list[float] = []
@@ -73,7 +78,7 @@ def build_market_view(symbols: list[str], days: list[date],
         by_day = closes.get(symbol, {})
         missing = [d for d in days if d not in by_day]
         quote = quotes.get(symbol)
-        if missing:
+        if missing and symbol not in held:
             skipped[symbol] = (f"no daily bar for {len(missing)} of the {len(days)} window "
                                f"sessions (first missing {missing[0]})")
         elif quote is None or not quote.price > 0:
@@ -83,7 +88,11 @@ def build_market_view(symbols: list[str], days: list[date],
             skipped[symbol] = f"stale price: last trade {age:.0f} s old"
         else:
             kept.append(symbol)
-            columns.append([by_day[d] for d in days])
+            columns.append([by_day.get(d, np.nan) for d in days])
+            if missing:
+                log.info("%s: held, no daily bar for %d of the %d window sessions (first "
+                         "missing %s): managed from the closes it has", symbol, len(missing),
+                         len(days), missing[0])
             prices.append(quote.price)
             asks.append(quote.ask if quote.ask and quote.ask > 0 else quote.price)
             bids.append(quote.bid if quote.bid and quote.bid > 0 else quote.price)

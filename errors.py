@@ -65,3 +65,12 @@ class NotFoundError(BrokerError):
 
 class OrderRejectedError(BrokerError):
     """The broker refused this order (403/422): skip the symbol, log why, go on."""
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived (cron's `timeout`, `make demo`'s, a shutdown). Not an `Exception`, so
+    that no handler of one swallows it: the run stops where it is, records what it did (every
+    state file is written atomically, so none is half-written) and exits 143 (128 + SIGTERM,
+    what a shell reports for a process ended by it). The next run reconciles."""
+
+    exit_code = 143

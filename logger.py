@@ -2,12 +2,19 @@
 
 A filter replaces every known secret with `<redacted>` before any handler sees the record, so
 a key can reach neither a log file nor the console, whatever the message or traceback says.
+Python's own last word - the traceback of an exception nothing caught, in the main thread or
+another - goes through the same redaction (`setup_logging` installs the hooks), so the first
+line the process prints and the last are redacted alike. `bot.log` is created 0600, like
+every state file.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import sys
+import threading
+import traceback
 from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
@@ -15,8 +22,17 @@ from pathlib import Path
 import console as console_format
 from console import FORMAT, ConsoleFormatter, OncePerProcess, ZonedFormatter, wants_colour
 from market_calendar import NEW_YORK
+from state_files import write_error
 
 __all__ = ["FORMAT", "add_run_file", "remove_handler", "run_dir_for", "setup_logging"]
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """`text` with every secret (of 4 characters or more) replaced by `<redacted>`."""
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, "<redacted>")
+    return text
 
 
 class RedactSecrets(logging.Filter):
@@ -32,10 +48,28 @@ class RedactSecrets(logging.Filter):
             message += "\n" + logging.Formatter().formatException(record.exc_info)
             record.exc_info = None
             record.exc_text = None
-        for secret in self._secrets:
-            message = message.replace(secret, "<redacted>")
-        record.msg, record.args = message, None
+        record.msg, record.args = redact(message, self._secrets), None
         return True
+
+
+def install_excepthooks(secrets: Iterable[str]) -> None:
+    """Print an uncaught exception's traceback (main thread or any other) redacted."""
+    known = [s for s in secrets if s and len(s) >= 4]
+
+    def main_hook(kind: type[BaseException], value: BaseException, tb: object) -> None:
+        text = "".join(traceback.format_exception(kind, value, tb))  # type: ignore[arg-type]
+        sys.stderr.write(redact(text, known))
+
+    def thread_hook(args: threading.ExceptHookArgs) -> None:
+        if args.exc_type is SystemExit:
+            return
+        name = args.thread.name if args.thread is not None else "a thread"
+        text = "".join(traceback.format_exception(args.exc_type, args.exc_value,
+                                                  args.exc_traceback))
+        sys.stderr.write(redact(f"Exception in {name}:\n{text}", known))
+
+    sys.excepthook = main_hook
+    threading.excepthook = thread_hook
 
 
 def run_dir_for(log_dir: Path, started: datetime) -> Path:
@@ -46,7 +80,10 @@ def run_dir_for(log_dir: Path, started: datetime) -> Path:
     while candidate.exists():
         n += 1
         candidate = log_dir / "runs" / f"{stamp}_{n}"
-    candidate.mkdir(parents=True)
+    try:
+        candidate.mkdir(parents=True)
+    except OSError as exc:
+        raise write_error(candidate, exc) from None
     return candidate
 
 
@@ -61,14 +98,44 @@ def setup_logging(level: str = "INFO", secrets: Iterable[str] = ()) -> logging.L
         handler.close()
     console = logging.StreamHandler(sys.stderr)
     console.setFormatter(ConsoleFormatter(colour=wants_colour(sys.stderr)))  # see console.py
+    secrets = list(secrets)
     console.addFilter(RedactSecrets(secrets))
     console.addFilter(OncePerProcess())
     root.addHandler(console)
+    install_excepthooks(secrets)
     return root
 
 
+class RunFile(logging.FileHandler):
+    """A run's bot.log. When a write fails (the disk filled), it says so once on stderr
+    instead of a traceback per record, and `failed` tells the run."""
+
+    failed: str | None = None
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        self._failed(sys.exc_info()[1])
+
+    def close(self) -> None:
+        try:
+            super().close()
+        except OSError as exc:  # the last buffered lines did not fit either
+            self._failed(exc)
+
+    def _failed(self, exc: BaseException | None) -> None:
+        if self.failed is None:
+            reason = getattr(exc, "strerror", None) or type(exc).__name__
+            self.failed = (f"{self.baseFilename}: cannot be written ({reason}); the rest of "
+                           "this run's log is on the console only")
+            sys.stderr.write(f"bot.log: {self.failed}\n")
+
+
 def add_run_file(run_dir: Path, secrets: Iterable[str] = ()) -> logging.Handler:
-    handler = logging.FileHandler(run_dir / "bot.log", encoding="utf-8")
+    path = run_dir / "bot.log"
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))  # 0600 at birth
+        handler = RunFile(path, encoding="utf-8")
+    except OSError as exc:
+        raise write_error(path, exc) from None
     handler.setFormatter(ZonedFormatter())
     handler.addFilter(RedactSecrets(secrets))
     logging.getLogger("bot").addHandler(handler)

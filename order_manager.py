@@ -79,8 +79,10 @@ class OrderManager:
     def __init__(self, broker: Broker, store: StateStore, pending: dict[str, PendingOrder], *,
                  snapshot_dir: Path | None, retries: int, dry_run: bool = False,
                  backoff_seconds: float = 0.5,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep,
+                 too_late: Callable[[], str | None] | None = None) -> None:
         self.broker = broker
+        self.too_late = too_late or (lambda: None)  # see session_guard.SessionGuard
         self.store = store
         self.pending = pending
         self.snapshot_dir = snapshot_dir
@@ -117,6 +119,12 @@ class OrderManager:
     def _submit(self, p: PendingOrder) -> Order:
         cid = p.client_order_id
         for attempt in range(self.retries + 1):
+            late = self.too_late()
+            if late:
+                # Checked before each send: the order is not at the broker (just looked up).
+                del self.pending[cid]
+                self._save()
+                raise OrderRejectedError(late)
             try:
                 return self.broker.submit_order(
                     symbol=p.symbol, side=p.order_side, qty=p.qty, order_type=p.order_type,
@@ -165,13 +173,14 @@ class OrderManager:
     def wait_for_fills(self, since: datetime, *, wait_seconds: float, poll_seconds: float,
                        monotonic: Callable[[], float] = time.monotonic) -> list[Order]:
         """Poll this run's orders until all have ended or `wait_seconds` ran out. One request
-        per poll, whatever the number of orders; none when every order has ended already or
-        there is no time to wait. Returns the latest state of (at least) this run's orders."""
-        if all(not o.is_open for o in self.placed) or wait_seconds <= 0:
-            # The POST answers already tell the final state (or we may not wait): no request.
-            return list(self.placed)
+        per poll, whatever the number of orders; none when every POST answer is final
+        already. With no time to wait (0), still one read: Alpaca answers a POST
+        `pending_new` or `accepted`, and even a marketable order's fill (or its rejection)
+        comes after the answer. Returns the latest state of (at least) this run's orders."""
+        if all(not o.is_open for o in self.placed):
+            return list(self.placed)  # the POST answers already tell the final state
         ids = {o.id for o in self.placed}
-        give_up = monotonic() + wait_seconds
+        give_up = monotonic() + max(0.0, wait_seconds)
         while True:
             orders = self.broker.orders_since(since - timedelta(minutes=1))
             mine = [o for o in orders if o.id in ids]

@@ -15,6 +15,7 @@ in three files under the log directory:
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from datetime import date, datetime
 from pathlib import Path
@@ -140,7 +141,16 @@ class StateStore:
         self.save_pending(pending, snapshot_dir / "pending_orders.json")
 
     def load_trades(self) -> list[dict[str, str]]:
-        return read_csv_rows(self.trades_path, TRADE_COLUMNS)
+        """trades.csv, checked against the exits recorded in trades_index.json: a row that
+        appears twice, or an exit whose row is gone, stops the run naming it (a doubled row
+        would double the P&L the report shows; a lost one would hide a trade)."""
+        rows = read_csv_rows(self.trades_path, TRADE_COLUMNS)
+        check_trade_rows(self.trades_path, rows, read_json(self.trades_index_path, default=None))
+        return rows
+
+    @property
+    def trades_index_path(self) -> Path:
+        return self.trades_path.with_name("trades_index.json")
 
     def append_trades(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Add the rows whose exit order is not recorded yet; returns those added."""
@@ -149,8 +159,42 @@ class StateStore:
         new = [r for r in rows
                if (str(r["exit_client_order_id"]), str(r["exit_order_id"])) not in seen]
         if new:
-            write_csv_rows(self.trades_path, TRADE_COLUMNS, [*existing, *new])
+            every = [*existing, *new]
+            write_csv_rows(self.trades_path, TRADE_COLUMNS, every)
+            # After trades.csv: a crash between the two leaves rows the index lacks, which
+            # the check accepts; never an index naming a row the file does not have.
+            write_json(self.trades_index_path, {"version": STATE_VERSION,
+                                                "exits": [trade_key(r) for r in every]})
         return new
+
+
+def trade_key(row: Mapping[str, Any]) -> str:
+    """What identifies a trade row: its exit order (client id and id) and its entry's id."""
+    return "/".join(str(row[k]) for k in ("exit_client_order_id", "exit_order_id",
+                                          "entry_order_id"))
+
+
+def check_trade_rows(path: Path, rows: list[dict[str, str]], index: Any) -> None:
+    """Refuse duplicated rows, and rows the index records that the file no longer has."""
+    lines: dict[str, int] = {}
+    for line, row in enumerate(rows, start=2):
+        key = trade_key(row)
+        if key in lines:
+            raise StateFileError(
+                f"{path}: line {line} repeats line {lines[key]} (the exit "
+                f"{row['exit_client_order_id'] or row['symbol']}); delete one of them. The "
+                "run stopped without changing the file")
+        lines[key] = line
+    if not isinstance(index, dict) or not isinstance(index.get("exits"), list):
+        return  # no index yet (or damaged): nothing to compare with
+    missing = [k for k in index["exits"] if isinstance(k, str) and k not in lines]
+    if missing:
+        exit_id = missing[0].split("/")[0] or missing[0]
+        raise StateFileError(
+            f"{path}: the row of the exit {exit_id} is missing ({len(missing)} recorded rows "
+            f"are); restore the file from a backup, or if the rows were removed on purpose, "
+            f"delete {path.with_name('trades_index.json')}. The run stopped without changing "
+            "either file")
 
 
 def _load_records(path: Path, key: str, record: type) -> dict[str, Any]:
@@ -267,11 +311,13 @@ def reconcile(holdings: dict[str, Holding], pending: dict[str, PendingOrder],
     notes: list[str] = []
     fills: list[dict[str, Any]] = []
     by_cid = {o.client_order_id: o for o in orders}
+    by_id = {o.id: o for o in orders}
     for cid, p in sorted(pending.items(), key=lambda kv: kv[1].created_at):
         order = by_cid.get(cid)
         if order is None:
             _absent_order(pending, p, notes)
             continue
+        order = follow_replacements(order, by_id)
         if p.intent == "entry":
             known = holdings.get(p.symbol)
             before = known.qty if known and known.entry_client_order_id == cid else 0.0
@@ -293,6 +339,26 @@ def reconcile(holdings: dict[str, Holding], pending: dict[str, PendingOrder],
     if positions is not None:
         _compare_positions(holdings, pending, positions, orders, trades, notes, missing)
     return Reconciliation(holdings, pending, trades, notes, fills, missing)
+
+
+def follow_replacements(order: Order, by_id: dict[str, Order]) -> Order:
+    """The state of what an order became: a `replaced` order carries on as its replacement
+    (`replaced_by`; Alpaca replaces orders on a cancel-replace and on some corporate actions),
+    with the fills of both. While the replacement is not in `by_id`, the order counts as
+    still working (`pending_replace`): its record is kept."""
+    seen = {order.id}
+    while order.status == "replaced":
+        nxt = by_id.get(order.replaced_by or "")
+        if nxt is None or nxt.id in seen:
+            return replace(order, status="pending_replace")
+        seen.add(nxt.id)
+        filled = order.filled_qty + nxt.filled_qty
+        paid = (order.filled_avg_price or 0.0) * order.filled_qty \
+            + (nxt.filled_avg_price or 0.0) * nxt.filled_qty
+        order = replace(nxt, client_order_id=order.client_order_id,
+                        qty=order.filled_qty + nxt.qty, filled_qty=round(filled, 9),
+                        filled_avg_price=paid / filled if filled > 0 else None)
+    return order
 
 
 def _absent_order(pending: dict[str, PendingOrder], p: PendingOrder, notes: list[str]) -> None:

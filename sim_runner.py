@@ -1,10 +1,17 @@
 """`trading_bot.py --sim`: daily runs against the embedded local exchange.
 
-The exchange's whole state lives in `<sim-dir>/exchange.json` and the bot's logs in
-`<sim-dir>/logs`, apart from paper or live state. Each daily run moves the simulated market to
-the next trading day at noon New York time, serves the exchange over real HTTP on a free
-loopback port, and runs one complete `run_once` against it, exactly as cron would start the
-bot; the exchange is saved after every run, so successive invocations continue one account.
+The exchange's whole state lives in `<sim-dir>/exchange.json` (and its journal,
+`exchange.json.journal`) and the bot's logs in `<sim-dir>/logs`, apart from paper or live
+state. Each daily run moves the simulated market to the next trading day at noon New York
+time, serves the exchange over real HTTP on a free loopback port, and runs one complete
+`run_once` against it, exactly as cron would start the bot; successive invocations continue
+one account.
+
+Every change of the exchange (the clock's move, each order, fill and cancel) is appended to
+the journal and fsynced before the bot hears of it (simbroker/journal.py), so the exchange on
+disk is never behind the bot's records, whatever signal ends the process: after a SIGKILL or
+a SIGTERM the next invocation continues from there, and the bot reconciles as after any
+crash. SIGTERM stops the run cleanly (errors.Terminated, exit 143).
 
 Exchange settings come from the environment (or `.env`): SIM_DATA (us-stocks, splits, or a
 CSV path), SIM_SPREAD_BPS, SIM_PARTIAL_FILL_PROBABILITY, SIM_SEED, SIM_STARTING_CASH,
@@ -37,6 +44,7 @@ from market_calendar import NEW_YORK, MarketCalendar, new_york_noon, nyse
 from run_digest import earlier_summaries
 from simbroker import Exchange, ExchangeConfig, market_data, serve
 from simbroker.faults import RandomFaults
+from simbroker.journal import Journal
 from trading_bot import Endpoint, run_once
 
 log = logging.getLogger("bot.sim")
@@ -48,7 +56,8 @@ def exchange_config(env: Mapping[str, str]) -> ExchangeConfig:
     values: dict[str, object] = {}
     casts = {"SIM_SPREAD_BPS": ("spread_bps", float),
              "SIM_PARTIAL_FILL_PROBABILITY": ("partial_fill_probability", float),
-             "SIM_SEED": ("seed", int), "SIM_STARTING_CASH": ("starting_cash", float)}
+             "SIM_SEED": ("seed", int), "SIM_STARTING_CASH": ("starting_cash", float),
+             "SIM_REJECTION_PROBABILITY": ("rejection_probability", float)}
     for name, (attr, cast) in casts.items():
         raw = env.get(name, "").strip()
         if raw:
@@ -94,6 +103,9 @@ def run_simulation(config: Config, args: argparse.Namespace, env: Mapping[str, s
     calendar = sim_calendar(market)
     exchange = open_exchange(state_path, market, exchange_config(env), calendar, args.sim_start,
                              create_dir=not args.dry_run)
+    # A dry run leaves the simulated clock where it was: nothing of it is saved.
+    journal = None if args.dry_run else Journal(state_path).attach(exchange)
+    saving = {} if journal is None else {"state_path": str(state_path), "journal": journal}
     # The simulated clock does not move while the bot waits, so waiting for fills is moot.
     config = dataclasses.replace(config, fill_wait_seconds=0.0)
     alerter = Alerter.from_env(env, [exchange.config.key_id, exchange.config.secret_key])
@@ -108,12 +120,15 @@ def run_simulation(config: Config, args: argparse.Namespace, env: Mapping[str, s
                 raise ConfigError(f"the market data {market.name!r} ends on {market.last_day}; "
                                   f"remove {sim_dir} or pick an earlier --sim-start")
             exchange.advance_to(target)
+            if journal is not None:
+                journal.commit(exchange)  # the day's opens, fills and closes, before the run
         log.info("simulated day %d/%d: %s", day + 1, args.days,
                  exchange.now.astimezone(NEW_YORK).strftime("%Y-%m-%d %H:%M %Z"))
         today = exchange.now.astimezone(NEW_YORK).date()
         faults = RandomFaults(rate, seed=f"{exchange.config.seed}:{today}")
         code = 0
-        with serve(exchange, port=0) as server:
+        # Leaving the block commits what the last requests changed (the log of GETs).
+        with serve(exchange, port=0, **saving) as server:
             server.faults = faults
             endpoint = Endpoint(server.trading_url, server.data_url,
                                 Credentials(exchange.config.key_id, exchange.config.secret_key))
@@ -127,9 +142,6 @@ def run_simulation(config: Config, args: argparse.Namespace, env: Mapping[str, s
             except BotError as exc:
                 log.error("simulated run failed: %s", exc)
                 return exc.exit_code
-            finally:
-                if not args.dry_run:  # a dry run leaves the simulated clock where it was
-                    exchange.save(state_path)
         if after_day is not None:
             after_day(SimDay(day + 1, exchange, log_dir, code, faults.injected))
     if not args.dry_run:

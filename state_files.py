@@ -9,6 +9,7 @@ with its name; it is never silently replaced by an empty state.
 from __future__ import annotations
 
 import csv
+import errno
 import fcntl
 import io
 import json
@@ -23,22 +24,46 @@ MAX_STATE_BYTES = 50 * 1024 * 1024  # a state file larger than this is not ours
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    """Write `text` to `path` atomically (0600). A disk or permission failure is a
+    StateFileError naming the file and what to do; the old file is then left as it was."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise write_error(path, exc) from None
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise write_error(path, exc) from None
         raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
     try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except OSError as exc:
+        raise write_error(path, exc) from None
+
+
+def write_error(path: Path, exc: OSError) -> StateFileError:
+    """The error for a file or directory that cannot be written, with what to do."""
+    reason = exc.strerror or type(exc).__name__
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        advice = f"the disk is full: free space on the disk of {path.parent}"
+    elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        advice = (f"{path.parent} is not writable by this user: fix its permissions, or "
+                  "give the bot another --log-dir")
+    else:
+        advice = f"check the disk of {path.parent}"
+    return StateFileError(f"{path}: cannot be written ({reason}); {advice}. The file, if it "
+                          "existed, is unchanged")
 
 
 def write_json(path: Path, data: Any) -> None:
@@ -53,7 +78,7 @@ def read_json(path: Path, *, default: Any,
     if text is None:
         return default
     try:
-        return json.loads(text)
+        return json.loads(text, object_pairs_hook=lambda pairs: _unique_keys(path, pairs))
     except json.JSONDecodeError as exc:
         raise StateFileError(
             f"{path}: invalid JSON at line {exc.lineno} column {exc.colno} ({exc.msg}). "
@@ -62,6 +87,18 @@ def read_json(path: Path, *, default: Any,
         raise StateFileError(
             f"{path}: JSON nested too deeply to be a state file. The run stopped without "
             f"changing it; {fix}") from None
+
+
+def _unique_keys(path: Path, pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object whose keys are unique: json would silently keep the last of two."""
+    data: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in data:
+            raise StateFileError(f"{path}: the key {key[:80]!r} appears twice in one object; "
+                                 "keep the right one and delete the other. The run stopped "
+                                 "without changing the file")
+        data[key] = value
+    return data
 
 
 def _read_text(path: Path) -> str | None:
@@ -75,7 +112,8 @@ def _read_text(path: Path) -> str | None:
         raise StateFileError(f"{path}: {size} bytes is far larger than any state the bot "
                              "writes; move it away and check what wrote it")
     try:
-        return path.read_text(encoding="utf-8")
+        # utf-8-sig: a byte order mark (which some editors add) is read as nothing
+        return path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         raise StateFileError(f"{path}: cannot be read ({exc.__class__.__name__}); restore it "
                              "from logs/runs/<last run>/ or move it away") from None
@@ -120,16 +158,22 @@ class RunLock:
         self._fd: int | None = None
 
     def __enter__(self) -> RunLock:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise write_error(self.path, exc) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
             raise LockHeldError(f"another run holds {self.path}; this run did nothing") \
                 from None
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
+        try:
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())
+        except OSError:
+            pass  # the pid is for people; the lock itself is held
         self._fd = fd
         return self
 
@@ -138,3 +182,17 @@ class RunLock:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
             self._fd = None
+
+
+def readable_by_others(path: Path) -> str | None:
+    """A warning when `path` (e.g. `.env`, which holds the keys) can be read by its group or
+    by everyone; None when it cannot, or does not exist."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return None
+    if mode & 0o077 == 0:
+        return None
+    who = "everyone" if mode & 0o004 else "its group"
+    return (f"{path} holds the API keys and can be read by {who} (mode {mode & 0o777:o}); "
+            f"make it private with: chmod 600 {path}")

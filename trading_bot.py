@@ -5,15 +5,19 @@
 
 Exit codes: 0 done (or the market is closed), 2 configuration error, 3 another run holds the
 lock, 4 the account may not trade (blocked, suspended or not ACTIVE: no order was placed),
-1 any other failure. The run, step by step, is `run_once` below.
+143 stopped by SIGTERM (the run records what it did and stops; a second SIGTERM while it
+stops is ignored), 1 any other failure. The run, step by step, is `run_once` below.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import logging
+import signal
 import sys
+import threading
 import time
 import urllib.parse
 from collections.abc import Mapping
@@ -25,7 +29,14 @@ from typing import Any
 import numpy as np
 
 import logger as run_logging
-from account_events import attach_asset_ids, closed_outside, follow_renames, price_outside_closes
+from account_events import (
+    attach_asset_ids,
+    cash_in_lieu,
+    cash_in_lieu_rows,
+    closed_outside,
+    follow_renames,
+    price_outside_closes,
+)
 from alert_messages import run_line
 from alerts import Alerter
 from broker import Account, Broker, Clock
@@ -33,7 +44,15 @@ from broker_sync import Rebuilt, read_broker, rebuild_records
 from config import DATA_URL, Config, Credentials, load_config, load_credentials, read_env
 from console import ONCE
 from data_fetcher import MarketView, fetch_market_view
-from errors import AccountRestrictedError, BotError, BrokerError, ConfigError, OrderRejectedError
+from errors import (
+    AccountRestrictedError,
+    BotError,
+    BrokerError,
+    ConfigError,
+    OrderRejectedError,
+    StateFileError,
+    Terminated,
+)
 from market_calendar import NEW_YORK, UTC, MarketCalendar, nyse_around
 from order_manager import OrderManager, PastExits, client_order_id, past_exits
 from order_types import (
@@ -54,6 +73,7 @@ from position_manager import (
 )
 from risk import RiskView, entry_allowance
 from run_digest import positions_now, previous_equity, trade_digest
+from session_guard import SessionGuard
 from signal_generator import (
     EXIT_CODES,
     NO_EXIT,
@@ -61,13 +81,14 @@ from signal_generator import (
     ExitReason,
     Thresholds,
     exit_codes,
+    held_min_closes,
+    held_zscores,
     is_day_trade_blocked,
     limit_price,
     limit_prices,
     plan_entries,
-    zscores,
 )
-from state_files import RunLock, write_json
+from state_files import RunLock, readable_by_others, write_json
 from universe import select_universe
 from version import VERSION
 
@@ -105,6 +126,7 @@ class RunSummary:
     equity_before_usd: float | None = None  # the previous run's
     trades: list[dict[str, Any]] = field(default_factory=list)  # recorded by this run
     positions: list[dict[str, Any]] = field(default_factory=list)  # held after this run
+    max_holding_days: int | None = None  # the limit the positions' ages are held against
 
 
 @dataclass(frozen=True)
@@ -121,41 +143,103 @@ def run_once(config: Config, endpoint: Endpoint, log_dir: Path, *, started: date
              alerter: Alerter | None = None) -> RunSummary:
     """One complete daily run, under the lock. Raises BotError subclasses on failure."""
     alerter = alerter or Alerter.from_env({})
-    # A dry run writes no file at all (no run directory, no lock, no state): it only reads.
-    with contextlib.nullcontext() if dry_run else RunLock(log_dir / "bot.lock"):
-        run_dir = log_dir / "runs" / "dry-run" if dry_run else \
-            run_logging.run_dir_for(log_dir, started)
-        handler = None if dry_run else run_logging.add_run_file(
-            run_dir, [endpoint.creds.key_id, endpoint.creds.secret_key])
-        summary = RunSummary(started_at=started.isoformat(), dry_run=dry_run,
-                             account=account_label(config, endpoint),
-                             log_path="" if dry_run else str(run_dir / "bot.log"),
-                             kill_switch=(log_dir / "STOP").exists(),
-                             equity_before_usd=previous_equity(log_dir, run_dir))
-        broker = connect(config, endpoint)
-        try:
-            _daily_run(config, broker, StateStore(log_dir), run_dir, calendar, summary, dry_run)
-        except Exception as exc:
-            summary.outcome = "failed"
-            summary.errors.append(f"{type(exc).__name__}: {exc}")
-            summary.failure = failure_text(exc)
-            if not isinstance(exc, BotError):
-                log.exception("unexpected error")
-            # Here, while the run's bot.log is still attached: the reason belongs in it.
-            log.error("run failed: %s", exc)
-            exc.logged = True  # type: ignore[attr-defined]  # main does not repeat it
-            raise
-        finally:
-            summary.requests = broker.requests_made
-            add_positions(summary, StateStore(log_dir), config)
-            if not dry_run:
-                write_json(run_dir / "summary.json", summary.__dict__)
-            log.log(logging.ERROR if summary.outcome == "failed" else logging.INFO, "%s",
-                    run_line(summary.__dict__), extra={"headline": True})
-            if handler is not None:
-                run_logging.remove_handler(handler)
-            alerter.run_finished(summary.__dict__)  # a failed run's alerts say what it did
-        return summary
+    try:
+        # A dry run writes no file at all (no run directory, no lock, no state): it only reads.
+        with contextlib.nullcontext() if dry_run else RunLock(log_dir / "bot.lock"):
+            return _locked_run(config, endpoint, log_dir, started, dry_run, calendar, alerter)
+    except StateFileError as exc:
+        if not getattr(exc, "logged", False):
+            # The lock, the run directory or bot.log could not be made: no summary exists,
+            # but the failure is still alerted.
+            log.error("run failed before it started: %s", exc)
+            exc.logged = True  # type: ignore[attr-defined]
+            alerter.run_failed(failure_text(exc))
+        raise
+
+
+def _locked_run(config: Config, endpoint: Endpoint, log_dir: Path, started: datetime,
+                dry_run: bool, calendar: MarketCalendar | None,
+                alerter: Alerter) -> RunSummary:
+    run_dir = log_dir / "runs" / "dry-run" if dry_run else \
+        run_logging.run_dir_for(log_dir, started)
+    handler = None if dry_run else run_logging.add_run_file(
+        run_dir, [endpoint.creds.key_id, endpoint.creds.secret_key])
+    summary = RunSummary(started_at=started.isoformat(), dry_run=dry_run,
+                         account=account_label(config, endpoint),
+                         log_path="" if dry_run else str(run_dir / "bot.log"),
+                         kill_switch=(log_dir / "STOP").exists(),
+                         equity_before_usd=previous_equity(log_dir, run_dir),
+                         max_holding_days=config.max_holding_days)
+    note_previous_run(log_dir, run_dir, summary)
+    broker = connect(config, endpoint)
+    try:
+        _daily_run(config, broker, StateStore(log_dir), run_dir, calendar, summary, dry_run)
+    except (Exception, Terminated) as exc:
+        summary.outcome = "failed"
+        summary.errors.append(f"{type(exc).__name__}: {exc}")
+        summary.failure = failure_text(exc)
+        if not isinstance(exc, (BotError, Terminated)):
+            log.exception("unexpected error")
+        # Here, while the run's bot.log is still attached: the reason belongs in it.
+        log.error("run failed: %s", exc)
+        exc.logged = True  # type: ignore[attr-defined]  # main does not repeat it
+        raise
+    finally:
+        summary.requests = broker.requests_made
+        add_positions(summary, StateStore(log_dir), config)
+        if getattr(handler, "failed", None):
+            summary.errors.append(handler.failed)  # type: ignore[union-attr]
+        unsaved = None if dry_run else save_summary(run_dir, summary)
+        log.log(logging.ERROR if summary.outcome == "failed" else logging.INFO, "%s",
+                run_line(summary.__dict__), extra={"headline": True})
+        if handler is not None:
+            run_logging.remove_handler(handler)
+        alerter.run_finished(summary.__dict__)  # a failed run's alerts say what it did
+    if unsaved is not None:
+        raise unsaved
+    return summary
+
+
+def save_summary(run_dir: Path, summary: RunSummary) -> StateFileError | None:
+    """Write summary.json. When it cannot be written (the disk is full), the run is failed -
+    its alerts still go out - and the next run reports that this one left no summary."""
+    try:
+        write_json(run_dir / "summary.json", summary.__dict__)
+        return None
+    except StateFileError as exc:
+        log.error("run failed: %s; the next run reports what this one did", exc)
+        summary.errors.append(str(exc))
+        if summary.outcome != "failed":
+            summary.outcome, summary.failure = "failed", failure_text(exc)
+        exc.logged = True  # type: ignore[attr-defined]
+        return exc
+
+
+def note_previous_run(log_dir: Path, run_dir: Path, summary: RunSummary) -> None:
+    """Say what the run before this one did when it ended badly: failed, or left no
+    summary.json (killed, or its disk was full). Its orders are reconciled below."""
+    earlier = sorted((p for p in (log_dir / "runs").glob("*") if p.is_dir() and p != run_dir),
+                     key=lambda p: p.name)
+    if not earlier:
+        return
+    last = earlier[-1]
+    try:
+        previous = json.loads((last / "summary.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        previous = None
+    if not isinstance(previous, dict):
+        note = (f"the previous run ({last.name}) left no readable summary.json: it was "
+                "killed or could not write; what it did at the broker is reconciled now")
+    elif previous.get("outcome") in ("failed", "running"):
+        placed = [e.get("symbol") for e in previous.get("exits", []) +
+                  previous.get("entries", []) if isinstance(e, dict)]
+        reason = previous.get("failure") or f"see {last / 'bot.log'}"
+        note = (f"the previous run ({last.name}) failed: {reason}; orders it placed: "
+                f"{', '.join(map(str, placed)) or 'none'}; reconciled now")
+    else:
+        return
+    log.warning(note)
+    summary.notes.append(note)
 
 
 def account_label(config: Config, endpoint: Endpoint) -> str:
@@ -189,6 +273,7 @@ def _daily_run(config: Config, broker: Broker, store: StateStore, run_dir: Path,
                calendar: MarketCalendar | None, summary: RunSummary, dry_run: bool) -> None:
     # 1. Connect and decide whether to trade: "now" is the broker's clock.
     clock = broker.clock()
+    guard = SessionGuard(broker, clock)  # counts the run's time from this answer on
     now = clock.timestamp
     # Enough years for the z-score window (about 250 sessions a year) and the universe's look-back.
     calendar = calendar or nyse_around(now.astimezone(NEW_YORK).date(),
@@ -216,12 +301,16 @@ def _daily_run(config: Config, broker: Broker, store: StateStore, run_dir: Path,
     universe = tradable_universe(tickers, assets, holdings, summary)
     view = fetch_market_view(broker, universe, now=now, today=today,
                              window=config.z_score_window, calendar=calendar,
-                             max_price_age_seconds=config.max_price_age_seconds)
+                             max_price_age_seconds=config.max_price_age_seconds,
+                             held=set(holdings))
     summary.skipped.update(view.skipped)
     summary.symbols_evaluated = len(view.symbols)
 
-    # 4. Signals: one z-score per symbol, the same definition for exits and entries.
-    z = dict(zip(view.symbols, zscores(view.past_closes, view.prices), strict=True))
+    # 4. Signals: one z-score per symbol, the same definition for exits and entries; a held
+    # symbol with a gap in its window gets its z from the closes it has (held_zscores).
+    z = dict(zip(view.symbols, held_zscores(view.past_closes, view.prices,
+                                            held_min_closes(config.z_score_window)),
+                 strict=True))
     summary.z_scores = {s: (None if v != v else round(float(v), 4)) for s, v in z.items()}
     summary.prices = {s: float(p) for s, p in zip(view.symbols, view.prices, strict=True)}
     thresholds = Thresholds.from_config(config)
@@ -229,7 +318,8 @@ def _daily_run(config: Config, broker: Broker, store: StateStore, run_dir: Path,
     pdt_blocked = pdt_check(account, trades, calendar, today)
     orders = OrderManager(broker, store, pending, snapshot_dir=run_dir,
                           retries=config.request_retries, dry_run=dry_run,
-                          backoff_seconds=config.retry_backoff_seconds)
+                          backoff_seconds=config.retry_backoff_seconds,
+                          too_late=guard.too_late)
 
     # 5. Exits first, then entries.
     session_close = calendar.session(today).close
@@ -329,6 +419,7 @@ def sync_state(broker: Broker, store: StateStore, run_dir: Path, summary: RunSum
     holdings, pending, renamed = follow_renames(holdings, pending, view.positions, view.history)
     result = reconcile(holdings, pending, view.history, view.positions)
     result = priced_from_activities(broker, result, holdings)
+    result = with_cash_in_lieu(broker, result, holdings)
     result = replace(result, holdings=attach_asset_ids(result.holdings, view.positions),
                      notes=renamed + result.notes)
     new_trades = [] if dry_run else store.append_trades(result.trades)
@@ -378,6 +469,18 @@ def priced_from_activities(broker: Broker, result: Reconciliation,
     return replace(result, trades=trades, notes=result.notes + notes)
 
 
+def with_cash_in_lieu(broker: Broker, result: Reconciliation,
+                      before: dict[str, Holding]) -> Reconciliation:
+    """A reverse split's fraction paid in cash is a round trip of its own, priced from the
+    account's SPLIT activities (one request, only when a split cut a holding)."""
+    cuts = cash_in_lieu(before, result.holdings)
+    if not cuts:
+        return result
+    since = min(datetime.fromisoformat(held.entry_time) for held, _ in cuts)
+    splits = broker.activities(["SPLIT"], since - timedelta(minutes=1))
+    return replace(result, trades=result.trades + cash_in_lieu_rows(cuts, splits))
+
+
 def tradable_universe(tickers: list[str], assets: Mapping[str, Any],
                       holdings: Mapping[str, Holding], summary: RunSummary) -> list[str]:
     """The universe's tickers the broker trades, plus every symbol the bot holds (a symbol
@@ -394,9 +497,19 @@ def tradable_universe(tickers: list[str], assets: Mapping[str, Any],
 def exited_today(trades: list[dict[str, str]], today: date) -> set[str]:
     """Symbols the bot closed today. A run never enters a symbol it holds, so a rerun on the
     same day (after a crash, or by hand) must not enter one it has just closed either: it
-    would place an order that a single run never places."""
+    would place an order that a single run never places. Closed today: by today's exit
+    order, or by any exit that filled today (New York), e.g. an earlier day's order that
+    filled at today's open."""
     return {r["symbol"] for r in trades
-            if r["exit_client_order_id"] == client_order_id(today, r["symbol"], "exit")}
+            if r["exit_client_order_id"] == client_order_id(today, r["symbol"], "exit")
+            or _new_york_day(r["exit_time"]) == today}
+
+
+def _new_york_day(iso_time: str) -> date | None:
+    try:
+        return datetime.fromisoformat(iso_time).astimezone(NEW_YORK).date()
+    except ValueError:
+        return None  # blank: an exit whose time is not known
 
 
 def risk_view(account: Account, positions: Mapping[str, Any], log_dir: Path) -> RiskView:
@@ -664,8 +777,15 @@ def endpoint_from_env(config: Config, env: Mapping[str, str], live_flag: bool) -
 def main(argv: list[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
     args = parse_args(argv)
     run_logging.setup_logging()
+    previous = _on_sigterm(_terminate)
     try:
         env = read_env(".env", environ)
+        # Redaction first: a setting's error may quote its value, and a key may sit in the
+        # wrong setting.
+        run_logging.setup_logging(secrets=_secrets(env))
+        warning = readable_by_others(Path(".env"))
+        if warning:
+            log.warning(warning)
         config = load_config(env)
         run_logging.setup_logging(config.log_level, _secrets(env))
         if args.sim:
@@ -690,6 +810,24 @@ def main(argv: list[str] | None = None, environ: Mapping[str, str] | None = None
         if not getattr(exc, "logged", False):
             log.error("run failed: %s", exc)
         return exc.exit_code
+    except Terminated as exc:
+        log.error("stopped by SIGTERM: %s; the next run reconciles with the broker", exc)
+        return exc.exit_code
+    finally:
+        _on_sigterm(previous)
+
+
+def _on_sigterm(handler: Any) -> Any:
+    """Install a SIGTERM handler (possible in the main thread only); the previous one."""
+    if handler is None or threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, handler)
+
+
+def _terminate(signum: int, frame: object) -> None:
+    """SIGTERM: raise Terminated where the run is (see errors.Terminated), once."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise Terminated("the run stopped where it was; its records are complete up to there")
 
 
 def _secrets(env: Mapping[str, str]) -> list[str]:

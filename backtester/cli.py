@@ -230,7 +230,8 @@ def _run(args: argparse.Namespace, env: Mapping[str, str], watch: Stopwatch) -> 
     from backtester.report import build_report, write_report  # plotly: only to write one
 
     write_report(out / "report.html", build_report(result, stats, title=title, periods=periods,
-                                                   grid=grid, grid_axes=axes))
+                                                   grid=grid, grid_axes=axes,
+                                                   parameters=full["parameters"]))
     watch.lap("report")
     print(summary_text({"backtest": stats, **(periods or {})}))
     if grid is not None:

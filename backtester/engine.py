@@ -294,6 +294,8 @@ class _Chunk:
     price: np.ndarray
     limit: np.ndarray
     in_view: np.ndarray
+    z_held: np.ndarray  # held positions' z and whether they have a price (see signals)
+    priced: np.ndarray
     ask: np.ndarray
     bid: np.ndarray
     entry_limit: np.ndarray  # the price entries are sized and funded at (entry_orders)
@@ -421,7 +423,8 @@ class _Run:
                                g.limit[rows], self.clock.fraction(t)[:, np.newaxis],
                                self.settings.spread_bps, fill_prices=True)
             yield _Chunk(first=first, z=g.z[rows], price=price, limit=g.limit[rows],
-                         in_view=g.in_view[rows], ask=g.ask[rows], bid=self.bid[rows],
+                         in_view=g.in_view[rows], z_held=g.z_held[rows],
+                         priced=g.priced[rows], ask=g.ask[rows], bid=self.bid[rows],
                          entry_limit=self.entry.limit[rows],
                          last_close=g.last_close[rows], mark=mark, wire_mark=wire_mark,
                          close_mark=g.close_mark[rows],
@@ -471,12 +474,12 @@ class _Run:
     def exits(self, t: int, c: _Chunk, row: int) -> _Orders | None:
         """The exits to place, by symbol, at the bot's limit for the current price."""
         held = self.held_by_symbol()
-        held = held[c.in_view[row][held]]
+        held = held[c.priced[row][held]]  # gaps in the window: managed from the closes it has
         if not len(held):
             return None
         today = self.clock.ordinal[t]
         entered = self.entry_ordinal[held]
-        z = c.z[row][held]
+        z = c.z_held[row][held]
         codes = exit_codes(self.long[held], z, today - entered, entered == today,
                            self.thresholds)
         chosen = (codes != NO_EXIT).nonzero()[0]

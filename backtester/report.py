@@ -1,6 +1,9 @@
-"""report.html: one self-contained page (plotly.js inlined, nothing fetched from the network)
-with the equity curve and drawdown, price, z-score and trades of the most traded symbols, the
-statistics, and for sweeps and walk-forward splits their heatmap and side-by-side table."""
+"""report.html: one self-contained page (plotly.js inlined, nothing fetched from the network):
+the run's settings (data, universe, period, costs, strategy) at the top, the equity curve and
+drawdown, the rolling six-month Sharpe ratio, monthly returns and the worst drawdowns, price,
+z-score and trades of every traded symbol (a menu, most traded first), the statistics, and for
+sweeps and walk-forward splits a ranked, filterable table and a heatmap centred at zero (of the
+out-of-sample Sharpe when the run has a split)."""
 
 from __future__ import annotations
 
@@ -18,10 +21,16 @@ from plotly.subplots import make_subplots
 from backtester.engine import Result
 from backtester.plotdata import envelope
 from backtester.stats import drawdown
+from backtester.tearsheet import (
+    ROLLING_SESSIONS,
+    monthly_returns,
+    rolling_sharpe,
+    worst_drawdowns,
+)
 from signal_generator import EXIT_CODES, Thresholds
 from state_files import atomic_write_text
 
-TOP_SYMBOLS = 10
+TOP_SYMBOLS = None  # every traded symbol is in the menu
 _PERCENT = {"total_return", "cagr", "annual_volatility", "max_drawdown", "exposure",
             "win_rate"}
 _LABELS = {
@@ -29,7 +38,8 @@ _LABELS = {
     "starting_equity_usd": "Starting equity ($)", "final_equity_usd": "Final equity ($)",
     "total_return": "Total return", "cagr": "CAGR", "annual_volatility": "Annual volatility",
     "sharpe": "Sharpe (daily, rf=0)", "max_drawdown": "Max drawdown",
-    "max_drawdown_duration_days": "Max drawdown duration (days)", "exposure": "Exposure",
+    "max_drawdown_duration_days": "Max drawdown duration (days)",
+    "exposure": "Days with a position (share of sessions)",
     "trades": "Trades", "win_rate": "Win rate", "avg_holding_days": "Avg holding (days)",
     "median_holding_days": "Median holding (days)", "total_pnl_usd": "Total P&L ($)",
     "avg_pnl_usd": "Avg P&L per trade ($)",
@@ -96,7 +106,8 @@ def equity_figure(result: Result) -> go.Figure:
     return fig
 
 
-def most_traded(result: Result, count: int = TOP_SYMBOLS) -> list[int]:
+def most_traded(result: Result, count: int | None = TOP_SYMBOLS) -> list[int]:
+    """Every traded symbol (or the `count` most traded), most trades first."""
     counts = np.bincount(result.trades.symbol, minlength=len(result.symbols))
     order = sorted(np.flatnonzero(counts), key=lambda j: (-counts[j], result.symbols[j]))
     return [int(j) for j in order[:count]]
@@ -118,10 +129,14 @@ def symbols_figure(result: Result, symbols: Sequence[int]) -> go.Figure:
     buttons = [dict(label=result.symbols[j], method="update",
                     args=[{"visible": [k // per_symbol == n
                                        for k in range(per_symbol * len(symbols))]},
-                          {"title": f"{result.symbols[j]}: noon price, z-score and trades"}])
+                          # "title.text": plotly's layout API (a bare "title" string is
+                          # dropped by current plotly.js, and the chart lost its title)
+                          {"title.text": f"{result.symbols[j]}: noon price, z-score and "
+                                         "trades"}])
                for n, j in enumerate(symbols)]
     fig.update_layout(
-        title=f"{result.symbols[symbols[0]]}: noon price, z-score and trades", height=560,
+        title=dict(text=f"{result.symbols[symbols[0]]}: noon price, z-score and trades"),
+        height=560,
         updatemenus=[dict(buttons=buttons, x=1.0, xanchor="right", y=1.12, yanchor="top")],
         margin=dict(t=70, b=30), legend=dict(orientation="h"))
     fig.update_yaxes(title_text="price ($)", row=1, col=1)
@@ -168,41 +183,166 @@ def _threshold_lines(fig: go.Figure, t: Thresholds) -> None:
 
 def heatmap_figure(grid: pd.DataFrame, x: str, y: str, metric: str = "sharpe") -> go.Figure:
     """`metric` over the first two grid parameters; with more parameters, each cell shows
-    the best value over the others."""
+    the best value over the others. The colours are centred at zero: a loss is red however
+    the grid's values spread."""
     table = grid.pivot_table(index=y, columns=x, values=metric, aggfunc="max")
     fig = go.Figure(go.Heatmap(z=table.to_numpy(), x=[str(v) for v in table.columns],
-                               y=[str(v) for v in table.index], colorscale="RdYlGn",
+                               y=[str(v) for v in table.index], colorscale="RdYlGn", zmid=0,
                                text=np.vectorize(lambda v: f"{v:.2f}")(table.to_numpy()),
-                               texttemplate="%{text}", colorbar=dict(title=metric)))
-    fig.update_layout(title=f"Sweep: {metric} by {x} and {y}", xaxis_title=x, yaxis_title=y,
-                      height=480)
+                               texttemplate="%{text}",
+                               colorbar=dict(title=dict(text=_humanise(metric)))))
+    fig.update_layout(title=dict(text=f"Sweep: {_humanise(metric)} by {x} and {y}"),
+                      xaxis_title=x, yaxis_title=y, height=480)
     return fig
+
+
+def sweep_metric(grid: pd.DataFrame) -> str:
+    """What a sweep is ranked by: the out-of-sample Sharpe when the run has a split (the
+    in-sample figure is what the parameters were chosen on), else the Sharpe."""
+    return "out_of_sample_sharpe" if "out_of_sample_sharpe" in grid.columns else "sharpe"
+
+
+def rolling_sharpe_figure(result: Result) -> go.Figure:
+    days = pd.to_datetime([d.isoformat() for d in result.days])
+    sharpe = rolling_sharpe(result.equity, result.settings.starting_cash)
+    fig = go.Figure(go.Scatter(x=days, y=sharpe, name="Sharpe, last 126 sessions",
+                               line=dict(width=1.2)))
+    fig.add_hline(y=0, line=dict(color="gray", width=0.8))
+    fig.update_layout(title=dict(text=f"Rolling Sharpe over {ROLLING_SESSIONS} sessions "
+                                      "(about 6 months; daily returns, rf=0, annualised)"),
+                      height=320, margin=dict(t=50, b=30))
+    return fig
+
+
+def settings_table(parameters: Mapping[str, Any]) -> str:
+    """The run's inputs, first on the page: two saved reports can be told apart."""
+    rows = []
+    for key, value in parameters.items():
+        if key == "symbols":
+            value = f"{len(value)}: {', '.join(value)}"
+        rows.append(f"<tr><th>{html.escape(_humanise(key))}</th>"
+                    f"<td class='left'>{html.escape(_setting(value))}</td></tr>")
+    return f"<table class='settings'>{''.join(rows)}</table>"
+
+
+def monthly_table(result: Result) -> str:
+    table = monthly_returns(result.days, result.equity, result.settings.starting_cash)
+    months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov",
+              "Dec", "Year"]
+    head = "".join(f"<th>{m}</th>" for m in months)
+    body = ""
+    for year, row in table.iterrows():
+        cells = "".join(_return_cell(v) for v in row.to_numpy())
+        body += f"<tr><th>{year}</th>{cells}</tr>"
+    return f"<div class='scroll'><table class='monthly'><tr><th></th>{head}</tr>{body}" \
+        "</table></div>"
+
+
+def drawdowns_table(result: Result) -> str:
+    worst = worst_drawdowns(result.days, result.equity, result.settings.starting_cash)
+    if not worst:
+        return "<p>Equity never fell below its peak.</p>"
+    rows = "".join(
+        f"<tr><td>{i}</td><td>{d.depth * 100:.2f}%</td><td>{d.peak}</td><td>{d.trough}</td>"
+        f"<td>{d.recovery or 'not recovered'}</td><td>{d.days}</td></tr>"
+        for i, d in enumerate(worst, start=1))
+    return ("<div class='scroll'><table><tr><th>#</th><th>depth</th><th>peak</th>"
+            "<th>trough</th><th>recovered</th><th>days</th></tr>" + rows + "</table></div>")
+
+
+def sweep_table(grid: pd.DataFrame, axes: Sequence[str]) -> str:
+    """The sweep ranked best first by `sweep_metric`, numbers formatted, with a filter."""
+    metric = sweep_metric(grid)
+    ranked = grid.sort_values(metric, ascending=False, na_position="last", kind="stable")
+    columns = [*axes, *[c for c in ranked.columns if c not in axes]]
+    head = "<th>rank</th>" + "".join(f"<th>{html.escape(_humanise(c))}</th>" for c in columns)
+    cells = {c: [_setting(v) if c in axes else format_stat(_stat_key(c), v)
+                 for v in ranked[c].tolist()] for c in columns}  # per column: its own type
+    body = "".join(
+        f"<tr><td>{rank}</td>" + "".join(f"<td>{html.escape(cells[c][i])}</td>"
+                                         for c in columns) + "</tr>"
+        for i, rank in enumerate(range(1, len(ranked) + 1)))
+    return (f"<p>{len(ranked)} runs, best first by {html.escape(_humanise(metric))}. "
+            "<label>Filter: <input id='sweep-filter' type='search' "
+            "placeholder='e.g. 1.5 or 30'></label></p>"
+            f"<div class='scroll'><table id='sweep'><tr>{head}</tr>{body}</table></div>"
+            f"<script>{_FILTER_JS}</script>")
+
+
+_FILTER_JS = """
+document.getElementById('sweep-filter').addEventListener('input', function (e) {
+  var words = e.target.value.toLowerCase().split(/\\s+/).filter(Boolean);
+  document.querySelectorAll('#sweep tr').forEach(function (row, i) {
+    if (i === 0) { return; }
+    var text = row.textContent.toLowerCase();
+    row.style.display = words.every(function (w) { return text.indexOf(w) >= 0; }) ? '' : 'none';
+  });
+});
+"""
+
+
+def _stat_key(column: str) -> str:
+    for prefix in ("in_sample_", "out_of_sample_"):
+        if column.startswith(prefix):
+            return column[len(prefix):]
+    return column
+
+
+def _humanise(key: str) -> str:
+    for prefix, name in (("in_sample_", "in-sample "), ("out_of_sample_", "out-of-sample ")):
+        if key.startswith(prefix):
+            return name + _humanise(key[len(prefix):])
+    return _LABELS.get(key, key.replace("_", " "))
+
+
+def _setting(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:,g}"
+    return str(value)
+
+
+def _return_cell(value: float) -> str:
+    if value != value:  # NaN: no session that month
+        return "<td></td>"
+    colour = "#1b5e20" if value > 0 else "#b71c1c" if value < 0 else "#333"
+    return f"<td style='color:{colour}'>{value * 100:+.2f}%</td>"
 
 
 def build_report(result: Result, stats: Mapping[str, Any], *, title: str,
                  periods: Mapping[str, Mapping[str, Any]] | None = None,
-                 grid: pd.DataFrame | None = None, grid_axes: Sequence[str] = ()) -> str:
-    """The whole page. `periods`: statistics side by side (in-sample, out-of-sample)."""
-    figures = [equity_figure(result)]
+                 grid: pd.DataFrame | None = None, grid_axes: Sequence[str] = (),
+                 parameters: Mapping[str, Any] | None = None) -> str:
+    """The whole page. `periods`: statistics side by side (in-sample, out-of-sample);
+    `parameters`: the run's inputs, shown first."""
+    figures = [equity_figure(result), rolling_sharpe_figure(result)]
     traded = most_traded(result)
     if traded:
         figures.append(symbols_figure(result, traded))
+    metric = sweep_metric(grid) if grid is not None else "sharpe"
     if grid is not None and len(grid_axes) >= 2:
-        figures.append(heatmap_figure(grid, grid_axes[0], grid_axes[1]))
+        figures.append(heatmap_figure(grid, grid_axes[0], grid_axes[1], metric))
     elif grid is not None and len(grid_axes) == 1:
-        figures.append(heatmap_figure(grid.assign(_=""), grid_axes[0], "_"))
+        figures.append(heatmap_figure(grid.assign(_=""), grid_axes[0], "_", metric))
     # plotly.js goes in once, inline, with the first figure: the file works offline.
-    plots = [fig.to_html(full_html=False, include_plotlyjs=(i == 0))
+    plots = [fig.to_html(full_html=False, include_plotlyjs=(i == 0),
+                         config={"responsive": True, "displaylogo": False})
              for i, fig in enumerate(figures)]
-    sections = [f"<h1>{html.escape(title)}</h1>", plots[0],
-                "<h2>Statistics</h2>", stats_table({"backtest": stats})]
+    sections = [f"<h1>{html.escape(title)}</h1>"]
+    if parameters:
+        sections += ["<h2>Settings</h2>", settings_table(parameters)]
+    sections += [plots[0], plots[1], "<h2>Statistics</h2>", stats_table({"backtest": stats})]
     if periods:
         sections += ["<h2>Walk-forward: in-sample and out-of-sample</h2>",
                      stats_table(periods)]
-    sections += plots[1:]
+    sections += ["<h2>Monthly returns</h2>", monthly_table(result),
+                 "<h2>Worst drawdowns</h2>", drawdowns_table(result)]
+    if traded:
+        sections += [f"<h2>Symbols</h2><p>All {len(traded)} traded symbols are in the menu, "
+                     f"most trades first ({len(result.symbols)} in the universe).</p>",
+                     plots[2]]
+    sections += plots[3:]
     if grid is not None:
-        sections += ["<h2>Sweep</h2>", grid.to_html(index=False, float_format="%.4f",
-                                                    border=0)]
+        sections += ["<h2>Sweep</h2>", sweep_table(grid, grid_axes)]
     return _PAGE.format(title=html.escape(title), body="\n".join(sections))
 
 
@@ -211,12 +351,19 @@ def write_report(path: Path, page: str) -> None:
 
 
 _PAGE = """<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1"><title>{title}</title>
 <style>
-body {{ font-family: system-ui, sans-serif; margin: 1.5em auto; max-width: 1200px; }}
+* {{ box-sizing: border-box; }}
+body {{ font-family: system-ui, sans-serif; margin: 1.5em auto; max-width: 1200px;
+       padding: 0 0.8em; }}
 table {{ border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 0.9em; }}
 th, td {{ padding: 0.25em 0.8em; border-bottom: 1px solid #ddd; text-align: right; }}
-tr > th:first-child {{ text-align: left; }}
+tr > th:first-child, td.left {{ text-align: left; }}
+table.settings td {{ overflow-wrap: anywhere; }}
+.scroll {{ overflow-x: auto; max-width: 100%; }}
+.plotly-graph-div {{ max-width: 100%; }}
+@media (max-width: 600px) {{ table {{ font-size: 0.75em; }} th, td {{ padding: 0.2em 0.4em; }} }}
 </style></head>
 <body>
 {body}

@@ -17,7 +17,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from backtester.panels import Clock, Panels
-from signal_generator import Thresholds, entry_codes, limit_prices, zscores
+from signal_generator import (
+    Thresholds,
+    entry_codes,
+    held_min_closes,
+    held_zscores,
+    limit_prices,
+    zscores,
+)
 from simbroker.price_model import limit_fill, limit_filled, price_at, quote
 
 # Elements of one chunk's window copy: ~8 MB keeps it in cache-friendly sizes (measured:
@@ -51,6 +58,10 @@ class DaySignals:
     entry: np.ndarray  # entry_codes(z)
     in_view: np.ndarray  # every window close and today's bar present: the bot evaluates it
     fills: Fills
+    # Held positions: z from the closes the window has (held_zscores), and whether there is a
+    # price today at all (a held symbol is managed with gaps in its window, not without one).
+    z_held: np.ndarray
+    priced: np.ndarray
 
     def __len__(self) -> int:
         return len(self.z)
@@ -85,9 +96,12 @@ def compute_chunk(panels: Panels, clock: Clock, first: int, count: int, *, windo
     past = _window_closes(panels, t0, count, w)  # w arrays (count, symbols), oldest first
     in_view = _full_windows(panels.close, t0, count, w) & ~np.isnan(path)
     z = zscores(past, price)
+    priced = ~np.isnan(path)
+    z_held = z if in_view.all() else held_zscores(past, price, held_min_closes(window))
     return DaySignals(first, path, price, limit, quote(path, spread_bps)[1], z,
                       entry_codes(z, thresholds), in_view,
-                      noon_fills(bars, keys, limit, noon, spread_bps, fill_prices=False))
+                      noon_fills(bars, keys, limit, noon, spread_bps, fill_prices=False),
+                      z_held, priced)
 
 
 def noon_fills(bars: tuple[np.ndarray, ...], keys: dict[str, np.ndarray], limit: np.ndarray,

@@ -94,6 +94,8 @@ class Grid:
     limit: np.ndarray  # the bot's limit price at that price
     ask: np.ndarray  # the ask, or the price where the quote has none (as data_fetcher)
     in_view: np.ndarray  # the bot evaluates the symbol that day
+    z_held: np.ndarray  # a held position's z (held_zscores)
+    priced: np.ndarray  # a price today: a held position is evaluated
     mark: np.ndarray  # where the exchange marks positions during the run
     close_mark: np.ndarray  # where it marks them at the close
     last_close: np.ndarray  # the latest close before the day (NaN if none)
@@ -115,7 +117,8 @@ def build_grid(panels: Panels, chunks: list[DaySignals]) -> Grid:
         ask = np.where(ask > 0, ask, price)
     at_close = panels.close[rows]  # the model path ends at the close, exactly
     return Grid(z=joined("z"), price=price, limit=joined("limit"), ask=ask,
-                in_view=joined("in_view"), mark=_or_last(path, last),
+                in_view=joined("in_view"), z_held=joined("z_held"),
+                priced=joined("priced"), mark=_or_last(path, last),
                 close_mark=_or_last(at_close, last), last_close=last,
                 filled=np.concatenate([c.fills.filled for c in chunks], axis=1))
 
@@ -275,10 +278,10 @@ class _Timelines:
             d = np.minimum(when, days - 1)
             j = symbol[pending, np.newaxis]
             long_ = is_long[pending, np.newaxis]
-            codes = exit_codes(long_, self.g.z[d, j],
+            codes = exit_codes(long_, self.g.z_held[d, j],
                                self.ordinal[d] - self.ordinal[entry[pending], np.newaxis],
                                False, self.t)
-            placed = valid & self.g.in_view[d, j] & (codes != NO_EXIT)
+            placed = valid & self.g.priced[d, j] & (codes != NO_EXIT)
             fills = placed & np.where(long_, self.g.filled[0][d, j], self.g.filled[1][d, j])
             first = fills.argmax(axis=1)
             hit = fills[np.arange(len(pending)), first]
@@ -510,7 +513,7 @@ class _Timelines:
                 "entry_order": f["number"][:n][q], "exit_session": f["day"][exits],
                 "exit_k": f["k"][exits], "exit_fraction": f["when"][exits],
                 "exit_price": f["price"][exits], "exit_reason": p.reason[q],
-                "exit_z": self.g.z[f["day"][exits], p.symbol[q]],
+                "exit_z": self.g.z_held[f["day"][exits], p.symbol[q]],
                 "exit_order": f["number"][exits]}
 
 

@@ -3,8 +3,10 @@
     .venv/bin/python bench/reliability_figures.py [--json FILE]
 
 Runs tests/test_crash.py, test_faults.py, test_bad_input.py, test_concurrency.py,
-test_soak.py and test_security.py once (they print each figure as a line `FIGURE {...}`
-and, with RELIABILITY_FIGURES set, append it to a file), then prints the totals: kill
+test_soak.py, test_security.py, test_sim_crash.py, test_disk_failures.py,
+test_simbroker_hostile.py, test_state_integrity.py and test_history_paging.py once (they
+print each figure as a line `FIGURE {...}` and, with RELIABILITY_FIGURES set, append it to a
+file), then prints the totals: kill
 points survived, faults injected and survived, inputs tried, soak days, faults and partial
 fills, and the tests' pass counts and wall time per file. Exits 1 if any test failed.
 """
@@ -24,7 +26,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 FILES = ["test_crash.py", "test_faults.py", "test_bad_input.py", "test_concurrency.py",
-         "test_soak.py", "test_security.py"]
+         "test_soak.py", "test_security.py", "test_sim_crash.py", "test_disk_failures.py",
+         "test_simbroker_hostile.py", "test_state_integrity.py", "test_history_paging.py"]
 
 
 def run_tests(figures: Path, junit: Path) -> tuple[int, float]:
@@ -66,6 +69,10 @@ def summarise(lines: list[dict]) -> dict[str, object]:
         "outage_runs": sum(o["requests"] for o in outages),
         "outage_runs_recovered": sum(o["survived"] for o in outages),
     }
+    for name in ("sim-crash", "disk-full"):
+        if by[name]:
+            summary[name] = {"points": sum(x["points"] for x in by[name]),
+                             "survived": sum(x["survived"] for x in by[name])}
     for name in ("bad_input", "soak", "storm"):
         if by[name]:
             summary[name] = {k: v for k, v in by[name][-1].items() if k != "test"}

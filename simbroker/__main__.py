@@ -2,7 +2,9 @@
 
 Options: ``--data us-stocks|splits|PATH`` (market data, default us-stocks), ``--start
 DATE_OR_DATETIME`` (a bare YYYY-MM-DD is noon New York; default: noon of the 20th session of
-the data, so the bot has history), ``--key K --secret S`` (default SIMKEY / SIMSECRET),
+the data, so the bot has history), ``--key K --secret S`` (default SIMKEY / SIMSECRET; or
+the environment's SIMBROKER_KEY_ID / SIMBROKER_SECRET_KEY, or ``--keys-file FILE`` with the
+key id on its first line and the secret on its second, so that they do not show in `ps`),
 ``--state FILE`` (continue from FILE if it exists; save it after every change and on
 Ctrl-C), ``--spread-bps X``, ``--partial-fill-probability P``, ``--seed N``,
 ``--legacy-pdt`` (report and enforce the pattern day trader rule as before 2026-06-04).
@@ -18,7 +20,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from market_calendar import new_york_noon, nyse, parse_date_or_datetime
 from simbroker import market_data
@@ -53,6 +55,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--key", default=None, help=f"API key id (default {DEFAULT_KEY_ID})")
     parser.add_argument("--secret", default=None,
                         help=f"API secret key (default {DEFAULT_SECRET_KEY})")
+    parser.add_argument("--keys-file", metavar="FILE",
+                        help="the key id on line 1 and the secret on line 2 (not shown in ps; "
+                             "or set SIMBROKER_KEY_ID / SIMBROKER_SECRET_KEY)")
     parser.add_argument("--state", metavar="FILE",
                         help="state file: continued from if it exists, saved after every "
                              "change and on stop (default: none, state in memory only)")
@@ -67,13 +72,39 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                              "same fills (default %(default)s)")
     parser.add_argument("--legacy-pdt", action="store_true",
                         help="enforce and report pattern day trading as before 2026-06-04")
+    parser.add_argument("--rejection-probability", type=float, default=0.0,
+                        help="share of orders rejected after their POST answer (seeded)")
+    parser.add_argument("--acceptance-delay-seconds", type=float, default=0.0,
+                        help="simulated seconds before a pending_new order is accepted")
+    parser.add_argument("--synchronous", action="store_true",
+                        help="answer a POST with new, and a marketable order's fill in it")
     parser.add_argument("--version", action="version", version=f"%(prog)s {VERSION}")
     return parser.parse_args(argv)
 
 
-def build_exchange(args: argparse.Namespace) -> Exchange:
+def credentials_from(args: argparse.Namespace, env: Mapping[str, str]) -> dict[str, str]:
+    """The keys given: flags first, then the keys file, then the environment."""
+    from_file: list[str] = []
+    if args.keys_file:
+        try:
+            with open(args.keys_file, encoding="utf-8") as handle:
+                from_file = [line.strip() for line in handle.read().splitlines()]
+        except OSError as exc:
+            raise ValueError(f"--keys-file {args.keys_file}: cannot be read ({exc.strerror})") \
+                from None
+        if len(from_file) < 2 or not from_file[0] or not from_file[1]:
+            raise ValueError(f"--keys-file {args.keys_file}: give the key id on line 1 and the "
+                             "secret on line 2")
+    key = args.key or (from_file[0] if from_file else None) or env.get("SIMBROKER_KEY_ID")
+    secret = args.secret or (from_file[1] if from_file else None) \
+        or env.get("SIMBROKER_SECRET_KEY")
+    return {k: v for k, v in (("key_id", key), ("secret_key", secret)) if v}
+
+
+def build_exchange(args: argparse.Namespace,
+                   env: Mapping[str, str] | None = None) -> Exchange:
     data = market_data.load(args.data)
-    credentials = {k: v for k, v in (("key_id", args.key), ("secret_key", args.secret)) if v}
+    credentials = credentials_from(args, os.environ if env is None else env)
     if args.state and os.path.exists(args.state):
         exchange = Exchange.load(args.state, data)
         if credentials:
@@ -81,7 +112,10 @@ def build_exchange(args: argparse.Namespace) -> Exchange:
         return exchange
     config = ExchangeConfig(spread_bps=args.spread_bps, seed=args.seed,
                             partial_fill_probability=args.partial_fill_probability,
-                            legacy_pdt=args.legacy_pdt, **credentials)
+                            legacy_pdt=args.legacy_pdt,
+                            rejection_probability=args.rejection_probability,
+                            acceptance_delay_seconds=args.acceptance_delay_seconds,
+                            async_acceptance=not args.synchronous, **credentials)
     if args.start:
         start = parse_date_or_datetime(args.start)
     else:
@@ -92,7 +126,8 @@ def build_exchange(args: argparse.Namespace) -> Exchange:
 
 
 def banner(args: argparse.Namespace, exchange: Exchange, url: str) -> str:
-    secret = "<the secret you passed>" if args.secret else exchange.config.secret_key
+    given = exchange.config.secret_key != DEFAULT_SECRET_KEY
+    secret = "<the secret you passed>" if given else exchange.config.secret_key
     key = exchange.config.key_id
     return "\n".join([
         f"simbroker: {exchange.market_data.name} at {exchange.now.isoformat()}",

@@ -23,6 +23,7 @@ For example, a dividend of $0.24 a share on 100 shares::
 
 from __future__ import annotations
 
+import math
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -77,8 +78,11 @@ def record_activity(exchange: Exchange, activity_type: str, *, net_amount: float
 
     With `book_cash` (the default) `net_amount` is added to the account's cash, rounded to
     whole cents as every cash movement is; pass False where the caller moved the cash itself.
-    Raises ValueError for an activity type Alpaca does not have (FILL is made by fills).
+    Raises ValueError for an activity type Alpaca does not have (FILL is made by fills) or an
+    amount that is not a finite number.
     """
+    if not math.isfinite(net_amount):
+        raise ValueError(f"net_amount {net_amount!r} is not a finite number of dollars")
     if activity_type not in NON_TRADE_TYPES:
         raise ValueError(f"activity_type {activity_type!r} is not one of Alpaca's non-trade "
                          f"types ({', '.join(sorted(NON_TRADE_TYPES))}); fills are recorded "

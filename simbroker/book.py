@@ -20,6 +20,15 @@ class Book:
     positions: dict[str, Position] = field(default_factory=dict)
     fills: list[Fill] = field(default_factory=list)
     day_trades: list[DayTrade] = field(default_factory=list)
+    # the closing orders in day_trades, so that noting one costs the same however many came
+    _day_trade_orders: set[str] = field(default_factory=set, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self._day_trade_orders = {t.order_id for t in self.day_trades}
+
+    def add_day_trade(self, trade: DayTrade) -> None:
+        self.day_trades.append(trade)
+        self._day_trade_orders.add(trade.order_id)
 
     def apply_fill(self, order: Order, qty: float, price: float, when: datetime,
                    day: date) -> None:
@@ -68,9 +77,9 @@ class Book:
         # (FINRA Rule 4210(f)(8)(B)(i)); one closing order counts once however it fills.
         if old.opened_day != day or old.opened_qty <= QTY_EPS:
             return
-        if any(t.order_id == order.id for t in self.day_trades):
+        if order.id in self._day_trade_orders:
             return
-        self.day_trades.append(DayTrade(day=day, symbol=order.symbol, order_id=order.id))
+        self.add_day_trade(DayTrade(day=day, symbol=order.symbol, order_id=order.id))
 
     def apply_split(self, split: Split, adjusted_close: float | None) -> None:
         """At the open of the ex-date: qty *= ratio, avg_entry_price /= ratio. A whole-share

@@ -32,6 +32,11 @@ credentials::
         curl $H -X POST localhost:8000/_sim/faults \\
              -d '{"method": "POST", "path": "/v2/orders", "status": 504, "after_commit": true}'
 
+`POST /_sim/orders/{order_id}/status`
+    Put an open order into any of Alpaca's order statuses but filled and partially_filled
+    (fills come from the market): ``{"status": "stopped"}``; ``replaced`` creates the
+    replacement order (``replaced_by`` / ``replaces``). Answers the order.
+
 `GET /_sim/faults`, `DELETE /_sim/faults`
     List the armed faults (with the uses left); disarm them all.
 
@@ -45,7 +50,10 @@ credentials::
 
 `POST /_sim/save`, `POST /_sim/load`
     ``{"path": "state.json"}`` - save the whole exchange atomically, or replace it by a saved
-    one (same market data). Without a path, the `--state` file of the server is used.
+    one (same market data). Without a path, the `--state` file of the server is used. Both
+    stay inside the directory of the `--state` file: `path` is a file name there (letters,
+    digits, ``._-``, ending in ``.json``); anything else, or a server without `--state`, is
+    422.
 
 The Python equivalents on the object `serve()` returns: ``server.faults.add(method="POST",
 path="/v2/orders", status=504)``, ``server.faults.clear()``, ``server.requests()``,
@@ -54,6 +62,9 @@ path="/v2/orders", status=504)``, ``server.faults.clear()``, ``server.requests()
 
 from __future__ import annotations
 
+import math
+import os
+import re
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -64,6 +75,8 @@ from simbroker.faults import fault_from_json
 from simbroker.routing import Request, Response, Routes, ok
 
 routes = Routes()
+SAVE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}\.json")
+MAX_ADVANCE_SECONDS = 50 * 366 * 86400.0
 
 
 @routes.add("GET", "/_sim/clock")
@@ -75,12 +88,21 @@ def get_clock(request: Request) -> Response:
 def move_clock(request: Request) -> Response:
     exchange = request.exchange
     target = clock_target(exchange, _object(request.body))
-    if target < exchange.now:
-        raise errors.unprocessable(f"the clock never goes back: it is "
-                                   f"{wire.timestamp(exchange.now)}, {wire.timestamp(target)} "
-                                   "is earlier")
-    exchange.advance_to(target)
+    try:
+        exchange.advance_to(target)  # checks the target before it changes anything
+    except ValueError as exc:
+        raise errors.unprocessable(str(exc)) from None
     return ok(clock_state(exchange))
+
+
+@routes.add("POST", "/_sim/orders/(?P<order_id>[^/]+)/status")
+def set_order_status(request: Request) -> Response:
+    body = _object(request.body)
+    if set(body) != {"status"}:
+        raise errors.unprocessable('give {"status": "<an Alpaca order status>"}, e.g. '
+                                   '{"status": "stopped"}')
+    order = request.exchange.set_order_status(request.arg("order_id"), body["status"])
+    return ok(wire.order_json(order))
 
 
 @routes.add("GET", "/_sim/faults")
@@ -121,7 +143,7 @@ def reset(request: Request) -> Response:
 @routes.add("POST", "/_sim/save")
 def save(request: Request) -> Response:
     path = _path(request)
-    request.exchange.save(path)
+    request.server.save(path)
     return ok({"saved": path, "now": wire.timestamp(request.exchange.now)})
 
 
@@ -158,8 +180,10 @@ def clock_target(exchange: Exchange, body: dict[str, Any]) -> datetime:
         except ValueError as exc:
             raise errors.unprocessable(f"to: {exc}") from None
     if key == "advance_seconds":
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise errors.malformed("advance_seconds must be a number of seconds")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                or not math.isfinite(value) or not 0 <= value <= MAX_ADVANCE_SECONDS:
+            raise errors.unprocessable("advance_seconds must be a number of seconds in "
+                                       f"[0, {MAX_ADVANCE_SECONDS:.0f}]")
         return exchange.now + timedelta(seconds=float(value))
     return next_moment(exchange, value)
 
@@ -186,8 +210,21 @@ def _object(body: Any) -> dict[str, Any]:
 
 
 def _path(request: Request) -> str:
+    """The file to save or load, confined to the directory of the server's --state file."""
     body = request.body if isinstance(request.body, dict) else {}
-    path = body.get("path") or request.server.state_path
-    if not path:
-        raise errors.unprocessable('give {"path": "<file>"}: this server has no --state file')
-    return str(path)
+    state_path = request.server.state_path
+    if not state_path:
+        raise errors.unprocessable("this server has no --state file, so no directory to save "
+                                   "in or load from; start it with --state DIR/FILE.json")
+    given = body.get("path")
+    if given is None:
+        return str(state_path)
+    folder = os.path.dirname(os.path.abspath(state_path))
+    name = str(given)
+    if os.path.isabs(name) and os.path.dirname(name) == folder:
+        name = os.path.basename(name)
+    if not SAVE_NAME.fullmatch(name):
+        raise errors.unprocessable(
+            f"path {name[:80]!r}: give a file name in the state directory {folder} "
+            "(letters, digits and ._-, ending in .json), e.g. backup.json")
+    return os.path.join(folder, name)

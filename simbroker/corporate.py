@@ -16,22 +16,32 @@ activity (sub-type FSPLIT or RSPLIT) for the change in shares and, when cash in 
 a second SPLIT activity with the fraction as a negative qty and the cash as its net amount
 (Alpaca's docs do not say which activity carries cash in lieu; this is the exchange's choice).
 
-**Open orders.** Alpaca's OrderStatus says an order can be "updated due to a market event such
-as corporate action" (status `replaced`, trading-api spec, June 2026) but documents no rule for
-how; the exchange takes the safe reading it already applies to splits and cancels every open
-order in the symbol (status `canceled`), so no order ever fills under a quantity or a price
-that the action changed. A client must place its orders again under the new terms.
+**Open orders.** Alpaca: "Non-marketable GTC limit orders are subject to price adjustments to
+offset corporate actions affecting the issue. We do not currently support Do Not Reduce (DNR)
+orders" (trading-api spec, June 2026, schema `TimeInForce`, gtc). So at a split an open GTC
+limit order with nothing filled keeps working, adjusted: quantity times the ratio rounded down
+to whole shares (GTC orders are whole shares), limit price divided by the ratio on the tick
+grid (a buy rounded down, a sell up: never a price the order did not ask for); it keeps its id
+and status (Alpaca's `replaced` status "updated due to a market event such as corporate
+action" suggests Alpaca may show the update as a replacement; how is not documented). Any
+other open order in the symbol (DAY and other time in force, partly filled, or one the
+rounding leaves without a share) is canceled. A symbol change cancels every open order in the
+old symbol: Alpaca documents no adjustment for it, and an order must not trade a symbol that
+no longer exists.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from simbroker import errors
 from simbroker.activities import record_activity
 from simbroker.market_data import Split
-from simbroker.records import Status
+from simbroker.price_model import ceil_tick, floor_tick
+from simbroker.records import OrderType, Side, Status, TimeInForce
 
 if TYPE_CHECKING:
     from simbroker.exchange import Exchange
@@ -91,6 +101,21 @@ def apply_split(exchange: Exchange, split: Split, adjusted_close: float | None) 
                         qty=-fraction, per_share_amount=price, sub_type=sub_type,
                         description=f"cash in lieu of {fraction:g} shares (split {ratio})",
                         book_cash=False)
+
+
+def adjust_open_orders(exchange: Exchange, split: Split, when: datetime) -> None:
+    """The split's effect on the symbol's open orders (see the module docstring)."""
+    for order in exchange._open_orders(split.symbol):
+        qty = math.floor(order.qty * split.ratio + 1e-9) if order.qty is not None else 0
+        if order.time_in_force is TimeInForce.GTC and order.type is OrderType.LIMIT \
+                and order.filled_qty == 0 and order.limit_price is not None and qty >= 1:
+            limit = order.limit_price / split.ratio
+            limit = float(floor_tick(limit) if order.side is Side.BUY else ceil_tick(limit))
+            exchange._update(replace(order, qty=float(qty), limit_price=limit,
+                                     reserve_price=order.reserve_price / split.ratio,
+                                     updated_at=when))
+        else:
+            exchange._finish(order, Status.CANCELED, when)
 
 
 def check_not_retired(exchange: Exchange, symbol: str) -> None:

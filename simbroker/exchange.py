@@ -12,6 +12,7 @@ Not thread-safe: the HTTP server holds one lock around every call.
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import random
 import uuid
@@ -34,10 +35,12 @@ from simbroker import (
 from simbroker.activities import Activity
 from simbroker.bars import BarStore
 from simbroker.book import Book
+from simbroker.journal import Journal
 from simbroker.market_data import MarketData
 from simbroker.orders import OrderRequest, parse_order_request
 from simbroker.prices import MarketView, Moment
 from simbroker.records import (
+    FILLABLE_STATUSES,
     ExchangeConfig,
     Order,
     Side,
@@ -77,6 +80,7 @@ class Exchange:
         self.book = Book(cash=self.config.starting_cash)
         self.orders: dict[str, Order] = {}
         self._by_client_id: dict[str, str] = {}
+        self.index_orders()
         self._seq = 0
         self._last_stamp = self._now - _TICK
         self.last_equity = self.config.starting_cash
@@ -102,9 +106,7 @@ class Exchange:
         if when.tzinfo is None:
             raise ValueError(f"advance_to({when!r}): pass a tz-aware datetime")
         when = when.astimezone(UTC)
-        if when < self._now:
-            raise ValueError(f"the clock never goes back: it is {self._now.isoformat()}, "
-                             f"{when.isoformat()} is earlier")
+        self._check_target(when)
         while self._now < when:
             session = self.calendar.current_or_next_open(self._now)
             if session.open > when:
@@ -113,11 +115,26 @@ class Exchange:
                 self._now = session.open
                 self._at_open(session)
             stop = min(when, session.close)
+            for order in self._due(stop):
+                self._accept(order, session, max(self._now, order.live_from or self._now,
+                                                 order.submitted_at))
+            self._fill_stopped(session, self._now)
             self._trade(session, self._now, stop)
             self._now = stop
             if stop == session.close:
                 self._at_close(session)
         self._now = when
+
+    def _check_target(self, when: datetime) -> None:
+        """Refuse a target the clock cannot reach before anything moves: the walk would stop
+        partway at the end of the calendar and leave a clock no later call can use."""
+        if when < self._now:
+            raise ValueError(f"the clock never goes back: it is {self._now.isoformat()}, "
+                             f"{when.isoformat()} is earlier")
+        try:
+            self.calendar.current_or_next_open(when)
+        except ValueError as exc:
+            raise ValueError(f"cannot move the clock to {when.isoformat()}: {exc}") from None
 
     def advance_seconds(self, seconds: float) -> None:
         self.advance_to(self._now + timedelta(seconds=seconds))
@@ -140,13 +157,12 @@ class Exchange:
         for split in self.market_data.splits():
             if split.ex_date != session.day:
                 continue
-            # Alpaca cancels open orders in a symbol on the ex-date of its split.
-            for order in self._open_orders(split.symbol):
-                self._finish(order, Status.CANCELED, session.open)
+            # GTC limit orders are adjusted, the others canceled (see corporate.py).
+            corporate.adjust_open_orders(self, split, session.open)
             corporate.apply_split(self, split, self.view.previous_close(split.symbol, at))
         for order in self._open_orders():
             if order.status is Status.ACCEPTED:
-                self._update(replace(order, status=Status.NEW, updated_at=session.open))
+                self._update(self._accepted_or_rejected(order, session.open))
         self._auction(session, TimeInForce.OPG, session.open)
         for order in self._open_orders():
             if order.time_in_force in execution.IMMEDIATE:  # queued outside the session
@@ -157,7 +173,7 @@ class Exchange:
         bars = {}
         heap: list[tuple[tuple[datetime, int], matching.Candidate]] = []
         for order in self._open_orders():
-            if order.status is Status.ACCEPTED:
+            if order.status not in FILLABLE_STATUSES:
                 continue
             if order.symbol not in bars:
                 bars[order.symbol] = self.market_data.bar(order.symbol, session.day)
@@ -210,7 +226,7 @@ class Exchange:
         """The opening or closing auction: on-open / on-close orders cross at the bar's open
         or close, and what is left of them is canceled (see simbroker.execution)."""
         for order in self._open_orders():
-            if order.time_in_force is not time_in_force or order.status is Status.ACCEPTED:
+            if order.time_in_force is not time_in_force or order.status not in FILLABLE_STATUSES:
                 continue
             bar = self.market_data.bar(order.symbol, session.day)
             price = execution.auction_price(order, bar)
@@ -235,17 +251,115 @@ class Exchange:
             order = self._finish(order, Status.CANCELED, self._stamp())
         return order
 
-    def _fill_if_marketable(self, order: Order) -> Order:
-        """An order arriving during the session fills at once if marketable."""
-        at = self.moment()
-        assert at.session is not None
-        bar = self.market_data.bar(order.symbol, at.day)
-        candidate = matching.first_fill(order, bar, at.session, order.submitted_at,
-                                        order.submitted_at, self.config.spread_bps)
+    def _fill_if_marketable(self, order: Order, session: Session, when: datetime) -> Order:
+        """An order going live during the session fills at once if marketable."""
+        bar = self.market_data.bar(order.symbol, session.day)
+        candidate = matching.first_fill(order, bar, session, when, when, self.config.spread_bps)
         if candidate is None:
             return order
-        order = self._execute(order, candidate.price, candidate.when, at.day)
+        return self._execute(order, candidate.price, candidate.when, session.day)
+
+    def _go_live(self, order: Order, session: Session, when: datetime) -> Order:
+        """An order that became `new` during the session: an IOC/FOK order ends at once, any
+        other fills at once if marketable and otherwise rests."""
+        if order.time_in_force in execution.IMMEDIATE:
+            return self._execute_immediately(order, session, when)
+        if execution.trades_continuously(order):
+            return self._fill_if_marketable(order, session, when)
         return order
+
+    # -- the asynchronous lifecycle -------------------------------------------------------------
+
+    def settle(self) -> None:
+        """Accept (or reject) the orders whose acceptance is due by now, and fill those that
+        are marketable: what happens at Alpaca between an order's POST answer and the next
+        request. The server calls it before answering each request."""
+        at = self.moment()
+        if at.session is None or not at.is_open:
+            return
+        for order in self._due(self._now):
+            when = max(self._now, order.submitted_at)
+            order = self._accept(order, at.session, when)
+            if order.status is Status.NEW:
+                self._go_live(order, at.session, when)
+
+    def _fill_stopped(self, session: Session, when: datetime) -> None:
+        """A `stopped` order's trade is guaranteed at its stated price (here its limit, or the
+        quote for a market order): it fills at the first moment the clock moves in a session
+        (a model: Alpaca does not say when the guaranteed trade happens)."""
+        for order in self._open_orders():
+            if order.status is not Status.STOPPED:
+                continue
+            at = max(when, order.updated_at)
+            price = order.limit_price
+            if price is None:
+                quote = self.view.quote(order.symbol, self.view.moment(at))
+                if quote is None:
+                    continue  # no trade in the symbol yet today
+                price = quote.ask if order.side is Side.BUY else quote.bid
+            self._execute(replace(order, live_from=None), float(price), at, session.day)
+
+    def _due(self, until: datetime) -> list[Order]:
+        return sorted((o for o in self.orders.values() if o.status is Status.PENDING_NEW
+                       and (o.live_from or o.submitted_at) <= until), key=lambda o: o.seq)
+
+    def _accept(self, order: Order, session: Session, when: datetime) -> Order:
+        """A pending_new order accepted (new, live from `when`) or rejected. An IOC/FOK order
+        ends at its acceptance; any other fills through matching from then on."""
+        order = self._accepted_or_rejected(order, when)
+        self._update(order)
+        if order.status is Status.NEW and order.time_in_force in execution.IMMEDIATE:
+            order = self._execute_immediately(order, session, when)
+        return order
+
+    def _accepted_or_rejected(self, order: Order, when: datetime) -> Order:
+        probability = self.config.rejection_probability
+        draw = random.Random(f"{self.config.seed}:reject:{order.id}").random()
+        if probability > 0 and draw < probability:
+            return replace(order, status=Status.REJECTED, updated_at=when, failed_at=when)
+        return replace(order, status=Status.NEW, updated_at=when, live_from=when)
+
+    def set_order_status(self, order_id: str, status: Any) -> Order:
+        """`POST /_sim/orders/{id}/status`: put an open order into any status of Alpaca's
+        enum but the filled ones (fills come from the market). `replaced` creates the
+        replacement order (the rest of the quantity, same terms, a new id and
+        client_order_id), as a cancel-replace or a corporate action does at Alpaca."""
+        order = self.get_order(order_id)
+        try:
+            target = Status(status)
+        except ValueError:
+            raise errors.unprocessable(f"status {status!r} is invalid; use one of "
+                                       f"{', '.join(s.value for s in Status)}") from None
+        if target in (Status.FILLED, Status.PARTIALLY_FILLED):
+            raise errors.unprocessable("fills come from the market: move the clock instead")
+        if not order.is_open:
+            raise errors.unprocessable(f'order is already in "{order.status.value}" state')
+        when = self._stamp()
+        if target in (Status.CANCELED, Status.EXPIRED):
+            return self._finish(order, target, when)
+        if target is Status.REPLACED:
+            return self._replace(order, when)
+        changed = replace(order, status=target, updated_at=when,
+                          failed_at=when if target is Status.REJECTED else order.failed_at)
+        self._update(changed)
+        return changed
+
+    def _replace(self, order: Order, when: datetime) -> Order:
+        self._seq += 1
+        at = self.moment()
+        replacement = replace(
+            order, id=str(self._new_uuid()), client_order_id=str(self._new_uuid()),
+            seq=self._seq, qty=order.remaining_qty if order.qty is not None else None,
+            status=Status.NEW if at.is_open else Status.ACCEPTED, created_at=when,
+            submitted_at=when, updated_at=when, filled_qty=0.0, filled_avg_price=None,
+            filled_at=None, live_from=None, fill_count=0, replaces=order.id,
+            replaced_by=None, replaced_at=None)
+        self._update(replacement)
+        self._by_client_id[replacement.client_order_id] = replacement.id
+        old = replace(order, status=Status.REPLACED, updated_at=when, replaced_at=when,
+                      replaced_by=replacement.id)
+        self._update(old)
+        return old
 
     # -- orders ---------------------------------------------------------------------------------
 
@@ -266,20 +380,24 @@ class Exchange:
         stamp = self._stamp()
         self._seq += 1
         status = Status.NEW if at.is_open else Status.ACCEPTED
+        if at.is_open and self.config.async_acceptance:
+            status = Status.PENDING_NEW  # accepted after the answer: see settle()
+        delay = timedelta(seconds=self.config.acceptance_delay_seconds)
         order = Order(
             id=str(self._new_uuid()), client_order_id=client_id, seq=self._seq,
             symbol=request.symbol, asset_id=self.asset_id_of(request.symbol), side=request.side,
             type=request.type, time_in_force=request.time_in_force, qty=request.qty,
             notional=request.notional, limit_price=request.limit_price,
             intent=decision.intent, reserve_price=decision.reserve_price, status=status,
-            created_at=stamp, submitted_at=stamp, updated_at=stamp)
+            created_at=stamp, submitted_at=stamp, updated_at=stamp,
+            # Due once the clock reaches it (the stamp may run microseconds ahead of a
+            # frozen clock, see _stamp).
+            live_from=self._now + delay if status is Status.PENDING_NEW else None)
         self._update(order)
         self._by_client_id[client_id] = order.id
-        if status is Status.NEW and order.time_in_force in execution.IMMEDIATE:
+        if status is Status.NEW:
             assert at.session is not None
-            order = self._execute_immediately(order, at.session, order.submitted_at)
-        elif status is Status.NEW and execution.trades_continuously(order):
-            order = self._fill_if_marketable(order)
+            order = self._go_live(order, at.session, order.submitted_at)
         return order
 
     def cancel_order(self, order_id: str) -> Order:
@@ -308,7 +426,15 @@ class Exchange:
                     until: datetime | None = None, direction: str = "desc",
                     symbols: set[str] | None = None, side: str | None = None) -> list[Order]:
         """GET /v2/orders: filtered on submitted_at (exclusive bounds), newest first by default."""
-        chosen = [o for o in self.orders.values()
+        if status == "open":
+            pool = self._open_orders()
+        elif after is not None:
+            # submission times only grow (_stamp), so the orders after `after` are a suffix
+            first = bisect.bisect_right(self._submitted, (after, "\uffff"))
+            pool = [self.orders[i] for _, i in self._submitted[first:]]
+        else:
+            pool = list(self.orders.values())
+        chosen = [o for o in pool
                   if (status == "all" or o.is_open == (status == "open"))
                   and (after is None or o.submitted_at > after)
                   and (until is None or o.submitted_at < until)
@@ -342,8 +468,9 @@ class Exchange:
         return self.renamed.get(symbol) or asset_id(symbol)
 
     def _open_orders(self, symbol: str | None = None) -> list[Order]:
-        return [o for o in self.orders.values()
-                if o.is_open and (symbol is None or o.symbol == symbol)]
+        orders = self.orders
+        return [orders[i] for i in self._open_ids
+                if symbol is None or orders[i].symbol == symbol]
 
     def _finish(self, order: Order, status: Status, when: datetime) -> Order:
         stamp = {Status.CANCELED: "canceled_at", Status.EXPIRED: "expired_at"}[status]
@@ -352,7 +479,23 @@ class Exchange:
         return finished
 
     def _update(self, order: Order) -> None:
+        if order.id not in self.orders:
+            self._submitted.append((order.submitted_at, order.id))
         self.orders[order.id] = order
+        self.changed_orders.add(order.id)
+        if order.is_open:
+            self._open_ids.setdefault(order.id)
+        else:
+            self._open_ids.pop(order.id, None)
+
+    def index_orders(self) -> None:
+        """Rebuild the look-ups over `orders` (after a load): by client id, the open ones in
+        submission order, and submission times in order, so that placing an order, the day's
+        events and history pages cost the same however many orders came before."""
+        self._by_client_id = {o.client_order_id: o.id for o in self.orders.values()}
+        self._open_ids: dict[str, None] = {o.id: None for o in self.orders.values() if o.is_open}
+        self._submitted = sorted((o.submitted_at, o.id) for o in self.orders.values())
+        self.changed_orders: set[str] = set()
 
     def _new_uuid(self) -> uuid.UUID:
         return uuid.UUID(int=self._rng.getrandbits(128), version=4)
@@ -406,8 +549,11 @@ class Exchange:
     @classmethod
     def load(cls, path: str | PathLike[str], market_data: MarketData, *,
              calendar: MarketCalendar | None = None) -> Exchange:
-        return cls.from_state(state.read_json(path), market_data, calendar=calendar,
-                              source=str(path))
+        """The state saved at `path`, with the journal beside it replayed (journal.py)."""
+        data = state.read_json(path)
+        exchange = cls.from_state(data, market_data, calendar=calendar, source=str(path))
+        Journal.replay(exchange, data, path)
+        return exchange
 
     def to_state(self) -> dict[str, Any]:
         """The whole state as JSON-ready data (see persistence.py)."""

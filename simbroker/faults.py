@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import random
+import re
 import threading
 import time
 from collections import Counter
@@ -46,8 +47,11 @@ class Fault:
     body: Any = None  # with status: the JSON body answered instead of Alpaca's error body
 
     def __post_init__(self) -> None:
+        problems = _type_problems(self)
+        if problems:
+            raise errors.unprocessable("invalid fault: " + "; ".join(problems))
         object.__setattr__(self, "method", self.method.upper())
-        problems = []
+        object.__setattr__(self, "headers", dict(self.headers))
         if not self.path.startswith("/"):
             problems.append(f"path {self.path!r} must start with / (e.g. /v2/orders)")
         if not (isinstance(self.count, int) and self.count >= 1):
@@ -104,6 +108,38 @@ class Fault:
         data["headers"] = dict(self.headers)
         data["kind"] = self.kind
         return data
+
+
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,100}")
+_BOOLS = ("hang", "after_commit", "malformed", "reset")
+
+
+def _type_problems(fault: Fault) -> list[str]:
+    """The fields of the wrong type: a fault is refused when armed, never when it strikes."""
+    problems = []
+    for name in ("method", "path"):
+        if not isinstance(getattr(fault, name), str):
+            problems.append(f"{name} must be a string")
+    if isinstance(fault.method, str) and fault.method != "*" \
+            and not _TOKEN.fullmatch(fault.method):
+        problems.append(f"method {fault.method[:20]!r} must be an HTTP method or *")
+    for name in ("count", "status"):
+        if isinstance(getattr(fault, name), bool):
+            problems.append(f"{name} must be a whole number")
+    for name in ("delay_seconds", "hang_seconds"):
+        value = getattr(fault, name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            problems.append(f"{name} must be a number of seconds")
+    problems += [f"{name} must be true or false" for name in _BOOLS
+                 if not isinstance(getattr(fault, name), bool)]
+    headers = fault.headers
+    if not isinstance(headers, Mapping) or not all(
+            isinstance(k, str) and _TOKEN.fullmatch(k) and isinstance(v, str)
+            and "\r" not in v and "\n" not in v and len(v) <= 1000
+            for k, v in headers.items()):
+        problems.append('headers must be an object of header names to one-line strings, e.g. '
+                        '{"Retry-After": "1"}')
+    return problems
 
 
 def fault_from_json(body: Any) -> Fault:

@@ -70,7 +70,7 @@ def restore(exchange: Exchange, data: dict[str, Any]) -> None:
         fills=[state.decode(Fill, f) for f in data["fills"]],
         day_trades=[state.decode(DayTrade, t) for t in data["day_trades"]])
     exchange.orders = {o["id"]: state.decode(Order, o) for o in data["orders"]}
-    exchange._by_client_id = {o.client_order_id: o.id for o in exchange.orders.values()}
+    exchange.index_orders()
     exchange.last_equity = float(account["last_equity"])
     exchange.last_maintenance_margin = float(account["last_maintenance_margin"])
     exchange.balance_asof = date.fromisoformat(account["balance_asof"])

@@ -38,17 +38,37 @@ class TimeInForce(StrEnum):
 
 
 class Status(StrEnum):
-    """The order statuses this exchange produces (a subset of Alpaca's OrderStatus enum)."""
+    """Alpaca's OrderStatus enum, all 17 values (trading API spec, `OrderStatus`). The
+    lifecycle produces pending_new, accepted, new, partially_filled, filled, canceled,
+    expired and rejected; `POST /_sim/orders/{id}/status` puts an order into any other."""
 
+    PENDING_NEW = "pending_new"  # received during the session, not yet accepted
     ACCEPTED = "accepted"  # received outside regular hours; becomes NEW at the next open
     NEW = "new"
     PARTIALLY_FILLED = "partially_filled"
     FILLED = "filled"
+    DONE_FOR_DAY = "done_for_day"
     CANCELED = "canceled"
     EXPIRED = "expired"
+    REPLACED = "replaced"
+    PENDING_CANCEL = "pending_cancel"
+    PENDING_REPLACE = "pending_replace"
+    ACCEPTED_FOR_BIDDING = "accepted_for_bidding"
+    STOPPED = "stopped"  # a trade is guaranteed, has not happened yet
+    REJECTED = "rejected"
+    SUSPENDED = "suspended"  # not eligible for trading
+    CALCULATED = "calculated"
+    HELD = "held"
 
 
-OPEN_STATUSES = frozenset({Status.ACCEPTED, Status.NEW, Status.PARTIALLY_FILLED})
+FINAL_STATUSES = frozenset({Status.FILLED, Status.CANCELED, Status.EXPIRED, Status.REPLACED,
+                            Status.REJECTED})
+OPEN_STATUSES = frozenset(Status) - FINAL_STATUSES
+# The open statuses in which the exchange matches an order against the market: a stopped
+# order's trade is guaranteed, a pending cancel or replace may still fill first. The others
+# wait (suspended, held, done for the day...) until the clock or a control moves them.
+FILLABLE_STATUSES = frozenset({Status.NEW, Status.PARTIALLY_FILLED, Status.STOPPED,
+                               Status.PENDING_CANCEL, Status.PENDING_REPLACE})
 
 
 class Intent(StrEnum):
@@ -71,6 +91,15 @@ class ExchangeConfig:
     below the client's `limit` (Alpaca "may return less" and clients must follow
     next_page_token); lower it in tests to force pagination. `partial_fill_delay_seconds` is
     how long the rest of a partially filled order waits before it may fill again.
+
+    The order lifecycle is Alpaca's: with `async_acceptance` an order POSTed during the
+    session is answered `pending_new` and accepted (`new`, and filled if marketable) only
+    after the answer: at the first request or clock move at least `acceptance_delay_seconds`
+    (simulated) after it; at its acceptance it is rejected instead with
+    `rejection_probability` (seeded by `seed` and the order). Outside the session an order is
+    `accepted` and goes live at the next open (where the same rejection draw applies).
+    `async_acceptance=False` gives the older, synchronous exchange: `new` in the answer, and
+    the fill of a marketable order already in it.
     """
 
     starting_cash: float = 100_000.0
@@ -85,6 +114,9 @@ class ExchangeConfig:
     fractionable: frozenset[str] | None = None
     max_bars_per_page: int = 10_000
     partial_fill_delay_seconds: float = 1800.0
+    async_acceptance: bool = True
+    acceptance_delay_seconds: float = 0.0
+    rejection_probability: float = 0.0
 
     def __post_init__(self) -> None:
         problems = []
@@ -101,6 +133,13 @@ class ExchangeConfig:
                             f"defaults {DEFAULT_KEY_ID}/{DEFAULT_SECRET_KEY}")
         if not 1 <= self.max_bars_per_page <= 10_000:
             problems.append(f"max_bars_per_page={self.max_bars_per_page}: give 1..10000")
+        if not 0.0 <= self.rejection_probability <= 1.0:
+            problems.append(f"rejection_probability={self.rejection_probability}: give a "
+                            "probability in [0, 1]")
+        if not (math.isfinite(self.acceptance_delay_seconds)
+                and 0 <= self.acceptance_delay_seconds <= 3600):
+            problems.append(f"acceptance_delay_seconds={self.acceptance_delay_seconds}: give "
+                            "seconds in [0, 3600]")
         if not self.partial_fill_delay_seconds >= 0:
             problems.append(f"partial_fill_delay_seconds={self.partial_fill_delay_seconds}: "
                             "give seconds >= 0")
@@ -145,6 +184,10 @@ class Order:
     expired_at: datetime | None = None
     live_from: datetime | None = None  # earliest time the order may fill (None: at submission)
     fill_count: int = 0
+    replaced_by: str | None = None  # the order that replaced this one
+    replaces: str | None = None  # the order this one replaced
+    replaced_at: datetime | None = None
+    failed_at: datetime | None = None  # when it was rejected
 
     @property
     def is_open(self) -> bool:

@@ -3,6 +3,12 @@
 Bound to 127.0.0.1 only: the exchange has default credentials and save/load endpoints that
 write files, so it must never listen on a network interface. One lock serialises every call
 into the exchange; the server thread pool only overlaps network I/O (and injected delays).
+
+Hostile input costs little: the keys are checked before a body is read, and a request without
+them is answered 401 and neither logged nor saved; a body is read only up to
+`MAX_BODY_BYTES` and within `BODY_SECONDS`; at most `MAX_THREADS` connections are served at
+once (the next one is answered 503); every answer, a malformed request's or an unknown
+method's included, is JSON in Alpaca's ``{"code", "message"}`` shape.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from urllib.parse import parse_qsl, urlsplit
 from simbroker import account_controls, activities, controls, data_api, errors, trading_api, wire
 from simbroker.exchange import Exchange
 from simbroker.faults import Fault, Faults
+from simbroker.journal import Journal
 from simbroker.routing import Request, Response, Route
 
 HOST = "127.0.0.1"
@@ -32,6 +39,10 @@ CONTROL_PREFIX = "/_sim/"
 ROUTES: list[Route] = [*trading_api.routes.table, *data_api.routes.table, *controls.routes.table,
                        *activities.routes.table, *account_controls.routes.table]
 MALFORMED_BODY = b'{"id": "truncated'
+MAX_BODY_BYTES = 1 << 20  # an order is a few hundred bytes; a fault body a few kilobytes
+BODY_SECONDS = 5.0  # a declared body must arrive within this, or the request is refused
+MAX_THREADS = 64  # connections served at once
+IDLE_SECONDS = 60  # an idle keep-alive connection frees its thread after this
 log = logging.getLogger("simbroker.server")
 
 
@@ -39,12 +50,16 @@ class SimServer:
     """A running exchange server. Use as a context manager, or call `close()`."""
 
     def __init__(self, exchange: Exchange, port: int = 0, *,
-                 state_path: str | None = None) -> None:
+                 state_path: str | None = None, journal: Journal | None = None) -> None:
         self.exchange = exchange
         self.state_path = state_path
+        if journal is None and state_path:
+            journal = Journal(state_path).attach(exchange)
+        self.journal = journal
         self.lock = threading.RLock()
         self.faults = Faults()
         self.stopping = threading.Event()
+        self.unauthorized = 0  # requests answered 401 (not in the request log)
         self._httpd = _HTTPServer((HOST, port), _Handler)
         self._httpd.sim = self
         self.host, self.port = self._httpd.server_address[:2]
@@ -68,6 +83,7 @@ class SimServer:
             except OSError:
                 pass
         self._thread.join(timeout=5)
+        self.commit()
 
     def __enter__(self) -> SimServer:
         return self
@@ -94,18 +110,30 @@ class SimServer:
             self.exchange.advance_to(when)
 
     def save(self, path: str | None = None) -> None:
+        """A whole snapshot at `path`; at the --state file, a compaction of its journal."""
         with self.lock:
-            self.exchange.save(path or self.state_path)
+            if self.journal is not None and (path is None or path == self.state_path):
+                self.journal.compact(self.exchange)
+            else:
+                self.exchange.save(path or self.state_path)
+
+    def commit(self, *, with_log: bool = True) -> None:
+        """Make the exchange's changes durable in the --state file's journal (if any)."""
+        with self.lock:
+            if self.journal is not None:
+                self.journal.commit(self.exchange, with_log=with_log)
 
 
-def serve(exchange: Exchange, port: int = 0, *, state_path: str | None = None) -> SimServer:
+def serve(exchange: Exchange, port: int = 0, *, state_path: str | None = None,
+          journal: Journal | None = None) -> SimServer:
     """Serve `exchange` on 127.0.0.1:`port` (0: a free port) in a background thread.
 
     `with serve(ex) as server:` gives `server.trading_url`, `server.data_url` and
-    `server.port`; leaving the block stops the server. With `state_path`, the exchange is saved
-    there after every request that changed it.
+    `server.port`; leaving the block stops the server. With `state_path`, every change is
+    made durable there (a snapshot and its journal, see journal.py) before the request that
+    made it is answered; `journal` is that file's journal when the caller already keeps one.
     """
-    return SimServer(exchange, port, state_path=state_path).start()
+    return SimServer(exchange, port, state_path=state_path, journal=journal).start()
 
 
 class _HTTPServer(ThreadingHTTPServer):
@@ -117,6 +145,34 @@ class _HTTPServer(ThreadingHTTPServer):
         super().__init__(*args)
         self._connections: set[socket.socket] = set()
         self._connections_lock = threading.Lock()
+        self._slots = threading.BoundedSemaphore(MAX_THREADS)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        # ThreadingHTTPServer starts a thread per connection, without limit; past
+        # MAX_THREADS the connection is answered 503 at once and closed.
+        if not self._slots.acquire(blocking=False):
+            _refuse_busy(request)
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that drops its connection is routine (a timeout, a stopped process): no
+        # traceback on stderr for that; anything else is a bug, shown.
+        if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            log.debug("connection from %s dropped", client_address)
+            return
+        super().handle_error(request, client_address)
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
 
     def track(self, connection: socket.socket, alive: bool) -> None:
         with self._connections_lock:
@@ -136,7 +192,7 @@ class _Handler(BaseHTTPRequestHandler):
     # for the client's delayed ACK (~40 ms per request on Linux). TCP_NODELAY sends at once.
     disable_nagle_algorithm = True
     server: _HTTPServer
-    timeout = 120  # an idle keep-alive connection frees its thread after this
+    timeout = IDLE_SECONDS
 
     def setup(self) -> None:
         super().setup()
@@ -149,23 +205,47 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         self._handle()
 
-    do_POST = do_DELETE = do_PATCH = do_PUT = do_GET
+    # Methods no route has get 405 (or 404) from the route table, in Alpaca's error shape.
+    do_POST = do_DELETE = do_PATCH = do_PUT = do_HEAD = do_OPTIONS = do_TRACE = do_GET
+    do_CONNECT = do_GET
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s " + format, self.address_string(), *args)
+
+    def send_error(self, code: int, message: str | None = None,
+                   explain: str | None = None) -> None:
+        """http.server's own errors (a malformed request line, an unknown method, headers too
+        long) as JSON in Alpaca's shape instead of its HTML page; the connection closes."""
+        self.close_connection = True
+        self.request_version = self.protocol_version  # headers even for a garbled line
+        text = message or self.responses.get(code, ("error",))[0]
+        try:
+            self._send_raw(code, json.dumps(errors.for_status(code, text).body()).encode(),
+                           {"Content-Type": "application/json; charset=UTF-8",
+                            "Connection": "close"})
+        except OSError:
+            pass
 
     def _handle(self) -> None:
         sim = self.server.sim
         url = urlsplit(self.path)
         path, method = url.path, self.command
         params = dict(parse_qsl(url.query, keep_blank_values=True))
-        raw = self._read_body()
+        # The keys come first: a request without them is answered at once, its body unread
+        # (the connection closes), and it is neither logged nor saved.
+        if not self._authorized(sim):
+            sim.unauthorized += 1
+            self.close_connection = True
+            self._send(_error(errors.unauthorized()), close=True)
+            return
+        try:
+            raw = self._read_body()
+        except errors.ApiError as exc:
+            self.close_connection = True
+            self._send(_error(exc), close=True)
+            return
         # Each request is logged before its response leaves, so a client that has its
         # answer always finds the request in the log.
-        if not self._authorized(sim):
-            self._record(sim, method, path, 401)
-            self._send(_error(errors.unauthorized()))
-            return
         fault = None if path.startswith(CONTROL_PREFIX) else sim.faults.take(method, path)
         if fault is None:
             response = _dispatch(sim, method, path, params, raw)
@@ -198,8 +278,37 @@ class _Handler(BaseHTTPRequestHandler):
     # -- transport ----------------------------------------------------------------------------
 
     def _read_body(self) -> bytes:
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length > 0 else b""
+        """The declared body, at most MAX_BODY_BYTES, which must arrive within BODY_SECONDS."""
+        declared = (self.headers.get("Content-Length") or "0").strip()
+        if self.headers.get("Transfer-Encoding"):
+            raise errors.malformed("Transfer-Encoding is not supported; send Content-Length")
+        if not declared.isdigit():
+            raise errors.malformed(f"Content-Length {declared[:40]!r} is not a number of bytes")
+        length = int(declared)
+        if length > MAX_BODY_BYTES:
+            raise errors.ApiError(413, 41300000, f"a body of {length} bytes is more than "
+                                  f"this exchange reads ({MAX_BODY_BYTES})")
+        deadline = time.monotonic() + BODY_SECONDS
+        chunks, got = [], 0
+        try:
+            while got < length:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError
+                self.connection.settimeout(left)
+                chunk = self.rfile.read1(length - got)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                got += len(chunk)
+        except (TimeoutError, OSError):
+            pass
+        finally:
+            self.connection.settimeout(self.timeout)
+        if got < length:
+            raise errors.malformed(f"the body has {got} of the {length} bytes that "
+                                   "Content-Length declares")
+        return b"".join(chunks)
 
     def _authorized(self, sim: SimServer) -> bool:
         config = sim.exchange.config
@@ -208,8 +317,10 @@ class _Handler(BaseHTTPRequestHandler):
         return (hmac.compare_digest(key.encode(), config.key_id.encode())
                 and hmac.compare_digest(secret.encode(), config.secret_key.encode()))
 
-    def _send(self, response: Response) -> None:
+    def _send(self, response: Response, *, close: bool = False) -> None:
         headers = {"Content-Type": "application/json; charset=UTF-8", **response.headers}
+        if close:
+            headers["Connection"] = "close"
         if isinstance(response.body, bytes):  # already encoded (a malformed-body fault)
             body = response.body
         else:
@@ -241,14 +352,15 @@ class _Handler(BaseHTTPRequestHandler):
         self.close_connection = True
 
     def _record(self, sim: SimServer, method: str, path: str, status: int, **extra: Any) -> None:
-        if path.startswith(CONTROL_PREFIX):
-            return
+        """Log the request and make what it changed durable, before its answer leaves."""
         with sim.lock:
-            exchange = sim.exchange
-            exchange.requests.record(method, path, status, wire.timestamp(exchange.now),
-                                     **extra)
-            if sim.state_path and method != "GET" and 200 <= status < 300:
-                exchange.save(sim.state_path)
+            if not path.startswith(CONTROL_PREFIX):
+                exchange = sim.exchange
+                exchange.requests.record(method, path, status, wire.timestamp(exchange.now),
+                                         **extra)
+            # Whatever the request changed is durable before its answer leaves (a refused
+            # order still drew an id); a read's log entry alone waits for the next write.
+            sim.commit(with_log=method != "GET")
 
 
 def _dispatch(sim: SimServer, method: str, path: str, params: dict[str, str],
@@ -263,11 +375,8 @@ def _dispatch(sim: SimServer, method: str, path: str, params: dict[str, str],
     try:
         body = _parse_body(raw)
         with sim.lock:
-            response = route.handler(Request(sim, method, path, params, body, match))
-            if path.startswith(CONTROL_PREFIX) and sim.state_path and method != "GET" \
-                    and path != "/_sim/save" and response.status < 300:
-                sim.exchange.save(sim.state_path)
-            return response
+            sim.exchange.settle()  # what happened since the last request (order lifecycle)
+            return route.handler(Request(sim, method, path, params, body, match))
     except errors.ApiError as exc:
         return _error(exc)
     except Exception as exc:  # a bug: answer 500 like Alpaca, and show it
@@ -291,9 +400,28 @@ def _parse_body(raw: bytes) -> Any:
     if not raw.strip():
         return None
     try:
-        return json.loads(raw)
+        return json.loads(raw, parse_constant=_no_constant)
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise errors.malformed("request body is not valid JSON") from None
+    except RecursionError:
+        raise errors.malformed("request body is nested too deeply") from None
+
+
+def _no_constant(name: str) -> Any:
+    # Python's json reads NaN and Infinity, which JSON (RFC 8259) does not have.
+    raise errors.malformed(f"request body is not valid JSON: {name} is not a JSON number")
+
+
+def _refuse_busy(connection: socket.socket) -> None:
+    body = json.dumps(errors.for_status(503, "the exchange is serving too many connections; "
+                                        "retry").body()).encode()
+    head = (f"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json; "
+            f"charset=UTF-8\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n")
+    try:
+        connection.settimeout(1.0)
+        connection.sendall(head.encode() + body)
+    except OSError:
+        pass
 
 
 def _error(exc: errors.ApiError) -> Response:

@@ -23,6 +23,11 @@ Kill points are counted in the bot's process only (the exchange is elsewhere):
 * mid write K: inside the K-th atomic write, after its temporary file was written and
   fsynced, before os.replace.
 
+The signal is SIGKILL unless the job names another (`"signal": 15` for SIGTERM, which the
+bot handles as a clean stop). `"fail_writes_from": K` makes the K-th atomic write and every
+later one fail as on a full disk (ENOSPC, or `"fail_errno"`), at the rename: the temporary
+file was written, the target is untouched.
+
 With a trace file, a run that ends writes the requests it made and the files it wrote, in
 order: the list of its kill points.
 """
@@ -30,6 +35,7 @@ order: the list of its kill points.
 from __future__ import annotations
 
 import argparse
+import errno
 import gc
 import json
 import os
@@ -54,9 +60,13 @@ WARM_YEARS = (2021, 2022)
 class KillPoints:
     """Counts the bot's requests and state writes; SIGKILLs the process at the armed one."""
 
-    def __init__(self, after_request: int = 0, after_write: int = 0, mid_write: int = 0):
+    def __init__(self, after_request: int = 0, after_write: int = 0, mid_write: int = 0,
+                 signal: int = signal.SIGKILL, fail_writes_from: int = 0,
+                 fail_errno: int = errno.ENOSPC):
         self.after_request, self.after_write, self.mid_write = after_request, after_write, \
             mid_write
+        self.signal = signal
+        self.fail_writes_from, self.fail_errno = fail_writes_from, fail_errno
         self.requests: list[str] = []
         self.writes: list[str] = []
         self.replaces = 0
@@ -73,14 +83,14 @@ class KillPoints:
             response = send(session, method, url, **kwargs)
             points.requests.append(f"{method.upper()} {urlsplit(str(url)).path}")
             if len(points.requests) == points.after_request:
-                _die()
+                _die(points.signal)
             return response
 
         def atomic_write_text(path: Path, text: str) -> None:
             write(path, text)
             points.writes.append(str(path))
             if len(points.writes) == points.after_write:
-                _die()
+                _die(points.signal)
 
         broker._TimeoutSession.request = request
         state_files.atomic_write_text = atomic_write_text
@@ -97,17 +107,22 @@ class _OsKillingBeforeReplace:
         self._points = points
 
     def replace(self, src, dst) -> None:  # noqa: ANN001 - os.replace's signature
-        self._points.replaces += 1
-        if self._points.replaces == self._points.mid_write:
-            _die()
+        points = self._points
+        points.replaces += 1
+        if points.replaces == points.mid_write:
+            _die(points.signal)
+        if points.fail_writes_from and points.replaces >= points.fail_writes_from:
+            raise OSError(points.fail_errno, os.strerror(points.fail_errno), str(dst))
         os.replace(src, dst)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(os, name)
 
 
-def _die() -> None:
-    os.kill(os.getpid(), signal.SIGKILL)
+def _die(sig: int = signal.SIGKILL) -> None:
+    """The signal to this process: SIGKILL ends it here; SIGTERM is handled by the bot (it
+    raises where the bot is, right after this returns)."""
+    os.kill(os.getpid(), sig)
 
 
 def run_bot(argv: Sequence[str], kill: Mapping[str, int] | None, trace: str | None) -> int:

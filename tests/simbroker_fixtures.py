@@ -85,6 +85,10 @@ class Sim:
 def make_sim(monkeypatch: pytest.MonkeyPatch, now: datetime, data: MarketData | None = None,
              **config: object) -> Iterator[Sim]:
     config.setdefault("spread_bps", 0.0)
+    # These fixtures test matching and the account rules on the POST answer itself; the
+    # asynchronous lifecycle (pending_new, then new and fills after the answer) has its own
+    # tests (test_simbroker_order_lifecycle.py).
+    config.setdefault("async_acceptance", False)
     exchange = Exchange(data or tiny_market(), ExchangeConfig(**config), now=now)
     with serve(exchange) as server:
         monkeypatch.setenv("APCA_API_DATA_URL", server.data_url)

@@ -6,7 +6,13 @@ from datetime import UTC, datetime
 
 import pytest
 
-from account_events import attach_asset_ids, follow_renames, price_outside_closes
+from account_events import (
+    attach_asset_ids,
+    cash_in_lieu,
+    cash_in_lieu_rows,
+    follow_renames,
+    price_outside_closes,
+)
 from broker import Activity, Position
 from position_manager import CLOSED_OUTSIDE, reconcile, split_ratio
 from tests.test_state import T0, T1, holding, order, pending
@@ -99,3 +105,27 @@ def test_fills_that_do_not_cover_the_holding_leave_the_row_as_it_was():
     result = reconcile({"AAPL": held}, {}, [close], {})
     rows, notes = price_outside_closes(result.trades, {"AAPL": held}, [fill(1.0, 20.0, T1)])
     assert rows == result.trades and notes == []
+
+
+def test_cash_in_lieu_is_a_round_trip_priced_from_the_split_activity():
+    before = {"AAPL": holding(qty=10.0, price=10.0)}
+    after = reconcile(before, {}, [], {"AAPL": Position("AAPL", True, 3.0, 30.0, 31.0)}).holdings
+    (cut,) = cash_in_lieu(before, after)
+    assert cut[1] == pytest.approx(1 / 3)
+    paid = Activity(id="x::lieu", activity_type="SPLIT", time=T1, symbol="AAPL", side=None,
+                    qty=-1 / 3, price=None, net_amount=11.0, order_id=None, sub_type="RSPLIT")
+    (row,) = cash_in_lieu_rows([cut], [paid])
+    # 1/3 share at 33.00 (11.00 for the third) against the rescaled entry of 30.00.
+    assert (row["exit_reason"], row["exit_price"], row["pnl_usd"]) == ("cash_in_lieu", "33",
+                                                                        "1.00")
+    assert row["exit_client_order_id"] == "lieu-mr-20220301-AAPL-long"
+    (blank,) = cash_in_lieu_rows([cut], [])
+    assert blank["exit_price"] == "" and blank["pnl_usd"] == ""
+
+
+def test_no_cash_in_lieu_without_a_split_or_with_a_whole_split():
+    before = {"AAPL": holding(qty=10.0, price=10.0)}
+    sold = reconcile(before, {}, [], {"AAPL": Position("AAPL", True, 4.0, 10.0, 10.0)})
+    assert cash_in_lieu(before, sold.holdings) == []
+    whole = reconcile(before, {}, [], {"AAPL": Position("AAPL", True, 5.0, 20.0, 20.0)})
+    assert cash_in_lieu(before, whole.holdings) == []

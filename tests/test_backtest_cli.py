@@ -2,6 +2,7 @@
 
 import csv
 import json
+import re
 
 import pytest
 
@@ -36,10 +37,23 @@ def test_sweep_writes_grid_and_a_self_contained_report_with_the_heatmap(run):
     assert [line.split()[1:3] for line in ranked[1:5]] == [[r["entry_z"], r["window"]]
                                                            for r in best]
     page = (out / "report.html").read_text()
-    assert '"type":"heatmap"' in page
-    assert "Sweep: sharpe by entry_z and window" in page
+    assert '"type":"heatmap"' in page and '"zmid":0' in page  # a loss is never green
+    assert "Sweep: Sharpe (daily, rf=0) by entry_z and window" in page
     assert '<script src="http' not in page
     assert "plotly.js v" in page  # the library itself is inlined: the page works offline
+    # The sweep as a table ranked by Sharpe, best first, with a filter.
+    ranks = re.findall(r"<tr><td>(\d+)</td><td>([\d.]+)</td><td>(\d+)</td>", page)
+    assert [r[0] for r in ranks] == ["1", "2", "3", "4"]
+    by_cell = {(float(r["entry_z"]), int(r["window"])): float(r["sharpe"]) for r in grid}
+    ordered = [by_cell[(float(z), int(w))] for _, z, w in ranks]
+    assert ordered == sorted(ordered, reverse=True)
+    assert "id='sweep-filter'" in page
+    # What the run was: its settings first, then every traded symbol in the menu.
+    assert page.index("<h2>Settings</h2>") < page.index("<h2>Statistics</h2>")
+    assert "<th>symbols</th><td class='left'>4: AAPL, AMZN, KO, XOM</td>" in page
+    assert "<h2>Monthly returns</h2>" in page and "<h2>Worst drawdowns</h2>" in page
+    assert "Rolling Sharpe over 126 sessions" in page
+    assert '"title.text":' in page  # the menu keeps each symbol's title
 
 
 def test_split_reports_both_periods(run):
@@ -51,6 +65,15 @@ def test_split_reports_both_periods(run):
     header = printed.out.splitlines()[0]
     assert "in-sample" in header and "out-of-sample" in header
     assert "Walk-forward" in (out / "report.html").read_text()
+
+
+def test_a_sweep_with_a_split_is_ranked_and_drawn_out_of_sample(run):
+    code, printed, out = run("--grid", "entry_z=1.5,2.0", "--split", "2022-02-15",
+                             "--processes", "1")
+    assert code == 0, printed.err
+    page = (out / "report.html").read_text()
+    assert "Sweep: out-of-sample Sharpe (daily, rf=0) by entry_z and _" in page
+    assert "best first by out-of-sample Sharpe (daily, rf=0)" in page
 
 
 def test_files_and_parameter_overrides(run):

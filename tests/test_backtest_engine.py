@@ -251,13 +251,17 @@ def test_chunks_of_days_do_not_change_the_result(monkeypatch):
     assert rows == trade_rows(by_day)
 
 
-def test_a_window_with_a_missing_close_keeps_the_symbol_out_of_the_bots_view():
-    # Bought on 03-05; no bar on 03-08. From 03-10 the position is past the 5-day holding
-    # period, but every window up to 03-12 holds the missing close of 03-08: the bot gets no
-    # price history for AAA, so it places no exit (not even the holding-period one).
+def test_a_held_symbol_with_a_gap_in_its_window_is_still_exited_on_time():
+    # Bought on 03-05; no bar on 03-08 (no price that day: nothing is decided). Every window up
+    # to 03-12 holds the missing close of 03-08, but a held position is managed from the
+    # closes it has (3 of the window's 4, held_min_closes(5) = 3), and the holding limit
+    # needs no z: on 03-10, 5 calendar days after the entry, it closes the position. (This
+    # test asserted the opposite before: no exit at all while the gap was in the window.)
     rows = [*flat_start("AAA"), ("AAA", DAYS[4], 9.0),
             *[("AAA", d, 9.0) for d in DAYS[6:]], ("BBB", DAYS[5], 20.0)]
     result = backtest(bars(*rows), end=DAYS[-1], symbols=("AAA", "BBB"))
-    assert result.positions.tolist() == [1] * 6
-    assert len(result.trades) == 0
-    assert np.isnan(result.z[1:, 0]).all()
+    assert result.positions.tolist() == [1, 1, 1, 0, 0, 0]
+    (trade,) = trade_rows(result)
+    assert trade["exit_reason"] == "max_holding_period"
+    assert trade["exit_time"][:10] == DAYS[7].isoformat() and trade["holding_days"] == "5"
+    assert np.isnan(result.z[1:, 0]).all()  # entries still need the whole window

@@ -221,8 +221,16 @@ def test_reverse_split_with_cash_in_lieu_is_followed_to_the_close(make_sim):
                if a["net_amount"] != "0"]
     assert float(lieu["net_amount"]) == pytest.approx(sim.exchange.book.cash - cash)
     assert any("cash in lieu" in n for n in sim.last_summary()["notes"])
+    (lieu_trade,) = sim.trades()  # the third of a share paid in cash is a round trip
+    assert lieu_trade["exit_reason"] == "cash_in_lieu"
+    assert float(lieu_trade["qty"]) == pytest.approx(1 / 3, abs=1e-5)
+    lieu_price = float(lieu["net_amount"]) / abs(float(lieu["qty"]))
+    assert float(lieu_trade["exit_price"]) == pytest.approx(lieu_price, rel=1e-5)
+    assert float(lieu_trade["pnl_usd"]) == pytest.approx((lieu_price - entry * 3) / 3, abs=0.01)
+    sim.run(ex_date)  # a rerun records nothing twice
+    assert len(sim.trades()) == 1
     assert sim.run(DAYS[E + 2]) == 0
-    (trade,) = sim.trades()
+    trade = sim.trades()[-1]
     assert trade["exit_reason"] == "mean_reversion" and trade["qty"] == "3"
     assert float(trade["entry_price"]) == pytest.approx(entry * 3, rel=1e-6)
     assert sim.exchange.book.positions == {}

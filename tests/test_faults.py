@@ -253,8 +253,10 @@ def test_empty_bars_skip_every_symbol_and_postpone_the_exit(bots, both, tmp_path
                      body={"bars": {}, "next_page_token": None}))
     run, exchange, logs, _ = one_run(bots, both, tmp_path, faults)
     assert run.returncode == 0, run.stderr
-    assert "skip AAA: no daily bar" in run.stderr
-    assert "AAA: held, but no usable price today; exit decision postponed" in run.stderr
+    assert "skip BBB: no daily bar" in run.stderr and "skip AAA" not in run.stderr
+    # AAA is held and has a price: it stays managed (the holding limit needs no bars; with
+    # no close at all there is no z for a stop-loss or reversion), and held one day: no exit.
+    assert "AAA: held, no daily bar for 29 of the 29 window sessions" in run.stderr
     assert today_orders(exchange) == {}
     assert check_invariants(exchange, logs) == []
     assert "AAA" in StateStore(logs).load_holdings()
@@ -359,6 +361,7 @@ def _three_day_trades(exchange) -> None:
             exchange.submit_order({"symbol": "DDD", "qty": 1, "side": side, "type": "market",
                                    "time_in_force": "day",
                                    "client_order_id": f"manual-{i}-{side}"})
+            exchange.settle()  # accepted and filled after the answer, as at Alpaca
     assert exchange.daytrade_count() == 3
 
 
@@ -383,6 +386,7 @@ def test_the_exchange_refuses_a_day_trade_the_bot_did_not_see_coming(bots, tmp_p
         _three_day_trades(exchange)
         exchange.submit_order({"symbol": "AAA", "qty": 1, "side": "buy", "type": "market",
                                "time_in_force": "day", "client_order_id": "manual-aaa"})
+        exchange.settle()
 
     run, exchange, logs, _ = one_run(bots, prepared, tmp_path / "run", Faults(),
                                      setup=day_trades_and_a_manual_buy)

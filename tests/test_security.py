@@ -159,3 +159,83 @@ def _other_addresses() -> list[str]:
     except OSError:
         pass
     return sorted(a for a in found if not a.startswith("127.") and a != "0.0.0.0")
+
+
+# -- from the first line to the last -------------------------------------------------------------
+
+def test_every_file_a_run_writes_is_private(runs):
+    done, _, workdir = runs["succeeds"]
+    files = [p for p in (workdir / "logs").rglob("*") if p.is_file()]
+    assert any(p.name == "bot.log" for p in files) and len(files) >= 5
+    loose = {str(p.relative_to(workdir)): oct(p.stat().st_mode & 0o777) for p in files
+             if p.stat().st_mode & 0o077}
+    assert loose == {}
+
+
+def test_an_uncaught_exception_is_printed_redacted(tmp_path):
+    """Python's excepthook (main thread and others) goes through the bot's redaction."""
+    script = ("import threading, logger\n"
+              f"logger.setup_logging(secrets=[{SECRET!r}])\n"
+              f"t = threading.Thread(target=lambda: 1 / 0 if {SECRET!r} else 0)\n"
+              "t.start(); t.join()\n"
+              f"raise RuntimeError('the key is {SECRET}')\n")
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 1
+    assert "RuntimeError: the key is <redacted>" in done.stderr
+    assert "ZeroDivisionError" in done.stderr
+    assert SECRET not in done.stderr + done.stdout
+
+
+def test_a_setting_that_holds_a_key_by_mistake_is_not_echoed(tmp_path):
+    env = {"PATH": "/usr/bin:/bin", "ALPACA_API_KEY": KEY, "ALPACA_SECRET_KEY": SECRET,
+           "POSITION_SIZE_USD": SECRET, "Z_SCORE_WINDOW": KEY}
+    done = subprocess.run([sys.executable, str(ROOT / "trading_bot.py"), "--log-dir",
+                           str(tmp_path / "logs")], env=env, cwd=tmp_path, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 2
+    assert "POSITION_SIZE_USD" in done.stderr or "Z_SCORE_WINDOW" in done.stderr
+    assert SECRET not in done.stderr + done.stdout and KEY not in done.stderr + done.stdout
+
+
+@pytest.mark.parametrize("mode, warned", [(0o644, True), (0o640, True), (0o600, False)])
+def test_a_readable_env_file_is_warned_about(tmp_path, mode, warned):
+    env_file = tmp_path / ".env"
+    env_file.write_text(f"ALPACA_API_KEY={KEY}\nALPACA_SECRET_KEY={SECRET}\n"
+                        "POSITION_SIZE_USD=-1\n")
+    env_file.chmod(mode)
+    done = subprocess.run([sys.executable, str(ROOT / "trading_bot.py")],
+                          env={"PATH": "/usr/bin:/bin"}, cwd=tmp_path, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 2  # the bad setting: the check comes before anything else
+    assert ("chmod 600" in done.stderr) == warned
+    assert SECRET not in done.stderr
+
+
+def test_the_local_exchange_takes_its_keys_from_a_file_not_the_command_line(tmp_path):
+    keys = tmp_path / "keys"
+    keys.write_text(f"{KEY}\n{SECRET}\n")
+    keys.chmod(0o600)
+    process = subprocess.Popen([sys.executable, "-m", "simbroker", "--port", "0", "--data",
+                                "splits", "--keys-file", str(keys)], cwd=ROOT,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        url = None
+        while url is None:
+            line = process.stdout.readline()
+            assert line, process.stderr.read()
+            if line.startswith("APCA_API_BASE_URL="):
+                url = line.strip().split("=", 1)[1]
+        cmdline = (open(f"/proc/{process.pid}/cmdline", "rb").read()
+                   if sys.platform == "linux" else b"")
+        assert SECRET.encode() not in cmdline and KEY.encode() not in cmdline
+        ok = requests.get(url + "/v2/account", timeout=5,
+                          headers={"APCA-API-KEY-ID": KEY, "APCA-API-SECRET-KEY": SECRET})
+        assert ok.status_code == 200
+        default = requests.get(url + "/v2/account", timeout=5, headers={
+            "APCA-API-KEY-ID": "SIMKEY", "APCA-API-SECRET-KEY": "SIMSECRET"})
+        assert default.status_code == 401
+    finally:
+        process.terminate()
+        out, _ = process.communicate(timeout=20)
+    assert SECRET not in out

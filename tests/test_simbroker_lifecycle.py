@@ -208,15 +208,22 @@ def test_symbol_change_moves_the_position_and_keeps_the_asset_id(sim):
 
 def test_reverse_split_pays_the_fraction_in_cash_and_posts_activities(sim):
     limit_buy(sim.api, "RSP", 10, 10.00)  # 10 shares at 10.00
-    resting = limit_buy(sim.api, "RSP", 3, 9.00, time_in_force="gtc")
+    resting = limit_buy(sim.api, "RSP", 4, 9.01, time_in_force="gtc")
+    too_small = limit_buy(sim.api, "RSP", 2, 9.00, time_in_force="gtc")
+    sim.advance_to(ny(MAR2, 17))
+    day_order = limit_buy(sim.api, "RSP", 3, 9.00)  # after the close: for 03-03's open
     cash = float(sim.account()["cash"])
     sim.advance_to(ny(MAR3, 10))  # 1-for-3 at the open: 3 shares, 1/3 share in cash
     position = sim.api.get_position("RSP")
     assert (position.qty, float(position.avg_entry_price)) == ("3", pytest.approx(30.0))
-    # Cash in lieu at the split-adjusted previous close: 1/3 share x 30.00 = 10.00; the
-    # resting buy was canceled and holds nothing.
+    # Cash in lieu at the split-adjusted previous close: 1/3 share x 30.00 = 10.00.
     assert float(sim.account()["cash"]) == pytest.approx(cash + 10.00)
-    assert sim.api.get_order(resting.id).status == "canceled"
+    # The GTC buy of 4 @ 9.01 works on as 1 share @ 27.03 (4/3 rounded down, 9.01 x 3); the
+    # one that rounds to no share and the DAY order are canceled.
+    adjusted = sim.api.get_order(resting.id)
+    assert (adjusted.status, adjusted.qty, adjusted.limit_price) == ("new", "1", "27.03")
+    assert sim.api.get_order(too_small.id).status == "canceled"
+    assert sim.api.get_order(day_order.id).status == "canceled"
     splits = sim.api.get_activities(activity_types="SPLIT")
     by_amount = {a.net_amount: a for a in splits}
     assert by_amount["0"].qty == "-7" and by_amount["0"].activity_sub_type == "RSPLIT"

@@ -221,7 +221,7 @@ def test_partially_filled_day_order_expires_with_the_rest(monkeypatch):
         assert expired.status == "expired" and 0 < float(expired.filled_qty) < 100
 
 
-def test_split_scales_the_position_and_cancels_open_orders(sim):
+def test_split_scales_the_position_and_adjusts_gtc_limit_orders(sim):
     sim.api.submit_order("SPL", qty=10, side="buy", type="market", time_in_force="day")
     resting = sim.api.submit_order("SPL", qty=5, side="sell", type="limit",
                                    time_in_force="gtc", limit_price=250)
@@ -234,9 +234,12 @@ def test_split_scales_the_position_and_cancels_open_orders(sim):
     ask = model_quote(model_price("SPL", MAR1, NOON_FRACTION))[1]
     assert position.qty == "20" and float(position.avg_entry_price) == ask / 2
     assert position.lastday_price == "100"  # 03-02's close of 200, split-adjusted
-    canceled = sim.api.get_order(resting.id)._raw
-    assert canceled["status"] == "canceled"
-    assert canceled["canceled_at"] == "2022-03-03T14:30:00.000000Z"
+    # Alpaca adjusts non-marketable GTC limit orders for corporate actions (spec, TimeInForce):
+    # 5 @ 250 is now 10 @ 125, still working, and holds 10 of the 20 shares.
+    adjusted = sim.api.get_order(resting.id)._raw
+    assert (adjusted["status"], adjusted["qty"], adjusted["limit_price"]) == ("new", "10", "125")
+    assert adjusted["updated_at"] == "2022-03-03T14:30:00.000000Z"
+    assert position.qty_available == "10"
 
 
 def test_close_position_sells_at_the_current_quote(sim):

@@ -22,6 +22,7 @@ from tests.simbroker_fixtures import (
     MAR2,
     NOON_MAR1,
     SECRET,
+    Sim,
     limit_buy,
     make_sim,
     ny,
@@ -273,17 +274,38 @@ def test_load_refuses_a_damaged_or_foreign_file(tmp_path):
         Exchange.load(good, other)
 
 
-def test_save_and_load_over_http(sim, tmp_path):
-    limit_buy(sim.api, "AAA", 10, AAA_MARKETABLE)
-    path = str(tmp_path / "saved.json")
-    assert control(sim, "POST", "/_sim/save", {"path": path}).json()["saved"] == path
-    sim.api.close_position("AAA")
-    control(sim, "POST", "/_sim/clock", {"to": "2022-03-02"})
-    assert control(sim, "POST", "/_sim/load", {"path": path}).json()["now"] == \
-        "2022-03-01T17:00:00.000000Z"
-    assert sim.api.get_position("AAA").qty == "10"
-    assert control(sim, "POST", "/_sim/load", {"path": path + ".missing"}).status_code == 422
+def test_save_and_load_over_http(monkeypatch, tmp_path):
+    state = tmp_path / "state.json"
+    exchange = Exchange(tiny_market(), ExchangeConfig(spread_bps=0.0), now=NOON_MAR1)
+    with serve(exchange, state_path=str(state)) as server:
+        monkeypatch.setenv("APCA_API_DATA_URL", server.data_url)
+        sim = Sim(exchange, server, sdk(server))
+        limit_buy(sim.api, "AAA", 10, AAA_MARKETABLE)
+        saved = control(sim, "POST", "/_sim/save", {"path": "saved.json"}).json()["saved"]
+        assert saved == str(tmp_path / "saved.json")
+        sim.api.close_position("AAA")
+        control(sim, "POST", "/_sim/clock", {"to": "2022-03-02"})
+        assert control(sim, "POST", "/_sim/load", {"path": "saved.json"}).json()["now"] == \
+            "2022-03-01T17:00:00.000000Z"
+        assert sim.api.get_position("AAA").qty == "10"
+        assert control(sim, "POST", "/_sim/load", {"path": "missing.json"}).status_code == 422
+
+
+def test_save_and_load_stay_in_the_state_directory(sim, monkeypatch, tmp_path):
     assert control(sim, "POST", "/_sim/save", {}).status_code == 422  # no --state file
+    state = tmp_path / "state" / "state.json"
+    state.parent.mkdir()
+    exchange = Exchange(tiny_market(), now=NOON_MAR1)
+    with serve(exchange, state_path=str(state)) as server:
+        confined = Sim(exchange, server, sdk(server))
+        for path in ("../escape.json", str(tmp_path / "escape.json"), "/tmp/x.json",
+                     "$(touch pwned).json", "state.sh", "sub/dir.json", ""):
+            for endpoint in ("/_sim/save", "/_sim/load"):
+                answer = control(confined, "POST", endpoint, {"path": path})
+                assert answer.status_code == 422, (endpoint, path)
+                assert "state directory" in answer.json()["message"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["state"]
+    assert not (tmp_path / "state" / "pwned").exists()
 
 
 def test_server_with_state_path_saves_after_changes(monkeypatch, tmp_path):

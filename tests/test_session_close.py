@@ -1,0 +1,86 @@
+"""No order leaves after the session's close: checked before every POST against the run's
+estimate of the broker's time and, near the close, the broker's clock (early closes too)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time
+
+import pytest
+import requests
+
+import trading_bot
+from market_calendar import NEW_YORK
+from tests.sim_harness import Sim, flat_bars, market, price_for_z, sessions, zigzag
+from tests.test_bot_e2e import DAYS, E, scenario
+
+ORDERS = "/v2/orders"
+
+
+def at(day: date, hh: int, mm: int, ss: int = 0) -> datetime:
+    return datetime.combine(day, time(hh, mm, ss), tzinfo=NEW_YORK)
+
+
+@pytest.fixture
+def sim(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    series, _ = scenario([])
+    s = Sim(tmp_path, market(flat_bars("AAA", series["AAA"])), DAYS[E - 1], spread_bps=0.0)
+    s.env["TICKERS"] = "AAA"
+    yield s
+    s.close()
+
+
+def posts(sim: Sim) -> list[dict]:
+    return [r for r in sim.server.requests() if r["method"] == "POST" and r["path"] == ORDERS]
+
+
+def test_a_run_started_seconds_before_the_close_sends_nothing(sim):
+    sim.exchange.advance_to(at(DAYS[E], 15, 59, 45))
+    assert sim.run() == 0
+    (entry,) = sim.last_summary()["entries"]
+    assert entry["status"].startswith("refused: the session closes at 16:00:00")
+    assert posts(sim) == [] and sim.store.load_pending() == {}
+
+
+def test_a_run_that_straddles_the_close_sends_nothing_after_it(sim):
+    sim.exchange.advance_to(at(DAYS[E], 15, 59, 25))  # 35 s before the close: time enough
+    # ...but the snapshots answer takes 6 s: by then the close is under 30 s away. The
+    # exchange's clock stands still; the run's own estimate of the time moves on.
+    response = requests.post(f"{sim.server.trading_url}/_sim/faults", json={
+        "method": "GET", "path": "/v2/stocks/snapshots", "delay_seconds": 6},
+        headers={"APCA-API-KEY-ID": sim.exchange.config.key_id,
+                 "APCA-API-SECRET-KEY": sim.exchange.config.secret_key}, timeout=10)
+    assert response.status_code == 200
+    assert sim.run() == 0
+    assert posts(sim) == [] and "refused: the session closes" in \
+        sim.last_summary()["entries"][0]["status"]
+    assert any(r["path"] == "/v2/clock" for r in sim.server.requests()[2:])  # asked again
+
+
+def test_an_early_close_counts(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    days = sessions(date(2022, 9, 1), 70)
+    closes = zigzag(days)
+    black_friday = date(2022, 11, 25)  # NYSE closes at 13:00
+    past = [closes[d] for d in days if d < black_friday][-29:]
+    closes[black_friday] = price_for_z(past, -2.0)
+    sim = Sim(tmp_path, market(flat_bars("AAA", closes)), date(2022, 11, 23), spread_bps=0.0)
+    sim.env["TICKERS"] = "AAA"
+    try:
+        sim.exchange.advance_to(at(black_friday, 12, 59, 45))
+        assert sim.run() == 0
+        assert sim.last_summary()["entries"][0]["status"].startswith(
+            "refused: the session closes at 13:00:00")
+        assert posts(sim) == []
+    finally:
+        sim.close()
+
+
+def test_the_same_day_guard_knows_an_exit_filled_at_the_open():
+    today = date(2022, 3, 4)
+    row = {"symbol": "AAA", "exit_client_order_id": "mr-20220303-AAA-exit",
+           "exit_time": "2022-03-04T14:30:00+00:00"}  # yesterday's exit, filled at 09:30
+    assert trading_bot.exited_today([row], today) == {"AAA"}
+    assert trading_bot.exited_today([{**row, "exit_time": "2022-03-03T20:00:00+00:00"}],
+                                    today) == set()
+    assert trading_bot.exited_today([{**row, "exit_time": ""}], today) == set()
