@@ -284,8 +284,11 @@ def _order_line(label: str, e: Mapping[str, Any]) -> str:
     reason = f" ({e['exit_reason']})" if e.get("exit_reason") else ""
     z = e.get("z")
     z_text = f", z={z:.2f}" if isinstance(z, int | float) else ""
+    kind = "market" if e.get("order_type") == "market" else f"limit {_num(e.get('limit_price'))}"
+    if e.get("time_in_force") == "cls":
+        kind += " on close"
     return (f"{label} {e.get('side', '?')} {_num(e.get('qty'))} {e.get('symbol', '?')} "
-            f"limit {_num(e.get('limit_price'))}{z_text}{reason}: {e.get('status', '?')}")
+            f"{kind}{z_text}{reason}: {e.get('status', '?')}")
 
 
 def _fill_line(f: Mapping[str, Any], trades: Sequence[Mapping[str, Any]]) -> str:

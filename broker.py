@@ -33,9 +33,10 @@ from errors import (
     DeadlineError,
     NotFoundError,
     OrderRejectedError,
+    SubscriptionError,
     TemporaryBrokerError,
 )
-from market_calendar import NEW_YORK, UTC
+from market_calendar import NEW_YORK, UTC, Session
 
 log = logging.getLogger("bot.broker")
 T = TypeVar("T")
@@ -100,7 +101,11 @@ class Asset:
     tradable: bool
     fractionable: bool
     shortable: bool
-    easy_to_borrow: bool
+    easy_to_borrow: bool  # from borrow_status, or the deprecated field where only it is sent
+    # The share of a position's value that must be held as margin, in percent (Alpaca's
+    # margin_requirement_long/short strings); None where the broker does not say.
+    margin_requirement_long_pct: float | None = None
+    margin_requirement_short_pct: float | None = None
 
 
 @dataclass(frozen=True)
@@ -199,26 +204,74 @@ class Bar:
     volume: float
 
 
-class _TimeoutSession(requests.Session):
-    """A requests session whose every request has a timeout (the SDK sets none)."""
+# Requests kept in reserve in each rate-limit window: another client of the same account (a
+# dashboard, a second script) may spend one between two of ours.
+RATE_RESERVE = 2
+RATE_MARGIN_SECONDS = 0.05  # after the advertised reset, so the window has surely turned
 
-    def __init__(self, timeout_seconds: float) -> None:
+
+class RatePacer:
+    """Alpaca's request budget as its answers report it (X-Ratelimit-Remaining and -Reset,
+    per API: the Trading API and the Market Data API count apart), and how long to wait
+    before the next request so that it is not refused with 429."""
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
+        self._budgets: dict[str, tuple[int, float]] = {}  # api -> (remaining, reset epoch)
+        self.waits = 0
+        self.waited_seconds = 0.0
+
+    def observe(self, url: str, response: requests.Response) -> None:
+        headers = response.headers
+        remaining, reset = headers.get("X-RateLimit-Remaining"), headers.get("X-RateLimit-Reset")
+        try:
+            budget = (0 if response.status_code == 429 else int(remaining or ""),
+                      float(reset or ""))
+        except ValueError:
+            return  # no headers (or unreadable ones): nothing to pace by
+        self._budgets[_api_of(url)] = budget
+
+    def wait_seconds(self, url: str) -> float:
+        remaining, reset = self._budgets.get(_api_of(url), (RATE_RESERVE + 1, 0.0))
+        if remaining > RATE_RESERVE:
+            return 0.0
+        return max(0.0, reset - self._clock() + RATE_MARGIN_SECONDS)
+
+
+def _api_of(url: str) -> str:
+    return "data" if "/v2/stocks" in url else "trading"
+
+
+class _TimeoutSession(requests.Session):
+    """A requests session whose every request has a timeout (the SDK sets none) and waits,
+    through `pace`, while the request budget is spent."""
+
+    def __init__(self, timeout_seconds: float, pacer: RatePacer,
+                 pace: Callable[[float], None]) -> None:
         super().__init__()
         self.timeout_seconds = timeout_seconds
+        self.pacer = pacer
+        self.pace = pace
 
     def request(self, method, url, **kwargs):  # type: ignore[override]
         kwargs.setdefault("timeout", self.timeout_seconds)
-        return super().request(method, url, **kwargs)
+        wait = self.pacer.wait_seconds(url)
+        if wait > 0:
+            self.pace(wait)
+        response = super().request(method, url, **kwargs)
+        self.pacer.observe(url, response)
+        return response
 
 
 class _Rest(REST):
     """The SDK's client with its retry off, a timeout, and an explicit data URL."""
 
-    def __init__(self, creds: Credentials, base_url: str, data_url: str, timeout: float):
+    def __init__(self, creds: Credentials, base_url: str, data_url: str,
+                 session: _TimeoutSession):
         super().__init__(key_id=creds.key_id, secret_key=creds.secret_key, base_url=base_url,
                          api_version="v2", raw_data=True)
         self._retry = 0
-        self._session = _TimeoutSession(timeout)
+        self._session = session
         self._data_url = URL(data_url)
 
     def data_get(self, path, data=None, feed=None, api_version="v1"):
@@ -232,13 +285,17 @@ class Broker:
     """Alpaca's trading and market data API as plain records."""
 
     def __init__(self, creds: Credentials, *, base_url: str, data_url: str,
-                 timeout_seconds: float = 30.0, retries: int = 3, feed: str = "iex",
-                 deadline: float | None = None, backoff_seconds: float = 0.5,
+                 timeout_seconds: float = 30.0, retries: int = 3, bars_feed: str = "sip",
+                 price_feed: str = "iex", deadline: float | None = None,
+                 backoff_seconds: float = 0.5,
                  sleep: Callable[[float], None] = time.sleep) -> None:
-        self._rest = _Rest(creds, base_url.rstrip("/"), data_url.rstrip("/"), timeout_seconds)
+        self.pacer = RatePacer()
+        session = _TimeoutSession(timeout_seconds, self.pacer, self._pace)
+        self._rest = _Rest(creds, base_url.rstrip("/"), data_url.rstrip("/"), session)
         self._timeout = timeout_seconds
         self._retries = retries
-        self._feed = feed
+        self._bars_feed = bars_feed
+        self.price_feed = price_feed  # may fall back to iex during the run (see quotes)
         self._deadline = deadline  # time.monotonic() value after which nothing is sent
         self._backoff = backoff_seconds
         self._sleep = sleep
@@ -282,6 +339,18 @@ class Broker:
                 self._sleep(wait)
         raise AssertionError("unreachable")
 
+    def _pace(self, seconds: float) -> None:
+        """Wait `seconds` for the request budget to reset; if the run's deadline comes first,
+        stop (the next run carries on) rather than spend it waiting."""
+        if self._deadline is not None and time.monotonic() + seconds > self._deadline:
+            raise DeadlineError(f"the request budget resets in {seconds:.1f} s, after the run "
+                                "deadline (RUN_DEADLINE_SECONDS)")
+        log.info("request budget nearly spent (X-Ratelimit-Remaining <= %d); waiting %.1f s "
+                 "for its reset", RATE_RESERVE, seconds)
+        self.pacer.waits += 1
+        self.pacer.waited_seconds += seconds
+        self._sleep(seconds)
+
     def within_deadline(self, seconds: float) -> float:
         """`seconds`, cut short so that a wait (a backoff) never runs past the deadline."""
         if self._deadline is None:
@@ -296,6 +365,12 @@ class Broker:
                      next_open=parse_time(raw["next_open"]),
                      next_close=parse_time(raw["next_close"]))
 
+    def calendar(self, start: date, end: date) -> list[Session]:
+        """The broker's trading sessions from `start` to `end` (GET /v2/calendar)."""
+        raw = self._read("GET /v2/calendar", lambda: self._rest.get_calendar(
+            start.isoformat(), end.isoformat()))
+        return [_session(day) for day in raw]
+
     def account(self) -> Account:
         raw = self._read("GET /v2/account", self._rest.get_account)
         return _account(raw)
@@ -304,11 +379,14 @@ class Broker:
         """Active US equities, by symbol: one request for the whole universe."""
         raw = self._read("GET /v2/assets",
                          lambda: self._rest.list_assets(status="active", asset_class="us_equity"))
-        return {a["symbol"]: Asset(symbol=a["symbol"], tradable=bool(a.get("tradable")),
-                                   fractionable=bool(a.get("fractionable")),
-                                   shortable=bool(a.get("shortable")),
-                                   easy_to_borrow=bool(a.get("easy_to_borrow")))
-                for a in raw}
+        assets = {a["symbol"]: _asset(a) for a in raw}
+        unknown = sorted(a["symbol"] for a in raw
+                         if a.get("shortable") and borrow_status(a) is None)
+        if unknown:
+            log.warning("%d shortable assets report neither borrow_status nor easy_to_borrow; "
+                        "they are not shorted today: %s", len(unknown),
+                        ", ".join(unknown[:10]) + (" ..." if len(unknown) > 10 else ""))
+        return assets
 
     def positions(self) -> dict[str, Position]:
         """Parsed inside the read: an answer that contradicts itself (a long position with a
@@ -415,15 +493,21 @@ class Broker:
         """Daily bars for every symbol, split- and dividend-adjusted (adjustment=all: a split
         must not look like a crash). `limit` is left unset so the SDK follows
         next_page_token until every symbol's bars are in (a small limit would starve the
-        symbols that sort last)."""
+        symbols that sort last).
+
+        The range is sent as instants: from the first day's bar time to the last day's (a
+        daily bar is stamped at midnight New York time). A bare date would mean the end of
+        the last day, which on a free plan must be 15+ minutes in the past for SIP bars; the
+        bar's own time is, whenever its session is over."""
         symbols = sorted(symbols)
         if not symbols:
             return {}
+        first, last = bar_instant(start), bar_instant(end)
 
         def fetch() -> list[dict[str, Any]]:
             return list(self._rest.get_bars_iter(
-                symbols, "1Day", start.isoformat(), end.isoformat(), adjustment="all",
-                feed=self._feed, raw=True))
+                symbols, "1Day", first, last, adjustment="all", feed=self._bars_feed,
+                raw=True))
 
         out: dict[str, list[Bar]] = {}
         for raw in self._read("GET /v2/stocks/bars", fetch):
@@ -434,27 +518,44 @@ class Broker:
         return out
 
     def quotes(self, symbols: Iterable[str]) -> dict[str, Quote]:
-        """Latest trade and quote for the whole universe in one request (snapshots)."""
+        """Latest trade and quote for the whole universe in one request (snapshots). A
+        symbol without a usable latest trade (null, no price or time) is left out; a bid or
+        ask of 0 ("no quote") is None. If the plan refuses SIP prices (403), the broker
+        falls back to IEX for the rest of the run, with one warning."""
         symbols = sorted(symbols)
         if not symbols:
             return {}
-        raw = self._read("GET /v2/stocks/snapshots",
-                         lambda: self._rest.get_snapshots(symbols, feed=self._feed))
+        try:
+            raw = self._snapshots(symbols)
+        except SubscriptionError as exc:
+            if self.price_feed != "sip":
+                raise
+            log.warning("PRICE_FEED=sip: %s; using IEX prices for this run (set PRICE_FEED=iex "
+                        "on a free data plan)", exc)
+            self.price_feed = "iex"
+            raw = self._snapshots(symbols)
         out: dict[str, Quote] = {}
         for symbol, snap in (raw or {}).items():
             trade = (snap or {}).get("latestTrade") or {}
             quote = (snap or {}).get("latestQuote") or {}
-            if "p" not in trade or "t" not in trade:
+            if trade.get("p") is None or not trade.get("t"):
                 continue
             out[symbol] = Quote(symbol=symbol, price=float(trade["p"]),
                                 price_time=parse_time(trade["t"]),
-                                bid=_float_or_none(quote.get("bp")),
-                                ask=_float_or_none(quote.get("ap")))
+                                bid=_positive_or_none(quote.get("bp")),
+                                ask=_positive_or_none(quote.get("ap")))
         return out
+
+    def _snapshots(self, symbols: list[str]) -> dict[str, Any]:
+        feed = self.price_feed
+        return self._read("GET /v2/stocks/snapshots",
+                          lambda: self._rest.get_snapshots(symbols, feed=feed))
 
 
 def _translate(what: str, status: int | None, code: int | None, message: str) -> BrokerError:
     text = f"{what}: HTTP {status} {code or ''} {message}".replace("  ", " ")
+    if status == 403 and "subscription does not permit" in message:
+        return SubscriptionError(text, status=status, code=code)
     if status in (401,) or (status == 403 and code == 40110000):
         return AuthError(text + " - check ALPACA_API_KEY / ALPACA_SECRET_KEY", status=status,
                          code=code)
@@ -479,6 +580,12 @@ def parse_time(text: str) -> datetime:
     return parsed.astimezone(UTC)
 
 
+def bar_instant(day: date) -> str:
+    """A daily bar's time on the wire: midnight New York time of its session day, in UTC."""
+    start = datetime(day.year, day.month, day.day, tzinfo=NEW_YORK)
+    return start.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def format_price(price: float) -> str:
     """A limit price on the wire: at most 4 decimals, never in exponent notation."""
     return f"{price:.4f}".rstrip("0").rstrip(".")
@@ -491,6 +598,12 @@ def format_qty(qty: float) -> str:
 
 def _float_or_none(value: Any) -> float | None:
     return None if value in (None, "") else float(value)
+
+
+def _positive_or_none(value: Any) -> float | None:
+    """A bid or ask: None when absent or not above 0 (Alpaca's 0 means "no quote")."""
+    number = _float_or_none(value)
+    return number if number is not None and number > 0 else None
 
 
 def _int_or_none(value: Any) -> int | None:
@@ -517,6 +630,48 @@ def _account(raw: dict[str, Any]) -> Account:
         status=str(raw.get("status") or "missing"),
         account_blocked=bool(raw.get("account_blocked")),
         trade_suspended_by_user=bool(raw.get("trade_suspended_by_user")))
+
+
+def borrow_status(raw: dict[str, Any]) -> str | None:
+    """"easy_to_borrow" or "hard_to_borrow", or None when the asset does not say.
+
+    Alpaca replaced the boolean `easy_to_borrow` by `borrow_status` (the June 2026 spec marks
+    the boolean deprecated, sunset 2026-09-22; see docs/alpaca-api.md); an older account may
+    still send only the boolean, which is read as the same two values."""
+    status = raw.get("borrow_status")
+    if status in ("easy_to_borrow", "hard_to_borrow"):
+        return status
+    legacy = raw.get("easy_to_borrow")
+    if isinstance(legacy, bool):
+        return "easy_to_borrow" if legacy else "hard_to_borrow"
+    return None
+
+
+def _asset(raw: dict[str, Any]) -> Asset:
+    def percent(name: str) -> float | None:
+        value = raw.get(name)
+        if value in (None, ""):  # an older account: one deprecated number for both sides
+            value = raw.get("maintenance_margin_requirement")
+        return _float_or_none(value)
+
+    return Asset(symbol=raw["symbol"], tradable=bool(raw.get("tradable")),
+                 fractionable=bool(raw.get("fractionable")),
+                 shortable=bool(raw.get("shortable")),
+                 easy_to_borrow=borrow_status(raw) == "easy_to_borrow",
+                 margin_requirement_long_pct=percent("margin_requirement_long"),
+                 margin_requirement_short_pct=percent("margin_requirement_short"))
+
+
+def _session(raw: dict[str, Any]) -> Session:
+    """A calendar day: its date, and open and close as HH:MM New York time."""
+    day = date.fromisoformat(raw["date"])
+
+    def at(text: str) -> datetime:
+        hour, minute = (int(part) for part in text.split(":"))
+        return datetime(day.year, day.month, day.day, hour, minute,
+                        tzinfo=NEW_YORK).astimezone(UTC)
+
+    return Session(day=day, open=at(raw["open"]), close=at(raw["close"]))
 
 
 def _position(raw: dict[str, Any]) -> Position:

@@ -34,6 +34,10 @@ _TICKER = re.compile(r"^[A-Z][A-Z0-9]{0,5}([./][A-Z]{1,2})?$")
 MAX_Z_SCORE_WINDOW = 1000
 MAX_POSITION_SIZE_USD = 1e9
 MAX_TIMEOUT_SECONDS = 3600.0
+BARS_FEEDS = ("sip", "iex")
+PRICE_FEEDS = ("iex", "sip", "delayed_sip")
+# delayed_sip prices are 15 minutes old when they arrive; the bot needs some slack beyond that.
+DELAYED_SIP_MIN_AGE_SECONDS = 1200.0
 LIVE_URL = "https://api.alpaca.markets"
 PAPER_URL = "https://paper-api.alpaca.markets"
 DATA_URL = "https://data.alpaca.markets"
@@ -59,7 +63,11 @@ class Config:
     # when this is true.
     same_day_stop_loss: bool = True
     alpaca_paper: bool = True
-    data_feed: str = "iex"
+    # Market-data feeds (README "Data plans and feeds"): the history the z-scores come from
+    # and the live prices. SIP history is free when it ends 15+ minutes ago; a free plan's
+    # live prices are IEX only.
+    bars_feed: str = "sip"
+    price_feed: str = "iex"
     max_price_age_seconds: float = 900.0
     fill_wait_seconds: float = 30.0
     fill_poll_seconds: float = 2.0
@@ -123,6 +131,12 @@ def read_env(env_file: str | os.PathLike | None = ".env",
 
 def load_config(env: Mapping[str, str]) -> Config:
     """Build and validate the Config from environment-style strings."""
+    if (env.get("DATA_FEED") or "").strip():
+        raise ConfigError(
+            "DATA_FEED is no longer read: it drove both the history and the live prices. Remove "
+            "it and set BARS_FEED (history for the z-scores: sip, the default, works on a free "
+            "plan) and PRICE_FEED (live prices: iex, the default, on a free plan; sip with a "
+            "subscription)")
     env = _legacy_names(env)
     overrides: dict[str, Any] = {}
     for f in fields(Config):
@@ -272,13 +286,26 @@ def _validate_amounts(c: Config) -> None:
                  "max_gross_exposure_usd", "daily_loss_limit_usd"):
         if getattr(c, name) < 0:
             raise ConfigError(f"{name.upper()} must be 0 (no limit) or a positive number")
-    if c.data_feed not in ("iex", "sip", "delayed_sip", "otc"):
-        raise ConfigError(f"DATA_FEED={c.data_feed!r} is unknown; use iex (free plans) or sip")
+    _validate_feeds(c)
     if c.universe not in ("static", "dynamic"):
         raise ConfigError(f"UNIVERSE={c.universe!r} is unknown; use static (TICKERS) or dynamic")
     _positive(c.universe_size, "UNIVERSE_SIZE", "a number of symbols, e.g. 50")
     if c.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise ConfigError(f"LOG_LEVEL={c.log_level!r} is unknown; use DEBUG, INFO or WARNING")
+
+
+def _validate_feeds(c: Config) -> None:
+    if c.bars_feed not in BARS_FEEDS:
+        raise ConfigError(f"BARS_FEED={c.bars_feed!r} is not a feed of daily history; use sip "
+                          "(consolidated volume and closes, allowed on a free plan) or iex")
+    if c.price_feed not in PRICE_FEEDS:
+        raise ConfigError(f"PRICE_FEED={c.price_feed!r} is unknown; use iex (free plans), sip "
+                          "(with a market-data subscription) or delayed_sip")
+    if c.price_feed == "delayed_sip" and c.max_price_age_seconds < DELAYED_SIP_MIN_AGE_SECONDS:
+        raise ConfigError(
+            f"PRICE_FEED=delayed_sip gives prices at least 15 minutes old, so "
+            f"MAX_PRICE_AGE_SECONDS={c.max_price_age_seconds:g} would skip every symbol; set "
+            f"PRICE_FEED=iex, or MAX_PRICE_AGE_SECONDS to {DELAYED_SIP_MIN_AGE_SECONDS:g} or more")
 
 
 def _positive(value: float, name: str, unit: str) -> None:

@@ -94,6 +94,9 @@ def build_market_view(symbols: list[str], days: list[date],
                          "missing %s): managed from the closes it has", symbol, len(missing),
                          len(days), missing[0])
             prices.append(quote.price)
+            if quote.ask is None:  # Alpaca's ap of 0 means no quote
+                log.info("%s: no ask in the quote (none, or 0); priced from the last trade "
+                         "%g", symbol, quote.price)
             asks.append(quote.ask if quote.ask and quote.ask > 0 else quote.price)
             bids.append(quote.bid if quote.bid and quote.bid > 0 else quote.price)
     past = np.array(columns, dtype=float).T if columns else np.empty((len(days), 0))

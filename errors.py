@@ -63,6 +63,11 @@ class NotFoundError(BrokerError):
     """The broker has no such object (404)."""
 
 
+class SubscriptionError(BrokerError):
+    """The market-data plan does not cover this feed (403 "subscription does not permit ...").
+    Use a feed the plan covers (the broker falls back from SIP to IEX prices once)."""
+
+
 class OrderRejectedError(BrokerError):
     """The broker refused this order (403/422): skip the symbol, log why, go on."""
 

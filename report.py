@@ -440,7 +440,8 @@ def _trades_table(trades: Sequence[Trade]) -> str:
 
 
 def _pending_table(pending: Mapping[str, PendingOrder]) -> str:
-    rows = [[p.symbol, p.intent, p.order_side, f"{p.qty:g}", f"{p.limit_price:,.2f}",
+    rows = [[p.symbol, p.intent, p.order_side, f"{p.qty:g}",
+             "market" if p.order_type == "market" else f"{p.limit_price:,.2f}",
              f"{p.z:.2f}", p.exit_reason or "", p.trading_day, p.order_id or "not acknowledged",
              p.client_order_id]
             for p in sorted(pending.values(), key=lambda p: (p.created_at, p.symbol))]

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+import broker_calendar
 import logger as run_logging
 from account_events import (
     attach_asset_ids,
@@ -89,7 +90,7 @@ from signal_generator import (
     plan_entries,
 )
 from state_files import RunLock, readable_by_others, write_json
-from universe import select_universe
+from universe import LOOKBACK_SESSIONS, select_universe
 from version import VERSION
 
 log = logging.getLogger("bot")
@@ -284,6 +285,8 @@ def _daily_run(config: Config, broker: Broker, store: StateStore, run_dir: Path,
         summary.outcome = "market_closed"
         return
     today = now.astimezone(NEW_YORK).date()
+    calendar = broker_sessions(broker, calendar, today,
+                               max(config.z_score_window, LOOKBACK_SESSIONS) + 1)
 
     # 2. Sync state with the broker, the source of truth.
     account = broker.account()
@@ -396,8 +399,24 @@ def connect(config: Config, endpoint: Endpoint) -> Broker:
     deadline = time.monotonic() + config.run_deadline_seconds
     return Broker(endpoint.creds, base_url=endpoint.trading_url, data_url=endpoint.data_url,
                   timeout_seconds=config.request_timeout_seconds,
-                  retries=config.request_retries, feed=config.data_feed, deadline=deadline,
+                  retries=config.request_retries, bars_feed=config.bars_feed,
+                  price_feed=config.price_feed, deadline=deadline,
                   backoff_seconds=config.retry_backoff_seconds)
+
+
+def broker_sessions(broker: Broker, calendar: MarketCalendar, today: date,
+                    sessions: int) -> MarketCalendar:
+    """The local calendar, with the broker's sessions over the last `sessions` sessions to
+    today where the two disagree (broker_calendar.py). If the broker's calendar cannot be
+    read, the local one is used, with a warning."""
+    first = calendar.sessions_before(today, sessions)[0].day
+    try:
+        served = broker.calendar(first, today)
+    except BrokerError as exc:
+        log.warning("the broker's calendar could not be read (%s); using the local NYSE "
+                    "calendar", exc)
+        return calendar
+    return broker_calendar.merged(calendar, served, first, today)
 
 
 def closed_reason(clock: Clock, calendar: MarketCalendar) -> str:

@@ -32,6 +32,7 @@ STOP_CODE = next(code for code, reason in EXIT_CODES.items() if reason is ExitRe
 # Session fraction booked for a closing-auction fill: after every continuous fill of the day
 # (the exchange crosses the auction at the close, after the session's trading).
 AUCTION_FRACTION = float(np.nextafter(1.0, 2.0))
+AT_ONCE = frozenset({OrderKind.MARKETABLE_LIMIT, OrderKind.MARKET})
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,22 @@ class Execution:
         escalated."""
         return self.entry is self.exit is self.stop is OrderKind.LIMIT \
             and self.escalate_after_days == 0
+
+    def fills_at_once(self, is_stop: bool) -> bool:
+        """Whether an exit of this purpose fills the moment it is placed at noon, whatever
+        the path does next: a marketable limit (through the quote) or a market order."""
+        return (self.stop if is_stop else self.exit) in AT_ONCE
+
+    @property
+    def timelines_can(self) -> bool:
+        """Whether backtester.timeline can run these settings: entries the design's limits, and
+        each exit either the design's limit, never escalated, or one that fills at once (so it
+        never stays unfilled and never escalates)."""
+        at_once = self.fills_at_once(False), self.fills_at_once(True)
+        kinds_ok = all(ok or kind is OrderKind.LIMIT
+                       for ok, kind in zip(at_once, (self.exit, self.stop), strict=True))
+        return self.entry is OrderKind.LIMIT and kinds_ok \
+            and (self.escalate_after_days == 0 or all(at_once))
 
     @property
     def entry_fractional(self) -> bool:

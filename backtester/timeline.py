@@ -50,6 +50,7 @@ from signal_generator import (
 )
 from simbroker import margin
 from simbroker.book import Book
+from simbroker.execution import market_prices
 from simbroker.market_data import Split
 from simbroker.price_model import limit_fill
 from simbroker.records import Position
@@ -172,20 +173,27 @@ def run_timelines(panels: Panels, clock: Clock, config: Config, grid: Grid,
               if getattr(config, name)]
     if limits:
         raise Binds(f"risk limits set ({', '.join(limits)})")
-    if not Execution.from_config(config).is_design:
-        # Timelines know the design's DAY limits at the current price only.
-        raise Binds("order types other than limits at the current price, or escalation")
+    execution = Execution.from_config(config)
+    if not execution.timelines_can:
+        # Timelines know entries at the design's limits and exits that are those limits, or
+        # fill at once at noon (marketable limits, market orders).
+        raise Binds("order types the timelines do not know (on-close orders, other entries, "
+                    "escalating limits)")
     return _Timelines(panels, clock, grid, Thresholds.from_config(config), orders,
                       starting_cash=starting_cash, spread_bps=spread_bps,
-                      commission_usd=commission_usd, slippage_bps=slippage_bps).run()
+                      commission_usd=commission_usd, slippage_bps=slippage_bps,
+                      at_once=(execution.fills_at_once(False),
+                               execution.fills_at_once(True))).run()
 
 
 class _Timelines:
     def __init__(self, panels: Panels, clock: Clock, grid: Grid, t: Thresholds,
                  orders: EntryOrders, *,
                  starting_cash: float, spread_bps: float, commission_usd: float,
-                 slippage_bps: float) -> None:
+                 slippage_bps: float, at_once: tuple[bool, bool] = (False, False)) -> None:
         self.p, self.g, self.t, self.orders = panels, grid, t, orders
+        # Whether an exit, and a stop-loss, fills the moment it is placed (Execution).
+        self.exit_at_once, self.stop_at_once = at_once
         self.days, self.n = grid.z.shape
         self.ordinal = clock.ordinal[panels.warmup:]
         self.noon = clock.fraction(slice(panels.warmup, None))
@@ -282,7 +290,9 @@ class _Timelines:
                                self.ordinal[d] - self.ordinal[entry[pending], np.newaxis],
                                False, self.t)
             placed = valid & self.g.priced[d, j] & (codes != NO_EXIT)
-            fills = placed & np.where(long_, self.g.filled[0][d, j], self.g.filled[1][d, j])
+            at_once = np.where(codes == STOP_CODE, self.stop_at_once, self.exit_at_once)
+            fills = placed & (at_once | np.where(long_, self.g.filled[0][d, j],
+                                                 self.g.filled[1][d, j]))
             first = fills.argmax(axis=1)
             hit = fills[np.arange(len(pending)), first]
             last = np.where(hit, first, width - 1)
@@ -333,6 +343,13 @@ class _Timelines:
                 o.open[t, symbol], o.high[t, symbol], o.low[t, symbol], o.close[t, symbol],
                 is_buy=is_buy, limit=self.g.limit[day, symbol], start=self.noon[day], end=1.0,
                 spread_bps=self.spread_bps, **o.path(t, symbol))
+        at_once = np.r_[np.zeros(len(p.symbol), bool), np.where(
+            p.reason[closed] == STOP_CODE, self.stop_at_once, self.exit_at_once)]
+        if at_once.any():  # at once, at the noon quote (backtester.execution)
+            a = at_once.nonzero()[0]
+            filled[a] = True
+            price[a] = market_prices(self.g.mark[day[a], symbol[a]], is_buy[a], self.spread_bps)
+            when[a] = self.noon[day[a]]
         assert filled.all(), "a timeline fill the price model does not fill"
         if self.slip:
             price = np.where(is_buy, price * (1.0 + self.slip), price * (1.0 - self.slip))

@@ -7,7 +7,11 @@ the environment's SIMBROKER_KEY_ID / SIMBROKER_SECRET_KEY, or ``--keys-file FILE
 key id on its first line and the secret on its second, so that they do not show in `ps`),
 ``--state FILE`` (continue from FILE if it exists; save it after every change and on
 Ctrl-C), ``--spread-bps X``, ``--partial-fill-probability P``, ``--seed N``,
-``--legacy-pdt`` (report and enforce the pattern day trader rule as before 2026-06-04).
+``--legacy-pdt`` (report and enforce the pattern day trader rule as before 2026-06-04),
+``--legacy-assets`` (assets with the deprecated easy_to_borrow and
+maintenance_margin_requirement), ``--plan free|unlimited`` (the market-data plan, default
+free), ``--rate-limit N --rate-window-seconds S`` (requests per key and API, default 200 per
+60 s; 0 for none).
 
 It listens on 127.0.0.1 only and prints the environment a client needs.
 """
@@ -72,6 +76,17 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                              "same fills (default %(default)s)")
     parser.add_argument("--legacy-pdt", action="store_true",
                         help="enforce and report pattern day trading as before 2026-06-04")
+    parser.add_argument("--legacy-assets", action="store_true",
+                        help="send easy_to_borrow and maintenance_margin_requirement on assets")
+    parser.add_argument("--plan", choices=("free", "unlimited"), default="free",
+                        help="market-data plan: free (IEX real time, SIP 15+ minutes old) or "
+                             "unlimited (default free)")
+    parser.add_argument("--rate-limit", type=int, default=ExchangeConfig.rate_limit,
+                        metavar="N", help="requests per key and API (trading, market data) in "
+                                          "each window; 0: no limit (default %(default)s)")
+    parser.add_argument("--rate-window-seconds", type=float,
+                        default=ExchangeConfig.rate_window_seconds, metavar="S",
+                        help="length of a rate-limit window in seconds (default %(default)g)")
     parser.add_argument("--rejection-probability", type=float, default=0.0,
                         help="share of orders rejected after their POST answer (seeded)")
     parser.add_argument("--acceptance-delay-seconds", type=float, default=0.0,
@@ -112,7 +127,9 @@ def build_exchange(args: argparse.Namespace,
         return exchange
     config = ExchangeConfig(spread_bps=args.spread_bps, seed=args.seed,
                             partial_fill_probability=args.partial_fill_probability,
-                            legacy_pdt=args.legacy_pdt,
+                            legacy_pdt=args.legacy_pdt, legacy_assets=args.legacy_assets,
+                            plan=args.plan, rate_limit=args.rate_limit,
+                            rate_window_seconds=args.rate_window_seconds,
                             rejection_probability=args.rejection_probability,
                             acceptance_delay_seconds=args.acceptance_delay_seconds,
                             async_acceptance=not args.synchronous, **credentials)

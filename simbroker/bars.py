@@ -18,14 +18,13 @@ from datetime import date, datetime, time, timedelta
 import numpy as np
 
 from market_calendar import NEW_YORK, UTC
-from simbroker import errors
+from simbroker import errors, feeds
 from simbroker.prices import MarketView, Moment
 
 DEFAULT_LIMIT = 1000  # Alpaca's default page size for bars
 MAX_LIMIT = 10_000  # and its maximum
 TIMEFRAMES = ("1Day", "1D")
 ADJUSTMENTS = ("raw", "split", "dividend", "all")
-FEEDS = ("sip", "iex", "otc", "boats", "delayed_sip", "overnight")
 
 # (symbol, day, bar JSON): the JSON is built once per cached query, not once per page.
 Row = tuple[str, date, dict[str, object]]
@@ -37,10 +36,13 @@ class BarQuery:
     last: date
     adjustment: str
     descending: bool
+    feed: str = "sip"
 
 
-def parse_query(params: dict[str, str], symbols: list[str], at: Moment) -> BarQuery:
-    """Validate the query parameters of a bars request (422 naming the parameter if bad)."""
+def parse_query(params: dict[str, str], symbols: list[str], at: Moment, *,
+                plan: str = "unlimited") -> BarQuery:
+    """Validate the query parameters of a bars request (an error naming the parameter if
+    bad; 403 for recent SIP bars on the free plan, see feeds.py)."""
     timeframe = params.get("timeframe", "")
     if timeframe not in TIMEFRAMES:
         raise errors.unprocessable(
@@ -53,14 +55,13 @@ def parse_query(params: dict[str, str], symbols: list[str], at: Moment) -> BarQu
                                    "dividend or all")
     # Dividends are not in the data, so every adjustment that includes splits is "split".
     adjust = "split" if parts & {"split", "all"} else "raw"
-    feed = params.get("feed")
-    if feed is not None and feed not in FEEDS:
-        raise errors.unprocessable(f"feed {feed!r} is invalid; use iex or sip")
+    feed = feeds.historical_feed(params)
     sort = params.get("sort") or "asc"
     if sort not in ("asc", "desc"):
         raise errors.unprocessable(f"sort {sort!r} is invalid; use asc or desc")
     start = parse_instant(params["start"], "start") if params.get("start") else None
-    end = parse_instant(params["end"], "end", end_of_day=True) if params.get("end") else at.now
+    end = parse_instant(params["end"], "end", end_of_day=True) if params.get("end") else None
+    end = feeds.bars_end(feed, plan, end, at.now)
     if start is None:  # Alpaca's default: the beginning of the current day
         start = datetime.combine(at.day, time(0), tzinfo=NEW_YORK).astimezone(UTC)
     if end < start:
@@ -70,7 +71,7 @@ def parse_query(params: dict[str, str], symbols: list[str], at: Moment) -> BarQu
     if bar_time(first) < start:  # a bar is in range when start <= t <= end
         first += timedelta(days=1)
     return BarQuery(tuple(symbols), first, end.astimezone(NEW_YORK).date(), adjust,
-                    sort == "desc")
+                    sort == "desc", feed)
 
 
 def parse_limit(params: dict[str, str]) -> int:
@@ -162,7 +163,7 @@ def compute_rows(view: MarketView, query: BarQuery, at: Moment) -> list[Row]:
     visible_last = at.day if at.has_opened else at.day - timedelta(days=1)
     last = min(query.last, visible_last)
     rows: list[Row] = []
-    if last < query.first:
+    if last < query.first or query.feed in feeds.NO_DATA_FEEDS:
         return rows
     symbols = sorted(set(query.symbols))
     frames = view.data.bars(symbols, query.first, last, adjustment=query.adjustment,
@@ -178,6 +179,8 @@ def compute_rows(view: MarketView, query: BarQuery, at: Moment) -> list[Row]:
             if partial is not None:
                 values[-1] = (partial.open, partial.high, partial.low, partial.close,
                               partial.volume)
+        if query.feed == "iex":
+            days, values = feeds.iex_bars(symbol, days, values)
         own = [(symbol, d, j) for d, j in zip(days, bars_json(days, values), strict=True)]
         rows.extend(reversed(own) if query.descending else own)
     return rows

@@ -1,16 +1,24 @@
 """Alpaca Market Data v2 stock endpoints: bars, latest trades/quotes/bars and snapshots.
 
 Unknown symbols are left out of multi-symbol answers (as Alpaca does); a single-symbol request
-for one is 404.
+for one is 404. Feeds and the plan follow `feeds`; every parameter error is 400 with code
+40010001, as the Market Data spec answers it (the Trading API's are 422).
+
+The IEX view applies to bars (see feeds.py); a latest trade or quote is the same on every feed
+that has data (a model: the exchange has one price path, and IEX trades on it).
 """
 
 from __future__ import annotations
 
+import functools
+from datetime import timedelta
 from typing import Any
 
-from simbroker import bars, errors, wire
-from simbroker.prices import Moment
-from simbroker.routing import Request, Response, Routes, ok, symbols_param
+from simbroker import bars, errors, feeds, wire
+from simbroker.prices import Moment, Quote, Trade
+from simbroker.routing import Request, Response, Route, Routes, ok, symbols_param
+
+STALE_SESSIONS = 3  # how far back a "days old" latest trade is (snapshot_stale)
 
 routes = Routes()
 
@@ -35,7 +43,7 @@ def single_bars(request: Request) -> Response:
 def _bar_page(request: Request, symbols: list[str]):
     exchange = request.exchange
     at = exchange.moment()
-    query = bars.parse_query(request.params, symbols, at)
+    query = bars.parse_query(request.params, symbols, at, plan=exchange.config.plan)
     limit = min(bars.parse_limit(request.params), exchange.config.max_bars_per_page)
     return exchange.bar_store.page(query, at, limit, request.params.get("page_token"))
 
@@ -88,10 +96,14 @@ def snapshot(request: Request) -> Response:
 
 
 def _each(request: Request, build) -> dict[str, Any]:
-    exchange, at = request.exchange, request.exchange.moment()
-    _check_feed(request)
+    exchange = request.exchange
+    feed = feeds.latest_feed(request.params, exchange.config.plan)
+    symbols = symbols_param(request)
+    if feed in feeds.NO_DATA_FEEDS:
+        return {}
+    at = _feed_moment(exchange, feed)
     out = {}
-    for symbol in symbols_param(request):
+    for symbol in symbols:
         item = build(exchange, symbol, at)
         if item is not None:
             out[symbol] = item
@@ -99,17 +111,21 @@ def _each(request: Request, build) -> dict[str, Any]:
 
 
 def _one(request: Request, symbol: str, build) -> dict[str, Any]:
-    _check_feed(request)
-    item = build(request.exchange, symbol, request.exchange.moment())
+    exchange = request.exchange
+    feed = feeds.latest_feed(request.params, exchange.config.plan)
+    item = None
+    if feed not in feeds.NO_DATA_FEEDS:
+        item = build(exchange, symbol, _feed_moment(exchange, feed))
     if item is None:
         raise errors.not_found(f"no data found for symbol {symbol}")
     return item
 
 
-def _check_feed(request: Request) -> None:
-    feed = request.params.get("feed")
-    if feed is not None and feed not in bars.FEEDS:
-        raise errors.unprocessable(f"feed {feed!r} is invalid; use iex or sip")
+def _feed_moment(exchange, feed: str) -> Moment:
+    """The moment a feed shows: now, or 15 minutes ago for delayed_sip."""
+    if feed == "delayed_sip":
+        return exchange.view.moment(exchange.now - feeds.SIP_DELAY)
+    return exchange.moment()
 
 
 def _trade(exchange, symbol: str, at: Moment) -> dict[str, Any] | None:
@@ -128,16 +144,35 @@ def _latest_bar(exchange, symbol: str, at: Moment) -> dict[str, Any] | None:
 
 
 def _snapshot(exchange, symbol: str, at: Moment) -> dict[str, Any] | None:
+    config = exchange.config
+    if symbol in config.snapshot_null and exchange.view.knows(symbol):
+        return {"latestTrade": None, "latestQuote": None, "minuteBar": None,
+                "dailyBar": None, "prevDailyBar": None}
     trade = exchange.view.last_trade(symbol, at)
     quote = exchange.view.quote(symbol, at)
     if trade is None or quote is None:
         return None
+    if symbol in config.snapshot_stale:
+        trade = _stale_trade(exchange, symbol, at) or trade
+        quote = Quote(bid=quote.bid, ask=quote.ask, time=trade.time)
+    if symbol in config.snapshot_no_quote:
+        quote = Quote(bid=0.0, ask=0.0, time=quote.time)
     daily, previous = _daily_pair(exchange, symbol, at)
     return {"latestTrade": wire.trade_json(trade, symbol),
             "latestQuote": wire.quote_json(quote, symbol),
             "minuteBar": wire.minute_bar_json(trade),
             "dailyBar": None if daily is None else wire.daily_bar_json(daily),
             "prevDailyBar": None if previous is None else wire.daily_bar_json(previous)}
+
+
+def _stale_trade(exchange, symbol: str, at: Moment) -> Trade | None:
+    """The last trade as of the close STALE_SESSIONS sessions back: a name that has not
+    traded for days (a halt, a thin listing)."""
+    sessions = exchange.calendar.sessions_before(at.day, STALE_SESSIONS)
+    if not sessions:
+        return None
+    close = sessions[0].close
+    return exchange.view.last_trade(symbol, exchange.view.moment(close - timedelta(seconds=1)))
 
 
 def _daily_pair(exchange, symbol: str, at: Moment):
@@ -149,3 +184,20 @@ def _daily_pair(exchange, symbol: str, at: Moment):
         daily = data.last_bar_before(symbol, at.day)
     previous = None if daily is None else data.last_bar_before(symbol, daily.day)
     return daily, previous
+
+
+def _parameter_errors_as_400(handler):
+    """The Market Data API answers a bad parameter with 400 (its spec), not 422."""
+    @functools.wraps(handler)
+    def handle(request: Request) -> Response:
+        try:
+            return handler(request)
+        except errors.ApiError as exc:
+            if exc.status == 422:
+                raise errors.bad_request(exc.message) from None
+            raise
+    return handle
+
+
+routes.table[:] = [Route(r.method, r.pattern, _parameter_errors_as_400(r.handler))
+                   for r in routes.table]

@@ -24,6 +24,7 @@ class ApiError(Exception):
 
 # Alpaca's codes (https://docs.alpaca.markets/docs/orders-at-alpaca, "Order errors").
 MALFORMED = 40010000
+INVALID_PARAMETER = 40010001  # a request parameter Alpaca cannot accept (see bad_request)
 UNAUTHORIZED = 40110000
 FORBIDDEN = 40310000
 PDT_DENIED = 40310100
@@ -34,6 +35,12 @@ INTERNAL = 50010000
 
 def malformed(message: str) -> ApiError:
     return ApiError(400, MALFORMED, message)
+
+
+def bad_request(message: str) -> ApiError:
+    """400 with Alpaca's code for an invalid parameter: what the Market Data API answers for
+    any parameter error (its spec: "400: One of the request parameters is invalid")."""
+    return ApiError(400, INVALID_PARAMETER, message)
 
 
 def unauthorized(message: str = "request is not authorized") -> ApiError:

@@ -94,8 +94,10 @@ class Fault:
         headers = {}
         if self.status == 429:
             message = "rate limit exceeded"
+            # A burst spent by some other client: the budget is back on the next whole
+            # second, so a client that waits for the reset (the bot does) waits at most 1 s.
             headers = {"X-RateLimit-Limit": "200", "X-RateLimit-Remaining": "0",
-                       "X-RateLimit-Reset": str(int(time.time()) + 60)}
+                       "X-RateLimit-Reset": str(int(time.time()) + 1)}
         else:
             message = f"simulated fault: HTTP {self.status}"
         headers.update(self.headers)

@@ -114,6 +114,19 @@ class ExchangeConfig:
     fractionable: frozenset[str] | None = None
     max_bars_per_page: int = 10_000
     partial_fill_delay_seconds: float = 1800.0
+    # Assets as Alpaca sends them since 2026-07-16 (no easy_to_borrow or
+    # maintenance_margin_requirement); legacy_assets adds the two deprecated fields back.
+    legacy_assets: bool = False
+    # The market-data plan (see simbroker/feeds.py): "free" or "unlimited".
+    plan: str = "free"
+    # Requests per key and API (trading, market data) in each window; 0 means no limit.
+    rate_limit: int = 200
+    rate_window_seconds: float = 60.0
+    # Snapshots as they sometimes come: all values null, a latest trade days old, a quote
+    # of ap = bp = 0 ("no quote"), for these symbols.
+    snapshot_null: frozenset[str] = frozenset()
+    snapshot_stale: frozenset[str] = frozenset()
+    snapshot_no_quote: frozenset[str] = frozenset()
     async_acceptance: bool = True
     acceptance_delay_seconds: float = 0.0
     rejection_probability: float = 0.0
@@ -143,12 +156,25 @@ class ExchangeConfig:
         if not self.partial_fill_delay_seconds >= 0:
             problems.append(f"partial_fill_delay_seconds={self.partial_fill_delay_seconds}: "
                             "give seconds >= 0")
+        problems += self._data_problems()
         for name in ("shortable", "easy_to_borrow", "fractionable"):
             value = getattr(self, name)
             if value is not None and not isinstance(value, frozenset):
                 object.__setattr__(self, name, frozenset(value))
         if problems:
             raise ValueError("ExchangeConfig: " + "; ".join(problems))
+
+    def _data_problems(self) -> list[str]:
+        """The plan, the rate limit and the snapshot settings (frozensets made so)."""
+        for name in ("snapshot_null", "snapshot_stale", "snapshot_no_quote"):
+            object.__setattr__(self, name, frozenset(getattr(self, name)))
+        problems = []
+        if self.plan not in ("free", "unlimited"):
+            problems.append(f"plan={self.plan!r}: give free or unlimited")
+        if not (self.rate_limit >= 0 and self.rate_window_seconds > 0):
+            problems.append(f"rate_limit={self.rate_limit} per {self.rate_window_seconds} s: "
+                            "give requests >= 0 (0: no limit) per a positive number of seconds")
+        return problems
 
     def has_flag(self, name: str, symbol: str) -> bool:
         allowed = getattr(self, name)

@@ -28,7 +28,16 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from simbroker import account_controls, activities, controls, data_api, errors, trading_api, wire
+from simbroker import (
+    account_controls,
+    activities,
+    controls,
+    data_api,
+    errors,
+    ratelimit,
+    trading_api,
+    wire,
+)
 from simbroker.exchange import Exchange
 from simbroker.faults import Fault, Faults
 from simbroker.journal import Journal
@@ -58,6 +67,7 @@ class SimServer:
         self.journal = journal
         self.lock = threading.RLock()
         self.faults = Faults()
+        self.limiter = ratelimit.RateLimiter()
         self.stopping = threading.Event()
         self.unauthorized = 0  # requests answered 401 (not in the request log)
         self._httpd = _HTTPServer((HOST, port), _Handler)
@@ -193,6 +203,7 @@ class _Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
     server: _HTTPServer
     timeout = IDLE_SECONDS
+    rate_headers: dict[str, str]  # the key's budget, sent with this request's answer
 
     def setup(self) -> None:
         super().setup()
@@ -231,12 +242,13 @@ class _Handler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         path, method = url.path, self.command
         params = dict(parse_qsl(url.query, keep_blank_values=True))
+        self.rate_headers = {}
         # The keys come first: a request without them is answered at once, its body unread
         # (the connection closes), and it is neither logged nor saved.
         if not self._authorized(sim):
             sim.unauthorized += 1
             self.close_connection = True
-            self._send(_error(errors.unauthorized()), close=True)
+            self._send(_unauthorized(path), close=True)
             return
         try:
             raw = self._read_body()
@@ -246,6 +258,8 @@ class _Handler(BaseHTTPRequestHandler):
             return
         # Each request is logged before its response leaves, so a client that has its
         # answer always finds the request in the log.
+        if not self._within_budget(sim, method, path):
+            return
         fault = None if path.startswith(CONTROL_PREFIX) else sim.faults.take(method, path)
         if fault is None:
             response = _dispatch(sim, method, path, params, raw)
@@ -276,6 +290,20 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(response)
 
     # -- transport ----------------------------------------------------------------------------
+
+    def _within_budget(self, sim: SimServer, method: str, path: str) -> bool:
+        """Spend one request of the key's budget (ratelimit.py); answer 429 if none is left.
+        The budget's headers go on this request's answer, whatever it is."""
+        if path.startswith(CONTROL_PREFIX):
+            return True
+        config = sim.exchange.config
+        verdict = sim.limiter.take(config.key_id, ratelimit.api_of(path), config.rate_limit,
+                                   config.rate_window_seconds)
+        self.rate_headers = verdict.headers
+        if not verdict.allowed:
+            self._record(sim, method, path, 429)
+            self._send(Response(429, verdict.body()))
+        return verdict.allowed
 
     def _read_body(self) -> bytes:
         """The declared body, at most MAX_BODY_BYTES, which must arrive within BODY_SECONDS."""
@@ -318,7 +346,8 @@ class _Handler(BaseHTTPRequestHandler):
                 and hmac.compare_digest(secret.encode(), config.secret_key.encode()))
 
     def _send(self, response: Response, *, close: bool = False) -> None:
-        headers = {"Content-Type": "application/json; charset=UTF-8", **response.headers}
+        headers = {"Content-Type": "application/json; charset=UTF-8",
+                   **getattr(self, "rate_headers", {}), **response.headers}
         if close:
             headers["Connection"] = "close"
         if isinstance(response.body, bytes):  # already encoded (a malformed-body fault)
@@ -422,6 +451,14 @@ def _refuse_busy(connection: socket.socket) -> None:
         connection.sendall(head.encode() + body)
     except OSError:
         pass
+
+
+def _unauthorized(path: str) -> Response:
+    """Bad or missing keys: the Trading API answers 401; the Market Data API 403 (its FAQ, "Why
+    am I getting HTTP 403": "the request was not authenticated")."""
+    if ratelimit.api_of(path) == "data":
+        return _error(errors.ApiError(403, errors.UNAUTHORIZED, "request is not authorized"))
+    return _error(errors.unauthorized())
 
 
 def _error(exc: errors.ApiError) -> Response:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import date
+import re
 
-from market_calendar import NEW_YORK
-from simbroker import errors, wire
+from simbroker import calendar_api, errors, wire
 from simbroker.routing import (
     Request,
     Response,
@@ -32,13 +31,13 @@ def get_clock(request: Request) -> Response:
 
 @routes.add("GET", "/v2/calendar")
 def get_calendar(request: Request) -> Response:
-    exchange = request.exchange
-    start = time_param(request, "start")
-    end = time_param(request, "end", end_of_day=True)
-    first = start.astimezone(NEW_YORK).date() if start else date(1990, 1, 1)
-    last = end.astimezone(NEW_YORK).date() if end else date(2035, 12, 31)
-    sessions = exchange.calendar.sessions_between(first, last)
-    return ok([wire.calendar_json(exchange, s) for s in sessions])
+    try:
+        start = time_param(request, "start")
+        end = time_param(request, "end", end_of_day=True)
+    except errors.ApiError as exc:  # the calendar's spec answers a bad parameter with 400
+        raise errors.bad_request(exc.message) from None
+    return ok(calendar_api.calendar_days(request.exchange.calendar, start, end,
+                                         request.params.get("date_type")))
 
 
 # -- assets -------------------------------------------------------------------------------------
@@ -116,6 +115,19 @@ def _symbol_of(request: Request) -> str:
     return key.upper()
 
 
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+
+def _order_id(request: Request) -> str:
+    """The path's order id, which the spec types as a UUID: anything else is refused with
+    422 and code 40010001 (see docs/alpaca-api.md), not looked up as an unknown id (404)."""
+    order_id = request.arg("order_id")
+    if not _UUID.fullmatch(order_id):
+        raise errors.ApiError(422, errors.INVALID_PARAMETER,
+                              f"order_id {order_id!r} is not a valid UUID")
+    return order_id
+
+
 # -- orders -------------------------------------------------------------------------------------
 
 
@@ -157,18 +169,18 @@ def get_order_by_client_id(request: Request) -> Response:
 
 @routes.add("GET", "/v2/orders/(?P<order_id>[^/]+)")
 def get_order(request: Request) -> Response:
-    return ok(wire.order_json(request.exchange.get_order(request.arg("order_id"))))
+    return ok(wire.order_json(request.exchange.get_order(_order_id(request))))
 
 
 @routes.add("DELETE", "/v2/orders/(?P<order_id>[^/]+)")
 def cancel_order(request: Request) -> Response:
-    request.exchange.cancel_order(request.arg("order_id"))
+    request.exchange.cancel_order(_order_id(request))
     return Response(204)
 
 
 @routes.add("PATCH", "/v2/orders/(?P<order_id>[^/]+)")
 def replace_order(request: Request) -> Response:
-    request.exchange.get_order(request.arg("order_id"))  # 404 first, as Alpaca
+    request.exchange.get_order(_order_id(request))  # 404 first, as Alpaca
     raise errors.unprocessable("replacing orders is not supported by the local exchange; "
                                "cancel the order and submit a new one")
 

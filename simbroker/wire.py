@@ -8,12 +8,12 @@ numbers. Field names, enums and nullability follow Alpaca's OpenAPI specs (June 
 from __future__ import annotations
 
 import math
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from market_calendar import NEW_YORK, UTC, Session
+from market_calendar import NEW_YORK, UTC
 from simbroker.bars import bars_json
 from simbroker.market_data import DailyBar
 from simbroker.prices import Moment, Quote, Trade
@@ -24,8 +24,6 @@ if TYPE_CHECKING:
 
 _NASDAQ = frozenset({"AAPL", "AMZN", "GOOG", "GOOGL", "META", "FB", "NFLX", "NVDA", "AMD",
                      "MSFT", "PEP", "INTC", "CSCO", "ADBE", "COST", "TSLA", "QCOM"})
-T_PLUS_1_SINCE = date(2024, 5, 28)  # SEC Rule 15c6-1 as amended: T+1 from this trade date
-T_PLUS_2_SINCE = date(2017, 9, 5)
 
 
 def decimal(value: float | None, places: int = 4) -> str | None:
@@ -129,20 +127,27 @@ def position_json(exchange: Exchange, position: Position, at: Moment) -> dict[st
 
 
 def asset_json(exchange: Exchange, symbol: str) -> dict[str, Any]:
+    """An asset as Alpaca sends it now: `borrow_status` and the margin requirement strings
+    (percent). `easy_to_borrow` and `maintenance_margin_requirement` are deprecated (spec
+    x-deprecation, sunset 2026-09-22) and optional since 2026-07-16: only `legacy_assets`
+    still sends them, as an older account does."""
     config = exchange.config
-    shortable = config.has_flag("shortable", symbol)
     easy = config.has_flag("easy_to_borrow", symbol)
-    return {
+    body: dict[str, Any] = {
         "id": exchange.asset_id_of(symbol), "class": "us_equity",
         "exchange": listing_exchange(symbol),
         "symbol": symbol, "name": f"{symbol} (simulated)", "status": "active",
-        "tradable": True, "marginable": True, "maintenance_margin_requirement": 25,
+        "tradable": True, "marginable": True,
         "margin_requirement_long": "25", "margin_requirement_short": "30",
-        "shortable": shortable, "easy_to_borrow": easy,
+        "shortable": config.has_flag("shortable", symbol),
         "borrow_status": "easy_to_borrow" if easy else "hard_to_borrow",
         "fractionable": config.has_flag("fractionable", symbol), "attributes": [],
         "cusip": None,
     }
+    if config.legacy_assets:
+        body["easy_to_borrow"] = easy
+        body["maintenance_margin_requirement"] = 25
+    return body
 
 
 def clock_json(exchange: Exchange) -> dict[str, Any]:
@@ -152,22 +157,6 @@ def clock_json(exchange: Exchange) -> dict[str, Any]:
         exchange.calendar.next_session(session.day).open
     return {"timestamp": _new_york(now), "is_open": exchange.calendar.is_open(now),
             "next_open": _new_york(next_open), "next_close": _new_york(session.close)}
-
-
-def calendar_json(exchange: Exchange, session: Session) -> dict[str, Any]:
-    return {"date": session.day.isoformat(),
-            "open": session.open.astimezone(NEW_YORK).strftime("%H:%M"),
-            "close": session.close.astimezone(NEW_YORK).strftime("%H:%M"),
-            "session_open": "0400", "session_close": "2000",
-            "settlement_date": _settlement(exchange, session.day).isoformat()}
-
-
-def _settlement(exchange: Exchange, day: date) -> date:
-    # US equities settle T+1 since 2024-05-28, T+2 from 2017-09-05, T+3 before.
-    days = 1 if day >= T_PLUS_1_SINCE else 2 if day >= T_PLUS_2_SINCE else 3
-    for _ in range(days):
-        day = exchange.calendar.next_session(day).day
-    return day
 
 
 # -- market data --------------------------------------------------------------------------------

@@ -85,6 +85,9 @@ class Sim:
 def make_sim(monkeypatch: pytest.MonkeyPatch, now: datetime, data: MarketData | None = None,
              **config: object) -> Iterator[Sim]:
     config.setdefault("spread_bps", 0.0)
+    # These tests read the consolidated (SIP) data of every moment, today's included, which
+    # needs the unlimited plan; the free plan is tested in test_data_plans.py.
+    config.setdefault("plan", "unlimited")
     # These fixtures test matching and the account rules on the POST answer itself; the
     # asynchronous lifecycle (pending_new, then new and fills after the answer) has its own
     # tests (test_simbroker_order_lifecycle.py).

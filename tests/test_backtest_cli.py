@@ -89,10 +89,8 @@ def test_files_and_parameter_overrides(run):
         assert next(csv.reader(handle)) == ["date", "equity", "cash", "long_value",
                                             "short_value", "drawdown"]
     assert "Sharpe" in printed.out
-    # How it was computed is said: the default exits are not limits at the current price,
-    # which only the day loop executes.
-    assert stats["engine"] == ("day loop: order types other than limits at the current price, "
-                               "or escalation")
+    # How it was computed is said, and this run's entries never depend on the account.
+    assert stats["engine"] == "timelines"
     assert f"computed by: {stats['engine']}" in printed.out
     # Per order purpose: placed, filled and the implementation shortfall, printed and saved.
     assert set(stats["orders"]) == {"entry", "exit", "stop"}

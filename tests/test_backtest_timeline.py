@@ -63,9 +63,14 @@ def draw_case(seed: int):
            "MAX_HOLDING_DAYS": str(int(rng.integers(1, 15))),
            "POSITION_SIZE_USD": str(float(rng.choice([50.0, 100.0, 250.0, 1000.0]))),
            "ALLOW_SHORTS": "true" if rng.random() < 0.8 else "false",
-           # The timelines know the design's limit orders (other order types: day loop).
-           "ENTRY_ORDER_TYPE": "limit", "EXIT_ORDER_TYPE": "limit", "STOP_ORDER_TYPE": "limit",
-           "EXIT_ESCALATE_AFTER_DAYS": "0"}
+           # The exit kinds the timelines know (limits at the current price, never escalated,
+           # or kinds that fill at once); on-close orders and other entries go the day loop.
+           "ENTRY_ORDER_TYPE": "limit",
+           "EXIT_ORDER_TYPE": str(rng.choice(["limit", "marketable_limit", "market"])),
+           "STOP_ORDER_TYPE": str(rng.choice(["limit", "marketable_limit", "market"])),
+           "LIMIT_OFFSET_BPS": str(float(rng.choice([0.0, 10.0, 50.0])))}
+    limits = "limit" in (env["EXIT_ORDER_TYPE"], env["STOP_ORDER_TYPE"])
+    env["EXIT_ESCALATE_AFTER_DAYS"] = "0" if limits else str(int(rng.integers(0, 3)))
     subset = frozenset(names[::2])
     settings = Settings(
         spread_bps=float(rng.choice([0.0, 2.0, 10.0])),

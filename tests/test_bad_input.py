@@ -75,7 +75,7 @@ def check_config_rules(c: Config) -> None:
     assert c.retry_backoff_seconds >= 0
     assert c.fill_poll_seconds > 0 and c.request_timeout_seconds > 0
     assert c.run_deadline_seconds > 0 and c.request_retries >= 0
-    assert c.data_feed in ("iex", "sip", "delayed_sip", "otc")
+    assert c.bars_feed in ("sip", "iex") and c.price_feed in ("iex", "sip", "delayed_sip")
     assert c.universe in ("static", "dynamic") and c.universe_size > 0
     assert c.log_level.upper() in ("DEBUG", "INFO", "WARNING", "ERROR")
 

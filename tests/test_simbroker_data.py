@@ -108,7 +108,7 @@ def test_only_daily_bars(sim):
     for timeframe in ("1Min", TimeFrame.Hour, "1Week"):
         with pytest.raises(APIError) as refused:
             sim.api.get_bars("AAA", timeframe, "2022-02-01", "2022-03-01")
-        assert (refused.value.status_code, refused.value.code) == (422, 42210000)
+        assert (refused.value.status_code, refused.value.code) == (400, 40010001)
         assert "1Day" in str(refused.value)
 
 
@@ -168,15 +168,18 @@ def test_bars_query_validation(sim):
     for kwargs in ({"adjustment": "weird"}, {"feed": "nasdaq"}):
         with pytest.raises(APIError) as refused:
             sim.api.get_bars("AAA", "1Day", "2022-02-01", "2022-03-01", **kwargs)
-        assert refused.value.status_code == 422, kwargs
-    assert bars_of(sim, "AAA", feed="iex") == bars_of(sim, "AAA", feed="sip")
+        assert refused.value.status_code == 400, kwargs
+    # The IEX view is another bar (feeds.py, a model): a small share of the volume.
+    iex, sip = bars_of(sim, "AAA", feed="iex"), bars_of(sim, "AAA", feed="sip")
+    assert [b["t"] for b in iex] == [b["t"] for b in sip]
+    assert all(0 < i["v"] < 0.05 * s["v"] for i, s in zip(iex, sip, strict=True))
     for params in ({"limit": "0"}, {"limit": "10001"}, {"start": "yesterday"}, {}):
         response = requests.get(f"{sim.server.data_url}/v2/stocks/bars", timeout=5,
                                 params={"timeframe": "1Day", **params} | (
                                     {"symbols": "AAA"} if params else {}),
                                 headers={"APCA-API-KEY-ID": KEY, "APCA-API-SECRET-KEY": SECRET})
-        assert response.status_code == 422, params
-        assert response.json()["code"] == 42210000
+        assert response.status_code == 400, params
+        assert response.json()["code"] == 40010001
 
 
 def test_rfc3339_range_bounds_are_inclusive_on_bar_timestamps(sim):

@@ -69,8 +69,9 @@ def test_acceptance_waits_for_the_simulated_clock(open_sim):
 
 
 def test_rejections_come_after_the_answer_at_the_configured_rate(open_sim):
+    # 1,200 requests in a few seconds: no request budget (rate limits have their own tests).
     sim = open_sim(async_acceptance=True, rejection_probability=0.3, seed=4,
-                   starting_cash=10_000_000.0)
+                   starting_cash=10_000_000.0, rate_limit=0)
     n = 400
     ids = [limit_buy(sim.api, "FLAT", 1, 19.0).id for _ in range(n)]  # resting, no fills
     statuses = [sim.api.get_order(i).status for i in ids]
