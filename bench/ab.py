@@ -21,6 +21,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = ROOT / ".bench" / "data"
 SEED = 20240601
+# The rules of bench/bench_backtest.py, which the peers follow too: 30-session window, entry
+# 1.5, exit 0.1, stop 3.0, 5-day hold, $100, DAY limits at the current price for every order.
+RULES = {"Z_SCORE_WINDOW": "30", "LONG_ENTRY_Z": "-1.5", "SHORT_ENTRY_Z": "1.5",
+         "LONG_EXIT_Z": "-0.1", "SHORT_EXIT_Z": "0.1", "LONG_STOP_Z": "-3.0",
+         "SHORT_STOP_Z": "3.0", "MAX_HOLDING_DAYS": "5", "POSITION_SIZE_USD": "100",
+         "ENTRY_ORDER_TYPE": "limit", "EXIT_ORDER_TYPE": "limit", "STOP_ORDER_TYPE": "limit",
+         "EXIT_ESCALATE_AFTER_DAYS": "0"}
+ORDER_RULES = ("ENTRY_ORDER_TYPE", "EXIT_ORDER_TYPE", "STOP_ORDER_TYPE",
+               "EXIT_ESCALATE_AFTER_DAYS")
 
 
 @dataclass(frozen=True)
@@ -36,6 +45,7 @@ class Run:
     peak_mb: float
     phases: dict[str, float]
     stdout: str
+    cpu_s: float = float("nan")  # CPU seconds of the process and the children it waited for
 
 
 def run(command: Command, timeout_s: float = 1800) -> Run:
@@ -53,7 +63,9 @@ def run(command: Command, timeout_s: float = 1800) -> Run:
     if child.returncode != 0:
         raise RuntimeError(f"{command.label} failed ({child.returncode}): {err[-2000:]}")
     wall, peak_mb, phases = _report(err)
-    return Run(wall if wall == wall else seconds, peak_mb, phases, out)
+    cpu = next((float(x.split()[1]) for x in err.splitlines() if x.startswith("cpu_s ")),
+               float("nan"))
+    return Run(wall if wall == wall else seconds, peak_mb, phases, out, cpu)
 
 
 def _report(err: str) -> tuple[float, float, dict[str, float]]:

@@ -34,7 +34,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from ab import (  # noqa: E402
+    ORDER_RULES,
     ROOT,
+    RULES,
     Command,
     csv_file,
     interleave,
@@ -51,11 +53,15 @@ SIZES = {"126,000": (50, 2520), "2.5 M": (500, 5000), "5 M": (2000, 2520)}
 GRID = ["entry_z=1.0,1.5,2.0", "window=20,30,60"]
 
 
-def ours(label: str, symbols: int, sessions: int, out: Path, *extra: str) -> Command:
+def ours(label: str, symbols: int, sessions: int, out: Path, *extra: str,
+         default_orders: bool = False) -> Command:
+    """backtest.py on the file, with the benchmark's RULES (or the config's default order
+    settings, which the day loop computes, with `default_orders`)."""
     path = csv_file(symbols, sessions)
+    rules = {k: v for k, v in RULES.items() if not (default_orders and k in ORDER_RULES)}
     return Command(label, measured([PY, "backtest.py", "--data", str(path), "--timings",
                                     "--out", str(out), *extra]),
-                   {"TICKERS": tickers(symbols)})
+                   {**rules, "TICKERS": tickers(symbols)})
 
 
 def peers(rounds: int, peer: str, out: Path) -> None:
@@ -68,6 +74,8 @@ def peers(rounds: int, peer: str, out: Path) -> None:
         if size == "126,000":
             commands.append(Command("backtrader", measured([peer, "bench/peer_backtrader.py",
                                                             str(path)])))
+            commands.append(ours("backtest.py, default orders", symbols, sessions, out,
+                                 default_orders=True))
         print(f"{size} bars ({symbols} x {sessions:,}), {rounds} rounds:")
         runs = interleave(commands, rounds)
         mine = runs["backtest.py"]
@@ -118,6 +126,9 @@ def sweep(rounds: int, out: Path) -> None:
     sweeping = [a.phases["sweep and backtest"] / b.phases["sweep and backtest"]
                 for a, b in zip(one, two, strict=True)]
     print(f"  the sweep phase alone, 1 / 2: {spread(sweeping, 'x')}")
+    for label, measured_runs in runs.items():
+        busy = [r.cpu_s / r.seconds for r in measured_runs]
+        print(f"  {label}: cores busy on average (CPU s / wall s): {spread(busy, '', 2)}")
 
 
 def startup(rounds: int, out: Path) -> None:
