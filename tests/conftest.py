@@ -3,6 +3,7 @@
 import pytest
 
 from tests.bot_process import BotProcesses
+from tests.sim_harness import Sim, flat_bars, market
 
 
 @pytest.fixture(scope="module")
@@ -11,3 +12,26 @@ def bots():
     runner = BotProcesses()
     yield runner
     runner.close()
+
+
+@pytest.fixture
+def sim_factory(tmp_path, monkeypatch):
+    """Exchanges served on loopback for end-to-end runs, made from {symbol: {day: close}}
+    series and starting the day before the entry day of tests/test_bot_e2e.py (zero spread
+    unless given); closed after the test."""
+    from tests.test_bot_e2e import DAYS, E  # the shared calendar of those scenarios
+
+    monkeypatch.chdir(tmp_path)  # no developer .env leaks into a test
+    made = []
+
+    def make(series: dict, **exchange) -> Sim:
+        data = market(*(flat_bars(s, c) for s, c in series.items()))
+        exchange.setdefault("spread_bps", 0.0)
+        sim = Sim(tmp_path, data, DAYS[E - 1], **exchange)
+        sim.env["TICKERS"] = ",".join(series)
+        made.append(sim)
+        return sim
+
+    yield make
+    for sim in made:
+        sim.close()

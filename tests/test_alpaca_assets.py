@@ -14,7 +14,7 @@ import config
 from simbroker import wire
 from simbroker.faults import Fault
 from tests.simbroker_fixtures import KEY, NOON_MAR1, SECRET, make_sim
-from tests.test_bot_e2e import DAYS, E, scenario, sim_factory  # noqa: F401 (fixture)
+from tests.test_bot_e2e import DAYS, E, scenario
 
 
 @pytest.fixture

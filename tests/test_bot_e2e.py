@@ -30,24 +30,6 @@ def scenario(after_entry: list[float | str], entry_z: float = -2.0, level: float
     return {symbol: closes}, entry
 
 
-@pytest.fixture
-def sim_factory(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)  # no developer .env leaks into a test
-    made = []
-
-    def make(series: dict, **exchange) -> Sim:
-        data = market(*(flat_bars(s, c) for s, c in series.items()))
-        exchange.setdefault("spread_bps", 0.0)
-        sim = Sim(tmp_path, data, DAYS[E - 1], **exchange)
-        sim.env["TICKERS"] = ",".join(series)
-        made.append(sim)
-        return sim
-
-    yield make
-    for sim in made:
-        sim.close()
-
-
 def test_entry_fill_then_reversion_exit(sim_factory):
     series, entry = scenario(["z=0.5"])
     sim = sim_factory(series)

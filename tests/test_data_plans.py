@@ -17,7 +17,7 @@ from market_calendar import NEW_YORK
 from signal_generator import zscore
 from simbroker import feeds, market_data
 from tests.simbroker_fixtures import KEY, NOON_MAR1, SECRET, make_sim
-from tests.test_bot_e2e import DAYS, E, scenario, sim_factory  # noqa: F401 (fixture)
+from tests.test_bot_e2e import DAYS, E, scenario
 
 HEADERS = {"APCA-API-KEY-ID": KEY, "APCA-API-SECRET-KEY": SECRET}
 

@@ -8,34 +8,15 @@ is closed by the bot.
 
 from __future__ import annotations
 
-import pytest
 import requests
 
 from simbroker import wire
 from tests.reliability_support import check_invariants
-from tests.sim_harness import Sim, flat_bars, market
 from tests.test_bot_e2e import DAYS, E, scenario
 
 POSITIONS = "/v2/positions"
 ORDERS = "/v2/orders"
 LOOKUP = "/v2/orders:by_client_order_id"
-
-
-@pytest.fixture
-def sim_factory(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)  # no developer .env leaks into a test
-    made = []
-
-    def make(series: dict, **exchange) -> Sim:
-        data = market(*(flat_bars(s, c) for s, c in series.items()))
-        sim = Sim(tmp_path, data, DAYS[E - 1], spread_bps=0.0, **exchange)
-        sim.env["TICKERS"] = ",".join(series)
-        made.append(sim)
-        return sim
-
-    yield make
-    for sim in made:
-        sim.close()
 
 
 def arm(sim, **fault) -> None:

@@ -10,7 +10,7 @@ import pytest
 
 from market_calendar import new_york_noon
 from tests.simbroker_fixtures import MAR7, make_sim
-from tests.test_bot_e2e import DAYS, E, scenario, sim_factory  # noqa: F401 (fixture)
+from tests.test_bot_e2e import DAYS, E, scenario
 
 NOON = new_york_noon(MAR7)
 
