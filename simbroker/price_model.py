@@ -201,14 +201,16 @@ class _Paths:
     def values(self, j: np.ndarray) -> np.ndarray:
         """Path prices at grid points `j` (broadcast against the bars' shape)."""
         x = self.sign * _library().x[self.index, j]
-        mapped = _through_bar(self, x)
-        if np.all(self.ranged):
-            return mapped
+        ranged = self.ranged
+        if np.all(ranged):
+            return _through_bar(self, x)
         t = np.asarray(j, dtype=float) / GRID
         with np.errstate(invalid="ignore"):
             bridge = self.open + t * (self.close - self.open) + self.scale * (x - t * self.end)
         bridge = np.where(np.asarray(j) >= GRID, self.close, np.maximum(bridge, 0.0001))
-        return np.where(self.ranged, mapped, bridge)
+        if not np.any(ranged):  # closes-only bars alone: g is not needed
+            return bridge
+        return np.where(ranged, _through_bar(self, x), bridge)
 
     def extreme_x(self, from_j: np.ndarray, is_low: np.ndarray) -> np.ndarray:
         """min (is_low) or max of the mirrored library path over grid points from_j..GRID."""
@@ -487,15 +489,80 @@ def _touches(p: _Paths, is_buy, limit, start, end, half):
     slow = np.flatnonzero(~fast & (end > start))
     if len(slow):
         later = np.array(later, copy=True)
-        q, b, lim = p.take(slow), is_buy[slow], limit[slow]
-        s, e = start[slow], end[slow]
-        hit = np.zeros(len(s), dtype=bool)
-        for rows in _blocks(len(s)):
-            v, inside = _scan(q.take(rows), s[rows], e[rows])
-            hit[rows] = (inside & _crossed(v, b[rows, np.newaxis], lim[rows, np.newaxis],
-                                           half)).any(axis=1)
-        later[slow] |= hit
+        reaches = _scanned if len(slow) <= _SCAN_MAX else _reached
+        later[slow] |= reaches(p.take(slow), is_buy[slow], limit[slow], start[slow], end[slow],
+                               half)
     return immediate, later & (end > start), bid0, ask0
+
+
+# Up to this many orders, scanning every grid point costs less than `_reached`'s steps.
+_SCAN_MAX = 64
+
+
+def _scanned(p: _Paths, is_buy, limit, start, end, half) -> np.ndarray:
+    """Whether the quote reaches the limit at a grid point strictly inside (start, end): the
+    path at every grid point, _CHUNK orders at a time."""
+    hit = np.zeros(len(start), dtype=bool)
+    for rows in _blocks(len(start)):
+        v, inside = _scan(p.take(rows), start[rows], end[rows])
+        hit[rows] = (inside & _crossed(v, is_buy[rows, np.newaxis], limit[rows, np.newaxis],
+                                       half)).any(axis=1)
+    return hit
+
+
+def _reached(p: _Paths, is_buy, limit, start, end, half) -> np.ndarray:
+    """`_scanned`'s answer, bit for bit, reading the grid _BLOCK points at a time from the
+    start and only for the orders still undecided: an order is decided as soon as a point
+    crosses its limit (the same points and arithmetic as the scan), or when a bound on the
+    rest of its path (`_cannot_reach`) shows that no later point can. Most orders at the
+    bot's limits are decided in the first block or by the first bound."""
+    hit = np.zeros(len(start), dtype=bool)
+    first_j = np.floor(start * GRID).astype(np.intp) + 1  # the first point > start * GRID
+    todo = np.arange(len(start))
+    offset = 0
+    steps = np.arange(_BLOCK)[np.newaxis, :]
+    while len(todo):
+        q = p.take(todo)
+        from_j = first_j[todo] + offset
+        left = (from_j < end[todo] * GRID) & ~_cannot_reach(q, from_j, is_buy[todo],
+                                                            limit[todo], half)
+        todo, q, from_j = todo[left], q.take(left), from_j[left]
+        if not len(todo):
+            break
+        j = from_j[:, np.newaxis] + steps
+        inside = (j > start[todo, np.newaxis] * GRID) & (j < end[todo, np.newaxis] * GRID)
+        col = (slice(None), np.newaxis)
+        v = _Paths(*(getattr(q, f)[col] for f in _FIELDS)).values(np.minimum(j, GRID))
+        found = (inside & _crossed(v, is_buy[todo, np.newaxis], limit[todo, np.newaxis],
+                                   half)).any(axis=1)
+        hit[todo[found]] = True
+        todo = todo[~found]
+        offset += _BLOCK
+    return hit
+
+
+def _cannot_reach(p: _Paths, from_j: np.ndarray, is_buy, limit, half) -> np.ndarray:
+    """Whether no grid point from `from_j` on can cross the limit, by a bound on the path's
+    extreme there: g of the library path's suffix extreme for a bar with a range (g is
+    increasing), and for a bridge `open + scale * x + t * (close - open - scale * end)` with
+    x at its suffix extreme and t at whichever end of [from_j / GRID, 1] is worse. The bound
+    is widened by a millionth of the prices involved, far more than the few units in the last
+    place by which the path's computed points can stray from it; False where undecided."""
+    x = p.extreme_x(from_j, is_buy)
+    with np.errstate(invalid="ignore"):
+        mapped = _through_bar(p, x)
+        drift = (p.close - p.open) - p.scale * p.end
+        t_drift = np.minimum(from_j, GRID) / GRID * drift
+        toward = np.where(is_buy, np.minimum(t_drift, drift), np.maximum(t_drift, drift))
+        bridge = p.open + p.scale * x + toward
+        size = np.where(p.ranged, np.abs(p.low) + np.abs(p.high),
+                        np.abs(p.open) + np.abs(p.close)
+                        + p.scale * (np.maximum(p.hi_x, -p.lo_x) + np.abs(p.end) + 1.0))
+        bound = np.where(p.ranged, mapped, bridge) + np.where(is_buy, -1e-6, 1e-6) * size
+        bound = np.where(is_buy | p.ranged, bound, np.maximum(bound, 0.0001))  # bridge floor
+        # A NaN bridge (a missing bar) is NaN at every point: it never crosses.
+        known = np.isfinite(bound) | ~p.ranged
+        return known & ~_crossed(bound, is_buy, limit, half) & ~(p.scale < 0)
 
 
 _BLOCK = 16  # grid points scanned at a time for a first touch; most fills come in the first

@@ -185,3 +185,31 @@ def test_bulk_equals_one_by_one():
     assert np.array_equal(bulk[0], limit_filled(o, h, lo, c, is_buy=is_buy, limit=limit,
                                                 start=start, end=end, spread_bps=2.0,
                                                 key=keys, scale=scale))
+
+
+def test_many_orders_are_decided_as_the_full_scan_decides_them():
+    """With many orders that the closed form does not cover (closes-only bridges, orders live
+    to before the close), the grid is read block by block with a bound on the rest of each
+    path; the answers are those of a scan of every point (what a call with a few orders
+    does), including limits exactly where the quote meets them and missing bars."""
+    n = 3000
+    o, h, lo, c, keys = random_bars(n, seed=8)
+    rng = np.random.default_rng(9)
+    scale = np.where(rng.random(n) < 0.6, o * rng.choice([0.0, 1e-4, 0.015, 0.3], n), np.nan)
+    o[rng.random(n) < 0.03] = np.nan  # no bar that session
+    start = np.where(rng.random(n) < 0.5, 150 / GRID, rng.uniform(0, 1, n))
+    end = np.where(rng.random(n) < 0.6, 1.0, rng.uniform(start, 1.0))
+    is_buy = rng.random(n) < 0.5
+    half = 2.0 / 20_000
+    later = price_at(o, h, lo, c, rng.uniform(start, 1.0), key=keys, scale=scale)
+    limit = np.where(rng.random(n) < 0.3, later * np.where(is_buy, 1 + half, 1 - half),
+                     np.round(later * rng.uniform(0.98, 1.02, n), 2))
+    args = dict(spread_bps=2.0)
+    bulk = limit_filled(o, h, lo, c, is_buy=is_buy, limit=limit, start=start, end=end,
+                        key=keys, scale=scale, **args)
+    few = np.concatenate([limit_filled(o[r], h[r], lo[r], c[r], is_buy=is_buy[r],
+                                       limit=limit[r], start=start[r], end=end[r],
+                                       key=keys[r], scale=scale[r], **args)
+                          for r in (slice(a, a + 16) for a in range(0, n, 16))])
+    assert np.array_equal(bulk, few)
+    assert 0.2 < bulk.mean() < 0.95
