@@ -380,9 +380,7 @@ class _Timelines:
         event_keys, balances = [-1], [cash]
         done = 0
         for (d, q, split), upto in zip(splits, at_fill.tolist(), strict=True):
-            for a in amounts[done:upto]:
-                cash = round(cash - a - commission, 2)
-                balances.append(cash)
+            cash = _settle(cash, amounts[done:upto], commission, balances)
             event_keys += keys[done:upto]
             done = upto
             cash = self.split(q, d, split, cash, p, qty, entry_price)
@@ -392,9 +390,7 @@ class _Timelines:
             for i in exits.tolist():  # the exit sells or buys the shares the split left
                 amounts[sorted_at[i]] = float((-qty[q] if p.is_long[q] else qty[q])
                                               * f["price"][i])
-        for a in amounts[done:]:
-            cash = round(cash - a - commission, 2)
-            balances.append(cash)
+        cash = _settle(cash, amounts[done:], commission, balances)
         event_keys += keys[done:]
         f["qty"] = qty[f["position"]]
         f["entry_price"] = entry_price
@@ -532,6 +528,47 @@ class _Timelines:
                 "exit_price": f["price"][exits], "exit_reason": p.reason[q],
                 "exit_z": self.g.z_held[f["day"][exits], p.symbol[q]],
                 "exit_order": f["number"][exits]}
+
+
+# Fills settled at a time by `_settle` between two checks.
+_SETTLE_WINDOW = 8192
+
+
+def _settle(cash: float, amounts: list[float], commission: float,
+            balances: list[float]) -> float:
+    """Pay `amounts` (and `commission` each) from `cash` one after the other, each balance
+    rounded to whole cents as the exchange books a fill, `round(cash - amount - commission,
+    2)` with Python's round (to the nearest cent of the exact binary value); append each
+    balance to `balances` and return the last.
+
+    In bulk: once the balance is whole cents, each step moves it by the step's own cents, so
+    the balances are a running sum of integers. Every balance is then checked against the
+    step that makes it, recomputed from the one before in floating point exactly as the
+    loop computes it: it must round to that sum, and not from within a hair of half a cent
+    (where numpy's rounding of the product by 100 could differ from the exact decimal
+    rounding). The first step that fails its check is taken alone as the loop takes it."""
+    a_all = np.asarray(amounts, dtype=float)
+    pos, n = 0, len(a_all)
+    while pos < n:
+        cash = round(cash - amounts[pos] - commission, 2)  # one step exactly, as the exchange
+        balances.append(cash)
+        pos += 1
+        a = a_all[pos:pos + _SETTLE_WINDOW]
+        if not len(a):
+            break
+        start = round(cash * 100.0)  # the balance in cents (it is a rounded amount)
+        cents = start - np.cumsum(np.rint((a + commission) * 100.0))
+        before = np.r_[start, cents[:-1]] / 100.0  # the float round() gives for those cents
+        scaled = (before - a - commission) * 100.0
+        nearest = np.rint(scaled)
+        ok = (np.abs(scaled - nearest) < 0.5 - 1e-6 - np.abs(scaled) * 1e-15) \
+            & (nearest == cents)
+        good = int(np.argmin(ok)) if not ok.all() else len(ok)
+        if good:
+            balances.extend((cents[:good] / 100.0).tolist())
+            cash = balances[-1]
+            pos += good
+    return cash
 
 
 def _next_true(mask: np.ndarray) -> np.ndarray:
