@@ -259,7 +259,7 @@ class _Timelines:
         active = np.arange(self.n)
         found = [(np.zeros(0, np.int64),) * 3 + (np.zeros(0, bool), np.zeros(0, np.int64))]
         while len(active):
-            entry = next_fill[cursor[active], active]
+            entry = next_fill(cursor[active], active)
             opened = entry < days
             active, entry = active[opened], entry[opened]
             is_long = self.is_long[entry, active]
@@ -571,14 +571,21 @@ def _settle(cash: float, amounts: list[float], commission: float,
     return cash
 
 
-def _next_true(mask: np.ndarray) -> np.ndarray:
-    """next[d, j]: the first day at or after d where mask[:, j] holds (len(mask) if none);
-    one more row, for d = len(mask)."""
+def _next_true(mask: np.ndarray):
+    """A function of (d, j), element-wise: the first day at or after d where mask[:, j]
+    holds (len(mask) if none, and for d = len(mask)). Looked up among the true cells
+    (column by column, as j * days + d), not tabulated for every cell."""
     days = len(mask)
-    index = np.where(mask, np.arange(days)[:, np.newaxis], days)
-    out = np.full((days + 1, mask.shape[1]), days, dtype=np.int64)
-    out[:days] = np.minimum.accumulate(index[::-1], axis=0)[::-1]
-    return out
+    true = np.flatnonzero(mask.T)  # j * days + d, in order
+
+    def first(d: np.ndarray, j: np.ndarray) -> np.ndarray:
+        if not len(true):
+            return np.full(np.shape(d), days, dtype=np.int64)
+        at = np.searchsorted(true, j * days + d)
+        found = true[np.minimum(at, len(true) - 1)]
+        return np.where((at < len(true)) & (found < (j + 1) * days), found - j * days, days)
+
+    return first
 
 
 def _cells(days: int, symbol: np.ndarray, first: np.ndarray,

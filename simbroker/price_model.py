@@ -196,6 +196,8 @@ class _Paths:
         return np.isnan(self.scale)
 
     def take(self, where) -> _Paths:
+        if _everything(where, self.open.shape):
+            return self  # never written to: no copy needed
         return _Paths(*(getattr(self, f)[where] for f in _FIELDS))
 
     def values(self, j: np.ndarray) -> np.ndarray:
@@ -219,6 +221,17 @@ class _Paths:
         j = np.minimum(from_j, GRID)
         return self.sign * np.where(want_low_of_x, lib.suffix_low[self.index, j],
                                     lib.suffix_high[self.index, j])
+
+
+def _everything(where, shape: tuple[int, ...]) -> bool:
+    """Whether indexing a 1-d array of `shape` by `where` gives it back whole, in order."""
+    if len(shape) != 1 or not isinstance(where, np.ndarray) or where.ndim != 1:
+        return False
+    n = shape[0]
+    if where.dtype == bool:
+        return len(where) == n and bool(where.all())
+    return len(where) == n and (n == 0 or (where[0] == 0 and where[-1] == n - 1
+                                           and bool(np.all(np.diff(where) == 1))))
 
 
 def _through_bar(p: _Paths, x: np.ndarray) -> np.ndarray:
