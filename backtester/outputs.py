@@ -212,6 +212,9 @@ def cost_stats(result: Result, lo: int, hi: int, mine: np.ndarray) -> dict[str, 
             "sec_fees_usd": round(float(c.sec[lo:hi].sum()), 2),
             "taf_fees_usd": round(float(c.taf[lo:hi].sum()), 2),
             "cash_interest_usd": round(float(c.interest[lo:hi].sum()), 2),
+            # Credited (negative: charged on shorts); costs_usd is net of them.
+            "dividends_usd": round(float(c.dividends[lo:hi].sum()), 2)
+            if c.dividends is not None else 0.0,
             "total_net_pnl_usd": round(float(result.trades.pnl_usd[mine].sum()
                                              - c.trade_fees[mine].sum()), 2),
             "final_equity_before_costs_usd": round(float(c.gross_equity[hi - 1]), 2)
