@@ -187,3 +187,42 @@ def market_without_dividends(us):
         frames.append(frame)
     return market_data.from_frame(pd.concat(frames, ignore_index=True), name="no-dividends",
                                   check_sessions=False)
+
+
+# -- parity -------------------------------------------------------------------------------
+
+
+def test_the_bot_on_the_exchange_and_the_backtest_pay_the_same_dividends(tmp_path, monkeypatch):
+    """`trading_bot.py --sim` against the exchange and `backtest.py` over the same days: the
+    same trades (test_parity.py's comparison) and the same dividends, day by day: a short of
+    AAPL over its 2019-02-08 ex-date and one of NVDA over 2019-02-28."""
+    import csv
+
+    import trading_bot
+    from backtester.outputs import trade_rows
+    from market_calendar import nyse
+    from simbroker import Exchange
+    from tests.test_parity import COMPARED, TICKERS, _key
+
+    monkeypatch.chdir(tmp_path)
+    first_day, days = date(2019, 2, 1), 25
+    env = {"TICKERS": TICKERS}
+    assert trading_bot.main(["--sim", "--days", str(days), "--sim-start", first_day.isoformat(),
+                             "--sim-dir", str(tmp_path / "sim")], environ=env) == 0
+    settled = nyse().sessions_between(first_day, date(2023, 1, 1))[:days][-2].day
+    us = market_data.load("us-stocks")
+    result = run_backtest(us, load_config(env), start=first_day, end=settled)
+    with open(tmp_path / "sim" / "logs" / "trades.csv") as handle:
+        bot = [r for r in csv.DictReader(handle) if r["exit_time"][:10] <= settled.isoformat()]
+    assert [{k: r[k] for k in COMPARED} for r in sorted(bot, key=_key)] == [
+        {k: r[k] for k in COMPARED} for r in sorted(trade_rows(result), key=_key)]
+
+    exchange = Exchange.load(tmp_path / "sim" / "exchange.json", us)
+    paid = {}
+    for a in exchange.activities:
+        if a.activity_type == "DIV" and a.day <= settled:
+            paid[a.day] = round(paid.get(a.day, 0.0) + a.net_amount, 2)
+    backtest = {day: round(float(v), 2) for day, v in zip(result.days, result.costs.dividends,
+                                                          strict=True) if v}
+    assert set(backtest) == {date(2019, 2, 8), date(2019, 2, 28)}
+    assert paid == backtest
