@@ -128,7 +128,15 @@ def sweep(rounds: int, out: Path) -> None:
     print(f"  the sweep phase alone, 1 / 2: {spread(sweeping, 'x')}")
     for label, measured_runs in runs.items():
         busy = [r.cpu_s / r.seconds for r in measured_runs]
-        print(f"  {label}: cores busy on average (CPU s / wall s): {spread(busy, '', 2)}")
+        print(f"  {label}: cores busy on average (CPU s / wall s): {spread(busy, '', 2)}; "
+              f"CPU s in all: {spread([r.cpu_s for r in measured_runs])}")
+    # What the design allows, from the 1-process runs: the phases outside the sweep stay
+    # serial, and the sweep phase can at best halve.
+    bound = [r.seconds / (r.seconds - r.phases["sweep and backtest"] / 2) for r in one]
+    serial = [r.seconds - r.phases["sweep and backtest"] for r in one]
+    print(f"  serial part of the 1-process run (imports, load, files, report; the pool's "
+          f"start and end): {spread(serial)}; best possible 1 / 2 with a sweep phase split "
+          f"perfectly in two: {spread(bound, 'x')}")
 
 
 def startup(rounds: int, out: Path) -> None:
