@@ -105,11 +105,11 @@ def _cold_vectorbt(peer: str) -> None:
           f"({phase_medians([run])})")
 
 
-def memory(rounds: int, out: Path) -> None:
+def memory(rounds: int, out: Path, big_rounds: int = BIG_ROUNDS) -> None:
     print("\n== backtest.py from CSV: time and peak resident memory ==")
     for size, (symbols, sessions) in {"2.5 M": (500, 5000), "12.6 M": (5000, 2520)}.items():
         # 12.6 M bars take minutes a run: one round unless asked (--big-rounds).
-        times = rounds if size == "2.5 M" else BIG_ROUNDS
+        times = rounds if size == "2.5 M" else big_rounds
         runs = interleave([ours("backtest.py", symbols, sessions, out)], times)["backtest.py"]
         print(f"{size} bars ({symbols} x {sessions:,}), {times} rounds: "
               f"{spread([r.seconds for r in runs])}, "
@@ -187,8 +187,6 @@ def main() -> int:
     parser.add_argument("--only", nargs="+", choices=("peers", "memory", "sweep", "startup"),
                         default=("peers", "memory", "sweep", "startup"))
     args = parser.parse_args()
-    global BIG_ROUNDS
-    BIG_ROUNDS = args.big_rounds
     print(f"machine: {machine()}")
     print(f"commit: {_commit()}")
     with tempfile.TemporaryDirectory() as scratch:
@@ -196,8 +194,10 @@ def main() -> int:
         for part in args.only:
             if part == "peers":
                 peers(args.rounds, args.peer_python, out)
+            elif part == "memory":
+                memory(args.rounds, out, args.big_rounds)
             else:
-                {"memory": memory, "sweep": sweep, "startup": startup}[part](args.rounds, out)
+                {"sweep": sweep, "startup": startup}[part](args.rounds, out)
     return 0
 
 
