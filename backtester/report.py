@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from backtester.engine import Result
-from backtester.plotdata import envelope, envelope_columns
+from backtester.plotdata import MAX_POINTS, envelope, envelope_columns
 from backtester.plotly_html import chart_html, library_html, typed
 from backtester.stats import drawdown
 from backtester.tearsheet import (
@@ -136,6 +136,16 @@ def most_traded(result: Result, count: int | None = TOP_SYMBOLS) -> list[int]:
 
 SYMBOL_TITLE = ": noon price, z-score and trades"
 _COLUMNS_AT_ONCE = 256  # symbols whose lines are thinned together (bounds the memory used)
+# Points of all the menu's price lines together (and of its z-score lines): with more symbols
+# than SYMBOL_POINTS / MAX_POINTS, each symbol's lines get fewer points (never below
+# MIN_SYMBOL_POINTS), so that the page stays a size a browser opens; the extremes stay.
+SYMBOL_POINTS = 1_000_000
+MIN_SYMBOL_POINTS = 200
+
+
+def symbol_points(symbols: int) -> int:
+    """The most points a line of the symbol chart has, with `symbols` in the menu."""
+    return max(MIN_SYMBOL_POINTS, min(MAX_POINTS, SYMBOL_POINTS // max(symbols, 1)))
 
 
 def symbols_chart(result: Result, symbols: Sequence[int]) -> tuple[dict[str, Any],
@@ -170,7 +180,7 @@ def symbols_data(result: Result, symbols: Sequence[int]) -> dict[str, Any]:
     for name, values in (("price", result.prices), ("z", result.z)):
         counts, at = [], []
         for part in np.array_split(chosen, -(-len(chosen) // _COLUMNS_AT_ONCE)):
-            starts, rows = envelope_columns(values[:, part])
+            starts, rows = envelope_columns(values[:, part], symbol_points(len(symbols)))
             counts.append(np.diff(starts))
             at.append(rows)
         count, row = np.concatenate(counts), np.concatenate(at)
@@ -427,8 +437,12 @@ def build_report(result: Result, stats: Mapping[str, Any], *, title: str,
     sections += ["<h2>Monthly returns</h2>", monthly_table(result),
                  "<h2>Worst drawdowns</h2>", drawdowns_table(result)]
     if traded:
+        points = symbol_points(len(traded))
+        thinned = (f" With this many, each symbol's lines have at most {points:,} points (of "
+                   f"{len(result.sessions):,} sessions), its lowest and highest of each span "
+                   "kept; every trade is drawn." if len(result.sessions) > points else "")
         sections += [f"<h2>Symbols</h2><p>All {len(traded)} traded symbols are in the menu, "
-                     f"most trades first ({len(result.symbols)} in the universe).</p>",
+                     f"most trades first ({len(result.symbols)} in the universe).{thinned}</p>",
                      plots[2]]
     sections += plots[3:]
     if grid is not None:

@@ -62,3 +62,11 @@ def test_columns_at_once_are_each_columns_envelope_by_hand():
             assert at[starts[c]:starts[c + 1]].tolist() == by_hand(values[:, c], max_points)
             assert envelope(values[:, c], max_points).tolist() == by_hand(values[:, c],
                                                                           max_points)
+
+
+def test_the_symbol_menu_thins_its_lines_further_only_when_long():
+    from backtester.report import MIN_SYMBOL_POINTS, SYMBOL_POINTS, symbol_points
+
+    assert symbol_points(1) == symbol_points(SYMBOL_POINTS // 2_000) == 2_000
+    assert symbol_points(5_000) == SYMBOL_POINTS // 5_000 >= MIN_SYMBOL_POINTS
+    assert symbol_points(10**6) == MIN_SYMBOL_POINTS
