@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from backtester.dividends import paid as dividends_paid
 from backtester.panels import Panels
 from market_calendar import MarketCalendar
 from simbroker.costs import CostRates, borrow_fee, cash_interest, sale_fees_unrounded
@@ -32,13 +33,17 @@ class Costs:
     sec: np.ndarray
     taf: np.ndarray
     interest: np.ndarray  # credited
-    trade_fees: np.ndarray  # per round trip: its borrow fees and its sale's SEC and TAF fees
+    # per round trip: its borrow fees, its sale's SEC and TAF fees, less its dividends
+    trade_fees: np.ndarray
     gross_equity: np.ndarray  # equity before costs
+    # Cash dividends credited (negative: a short charged them; backtester/dividends.py).
+    dividends: np.ndarray | None = None
 
     @property
     def per_day(self) -> np.ndarray:
-        """Net cost of each day (interest counts against it)."""
-        return self.borrow + self.sec + self.taf - self.interest
+        """Net cost of each day (interest and dividends received count against it)."""
+        net = self.borrow + self.sec + self.taf - self.interest
+        return net if self.dividends is None else net - self.dividends
 
     @property
     def total_usd(self) -> float:
@@ -66,8 +71,16 @@ def charge(panels: Panels, calendar: MarketCalendar, trades, cash: np.ndarray,
     sec, taf, trade_fees = _sale_fees(trades, n_days, level, rates)
     trade_fees = trade_fees + _trade_borrow(trades, daily_borrow, short)
     interest = cash_interest(cash, gap, rates)
+    # Dividends are cash the account is owed, not a fee: paid even with costs turned off.
+    dividends, trade_dividends = dividends_paid(trades, _rows_of(panels.dividend, rows), level,
+                                                n_days)
     return Costs(borrow=borrow, sec=sec, taf=taf, interest=interest,
-                 trade_fees=np.round(trade_fees, 2), gross_equity=equity)
+                 trade_fees=np.round(trade_fees - trade_dividends, 2), gross_equity=equity,
+                 dividends=dividends)
+
+
+def _rows_of(panel: np.ndarray | None, rows: slice) -> np.ndarray | None:
+    return None if panel is None else panel[rows]
 
 
 def _held(trades, n_days: int):

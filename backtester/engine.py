@@ -34,7 +34,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from backtester.benchmark import buy_and_hold
+from backtester.benchmark import SHIPPED_INDEX, buy_and_hold, load_index, market_value
 from backtester.costs import Costs, charge
 from backtester.execution import (
     ENTRY,
@@ -99,6 +99,9 @@ class Settings:
     fractionable: frozenset[str] | None = None
     costs: CostRates = CostRates()  # borrow, SEC and FINRA fees, cash interest (simbroker/costs)
     risk_free_rate: float = 0.0  # a year, for the Sharpe ratio; stated in the statistics
+    # The market benchmark (backtester/benchmark.py): the shipped S&P 500 index, a file of
+    # date,close, or None for none.
+    benchmark: str | None = SHIPPED_INDEX
 
     def __post_init__(self) -> None:
         checks = [
@@ -184,6 +187,10 @@ class Result:
     costs: Costs | None = None
     # Equal-weight buy-and-hold of the universe at each close (backtester/benchmark.py).
     benchmark: np.ndarray | None = None
+    # The same cash in the market benchmark (Settings.benchmark) at each close; None when it
+    # does not cover the days.
+    market: np.ndarray | None = None
+    market_name: str | None = None
     orders: OrderLog = field(default_factory=OrderLog.empty)  # every order placed
 
     @property
@@ -232,8 +239,12 @@ def finished(result: Result, panels: Panels, calendar: MarketCalendar) -> Result
     costs = charge(panels, calendar, result.trades, result.cash, result.equity,
                    result.settings.costs)
     paid = np.cumsum(costs.per_day)
+    index = load_index(result.settings.benchmark) if result.settings.benchmark else None
+    market = None if index is None else market_value(index, panels.days(),
+                                                     result.settings.starting_cash)
     return replace(result, equity=result.equity - paid, cash=result.cash - paid, costs=costs,
-                   benchmark=buy_and_hold(panels, result.settings.starting_cash))
+                   benchmark=buy_and_hold(panels, result.settings.starting_cash),
+                   market=market, market_name=index.name if market is not None else None)
 
 
 def _run(panels: Panels, config: Config, settings: Settings) -> Result:
