@@ -218,3 +218,17 @@ def server_post(server, path: str, body: dict):
     return requests.post(f"{server.trading_url}{path}", json=body, timeout=10, headers={
         "APCA-API-KEY-ID": server.exchange.config.key_id,
         "APCA-API-SECRET-KEY": server.exchange.config.secret_key})
+
+
+def test_a_failed_sim_day_says_why_once(bots, tmp_path):
+    env = {**sim_env(), "SIM_FAULT_RATE": "1.0", "REQUEST_RETRIES": "0"}
+    run = bots.run([*SIM, "--days", "2", "--sim-dir", str(tmp_path / "sim")], env=env,
+                   cwd=tmp_path)
+    assert run.returncode == 1
+    lines = run.stderr.splitlines()
+    reasons = [line.split("run failed: ", 1)[1] for line in lines if "run failed: " in line]
+    assert len(reasons) == 2  # one per day
+    for reason in reasons:
+        assert sum(reason in line for line in lines if "ERROR" in line and "FAILED" not in
+                   line) == 1, reason
+    assert sum("failed at the broker; the next day goes on" in line for line in lines) == 2
