@@ -8,8 +8,13 @@ from datetime import UTC, date, datetime
 
 import pytest
 
+import trading_bot
 from broker import Activity
+from cost_booking import simulated_span
 from position_manager import COST_COLUMNS, TRADE_COLUMNS, TRADE_FILE_COLUMNS, StateStore
+from run_digest import earlier_summaries
+from sim_runner import sim_calendar
+from simbroker import Exchange, market_data
 from tests.sim_harness import Sim, flat_bars, market, price_for_z, sessions, zigzag
 from trade_costs import Owner, allocate_cents, book, kind_of
 
@@ -182,3 +187,27 @@ def test_a_long_sale_is_booked_by_the_next_run_and_fees_add_up_to_the_account(we
     assert summary["costs_usd"] == {{"REG": "sec", "TAF": "taf"}[a.sub_type]: -a.net_amount
                                     for a in monday}
     assert summary["costs_not_booked_usd"] == {}
+
+
+def test_a_simulations_net_realised_pnl_reconciles_with_its_equity_change(tmp_path, monkeypatch):
+    # As `make demo`, over fewer days: the final line's figures, from the saved exchange.
+    monkeypatch.chdir(tmp_path)
+    sim_dir = tmp_path / "sim"
+    days = 12
+    assert trading_bot.main(["--sim", "--days", str(days), "--sim-start", "2022-03-01",
+                             "--sim-dir", str(sim_dir)], environ={}) == 0
+    market = market_data.load("us-stocks")
+    exchange = Exchange.load(sim_dir / "exchange.json", market, calendar=sim_calendar(market))
+    runs = list(earlier_summaries(sim_dir / "logs", limit=days))[::-1]
+    span = simulated_span(exchange, sim_dir / "logs", runs)
+    rows = StateStore(sim_dir / "logs").load_trades()
+    assert span is not None and span.trades == len(rows) >= 5
+    assert span.fees > 0 and span.posted_by_kind["borrow"] > 0
+    assert span.net == pytest.approx(sum(float(r["net_pnl_usd"]) for r in rows), abs=0.005)
+    # Every cost the account posted is a trade's, an open position's or named as neither;
+    # what is left of the equity change is the cash rounding of the fills.
+    assert span.posted == pytest.approx(span.fees + span.open_costs + span.other_costs,
+                                        abs=0.005)
+    assert abs(span.remainder) <= 0.01 * len(rows)
+    assert span.equity_change == pytest.approx(
+        exchange.balances().equity - runs[0]["equity_usd"], abs=0.005)
