@@ -22,6 +22,7 @@ import numpy as np
 from backtester.panels import Panels
 from market_calendar import MarketCalendar
 from simbroker.costs import CostRates, borrow_fee, cash_interest, sale_fees_unrounded
+from trade_costs import allocate_cents
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,7 @@ def charge(panels: Panels, calendar: MarketCalendar, trades, cash: np.ndarray,
     short = _short_shares(trades, n_days, n_sym, level)
     daily_borrow = borrow_fee(short, np.nan_to_num(close), gap[:, np.newaxis], rates)
     borrow = daily_borrow.sum(axis=1)
-    sec, taf, trade_fees = _sale_fees(trades, n_days, level, rates)
+    sec, taf, trade_fees = _sale_fees(trades, n_days, level, rates, panels.symbols)
     trade_fees = trade_fees + _trade_borrow(trades, daily_borrow, short)
     interest = cash_interest(cash, gap, rates)
     return Costs(borrow=borrow, sec=sec, taf=taf, interest=interest,
@@ -112,8 +113,9 @@ def _trade_borrow(trades, daily_borrow: np.ndarray, short: np.ndarray) -> np.nda
     return out
 
 
-def _sale_fees(trades, n_days: int, level, rates: CostRates):
-    """SEC and TAF per day (each day's totals rounded up to the cent) and per trade."""
+def _sale_fees(trades, n_days: int, level, rates: CostRates, symbols):
+    """SEC and TAF per day (each day's totals rounded up to the cent) and per trade: each
+    day's totals shared among its sales as the bot books the account's (trade_costs.py)."""
     is_long = trades.is_long.astype(bool)
     # A long sells at its exit, a short at its entry.
     day = np.where(is_long, trades.exit_session, trades.entry_session)
@@ -129,5 +131,24 @@ def _sale_fees(trades, n_days: int, level, rates: CostRates):
     sec_day, taf_day = np.zeros(n_days), np.zeros(n_days)
     np.add.at(sec_day, day[inside], sec[inside])
     np.add.at(taf_day, day[inside], taf[inside])
-    return (np.ceil(sec_day * 100 - 1e-9) / 100, np.ceil(taf_day * 100 - 1e-9) / 100,
-            sec + taf)
+    sec_day, taf_day = np.ceil(sec_day * 100 - 1e-9) / 100, np.ceil(taf_day * 100 - 1e-9) / 100
+    return sec_day, taf_day, _shared(day, inside, symbols, trades, (sec, taf),
+                                     (sec_day, taf_day))
+
+
+def _shared(day, inside, symbols, trades, fees, totals) -> np.ndarray:
+    """Each trade's cents of its sale day's totals (allocate_cents, in the bot's order of
+    precedence: by symbol; a day has one sale per symbol), in dollars."""
+    out = np.zeros(len(day))
+    names = np.asarray(symbols, dtype=object)[trades.symbol] if len(day) else np.zeros(0)
+    chosen = np.flatnonzero(inside)
+    chosen = chosen[np.lexsort((names[chosen].astype(str), day[chosen]))] if len(chosen) \
+        else chosen
+    for group in np.split(chosen, np.flatnonzero(np.diff(day[chosen])) + 1):
+        if not len(group):
+            continue
+        d = day[group[0]]
+        for unrounded, total in zip(fees, totals, strict=True):
+            cents = allocate_cents(round(float(total[d]) * 100), unrounded[group].tolist())
+            out[group] += np.asarray(cents, dtype=float) / 100
+    return out
