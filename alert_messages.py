@@ -69,7 +69,7 @@ def failure_alert(reason: str, summary: Mapping[str, Any] | None = None) -> Aler
     s = summary
     exits, entries, fills = _list(s, "exits"), _list(s, "entries"), _list(s, "fills")
     did = [f"{_count(len(exits), 'exit')} and {_count(len(entries), 'entry', 'entries')} "
-           f"sent; {_count(len(fills), 'fill')}"]
+           f"sent; {_count(len(fills), 'fill')}", *found_lines(s)]
     unconfirmed = [e.get("symbol", "?") for e in exits + entries
                    if str(e.get("status", "")).startswith("unconfirmed")]
     if unconfirmed:
@@ -134,6 +134,10 @@ def summary_alert(summary: Mapping[str, Any]) -> Alert:
                  f"{len(skipped) - untradable} skipped; {_count(untradable, 'ticker')} not "
                  "tradable at the broker")),
     ]
+    found = _list(s, "found_placed")
+    if found:
+        sections.append((f"Found at the broker, placed by an earlier run today, not sent again "
+                         f"({len(found)})", _cap([_found_line(e) for e in found])))
     if trades:
         sections.append((f"Trades recorded ({len(trades)})",
                          _cap([trade_line(t) for t in trades])))
@@ -331,6 +335,20 @@ def _order_line(label: str, e: Mapping[str, Any]) -> str:
             f"{kind}{z_text}{reason}: {e.get('status', '?')}")
 
 
+def found_lines(s: Mapping[str, Any]) -> list[str]:
+    """The orders a run found at the broker instead of sending them, in one line (or none)."""
+    found = _list(s, "found_placed")
+    if not found:
+        return []
+    return [f"{_count(len(found), 'order')} found at the broker, placed by an earlier run "
+            f"today, not sent again: {', '.join(_found_line(e) for e in found)}"]
+
+
+def _found_line(e: Mapping[str, Any]) -> str:
+    label = "EXIT" if e.get("intent") == "exit" else "ENTRY"
+    return _order_line(label, e)
+
+
 def _fill_line(f: Mapping[str, Any], trades: Sequence[Mapping[str, Any]]) -> str:
     line = (f"{f.get('side', '?')} {_num(f.get('filled_qty'))} {f.get('symbol', '?')} @ "
             f"{_num(f.get('filled_avg_price'))}: {f.get('status', '?')}")
@@ -411,8 +429,10 @@ def run_line(s: Mapping[str, Any]) -> str:
     if change is not None:
         equity += f" ({_usd(change[0])}, {pct(change[1])})"
     trades = _list(s, "trades")
+    found = len(_list(s, "found_placed"))
     return (f"{head}: equity {equity}; {_count(len(_list(s, 'exits')), 'exit')}, "
-            f"{_count(len(_list(s, 'entries')), 'entry', 'entries')}, "
+            f"{_count(len(_list(s, 'entries')), 'entry', 'entries')}"
+            + (f" sent ({found} more found placed earlier, not sent)" if found else "") + ", "
             f"{_count(len(_list(s, 'fills')), 'fill')}; {_count(len(trades), 'trade')}"
             + (f" gross {_usd(_pnl(trades))} net {_usd(_net(trades))}" if trades else "")
             + (f"; account costs {_paid(sum(s['costs_usd'].values()))}"

@@ -93,6 +93,9 @@ class OrderManager:
         self.backoff = backoff_seconds
         self.sleep = sleep
         self.placed: list[Order] = []
+        # Orders this run decided on and found at the broker already, by client_order_id: an
+        # earlier run of the day placed them. Not sent again, and never announced as sent.
+        self.found_placed: dict[str, Order] = {}
 
     def _save(self) -> None:
         if self.dry_run:
@@ -105,17 +108,46 @@ class OrderManager:
         broker refuses it; None in a dry run."""
         cid = intent.client_order_id
         if self.dry_run:
+            found = self.broker.order_by_client_id(cid, intent.symbol)
+            if found is not None:
+                return self._found(intent, found)
             log.info("dry run: would place %s %s %g %s %s (%s)", intent.order_side,
                      intent.symbol, intent.qty, cid, describe(intent), intent.intent)
             return None
         self.pending[cid] = intent
         self._save()  # write-ahead: the record exists before the order can
-        order = self.broker.order_by_client_id(cid, intent.symbol) or self._submit(intent)
+        found = self.broker.order_by_client_id(cid, intent.symbol)
+        if found is not None:
+            return self._found(intent, found)
+        order = self._submit(intent)
         self.pending[cid] = replace(intent, order_id=order.id)
         self._save()
         self.placed.append(order)
         log.info("order %s: %s %s %g %s -> %s", cid, intent.order_side, intent.symbol,
                  intent.qty, describe(intent), order.status)
+        return order
+
+    def _found(self, intent: PendingOrder, order: Order) -> Order:
+        """The order is at the broker already: an earlier run of the day placed it (its
+        record ended with it, or was lost). It is not sent again. Still working, it is
+        adopted: its record describes the order the broker has, and this run tracks its
+        fills. Ended, this day's sync has already counted its fills (or it had none): it is
+        not applied a second time."""
+        cid = intent.client_order_id
+        self.found_placed[cid] = order
+        log.info("order %s: already at the broker, placed by an earlier run today (%s %s %g, "
+                 "%s); not sent again", cid, order.side, order.symbol, order.qty, order.status)
+        if self.dry_run:
+            return order
+        if order.is_open or order.status == "replaced":  # a replacement carries it on
+            self.pending[cid] = replace(intent, order_id=order.id, qty=order.qty,
+                                        limit_price=order.limit_price or 0.0,
+                                        order_type=order.type,
+                                        time_in_force=order.time_in_force)
+            self.placed.append(order)
+        else:
+            del self.pending[cid]
+        self._save()
         return order
 
     def _submit(self, p: PendingOrder) -> Order:

@@ -419,9 +419,17 @@ def _latest_run(records: Records) -> str:
     rows += [["fill", f.get("symbol", "?"), f.get("side", "?"), _num(f.get("filled_qty")),
               _num(f.get("filled_avg_price")), "", f.get("status", "?")]
              for f in s.get("fills") or []]
+    # Decided on, but placed by an earlier run of the day: found at the broker, not sent.
+    found = s.get("found_placed") or []
+    rows += [[f"{e.get('intent', 'order')} found, not sent", e.get("symbol", "?"),
+              e.get("side", "?"), _num(e.get("qty")), _num(e.get("limit_price")),
+              e.get("exit_reason", ""), f"{e.get('status', '?')} (placed earlier)"]
+             for e in found]
     head = (f"<p class='note'>{_e(records.runs[-1].name)}: {_e(s.get('outcome', '?'))}; "
-            f"{len(s.get('exits') or [])} exits, {len(s.get('entries') or [])} entries, "
-            f"{len(s.get('fills') or [])} fills, {s.get('trades_recorded', 0)} trades "
+            f"{len(s.get('exits') or [])} exits, {len(s.get('entries') or [])} entries sent"
+            + (f" ({len(found)} more found at the broker, placed by an earlier run, not "
+               "sent again)" if found else "")
+            + f", {len(s.get('fills') or [])} fills, {s.get('trades_recorded', 0)} trades "
             "recorded.</p>")
     table = _table(["action", "symbol", "side", "qty", "limit / price", "reason", "status"],
                    rows, wide=(4, 5)) if rows else "<p class='empty'>No order.</p>"

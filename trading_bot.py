@@ -40,7 +40,7 @@ from account_events import (
 )
 from alert_messages import run_line
 from alerts import Alerter
-from broker import Account, Broker, Clock
+from broker import Account, Broker, Clock, Order
 from broker_sync import Rebuilt, read_broker, rebuild_records
 from config import DATA_URL, Config, Credentials, load_config, load_credentials, read_env
 from console import ONCE
@@ -118,6 +118,9 @@ class RunSummary:
     # Held symbols no order could be decided or sent for today, and why (named every day).
     unmanaged: dict[str, str] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
+    # Orders decided on and found at the broker already (an earlier run of the day placed
+    # them): not sent by this run, so never in `exits` or `entries`.
+    found_placed: list[dict[str, Any]] = field(default_factory=list)
     requests: int = 0
     # For the people reading it (alerts, terminal, report): see run_digest.py.
     account: str = ""  # paper, live or simulated
@@ -691,6 +694,9 @@ def _send(orders: OrderManager, intent: PendingOrder, record: list, summary: Run
         entry["exit_reason"] = intent.exit_reason
     try:
         order = orders.place(intent)
+        if order is not None and intent.client_order_id in orders.found_placed:
+            _found_placed(intent, order, entry, summary)
+            return
         entry["status"] = order.status if order else "dry_run"
     except OrderRejectedError as exc:
         log.warning("%s: order refused: %s", intent.symbol, exc)
@@ -703,6 +709,21 @@ def _send(orders: OrderManager, intent: PendingOrder, record: list, summary: Run
     record.append(entry)
 
 
+def _found_placed(intent: PendingOrder, order: Order, entry: dict[str, Any],
+                  summary: RunSummary) -> None:
+    """An order the run decided on is at the broker already: listed as found, not as sent.
+    An exit that ended there leaves the rest of the holding to the next day's run (the
+    day's client_order_id is used up; a second order could never be told apart)."""
+    entry.update(intent=intent.intent, qty=order.qty, status=order.status,
+                 filled_qty=order.filled_qty)
+    summary.found_placed.append(entry)
+    if intent.intent == "exit" and not order.is_open and order.status != "replaced":
+        summary.unmanaged[intent.symbol] = (
+            f"today's exit {intent.client_order_id} was placed by an earlier run and ended "
+            f"{order.status} ({order.filled_qty:g} of {order.qty:g} filled); not sent again, "
+            "the next trading day's run decides")
+
+
 def track_fills(orders: OrderManager, config: Config, store: StateStore,
                 holdings: dict[str, Holding], run_dir: Path, now: datetime,
                 summary: RunSummary, dry_run: bool) -> None:
@@ -713,8 +734,10 @@ def track_fills(orders: OrderManager, config: Config, store: StateStore,
     cancel = {intent for intent, policy in (("entry", config.entry_partial_fill),
                                             ("exit", config.exit_partial_fill))
               if policy == PartialFill.CANCEL_REMAINDER}
-    if cancel:
-        orders.cancel_remainders(placed, cancel)
+    if cancel and orders.cancel_remainders(placed, cancel):
+        # Read once more: a canceled remainder ends its order, and its fills so far are then
+        # a holding or a trade row now, not at the next run.
+        placed = orders.broker.orders_since(now - timedelta(minutes=1))
     mine = {o.id for o in orders.placed}
     summary.fills.extend(fill_record(o) for o in placed if o.id in mine and o.filled_qty > 0)
     # `placed` is the state of this run's orders only. A pending record of any other order

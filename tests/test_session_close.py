@@ -3,6 +3,7 @@ estimate of the broker's time and, near the close, the broker's clock (early clo
 
 from __future__ import annotations
 
+import threading
 from datetime import date, datetime, time
 
 import pytest
@@ -10,6 +11,7 @@ import requests
 
 import trading_bot
 from market_calendar import NEW_YORK
+from tests.reliability_support import check_invariants
 from tests.sim_harness import Sim, flat_bars, market, price_for_z, sessions, zigzag
 from tests.test_bot_e2e import DAYS, E, scenario
 
@@ -84,3 +86,47 @@ def test_the_same_day_guard_knows_an_exit_filled_at_the_open():
     assert trading_bot.exited_today([{**row, "exit_time": "2022-03-03T20:00:00+00:00"}],
                                     today) == set()
     assert trading_bot.exited_today([{**row, "exit_time": ""}], today) == set()
+
+
+def test_an_exit_that_reached_the_broker_after_the_close_and_filled_at_the_open_is_not_re_entered(
+        tmp_path, monkeypatch):
+    # AAA: entered on day E, back to its mean on E + 1, and down at z=-2 again on E + 2.
+    monkeypatch.chdir(tmp_path)
+    series, _ = scenario(["z=0.5", "z=-2.0", "z=-2.0"])
+    sim = Sim(tmp_path, market(flat_bars("AAA", series["AAA"])), DAYS[E - 1], spread_bps=0.0)
+    sim.env.update(TICKERS="AAA", EXIT_ORDER_TYPE="market")
+    headers = {"APCA-API-KEY-ID": sim.exchange.config.key_id,
+               "APCA-API-SECRET-KEY": sim.exchange.config.secret_key}
+    try:
+        assert sim.run(DAYS[E]) == 0 and "AAA" in sim.store.load_holdings()
+        # Day E + 1, 15:59:20: 40 s before the close the exit may leave; its POST is slow on
+        # the way (3 s), and the close passes meanwhile: the broker takes the DAY order for
+        # the next session, which fills it at the open.
+        sim.exchange.advance_to(at(DAYS[E + 1], 15, 59, 20))
+        response = requests.post(f"{sim.server.trading_url}/_sim/faults", json={
+            "method": "POST", "path": ORDERS, "delay_seconds": 3}, headers=headers, timeout=10)
+        assert response.status_code == 200
+        mover = threading.Timer(1.0, lambda: requests.post(
+            f"{sim.server.trading_url}/_sim/clock",
+            json={"to": at(DAYS[E + 1], 16, 0, 5).isoformat()}, headers=headers, timeout=10))
+        mover.start()
+        assert sim.run() == 0
+        mover.join()
+        (exit_order,) = sim.last_summary()["exits"]
+        assert exit_order["status"] == "accepted"  # queued for the next session
+        assert sim.trades() == []
+        # Day E + 2 at noon: the exit filled at 09:30; AAA's z is -2 again, but the same
+        # day's guard knows the symbol was closed today.
+        assert sim.run(DAYS[E + 2]) == 0
+        (trade,) = sim.trades()
+        assert trade["exit_client_order_id"] == exit_order["client_order_id"]
+        assert datetime.fromisoformat(trade["exit_time"]).astimezone(NEW_YORK) == \
+            at(DAYS[E + 2], 9, 30)
+        assert sim.last_summary()["entries"] == []
+        assert len(posts(sim)) == 2  # the entry and the exit; no re-entry
+        assert sim.store.load_holdings() == {} and sim.store.load_pending() == {}
+        assert check_invariants(sim.exchange, sim.log_dir) == []
+        assert sim.run(DAYS[E + 3]) == 0  # the next day may enter again
+        assert len(sim.last_summary()["entries"]) == 1
+    finally:
+        sim.close()
