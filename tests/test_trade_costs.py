@@ -6,15 +6,20 @@ from __future__ import annotations
 import math
 from datetime import UTC, date, datetime
 
+import pandas as pd
 import pytest
 
 import trading_bot
+from backtester import Settings, run_backtest
+from backtester.outputs import cost_columns, trade_columns
 from broker import Activity
+from config import load_config
 from cost_booking import simulated_span
 from position_manager import COST_COLUMNS, TRADE_COLUMNS, TRADE_FILE_COLUMNS, StateStore
 from run_digest import earlier_summaries
 from sim_runner import sim_calendar
 from simbroker import Exchange, market_data
+from simbroker.costs import CostRates
 from tests.sim_harness import Sim, flat_bars, market, price_for_z, sessions, zigzag
 from trade_costs import Owner, allocate_cents, book, kind_of
 
@@ -211,3 +216,67 @@ def test_a_simulations_net_realised_pnl_reconciles_with_its_equity_change(tmp_pa
     assert abs(span.remainder) <= 0.01 * len(rows)
     assert span.equity_change == pytest.approx(
         exchange.balances().equity - runs[0]["equity_usd"], abs=0.005)
+
+
+# -- costs feed the backtest's later cash checks as the exchange's do ----------------------
+
+def _binding_market(tmp_path):
+    """AAA: entered on day E (z = -2), sold at a loss on E + 1 (z = -3.5, a stop-loss); BBB:
+    an entry signal on E + 2. Flat bars, so fills are at the noon price exactly."""
+    e = 41
+    aaa = zigzag(DAYS[:e], 100.0, 101.0)
+    aaa[DAYS[e]] = price_for_z(list(aaa.values())[-29:], -2.0)
+    aaa[DAYS[e + 1]] = price_for_z(list(aaa.values())[-29:], -3.5)
+    for d in DAYS[e + 2:e + 6]:
+        aaa[d] = aaa[DAYS[e + 1]]
+    bbb = zigzag(DAYS[:e + 2], 50.0, 50.5)
+    bbb[DAYS[e + 2]] = price_for_z(list(bbb.values())[-29:], -2.0)
+    for d in DAYS[e + 3:e + 6]:
+        bbb[d] = bbb[DAYS[e + 2]]
+    path = tmp_path / "bars.csv"
+    pd.concat([flat_bars("AAA", aaa), flat_bars("BBB", bbb)]).to_csv(path, index=False)
+    return path, e
+
+
+def test_costs_change_a_decision_where_the_budget_binds_in_the_sim_and_the_backtest(
+        tmp_path, monkeypatch):
+    # The account holds just enough cash for BBB's $1,000 entry on E + 2 before costs, not
+    # after AAA's sale fees (taken at E + 1's close): the bot on the exchange and the
+    # backtest both skip it; the backtest without costs enters it.
+    monkeypatch.chdir(tmp_path)
+    path, e = _binding_market(tmp_path)
+    market = market_data.load(path)
+    env = {"TICKERS": "AAA,BBB", "POSITION_SIZE_USD": "1000", "SIM_DATA": str(path),
+           "SIM_SPREAD_BPS": "0"}
+    config = load_config(env)
+    first, last = DAYS[e - 1], DAYS[e + 4]
+
+    def backtest(cash: float, costs: bool):
+        settings = Settings(starting_cash=cash, spread_bps=0.0,
+                            costs=CostRates() if costs else CostRates(enabled=False))
+        return run_backtest(market, config, start=first, end=last, settings=settings)
+
+    free = backtest(2_000.0, costs=False)
+    # Cash at E + 1's close (decision day index 2), before costs: BBB's entry sees it.
+    cash = 2_000.0 + round(1_000.01 - float(free.cash[2]), 2)
+    without, with_costs = backtest(cash, costs=False), backtest(cash, costs=True)
+    assert float(without.cash[2]) == pytest.approx(1_000.01)
+    assert float(with_costs.cash[2]) < 1_000.0  # AAA's SEC and FINRA fees
+    assert without.positions[3] == 1 and with_costs.positions[3] == 0, \
+        "BBB is entered before costs, and not after them"
+
+    sim_dir = tmp_path / "sim"
+    days = e + 5 - (e - 1)
+    assert trading_bot.main(["--sim", "--days", str(days), "--sim-start", first.isoformat(),
+                             "--sim-dir", str(sim_dir)],
+                            environ={**env, "SIM_STARTING_CASH": f"{cash:.2f}"}) == 0
+    held = StateStore(sim_dir / "logs").load_holdings()
+    rows = StateStore(sim_dir / "logs").load_trades()
+    assert held == {} and [r["symbol"] for r in rows] == ["AAA"]  # no BBB
+    assert len(with_costs.trades) == 1 and with_costs.positions[-1] == 0
+    assert without.positions[-1] == 1
+    (row,) = rows
+    columns = trade_columns(with_costs) | cost_columns(with_costs)
+    backtest_row = {k: v[0] for k, v in columns.items()}
+    compared = [c for c in TRADE_FILE_COLUMNS if not c.endswith("order_id")]
+    assert {c: row[c] for c in compared} == {c: backtest_row[c] for c in compared}
