@@ -15,7 +15,12 @@ any run against the account. Positions still open at the end pay what they paid 
 
 Each round trip's fees (`trade_fees`) are its borrow fees and its share of its sale day's
 totals, shared among that day's sales in whole cents exactly as the bot books the account's
-(trade_costs.allocate_cents): the bot's and the backtest's rows of a trade are identical.
+(trade_costs.allocate_cents), less its cash dividends: the bot's and the backtest's rows of a
+trade are identical.
+
+Cash dividends (backtester/dividends.py) are added to equity and cash after the runs, from
+the ex-date on: unlike the fees, they do not yet reach later runs' cash checks (a dividend
+received would leave a run a little more cash than it saw).
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from backtester.dividends import paid as dividends_paid
 from backtester.panels import Panels
 from market_calendar import MarketCalendar
 from simbroker.costs import (
@@ -62,13 +68,17 @@ class Costs:
     sec: np.ndarray
     taf: np.ndarray
     interest: np.ndarray  # credited
-    trade_fees: np.ndarray  # per round trip: its borrow fees and its share of its sale's day
+    # per round trip: its borrow fees and its share of its sale's day, less its dividends
+    trade_fees: np.ndarray
     gross_equity: np.ndarray  # equity before costs
+    # Cash dividends credited (negative: a short charged them; backtester/dividends.py).
+    dividends: np.ndarray | None = None
 
     @property
     def per_day(self) -> np.ndarray:
-        """Net cost of each day (interest counts against it)."""
-        return self.borrow + self.sec + self.taf - self.interest
+        """Net cost of each day (interest and dividends received count against it)."""
+        net = self.borrow + self.sec + self.taf - self.interest
+        return net if self.dividends is None else net - self.dividends
 
     @property
     def total_usd(self) -> float:
@@ -166,11 +176,19 @@ def timeline_charges(rates: CostRates, gap: np.ndarray, close_mark: np.ndarray,
     return Charges(borrow, sec, taf, interest, sales)
 
 
-def costs_of(charges: Charges, trades, symbols, equity: np.ndarray) -> Costs:
-    """The backtest's costs for its statistics and trades.csv; `equity` is net of them."""
+def costs_of(charges: Charges, trades, panels: Panels, equity: np.ndarray) -> Costs:
+    """The backtest's costs for its statistics and trades.csv, with its cash dividends;
+    `equity` is net of the charges, before the dividends."""
+    n_days = len(charges.sec)
+    rows = slice(panels.warmup, panels.warmup + n_days)
+    level = panels.split_level[rows] if panels.split_level is not None else None
+    # Dividends are cash the account is owed, not a fee: paid even with costs turned off.
+    amount = None if panels.dividend is None else panels.dividend[rows]
+    dividends, trade_dividends = dividends_paid(trades, amount, level, n_days)
+    fees = trade_fees(charges, trades, panels.symbols)
     return Costs(borrow=charges.borrow.sum(axis=1), sec=charges.sec, taf=charges.taf,
-                 interest=charges.interest, trade_fees=trade_fees(charges, trades, symbols),
-                 gross_equity=equity + np.cumsum(charges.per_day))
+                 interest=charges.interest, trade_fees=np.round(fees - trade_dividends, 2),
+                 gross_equity=equity + np.cumsum(charges.per_day), dividends=dividends)
 
 
 def trade_fees(charges: Charges, trades, symbols) -> np.ndarray:

@@ -34,7 +34,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from backtester.benchmark import buy_and_hold
+from backtester.benchmark import SHIPPED_INDEX, buy_and_hold, load_index, market_value
 from backtester.costs import Charges, Costs, Ledger, costs_of, days_to_next_session
 from backtester.execution import (
     ENTRY,
@@ -99,6 +99,9 @@ class Settings:
     fractionable: frozenset[str] | None = None
     costs: CostRates = CostRates()  # borrow, SEC and FINRA fees, cash interest (simbroker/costs)
     risk_free_rate: float = 0.0  # a year, for the Sharpe ratio; stated in the statistics
+    # The market benchmark (backtester/benchmark.py): the shipped S&P 500 index, a file of
+    # date,close, or None for none.
+    benchmark: str | None = SHIPPED_INDEX
 
     def __post_init__(self) -> None:
         checks = [
@@ -185,6 +188,10 @@ class Result:
     charges: Charges | None = field(default=None, repr=False)  # as charged at each close
     # Equal-weight buy-and-hold of the universe at each close (backtester/benchmark.py).
     benchmark: np.ndarray | None = None
+    # The same cash in the market benchmark (Settings.benchmark) at each close; None when it
+    # does not cover the days.
+    market: np.ndarray | None = None
+    market_name: str | None = None
     orders: OrderLog = field(default_factory=OrderLog.empty)  # every order placed
 
     @property
@@ -230,12 +237,17 @@ def run_backtest(market: MarketData, config: Config, *, start: datetime.date | N
 
 def finished(result: Result, panels: Panels) -> Result:
     """`result` with its account costs summed up (backtester/costs.py; its equity and cash
-    are already net of them, charged at each close) and its benchmark
-    (backtester/benchmark.py)."""
+    are already net of them, charged at each close), its cash dividends added from their
+    ex-dates on, and its benchmarks (backtester/benchmark.py)."""
     assert result.charges is not None, "every run charges its costs"
-    costs = costs_of(result.charges, result.trades, panels.symbols, result.equity)
-    return replace(result, costs=costs,
-                   benchmark=buy_and_hold(panels, result.settings.starting_cash))
+    costs = costs_of(result.charges, result.trades, panels, result.equity)
+    received = np.cumsum(costs.dividends)
+    index = load_index(result.settings.benchmark) if result.settings.benchmark else None
+    market = None if index is None else market_value(index, panels.days(),
+                                                     result.settings.starting_cash)
+    return replace(result, equity=result.equity + received, cash=result.cash + received,
+                   costs=costs, benchmark=buy_and_hold(panels, result.settings.starting_cash),
+                   market=market, market_name=index.name if market is not None else None)
 
 
 def _run(panels: Panels, config: Config, settings: Settings, gap: np.ndarray) -> Result:

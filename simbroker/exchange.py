@@ -169,6 +169,8 @@ class Exchange:
             # GTC limit orders are adjusted, the others canceled (see corporate.py).
             corporate.adjust_open_orders(self, split, session.open)
             corporate.apply_split(self, split, self.view.previous_close(split.symbol, at))
+        previous = self.calendar.sessions_before(session.day, 1)[0].day
+        corporate.pay_dividends(self, self.market_data.dividends_going_ex(previous, session.day))
         for order in self._open_orders():
             if order.status is Status.ACCEPTED:
                 self._update(self._accepted_or_rejected(order, session.open))

@@ -35,6 +35,13 @@ def _key(row):
     return (row["exit_time"], row["symbol"])
 
 
+def backtest_rows(result) -> list[dict[str, str]]:
+    """The backtest's trades.csv rows (the bot's columns and the costs')."""
+    columns = trade_columns(result) | cost_columns(result)
+    return [dict(zip(columns, values, strict=True))
+            for values in zip(*columns.values(), strict=True)]
+
+
 DESIGN = {"ENTRY_ORDER_TYPE": "limit", "EXIT_ORDER_TYPE": "limit", "STOP_ORDER_TYPE": "limit",
           "EXIT_ESCALATE_AFTER_DAYS": "0"}
 ON_CLOSE = {"EXIT_ORDER_TYPE": "market_on_close", "STOP_ORDER_TYPE": "market_on_close"}
@@ -65,13 +72,11 @@ def test_backtest_makes_the_trades_the_bot_makes_on_the_exchange(tmp_path, monke
 
     result = run_backtest(market_data.load("us-stocks"), load_config(env), start=first_day,
                           end=settled)
-    columns = trade_columns(result) | cost_columns(result)
-    backtest = [dict(zip(columns, values, strict=True))
-                for values in zip(*columns.values(), strict=True)]
+    backtest = backtest_rows(result)
 
     assert len(bot) >= 10, "too few trades for the comparison to mean anything"
     bot_rows = [{k: r[k] for k in COMPARED} for r in sorted(bot, key=_key)]
-    backtest_rows = [{k: r[k] for k in COMPARED} for r in sorted(backtest, key=_key)]
-    assert backtest_rows == bot_rows
+    compared = [{k: r[k] for k in COMPARED} for r in sorted(backtest, key=_key)]
+    assert compared == bot_rows
     if any(r["side"] == "short" for r in bot_rows):
         assert any(float(r["fees_usd"]) > 0 for r in bot_rows)  # the costs were compared
