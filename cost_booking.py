@@ -20,7 +20,6 @@ from typing import Any
 
 from alert_messages import COST_NAMES
 from broker import Broker
-from errors import BrokerError
 from market_calendar import NEW_YORK
 from position_manager import COST_BOOKING_DAYS, StateStore, trade_key
 from run_digest import earlier_summaries
@@ -40,21 +39,16 @@ FIRST_RUN_LOOKBACK = timedelta(days=COST_BOOKING_DAYS)  # a first run reports co
 
 def book_run_costs(broker: Broker, store: StateStore, run_dir: Path, summary: Any,
                    now: datetime, dry_run: bool) -> None:
-    """Book the costs (dry run: report them only). A failed read leaves the rows as they are
-    (the next run books them) and says so."""
+    """Book the costs (dry run: report them only). A failed read fails the run like any
+    other (BrokerError) after its orders and records are saved; the rows keep the costs
+    booked so far and the next run books the rest."""
     since_run = _previous_run(store.log_dir, run_dir) or now - FIRST_RUN_LOOKBACK
     rows, holdings = store.load_trades(), store.load_holdings()
     today = now.astimezone(NEW_YORK).date()
     owners = owners_to_book(rows, holdings.values(), today, COST_BOOKING_DAYS, trade_key)
     starts = [datetime.combine(o.entry_day, time.min, tzinfo=NEW_YORK) for o in owners]
     start = min([*starts, since_run]) - timedelta(days=1)
-    try:
-        activities = broker.activities(["FILL", *COST_ACTIVITY_TYPES], start)
-    except BrokerError as exc:
-        log.warning("costs not booked this run (account activities not read: %s); the next "
-                    "run books them", exc)
-        summary.notes.append(f"costs not booked: {exc}")
-        return
+    activities = broker.activities(["FILL", *COST_ACTIVITY_TYPES], start)
     booking = book(owners, activities)
     # This run's figures: the cost activities posted since the previous run.
     fills = [a for a in activities if a.activity_type == "FILL"]
