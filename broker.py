@@ -160,6 +160,8 @@ class Activity:
     net_amount: float | None
     order_id: str | None
     sub_type: str | None
+    day: date | None = None  # the activity's `date` (New York), where it has one
+    description: str | None = None
 
 
 # What each of Alpaca's 17 order statuses (the trading API's OrderStatus enum;
@@ -202,6 +204,18 @@ class Bar:
     low: float
     close: float
     volume: float
+
+
+@dataclass(frozen=True)
+class CorporateAction:
+    """A cash dividend (`rate`: dollars per share as of the ex-date) or a split (`rate`: new
+    shares per old share), from Alpaca's GET /v1/corporate-actions."""
+
+    kind: str  # "cash_dividend" or "split"
+    symbol: str
+    ex_date: date
+    rate: float
+    payable_date: date | None = None
 
 
 # Requests kept in reserve in each rate-limit window: another client of the same account (a
@@ -518,6 +532,30 @@ class Broker:
                                                     close=float(raw["c"]), volume=float(raw["v"])))
         return out
 
+    def corporate_actions(self, symbols: Iterable[str], start: date,
+                          end: date) -> list[CorporateAction]:
+        """Cash dividends and forward and reverse splits of `symbols` processed between `start`
+        and `end` (Market Data API, GET /v1/corporate-actions; market-data spec, June 2026:
+        "The corporate actions are sorted by their `process_date`", start and end inclusive),
+        every page, oldest first. A split's rate is new_rate / old_rate."""
+        params: dict[str, Any] = {"symbols": ",".join(sorted(symbols)),
+                                  "types": "cash_dividend,forward_split,reverse_split",
+                                  "start": start.isoformat(), "end": end.isoformat(),
+                                  "limit": 1000}
+        out: list[CorporateAction] = []
+        while True:
+            page = self._read("GET /v1/corporate-actions", lambda: self._rest.data_get(
+                "/corporate-actions", dict(params), api_version="v1"))
+            try:
+                out += _corporate_actions(page)
+            except (AttributeError, KeyError, TypeError, ValueError) as exc:
+                raise BrokerError(f"GET /v1/corporate-actions: unexpected answer ({exc!r}); "
+                                  "expected Alpaca's corporate_actions lists") from None
+            token = (page or {}).get("next_page_token")
+            if not token:
+                return sorted(out, key=lambda a: (a.ex_date, a.symbol, a.kind))
+            params["page_token"] = token
+
     def quotes(self, symbols: Iterable[str]) -> dict[str, Quote]:
         """Latest trade and quote for the whole universe in one request (snapshots). A
         symbol without a usable latest trade (null, no price or time) is left out; a bid or
@@ -716,4 +754,22 @@ def _activity(raw: dict[str, Any]) -> Activity:
                     symbol=raw.get("symbol"), side=raw.get("side"),
                     qty=_float_or_none(raw.get("qty")), price=_float_or_none(raw.get("price")),
                     net_amount=_float_or_none(raw.get("net_amount")),
-                    order_id=raw.get("order_id"), sub_type=raw.get("activity_sub_type"))
+                    order_id=raw.get("order_id"), sub_type=raw.get("activity_sub_type"),
+                    day=date.fromisoformat(str(raw["date"])[:10]) if raw.get("date") else None,
+                    description=raw.get("description"))
+
+
+def _corporate_actions(page: Any) -> list[CorporateAction]:
+    actions = (page or {}).get("corporate_actions") or {}
+    out = []
+    for raw in actions.get("cash_dividends") or []:
+        paid = raw.get("payable_date")
+        out.append(CorporateAction("cash_dividend", raw["symbol"],
+                                   date.fromisoformat(raw["ex_date"]), float(raw["rate"]),
+                                   date.fromisoformat(paid) if paid else None))
+    for key in ("forward_splits", "reverse_splits"):
+        for raw in actions.get(key) or []:
+            out.append(CorporateAction("split", raw["symbol"],
+                                       date.fromisoformat(raw["ex_date"]),
+                                       float(raw["new_rate"]) / float(raw["old_rate"])))
+    return out

@@ -1,16 +1,31 @@
-"""The benchmark every backtest is compared with: equal-weight buy-and-hold of its universe.
+"""The benchmarks every backtest is compared with.
 
-Equal dollars of every symbol that has a close on the session before the first decision day,
-bought at that close and held (no rebalancing, no costs); a halted symbol keeps its last
-close; splits change the shares, not the value. Its value at each decision day's close, from
-the same starting cash. SPY is not in the shipped data, so it is not offered as a benchmark.
+* **Equal-weight buy-and-hold of its universe**: equal dollars of every symbol that has a close
+  on the session before the first decision day, bought at that close and held (no
+  rebalancing, no costs, no dividends); a halted symbol keeps its last close; splits change
+  the shares, not the value. Its value at each decision day's close, from the same starting
+  cash.
+* **The market**: the same starting cash in an index or fund, from its closes
+  (`load_index`): by default the shipped S&P 500 index (data/README.md; its price index, so
+  without the dividends SPY pays), or any file of date,close (`backtest.py --benchmark`),
+  e.g. SPY downloaded with `scripts/download_bars.py`. No SPY is shipped: no package searched
+  carries its prices. Where the index does not cover the backtest's days, there is none.
 """
 
 from __future__ import annotations
 
+import datetime
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+
 import numpy as np
+import pandas as pd
 
 from backtester.panels import Panels
+from simbroker.market_data import DATA_DIR
+
+_EPOCH = datetime.date(1970, 1, 1)
 
 NAME = "equal-weight buy-and-hold of the universe"
 
@@ -34,3 +49,71 @@ def _forward_filled(values: np.ndarray) -> np.ndarray:
     np.maximum.accumulate(rows, axis=0, out=rows)
     out = values[rows, np.arange(values.shape[1])]
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# The market: an index or fund's closes from a file (the shipped S&P 500 index by default)
+
+SHIPPED_INDEX = "sp500"
+_SHIPPED_FILE = DATA_DIR / "sp500_index_1990_2022.csv.gz"
+_SHIPPED_NAME = ("S&P 500 index, price return (no dividends; skfolio 1.12.2, "
+                 "data/README.md)")
+
+
+@dataclass(frozen=True)
+class MarketIndex:
+    """Closes of a market benchmark: `days` are day numbers (since 1970-01-01), increasing."""
+
+    name: str
+    days: np.ndarray
+    close: np.ndarray
+
+
+@functools.cache
+def load_index(spec: str) -> MarketIndex:
+    """`sp500` (the shipped S&P 500 index) or a CSV file with header date,close (other columns
+    are ignored; .gz allowed): the closes of an index or a fund such as SPY, one a session.
+    Bad input raises ValueError naming the file and the line."""
+    if spec == SHIPPED_INDEX:
+        path, name = _SHIPPED_FILE, _SHIPPED_NAME
+    else:
+        path, name = Path(spec), f"{Path(spec).name} (closes)"
+    if not path.is_file():
+        raise ValueError(f"benchmark {spec!r} is neither {SHIPPED_INDEX!r} (the shipped S&P 500 "
+                         "index) nor an existing CSV file with header date,close")
+    try:
+        table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: not a CSV file ({exc}); give date,close rows") from None
+    if "date" not in table.columns or "close" not in table.columns or table.empty:
+        raise ValueError(f"{path}: needs a header with date and close and at least one row, "
+                         "e.g. 2020-03-02,3090.23")
+    days = pd.to_datetime(table["date"], format="%Y-%m-%d", errors="coerce")
+    close = pd.to_numeric(table["close"], errors="coerce")
+    bad = np.flatnonzero(days.isna().to_numpy() | ~(close > 0).to_numpy())
+    if len(bad):
+        i = int(bad[0])
+        raise ValueError(f"{path}, line {i + 2}: {table['date'].iloc[i]!r},"
+                         f"{table['close'].iloc[i]!r} is not a YYYY-MM-DD date and a close "
+                         "above 0; fix or remove the row")
+    numbers = days.to_numpy(dtype="datetime64[D]").astype(np.int64)
+    if np.any(np.diff(numbers) <= 0):
+        i = int(np.flatnonzero(np.diff(numbers) <= 0)[0]) + 1
+        raise ValueError(f"{path}, line {i + 2}: dates must increase, one row a day; sort the "
+                         "file and keep one close per date")
+    return MarketIndex(name, numbers, close.to_numpy(dtype=float))
+
+
+def market_value(index: MarketIndex, days: list[datetime.date],
+                 starting_cash: float) -> np.ndarray | None:
+    """`starting_cash` put in the index at the close before the first day, valued at each
+    day's close (a day without a close keeps the last one). None when the index does not
+    cover the days: no close before the first, or none on or after the last."""
+    if not days:
+        return None
+    numbers = np.array([(d - _EPOCH).days for d in days], dtype=np.int64)
+    before = int(np.searchsorted(index.days, numbers[0], side="left")) - 1
+    if before < 0 or index.days[-1] < numbers[-1]:
+        return None
+    at = np.searchsorted(index.days, numbers, side="right") - 1
+    return starting_cash * index.close[at] / index.close[before]

@@ -9,6 +9,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+from backtester.benchmark import SHIPPED_INDEX, load_index
 from backtester.engine import Settings, run_backtest
 from backtester.outputs import period_stats, write_results, write_stats
 from backtester.params import ALIASES, STRATEGY_FIELDS, SYMMETRIC, build_config, parse_grid
@@ -107,6 +108,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--risk-free-rate", type=float, default=0.0,
                         help="yearly risk-free rate the Sharpe ratio is measured over "
                              "(default 0)")
+    parser.add_argument("--benchmark", default=SHIPPED_INDEX, metavar="FILE",
+                        help="market benchmark: a CSV of date,close (e.g. SPY's closes), "
+                             "'none', or %(default)s (the shipped S&P 500 index, 1990-2022, "
+                             "price return; default)")
     parser.add_argument("--grid", nargs="+", metavar="NAME=V1,V2",
                         help="sweep every combination, e.g. --grid entry_z=1.0,1.5 "
                              "z_score_window=20,30")
@@ -200,7 +205,10 @@ def _run(args: argparse.Namespace, env: Mapping[str, str], watch: Stopwatch) -> 
                         costs=CostRates(enabled=not args.no_costs,
                                         borrow_rate=args.borrow_rate,
                                         cash_interest_rate=args.cash_interest_rate),
-                        risk_free_rate=args.risk_free_rate)
+                        risk_free_rate=args.risk_free_rate,
+                        benchmark=None if args.benchmark == "none" else args.benchmark)
+    if settings.benchmark:
+        load_index(settings.benchmark)  # a bad file stops here, before the backtest runs
     symbols = tuple(s.strip().upper() for s in args.symbols.split(",") if s.strip()) \
         if args.symbols else None
     market = market_data.load(args.data)
@@ -265,7 +273,7 @@ def _parameters(config: Config, settings: Settings, market: market_data.MarketDa
     return {"data": market.name, "symbols": list(result.symbols), **strategy,
             "starting_cash": settings.starting_cash, "spread_bps": settings.spread_bps,
             "commission_usd": settings.commission_usd, "slippage_bps": settings.slippage_bps,
-            "risk_free_rate": settings.risk_free_rate,
+            "risk_free_rate": settings.risk_free_rate, "benchmark": settings.benchmark,
             "costs": {"charged": settings.costs.enabled,
                       "borrow_rate": settings.costs.borrow_rate,
                       "sec_fee_per_dollar": settings.costs.sec_fee_per_dollar,

@@ -194,10 +194,23 @@ def period_stats(result: Result, first: date | None = None,
             result.benchmark[lo - 1])
         out |= benchmark_stats(daily_returns(result.equity[lo:hi], start_value),
                                result.benchmark[lo:hi], bench_start, BENCHMARK)
+    out |= market_stats(result, lo, hi, start_value)
     out["days_held_past_limit"] = _past_limit(holding_days(result)[mine],
                                               result.config.max_holding_days)
     out["orders"] = order_stats(result.orders, lo, hi)
     return out | cost_stats(result, lo, hi, mine)
+
+
+def market_stats(result: Result, lo: int, hi: int, start_value: float) -> dict[str, object]:
+    """The market benchmark's figures (backtester/benchmark.py), each key prefixed `market_`;
+    `market_benchmark` says which, or why there is none."""
+    if result.market is None:
+        return {"market_benchmark": "none" if not result.settings.benchmark else
+                f"none: {result.settings.benchmark} does not cover the backtest's days"}
+    start = result.settings.starting_cash if lo == 0 else float(result.market[lo - 1])
+    found = benchmark_stats(daily_returns(result.equity[lo:hi], start_value),
+                            result.market[lo:hi], start, str(result.market_name))
+    return {"market_" + k: v for k, v in found.items()}
 
 
 def cost_stats(result: Result, lo: int, hi: int, mine: np.ndarray) -> dict[str, object]:
@@ -212,6 +225,9 @@ def cost_stats(result: Result, lo: int, hi: int, mine: np.ndarray) -> dict[str, 
             "sec_fees_usd": round(float(c.sec[lo:hi].sum()), 2),
             "taf_fees_usd": round(float(c.taf[lo:hi].sum()), 2),
             "cash_interest_usd": round(float(c.interest[lo:hi].sum()), 2),
+            # Credited (negative: charged on shorts); costs_usd is net of them.
+            "dividends_usd": round(float(c.dividends[lo:hi].sum()), 2)
+            if c.dividends is not None else 0.0,
             "total_net_pnl_usd": round(float(result.trades.pnl_usd[mine].sum()
                                              - c.trade_fees[mine].sum()), 2),
             "final_equity_before_costs_usd": round(float(c.gross_equity[hi - 1]), 2)

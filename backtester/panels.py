@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from backtester.dividends import dividend_panel
 from market_calendar import MarketCalendar, Session, new_york_noon
 from simbroker.market_data import FIELDS, MarketData, Split
 from simbroker.price_model import path_keys
@@ -43,6 +44,8 @@ class Panels:
     # with a real range). None: computed from the symbols and sessions on first use.
     key: np.ndarray | None = None
     scale: np.ndarray | None = None
+    # Cash dividends per share going ex at each session (backtester/dividends.py); None: none.
+    dividend: np.ndarray | None = None
 
     def path(self, t, j=slice(None)) -> dict[str, np.ndarray]:
         """The `key` and `scale` keywords of price_model for the bars at [t, j]."""
@@ -103,7 +106,8 @@ def build_panels(market: MarketData, symbols: Sequence[str], *, first_day: datet
                   split_level=_split_levels(market, symbols, numbers),
                   splits=_split_events(market, symbols, sessions),
                   key=path_keys(symbols, np.array([s.day.toordinal() for s in sessions])),
-                  scale=_scale_panel(market, symbols, numbers), **arrays)
+                  scale=_scale_panel(market, symbols, numbers),
+                  dividend=dividend_panel(market, symbols, numbers), **arrays)
 
 
 def _scale_panel(market: MarketData, symbols: tuple[str, ...],

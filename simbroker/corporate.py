@@ -1,4 +1,4 @@
-"""Corporate actions on the account: symbol changes and stock splits.
+"""Corporate actions on the account: symbol changes, stock splits and cash dividends.
 
 A **symbol change** (FB -> META) keeps the asset: its `asset_id` moves to the new symbol, the
 position moves with it (same quantity, same average entry price), and the old symbol can no
@@ -15,6 +15,17 @@ split-adjusted previous close (cash in lieu, see `Book.apply_split`). The exchan
 activity (sub-type FSPLIT or RSPLIT) for the change in shares and, when cash in lieu was paid,
 a second SPLIT activity with the fraction as a negative qty and the cash as its net amount
 (Alpaca's docs do not say which activity carries cash in lieu; this is the exchange's choice).
+
+A **cash dividend** comes from the market data (a `Dividend` event; simbroker/dividends.py):
+at the open of its ex-date (the first session on or after it) every position held at the
+previous close is paid ``qty * amount`` (a long) or charged it (a short: the lender of the
+shares is owed the dividend), rounded to the cent, as one DIV activity, sub-type CDIV ("Cash
+Dividend", trading-api spec June 2026, schema `ActivitySubType`), with the shares in `qty`
+(negative for a short) and the amount in `per_share_amount` ("For dividend activities, the
+average amount paid per share", schema `NonTradeActivities`). Alpaca pays on the pay date;
+this exchange moves the cash on the ex-date (the shipped data has no pay dates), so the cash
+arrives a few weeks early and a position closed between the two dates is paid all the same.
+How Alpaca books a short's charge is not documented; a negative DIV is this exchange's choice.
 
 **Open orders.** Alpaca: "Non-marketable GTC limit orders are subject to price adjustments to
 offset corporate actions affecting the issue. We do not currently support Do Not Reduce (DNR)
@@ -39,6 +50,7 @@ from typing import TYPE_CHECKING, Any
 
 from simbroker import errors
 from simbroker.activities import record_activity
+from simbroker.dividends import Dividend
 from simbroker.market_data import Split
 from simbroker.price_model import ceil_tick, floor_tick
 from simbroker.records import OrderType, Side, Status, TimeInForce
@@ -103,6 +115,23 @@ def apply_split(exchange: Exchange, split: Split, adjusted_close: float | None) 
                         book_cash=False)
 
 
+def pay_dividends(exchange: Exchange, dividends: list[Dividend]) -> None:
+    """At the open of the ex-date: each dividend paid on (or charged to) the position held at
+    the previous close, as a DIV activity that moves cash (see the module docstring)."""
+    for dividend in dividends:
+        position = exchange.book.positions.get(dividend.symbol)
+        if position is None or position.qty == 0:
+            continue
+        side = "long" if position.qty > 0 else "short"
+        record_activity(exchange, "DIV", net_amount=round(position.qty * dividend.amount, 2),
+                        symbol=dividend.symbol, qty=position.qty,
+                        per_share_amount=dividend.amount, sub_type="CDIV",
+                        description=f"cash dividend ${dividend.amount:g} a share, ex "
+                                    f"{dividend.ex_date}, on {abs(position.qty):g} shares "
+                                    f"{side}" + (f", payable {dividend.pay_date}"
+                                                 if dividend.pay_date else ""))
+
+
 def adjust_open_orders(exchange: Exchange, split: Split, when: datetime) -> None:
     """The split's effect on the symbol's open orders (see the module docstring)."""
     for order in exchange._open_orders(split.symbol):
@@ -140,4 +169,4 @@ def rename_from_json(exchange: Exchange, body: Any) -> list[Any]:
     return rename(exchange, old, new)
 
 
-__all__ = ["rename", "apply_split", "check_not_retired", "rename_from_json"]
+__all__ = ["rename", "apply_split", "pay_dividends", "check_not_retired", "rename_from_json"]

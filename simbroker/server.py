@@ -32,6 +32,7 @@ from simbroker import (
     account_controls,
     activities,
     controls,
+    corporate_api,
     data_api,
     errors,
     ratelimit,
@@ -46,7 +47,8 @@ from simbroker.routing import Request, Response, Route
 HOST = "127.0.0.1"
 CONTROL_PREFIX = "/_sim/"
 ROUTES: list[Route] = [*trading_api.routes.table, *data_api.routes.table, *controls.routes.table,
-                       *activities.routes.table, *account_controls.routes.table]
+                       *activities.routes.table, *account_controls.routes.table,
+                       *corporate_api.routes.table]
 MALFORMED_BODY = b'{"id": "truncated'
 MAX_BODY_BYTES = 1 << 20  # an order is a few hundred bytes; a fault body a few kilobytes
 BODY_SECONDS = 5.0  # a declared body must arrive within this, or the request is refused

@@ -1,0 +1,69 @@
+"""Cash dividends in a backtest, as the exchange pays them (simbroker/corporate.py).
+
+A position held at the close before an ex-date is paid ``shares * amount`` (a long) or charged
+it (a short), rounded to the cent per position, at the open of the ex-date's session (the
+first session on or after the ex-date). The cash goes into equity from that day on, and into
+the round trip's fees with its sign (a long's dividend lowers its fees, a short's charge
+raises them), as the bot books the exchange's DIV activities to its trades. Positions still
+open at the end of the backtest (not round trips) are not paid, as they pay no fees either.
+
+Dividend-adjusted prices never come here: the data refuses a dividend for a symbol whose
+prices already carry it (simbroker/dividends.py), so nothing is counted twice.
+"""
+
+from __future__ import annotations
+
+import datetime
+
+import numpy as np
+
+from simbroker.market_data import MarketData
+
+_EPOCH = datetime.date(1970, 1, 1)
+
+
+def dividend_panel(market: MarketData, symbols: tuple[str, ...],
+                   numbers: np.ndarray) -> np.ndarray | None:
+    """Dollars per share going ex at each session (rows: session day numbers `numbers`) for
+    each symbol, in the raw shares of that session; None when none of them pays one."""
+    out = None
+    column = {s: j for j, s in enumerate(symbols)}
+    if not len(numbers):
+        return None
+    first = _EPOCH + datetime.timedelta(days=int(numbers[0]) - 1)
+    last = _EPOCH + datetime.timedelta(days=int(numbers[-1]))
+    for dividend in market.dividends_going_ex(first, last):
+        j = column.get(dividend.symbol)
+        if j is None:
+            continue
+        if out is None:
+            out = np.zeros((len(numbers), len(symbols)))
+        t = int(np.searchsorted(numbers, (dividend.ex_date - _EPOCH).days, side="left"))
+        out[t, j] += dividend.amount
+    return out
+
+
+def paid(trades, amount: np.ndarray | None, level: np.ndarray | None,
+         n_days: int) -> tuple[np.ndarray, np.ndarray]:
+    """Dividends credited per decision day (negative: charged) and per round trip.
+
+    `amount` is `dividend_panel` on the decision days; a trade entered on day e0 and exited on
+    day e1 held the close before every day e with e0 < e <= e1 (an exit on the ex-date fills
+    after the open, which is when the exchange pays)."""
+    per_day, per_trade = np.zeros(n_days), np.zeros(len(trades))
+    if amount is None or not len(trades):
+        return per_day, per_trade
+    for t, j in zip(*np.nonzero(amount[:n_days]), strict=True):
+        held = np.flatnonzero((trades.symbol == j) & (trades.entry_session < t)
+                              & (trades.exit_session >= t))
+        if not len(held):
+            continue
+        shares = trades.qty[held].astype(float)
+        if level is not None:  # shares as of day t: the trade's quantity as splits left it
+            last = np.minimum(trades.exit_session[held], len(level) - 1)
+            shares = shares * level[t, j] / level[last, j]
+        sign = np.where(trades.is_long[held], 1.0, -1.0)
+        cash = np.round(sign * shares * amount[t, j] + 0.0, 2)
+        per_day[t] += cash.sum()
+        per_trade[held] += cash
+    return per_day, per_trade

@@ -1,0 +1,160 @@
+"""Cash dividends as data: the record, the file format, and the rule that keeps a dividend from
+being counted twice.
+
+A dividends file is a CSV beside the bars (`<bars>_dividends.csv`, the way the splits dataset
+has `_events.csv`), header ``symbol,ex_date,pay_date,amount``:
+
+* ``amount``: dollars per share, in the same shares as the bars (split-adjusted bars need
+  split-adjusted amounts), above 0;
+* ``ex_date``: the first session a buyer no longer gets the dividend; a position held at the
+  close before it is paid (long) or charged (short);
+* ``pay_date``: when the company pays; may be empty when the source does not have it. The
+  exchange and the backtester move the cash on the ex-date either way (see the README,
+  "Dividends").
+
+**Nothing counted twice.** Dividend-adjusted prices already fall by nothing on an ex-date: the
+dividend is inside the earlier prices. Paying it in cash as well would count it twice, so a
+dividend is refused for a symbol whose prices the dataset states to be dividend-adjusted. A
+CSV file of bars states its adjustment in its sidecar `<bars>.json` (``"adjustment"``, as
+`scripts/download_bars.py` writes it); a dividends file is only used beside bars whose sidecar
+says ``raw`` or ``split``.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+HEADER = ("symbol", "ex_date", "pay_date", "amount")
+# Alpaca's bar adjustments (market-data spec, June 2026, parameter `adjustment`) that leave
+# cash dividends out of the prices.
+WITHOUT_DIVIDENDS = frozenset({"raw", "split"})
+
+
+@dataclass(frozen=True)
+class Dividend:
+    """A cash dividend of `amount` dollars per share going ex on `ex_date`."""
+
+    symbol: str
+    ex_date: datetime.date
+    amount: float
+    pay_date: datetime.date | None = None
+
+    def __post_init__(self) -> None:
+        if not self.symbol:
+            raise ValueError("Dividend.symbol is empty; give the ticker that pays it")
+        if not (math.isfinite(self.amount) and self.amount > 0):
+            raise ValueError(f"Dividend({self.symbol}, {self.ex_date}).amount is {self.amount}; "
+                             "give the cash per share in dollars, above 0 (e.g. 0.24)")
+        if self.pay_date is not None and self.pay_date < self.ex_date:
+            raise ValueError(f"Dividend({self.symbol}, {self.ex_date}).pay_date "
+                             f"{self.pay_date} is before the ex-date; swap or fix them")
+
+
+def path_beside(bars: Path) -> Path:
+    """`data/mine.csv` -> `data/mine_dividends.csv` (`.csv.gz` likewise)."""
+    name = bars.name
+    for suffix in (".csv.gz", ".csv", ".gz"):
+        if name.endswith(suffix):
+            name = name[: -len(suffix)]
+            break
+    return bars.with_name(name + "_dividends.csv")
+
+
+def read(path: Path) -> list[Dividend]:
+    """The dividends of a file (see the module docstring); ValueError names the line and the
+    column of a bad value and says how to fix it."""
+    try:
+        table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: not a CSV file ({exc}); the header must be "
+                         f"{','.join(HEADER)}") from None
+    missing = [c for c in HEADER if c not in table.columns]
+    if missing:
+        raise ValueError(f"{path}: missing column(s) {', '.join(missing)}; the header must be "
+                         f"{','.join(HEADER)} (pay_date may be empty)")
+    out = []
+    for i, row in enumerate(table.itertuples(index=False), start=2):
+        where = f"{path}, line {i}"
+        ex_date = _date(row.ex_date, where, "ex_date")
+        pay_date = _date(row.pay_date, where, "pay_date") if row.pay_date.strip() else None
+        try:
+            amount = float(row.amount)
+        except ValueError:
+            raise ValueError(f"{where}, column 'amount': {row.amount!r} is not a number; give "
+                             "dollars per share, e.g. 0.24") from None
+        try:
+            out.append(Dividend(row.symbol.strip(), ex_date, amount, pay_date))
+        except ValueError as exc:
+            raise ValueError(f"{where}: {exc}") from None
+    return out
+
+
+def stated_adjustment(bars: Path) -> str | None:
+    """The `adjustment` the bars file's sidecar `<bars>.json` states, None without one."""
+    sidecar = bars.with_name(bars.name + ".json")
+    if not sidecar.is_file():
+        return None
+    try:
+        meta = json.loads(sidecar.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{sidecar}: not JSON ({exc}); download_bars.py writes it, or remove "
+                         "it") from None
+    value = meta.get("adjustment") if isinstance(meta, dict) else None
+    return value if isinstance(value, str) else None
+
+
+def for_bars_file(bars: Path) -> list[Dividend]:
+    """The dividends beside a bars file (none without a dividends file). Raises ValueError when
+    the bars are not stated to leave dividends out of their prices."""
+    path = path_beside(bars)
+    if not path.is_file():
+        return []
+    adjustment = stated_adjustment(bars)
+    if adjustment is None:
+        raise ValueError(f"{path}: cash dividends beside {bars}, whose adjustment is not "
+                         f"stated; if its prices leave dividends out, say so in "
+                         f"{bars.name}.json: {{\"adjustment\": \"split\"}} (download_bars.py "
+                         "writes it), else remove the dividends file")
+    if not set(adjustment.split(",")) <= WITHOUT_DIVIDENDS:
+        raise ValueError(f"{path}: {bars} is {adjustment!r}-adjusted (its {bars.name}.json), so "
+                         "its prices already carry the dividends; paying them in cash too would "
+                         "count them twice. Use bars downloaded with --adjustment split, or "
+                         "remove the dividends file")
+    return read(path)
+
+
+def check(dividends: list[Dividend], known: set[str] | frozenset[str],
+          adjusted: frozenset[str], name: str) -> list[Dividend]:
+    """Dividends sorted by ex-date, refused for unknown symbols, duplicates and symbols whose
+    prices are dividend-adjusted."""
+    ordered = sorted(dividends, key=lambda d: (d.ex_date, d.symbol))
+    seen = set()
+    for d in ordered:
+        if d.symbol not in known:
+            raise ValueError(f"dataset {name!r}: dividend {d} is for a symbol without bars; "
+                             "remove it or add the symbol's bars")
+        if d.symbol in adjusted:
+            raise ValueError(f"dataset {name!r}: dividend of {d.symbol} on {d.ex_date}, but the "
+                             f"dataset's {d.symbol} prices are dividend-adjusted: the dividend "
+                             "is already in them, and paying it in cash would count it twice. "
+                             "Give split-adjusted (or raw) prices with the dividends, or drop "
+                             "the dividends")
+        if (d.symbol, d.ex_date) in seen:
+            raise ValueError(f"dataset {name!r}: two dividends of {d.symbol} going ex on "
+                             f"{d.ex_date}; add them into one amount")
+        seen.add((d.symbol, d.ex_date))
+    return ordered
+
+
+def _date(text: str, where: str, column: str) -> datetime.date:
+    try:
+        return datetime.date.fromisoformat(text.strip())
+    except ValueError:
+        raise ValueError(f"{where}, column {column!r}: {text!r} is not a date; write "
+                         "YYYY-MM-DD, e.g. 2020-03-02") from None

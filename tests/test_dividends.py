@@ -1,0 +1,228 @@
+"""Cash dividends: the data (shipped and CSV files, and the refusal to pay dividends on
+dividend-adjusted prices), the exchange's DIV activities and cash through the SDK over HTTP, and
+the backtester's equity and trade fees."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from backtester import run_backtest
+from backtester.outputs import period_stats
+from config import load_config
+from simbroker import market_data
+from simbroker.dividends import Dividend, path_beside
+from tests.simbroker_fixtures import (
+    DAYS,
+    MAR2,
+    MAR3,
+    NOON_MAR1,
+    _rows,
+    limit_buy,
+    make_sim,
+    ny,
+)
+
+
+@pytest.fixture(scope="module")
+def us():
+    return market_data.load("us-stocks")
+
+
+def flat_frame(prices: dict[str, float]) -> pd.DataFrame:
+    rows = []
+    for symbol, price in prices.items():
+        rows += _rows(symbol, {d: (price, price, price, price, 100_000) for d in DAYS})
+    return pd.DataFrame(rows)
+
+
+# -- data ---------------------------------------------------------------------------------
+
+
+def test_shipped_dividends_are_the_split_adjusted_symbols_only(us):
+    payers = {d.symbol for d in us.dividends()}
+    assert payers == {"AAPL", "NVDA"}
+    assert not payers & us.dividend_adjusted
+    # The closes-only (skfolio) symbols are the dividend-adjusted ones (data/README.md).
+    assert us.dividend_adjusted == us.model_ohlc
+    # AAPL's $3.05 of 2013-05-09 in today's shares (7-for-1 in 2014, 4-for-1 in 2020).
+    (may,) = [d for d in us.dividends("AAPL") if d.ex_date == date(2013, 5, 9)]
+    assert may.amount == pytest.approx(3.05 / 28, abs=2e-5) and may.pay_date is None
+    assert len(us.dividends("AAPL")) == len(us.dividends("NVDA")) == 40
+    assert us.dividends_going_ex(date(2013, 5, 8), date(2013, 5, 9)) == [may]
+
+
+def test_a_dividend_on_dividend_adjusted_prices_is_refused():
+    with pytest.raises(ValueError, match="dividend-adjusted.*count it twice"):
+        market_data.from_frame(flat_frame({"KO": 50.0}), name="adj",
+                               dividends=[Dividend("KO", MAR2, 0.44)],
+                               dividend_adjusted=["KO"])
+
+
+def write_bars(tmp_path, adjustment: str | None, dividends: str) -> object:
+    bars = tmp_path / "mine.csv"
+    flat_frame({"KO": 50.0}).to_csv(bars, index=False)
+    path_beside(bars).write_text("symbol,ex_date,pay_date,amount\n" + dividends)
+    if adjustment is not None:
+        bars.with_name("mine.csv.json").write_text(json.dumps({"adjustment": adjustment}))
+    return bars
+
+
+def test_a_bars_file_pays_the_dividends_beside_it_only_when_its_prices_leave_them_out(tmp_path):
+    bars = write_bars(tmp_path, "split", "KO,2022-03-02,2022-04-01,0.44\n")
+    (dividend,) = market_data.load(bars).dividends()
+    assert dividend == Dividend("KO", MAR2, 0.44, date(2022, 4, 1))
+    bars = write_bars(tmp_path, "all", "KO,2022-03-02,,0.44\n")
+    with pytest.raises(ValueError, match="'all'-adjusted.*count them twice.*--adjustment split"):
+        market_data.load(bars)
+    bars = write_bars(tmp_path, None, "KO,2022-03-02,,0.44\n")
+    bars.with_name("mine.csv.json").unlink()
+    with pytest.raises(ValueError, match='adjustment is not stated.*"adjustment": "split"'):
+        market_data.load(bars)
+
+
+@pytest.mark.parametrize(("row", "message"), [
+    ("KO,2022-13-02,,0.44", "line 2, column 'ex_date': '2022-13-02' is not a date"),
+    ("KO,2022-03-02,,abc", "line 2, column 'amount': 'abc' is not a number"),
+    ("KO,2022-03-02,,-1", "line 2: .*amount is -1.0; give the cash per share"),
+    ("KO,2022-03-02,2022-03-01,0.44", "line 2: .*pay_date 2022-03-01 is before the ex-date"),
+    ("XX,2022-03-02,,0.44", "symbol without bars"),
+])
+def test_bad_dividend_rows_name_the_line_and_the_fix(tmp_path, row, message):
+    with pytest.raises(ValueError, match=message):
+        market_data.load(write_bars(tmp_path, "split", row + "\n"))
+
+
+# -- the exchange -------------------------------------------------------------------------
+
+
+def dividend_market():
+    """PAY (50.00) and OWE (40.00) flat every day; both go ex on 03-03: $0.50 and $0.25."""
+    return market_data.from_frame(
+        flat_frame({"PAY": 50.0, "OWE": 40.0, "LATE": 30.0}), name="dividends",
+        dividends=[Dividend("PAY", MAR3, 0.50, date(2022, 3, 25)), Dividend("OWE", MAR3, 0.25),
+                   Dividend("LATE", MAR3, 1.00)])
+
+
+@pytest.fixture
+def sim(monkeypatch):
+    yield from make_sim(monkeypatch, NOON_MAR1, dividend_market())
+
+
+def test_the_exchange_pays_longs_and_charges_shorts_at_the_ex_date_open(sim):
+    limit_buy(sim.api, "PAY", 10, 50.00)
+    sim.api.submit_order("OWE", qty=6, side="sell", type="limit", limit_price=40.00,
+                         time_in_force="day")
+    sim.advance_to(ny(MAR2, 17))  # after the close of 03-02: its fees are charged
+    cash = float(sim.account()["cash"])
+    sim.advance_to(ny(MAR3, 10))
+    # Held at the close before the ex-date: 10 x 0.50 paid, 6 x 0.25 charged.
+    assert float(sim.account()["cash"]) == pytest.approx(cash + 5.00 - 1.50)
+    by_symbol = {a.symbol: a for a in sim.api.get_activities(activity_types="DIV")}
+    assert set(by_symbol) == {"PAY", "OWE"}  # no LATE position: nothing
+    pay, owe = by_symbol["PAY"], by_symbol["OWE"]
+    assert (pay.net_amount, pay.qty, pay.per_share_amount, pay.activity_sub_type) == (
+        "5", "10", "0.5", "CDIV")
+    assert (owe.net_amount, owe.qty, owe.per_share_amount) == ("-1.5", "-6", "0.25")
+    assert pay.date == "2022-03-03" and "payable 2022-03-25" in pay._raw["description"]
+
+
+def test_a_position_bought_on_the_ex_date_gets_nothing_and_one_sold_then_is_paid(sim):
+    limit_buy(sim.api, "PAY", 4, 50.00)
+    sim.advance_to(ny(MAR3, 12))
+    limit_buy(sim.api, "LATE", 3, 30.00)  # bought at noon of the ex-date: not entitled
+    sim.api.submit_order("PAY", qty=4, side="sell", type="limit", limit_price=50.00,
+                         time_in_force="day")  # sold on the ex-date: held at the close before
+    sim.advance_to(ny(MAR3, 17))
+    (paid,) = sim.api.get_activities(activity_types="DIV")
+    assert (paid.symbol, paid.net_amount) == ("PAY", "2")
+    assert sim.api.list_positions()[0].symbol == "LATE"
+
+
+# -- the backtester -----------------------------------------------------------------------
+
+
+def test_backtest_equity_and_trade_fees_carry_the_dividends_of_positions_held_over_ex_dates(us):
+    result = run_backtest(us, load_config({}), start=date(2019, 1, 1), end=date(2020, 12, 31))
+    # Worked out again from the trades' dates and the dividends' ex-dates.
+    days = result.days
+    expected = {}
+    for i in range(len(result.trades)):
+        t = result.trades
+        symbol = result.symbols[t.symbol[i]]
+        entry, exit_ = days[t.entry_session[i]], days[t.exit_session[i]]
+        for d in us.dividends(symbol):
+            if entry < d.ex_date <= exit_:
+                sign = 1 if t.is_long[i] else -1
+                expected[i] = expected.get(i, 0.0) + round(sign * float(t.qty[i]) * d.amount, 2)
+    assert expected, "no round trip held AAPL or NVDA over an ex-date in 2019-2020"
+    costs = result.costs
+    assert costs.dividends.sum() == pytest.approx(sum(expected.values()), abs=1e-9)
+    # Equity is net of the other costs and of the dividends, from each ex-date on.
+    others = np.cumsum(costs.borrow + costs.sec + costs.taf - costs.interest)
+    assert np.allclose(result.equity, costs.gross_equity - others + np.cumsum(costs.dividends))
+    stats = period_stats(result)
+    assert stats["dividends_usd"] == round(sum(expected.values()), 2)
+    # Each round trip's fees count its dividends against them (a long's lowers them).
+    no_dividends = run_backtest(market_without_dividends(us), load_config({}),
+                                start=date(2019, 1, 1), end=date(2020, 12, 31))
+    assert len(no_dividends.trades) == len(result.trades)  # the decisions do not change
+    delta = no_dividends.costs.trade_fees - costs.trade_fees
+    assert {i: round(v, 2) for i, v in enumerate(delta) if v} == {
+        i: round(v, 2) for i, v in expected.items() if v}
+
+
+def market_without_dividends(us):
+    frames = []
+    for symbol in us.symbols:
+        frame = us.frame(symbol).rename_axis("date").reset_index()
+        frame.insert(0, "symbol", symbol)
+        frame["date"] = frame["date"].dt.strftime("%Y-%m-%d")
+        if us.ohlc_is_model(symbol):
+            frame[["open", "high", "low"]] = np.nan
+        frames.append(frame)
+    return market_data.from_frame(pd.concat(frames, ignore_index=True), name="no-dividends",
+                                  check_sessions=False)
+
+
+# -- parity -------------------------------------------------------------------------------
+
+
+def test_the_bot_on_the_exchange_and_the_backtest_pay_the_same_dividends(tmp_path, monkeypatch):
+    """`trading_bot.py --sim` against the exchange and `backtest.py` over the same days: the
+    same trades (test_parity.py's comparison) and the same dividends, day by day: a short of
+    AAPL over its 2019-02-08 ex-date and one of NVDA over 2019-02-28."""
+    import csv
+
+    import trading_bot
+    from market_calendar import nyse
+    from simbroker import Exchange
+    from tests.test_parity import COMPARED, TICKERS, _key, backtest_rows
+
+    monkeypatch.chdir(tmp_path)
+    first_day, days = date(2019, 2, 1), 25
+    env = {"TICKERS": TICKERS}
+    assert trading_bot.main(["--sim", "--days", str(days), "--sim-start", first_day.isoformat(),
+                             "--sim-dir", str(tmp_path / "sim")], environ=env) == 0
+    settled = nyse().sessions_between(first_day, date(2023, 1, 1))[:days][-2].day
+    us = market_data.load("us-stocks")
+    result = run_backtest(us, load_config(env), start=first_day, end=settled)
+    with open(tmp_path / "sim" / "logs" / "trades.csv") as handle:
+        bot = [r for r in csv.DictReader(handle) if r["exit_time"][:10] <= settled.isoformat()]
+    # Costs included: each trade's fees carry its dividends, on both sides.
+    assert [{k: r[k] for k in COMPARED} for r in sorted(bot, key=_key)] == [
+        {k: r[k] for k in COMPARED} for r in sorted(backtest_rows(result), key=_key)]
+
+    exchange = Exchange.load(tmp_path / "sim" / "exchange.json", us)
+    paid = {}
+    for a in exchange.activities:
+        if a.activity_type == "DIV" and a.day <= settled:
+            paid[a.day] = round(paid.get(a.day, 0.0) + a.net_amount, 2)
+    backtest = {day: round(float(v), 2) for day, v in zip(result.days, result.costs.dividends,
+                                                          strict=True) if v}
+    assert set(backtest) == {date(2019, 2, 8), date(2019, 2, 28)}
+    assert paid == backtest
