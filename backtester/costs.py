@@ -198,34 +198,43 @@ def trade_fees(charges: Charges, trades, symbols) -> np.ndarray:
     out = np.zeros(len(trades))
     which, day = _held(trades, n_days)
     np.add.at(out, which, charges.borrow[day, trades.symbol[which]])
-    shares = _sale_shares(charges, symbols)
-    if len(trades):
+    keys, shares = _sale_shares(charges, symbols)
+    if len(trades) and len(keys):
         sale_day = np.where(trades.is_long, trades.exit_session, trades.entry_session)
-        for i, (d, j) in enumerate(zip(sale_day.tolist(), trades.symbol.tolist(),
-                                       strict=True)):
-            out[i] += shares.get((d, j), 0.0)
+        wanted = sale_day * len(symbols) + trades.symbol
+        at = np.minimum(np.searchsorted(keys, wanted), len(keys) - 1)
+        out += np.where(keys[at] == wanted, shares[at], 0.0)
     return np.round(out, 2)
 
 
-def _sale_shares(charges: Charges, symbols) -> dict[tuple[int, int], float]:
-    """(day, symbol) -> that sale's cents of its day's totals, in dollars: shared by each
-    sale's own unrounded fee, ties by symbol (a day has at most one sale per symbol)."""
+def _sale_shares(charges: Charges, symbols) -> tuple[np.ndarray, np.ndarray]:
+    """Sales as sorted keys day * len(symbols) + symbol, and each one's cents of its day's
+    totals, in dollars: shared by each sale's own unrounded fee, ties by symbol (a day has
+    at most one sale per symbol; were there more, their shares would add up)."""
     d, j, principal, sold = charges.sales
     sec, taf = sale_fees_unrounded(principal, sold, CostRates())
     names = np.asarray(symbols, dtype=object)
-    out: dict[tuple[int, int], float] = {}
     if not len(d):
-        return out
+        return np.zeros(0, dtype=np.int64), np.zeros(0)
     order = np.lexsort((names[j].astype(str), d))
+    dollars = np.zeros(len(d))
     for group in np.split(order, np.flatnonzero(np.diff(d[order])) + 1):
         day = int(d[group[0]])
         parts = np.zeros(len(group))
         for weights, total in ((sec[group], charges.sec[day]), (taf[group], charges.taf[day])):
             parts += np.asarray(allocate_cents(round(float(total) * 100), weights.tolist()))
-        for k, part in zip(group.tolist(), parts.tolist(), strict=True):
-            key = (day, int(j[k]))
-            out[key] = out.get(key, 0.0) + part / 100
-    return out
+        dollars[group] = parts / 100
+    keys = np.asarray(d, dtype=np.int64) * len(symbols) + np.asarray(j, dtype=np.int64)
+    ranked = np.argsort(keys, kind="stable")
+    keys, dollars = keys[ranked], dollars[ranked]
+    first = np.r_[True, keys[1:] != keys[:-1]]
+    if not first.all():  # two sales of a symbol on a day: their shares added in turn
+        total = dollars.copy()
+        for i in np.flatnonzero(~first).tolist():
+            total[i] = total[i - 1] + dollars[i]
+        last = np.r_[~first[1:], False]
+        keys, dollars = keys[~last], total[~last]
+    return keys, dollars
 
 
 def _held(trades, n_days: int):
