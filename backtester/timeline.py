@@ -398,16 +398,15 @@ class _Timelines:
         amount = np.where(f["is_buy"], fill_qty, -fill_qty) * f["price"]
         # Python floats: round() on a numpy float rounds differently from the exchange's.
         amounts = amount[in_order].tolist()
-        keys = (2 * f["day"][in_order] + 1).tolist()
+        # Keys: 3d a split at day d's open, 3d + 1 a fill, 3d + 2 the costs at its close.
+        keys = (3 * f["day"][in_order] + 1).tolist()
         entry_price = f["price"][:len(p.symbol)].copy()
         splits = self.held_splits(p)
         at_fill = np.searchsorted(f["day"][in_order], [d for d, _, _ in splits], side="left")
         sorted_at = np.empty(len(in_order), dtype=np.int64)
         sorted_at[in_order] = np.arange(len(in_order))
         cash, commission = self.starting_cash, self.commission
-        # Keys: 3d a split at day d's open, 3d + 1 a fill, 3d + 2 the costs at its close.
         event_keys, balances = [-1], [cash]
-        keys = [k // 2 * 3 + 1 for k in keys]
         closes = _Closes(self.costs, self.gap, charges, event_keys, balances)
         done = 0
         for (d, q, split), upto in zip(splits, at_fill.tolist(), strict=True):
