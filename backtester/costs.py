@@ -39,7 +39,6 @@ from simbroker.costs import (
     day_sale_fees,
     sale_fees_unrounded,
 )
-from trade_costs import allocate_cents
 
 
 @dataclass(frozen=True)
@@ -147,7 +146,9 @@ def close_cash(cash: float, borrow: np.ndarray, sec: float, taf: float, gap: flo
     for fee in borrow[borrow != 0].tolist():
         cash = round(cash - fee, 2)
     cash = round(round(cash - float(sec), 2) - float(taf), 2)
-    interest = float(cash_interest(cash, gap, rates))
+    # cash_interest's 0 without a rate, without its array work on every close
+    interest = float(cash_interest(cash, gap, rates)) if rates.enabled \
+        and rates.cash_interest_rate != 0 else 0.0
     return round(cash + interest, 2), interest
 
 
@@ -217,13 +218,14 @@ def _sale_shares(charges: Charges, symbols) -> tuple[np.ndarray, np.ndarray]:
     if not len(d):
         return np.zeros(0, dtype=np.int64), np.zeros(0)
     order = np.lexsort((names[j].astype(str), d))
+    days = d[order]
+    starts = np.flatnonzero(np.r_[True, days[1:] != days[:-1]])
+    group = np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, len(order)]))
+    parts = np.zeros(len(order))
+    for weights, totals in ((sec[order], charges.sec), (taf[order], charges.taf)):
+        parts += _allocated(np.rint(totals[days[starts]] * 100.0), weights, group, starts)
     dollars = np.zeros(len(d))
-    for group in np.split(order, np.flatnonzero(np.diff(d[order])) + 1):
-        day = int(d[group[0]])
-        parts = np.zeros(len(group))
-        for weights, total in ((sec[group], charges.sec[day]), (taf[group], charges.taf[day])):
-            parts += np.asarray(allocate_cents(round(float(total) * 100), weights.tolist()))
-        dollars[group] = parts / 100
+    dollars[order] = parts / 100
     keys = np.asarray(d, dtype=np.int64) * len(symbols) + np.asarray(j, dtype=np.int64)
     ranked = np.argsort(keys, kind="stable")
     keys, dollars = keys[ranked], dollars[ranked]
@@ -235,6 +237,33 @@ def _sale_shares(charges: Charges, symbols) -> tuple[np.ndarray, np.ndarray]:
         last = np.r_[~first[1:], False]
         keys, dollars = keys[~last], total[~last]
     return keys, dollars
+
+
+def _allocated(total_cents: np.ndarray, weights: np.ndarray, group: np.ndarray,
+               starts: np.ndarray) -> np.ndarray:
+    """`trade_costs.allocate_cents` of every group at once, bit for bit: group g's
+    `total_cents[g]` shared by its `weights` (the run of `group == g` beginning at
+    `starts[g]`, in order of precedence). The weights' sums are taken left to right as
+    Python's sum takes them (column by column of the groups side by side); a negative number
+    of cents left over gives them as Python's slice order[:left] does."""
+    count = np.diff(np.r_[starts, len(group)])
+    at = np.arange(len(group)) - starts[group]  # place within the group
+    side_by_side = np.zeros((len(starts), int(count.max(initial=1))))
+    side_by_side[group, at] = weights
+    whole = side_by_side[:, 0].copy()
+    for column in side_by_side.T[1:]:
+        whole = whole + column
+    with np.errstate(invalid="ignore", divide="ignore"):
+        exact = total_cents[group] * weights / whole[group]
+    base = np.floor(exact + 1e-9)
+    left = total_cents - np.bincount(group, weights=np.nan_to_num(base),
+                                     minlength=len(starts))
+    left = np.where(left < 0, np.maximum(count + left, 0), left)
+    ranked = np.lexsort((at, -(exact - base), group))
+    rank = np.empty(len(group), dtype=np.int64)
+    rank[ranked] = np.arange(len(group)) - starts[group[ranked]]
+    out = base + (rank < left[group])
+    return np.where(((total_cents == 0) | ~(whole > 0))[group], 0.0, out)
 
 
 def _held(trades, n_days: int):
