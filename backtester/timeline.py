@@ -222,7 +222,10 @@ class _Timelines:
         entries = self.placeable & ~held
         number, k = self.number_orders(entries)
         fills = self.fills(positions, number, k)
-        cash_noon, cash_close, segments = self.book(positions, fills)
+        # With costs, this first pass only finds the positions' segments (what the costs
+        # are charged on); the cash is settled in the second.
+        cash_noon, cash_close, segments = self.book(positions, fills,
+                                                    settle=not self.costs.enabled)
         charges = self.charges(positions, fills, segments)
         if self.costs.enabled:  # again, each day's costs out of cash at its close
             self.split_log = {}
@@ -385,13 +388,15 @@ class _Timelines:
                 "position": np.r_[np.arange(len(p.symbol)), np.flatnonzero(closed)],
                 "is_exit": np.r_[np.zeros(len(p.symbol), bool), np.ones(closed.sum(), bool)]}
 
-    def book(self, p: _Positions, f: dict[str, np.ndarray], charges: Charges | None = None
-             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def book(self, p: _Positions, f: dict[str, np.ndarray], charges: Charges | None = None,
+             *, settle: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Cash through every fill in the exchange's order (and every split of a held
         position at its open, and with `charges` each day's costs at its close, as
         `Ledger.close` takes them), in whole cents. Returns cash at each noon and close and
         the positions' segments for the marks (see `values`); adds to `f` the quantity of
-        each fill and the entry prices, both as splits leave them."""
+        each fill and the entry prices, both as splits leave them. Without `settle` the
+        splits alone are applied (quantities and segments do not depend on cash) and the
+        cash returned is meaningless."""
         in_order = np.lexsort((f["k"], f["when"], f["day"]))
         qty = self.orders.qty[p.entry, p.symbol]
         fill_qty = qty[f["position"]]
@@ -410,7 +415,8 @@ class _Timelines:
         closes = _Closes(self.costs, self.gap, charges, event_keys, balances)
         done = 0
         for (d, q, split), upto in zip(splits, at_fill.tolist(), strict=True):
-            cash = closes.pay(cash, amounts[done:upto], keys[done:upto], commission)
+            if settle:
+                cash = closes.pay(cash, amounts[done:upto], keys[done:upto], commission)
             done = upto
             cash = closes.through(d, cash)
             cash = self.split(q, d, split, cash, p, qty, entry_price)
@@ -420,10 +426,13 @@ class _Timelines:
             for i in exits.tolist():  # the exit sells or buys the shares the split left
                 amounts[sorted_at[i]] = float((-qty[q] if p.is_long[q] else qty[q])
                                               * f["price"][i])
-        cash = closes.pay(cash, amounts[done:], keys[done:], commission)
-        closes.through(self.days, cash)
         f["qty"] = qty[f["position"]]
         f["entry_price"] = entry_price
+        if not settle:
+            nothing = np.full(self.days, np.nan)
+            return nothing, nothing, self.segments(p, qty)
+        cash = closes.pay(cash, amounts[done:], keys[done:], commission)
+        closes.through(self.days, cash)
         keys_array, balances_array = np.array(event_keys), np.array(balances)
         d3 = 3 * np.arange(self.days)
         at_noon = np.searchsorted(keys_array, d3, side="right") - 1
