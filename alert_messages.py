@@ -77,7 +77,8 @@ def failure_alert(reason: str, summary: Mapping[str, Any] | None = None) -> Aler
                    f"{', '.join(unconfirmed)}")
     trades = _list(s, "trades")
     if trades:
-        did.append(f"{_count(len(trades), 'trade')} recorded: {_usd(_pnl(trades))} realised")
+        did.append(f"{_count(len(trades), 'trade')} recorded: {_usd(_pnl(trades))} realised "
+                   f"gross, {_usd(_net(trades))} net of the costs booked so far")
     sections: list[Section] = [("Why", (reason or "no reason recorded",)),
                                ("What the run did", tuple(did))]
     sections += _positions_sections(s)
@@ -181,8 +182,13 @@ def equity_line(s: Mapping[str, Any]) -> str:
 
 def pnl_lines(s: Mapping[str, Any]) -> list[str]:
     trades, positions = _list(s, "trades"), _list(s, "positions")
-    lines = [f"realised: {_usd(_pnl(trades))} on {_count(len(trades), 'trade')} recorded "
-             "this run"]
+    lines = [f"realised gross: {_usd(_pnl(trades))} on {_count(len(trades), 'trade')} "
+             "recorded this run"]
+    if trades:
+        lines.append(f"realised net of costs: {_usd(_net(trades))} (costs booked so far "
+                     f"{_paid(_fees(trades))}; a sale's SEC and FINRA fees are booked the run "
+                     "after it)")
+    lines += costs_lines(s)
     priced = [p for p in positions if isinstance(p.get("unrealised_pnl_usd"), int | float)]
     if positions:
         unrealised = sum(p["unrealised_pnl_usd"] for p in priced)
@@ -195,11 +201,45 @@ def pnl_lines(s: Mapping[str, Any]) -> list[str]:
     return lines
 
 
+def costs_lines(s: Mapping[str, Any]) -> list[str]:
+    """The account's costs posted since the previous run, by kind, and those not tied to a
+    trade or a position (cost_booking.py)."""
+    costs = s.get("costs_usd")
+    if not isinstance(costs, Mapping):
+        return []  # a summary from before costs were booked, or a run that stopped early
+    if not costs:
+        return ["account costs since the last run: none"]
+    lines = [f"account costs since the last run: {_paid(sum(costs.values()))} "
+             f"({_kinds(costs)})"]
+    loose = s.get("costs_not_booked_usd") or {}
+    if loose:
+        lines.append(f"not tied to a trade or position: {_kinds(loose)}")
+    return lines
+
+
+COST_NAMES = {"borrow": "borrow", "sec": "SEC", "taf": "FINRA TAF", "dividend": "dividends",
+              "interest": "interest", "other": "other"}
+
+
+def _kinds(costs: Mapping[str, Any]) -> str:
+    """Dollars paid by kind (received shown negative)."""
+    return ", ".join(f"{COST_NAMES.get(k, k)} {_paid(v)}" for k, v in costs.items())
+
+
+def _paid(value: float) -> str:
+    """A cost in dollars: unsigned when paid, negative when received."""
+    return f"{'-' if value < 0 else ''}${abs(value):,.2f}"
+
+
 def trade_line(t: Mapping[str, Any]) -> str:
     days = t.get("holding_days")
     held = f", held {_count(int(days), 'day')}" if str(days or "").isdigit() else ""
+    fees = t.get("fees_usd")
+    net = (f", costs {_paid(fees)}, net {_usd(_net([t]))}" if isinstance(fees, int | float)
+           else ", costs not booked yet")
     return (f"{t.get('symbol', '?')} {t.get('side', '?')} {_num(t.get('qty'))} shares: "
-            f"{_usd(_float(t.get('pnl_usd')))} ({t.get('exit_reason') or 'exit'}{held})")
+            f"gross {_usd(_float(t.get('pnl_usd')))}{net} "
+            f"({t.get('exit_reason') or 'exit'}{held})")
 
 
 def position_line(p: Mapping[str, Any]) -> str:
@@ -314,7 +354,8 @@ def _fill_line(f: Mapping[str, Any], trades: Sequence[Mapping[str, Any]]) -> str
             f"{_num(f.get('filled_avg_price'))}: {f.get('status', '?')}")
     closed = [t for t in trades if t.get("symbol") == f.get("symbol")]
     if closed:  # an exit fill: the trade it closed
-        line += f"; trade P&L {_usd(_pnl(closed))} ({closed[-1].get('exit_reason') or 'exit'})"
+        line += (f"; trade P&L gross {_usd(_pnl(closed))} "
+                 f"({closed[-1].get('exit_reason') or 'exit'})")
     return line
 
 
@@ -323,7 +364,19 @@ def _list(s: Mapping[str, Any], key: str) -> list[dict[str, Any]]:
 
 
 def _pnl(rows: Iterable[Mapping[str, Any]]) -> float:
+    """Realised P&L before costs."""
     return sum(_float(r.get("pnl_usd")) for r in rows)
+
+
+def _fees(rows: Iterable[Mapping[str, Any]]) -> float:
+    """The costs booked to the rows so far (none where not booked)."""
+    return sum(_float(r.get("fees_usd")) for r in rows)
+
+
+def _net(rows: Iterable[Mapping[str, Any]]) -> float:
+    """Realised P&L after the costs booked so far, to the cent."""
+    rows = list(rows)
+    return round(_pnl(rows) - _fees(rows), 2)
 
 
 def _float(value: Any) -> float:
@@ -381,5 +434,7 @@ def run_line(s: Mapping[str, Any]) -> str:
             f"{_count(len(_list(s, 'entries')), 'entry', 'entries')}"
             + (f" sent ({found} more found placed earlier, not sent)" if found else "") + ", "
             f"{_count(len(_list(s, 'fills')), 'fill')}; {_count(len(trades), 'trade')}"
-            + (f" {_usd(_pnl(trades))}" if trades else "")
+            + (f" gross {_usd(_pnl(trades))} net {_usd(_net(trades))}" if trades else "")
+            + (f"; account costs {_paid(sum(s['costs_usd'].values()))}"
+               if s.get("costs_usd") else "")
             + (f"; {len(_list(s, 'positions'))} open" if "positions" in s else ""))

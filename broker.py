@@ -160,6 +160,8 @@ class Activity:
     net_amount: float | None
     order_id: str | None
     sub_type: str | None
+    day: date | None = None  # the activity's `date` (New York), where it has one
+    description: str | None = None
 
 
 # What each of Alpaca's 17 order statuses (the trading API's OrderStatus enum;
@@ -752,7 +754,9 @@ def _activity(raw: dict[str, Any]) -> Activity:
                     symbol=raw.get("symbol"), side=raw.get("side"),
                     qty=_float_or_none(raw.get("qty")), price=_float_or_none(raw.get("price")),
                     net_amount=_float_or_none(raw.get("net_amount")),
-                    order_id=raw.get("order_id"), sub_type=raw.get("activity_sub_type"))
+                    order_id=raw.get("order_id"), sub_type=raw.get("activity_sub_type"),
+                    day=date.fromisoformat(str(raw["date"])[:10]) if raw.get("date") else None,
+                    description=raw.get("description"))
 
 
 def _corporate_actions(page: Any) -> list[CorporateAction]:

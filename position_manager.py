@@ -36,6 +36,14 @@ TRADE_COLUMNS = [
     "pnl_usd", "exit_reason", "holding_days", "entry_z", "exit_z", "entry_order_id",
     "exit_order_id", "entry_client_order_id", "exit_client_order_id",
 ]
+# After the round trip's own columns, its account costs (trade_costs.py): `fees_usd` what the
+# account's activities took for it (borrow, SEC and FINRA fees, dividends with their sign),
+# `gross_pnl_usd` the P&L before them (= `pnl_usd`, kept for files and tools that read it)
+# and `net_pnl_usd` after them. Blank where not known: rows of files from before these
+# columns, and rows older than COST_BOOKING_DAYS when the bot first read their costs.
+COST_COLUMNS = ["fees_usd", "gross_pnl_usd", "net_pnl_usd"]
+TRADE_FILE_COLUMNS = [*TRADE_COLUMNS, *COST_COLUMNS]
+COST_BOOKING_DAYS = 7  # calendar days after its exit a row's costs are booked again each run
 CLOSED_OUTSIDE = "closed_outside_bot"
 SPLIT_PRICE_TOLERANCE = 0.005  # average prices are rounded on the wire and by the bot
 # What to do about a damaged positions.json or pending_orders.json. Deleting one is no fix:
@@ -144,7 +152,7 @@ class StateStore:
         """trades.csv, checked against the exits recorded in trades_index.json: a row that
         appears twice, or an exit whose row is gone, stops the run naming it (a doubled row
         would double the P&L the report shows; a lost one would hide a trade)."""
-        rows = read_csv_rows(self.trades_path, TRADE_COLUMNS)
+        rows = read_trade_rows(self.trades_path)
         check_trade_rows(self.trades_path, rows, read_json(self.trades_index_path, default=None))
         return rows
 
@@ -158,14 +166,57 @@ class StateStore:
         seen = {(r["exit_client_order_id"], r["exit_order_id"]) for r in existing}
         new = [r for r in rows
                if (str(r["exit_client_order_id"]), str(r["exit_order_id"])) not in seen]
+        new = [with_costs(r, None) for r in new]
         if new:
-            every = [*existing, *new]
-            write_csv_rows(self.trades_path, TRADE_COLUMNS, every)
-            # After trades.csv: a crash between the two leaves rows the index lacks, which
-            # the check accepts; never an index naming a row the file does not have.
-            write_json(self.trades_index_path, {"version": STATE_VERSION,
-                                                "exits": [trade_key(r) for r in every]})
+            self._write_trades([*existing, *new])
         return new
+
+    def book_costs(self, fees_cents: Mapping[str, int]) -> list[dict[str, str]]:
+        """Set the costs of the rows whose key is in `fees_cents` (cents paid) and rewrite the
+        file when one changed; returns every row."""
+        rows = self.load_trades()
+        booked = [with_costs(r, fees_cents[trade_key(r)]) if trade_key(r) in fees_cents else r
+                  for r in rows]
+        if booked != rows:
+            self._write_trades(booked)
+        return booked
+
+    def _write_trades(self, rows: list[dict[str, Any]]) -> None:
+        write_csv_rows(self.trades_path, TRADE_FILE_COLUMNS, rows)
+        # After trades.csv: a crash between the two leaves rows the index lacks, which the
+        # check accepts; never an index naming a row the file does not have.
+        write_json(self.trades_index_path, {"version": STATE_VERSION,
+                                            "exits": [trade_key(r) for r in rows]})
+
+
+def read_trade_rows(path: Path) -> list[dict[str, str]]:
+    """trades.csv; a file from before the cost columns loads with them added, its costs blank
+    (not known) and its gross P&L its `pnl_usd` (the next write adds them to the file)."""
+    try:
+        return read_csv_rows(path, TRADE_FILE_COLUMNS)
+    except StateFileError as first:
+        try:
+            old = read_csv_rows(path, TRADE_COLUMNS)
+        except StateFileError:
+            raise first from None
+    return [with_costs(r, None) for r in old]
+
+
+def with_costs(row: Mapping[str, Any], fees_cents: int | None) -> dict[str, Any]:
+    """`row` with its cost columns: `fees_cents` paid (None: not known, the row's own kept if
+    it has them)."""
+    out = dict(row)
+    gross = str(row.get("pnl_usd") or "")
+    out["gross_pnl_usd"] = gross
+    if fees_cents is None:
+        out.setdefault("fees_usd", "")
+        out.setdefault("net_pnl_usd", "")
+        return out
+    out["fees_usd"] = f"{fees_cents / 100:.2f}"
+    # In cents, so that net = gross - fees holds exactly as printed.
+    net_cents = None if gross == "" else round(float(gross) * 100) - fees_cents
+    out["net_pnl_usd"] = "" if net_cents is None else f"{net_cents / 100:.2f}"
+    return out
 
 
 def trade_key(row: Mapping[str, Any]) -> str:
@@ -465,12 +516,19 @@ def adopt_position(position: Position, orders: list[Order]) -> Holding | None:
     the bot (its client_order_id `mr-YYYYMMDD-SYMBOL-long|short`) for the symbol and side,
     with no closing fill after it, explains it; the broker's quantity wins (see
     `_adopt_quantity`). None when no such order is in `orders`. The entry's z is not on the
-    broker: it stays unknown (None)."""
+    broker: it stays unknown (None).
+
+    The asset's orders count under any symbol it had: a symbol change keeps the asset id
+    (Alpaca's `asset_id`), and the entry's client_order_id names the old symbol. An entry
+    that was `replaced` counts with the fills of its replacement (`follow_replacements`)."""
     opening = "buy" if position.is_long else "sell"
     side = "long" if position.is_long else "short"
-    entries = [o for o in orders if o.symbol == position.symbol and o.side == opening
-               and o.filled_qty > 0 and o.filled_avg_price is not None
-               and _is_own_entry(o.client_order_id, position.symbol, side)]
+    asset = [o for o in orders if o.symbol == position.symbol
+             or (position.asset_id and o.asset_id == position.asset_id)]
+    by_id = {o.id: o for o in orders}
+    entries = [follow_replacements(o, by_id) for o in asset
+               if o.side == opening and _is_own_entry(o.client_order_id, o.symbol, side)]
+    entries = [o for o in entries if o.filled_qty > 0 and o.filled_avg_price is not None]
     if not entries:
         return None
     entry = max(entries, key=lambda o: _fill_time(o))
@@ -479,7 +537,7 @@ def adopt_position(position: Position, orders: list[Order]) -> Holding | None:
                    entry_z=None, entry_order_id=entry.id,
                    entry_client_order_id=entry.client_order_id,
                    asset_id=entry.asset_id or position.asset_id)
-    if _outside_fill(held, orders) is not None:
+    if _outside_fill(held, [replace(o, symbol=position.symbol) for o in asset]) is not None:
         return None  # that entry was closed since; this position is another one
     if abs(position.qty - held.qty) > 1e-9:
         held = _adopt_quantity(held, position, [])

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import charts
-from alert_messages import pct
+from alert_messages import COST_NAMES, pct
 from errors import BotError, StateFileError
 from market_calendar import NEW_YORK
 from position_manager import Holding, PendingOrder, StateStore
@@ -40,7 +40,6 @@ __version__ = VERSION
 class RunRecord:
     name: str  # the run directory's name, YYYY-MM-DD_HH-MM-SS (New York)
     summary: dict[str, Any]
-    written: datetime  # when its summary.json was written, by the machine's clock
 
 
 @dataclass(frozen=True)
@@ -69,6 +68,15 @@ class Trade:
     entry_price: float | None = None
     exit_price: float | None = None
     holding_days: int | None = None
+    # The account's costs booked to it (trade_costs.py): None where not known (a row of a
+    # file from before the cost columns).
+    fees_usd: float | None = None
+
+    @property
+    def net_pnl_usd(self) -> float | None:
+        if self.pnl_usd is None or self.fees_usd is None:
+            return None
+        return round(self.pnl_usd - self.fees_usd, 2)
 
 
 @dataclass(frozen=True)
@@ -128,8 +136,7 @@ def load_records(log_dir: Path) -> Records:
             raise StateFileError(f"{path}: not a run summary (a JSON object); move that run "
                                  "directory away to build the report without it")
         else:
-            written = datetime.fromtimestamp(path.stat().st_mtime, UTC)
-            runs.append(RunRecord(run_dir.name, summary, written))
+            runs.append(RunRecord(run_dir.name, summary))
     return Records(trades=store.load_trades(), holdings=store.load_holdings(),
                    pending=store.load_pending(), runs=runs, runs_without_summary=missing)
 
@@ -148,7 +155,8 @@ def parse_trades(rows: Sequence[Mapping[str, str]], source: str = "trades.csv") 
                             side=row.get("side", ""), qty=_maybe(row.get("qty")),
                             entry_price=_maybe(row.get("entry_price")),
                             exit_price=_maybe(row.get("exit_price")),
-                            holding_days=_maybe_int(row.get("holding_days"))))
+                            holding_days=_maybe_int(row.get("holding_days")),
+                            fees_usd=_maybe(row.get("fees_usd"))))
     return trades
 
 
@@ -297,7 +305,11 @@ def status_line(records: Records, positions: Sequence[OpenPosition], now: dateti
     outcome = latest.summary.get("outcome", "unknown")
     recent = records.runs[-STATUS_RUNS:]
     failed = sum(1 for r in recent if r.summary.get("outcome") == "failed")
-    ago = now - latest.written
+    # Against the time the run recorded (the broker's clock), not the file's: a log
+    # directory copied or restored from a backup has new file times. A simulated run's
+    # clock is the simulation's, which says nothing about how long ago it ran.
+    simulated = latest.summary.get("account") == "simulated"
+    ago = timedelta(0) if simulated else now - _run_time(latest)
     limit = latest.summary.get("max_holding_days") or next(
         (p.get("max_holding_days") for p in latest.summary.get("positions") or []), None)
     overdue = [p.symbol for p in positions
@@ -305,7 +317,8 @@ def status_line(records: Records, positions: Sequence[OpenPosition], now: dateti
     kill = bool(latest.summary.get("kill_switch"))
     parts = [(f"Last run {_e(_when(latest.summary.get('now') or latest.summary.get('started_at')))}"
               f": <b>{_e(outcome)}</b>", "bad" if outcome == "failed" else "ok"),
-             (f"{_e(_ago(ago))}", "warn" if ago > STALE_AFTER else "ok"),
+             ("simulated clock" if simulated else f"{_e(_ago(ago))}",
+              "warn" if ago > STALE_AFTER else "ok"),
              (f"{failed} of the last {len(recent)} runs failed",
               "bad" if recent and failed * 2 >= len(recent) else "warn" if failed else "ok"),
              ("kill switch ON" if kill else "kill switch off", "warn" if kill else "ok"),
@@ -351,8 +364,9 @@ def _headline(records: Records, trades: Sequence[Trade], positions: Sequence[Ope
     def share(value: float) -> str:  # of the starting equity
         return f"\n{pct(100 * value / start)} of ${start:,.0f}" if start else ""
 
-    cards = [("Realised P&L", _usd(total.total_pnl_usd) + share(total.total_pnl_usd),
+    cards = [("Realised P&L, gross", _usd(total.total_pnl_usd) + share(total.total_pnl_usd),
               _sign(total.total_pnl_usd))]
+    cards += _cost_cards(records, trades)
     if unrealised:
         cards.append(("Unrealised P&L", _usd(sum(unrealised)) + share(sum(unrealised)),
                       _sign(sum(unrealised))))
@@ -366,6 +380,29 @@ def _headline(records: Records, trades: Sequence[Trade], positions: Sequence[Ope
     items = "".join(f"<div class='card'><div class='label'>{_e(k)}</div>"
                     f"<div class='value {c}'>{_card_value(v)}</div></div>" for k, v, c in cards)
     return f"<div class='cards'>{items}</div>"
+
+
+def _cost_cards(records: Records, trades: Sequence[Trade]) -> list[tuple[str, str, str]]:
+    """Realised P&L net of the costs booked to the trades, and the account's costs by kind
+    as the runs saw them posted (each run's costs since the one before)."""
+    known = [t for t in trades if t.net_pnl_usd is not None]
+    cards = []
+    if known:
+        net = round(sum(t.net_pnl_usd for t in known), 2)  # type: ignore[misc]
+        fees = round(sum(t.fees_usd for t in known), 2)  # type: ignore[misc]
+        unknown = len([t for t in trades if t.pnl_usd is not None]) - len(known)
+        sub = f"costs ${fees:,.2f} on {len(known)} trades" + (
+            f"; {unknown} older without costs" if unknown else "")
+        cards.append(("Realised P&L, net of costs", f"{_usd(net)}\n{sub}", _sign(net)))
+    kinds: dict[str, float] = {}
+    for run in records.runs:
+        for kind, value in (run.summary.get("costs_usd") or {}).items():
+            if isinstance(value, int | float):
+                kinds[kind] = kinds.get(kind, 0.0) + value
+    if kinds:
+        by_kind = ", ".join(f"{COST_NAMES.get(k, k)} ${v:,.2f}" for k, v in kinds.items())
+        cards.append(("Account costs", f"${sum(kinds.values()):,.2f}\n{by_kind}", ""))
+    return cards
 
 
 def _card_value(text: str) -> str:
@@ -440,11 +477,12 @@ def _trades_table(trades: Sequence[Trade]) -> str:
                     reverse=True):
         rows.append([_opt(t.exit_time and t.exit_time.isoformat(), _when_day), t.symbol,
                      t.side, _num(t.qty), _opt(t.entry_price, "{:,.2f}"),
-                     _opt(t.exit_price, "{:,.2f}"), _opt(t.pnl_usd, _usd), t.exit_reason,
+                     _opt(t.exit_price, "{:,.2f}"), _opt(t.pnl_usd, _usd),
+                     _opt(t.fees_usd, "{:,.2f}"), _opt(t.net_pnl_usd, _usd), t.exit_reason,
                      _opt(t.holding_days, "{}")])
-    return _table(["exit", "symbol", "side", "qty", "entry price", "exit price", "P&L",
-                   "reason", "days held"], rows, sortable=True, table_id="trades",
-                  wide=(2, 3, 4, 5))
+    return _table(["exit", "symbol", "side", "qty", "entry price", "exit price", "gross P&L",
+                   "costs", "net P&L", "reason", "days held"], rows, sortable=True,
+                  table_id="trades", wide=(2, 3, 4, 5))
 
 
 def _pending_table(pending: Mapping[str, PendingOrder]) -> str:
@@ -699,9 +737,17 @@ def report_line(records: Records, out: Path) -> str:
     trades = parse_trades(records.trades)
     known = [t.pnl_usd for t in trades if t.pnl_usd is not None]
     pnl = sum(known)
+    nets = [t.net_pnl_usd for t in trades if t.net_pnl_usd is not None]
+    net = ""
+    if nets:
+        value = sum(nets)
+        net = (f", net of costs {'-' if value < 0 else '+'}${abs(value):,.2f}"
+               + (f" ({len(known) - len(nets)} older trades without costs)"
+                  if len(nets) < len(known) else ""))
     failed = sum(1 for r in records.runs if r.summary.get("outcome") == "failed")
     return (f"report written to {out}: {len(records.runs)} runs ({failed} failed), "
-            f"{len(trades)} trades, realised P&L {'-' if pnl < 0 else '+'}${abs(pnl):,.2f}, "
+            f"{len(trades)} trades, realised P&L gross {'-' if pnl < 0 else '+'}"
+            f"${abs(pnl):,.2f}{net}, "
             f"{len(records.holdings)} open positions; open it in a browser: "
             f"{out.resolve().as_uri()}")
 

@@ -13,7 +13,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from position_manager import Holding
+from position_manager import Holding, trade_key
 
 _PREVIOUS_RUNS_READ = 30  # a run without equity (market closed, failed early) is skipped
 
@@ -49,7 +49,13 @@ def trade_digest(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
         out.append({"symbol": r.get("symbol"), "side": r.get("side"),
                     "qty": _number(r.get("qty")), "pnl_usd": _number(r.get("pnl_usd")),
                     "exit_reason": r.get("exit_reason"),
-                    "holding_days": _number(r.get("holding_days"))})
+                    "holding_days": _number(r.get("holding_days")),
+                    # Gross and net of the costs booked when the summary was written (a sale's
+                    # fees are posted at the close: the next run books them, in trades.csv).
+                    "gross_pnl_usd": _number(r.get("gross_pnl_usd", r.get("pnl_usd"))),
+                    "fees_usd": _number(r.get("fees_usd")),
+                    "net_pnl_usd": _number(r.get("net_pnl_usd")),
+                    "key": trade_key(r) if "exit_client_order_id" in r else ""})
     return out
 
 

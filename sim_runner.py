@@ -39,6 +39,7 @@ import console
 from alert_messages import trading_day
 from alerts import Alerter
 from config import Config, Credentials
+from cost_booking import simulated_span
 from errors import BotError, BrokerError, ConfigError, DeadlineError
 from market_calendar import NEW_YORK, MarketCalendar, new_york_noon, nyse
 from run_digest import earlier_summaries
@@ -136,16 +137,21 @@ def run_simulation(config: Config, args: argparse.Namespace, env: Mapping[str, s
                 run_once(config, endpoint, log_dir, started=exchange.now,
                          dry_run=args.dry_run, alerter=alerter)
             except (BrokerError, DeadlineError) as exc:
-                log.error("simulated run of %s failed: %s; the next day goes on", today, exc)
+                # The run said why ("run failed: ..."); this line says what happens next.
+                log.error("simulated day %s failed at the broker%s; the next day goes on",
+                          today, "" if getattr(exc, "logged", False) else f": {exc}")
                 failed.append(str(today))
                 code = exc.exit_code
             except BotError as exc:
-                log.error("simulated run failed: %s", exc)
+                if not getattr(exc, "logged", False):
+                    log.error("simulated run failed: %s", exc)
+                exc.logged = True  # type: ignore[attr-defined]  # main does not repeat it
                 return exc.exit_code
         if after_day is not None:
             after_day(SimDay(day + 1, exchange, log_dir, code, faults.injected))
     if not args.dry_run:
-        log.info("%s", simulation_line(log_dir, args.days, failed), extra={"headline": True})
+        log.info("%s", simulation_line(log_dir, args.days, failed, exchange),
+                 extra={"headline": True})
     if failed:
         log.error("%d of %d simulated days failed at the broker: %s", len(failed), args.days,
                   ", ".join(failed))
@@ -181,9 +187,11 @@ def rebuild_simulated(config: Config, args: argparse.Namespace, env: Mapping[str
     return 0
 
 
-def simulation_line(log_dir: Path, days: int, failed: list[str]) -> str:
-    """The simulation in one line: days, failures, equity over them, trades and P&L, and
-    how to see the report."""
+def simulation_line(log_dir: Path, days: int, failed: list[str],
+                    exchange: Exchange | None = None) -> str:
+    """The simulation in one line: days, failures, equity over them, trades and P&L gross
+    and net of the account's costs, reconciled with the equity change when the exchange is
+    given (cost_booking.simulated_span), and how to see the report."""
     runs = list(earlier_summaries(log_dir, limit=days))[::-1]  # this invocation's, oldest first
     equities = [r["equity_usd"] for r in runs if isinstance(r.get("equity_usd"), int | float)]
     trades = [t for r in runs for t in r.get("trades") or []]
@@ -195,9 +203,15 @@ def simulation_line(log_dir: Path, days: int, failed: list[str]) -> str:
         change = equities[-1] - first_equity
         equity = (f"equity ${equities[-1]:,.2f} ({'+' if change >= 0 else '-'}"
                   f"${abs(change):,.2f} since ${first_equity:,.2f})")
+    span = simulated_span(exchange, log_dir, runs) if exchange is not None else None
+    if span is not None:
+        equity = f"equity ${exchange.balances().equity:,.2f}"  # type: ignore[union-attr]
+        pnl_text = span.text()
+    else:
+        pnl_text = (f"{len(trades)} trades, realised P&L gross {'+' if pnl >= 0 else '-'}"
+                    f"${abs(pnl):,.2f}")
     return (f"simulation done: {days} days {first_day} to {last_day}, {len(failed)} failed; "
-            f"{equity}; {len(trades)} trades, realised P&L {'+' if pnl >= 0 else '-'}"
-            f"${abs(pnl):,.2f}; the report: python report.py --log-dir {log_dir} "
+            f"{equity}; {pnl_text}; the report: python report.py --log-dir {log_dir} "
             f"(writes {log_dir / 'report.html'})")
 
 

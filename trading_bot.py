@@ -44,6 +44,7 @@ from broker import Account, Broker, Clock, Order
 from broker_sync import Rebuilt, read_broker, rebuild_records
 from config import DATA_URL, Config, Credentials, load_config, load_credentials, read_env
 from console import ONCE
+from cost_booking import book_run_costs
 from data_fetcher import MarketView, fetch_market_view
 from errors import (
     AccountRestrictedError,
@@ -131,6 +132,13 @@ class RunSummary:
     trades: list[dict[str, Any]] = field(default_factory=list)  # recorded by this run
     positions: list[dict[str, Any]] = field(default_factory=list)  # held after this run
     max_holding_days: int | None = None  # the limit the positions' ages are held against
+    # The account's costs (cost_booking.py), in dollars paid (negative: received), by kind:
+    # posted since `costs_since` (the previous run), of those not tied to a trade or holding,
+    # and booked so far to each position still held.
+    costs_since: str = ""
+    costs_usd: dict[str, float] = field(default_factory=dict)
+    costs_not_booked_usd: dict[str, float] = field(default_factory=dict)
+    open_costs_usd: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -345,8 +353,9 @@ def _daily_run(config: Config, broker: Broker, store: StateStore, run_dir: Path,
         place_entries(orders, config, account, assets, view, z, busy, thresholds, now,
                       allowance.max_entries, session_close, summary)
 
-    # 6. Fills, then the records.
+    # 6. Fills, then the records; 7. the account's costs, booked to the trades that paid them.
     track_fills(orders, config, store, holdings, run_dir, now, summary, dry_run)
+    book_run_costs(broker, store, run_dir, summary, now, dry_run)
     unconfirmed = [e["symbol"] for e in summary.exits + summary.entries
                    if str(e.get("status", "")).startswith("unconfirmed")]
     if unconfirmed:

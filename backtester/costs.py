@@ -1,16 +1,26 @@
-"""The costs a real account pays (simbroker/costs.py), charged on a finished backtest.
+"""The costs a real account pays (simbroker/costs.py), taken from cash at each close as the
+exchange takes them, so that later runs see the cash they left.
 
-From the trades and the bars: every short held at a close pays that day's borrow fee for the
-calendar days until the next session; every sale (a long's exit, a short's entry) pays SEC and
-FINRA fees, each day's total rounded up to the cent as Alpaca charges it; positive cash earns
-interest when a rate is set. The costs come out of cash and equity from the day they are
-charged (`Result.equity` is net of them; `Costs.gross_equity` is before them).
+At each decision day's close, in the exchange's order (`simbroker.exchange._charge_costs`):
+every short held pays that day's borrow fee (per symbol, round lots, marked at the close) for
+the calendar days until the next session; the day's sales (a long's exit, a short's entry)
+pay SEC and FINRA fees, each day's total rounded up to the cent; then positive cash earns
+interest when a rate is set. Each amount comes out of cash in whole cents the moment it is
+charged, so the next run's cash, buying power and equity are net of it, as the bot's are on
+the exchange: where the budget binds, costs change decisions in the backtest as they do there.
 
-They are charged after the bot's decisions, not fed back into them: a run that would have had
-a few dollars less cash decides as if it had them. With $100 positions on a $100,000 account
-that changes nothing (no run's entries come near the cash); an account whose budget binds
-would see its costs a little late. Positions still open at the end of the backtest (not yet
-round trips) pay nothing here: at most the borrow fees of the last holding period.
+The day loop charges them with a `Ledger` as it goes; the timelines (backtester/timeline.py)
+compute the same charges from their positions at once (`timeline_charges`) before they check
+any run against the account. Positions still open at the end pay what they paid so far.
+
+Each round trip's fees (`trade_fees`) are its borrow fees and its share of its sale day's
+totals, shared among that day's sales in whole cents exactly as the bot books the account's
+(trade_costs.allocate_cents), less its cash dividends: the bot's and the backtest's rows of a
+trade are identical.
+
+Cash dividends (backtester/dividends.py) are added to equity and cash after the runs, from
+the ex-date on: unlike the fees, they do not yet reach later runs' cash checks (a dividend
+received would leave a run a little more cash than it saw).
 """
 
 from __future__ import annotations
@@ -22,7 +32,32 @@ import numpy as np
 from backtester.dividends import paid as dividends_paid
 from backtester.panels import Panels
 from market_calendar import MarketCalendar
-from simbroker.costs import CostRates, borrow_fee, cash_interest, sale_fees_unrounded
+from simbroker.costs import (
+    CostRates,
+    borrow_fee,
+    cash_interest,
+    day_sale_fees,
+    sale_fees_unrounded,
+)
+from trade_costs import allocate_cents
+
+
+@dataclass(frozen=True)
+class Charges:
+    """What the account was charged at each decision day's close (dollars): borrow per day
+    and symbol, the day's SEC and TAF totals, interest credited; and every sale as (day,
+    symbol, principal, shares), the weights a day's totals are shared by."""
+
+    borrow: np.ndarray  # (days, symbols)
+    sec: np.ndarray
+    taf: np.ndarray
+    interest: np.ndarray
+    sales: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
+    @property
+    def per_day(self) -> np.ndarray:
+        """Net cost of each day (interest counts against it)."""
+        return self.borrow.sum(axis=1) + self.sec + self.taf - self.interest
 
 
 @dataclass(frozen=True)
@@ -33,7 +68,7 @@ class Costs:
     sec: np.ndarray
     taf: np.ndarray
     interest: np.ndarray  # credited
-    # per round trip: its borrow fees, its sale's SEC and TAF fees, less its dividends
+    # per round trip: its borrow fees and its share of its sale's day, less its dividends
     trade_fees: np.ndarray
     gross_equity: np.ndarray  # equity before costs
     # Cash dividends credited (negative: a short charged them; backtester/dividends.py).
@@ -57,30 +92,140 @@ def days_to_next_session(panels: Panels, calendar: MarketCalendar) -> np.ndarray
     return np.array([(b - a).days for a, b in zip(days, following, strict=True)], dtype=float)
 
 
-def charge(panels: Panels, calendar: MarketCalendar, trades, cash: np.ndarray,
-           equity: np.ndarray, rates: CostRates) -> Costs:
-    """The costs of a backtest's round trips and cash; `equity` is the gross equity."""
-    n_days, n_sym = len(cash), len(panels.symbols)
+class Ledger:
+    """The day loop's costs: `sold` at each sale fill, `close` at each close."""
+
+    def __init__(self, rates: CostRates, gap: np.ndarray, n_symbols: int) -> None:
+        self.rates, self.gap = rates, gap
+        days = len(gap)
+        self.borrow = np.zeros((days, n_symbols))
+        self.sec, self.taf, self.interest = np.zeros(days), np.zeros(days), np.zeros(days)
+        self.sales: list[tuple[int, int, float, float]] = []
+        self._today: list[tuple[int, float, float]] = []
+
+    def resume(self, charges: Charges, day: int) -> None:
+        """Continue from `charges` of the days before `day` (a timelines prefix)."""
+        self.borrow[:day], self.sec[:day] = charges.borrow[:day], charges.sec[:day]
+        self.taf[:day], self.interest[:day] = charges.taf[:day], charges.interest[:day]
+        d, j, principal, shares = charges.sales
+        keep = d < day
+        self.sales = list(zip(d[keep].tolist(), j[keep].tolist(), principal[keep].tolist(),
+                              shares[keep].tolist(), strict=True))
+
+    def sold(self, symbol: int, principal: float, shares: float) -> None:
+        self._today.append((symbol, principal, shares))
+
+    def close(self, d: int, cash: float, shorts: np.ndarray, shares: np.ndarray,
+              marks: np.ndarray) -> float:
+        """Cash after day `d`'s close: borrow on the short `shares` of symbols `shorts`
+        marked at `marks`, the day's sale fees, then interest."""
+        today, self._today = self._today, []
+        if not self.rates.enabled:
+            return cash
+        gap = float(self.gap[d])
+        if len(shorts):
+            self.borrow[d, shorts] = borrow_fee(shares, np.nan_to_num(marks), gap, self.rates)
+        if today:
+            self.sec[d], self.taf[d] = day_sale_fees([p for _, p, _ in today],
+                                                     [q for _, _, q in today], self.rates)
+            self.sales += [(d, j, p, q) for j, p, q in today]
+        cash, self.interest[d] = close_cash(cash, self.borrow[d], self.sec[d], self.taf[d],
+                                            gap, self.rates)
+        return cash
+
+    def charges(self) -> Charges:
+        columns = list(zip(*self.sales, strict=True)) or [(), (), (), ()]
+        sales = tuple(np.array(c, dtype=kind) for c, kind in zip(
+            columns, (np.int64, np.int64, float, float), strict=True))
+        return Charges(self.borrow, self.sec, self.taf, self.interest, sales)  # type: ignore[arg-type]
+
+
+def close_cash(cash: float, borrow: np.ndarray, sec: float, taf: float, gap: float,
+               rates: CostRates) -> tuple[float, float]:
+    """Cash after a close's costs, in the exchange's order and whole cents (each borrow fee,
+    then SEC, then TAF, then interest on what is left), and the interest credited."""
+    for fee in borrow[borrow != 0].tolist():
+        cash = round(cash - fee, 2)
+    cash = round(round(cash - float(sec), 2) - float(taf), 2)
+    interest = float(cash_interest(cash, gap, rates))
+    return round(cash + interest, 2), interest
+
+
+def timeline_charges(rates: CostRates, gap: np.ndarray, close_mark: np.ndarray,
+                     short_cells: tuple[np.ndarray, np.ndarray, np.ndarray],
+                     sales: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]) -> Charges:
+    """The borrow and sale fees of every day at once, as a `Ledger` would take them (the
+    interest is left to be credited as cash is booked: see timeline._Closes).
+    `short_cells`: (day, symbol, shares) of every short held at a close; `sales`: (day,
+    symbol, principal, shares)."""
+    days, n = close_mark.shape
+    borrow = np.zeros((days, n))
+    sec, taf, interest = np.zeros(days), np.zeros(days), np.zeros(days)
+    if not rates.enabled:
+        return Charges(borrow, sec, taf, interest, sales)
+    day, symbol, shares = short_cells
+    short = np.zeros((days, n))
+    np.add.at(short, (day, symbol), shares)
+    borrow = borrow_fee(short, np.nan_to_num(close_mark), gap[:, np.newaxis], rates)
+    borrow = np.where(short > 0, borrow, 0.0)
+    d, _, principal, sold = sales
+    sec_raw, taf_raw = sale_fees_unrounded(principal, sold, rates)
+    np.add.at(sec, d, sec_raw)
+    np.add.at(taf, d, taf_raw)
+    sec, taf = np.ceil(sec * 100 - 1e-9) / 100, np.ceil(taf * 100 - 1e-9) / 100
+    return Charges(borrow, sec, taf, interest, sales)
+
+
+def costs_of(charges: Charges, trades, panels: Panels, equity: np.ndarray) -> Costs:
+    """The backtest's costs for its statistics and trades.csv, with its cash dividends;
+    `equity` is net of the charges, before the dividends."""
+    n_days = len(charges.sec)
     rows = slice(panels.warmup, panels.warmup + n_days)
-    close = panels.close[rows]
     level = panels.split_level[rows] if panels.split_level is not None else None
-    gap = days_to_next_session(panels, calendar)
-    short = _short_shares(trades, n_days, n_sym, level)
-    daily_borrow = borrow_fee(short, np.nan_to_num(close), gap[:, np.newaxis], rates)
-    borrow = daily_borrow.sum(axis=1)
-    sec, taf, trade_fees = _sale_fees(trades, n_days, level, rates)
-    trade_fees = trade_fees + _trade_borrow(trades, daily_borrow, short)
-    interest = cash_interest(cash, gap, rates)
     # Dividends are cash the account is owed, not a fee: paid even with costs turned off.
-    dividends, trade_dividends = dividends_paid(trades, _rows_of(panels.dividend, rows), level,
-                                                n_days)
-    return Costs(borrow=borrow, sec=sec, taf=taf, interest=interest,
-                 trade_fees=np.round(trade_fees - trade_dividends, 2), gross_equity=equity,
-                 dividends=dividends)
+    amount = None if panels.dividend is None else panels.dividend[rows]
+    dividends, trade_dividends = dividends_paid(trades, amount, level, n_days)
+    fees = trade_fees(charges, trades, panels.symbols)
+    return Costs(borrow=charges.borrow.sum(axis=1), sec=charges.sec, taf=charges.taf,
+                 interest=charges.interest, trade_fees=np.round(fees - trade_dividends, 2),
+                 gross_equity=equity + np.cumsum(charges.per_day), dividends=dividends)
 
 
-def _rows_of(panel: np.ndarray | None, rows: slice) -> np.ndarray | None:
-    return None if panel is None else panel[rows]
+def trade_fees(charges: Charges, trades, symbols) -> np.ndarray:
+    """Each round trip's borrow fees (the bot holds one position per symbol, so a day's fee
+    of a symbol is the one short's) and its share of its sale day's SEC and TAF totals."""
+    n_days = len(charges.sec)
+    out = np.zeros(len(trades))
+    which, day = _held(trades, n_days)
+    np.add.at(out, which, charges.borrow[day, trades.symbol[which]])
+    shares = _sale_shares(charges, symbols)
+    if len(trades):
+        sale_day = np.where(trades.is_long, trades.exit_session, trades.entry_session)
+        for i, (d, j) in enumerate(zip(sale_day.tolist(), trades.symbol.tolist(),
+                                       strict=True)):
+            out[i] += shares.get((d, j), 0.0)
+    return np.round(out, 2)
+
+
+def _sale_shares(charges: Charges, symbols) -> dict[tuple[int, int], float]:
+    """(day, symbol) -> that sale's cents of its day's totals, in dollars: shared by each
+    sale's own unrounded fee, ties by symbol (a day has at most one sale per symbol)."""
+    d, j, principal, sold = charges.sales
+    sec, taf = sale_fees_unrounded(principal, sold, CostRates())
+    names = np.asarray(symbols, dtype=object)
+    out: dict[tuple[int, int], float] = {}
+    if not len(d):
+        return out
+    order = np.lexsort((names[j].astype(str), d))
+    for group in np.split(order, np.flatnonzero(np.diff(d[order])) + 1):
+        day = int(d[group[0]])
+        parts = np.zeros(len(group))
+        for weights, total in ((sec[group], charges.sec[day]), (taf[group], charges.taf[day])):
+            parts += np.asarray(allocate_cents(round(float(total) * 100), weights.tolist()))
+        for k, part in zip(group.tolist(), parts.tolist(), strict=True):
+            key = (day, int(j[k]))
+            out[key] = out.get(key, 0.0) + part / 100
+    return out
 
 
 def _held(trades, n_days: int):
@@ -92,55 +237,3 @@ def _held(trades, n_days: int):
     day = np.repeat(first, counts) + (np.arange(counts.sum())
                                       - np.repeat(np.cumsum(counts) - counts, counts))
     return which, day
-
-
-def _shares_at(trades, which, day, level) -> np.ndarray:
-    """Shares of trade `which` at the close of `day`: its quantity as splits left it, scaled
-    back by the splits after that day."""
-    qty = trades.qty[which].astype(float)
-    if level is None:
-        return qty
-    j = trades.symbol[which]
-    last = np.minimum(trades.exit_session[which], len(level) - 1)
-    return qty * level[day, j] / level[last, j]
-
-
-def _short_shares(trades, n_days: int, n_sym: int, level) -> np.ndarray:
-    which, day = _held(trades, n_days)
-    out = np.zeros((n_days, n_sym))
-    np.add.at(out, (day, trades.symbol[which]), _shares_at(trades, which, day, level))
-    return out
-
-
-def _trade_borrow(trades, daily_borrow: np.ndarray, short: np.ndarray) -> np.ndarray:
-    """Each finished short's share of the day's fee of its symbol (by shares, when several
-    trades of one symbol overlap, which the bot's one position per symbol never does)."""
-    which, day = _held(trades, len(daily_borrow))
-    j = trades.symbol[which]
-    shares = _shares_at(trades, which, day, None)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        part = np.where(short[day, j] > 0, daily_borrow[day, j] * shares / short[day, j], 0.0)
-    out = np.zeros(len(trades))
-    np.add.at(out, which, part)
-    return out
-
-
-def _sale_fees(trades, n_days: int, level, rates: CostRates):
-    """SEC and TAF per day (each day's totals rounded up to the cent) and per trade."""
-    is_long = trades.is_long.astype(bool)
-    # A long sells at its exit, a short at its entry.
-    day = np.where(is_long, trades.exit_session, trades.entry_session)
-    price = np.where(is_long, trades.exit_price, trades.entry_price).astype(float)
-    qty = trades.qty.astype(float)
-    principal = qty * price  # the same before and after a split
-    shares = qty
-    if level is not None and len(trades):
-        idx = np.arange(len(trades))
-        shares = _shares_at(trades, idx, np.minimum(day, n_days - 1), level)
-    sec, taf = sale_fees_unrounded(principal, shares, rates)
-    inside = day < n_days
-    sec_day, taf_day = np.zeros(n_days), np.zeros(n_days)
-    np.add.at(sec_day, day[inside], sec[inside])
-    np.add.at(taf_day, day[inside], taf[inside])
-    return (np.ceil(sec_day * 100 - 1e-9) / 100, np.ceil(taf_day * 100 - 1e-9) / 100,
-            sec + taf)

@@ -35,7 +35,7 @@ from typing import NamedTuple
 import numpy as np
 
 from backtester.benchmark import SHIPPED_INDEX, buy_and_hold, load_index, market_value
-from backtester.costs import Costs, charge
+from backtester.costs import Charges, Costs, Ledger, costs_of, days_to_next_session
 from backtester.execution import (
     ENTRY,
     EXIT,
@@ -57,15 +57,18 @@ from backtester.timeline import (
 )
 from config import Config
 from market_calendar import MarketCalendar, Session, nyse
-from order_types import build_order, entry_prices
+from order_types import OrderKind, build_order, entry_prices
 from risk import RiskView, entry_allowance
 from signal_generator import (
+    ENTER_LONG,
     EXIT_CODES,
     NO_ENTRY,
     NO_EXIT,
     Thresholds,
+    entry_codes,
     entry_orders,
     exit_codes,
+    order_qtys,
     plan_entry_arrays,
 )
 from simbroker import margin
@@ -76,6 +79,8 @@ from simbroker.price_model import limit_fill, quote
 from simbroker.records import ExchangeConfig, Position
 
 _EXCHANGE = ExchangeConfig()
+# Entry kinds sized at the bot's limit for the current price (order_types.entry_prices: None).
+_NO_BID = frozenset({OrderKind.LIMIT, OrderKind.LIMIT_ON_CLOSE})
 REASON_NAMES = ("", *(str(EXIT_CODES[c]) for c in sorted(EXIT_CODES)))
 
 
@@ -185,6 +190,7 @@ class Result:
     engine: str = "timelines"
     # The account costs charged (backtester/costs.py); equity and cash are net of them.
     costs: Costs | None = None
+    charges: Charges | None = field(default=None, repr=False)  # as charged at each close
     # Equal-weight buy-and-hold of the universe at each close (backtester/benchmark.py).
     benchmark: np.ndarray | None = None
     # The same cash in the market benchmark (Settings.benchmark) at each close; None when it
@@ -230,35 +236,37 @@ def run_backtest(market: MarketData, config: Config, *, start: datetime.date | N
         raise ValueError(f"end {end} is before start {start}; swap them")
     panels = build_panels(market, universe, first_day=start, last_day=end, window=window,
                           calendar=calendar)
-    return finished(_run(panels, config, settings), panels, calendar)
+    gap = days_to_next_session(panels, calendar)
+    return finished(_run(panels, config, settings, gap), panels)
 
 
-def finished(result: Result, panels: Panels, calendar: MarketCalendar) -> Result:
-    """`result` with the account costs of `settings.costs` charged (backtester/costs.py):
-    equity and cash net of them; and its benchmark (backtester/benchmark.py)."""
-    costs = charge(panels, calendar, result.trades, result.cash, result.equity,
-                   result.settings.costs)
-    paid = np.cumsum(costs.per_day)
+def finished(result: Result, panels: Panels) -> Result:
+    """`result` with its account costs summed up (backtester/costs.py; its equity and cash
+    are already net of them, charged at each close), its cash dividends added from their
+    ex-dates on, and its benchmarks (backtester/benchmark.py)."""
+    assert result.charges is not None, "every run charges its costs"
+    costs = costs_of(result.charges, result.trades, panels, result.equity)
+    received = np.cumsum(costs.dividends)
     index = load_index(result.settings.benchmark) if result.settings.benchmark else None
     market = None if index is None else market_value(index, panels.days(),
                                                      result.settings.starting_cash)
-    return replace(result, equity=result.equity - paid, cash=result.cash - paid, costs=costs,
-                   benchmark=buy_and_hold(panels, result.settings.starting_cash),
+    return replace(result, equity=result.equity + received, cash=result.cash + received,
+                   costs=costs, benchmark=buy_and_hold(panels, result.settings.starting_cash),
                    market=market, market_name=index.name if market is not None else None)
 
 
-def _run(panels: Panels, config: Config, settings: Settings) -> Result:
+def _run(panels: Panels, config: Config, settings: Settings, gap: np.ndarray) -> Result:
     window = config.z_score_window
     clock = session_clock(panels.sessions)
     grid = build_grid(panels, list(iter_signals(panels, clock, window=window,
                                                 thresholds=Thresholds.from_config(config),
                                                 spread_bps=settings.spread_bps)))
-    day_loop = _Run(panels, clock, config, settings, grid)
+    day_loop = _Run(panels, clock, config, settings, grid, gap)
     try:
         outcome = run_timelines(
             panels, clock, config, grid, day_loop.entry, starting_cash=settings.starting_cash,
             spread_bps=settings.spread_bps, commission_usd=settings.commission_usd,
-            slippage_bps=settings.slippage_bps)
+            slippage_bps=settings.slippage_bps, costs=settings.costs, gap=gap)
     except Binds as why:
         # Exact up to the first run the account could bind: the day loop carries on there.
         prefix = why.prefix if why.prefix is not None and why.prefix.day else None
@@ -275,7 +283,7 @@ def _run(panels: Panels, config: Config, settings: Settings) -> Result:
                   short_value=outcome.short_value, positions=outcome.positions,
                   trades=trades, prices=grid.price, z=grid.z,
                   clock=_decision_clock(clock, panels.warmup), engine="timelines",
-                  orders=outcome.orders)
+                  orders=outcome.orders, charges=outcome.charges)
 
 
 def choose_universe(market: MarketData, config: Config,
@@ -357,8 +365,9 @@ class _Run:
     """
 
     def __init__(self, panels: Panels, clock: Clock, config: Config, settings: Settings,
-                 grid: Grid) -> None:
+                 grid: Grid, gap: np.ndarray) -> None:
         n = len(panels.symbols)
+        self.ledger = Ledger(settings.costs, gap, n)  # costs, taken from cash at each close
         self.p, self.clock, self.config, self.settings = panels, clock, config, settings
         self.grid = grid
         self.thresholds = Thresholds.from_config(config)
@@ -384,18 +393,31 @@ class _Run:
         self.execution = Execution.from_config(config)
         self.unfilled = np.zeros(n, dtype=np.int64)  # unfilled exit days since the entry
         self.logged: list[OrderLog] = []
-        # The bid the bot reads (the exchange's noon quote; the price where it has none).
+        # The design's entries are limits at the current price, which need no bid.
+        limits = None if self.execution.entry in _NO_BID else entry_prices(
+            self.execution.entry, grid.z, grid.limit, self.bid(slice(None)), grid.ask,
+            self.execution.offset_bps)
+        limits = grid.limit if limits is None else limits
+        # Every day's entry orders, each on its own (funding is decided day by day). Sizes
+        # only where there is an entry signal: no other cell has an order to size.
+        fractionable = np.broadcast_to(self.fractionable & self.execution.entry_fractional,
+                                       grid.z.shape)
+        code = entry_codes(grid.z, self.thresholds)
+        signal = code != NO_ENTRY
+        qtys = np.zeros(grid.z.shape)
+        qtys[signal] = order_qtys(config.position_size_usd, limits[signal],
+                                  code[signal] == ENTER_LONG, fractionable[signal])
+        self.entry = entry_orders(grid.z, grid.price, grid.ask, fractionable, self.shortable,
+                                  self.thresholds, size_usd=config.position_size_usd,
+                                  limits=limits, qtys=qtys)
+
+    def bid(self, rows: slice) -> np.ndarray:
+        """The bid the bot reads on days `rows` (the exchange's noon quote; the price where
+        it has none)."""
+        g = self.grid
         with np.errstate(invalid="ignore"):
-            bid = quote(grid.mark, settings.spread_bps)[0]
-            self.bid = np.where(bid > 0, bid, grid.price)
-        limits = entry_prices(self.execution.entry, grid.z, grid.limit, self.bid, grid.ask,
-                              self.execution.offset_bps)
-        # Every day's entry orders, each on its own (funding is decided day by day).
-        self.entry = entry_orders(grid.z, grid.price, grid.ask,
-                                  self.fractionable & self.execution.entry_fractional,
-                                  self.shortable, self.thresholds,
-                                  size_usd=config.position_size_usd,
-                                  limits=grid.limit if limits is None else limits)
+            bid = quote(g.mark[rows], self.settings.spread_bps)[0]
+            return np.where(bid > 0, bid, g.price[rows])
 
     def run(self, *, prefix: Prefix | None = None, engine: str = "day loop") -> Result:
         """Replay the runs from the first day, or from `prefix.day` after `resume`."""
@@ -412,6 +434,9 @@ class _Run:
             for row in range(len(chunk)):
                 d = chunk.first + row
                 self.day(p.warmup + d, chunk, row)
+                shorts = np.flatnonzero(self.held & ~self.long)
+                self.cash = self.ledger.close(d, self.cash, shorts, self.qty[shorts],
+                                              chunk.close_mark[row][shorts])
                 held = self.held_in_book()
                 long_value, short_value = _long_short(
                     (self.signed[held] * chunk.close_mark[row][held]).tolist())
@@ -424,7 +449,8 @@ class _Run:
                       sessions=p.sessions[p.warmup:], positions=positions,
                       trades=self.trade_arrays(), prices=self.grid.price, z=self.grid.z,
                       clock=_decision_clock(self.clock, p.warmup), engine=engine,
-                      orders=OrderLog.joined(self.logged), **out)
+                      orders=OrderLog.joined(self.logged), charges=self.ledger.charges(),
+                      **out)
 
     def resume(self, prefix: Prefix) -> None:
         """Take over the backtest at the start of decision day `prefix.day`."""
@@ -438,6 +464,8 @@ class _Run:
             self.book.append(j)
         self.book_changed()
         self.cash, self.orders = prefix.cash, prefix.orders
+        if prefix.outcome.charges is not None:
+            self.ledger.resume(prefix.outcome.charges, prefix.day)
         self.logged = [prefix.outcome.orders.before(prefix.day)]
         self.last_equity = float(prefix.outcome.equity[prefix.day - 1])
         t = prefix.outcome.trades
@@ -460,7 +488,7 @@ class _Run:
             fills = Fills(g.limit[rows], g.filled[:, rows], None, None)
             yield _Chunk(first=first, z=g.z[rows], price=price, limit=g.limit[rows],
                          in_view=g.in_view[rows], z_held=g.z_held[rows],
-                         priced=g.priced[rows], ask=g.ask[rows], bid=self.bid[rows],
+                         priced=g.priced[rows], ask=g.ask[rows], bid=self.bid(rows),
                          entry_limit=self.entry.limit[rows],
                          last_close=g.last_close[rows], mark=mark, wire_mark=wire_mark,
                          close_mark=g.close_mark[rows],
@@ -637,6 +665,8 @@ class _Run:
             signed = q if is_buy[i] else -q
             # Trades settle in whole cents (simbroker.book.Book.apply_fill).
             self.cash = round(self.cash - signed * price[i] - commission, 2)
+            if not is_buy[i]:
+                self.ledger.sold(j, q * price[i], q)
             order = self.orders + 1 + i  # numbered in order of submission
             if i < n_exits:
                 self.trades.append((j, bool(self.long[j]), q, *self.opened.pop(j),

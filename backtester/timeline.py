@@ -34,6 +34,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from backtester.costs import Charges, close_cash, timeline_charges
 from backtester.execution import ENTRY, EXIT, STOP, STOP_CODE, Execution, OrderLog, shortfall_bps
 from backtester.panels import Clock, Panels
 from backtester.signals import DaySignals
@@ -50,6 +51,7 @@ from signal_generator import (
 )
 from simbroker import margin
 from simbroker.book import Book
+from simbroker.costs import CostRates
 from simbroker.execution import market_prices
 from simbroker.market_data import Split
 from simbroker.price_model import limit_fill
@@ -135,6 +137,7 @@ class Outcome(NamedTuple):
     positions: np.ndarray
     trades: dict[str, np.ndarray]
     orders: OrderLog = OrderLog.empty()
+    charges: Charges | None = None  # the account's costs, taken from `cash` (backtester/costs)
 
 
 @dataclass(frozen=True)
@@ -165,7 +168,8 @@ class _Positions:
 
 def run_timelines(panels: Panels, clock: Clock, config: Config, grid: Grid,
                   orders: EntryOrders, *, starting_cash: float, spread_bps: float,
-                  commission_usd: float, slippage_bps: float) -> Outcome:
+                  commission_usd: float, slippage_bps: float, costs: CostRates | None = None,
+                  gap: np.ndarray | None = None) -> Outcome:
     """The backtest of `config` on `grid`, whose entry orders (`entry_orders` of every day
     and symbol) are `orders`; raises `Binds` where the day loop is needed."""
     limits = [name for name in ("max_entries_per_run", "max_open_positions",
@@ -183,15 +187,19 @@ def run_timelines(panels: Panels, clock: Clock, config: Config, grid: Grid,
                       starting_cash=starting_cash, spread_bps=spread_bps,
                       commission_usd=commission_usd, slippage_bps=slippage_bps,
                       at_once=(execution.fills_at_once(False),
-                               execution.fills_at_once(True))).run()
+                               execution.fills_at_once(True)),
+                      costs=costs or CostRates(enabled=False),
+                      gap=np.ones(len(grid.z)) if gap is None else gap).run()
 
 
 class _Timelines:
     def __init__(self, panels: Panels, clock: Clock, grid: Grid, t: Thresholds,
                  orders: EntryOrders, *,
                  starting_cash: float, spread_bps: float, commission_usd: float,
-                 slippage_bps: float, at_once: tuple[bool, bool] = (False, False)) -> None:
+                 slippage_bps: float, at_once: tuple[bool, bool] = (False, False),
+                 costs: CostRates, gap: np.ndarray) -> None:
         self.p, self.g, self.t, self.orders = panels, grid, t, orders
+        self.costs, self.gap = costs, gap
         # Whether an exit, and a stop-loss, fills the moment it is placed (Execution).
         self.exit_at_once, self.stop_at_once = at_once
         self.days, self.n = grid.z.shape
@@ -215,17 +223,36 @@ class _Timelines:
         number, k = self.number_orders(entries)
         fills = self.fills(positions, number, k)
         cash_noon, cash_close, segments = self.book(positions, fills)
+        charges = self.charges(positions, fills, segments)
+        if self.costs.enabled:  # again, each day's costs out of cash at its close
+            self.split_log = {}
+            cash_noon, cash_close, segments = self.book(positions, fills, charges)
         noon_long, noon_short, _ = self.values(segments, noon=True)
         bind = self.first_bind(entries, cash_noon, noon_long, noon_short)
         long_value, short_value, count = self.values(segments, noon=False)
         outcome = Outcome(equity=margin.equity(cash_close, long_value, short_value),
                           cash=cash_close, long_value=long_value, short_value=short_value,
                           positions=count, trades=self.trades(positions, fills),
-                          orders=self.order_log(positions, entries, fills))
+                          orders=self.order_log(positions, entries, fills), charges=charges)
         if bind is not None:
             day, why = bind
             raise Binds(why, self.prefix(day, outcome, positions, fills, number, cash_close))
         return outcome
+
+    def charges(self, p: _Positions, f: dict[str, np.ndarray],
+                segments: np.ndarray) -> Charges:
+        """The account's costs at each close (backtester/costs.py), interest apart (it
+        depends on the cash, which `book` charges them from)."""
+        j, first, end = (segments[:, c].astype(np.int64) for c in range(3))
+        day, symbol, row = _cells(self.days, j, first, end)
+        short = segments[row, 3] < 0
+        short_cells = (day[short], symbol[short], -segments[row[short], 3])
+        sells = np.flatnonzero(~f["is_buy"])
+        q = f["position"][sells]
+        shares = np.where(f["is_exit"][sells], f["qty"][sells],
+                          self.orders.qty[p.entry[q], p.symbol[q]])
+        sales = (f["day"][sells], f["symbol"][sells], shares * f["price"][sells], shares)
+        return timeline_charges(self.costs, self.gap, self.g.close_mark, short_cells, sales)
 
     def prefix(self, day: int, outcome: Outcome, p: _Positions, f: dict[str, np.ndarray],
                number: np.ndarray, cash_close: np.ndarray) -> Prefix:
@@ -259,7 +286,7 @@ class _Timelines:
         active = np.arange(self.n)
         found = [(np.zeros(0, np.int64),) * 3 + (np.zeros(0, bool), np.zeros(0, np.int64))]
         while len(active):
-            entry = next_fill[cursor[active], active]
+            entry = next_fill(cursor[active], active)
             opened = entry < days
             active, entry = active[opened], entry[opened]
             is_long = self.is_long[entry, active]
@@ -358,12 +385,13 @@ class _Timelines:
                 "position": np.r_[np.arange(len(p.symbol)), np.flatnonzero(closed)],
                 "is_exit": np.r_[np.zeros(len(p.symbol), bool), np.ones(closed.sum(), bool)]}
 
-    def book(self, p: _Positions,
-             f: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def book(self, p: _Positions, f: dict[str, np.ndarray], charges: Charges | None = None
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Cash through every fill in the exchange's order (and every split of a held
-        position at its open), in whole cents. Returns cash at each noon and close and the
-        positions' segments for the marks (see `values`); adds to `f` the quantity of each
-        fill and the entry prices, both as splits leave them."""
+        position at its open, and with `charges` each day's costs at its close, as
+        `Ledger.close` takes them), in whole cents. Returns cash at each noon and close and
+        the positions' segments for the marks (see `values`); adds to `f` the quantity of
+        each fill and the entry prices, both as splits leave them."""
         in_order = np.lexsort((f["k"], f["when"], f["day"]))
         qty = self.orders.qty[p.entry, p.symbol]
         fill_qty = qty[f["position"]]
@@ -377,31 +405,30 @@ class _Timelines:
         sorted_at = np.empty(len(in_order), dtype=np.int64)
         sorted_at[in_order] = np.arange(len(in_order))
         cash, commission = self.starting_cash, self.commission
+        # Keys: 3d a split at day d's open, 3d + 1 a fill, 3d + 2 the costs at its close.
         event_keys, balances = [-1], [cash]
+        keys = [k // 2 * 3 + 1 for k in keys]
+        closes = _Closes(self.costs, self.gap, charges, event_keys, balances)
         done = 0
         for (d, q, split), upto in zip(splits, at_fill.tolist(), strict=True):
-            for a in amounts[done:upto]:
-                cash = round(cash - a - commission, 2)
-                balances.append(cash)
-            event_keys += keys[done:upto]
+            cash = closes.pay(cash, amounts[done:upto], keys[done:upto], commission)
             done = upto
+            cash = closes.through(d, cash)
             cash = self.split(q, d, split, cash, p, qty, entry_price)
-            event_keys.append(2 * d)
+            event_keys.append(3 * d)
             balances.append(cash)
             exits = np.flatnonzero(f["is_exit"] & (f["position"] == q))
             for i in exits.tolist():  # the exit sells or buys the shares the split left
                 amounts[sorted_at[i]] = float((-qty[q] if p.is_long[q] else qty[q])
                                               * f["price"][i])
-        for a in amounts[done:]:
-            cash = round(cash - a - commission, 2)
-            balances.append(cash)
-        event_keys += keys[done:]
+        cash = closes.pay(cash, amounts[done:], keys[done:], commission)
+        closes.through(self.days, cash)
         f["qty"] = qty[f["position"]]
         f["entry_price"] = entry_price
         keys_array, balances_array = np.array(event_keys), np.array(balances)
-        d2 = 2 * np.arange(self.days)
-        at_noon = np.searchsorted(keys_array, d2, side="right") - 1
-        at_close = np.searchsorted(keys_array, d2 + 1, side="right") - 1
+        d3 = 3 * np.arange(self.days)
+        at_noon = np.searchsorted(keys_array, d3, side="right") - 1
+        at_close = np.searchsorted(keys_array, d3 + 2, side="right") - 1
         return balances_array[at_noon], balances_array[at_close], self.segments(p, qty)
 
     def held_splits(self, p: _Positions) -> list[tuple[int, int, Split]]:
@@ -534,14 +561,101 @@ class _Timelines:
                 "exit_order": f["number"][exits]}
 
 
-def _next_true(mask: np.ndarray) -> np.ndarray:
-    """next[d, j]: the first day at or after d where mask[:, j] holds (len(mask) if none);
-    one more row, for d = len(mask)."""
+class _Closes:
+    """`book`'s costs: each day's, from cash at its close (none without charges)."""
+
+    def __init__(self, rates: CostRates, gap: np.ndarray, charges: Charges | None,
+                 keys: list[int], balances: list[float]) -> None:
+        self.rates, self.gap, self.charges = rates, gap, charges
+        self.keys, self.balances = keys, balances
+        self.closed = 0  # days whose close is charged
+
+    def through(self, day: int, cash: float) -> float:
+        """Cash after the closes of the days before `day` not yet charged."""
+        c = self.charges
+        if c is None:
+            return cash
+        while self.closed < day:
+            d = self.closed
+            cash, c.interest[d] = close_cash(cash, c.borrow[d], c.sec[d], c.taf[d],
+                                             float(self.gap[d]), self.rates)
+            self.keys.append(3 * d + 2)
+            self.balances.append(cash)
+            self.closed += 1
+        return cash
+
+    def pay(self, cash: float, amounts: list[float], keys: list[int],
+            commission: float) -> float:
+        """Cash through fills of `amounts` at event `keys` (3d + 1 on day d), each day's
+        costs taken at its close before the next day's fills; without charges in bulk
+        (`_settle`)."""
+        if self.charges is None:
+            self.keys += keys
+            return _settle(cash, amounts, commission, self.balances)
+        for a, key in zip(amounts, keys, strict=True):
+            cash = self.through(key // 3, cash)
+            cash = round(cash - a - commission, 2)
+            self.keys.append(key)
+            self.balances.append(cash)
+        return cash
+
+
+# Fills settled at a time by `_settle` between two checks.
+_SETTLE_WINDOW = 8192
+
+
+def _settle(cash: float, amounts: list[float], commission: float,
+            balances: list[float]) -> float:
+    """Pay `amounts` (and `commission` each) from `cash` one after the other, each balance
+    rounded to whole cents as the exchange books a fill, `round(cash - amount - commission,
+    2)` with Python's round (to the nearest cent of the exact binary value); append each
+    balance to `balances` and return the last.
+
+    In bulk: once the balance is whole cents, each step moves it by the step's own cents, so
+    the balances are a running sum of integers. Every balance is then checked against the
+    step that makes it, recomputed from the one before in floating point exactly as the
+    loop computes it: it must round to that sum, and not from within a hair of half a cent
+    (where numpy's rounding of the product by 100 could differ from the exact decimal
+    rounding). The first step that fails its check is taken alone as the loop takes it."""
+    a_all = np.asarray(amounts, dtype=float)
+    pos, n = 0, len(a_all)
+    while pos < n:
+        cash = round(cash - amounts[pos] - commission, 2)  # one step exactly, as the exchange
+        balances.append(cash)
+        pos += 1
+        a = a_all[pos:pos + _SETTLE_WINDOW]
+        if not len(a):
+            break
+        start = round(cash * 100.0)  # the balance in cents (it is a rounded amount)
+        cents = start - np.cumsum(np.rint((a + commission) * 100.0))
+        before = np.r_[start, cents[:-1]] / 100.0  # the float round() gives for those cents
+        scaled = (before - a - commission) * 100.0
+        nearest = np.rint(scaled)
+        ok = (np.abs(scaled - nearest) < 0.5 - 1e-6 - np.abs(scaled) * 1e-15) \
+            & (nearest == cents)
+        good = int(np.argmin(ok)) if not ok.all() else len(ok)
+        if good:
+            balances.extend((cents[:good] / 100.0).tolist())
+            cash = balances[-1]
+            pos += good
+    return cash
+
+
+def _next_true(mask: np.ndarray):
+    """A function of (d, j), element-wise: the first day at or after d where mask[:, j]
+    holds (len(mask) if none, and for d = len(mask)). Looked up among the true cells
+    (column by column, as j * days + d), not tabulated for every cell."""
     days = len(mask)
-    index = np.where(mask, np.arange(days)[:, np.newaxis], days)
-    out = np.full((days + 1, mask.shape[1]), days, dtype=np.int64)
-    out[:days] = np.minimum.accumulate(index[::-1], axis=0)[::-1]
-    return out
+    true = np.flatnonzero(mask.T)  # j * days + d, in order
+
+    def first(d: np.ndarray, j: np.ndarray) -> np.ndarray:
+        if not len(true):
+            return np.full(np.shape(d), days, dtype=np.int64)
+        at = np.searchsorted(true, j * days + d)
+        found = true[np.minimum(at, len(true) - 1)]
+        return np.where((at < len(true)) & (found < (j + 1) * days), found - j * days, days)
+
+    return first
 
 
 def _cells(days: int, symbol: np.ndarray, first: np.ndarray,

@@ -55,6 +55,9 @@ from simbroker.rules import check_order
 
 _COST_NAMES = {"borrow": "stock borrow fee", "sec": "SEC Section 31 fee",
                "taf": "FINRA trading activity fee", "cash_interest": "interest on cash"}
+# Alpaca's ActivitySubType (trading-api spec, June 2026): FEE "REG" (regulatory fee), "TAF"
+# (trading activity fee), INT "CDT" (credit interest); it has none for borrow fees.
+_COST_SUB_TYPES = {"sec": "REG", "taf": "TAF", "cash_interest": "CDT"}
 PDT_WINDOW_SESSIONS = 5  # FINRA: 4+ day trades within 5 business days make a pattern
 _TICK = timedelta(microseconds=1)  # the step that keeps order timestamps unique
 
@@ -246,7 +249,7 @@ class Exchange:
         if amount_usd == 0:
             return
         record_activity(self, activity_type, net_amount=round(-amount_usd, 2), symbol=symbol,
-                        description=_COST_NAMES[kind])
+                        description=_COST_NAMES[kind], sub_type=_COST_SUB_TYPES.get(kind))
 
     # -- fills ----------------------------------------------------------------------------------
 
@@ -345,7 +348,8 @@ class Exchange:
             self._execute(replace(order, live_from=None), float(price), at, session.day)
 
     def _due(self, until: datetime) -> list[Order]:
-        return sorted((o for o in self.orders.values() if o.status is Status.PENDING_NEW
+        # Among the open orders only (an index): settle() asks before every request.
+        return sorted((o for o in self._open_orders() if o.status is Status.PENDING_NEW
                        and (o.live_from or o.submitted_at) <= until), key=lambda o: o.seq)
 
     def _accept(self, order: Order, session: Session, when: datetime) -> Order:

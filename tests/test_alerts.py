@@ -59,7 +59,9 @@ SUMMARY = {
     "account": "paper", "dry_run": False, "log_path": LOG, "kill_switch": False,
     "failure": "", "equity_before_usd": 100000.0,
     "trades": [{"symbol": "KO", "side": "long", "qty": 2, "pnl_usd": -1.2,
-                "exit_reason": "stop_loss", "holding_days": 3}],
+                "exit_reason": "stop_loss", "holding_days": 3, "gross_pnl_usd": -1.2,
+                "fees_usd": 0.03, "net_pnl_usd": -1.23}],
+    "costs_usd": {"borrow": 0.04, "sec": 0.01, "taf": 0.01}, "costs_not_booked_usd": {},
     "positions": [
         {"symbol": "AAPL", "side": "long", "qty": 0.6, "entry_price": 163.2, "price": 163.5,
          "age_days": 0, "overdue": False, "max_holding_days": 5, "unrealised_pnl_usd": 0.18},
@@ -73,7 +75,7 @@ PLACED_TEXT = ("Orders placed 2022-03-01 (paper): 3\n" + CONTEXT + "\n"
                "EXIT buy 1 PG limit 150, z=0.05 (mean_reversion): new\n"
                "ENTRY buy 0.6 AAPL limit 163.2, z=-1.80: new")
 FILLED_TEXT = ("Orders filled 2022-03-01 (paper): 1\n" + CONTEXT + "\n"
-               "sell 2 KO @ 61.52: filled; trade P&L -$1.20 (stop_loss)")
+               "sell 2 KO @ 61.52: filled; trade P&L gross -$1.20 (stop_loss)")
 STOP_TEXT = ("STOP-LOSS exits 2022-03-01 (paper): 1\n" + CONTEXT + "\n"
              "STOP-LOSS sell 2 KO limit 61.5, z=-3.21 (stop_loss): accepted")
 SUMMARY_TEXT = ("Daily summary 2022-03-01 (paper): done, $100,012.50 (+$12.50, +0.01%)\n"
@@ -81,13 +83,18 @@ SUMMARY_TEXT = ("Daily summary 2022-03-01 (paper): done, $100,012.50 (+$12.50, +
                 "Account:\n"
                 "  equity $100,012.50: +$12.50 (+0.01%) since the last run ($100,000.00)\n"
                 "P&L:\n"
-                "  realised: -$1.20 on 1 trade recorded this run\n"
+                "  realised gross: -$1.20 on 1 trade recorded this run\n"
+                "  realised net of costs: -$1.23 (costs booked so far $0.03; a sale's SEC and "
+                "FINRA fees are booked the run after it)\n"
+                "  account costs since the last run: $0.06 (borrow $0.04, SEC $0.01, FINRA TAF "
+                "$0.01)\n"
                 "  unrealised: -$1.82 on 2 open positions at this run's prices\n"
                 "Run:\n"
                 "  2 exits and 1 entry sent; 1 fill; 1 trade recorded\n"
                 "  25 symbols evaluated; 1 skipped; 1 ticker not tradable at the broker\n"
                 "Trades recorded (1):\n"
-                "  KO long 2 shares: -$1.20 (stop_loss, held 3 days)\n"
+                "  KO long 2 shares: gross -$1.20, costs $0.03, net -$1.23 (stop_loss, held 3 "
+                "days)\n"
                 "Positions now (2, 1 overdue):\n"
                 "  AAPL long 0.6 @ 163.2, day 0, now 163.50: +$0.18\n"
                 "  PG short 1 @ 150, day 7 OVERDUE (limit 5 days), now 152.00: -$2.00")
@@ -283,7 +290,10 @@ def test_slack_gets_blocks_with_the_plain_text_as_fallback(webhook):
                                   "text": ":warning: " + SUBJECTS[-1]}
     assert summary[1] == {"type": "context", "elements": [{"type": "mrkdwn", "text": CONTEXT}]}
     assert summary[3] == {"type": "section", "text": {"type": "mrkdwn", "text": (
-        "*P&amp;L*\nrealised: -$1.20 on 1 trade recorded this run\n"
+        "*P&amp;L*\nrealised gross: -$1.20 on 1 trade recorded this run\n"
+        "realised net of costs: -$1.23 (costs booked so far $0.03; a sale's SEC and FINRA fees "
+        "are booked the run after it)\n"
+        "account costs since the last run: $0.06 (borrow $0.04, SEC $0.01, FINRA TAF $0.01)\n"
         "unrealised: -$1.82 on 2 open positions at this run's prices")}}
     assert [b["text"]["text"].split("\n")[0] for b in summary[2:]] == [
         "*Account*", "*P&amp;L*", "*Run*", "*Trades recorded (1)*",
@@ -304,7 +314,8 @@ def test_discord_gets_one_embed_coloured_by_severity(webhook):
     assert failed["description"].startswith(
         f"*{CONTEXT.replace('_', chr(92) + '_')}*\n\n**Why**\n"
         "the broker did not answer (BrokerError)\n\n**What the run did**\n")
-    assert "KO long 2 shares: -$1.20 (stop\\_loss, held 3 days)" in summary["description"]
+    assert "KO long 2 shares: gross -$1.20, costs $0.03, net -$1.23 (stop\\_loss, held 3 " \
+        "days)" in summary["description"]
     assert all(b["content"] == "" and b["allowed_mentions"] == {"parse": []} for b in bodies)
 
 
@@ -453,12 +464,12 @@ def test_a_normal_day_names_account_day_log_and_pnl(bot_sim, webhook):
     (trade,) = bot_sim.trades()
     pnl = float(trade["pnl_usd"])
     assert f"sell {float(trade['qty']):g} AAA @ {float(trade['exit_price']):g}: filled; " \
-        f"trade P&L {'+' if pnl >= 0 else '-'}${abs(pnl):,.2f} (mean_reversion)" \
+        f"trade P&L gross {'+' if pnl >= 0 else '-'}${abs(pnl):,.2f} (mean_reversion)" \
         in second["Orders filled"]
     change = summary["equity_usd"] - summary["equity_before_usd"]
     assert f"since the last run (${summary['equity_before_usd']:,.2f})" in second["Daily summary"]
     assert f"{'+' if change >= 0 else '-'}${abs(change):,.2f}" in second["Daily summary"]
-    assert f"realised: {'+' if pnl >= 0 else '-'}${abs(pnl):,.2f} on 1 trade recorded" \
+    assert f"realised gross: {'+' if pnl >= 0 else '-'}${abs(pnl):,.2f} on 1 trade recorded" \
         in second["Daily summary"]
     assert "AAA long" in second["Daily summary"] and "mean_reversion, held 1 day)" \
         in second["Daily summary"]

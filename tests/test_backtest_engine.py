@@ -21,6 +21,7 @@ from backtester.outputs import trade_rows
 from config import load_config
 from market_calendar import nyse
 from simbroker import synthetic
+from simbroker.costs import CostRates
 from simbroker.market_data import Split, from_frame
 from simbroker.price_model import limit_fill, path_key, price_at
 
@@ -136,10 +137,13 @@ def test_short_filled_later_at_its_limit_then_covered():
         pytest.fail("no symbol's path rests and then fills")
     market = bars(*flat_start(symbol), (symbol, DAYS[4], *bar), (symbol, DAYS[5], 10.0))
     result = backtest(market, config(tickers=symbol, exit_order_type="limit"), end=DAYS[5],
-                      symbols=(symbol,), settings=Settings(spread_bps=2.0))
+                      symbols=(symbol,),
+                      settings=Settings(spread_bps=2.0, costs=CostRates(enabled=False)))
     qty = float(np.floor(100.0 / limit))
     assert list(result.positions) == [1, 1] and len(result.trades) == 0
-    # Short proceeds sit in cash: 100,000 + qty * L (whole cents) from 03-05 on.
+    # Short proceeds sit in cash (the borrow and sale fees the held short pays at each
+    # close are turned off here: tests/test_costs.py has them): 100,000 + qty * L (whole
+    # cents) from 03-05 on.
     assert result.cash[0] == pytest.approx(100_000 + round(qty * limit, 2))
     assert result.cash[1] == result.cash[0]
     # The fill time is the model's: after noon, where the bid first reaches the limit.

@@ -73,7 +73,8 @@ def test_a_notice_marked_once_is_shown_once_per_process():
 
 def test_one_line_per_run():
     assert run_line(SUMMARY) == ("run 2022-03-01 done: equity $100,012.50 (+$12.50, +0.01%); "
-                                 "2 exits, 1 entry, 1 fill; 1 trade -$1.20; 2 open")
+                                 "2 exits, 1 entry, 1 fill; 1 trade gross -$1.20 net -$1.23; "
+                                 "account costs $0.06; 2 open")
     failed = {**SUMMARY, "outcome": "failed", "failure": "the broker did not answer",
               "trades": [], "dry_run": True}
     assert run_line(failed).startswith(
@@ -100,7 +101,8 @@ def test_two_runs_in_one_process_say_a_standing_notice_once(tmp_path, monkeypatc
     assert re.search(rf"run {DAYS[E]} done: equity \$100,000.00; 0 exits, 1 entry, 1 fill; "
                      r"0 trades; 1 open", err)
     assert re.search(rf"run {DAYS[E + 1]} done: equity \$[\d,.]+ \([+-]\$[\d.]+, [+-][\d.]+%\);"
-                     r" 1 exit, 0 entries, 1 fill; 1 trade [+-]\$[\d.]+; 0 open", err)
+                     r" 1 exit, 0 entries, 1 fill; 1 trade gross [+-]\$[\d.]+ net [+-]\$[\d.]+;"
+                     r"( account costs \$[\d.]+;)? 0 open", err)
     assert "\033[" not in err  # not a terminal: no colour
 
 

@@ -199,10 +199,9 @@ def test_the_bot_on_the_exchange_and_the_backtest_pay_the_same_dividends(tmp_pat
     import csv
 
     import trading_bot
-    from backtester.outputs import trade_rows
     from market_calendar import nyse
     from simbroker import Exchange
-    from tests.test_parity import COMPARED, TICKERS, _key
+    from tests.test_parity import COMPARED, TICKERS, _key, backtest_rows
 
     monkeypatch.chdir(tmp_path)
     first_day, days = date(2019, 2, 1), 25
@@ -214,8 +213,9 @@ def test_the_bot_on_the_exchange_and_the_backtest_pay_the_same_dividends(tmp_pat
     result = run_backtest(us, load_config(env), start=first_day, end=settled)
     with open(tmp_path / "sim" / "logs" / "trades.csv") as handle:
         bot = [r for r in csv.DictReader(handle) if r["exit_time"][:10] <= settled.isoformat()]
+    # Costs included: each trade's fees carry its dividends, on both sides.
     assert [{k: r[k] for k in COMPARED} for r in sorted(bot, key=_key)] == [
-        {k: r[k] for k in COMPARED} for r in sorted(trade_rows(result), key=_key)]
+        {k: r[k] for k in COMPARED} for r in sorted(backtest_rows(result), key=_key)]
 
     exchange = Exchange.load(tmp_path / "sim" / "exchange.json", us)
     paid = {}

@@ -6,6 +6,9 @@ embedded exchange; it records trades.csv through reconciliation with the broker.
 backtester replays the same days without any of that. The sim's last run only reconciles the
 fills of the day before it (its own orders never get to fill), so the backtest ends one
 session earlier and the sim's trades are compared up to that session.
+
+The trades' costs are compared too: the bot books them from the exchange's account
+activities (trade_costs.py), the backtester charges them itself (backtester/costs.py).
 """
 
 import csv
@@ -15,7 +18,7 @@ import pytest
 
 import trading_bot
 from backtester import run_backtest
-from backtester.outputs import trade_rows
+from backtester.outputs import cost_columns, trade_columns
 from config import load_config
 from market_calendar import nyse
 from simbroker import market_data
@@ -24,11 +27,19 @@ TICKERS = "AAPL,AMZN,BAC,CVX,JPM,KO,MSFT,NVDA,PFE,XOM"
 # Everything a trade row says except the order ids, which only the broker assigns.
 COMPARED = ("symbol", "side", "qty", "entry_time", "entry_price", "exit_time", "exit_price",
             "pnl_usd", "exit_reason", "holding_days", "entry_z", "exit_z",
-            "entry_client_order_id", "exit_client_order_id")
+            "entry_client_order_id", "exit_client_order_id", "fees_usd", "gross_pnl_usd",
+            "net_pnl_usd")
 
 
 def _key(row):
     return (row["exit_time"], row["symbol"])
+
+
+def backtest_rows(result) -> list[dict[str, str]]:
+    """The backtest's trades.csv rows (the bot's columns and the costs')."""
+    columns = trade_columns(result) | cost_columns(result)
+    return [dict(zip(columns, values, strict=True))
+            for values in zip(*columns.values(), strict=True)]
 
 
 DESIGN = {"ENTRY_ORDER_TYPE": "limit", "EXIT_ORDER_TYPE": "limit", "STOP_ORDER_TYPE": "limit",
@@ -61,9 +72,11 @@ def test_backtest_makes_the_trades_the_bot_makes_on_the_exchange(tmp_path, monke
 
     result = run_backtest(market_data.load("us-stocks"), load_config(env), start=first_day,
                           end=settled)
-    backtest = trade_rows(result)
+    backtest = backtest_rows(result)
 
     assert len(bot) >= 10, "too few trades for the comparison to mean anything"
     bot_rows = [{k: r[k] for k in COMPARED} for r in sorted(bot, key=_key)]
-    backtest_rows = [{k: r[k] for k in COMPARED} for r in sorted(backtest, key=_key)]
-    assert backtest_rows == bot_rows
+    compared = [{k: r[k] for k in COMPARED} for r in sorted(backtest, key=_key)]
+    assert compared == bot_rows
+    if any(r["side"] == "short" for r in bot_rows):
+        assert any(float(r["fees_usd"]) > 0 for r in bot_rows)  # the costs were compared
