@@ -16,7 +16,7 @@ doubts each one that would remove a record:
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from broker import Broker, Order, Position
@@ -126,8 +126,9 @@ def rebuild_records(broker: Broker, now: datetime,
         holdings[symbol] = held
         recovered.append(f"{symbol}: {side} {held.qty:g} shares @ {held.entry_price:g}, entered "
                          f"{held.entry_time} by {held.entry_client_order_id}")
+    replaced = {o.replaced_by: o for o in history if o.status == "replaced" and o.replaced_by}
     for order in open_orders:
-        record = pending_record(order)
+        record = pending_record(replacing_own(order, replaced))
         if record is None:
             unexplained.append(f"{order.symbol}: open order {order.client_order_id} is not "
                                "one of the bot's; left alone")
@@ -141,8 +142,21 @@ def rebuild_records(broker: Broker, now: datetime,
                 symbol=order.symbol, side=record.position_side, qty=order.filled_qty,
                 entry_time=_when(order).isoformat(),
                 entry_price=order.filled_avg_price or record.limit_price, entry_z=None,
-                entry_order_id=order.id, entry_client_order_id=order.client_order_id))
+                entry_order_id=order.id, entry_client_order_id=record.client_order_id))
     return Rebuilt(holdings, pending, recovered, unexplained)
+
+
+def replacing_own(order: Order, replaced: dict[str, Order]) -> Order:
+    """An open order that replaced one of the bot's (Alpaca gives a replacement its own
+    client_order_id) under the bot's id, that of the first order of its chain: the record
+    the daily run follows to the replacement (position_manager.follow_replacements)."""
+    first, seen = order, {order.id}
+    while first.id in replaced and replaced[first.id].id not in seen:
+        first = replaced[first.id]
+        seen.add(first.id)
+    if first is order:
+        return order
+    return replace(order, client_order_id=first.client_order_id)
 
 
 def pending_record(order: Order) -> PendingOrder | None:

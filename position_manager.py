@@ -516,12 +516,19 @@ def adopt_position(position: Position, orders: list[Order]) -> Holding | None:
     the bot (its client_order_id `mr-YYYYMMDD-SYMBOL-long|short`) for the symbol and side,
     with no closing fill after it, explains it; the broker's quantity wins (see
     `_adopt_quantity`). None when no such order is in `orders`. The entry's z is not on the
-    broker: it stays unknown (None)."""
+    broker: it stays unknown (None).
+
+    The asset's orders count under any symbol it had: a symbol change keeps the asset id
+    (Alpaca's `asset_id`), and the entry's client_order_id names the old symbol. An entry
+    that was `replaced` counts with the fills of its replacement (`follow_replacements`)."""
     opening = "buy" if position.is_long else "sell"
     side = "long" if position.is_long else "short"
-    entries = [o for o in orders if o.symbol == position.symbol and o.side == opening
-               and o.filled_qty > 0 and o.filled_avg_price is not None
-               and _is_own_entry(o.client_order_id, position.symbol, side)]
+    asset = [o for o in orders if o.symbol == position.symbol
+             or (position.asset_id and o.asset_id == position.asset_id)]
+    by_id = {o.id: o for o in orders}
+    entries = [follow_replacements(o, by_id) for o in asset
+               if o.side == opening and _is_own_entry(o.client_order_id, o.symbol, side)]
+    entries = [o for o in entries if o.filled_qty > 0 and o.filled_avg_price is not None]
     if not entries:
         return None
     entry = max(entries, key=lambda o: _fill_time(o))
@@ -530,7 +537,7 @@ def adopt_position(position: Position, orders: list[Order]) -> Holding | None:
                    entry_z=None, entry_order_id=entry.id,
                    entry_client_order_id=entry.client_order_id,
                    asset_id=entry.asset_id or position.asset_id)
-    if _outside_fill(held, orders) is not None:
+    if _outside_fill(held, [replace(o, symbol=position.symbol) for o in asset]) is not None:
         return None  # that entry was closed since; this position is another one
     if abs(position.qty - held.qty) > 1e-9:
         held = _adopt_quantity(held, position, [])

@@ -40,7 +40,6 @@ __version__ = VERSION
 class RunRecord:
     name: str  # the run directory's name, YYYY-MM-DD_HH-MM-SS (New York)
     summary: dict[str, Any]
-    written: datetime  # when its summary.json was written, by the machine's clock
 
 
 @dataclass(frozen=True)
@@ -137,8 +136,7 @@ def load_records(log_dir: Path) -> Records:
             raise StateFileError(f"{path}: not a run summary (a JSON object); move that run "
                                  "directory away to build the report without it")
         else:
-            written = datetime.fromtimestamp(path.stat().st_mtime, UTC)
-            runs.append(RunRecord(run_dir.name, summary, written))
+            runs.append(RunRecord(run_dir.name, summary))
     return Records(trades=store.load_trades(), holdings=store.load_holdings(),
                    pending=store.load_pending(), runs=runs, runs_without_summary=missing)
 
@@ -307,7 +305,11 @@ def status_line(records: Records, positions: Sequence[OpenPosition], now: dateti
     outcome = latest.summary.get("outcome", "unknown")
     recent = records.runs[-STATUS_RUNS:]
     failed = sum(1 for r in recent if r.summary.get("outcome") == "failed")
-    ago = now - latest.written
+    # Against the time the run recorded (the broker's clock), not the file's: a log
+    # directory copied or restored from a backup has new file times. A simulated run's
+    # clock is the simulation's, which says nothing about how long ago it ran.
+    simulated = latest.summary.get("account") == "simulated"
+    ago = timedelta(0) if simulated else now - _run_time(latest)
     limit = latest.summary.get("max_holding_days") or next(
         (p.get("max_holding_days") for p in latest.summary.get("positions") or []), None)
     overdue = [p.symbol for p in positions
@@ -315,7 +317,8 @@ def status_line(records: Records, positions: Sequence[OpenPosition], now: dateti
     kill = bool(latest.summary.get("kill_switch"))
     parts = [(f"Last run {_e(_when(latest.summary.get('now') or latest.summary.get('started_at')))}"
               f": <b>{_e(outcome)}</b>", "bad" if outcome == "failed" else "ok"),
-             (f"{_e(_ago(ago))}", "warn" if ago > STALE_AFTER else "ok"),
+             ("simulated clock" if simulated else f"{_e(_ago(ago))}",
+              "warn" if ago > STALE_AFTER else "ok"),
              (f"{failed} of the last {len(recent)} runs failed",
               "bad" if recent and failed * 2 >= len(recent) else "warn" if failed else "ok"),
              ("kill switch ON" if kill else "kill switch off", "warn" if kill else "ok"),

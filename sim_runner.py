@@ -137,11 +137,15 @@ def run_simulation(config: Config, args: argparse.Namespace, env: Mapping[str, s
                 run_once(config, endpoint, log_dir, started=exchange.now,
                          dry_run=args.dry_run, alerter=alerter)
             except (BrokerError, DeadlineError) as exc:
-                log.error("simulated run of %s failed: %s; the next day goes on", today, exc)
+                # The run said why ("run failed: ..."); this line says what happens next.
+                log.error("simulated day %s failed at the broker%s; the next day goes on",
+                          today, "" if getattr(exc, "logged", False) else f": {exc}")
                 failed.append(str(today))
                 code = exc.exit_code
             except BotError as exc:
-                log.error("simulated run failed: %s", exc)
+                if not getattr(exc, "logged", False):
+                    log.error("simulated run failed: %s", exc)
+                exc.logged = True  # type: ignore[attr-defined]  # main does not repeat it
                 return exc.exit_code
         if after_day is not None:
             after_day(SimDay(day + 1, exchange, log_dir, code, faults.injected))

@@ -348,7 +348,8 @@ class Exchange:
             self._execute(replace(order, live_from=None), float(price), at, session.day)
 
     def _due(self, until: datetime) -> list[Order]:
-        return sorted((o for o in self.orders.values() if o.status is Status.PENDING_NEW
+        # Among the open orders only (an index): settle() asks before every request.
+        return sorted((o for o in self._open_orders() if o.status is Status.PENDING_NEW
                        and (o.live_from or o.submitted_at) <= until), key=lambda o: o.seq)
 
     def _accept(self, order: Order, session: Session, when: datetime) -> Order:

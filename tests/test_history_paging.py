@@ -1,5 +1,6 @@
 """Order-history paging that makes no progress stops with a clear error instead of looping:
-a broker that ignores `after`, or 500 orders that share one submitted_at."""
+a broker that ignores `after`, or 500 orders that share one submitted_at; in a whole run,
+before any order and without changing a record."""
 
 from __future__ import annotations
 
@@ -10,8 +11,11 @@ import pytest
 import broker
 import config
 from errors import BrokerError
+from market_calendar import new_york_noon
 from simbroker import Exchange, ExchangeConfig, serve, wire
+from tests.reliability_support import check_invariants
 from tests.simbroker_fixtures import NOON_MAR1, tiny_market
+from tests.test_bot_e2e import DAYS, E, scenario
 
 
 @pytest.fixture
@@ -51,3 +55,29 @@ def test_paging_that_advances_reads_every_page(exchange_and_broker):
     orders = bot_broker.orders_since(NOON_MAR1 - timedelta(days=1))
     assert len(orders) == 1003 and len({o.id for o in orders}) == 1003
     assert server.request_counts()["GET /v2/orders"] == 3
+
+
+def test_a_run_whose_history_paging_stalls_fails_before_any_order_and_loses_nothing(
+        sim_factory):
+    series, _ = scenario(["z=0.5", "z=0.0"])
+    sim = sim_factory(series)
+    assert sim.run(DAYS[E]) == 0
+    held, before = sim.store.load_holdings(), sim.store.positions_path.read_bytes()
+    # Day E + 1, the exit is due; the order history answers the same full page for ever.
+    sim.exchange.advance_to(new_york_noon(DAYS[E + 1]))
+    (entry,) = sim.exchange.orders.values()
+    page = [{**wire.order_json(entry), "id": f"{i:08d}-0000-4000-8000-000000000000",
+             "client_order_id": f"same-instant-{i}"} for i in range(500)]
+    sim.server.faults.add(method="GET", path="/v2/orders", status=200, body=page, count=50)
+    posts = sim.server.request_counts().get("POST /v2/orders", 0)
+    assert sim.run() == 1
+    summary = sim.last_summary()
+    assert "paging made no progress" in summary["failure"]
+    assert sim.server.request_counts().get("POST /v2/orders", 0) == posts  # nothing sent
+    assert sim.store.load_holdings() == held
+    assert sim.store.positions_path.read_bytes() == before
+    sim.server.faults.clear()
+    assert sim.run() == 0  # the broker pages right again: the exit goes out, once
+    (trade,) = sim.trades()
+    assert trade["exit_reason"] == "mean_reversion"
+    assert check_invariants(sim.exchange, sim.log_dir) == []

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 import trading_bot
 from position_manager import StateStore
 from simbroker import Exchange, market_data
@@ -96,3 +98,106 @@ def test_a_damaged_file_points_to_the_rebuild_which_names_what_it_cannot_explain
     # Every position but the one by hand: also the entries that filled after day 2's run.
     broker = Exchange.load(sim_dir / "exchange.json", market_data.load("us-stocks"))
     assert held.keys() < store.load_holdings().keys() == set(broker.book.positions) - {symbol}
+
+
+# -- over the local exchange's controls: a symbol change, a replaced entry ------------------
+
+def _lose_records(sim) -> None:
+    sim.store.positions_path.unlink()
+    sim.store.pending_path.unlink()
+
+
+def _rebuilt(sim) -> dict:
+    assert sim.run(None, "--rebuild-state") == 0
+    runs = sorted((sim.log_dir / "runs").iterdir())
+    return json.loads((runs[-1] / "rebuild.json").read_text())
+
+
+def test_a_renamed_holding_is_rebuilt_from_its_entry_under_the_old_symbol(tmp_path,
+                                                                          monkeypatch):
+    import requests
+
+    from tests.reliability_support import check_invariants
+    from tests.sim_harness import Sim, flat_bars, market
+    from tests.test_bot_e2e import DAYS, E, scenario
+
+    monkeypatch.chdir(tmp_path)
+    series, entry = scenario(["z=-1.0", "z=0.5"], symbol="OLD")
+    closes = series["OLD"]
+    old = {d: p for d, p in closes.items() if d <= DAYS[E]}
+    sim = Sim(tmp_path, market(flat_bars("OLD", old), flat_bars("NEW", closes)), DAYS[E - 1],
+              spread_bps=0.0)
+    sim.env["TICKERS"] = "OLD"
+    try:
+        assert sim.run(DAYS[E]) == 0
+        held = sim.store.load_holdings()["OLD"]
+        sim.exchange.advance_to(sim.exchange.now.replace(hour=23))  # after the close (UTC)
+        answer = requests.post(f"{sim.server.trading_url}/_sim/corporate_actions", json={
+            "type": "name_change", "symbol": "OLD", "new_symbol": "NEW"}, timeout=10, headers={
+            "APCA-API-KEY-ID": sim.exchange.config.key_id,
+            "APCA-API-SECRET-KEY": sim.exchange.config.secret_key})
+        assert answer.status_code == 200, answer.text
+        _lose_records(sim)
+        report = _rebuilt(sim)
+        assert report["not_recovered"] == []
+        rebuilt = sim.store.load_holdings()
+        assert list(rebuilt) == ["NEW"]
+        assert (rebuilt["NEW"].entry_client_order_id, rebuilt["NEW"].entry_price,
+                rebuilt["NEW"].qty, rebuilt["NEW"].asset_id) == \
+            (held.entry_client_order_id, held.entry_price, held.qty, held.asset_id)
+        for i in (E + 1, E + 2):
+            assert sim.run(DAYS[i]) == 0
+        (trade,) = sim.trades()
+        assert (trade["symbol"], trade["exit_reason"], float(trade["entry_price"])) == \
+            ("NEW", "mean_reversion", entry)
+        assert check_invariants(sim.exchange, sim.log_dir) == []
+    finally:
+        sim.close()
+
+
+@pytest.mark.parametrize("lost", ["while the replacement works", "after it filled"])
+def test_a_position_opened_by_a_replaced_entry_is_rebuilt(tmp_path, monkeypatch, lost):
+    from datetime import datetime, time
+
+    from market_calendar import NEW_YORK
+    from tests.reliability_support import check_invariants
+    from tests.sim_harness import Sim, flat_bars, market
+    from tests.test_bot_e2e import DAYS, E, scenario
+    from tests.test_order_status import set_status
+
+    monkeypatch.chdir(tmp_path)
+    # The noon entry limit rests, then fills on the way down in the afternoon.
+    series, entry = scenario(["z=0.5"] * 3, entry_z=-2.5)
+    frame = flat_bars("AAA", series["AAA"])
+    day = frame["date"] == DAYS[E].isoformat()
+    frame.loc[day, ["open", "high", "low", "close"]] = [entry + 0.5, entry + 1, entry - 1,
+                                                       entry - 0.5]
+    sim = Sim(tmp_path, market(frame), DAYS[E - 1], spread_bps=2.0)
+    sim.env["TICKERS"] = "AAA"
+    try:
+        assert sim.run(DAYS[E]) == 0
+        (record,) = sim.store.load_pending().values()
+        replacement = set_status(sim, record.order_id, "replaced")["replaced_by"]
+        if lost == "after it filled":
+            sim.exchange.advance_to(datetime.combine(DAYS[E], time(15, 30), tzinfo=NEW_YORK))
+            assert sim.exchange.orders[replacement].filled_qty > 0
+        _lose_records(sim)
+        report = _rebuilt(sim)
+        assert report["not_recovered"] == []
+        if lost == "after it filled":
+            rebuilt = sim.store.load_holdings()["AAA"]
+            assert (rebuilt.entry_client_order_id, rebuilt.entry_order_id) == \
+                (record.client_order_id, replacement)
+        else:
+            (pending,) = sim.store.load_pending().values()
+            assert (pending.client_order_id, pending.order_id) == \
+                (record.client_order_id, replacement)
+        for i in (E + 1, E + 2):
+            assert sim.run(DAYS[i]) == 0
+            assert not any("left alone" in n for n in sim.last_summary()["notes"])
+        (trade,) = sim.trades()
+        assert trade["entry_client_order_id"] == record.client_order_id
+        assert trade["exit_reason"] == "mean_reversion"
+        assert check_invariants(sim.exchange, sim.log_dir) == []
+    finally:
+        sim.close()

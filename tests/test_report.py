@@ -114,8 +114,8 @@ def test_two_trades_closed_by_one_run_make_one_step():
     trades = [report.Trade("A", "mean_reversion", at("2022-03-02T17:00:01+00:00"), 5.0),
               report.Trade("B", "stop_loss", at("2022-03-02T17:00:02+00:00"), -2.0),
               report.Trade("C", "mean_reversion", at("2022-03-03T17:00:01+00:00"), 1.0)]
-    runs = [report.RunRecord(f"r{i}", {"now": f"2022-03-0{i}T17:00:00+00:00"}, at(
-        "2022-03-04T00:00:00+00:00")) for i in (1, 2, 3)]
+    runs = [report.RunRecord(f"r{i}", {"now": f"2022-03-0{i}T17:00:00+00:00"})
+            for i in (1, 2, 3)]
     assert [v for _, v in report.realised_per_run(trades, runs)] == [0.0, 3.0, 4.0]
 
 

@@ -158,3 +158,77 @@ def test_sigterm_from_outside_then_rerun(tmp_path):
                                timeout=120)
         assert again.returncode == 0, again.stderr[-2000:]
         assert sim_problems(workdir / "sim") == []
+
+
+@pytest.mark.parametrize("kill_after_request", [None, 3, 8])
+def test_a_rename_through_the_journal_is_followed_to_the_close(bots, tmp_path,
+                                                               kill_after_request):
+    """A held symbol renamed between two `--sim` days over the exchange's control, saved only
+    in its journal; the next day's run (SIGKILLed at one of its first requests, or not) and
+    the one after follow the holding to its exit under the new name."""
+    from simbroker import serve
+    from tests.test_bot_e2e import DAYS as SESSIONS
+    from tests.test_bot_e2e import E, scenario
+
+    series, entry = scenario(["z=-1.0", "z=0.5", "z=0.0"], symbol="OLD")
+    closes = series["OLD"]
+    rows = [f"OLD,{d},{p},{p},{p},{p},1000000" for d, p in closes.items() if d <= SESSIONS[E]]
+    rows += [f"NEW,{d},{p},{p},{p},{p},1000000" for d, p in closes.items()]
+    data = tmp_path / "bars.csv"
+    data.write_text("symbol,date,open,high,low,close,volume\n" + "\n".join(rows) + "\n")
+    env = {**sim_env(), "SIM_DATA": str(data), "SIM_SPREAD_BPS": "0", "TICKERS": "OLD"}
+    sim_dir = tmp_path / "sim"
+    argv = ["--sim", "--sim-dir", str(sim_dir)]
+    first = bots.run([*argv, "--sim-start", str(SESSIONS[E]), "--days", "1"], env=env,
+                     cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-2000:]
+    held = StateStore(sim_dir / "logs").load_holdings()["OLD"]
+    # The rename, over HTTP, by a server that journals the saved exchange.
+    state = sim_dir / "exchange.json"
+    market = market_data.load(str(data))
+    exchange = Exchange.load(state, market)
+    exchange.advance_to(exchange.now.replace(hour=23))  # after the close (UTC)
+    with serve(exchange, state_path=str(state)) as server:
+        answer = server_post(server, "/_sim/corporate_actions",
+                             {"type": "name_change", "symbol": "OLD", "new_symbol": "NEW"})
+        assert answer.status_code == 200, answer.text
+    assert "NEW" not in json.loads(state.read_text())["renamed"]  # in the journal only
+    assert '"NEW"' in (sim_dir / "exchange.json.journal").read_text()
+    if kill_after_request:
+        killed = bots.run([*argv, "--days", "1"], env=env, cwd=tmp_path,
+                          kill={"after_request": kill_after_request})
+        assert killed.killed
+    again = bots.run([*argv, "--days", "2" if kill_after_request is None else "1"], env=env,
+                     cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-2000:]
+    exchange = Exchange.load(state, market)
+    logs = sim_dir / "logs"
+    assert check_invariants(exchange, logs) + _ids_problems(exchange, logs) == []
+    (trade,) = StateStore(logs).load_trades()
+    assert (trade["symbol"], trade["exit_reason"]) == ("NEW", "mean_reversion")
+    assert (float(trade["entry_price"]), trade["entry_client_order_id"]) == \
+        (entry, held.entry_client_order_id)
+    assert float(trade["qty"]) == pytest.approx(held.qty, abs=1e-5)  # the CSV rounds
+    assert exchange.book.positions == {} and StateStore(logs).load_holdings() == {}
+
+
+def server_post(server, path: str, body: dict):
+    import requests
+
+    return requests.post(f"{server.trading_url}{path}", json=body, timeout=10, headers={
+        "APCA-API-KEY-ID": server.exchange.config.key_id,
+        "APCA-API-SECRET-KEY": server.exchange.config.secret_key})
+
+
+def test_a_failed_sim_day_says_why_once(bots, tmp_path):
+    env = {**sim_env(), "SIM_FAULT_RATE": "1.0", "REQUEST_RETRIES": "0"}
+    run = bots.run([*SIM, "--days", "2", "--sim-dir", str(tmp_path / "sim")], env=env,
+                   cwd=tmp_path)
+    assert run.returncode == 1
+    lines = run.stderr.splitlines()
+    reasons = [line.split("run failed: ", 1)[1] for line in lines if "run failed: " in line]
+    assert len(reasons) == 2  # one per day
+    for reason in reasons:
+        assert sum(reason in line for line in lines if "ERROR" in line and "FAILED" not in
+                   line) == 1, reason
+    assert sum("failed at the broker; the next day goes on" in line for line in lines) == 2
