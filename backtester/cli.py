@@ -250,7 +250,7 @@ def _run(args: argparse.Namespace, env: Mapping[str, str], watch: Stopwatch) -> 
         atomic_write_text(out / "grid.csv", grid.to_csv(index=False))
     watch.lap("files")
     title = f"Backtest {market.name}, {stats['start']} to {stats['end']}"
-    from backtester.report import build_report, write_report  # plotly: only to write one
+    from backtester.report import build_report, write_report  # only to write one
 
     write_report(out / "report.html", build_report(result, stats, title=title, periods=periods,
                                                    grid=grid, grid_axes=axes,

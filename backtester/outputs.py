@@ -87,8 +87,8 @@ def trade_columns(result: Result) -> dict[str, list[str]]:
         "exit_reason": [reasons[c] for c in t.exit_reason.tolist()],
         "holding_days": [str(d) for d in holding_days(result).tolist()],
         "entry_z": _z(t.entry_z), "exit_z": _z(t.exit_z),
-        "entry_order_id": [order_id(n) for n in t.entry_order.tolist()],
-        "exit_order_id": [order_id(n) for n in t.exit_order.tolist()],
+        "entry_order_id": [f"bt-{n:07d}" for n in t.entry_order.tolist()],  # order_id
+        "exit_order_id": [f"bt-{n:07d}" for n in t.exit_order.tolist()],
         "entry_client_order_id": (f"{ORDER_ID_PREFIX}-" + day_text[t.entry_session] + "-"
                                   + symbols + "-" + sides).tolist(),
         "exit_client_order_id": (f"{ORDER_ID_PREFIX}-" + day_text[t.exit_session] + "-"
@@ -153,12 +153,31 @@ def _z(values: np.ndarray) -> list[str]:
 
 
 def write_columns(path: Path, columns: Mapping[str, Sequence[str]]) -> None:
-    """A CSV file from columns of text (header: the keys, in order), written atomically."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(columns)
-    writer.writerows(zip(*columns.values(), strict=True))
-    atomic_write_text(path, buffer.getvalue())
+    """A CSV file from columns of text (header: the keys, in order), written atomically:
+    the csv module's text, joined directly when no field needs quoting (the usual case:
+    numbers, dates, tickers), which is that text without the module's per-field checks."""
+    atomic_write_text(path, csv_text(columns))
+
+
+def csv_text(columns: Mapping[str, Sequence[str]]) -> str:
+    if len(columns) < 2 or any(_needs_quotes(values) for values in [list(columns),
+                                                                     *columns.values()]):
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(columns)
+        writer.writerows(zip(*columns.values(), strict=True))
+        return buffer.getvalue()
+    lines = [",".join(columns), *map(",".join, zip(*columns.values(), strict=True))]
+    return "\n".join(lines) + "\n"
+
+
+def _needs_quotes(values: Sequence[str]) -> bool:
+    """Whether the csv module (QUOTE_MINIMAL) quotes any of these fields: it does one with a
+    delimiter, a quote or a line break in it (and a row of one empty field, which two or more
+    columns never are)."""
+    text = ",".join(values)
+    return (text.count(",") != len(values) - 1 or '"' in text or "\n" in text
+            or "\r" in text)
 
 
 def equity_frame(result: Result) -> pd.DataFrame:

@@ -18,16 +18,28 @@ MAX_POINTS = 2_000
 def envelope(values: np.ndarray, max_points: int = MAX_POINTS) -> np.ndarray:
     """Indices (increasing) of the points of `values` to draw. NaN is never a bucket's low or
     high unless the whole bucket is NaN, which then keeps one NaN: a gap stays a gap."""
-    n = len(values)
+    return envelope_columns(np.asarray(values)[:, None], max_points)[1]
+
+
+def envelope_columns(values: np.ndarray, max_points: int = MAX_POINTS) -> tuple[np.ndarray,
+                                                                                 np.ndarray]:
+    """`envelope` of each column of a 2-d array at once: (starts, rows), the rows to draw of
+    column c being ``rows[starts[c]:starts[c + 1]]``."""
+    n, m = values.shape
     if n <= max_points:
-        return np.arange(n)
+        return np.arange(m + 1) * n, np.tile(np.arange(n), m)
     size = -(-n // (max_points // 2))  # points per bucket
-    padded = np.full(-(-n // size) * size, np.nan)
+    padded = np.full((-(-n // size) * size, m), np.nan)
     padded[:n] = values
-    rows = padded.reshape(-1, size)
-    missing = np.isnan(rows)
-    low = np.where(missing, np.inf, rows).argmin(axis=1)
-    high = np.where(missing, -np.inf, rows).argmax(axis=1)
-    starts = np.arange(len(rows)) * size
-    keep = np.unique(np.r_[0, starts + low, starts + high, n - 1])
-    return keep[keep < n]
+    buckets = padded.reshape(-1, size, m)
+    missing = np.isnan(buckets)
+    low = np.where(missing, np.inf, buckets).argmin(axis=1)
+    high = np.where(missing, -np.inf, buckets).argmax(axis=1)
+    starts = (np.arange(len(buckets)) * size)[:, None]
+    keep = np.zeros((len(padded), m), dtype=bool)
+    columns = np.broadcast_to(np.arange(m), low.shape)
+    keep[starts + low, columns] = True
+    keep[starts + high, columns] = True
+    keep[[0, n - 1], :] = True
+    column, rows = np.nonzero(keep[:n].T)  # by column, rows increasing within each
+    return np.searchsorted(column, np.arange(m + 1)), rows

@@ -15,11 +15,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 
 from backtester.engine import Result
-from backtester.plotdata import envelope
+from backtester.plotdata import MAX_POINTS, envelope, envelope_columns
+from backtester.plotly_html import chart_html, library_html, typed
 from backtester.stats import drawdown
 from backtester.tearsheet import (
     ROLLING_SESSIONS,
@@ -96,20 +95,42 @@ def stats_table(columns: Mapping[str, Mapping[str, Any]]) -> str:
     return f"<table><tr><th></th>{head}</tr>{body}</table>"
 
 
-def equity_figure(result: Result) -> go.Figure:
-    days = pd.to_datetime([d.isoformat() for d in result.days])
+def _two_rows(top: float, spacing: float = 0.04) -> dict[str, Any]:
+    """Two rows sharing their x axis (dates), the top one `top` of the height: the layout of
+    plotly's make_subplots(rows=2, shared_xaxes=True)."""
+    bottom = round((1.0 - spacing) * (1.0 - top), 12)
+    return {"xaxis": {"anchor": "y", "domain": [0.0, 1.0], "matches": "x2",
+                      "showticklabels": False},
+            "yaxis": {"anchor": "x", "domain": [bottom + spacing, 1.0]},
+            "xaxis2": {"anchor": "y2", "domain": [0.0, 1.0]},
+            "yaxis2": {"anchor": "x2", "domain": [0.0, bottom]}}
+
+
+def _day_text(result: Result) -> np.ndarray:
+    return np.datetime_as_string(np.array(result.days, dtype="datetime64[D]"))
+
+
+def _hline(y: float, axes: str = "", dash: str | None = None) -> dict[str, Any]:
+    """A horizontal line across a chart at `y` (of the y axis `axes`: "" or "2")."""
+    line = {"color": "gray", "width": 0.8, **({"dash": dash} if dash else {})}
+    return {"type": "line", "line": line, "x0": 0, "x1": 1, "xref": f"x{axes} domain",
+            "y0": y, "y1": y, "yref": f"y{axes}"}
+
+
+def equity_chart(result: Result) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """plotly.js data and layout: equity at each close over its drawdown."""
+    days = _day_text(result)
     dd = drawdown(result.equity, result.settings.starting_cash) * 100
-    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.7, 0.3],
-                        vertical_spacing=0.04)
-    fig.add_trace(go.Scatter(**_line(days, result.equity), name="equity ($)", line_width=1.4),
-                  row=1, col=1)
-    fig.add_trace(go.Scatter(**_line(days, dd), name="drawdown (%)", fill="tozeroy",
-                             line=dict(color="firebrick", width=1)), row=2, col=1)
-    fig.update_yaxes(title_text="equity ($)", row=1, col=1)
-    fig.update_yaxes(title_text="drawdown (%)", row=2, col=1)
-    fig.update_layout(title="Equity at each close and drawdown", height=520,
-                      margin=dict(t=50, b=30), legend=dict(orientation="h"))
-    return fig
+    data = [{"type": "scatter", **_line(days, result.equity), "name": "equity ($)",
+             "line": {"width": 1.4}, "xaxis": "x", "yaxis": "y"},
+            {"type": "scatter", **_line(days, dd), "name": "drawdown (%)", "fill": "tozeroy",
+             "line": {"color": "firebrick", "width": 1}, "xaxis": "x2", "yaxis": "y2"}]
+    layout = _two_rows(0.7)
+    layout["yaxis"]["title"] = {"text": "equity ($)"}
+    layout["yaxis2"]["title"] = {"text": "drawdown (%)"}
+    layout.update(title={"text": "Equity at each close and drawdown"}, height=520,
+                  margin={"t": 50, "b": 30}, legend={"orientation": "h"})
+    return data, layout
 
 
 def most_traded(result: Result, count: int | None = TOP_SYMBOLS) -> list[int]:
@@ -119,87 +140,165 @@ def most_traded(result: Result, count: int | None = TOP_SYMBOLS) -> list[int]:
     return [int(j) for j in order[:count]]
 
 
-def symbols_figure(result: Result, symbols: Sequence[int]) -> go.Figure:
-    """Price the bot saw at noon, its z-score and the trades, one symbol at a time (menu)."""
-    days = pd.to_datetime([d.isoformat() for d in result.days])
-    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.6, 0.4],
-                        vertical_spacing=0.04)
-    per_symbol = 0
-    for n, j in enumerate(symbols):
-        traces = _symbol_traces(result, days, j)
-        per_symbol = len(traces)
-        for trace, row in traces:
-            trace.visible = n == 0
-            fig.add_trace(trace, row=row, col=1)
-    _threshold_lines(fig, Thresholds.from_config(result.config))
-    buttons = [dict(label=result.symbols[j], method="update",
-                    args=[{"visible": [k // per_symbol == n
-                                       for k in range(per_symbol * len(symbols))]},
-                          # "title.text": plotly's layout API (a bare "title" string is
-                          # dropped by current plotly.js, and the chart lost its title)
-                          {"title.text": f"{result.symbols[j]}: noon price, z-score and "
-                                         "trades"}])
-               for n, j in enumerate(symbols)]
-    fig.update_layout(
-        title=dict(text=f"{result.symbols[symbols[0]]}: noon price, z-score and trades"),
-        height=560,
-        updatemenus=[dict(buttons=buttons, x=1.0, xanchor="right", y=1.12, yanchor="top")],
-        margin=dict(t=70, b=30), legend=dict(orientation="h"))
-    fig.update_yaxes(title_text="price ($)", row=1, col=1)
-    fig.update_yaxes(title_text="z-score", row=2, col=1)
-    return fig
+SYMBOL_TITLE = ": noon price, z-score and trades"
+_COLUMNS_AT_ONCE = 256  # symbols whose lines are thinned together (bounds the memory used)
+# Points of all the menu's price lines together (and of its z-score lines): with more symbols
+# than SYMBOL_POINTS / MAX_POINTS, each symbol's lines get fewer points (never below
+# MIN_SYMBOL_POINTS), so that the page stays a size a browser opens; the extremes stay.
+SYMBOL_POINTS = 1_000_000
+MIN_SYMBOL_POINTS = 200
 
 
-def _symbol_traces(result: Result, days: pd.DatetimeIndex, j: int) -> list[tuple[Any, int]]:
+def symbol_points(symbols: int) -> int:
+    """The most points a line of the symbol chart has, with `symbols` in the menu."""
+    return max(MIN_SYMBOL_POINTS, min(MAX_POINTS, SYMBOL_POINTS // max(symbols, 1)))
+
+
+def symbols_chart(result: Result, symbols: Sequence[int]) -> tuple[dict[str, Any],
+                                                                   dict[str, Any]]:
+    """Price the bot saw at noon, its z-score and the trades, one symbol at a time (a menu).
+
+    The page carries each symbol's numbers once, compactly (`symbols_data`); its script
+    builds the five traces of the symbol chosen and the menu's buttons from them, so that the
+    page's size and the time to write it follow the points drawn, not a trace per symbol."""
+    layout = _two_rows(0.6)
+    layout["yaxis"]["title"] = {"text": "price ($)"}
+    layout["yaxis2"]["title"] = {"text": "z-score"}
+    t = Thresholds.from_config(result.config)
+    layout.update(
+        title={"text": f"{result.symbols[symbols[0]]}{SYMBOL_TITLE}"}, height=560,
+        shapes=[_hline(level, "2", dash) for level, dash in (
+            (t.long_entry_z, "dash"), (t.short_entry_z, "dash"), (t.long_exit_z, "dot"),
+            (t.short_exit_z, "dot"), (t.long_stop_z, "dashdot"), (t.short_stop_z, "dashdot"))],
+        updatemenus=[{"buttons": [], "x": 1.0, "xanchor": "right", "y": 1.12,
+                      "yanchor": "top"}],
+        margin={"t": 70, "b": 30}, legend={"orientation": "h"})
+    return symbols_data(result, symbols), layout
+
+
+def symbols_data(result: Result, symbols: Sequence[int]) -> dict[str, Any]:
+    """Per symbol of the menu, in its order: the points of its price and z-score lines
+    (backtester.plotdata) and its trades. Arrays of all symbols are concatenated; `start[n]`
+    to `start[n + 1]` are symbol n's. Points are session numbers into `days`."""
     t = result.trades
-    mine = t.symbol == j
-    entry_days, exit_days = days[t.entry_session[mine]], days[t.exit_session[mine]]
-    long_ = t.is_long[mine]
-    exit_text = [f"{EXIT_CODES[int(code)]}, P&L ${pnl:.2f}"
-                 for code, pnl in zip(t.exit_reason[mine], t.pnl_usd[mine], strict=True)]
-    marker = dict(size=9, line_width=0.5)
-    return [
-        (go.Scatter(**_line(days, result.prices[:, j]), name="price at noon",
-                    line=dict(color="#444", width=1)), 1),
-        (go.Scatter(x=entry_days[long_], y=t.entry_price[mine][long_], mode="markers",
-                    name="long entry", marker=dict(symbol="triangle-up", color="green",
-                                                   **marker)), 1),
-        (go.Scatter(x=entry_days[~long_], y=t.entry_price[mine][~long_], mode="markers",
-                    name="short entry", marker=dict(symbol="triangle-down", color="red",
-                                                    **marker)), 1),
-        (go.Scatter(x=exit_days, y=t.exit_price[mine], mode="markers", name="exit",
-                    text=exit_text, marker=dict(symbol="x", color="royalblue", **marker)), 1),
-        (go.Scatter(**_line(days, result.z[:, j]), name="z-score",
-                    line=dict(color="darkorange", width=1)), 2),
-    ]
+    lines: dict[str, dict[str, Any]] = {}
+    chosen = np.asarray(symbols, dtype=np.int64)
+    for name, values in (("price", result.prices), ("z", result.z)):
+        counts, at = [], []
+        for part in np.array_split(chosen, -(-len(chosen) // _COLUMNS_AT_ONCE)):
+            starts, rows = envelope_columns(values[:, part], symbol_points(len(symbols)))
+            counts.append(np.diff(starts))
+            at.append(rows)
+        count, row = np.concatenate(counts), np.concatenate(at)
+        lines[name] = {"start": typed(_starts(count.tolist()), "i4"), "at": typed(row, "i4"),
+                       "value": typed(values[row, np.repeat(chosen, count)])}
+    rank = np.full(len(result.symbols), len(symbols))
+    rank[np.asarray(symbols, dtype=np.int64)] = np.arange(len(symbols))
+    order = np.argsort(rank[t.symbol], kind="stable")  # by symbol, in trade order within
+    counts = np.bincount(rank[t.symbol], minlength=len(symbols) + 1)[:len(symbols)]
+    reasons = np.array([str(EXIT_CODES.get(c, "")) for c in range(max(EXIT_CODES) + 1)],
+                       dtype=object)
+    pnl = [f"{v:.2f}" for v in t.pnl_usd[order].tolist()]
+    exit_text = (reasons[t.exit_reason[order]] + ", P&L $" + np.array(pnl, dtype=object))
+    return {"days": _day_text(result).tolist(),
+            "names": [result.symbols[j] for j in symbols], "title": SYMBOL_TITLE,
+            **lines,
+            "trades": {"start": typed(_starts(counts.tolist()), "i4"),
+                       "long": typed(t.is_long[order], "u1"),
+                       "entry_at": typed(t.entry_session[order], "i4"),
+                       "entry_price": typed(t.entry_price[order]),
+                       "exit_at": typed(t.exit_session[order], "i4"),
+                       "exit_price": typed(t.exit_price[order]),
+                       "exit_text": exit_text.tolist()}}
 
 
-def _line(days: pd.DatetimeIndex, values: np.ndarray) -> dict[str, Any]:
+def _starts(lengths: Any) -> np.ndarray:
+    return np.concatenate([[0], np.cumsum(np.fromiter(lengths, dtype=np.int64))])
+
+
+# Builds the symbol chart's traces and menu from symbols_data (`data` above it). A button's
+# update is the whole of a symbol's five traces and its title, as plotly's "update" method
+# applies it; typed arrays are decoded once and each symbol's points are views into them.
+SYMBOLS_JS = """
+var d = data, marker = {size: 9, line: {width: 0.5}};
+function decode(a) {
+  var text = atob(a.bdata), bytes = new Uint8Array(text.length);
+  for (var i = 0; i < text.length; i++) { bytes[i] = text.charCodeAt(i); }
+  return new ({f8: Float64Array, i4: Int32Array, u1: Uint8Array}[a.dtype])(bytes.buffer);
+}
+function arrays(part) {
+  var out = {};
+  Object.keys(part).forEach(function (k) { out[k] = part[k].bdata ? decode(part[k]) : part[k]; });
+  return out;
+}
+var price = arrays(d.price), z = arrays(d.z), tr = arrays(d.trades);
+function dates(at) { return Array.from(at, function (i) { return d.days[i]; }); }
+function update(n) {
+  var p = [price.start[n], price.start[n + 1]], q = [z.start[n], z.start[n + 1]];
+  var longs = {x: [], y: []}, shorts = {x: [], y: []}, exits = {x: [], y: [], text: []};
+  for (var i = tr.start[n]; i < tr.start[n + 1]; i++) {
+    var entry = tr.long[i] ? longs : shorts;
+    entry.x.push(d.days[tr.entry_at[i]]); entry.y.push(tr.entry_price[i]);
+    exits.x.push(d.days[tr.exit_at[i]]); exits.y.push(tr.exit_price[i]);
+    exits.text.push(tr.exit_text[i]);
+  }
+  return [{x: [dates(price.at.subarray(p[0], p[1])), longs.x, shorts.x, exits.x,
+               dates(z.at.subarray(q[0], q[1]))],
+           y: [price.value.subarray(p[0], p[1]), longs.y, shorts.y, exits.y,
+               z.value.subarray(q[0], q[1])],
+           text: [[], [], [], exits.text, []]},
+          {"title.text": d.names[n] + d.title}];
+}
+var first = update(0)[0];
+data = [
+  {type: 'scatter', name: 'price at noon', line: {color: '#444', width: 1}},
+  {type: 'scatter', mode: 'markers', name: 'long entry',
+   marker: Object.assign({symbol: 'triangle-up', color: 'green'}, marker)},
+  {type: 'scatter', mode: 'markers', name: 'short entry',
+   marker: Object.assign({symbol: 'triangle-down', color: 'red'}, marker)},
+  {type: 'scatter', mode: 'markers', name: 'exit',
+   marker: Object.assign({symbol: 'x', color: 'royalblue'}, marker)},
+  {type: 'scatter', name: 'z-score', line: {color: 'darkorange', width: 1}, xaxis: 'x2',
+   yaxis: 'y2'}].map(function (trace, k) {
+  return Object.assign({x: first.x[k], y: first.y[k], text: first.text[k], xaxis: 'x',
+                        yaxis: 'y'}, trace);
+});
+layout.updatemenus[0].buttons = d.names.map(function (name, n) {
+  return {label: name, method: 'update', args: update(n)};
+});
+"""
+
+
+def _line(days: np.ndarray, values: np.ndarray) -> dict[str, Any]:
     """x and y of a line, with its extremes only when long (backtester.plotdata)."""
     keep = envelope(values)
-    return {"x": days[keep], "y": values[keep]}
+    return {"x": days[keep].tolist(), "y": typed(values[keep])}
 
 
-def _threshold_lines(fig: go.Figure, t: Thresholds) -> None:
-    for level, dash in ((t.long_entry_z, "dash"), (t.short_entry_z, "dash"),
-                        (t.long_exit_z, "dot"), (t.short_exit_z, "dot"),
-                        (t.long_stop_z, "dashdot"), (t.short_stop_z, "dashdot")):
-        fig.add_hline(y=level, line=dict(color="gray", width=0.8, dash=dash), row=2, col=1)
+# ColorBrewer's RdYlGn, as plotly's Python package spells it out (plotly.js has no such name).
+RED_YELLOW_GREEN = [[i / 10, colour] for i, colour in enumerate((
+    "rgb(165,0,38)", "rgb(215,48,39)", "rgb(244,109,67)", "rgb(253,174,97)", "rgb(254,224,139)",
+    "rgb(255,255,191)", "rgb(217,239,139)", "rgb(166,217,106)", "rgb(102,189,99)",
+    "rgb(26,152,80)", "rgb(0,104,55)"))]
 
 
-def heatmap_figure(grid: pd.DataFrame, x: str, y: str, metric: str = "sharpe") -> go.Figure:
+def heatmap_chart(grid: pd.DataFrame, x: str, y: str,
+                  metric: str = "sharpe") -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """`metric` over the first two grid parameters; with more parameters, each cell shows
     the best value over the others. The colours are centred at zero: a loss is red however
     the grid's values spread."""
     table = grid.pivot_table(index=y, columns=x, values=metric, aggfunc="max")
-    fig = go.Figure(go.Heatmap(z=table.to_numpy(), x=[str(v) for v in table.columns],
-                               y=[str(v) for v in table.index], colorscale="RdYlGn", zmid=0,
-                               text=np.vectorize(lambda v: f"{v:.2f}")(table.to_numpy()),
-                               texttemplate="%{text}",
-                               colorbar=dict(title=dict(text=_humanise(metric)))))
-    fig.update_layout(title=dict(text=f"Sweep: {_humanise(metric)} by {x} and {y}"),
-                      xaxis_title=x, yaxis_title=y, height=480)
-    return fig
+    values = table.to_numpy(dtype=float)
+    data = [{"type": "heatmap", "z": [[v if v == v else None for v in row]
+                                      for row in values.tolist()],
+             "x": [str(v) for v in table.columns], "y": [str(v) for v in table.index],
+             "colorscale": RED_YELLOW_GREEN, "zmid": 0,
+             "text": [[f"{v:.2f}" for v in row] for row in values.tolist()],
+             "texttemplate": "%{text}",
+             "colorbar": {"title": {"text": _humanise(metric)}}}]
+    layout = {"title": {"text": f"Sweep: {_humanise(metric)} by {x} and {y}"},
+              "xaxis": {"title": {"text": x}}, "yaxis": {"title": {"text": y}}, "height": 480}
+    return data, layout
 
 
 def sweep_metric(grid: pd.DataFrame) -> str:
@@ -208,16 +307,15 @@ def sweep_metric(grid: pd.DataFrame) -> str:
     return "out_of_sample_sharpe" if "out_of_sample_sharpe" in grid.columns else "sharpe"
 
 
-def rolling_sharpe_figure(result: Result) -> go.Figure:
-    days = pd.to_datetime([d.isoformat() for d in result.days])
+def rolling_sharpe_chart(result: Result) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     sharpe = rolling_sharpe(result.equity, result.settings.starting_cash)
-    fig = go.Figure(go.Scatter(x=days, y=sharpe, name="Sharpe, last 126 sessions",
-                               line=dict(width=1.2)))
-    fig.add_hline(y=0, line=dict(color="gray", width=0.8))
-    fig.update_layout(title=dict(text=f"Rolling Sharpe over {ROLLING_SESSIONS} sessions "
-                                      "(about 6 months; daily returns, rf=0, annualised)"),
-                      height=320, margin=dict(t=50, b=30))
-    return fig
+    data = [{"type": "scatter", "x": _day_text(result).tolist(), "y": typed(sharpe),
+             "name": "Sharpe, last 126 sessions", "line": {"width": 1.2}}]
+    layout = {"shapes": [_hline(0.0)],
+              "title": {"text": f"Rolling Sharpe over {ROLLING_SESSIONS} sessions "
+                                "(about 6 months; daily returns, rf=0, annualised)"},
+              "height": 320, "margin": {"t": 50, "b": 30}}
+    return data, layout
 
 
 def settings_table(parameters: Mapping[str, Any]) -> str:
@@ -320,19 +418,21 @@ def build_report(result: Result, stats: Mapping[str, Any], *, title: str,
                  parameters: Mapping[str, Any] | None = None) -> str:
     """The whole page. `periods`: statistics side by side (in-sample, out-of-sample);
     `parameters`: the run's inputs, shown first."""
-    figures = [equity_figure(result), rolling_sharpe_figure(result)]
+    plots = [chart_html("chart-equity", *equity_chart(result)),
+             chart_html("chart-rolling-sharpe", *rolling_sharpe_chart(result))]
     traded = most_traded(result)
     if traded:
-        figures.append(symbols_figure(result, traded))
+        plots.append(chart_html("chart-symbols", *symbols_chart(result, traded),
+                                script=SYMBOLS_JS))
     metric = sweep_metric(grid) if grid is not None else "sharpe"
     if grid is not None and len(grid_axes) >= 2:
-        figures.append(heatmap_figure(grid, grid_axes[0], grid_axes[1], metric))
+        plots.append(chart_html("chart-sweep", *heatmap_chart(grid, grid_axes[0],
+                                                               grid_axes[1], metric)))
     elif grid is not None and len(grid_axes) == 1:
-        figures.append(heatmap_figure(grid.assign(_=""), grid_axes[0], "_", metric))
-    # plotly.js goes in once, inline, with the first figure: the file works offline.
-    plots = [fig.to_html(full_html=False, include_plotlyjs=(i == 0),
-                         config={"responsive": True, "displaylogo": False})
-             for i, fig in enumerate(figures)]
+        plots.append(chart_html("chart-sweep", *heatmap_chart(grid.assign(_=""),
+                                                               grid_axes[0], "_", metric)))
+    # plotly.js goes in once, inline, before the first chart: the file works offline.
+    plots[0] = library_html() + "\n" + plots[0]
     sections = [f"<h1>{html.escape(title)}</h1>"]
     if parameters:
         sections += ["<h2>Settings</h2>", settings_table(parameters)]
@@ -343,8 +443,12 @@ def build_report(result: Result, stats: Mapping[str, Any], *, title: str,
     sections += ["<h2>Monthly returns</h2>", monthly_table(result),
                  "<h2>Worst drawdowns</h2>", drawdowns_table(result)]
     if traded:
+        points = symbol_points(len(traded))
+        thinned = (f" With this many, each symbol's lines have at most {points:,} points (of "
+                   f"{len(result.sessions):,} sessions), its lowest and highest of each span "
+                   "kept; every trade is drawn." if len(result.sessions) > points else "")
         sections += [f"<h2>Symbols</h2><p>All {len(traded)} traded symbols are in the menu, "
-                     f"most trades first ({len(result.symbols)} in the universe).</p>",
+                     f"most trades first ({len(result.symbols)} in the universe).{thinned}</p>",
                      plots[2]]
     sections += plots[3:]
     if grid is not None:

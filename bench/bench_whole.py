@@ -11,7 +11,7 @@ Parts (--only picks some; all by default):
   one untimed run per size first; its JIT cost is reported apart: the first simulation of a
   process minus a second one in the same process (`--twice`), and a run with a cold cache.
 * ``memory``: peak resident memory and time of `backtest.py` on 2.5 M and 12.6 M (5,000 x
-  2,520) bars from CSV.
+  2,520) bars from CSV (12.6 M: `--big-rounds`, default 1).
 * ``sweep``: a 9-combination `--grid` on 500 x 2,520 with `--processes 1` against 2.
 * ``startup``: `trading_bot.py --sim --days 1` against its import floor (a process that only
   imports what the command imports: `import trading_bot, sim_runner`), and the slowest imports
@@ -51,6 +51,7 @@ from ab import (  # noqa: E402
 PY = sys.executable
 SIZES = {"126,000": (50, 2520), "2.5 M": (500, 5000), "5 M": (2000, 2520)}
 GRID = ["entry_z=1.0,1.5,2.0", "window=20,30,60"]
+BIG_ROUNDS = 1  # rounds at 12.6 M bars (--big-rounds)
 
 
 def ours(label: str, symbols: int, sessions: int, out: Path, *extra: str,
@@ -104,11 +105,14 @@ def _cold_vectorbt(peer: str) -> None:
           f"({phase_medians([run])})")
 
 
-def memory(rounds: int, out: Path) -> None:
+def memory(rounds: int, out: Path, big_rounds: int = BIG_ROUNDS) -> None:
     print("\n== backtest.py from CSV: time and peak resident memory ==")
     for size, (symbols, sessions) in {"2.5 M": (500, 5000), "12.6 M": (5000, 2520)}.items():
-        runs = interleave([ours("backtest.py", symbols, sessions, out)], rounds)["backtest.py"]
-        print(f"{size} bars ({symbols} x {sessions:,}): {spread([r.seconds for r in runs])}, "
+        # 12.6 M bars take minutes a run: one round unless asked (--big-rounds).
+        times = rounds if size == "2.5 M" else big_rounds
+        runs = interleave([ours("backtest.py", symbols, sessions, out)], times)["backtest.py"]
+        print(f"{size} bars ({symbols} x {sessions:,}), {times} rounds: "
+              f"{spread([r.seconds for r in runs])}, "
               f"peak {spread([r.peak_mb for r in runs], 'MB', 0)}")
         print(f"  in-process: {phase_medians(runs)}")
 
@@ -128,7 +132,15 @@ def sweep(rounds: int, out: Path) -> None:
     print(f"  the sweep phase alone, 1 / 2: {spread(sweeping, 'x')}")
     for label, measured_runs in runs.items():
         busy = [r.cpu_s / r.seconds for r in measured_runs]
-        print(f"  {label}: cores busy on average (CPU s / wall s): {spread(busy, '', 2)}")
+        print(f"  {label}: cores busy on average (CPU s / wall s): {spread(busy, '', 2)}; "
+              f"CPU s in all: {spread([r.cpu_s for r in measured_runs])}")
+    # What the design allows, from the 1-process runs: the phases outside the sweep stay
+    # serial, and the sweep phase can at best halve.
+    bound = [r.seconds / (r.seconds - r.phases["sweep and backtest"] / 2) for r in one]
+    serial = [r.seconds - r.phases["sweep and backtest"] for r in one]
+    print(f"  serial part of the 1-process run (imports, load, files, report; the pool's "
+          f"start and end): {spread(serial)}; best possible 1 / 2 with a sweep phase split "
+          f"perfectly in two: {spread(bound, 'x')}")
 
 
 def startup(rounds: int, out: Path) -> None:
@@ -170,6 +182,8 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--peer-python", default=PY,
                         help="the Python with vectorbt and backtrader (default: this one)")
+    parser.add_argument("--big-rounds", type=int, default=BIG_ROUNDS,
+                        help="rounds of the 12.6 M-bar memory run (default %(default)s)")
     parser.add_argument("--only", nargs="+", choices=("peers", "memory", "sweep", "startup"),
                         default=("peers", "memory", "sweep", "startup"))
     args = parser.parse_args()
@@ -180,8 +194,10 @@ def main() -> int:
         for part in args.only:
             if part == "peers":
                 peers(args.rounds, args.peer_python, out)
+            elif part == "memory":
+                memory(args.rounds, out, args.big_rounds)
             else:
-                {"memory": memory, "sweep": sweep, "startup": startup}[part](args.rounds, out)
+                {"sweep": sweep, "startup": startup}[part](args.rounds, out)
     return 0
 
 

@@ -83,3 +83,21 @@ def test_write_columns_quotes_what_csv_must(tmp_path):
     write_columns(path, {"a": ["x,y", 'say "hi"', ""], "b": ["1", "2", "3"]})
     with open(path, newline="") as f:
         assert list(csv.reader(f)) == [["a", "b"], ["x,y", "1"], ['say "hi"', "2"], ["", "3"]]
+
+
+def test_csv_text_is_the_csv_modules_with_or_without_quoting():
+    import csv
+    import io
+
+    from backtester.outputs import csv_text
+
+    plain = {"symbol": ["AAPL", "BRK.B", ""], "qty": ["1", "2.5", "3"], "z": ["", "-0.1", "x"]}
+    tricky = [{"a": ["x,y", "1"], "b": ["2", "3"]}, {"a": ['say "hi"', "1"], "b": ["", "3"]},
+              {"a": ["two\nlines", "1"], "b": ["2", "3"]}, {"a": ["cr\r", "1"], "b": ["", ""]},
+              {"a,b": ["1"], "c": ["2"]}, {"only": ["", "1"]}]
+    for columns in [plain, *tricky]:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(columns)
+        writer.writerows(zip(*columns.values(), strict=True))
+        assert csv_text(columns) == buffer.getvalue(), columns

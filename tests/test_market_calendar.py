@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from datetime import date
 
-from market_calendar import nyse, nyse_around
+import nyse_table
+from market_calendar import (
+    _from_pandas_market_calendars,
+    _from_table,
+    nyse,
+    nyse_around,
+    table_text,
+)
 
 
 def test_a_narrower_request_reuses_the_process_calendar():
@@ -47,3 +54,24 @@ def test_a_simulated_day_builds_one_calendar_for_the_datas_years(tmp_path, monke
     assert code == 0
     # us-stocks is 2013..2022: the exchange, the runner and both daily runs share one build.
     assert builds == [(date(2007, 1, 1), date(2025, 12, 31))]
+
+
+def test_the_shipped_table_is_pandas_market_calendars_day_by_day():
+    package = _from_pandas_market_calendars(nyse_table.FIRST, nyse_table.LAST)
+    table = _from_table(nyse_table.FIRST, nyse_table.LAST)
+    seen = [(s.day, s.open, s.close, s.open.tzinfo, s.close.tzinfo)
+            for s in table.sessions_between(nyse_table.FIRST, nyse_table.LAST)]
+    assert seen == [(s.day, s.open, s.close, s.open.tzinfo, s.close.tzinfo)
+                    for s in package.sessions_between(nyse_table.FIRST, nyse_table.LAST)]
+    assert len(seen) > 15_000
+    # Regenerated from the installed package, the table is the same text: an upgrade that
+    # moves a holiday shows here (write it again with `python market_calendar.py`).
+    shipped = open(nyse_table.__file__, encoding="utf-8").read()
+    assert table_text(nyse_table.FIRST, nyse_table.LAST) == shipped
+
+
+def test_days_outside_the_table_come_from_the_package():
+    early = nyse(date(1975, 1, 1), date(1976, 12, 31))
+    assert early.session(date(1975, 1, 2)).open.hour == 15  # 10:00 New York then, EST
+    assert early.session(date(1975, 12, 25)) is None
+    assert early.session(date(2024, 7, 3)).is_early_close  # the table's range is there too

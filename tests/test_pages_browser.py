@@ -138,7 +138,9 @@ MENU = """(function () {
   var button = div.layout.updatemenus[0].buttons[BUTTON];
   return Plotly.update(div, button.args[0], button.args[1]).then(function () {
     return [button.label, div.querySelector('.gtitle').textContent,
-            div.layout.updatemenus[0].buttons.length]; });
+            div.layout.updatemenus[0].buttons.length,
+            div.data.map(function (t) { return [t.name, Array.from(t.x), Array.from(t.y)]; })];
+  });
 })()"""
 
 
@@ -149,9 +151,17 @@ def test_the_symbol_menu_keeps_each_symbols_title(tmp_path):
                      "AAPL,KO,MSFT", "--out", str(out)], environ={}) == 0
     with open_page(out / "report.html", 1400) as page:
         # What a choice in the menu does: plotly applies the button's own update.
-        label, title, count = page.evaluate(MENU.replace("BUTTON", "1"))
+        label, title, count, traces = page.evaluate(MENU.replace("BUTTON", "1"))
         assert title == f"{label}: noon price, z-score and trades"
         with open(out / "trades.csv") as handle:
-            traded = {row["symbol"] for row in csv.DictReader(handle)}
-        assert count == len(traded) >= 2  # every traded symbol is in the menu
+            trades = list(csv.DictReader(handle))
+        assert count == len({row["symbol"] for row in trades}) >= 2  # every traded symbol
+        # The chart now shows that symbol's own trades and lines.
+        mine = [row for row in trades if row["symbol"] == label]
+        drawn = {name: (x, y) for name, x, y in traces}
+        assert drawn["exit"][0] == [row["exit_time"][:10] for row in mine]
+        assert drawn["exit"][1] == pytest.approx([float(row["exit_price"]) for row in mine])
+        entries = drawn["long entry"][1] + drawn["short entry"][1]
+        assert sorted(entries) == pytest.approx(sorted(float(r["entry_price"]) for r in mine))
+        assert len(drawn["price at noon"][0]) == len(drawn["z-score"][0]) > 100
         assert page.errors == []
