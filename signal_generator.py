@@ -336,7 +336,9 @@ def entry_orders(z: np.ndarray, price: np.ndarray, ask: np.ndarray, fractionable
     Longs hold their cost at the limit; shorts Alpaca's short charge (see `short_charge`).
     `limits` is the price orders are sized and funded at: `limit_prices(price)` unless given
     (order_types.entry_prices for other order types); `qtys`, when given, must be
-    `order_qtys(size_usd, limits, z < 0, fractionable)` (a caller that has them already).
+    `order_qtys(size_usd, limits, z < 0, fractionable)` wherever there is an entry signal (a
+    caller that has them already; the other cells have no order, and their qty and cost are
+    the caller's).
     """
     z = np.asarray(z, dtype=float)
     code = entry_codes(z, t)

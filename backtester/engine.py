@@ -60,15 +60,18 @@ from backtester.timeline import (
 )
 from config import Config
 from market_calendar import MarketCalendar, Session, nyse
-from order_types import build_order, entry_prices
+from order_types import OrderKind, build_order, entry_prices
 from risk import RiskView, entry_allowance
 from signal_generator import (
+    ENTER_LONG,
     EXIT_CODES,
     NO_ENTRY,
     NO_EXIT,
     Thresholds,
+    entry_codes,
     entry_orders,
     exit_codes,
+    order_qtys,
     plan_entry_arrays,
 )
 from simbroker import margin
@@ -79,6 +82,8 @@ from simbroker.price_model import limit_fill, quote
 from simbroker.records import ExchangeConfig, Position
 
 _EXCHANGE = ExchangeConfig()
+# Entry kinds sized at the bot's limit for the current price (order_types.entry_prices: None).
+_NO_BID = frozenset({OrderKind.LIMIT, OrderKind.LIMIT_ON_CLOSE})
 REASON_NAMES = ("", *(str(EXIT_CODES[c]) for c in sorted(EXIT_CODES)))
 
 
@@ -391,18 +396,31 @@ class _Run:
         self.execution = Execution.from_config(config)
         self.unfilled = np.zeros(n, dtype=np.int64)  # unfilled exit days since the entry
         self.logged: list[OrderLog] = []
-        # The bid the bot reads (the exchange's noon quote; the price where it has none).
+        # The design's entries are limits at the current price, which need no bid.
+        limits = None if self.execution.entry in _NO_BID else entry_prices(
+            self.execution.entry, grid.z, grid.limit, self.bid(slice(None)), grid.ask,
+            self.execution.offset_bps)
+        limits = grid.limit if limits is None else limits
+        # Every day's entry orders, each on its own (funding is decided day by day). Sizes
+        # only where there is an entry signal: no other cell has an order to size.
+        fractionable = np.broadcast_to(self.fractionable & self.execution.entry_fractional,
+                                       grid.z.shape)
+        code = entry_codes(grid.z, self.thresholds)
+        signal = code != NO_ENTRY
+        qtys = np.zeros(grid.z.shape)
+        qtys[signal] = order_qtys(config.position_size_usd, limits[signal],
+                                  code[signal] == ENTER_LONG, fractionable[signal])
+        self.entry = entry_orders(grid.z, grid.price, grid.ask, fractionable, self.shortable,
+                                  self.thresholds, size_usd=config.position_size_usd,
+                                  limits=limits, qtys=qtys)
+
+    def bid(self, rows: slice) -> np.ndarray:
+        """The bid the bot reads on days `rows` (the exchange's noon quote; the price where
+        it has none)."""
+        g = self.grid
         with np.errstate(invalid="ignore"):
-            bid = quote(grid.mark, settings.spread_bps)[0]
-            self.bid = np.where(bid > 0, bid, grid.price)
-        limits = entry_prices(self.execution.entry, grid.z, grid.limit, self.bid, grid.ask,
-                              self.execution.offset_bps)
-        # Every day's entry orders, each on its own (funding is decided day by day).
-        self.entry = entry_orders(grid.z, grid.price, grid.ask,
-                                  self.fractionable & self.execution.entry_fractional,
-                                  self.shortable, self.thresholds,
-                                  size_usd=config.position_size_usd,
-                                  limits=grid.limit if limits is None else limits)
+            bid = quote(g.mark[rows], self.settings.spread_bps)[0]
+            return np.where(bid > 0, bid, g.price[rows])
 
     def run(self, *, prefix: Prefix | None = None, engine: str = "day loop") -> Result:
         """Replay the runs from the first day, or from `prefix.day` after `resume`."""
@@ -473,7 +491,7 @@ class _Run:
             fills = Fills(g.limit[rows], g.filled[:, rows], None, None)
             yield _Chunk(first=first, z=g.z[rows], price=price, limit=g.limit[rows],
                          in_view=g.in_view[rows], z_held=g.z_held[rows],
-                         priced=g.priced[rows], ask=g.ask[rows], bid=self.bid[rows],
+                         priced=g.priced[rows], ask=g.ask[rows], bid=self.bid(rows),
                          entry_limit=self.entry.limit[rows],
                          last_close=g.last_close[rows], mark=mark, wire_mark=wire_mark,
                          close_mark=g.close_mark[rows],

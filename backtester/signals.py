@@ -25,7 +25,7 @@ from signal_generator import (
     limit_prices,
     zscores,
 )
-from simbroker.price_model import limit_fill, limit_filled, price_at, quote
+from simbroker.price_model import Bars, quote
 
 # Elements of one chunk's window copy: ~8 MB keeps it in cache-friendly sizes (measured:
 # zscores is ~4x slower per column on 30 MB arrays than on 6 MB ones).
@@ -83,14 +83,15 @@ def wire_price(price: np.ndarray) -> np.ndarray:
 def compute_chunk(panels: Panels, clock: Clock, first: int, count: int, *, window: int,
                   thresholds: Thresholds, spread_bps: float) -> DaySignals:
     """Signals of decision days first..first + count - 1, with whether each cell's order
-    would fill (the fills' prices and times are added by `noon_fills` where needed)."""
+    would fill (`noon_fills`; the engine finds the prices and times of the actual fills)."""
     w = window - 1
     t0 = panels.warmup + first  # session index of the first day of the chunk
     rows = slice(t0, t0 + count)
     bars = (panels.open[rows], panels.high[rows], panels.low[rows], panels.close[rows])
     noon = clock.fraction(rows)[:, np.newaxis]
     keys = panels.path(rows)
-    path = price_at(*bars, noon, **keys)
+    paths = Bars(*bars, **keys)  # mapped once for the noon price and the fills
+    path = paths.price_at(noon)
     price = wire_price(path)
     limit = limit_prices(price)
     past = _window_closes(panels, t0, count, w)  # w arrays (count, symbols), oldest first
@@ -100,23 +101,16 @@ def compute_chunk(panels: Panels, clock: Clock, first: int, count: int, *, windo
     z_held = z if in_view.all() else held_zscores(past, price, held_min_closes(window))
     return DaySignals(first, path, price, limit, quote(path, spread_bps)[1], z,
                       entry_codes(z, thresholds), in_view,
-                      noon_fills(bars, keys, limit, noon, spread_bps, fill_prices=False),
-                      z_held, priced)
+                      noon_fills(paths, limit, noon, spread_bps), z_held, priced)
 
 
-def noon_fills(bars: tuple[np.ndarray, ...], keys: dict[str, np.ndarray], limit: np.ndarray,
-               noon: np.ndarray, spread_bps: float, *, fill_prices: bool) -> Fills:
-    """Every cell's fill, both sides, for a DAY order at the bot's limit placed at noon.
-    `keys`: the bars' `key` and `scale` (Panels.path)."""
+def noon_fills(paths: Bars, limit: np.ndarray, noon: np.ndarray, spread_bps: float) -> Fills:
+    """Whether every cell's DAY order at the bot's limit placed at noon fills, both sides
+    (`price_model.limit_filled`; the fills' prices and times are the engine's to find)."""
     side = np.array([False, True])[:, np.newaxis, np.newaxis]
     with np.errstate(invalid="ignore"):
-        if not fill_prices:
-            return Fills(limit, limit_filled(*bars, is_buy=side, limit=limit, start=noon,
-                                             end=1.0, spread_bps=spread_bps, **keys),
-                         None, None)
-        filled, fill_price, when = limit_fill(*bars, is_buy=side, limit=limit, start=noon,
-                                              end=1.0, spread_bps=spread_bps, **keys)
-    return Fills(limit, filled, fill_price, when)
+        return Fills(limit, paths.limit_filled(is_buy=side, limit=limit, start=noon, end=1.0,
+                                               spread_bps=spread_bps), None, None)
 
 
 def _window_closes(panels: Panels, t0: int, count: int, w: int) -> list[np.ndarray]:

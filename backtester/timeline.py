@@ -300,7 +300,7 @@ class _Timelines:
         active = np.arange(self.n)
         found = [(np.zeros(0, np.int64),) * 3 + (np.zeros(0, bool), np.zeros(0, np.int64))]
         while len(active):
-            entry = next_fill[cursor[active], active]
+            entry = next_fill(cursor[active], active)
             opened = entry < days
             active, entry = active[opened], entry[opened]
             is_long = self.is_long[entry, active]
@@ -424,14 +424,8 @@ class _Timelines:
         keys = [k // 2 * 3 + 1 for k in keys]
         closes = _Closes(self.costs, self.gap, charges, event_keys, balances)
         done = 0
-        charging = charges is not None
         for (d, q, split), upto in zip(splits, at_fill.tolist(), strict=True):
-            for a, key in zip(amounts[done:upto], keys[done:upto], strict=True):
-                if charging and key // 3 > closes.closed:
-                    cash = closes.through(key // 3, cash)
-                cash = round(cash - a - commission, 2)
-                event_keys.append(key)
-                balances.append(cash)
+            cash = closes.pay(cash, amounts[done:upto], keys[done:upto], commission)
             done = upto
             cash = closes.through(d, cash)
             cash = self.split(q, d, split, cash, p, qty, entry_price)
@@ -441,12 +435,7 @@ class _Timelines:
             for i in exits.tolist():  # the exit sells or buys the shares the split left
                 amounts[sorted_at[i]] = float((-qty[q] if p.is_long[q] else qty[q])
                                               * f["price"][i])
-        for a, key in zip(amounts[done:], keys[done:], strict=True):
-            if charging and key // 3 > closes.closed:
-                cash = closes.through(key // 3, cash)
-            cash = round(cash - a - commission, 2)
-            event_keys.append(key)
-            balances.append(cash)
+        cash = closes.pay(cash, amounts[done:], keys[done:], commission)
         closes.through(self.days, cash)
         f["qty"] = qty[f["position"]]
         f["entry_price"] = entry_price
@@ -609,15 +598,79 @@ class _Closes:
             self.closed += 1
         return cash
 
+    def pay(self, cash: float, amounts: list[float], keys: list[int],
+            commission: float) -> float:
+        """Cash through fills of `amounts` at event `keys` (3d + 1 on day d), each day's
+        costs taken at its close before the next day's fills; without charges in bulk
+        (`_settle`)."""
+        if self.charges is None:
+            self.keys += keys
+            return _settle(cash, amounts, commission, self.balances)
+        for a, key in zip(amounts, keys, strict=True):
+            if key // 3 > self.closed:  # a new day: the closes before it first
+                cash = self.through(key // 3, cash)
+            cash = round(cash - a - commission, 2)
+            self.keys.append(key)
+            self.balances.append(cash)
+        return cash
 
-def _next_true(mask: np.ndarray) -> np.ndarray:
-    """next[d, j]: the first day at or after d where mask[:, j] holds (len(mask) if none);
-    one more row, for d = len(mask)."""
+
+# Fills settled at a time by `_settle` between two checks.
+_SETTLE_WINDOW = 8192
+
+
+def _settle(cash: float, amounts: list[float], commission: float,
+            balances: list[float]) -> float:
+    """Pay `amounts` (and `commission` each) from `cash` one after the other, each balance
+    rounded to whole cents as the exchange books a fill, `round(cash - amount - commission,
+    2)` with Python's round (to the nearest cent of the exact binary value); append each
+    balance to `balances` and return the last.
+
+    In bulk: once the balance is whole cents, each step moves it by the step's own cents, so
+    the balances are a running sum of integers. Every balance is then checked against the
+    step that makes it, recomputed from the one before in floating point exactly as the
+    loop computes it: it must round to that sum, and not from within a hair of half a cent
+    (where numpy's rounding of the product by 100 could differ from the exact decimal
+    rounding). The first step that fails its check is taken alone as the loop takes it."""
+    a_all = np.asarray(amounts, dtype=float)
+    pos, n = 0, len(a_all)
+    while pos < n:
+        cash = round(cash - amounts[pos] - commission, 2)  # one step exactly, as the exchange
+        balances.append(cash)
+        pos += 1
+        a = a_all[pos:pos + _SETTLE_WINDOW]
+        if not len(a):
+            break
+        start = round(cash * 100.0)  # the balance in cents (it is a rounded amount)
+        cents = start - np.cumsum(np.rint((a + commission) * 100.0))
+        before = np.r_[start, cents[:-1]] / 100.0  # the float round() gives for those cents
+        scaled = (before - a - commission) * 100.0
+        nearest = np.rint(scaled)
+        ok = (np.abs(scaled - nearest) < 0.5 - 1e-6 - np.abs(scaled) * 1e-15) \
+            & (nearest == cents)
+        good = int(np.argmin(ok)) if not ok.all() else len(ok)
+        if good:
+            balances.extend((cents[:good] / 100.0).tolist())
+            cash = balances[-1]
+            pos += good
+    return cash
+
+
+def _next_true(mask: np.ndarray):
+    """A function of (d, j), element-wise: the first day at or after d where mask[:, j]
+    holds (len(mask) if none, and for d = len(mask)). Looked up among the true cells
+    (column by column, as j * days + d), not tabulated for every cell."""
     days = len(mask)
-    index = np.where(mask, np.arange(days)[:, np.newaxis], days)
-    out = np.full((days + 1, mask.shape[1]), days, dtype=np.int64)
-    out[:days] = np.minimum.accumulate(index[::-1], axis=0)[::-1]
-    return out
+    true = np.flatnonzero(mask.T)  # j * days + d, in order
+
+    def first(d: np.ndarray, j: np.ndarray) -> np.ndarray:
+        if not len(true):
+            return np.full(np.shape(d), days, dtype=np.int64)
+        at = np.searchsorted(true, j * days + d)
+        found = true[np.minimum(at, len(true) - 1)]
+        return np.where((at < len(true)) & (found < (j + 1) * days), found - j * days, days)
+
+    return first
 
 
 def _cells(days: int, symbol: np.ndarray, first: np.ndarray,

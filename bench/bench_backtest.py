@@ -12,6 +12,11 @@
    never binds), the child's peak resident memory (getrusage, data included) and the peak
    of traced allocations during one backtest (tracemalloc).
 
+3. What a user gets from `python backtest.py`: the configuration's default order settings
+   (marketable-limit exits, market stops, escalation after a day) on the same 126,000 bars,
+   and the whole default backtest on the shipped data (25 symbols 2013-2022, 19 of them
+   closes-only, whose paths are Brownian bridges: the fills without a closed form).
+
 Each line says how the backtest was computed (`Result.engine`: the per-symbol timelines,
 the day loop, or timelines up to the day the account could bind and the day loop after).
 
@@ -51,7 +56,7 @@ import numpy as np  # noqa: E402
 from backtester import Settings, run_backtest  # noqa: E402
 from config import load_config  # noqa: E402
 from market_calendar import nyse  # noqa: E402
-from simbroker import synthetic  # noqa: E402
+from simbroker import market_data, synthetic  # noqa: E402
 
 RULES = {"Z_SCORE_WINDOW": "30", "LONG_ENTRY_Z": "-1.5", "SHORT_ENTRY_Z": "1.5",
          "LONG_EXIT_Z": "-0.1", "SHORT_EXIT_Z": "0.1", "LONG_STOP_Z": "-3.0",
@@ -59,18 +64,24 @@ RULES = {"Z_SCORE_WINDOW": "30", "LONG_ENTRY_Z": "-1.5", "SHORT_ENTRY_Z": "1.5",
          # Limit DAY orders at the current price for every purpose, as backtrader is given.
          "ENTRY_ORDER_TYPE": "limit", "EXIT_ORDER_TYPE": "limit", "STOP_ORDER_TYPE": "limit",
          "EXIT_ESCALATE_AFTER_DAYS": "0"}
+# The order settings RULES fixes; without them a backtest has the configuration's defaults.
+ORDER_SETTINGS = ("ENTRY_ORDER_TYPE", "EXIT_ORDER_TYPE", "STOP_ORDER_TYPE",
+                  "EXIT_ESCALATE_AFTER_DAYS")
 START = date(2000, 1, 3)
 SEED = 20240601
 
 
-def backtest_seconds(market, runs: int,
-                     settings: Settings | None = None) -> tuple[float, int, str]:
+def backtest_seconds(market, runs: int, settings: Settings | None = None, *,
+                     rules: dict[str, str] | None = None,
+                     all_symbols: bool = True) -> tuple[float, int, str]:
     """Median seconds, trades, and how the backtest was computed (Result.engine)."""
-    config = load_config({**RULES, "TICKERS": market.symbols[0]})
+    rules = RULES if rules is None else rules
+    config = load_config({**rules, "TICKERS": market.symbols[0]} if all_symbols else rules)
+    symbols = market.symbols if all_symbols else None
     times, trades = [], 0
     for _ in range(runs):
         began = time.perf_counter()
-        result = run_backtest(market, config, symbols=market.symbols, settings=settings)
+        result = run_backtest(market, config, symbols=symbols, settings=settings)
         times.append(time.perf_counter() - began)
         trades = len(result.trades)
     return statistics.median(times), trades, result.engine
@@ -182,6 +193,15 @@ def main() -> int:
     print(f"  backtester  {ours:8.3f} s  ({our_trades} trades; {engine})")
     print(f"  backtrader  {theirs:8.3f} s  ({their_trades} trades)")
     print(f"  ratio       {theirs / ours:8.1f} x faster")
+    default_orders = {k: v for k, v in RULES.items() if k not in ORDER_SETTINGS}
+    seconds, trades, engine = backtest_seconds(market, args.runs, rules=default_orders)
+    print(f"  default orders {seconds:5.3f} s  ({trades} trades; {engine})")
+    shipped = market_data.load("us-stocks")
+    nyse(shipped.first_day, shipped.last_day)
+    seconds, trades, engine = backtest_seconds(shipped, args.runs, rules={},
+                                               all_symbols=False)
+    print(f"shipped data (us-stocks), the configuration's defaults, median of {args.runs} runs:")
+    print(f"  backtester  {seconds:8.3f} s  ({trades} trades; {engine})")
     if not args.skip_large:
         child = subprocess.run([sys.executable, __file__, "--large-child", "--runs",
                                 str(args.runs)], capture_output=True, text=True, check=True)

@@ -196,19 +196,23 @@ class _Paths:
         return np.isnan(self.scale)
 
     def take(self, where) -> _Paths:
+        if _everything(where, self.open.shape):
+            return self  # never written to: no copy needed
         return _Paths(*(getattr(self, f)[where] for f in _FIELDS))
 
     def values(self, j: np.ndarray) -> np.ndarray:
         """Path prices at grid points `j` (broadcast against the bars' shape)."""
         x = self.sign * _library().x[self.index, j]
-        mapped = _through_bar(self, x)
-        if np.all(self.ranged):
-            return mapped
+        ranged = self.ranged
+        if np.all(ranged):
+            return _through_bar(self, x)
         t = np.asarray(j, dtype=float) / GRID
         with np.errstate(invalid="ignore"):
             bridge = self.open + t * (self.close - self.open) + self.scale * (x - t * self.end)
         bridge = np.where(np.asarray(j) >= GRID, self.close, np.maximum(bridge, 0.0001))
-        return np.where(self.ranged, mapped, bridge)
+        if not np.any(ranged):  # closes-only bars alone: g is not needed
+            return bridge
+        return np.where(ranged, _through_bar(self, x), bridge)
 
     def extreme_x(self, from_j: np.ndarray, is_low: np.ndarray) -> np.ndarray:
         """min (is_low) or max of the mirrored library path over grid points from_j..GRID."""
@@ -217,6 +221,17 @@ class _Paths:
         j = np.minimum(from_j, GRID)
         return self.sign * np.where(want_low_of_x, lib.suffix_low[self.index, j],
                                     lib.suffix_high[self.index, j])
+
+
+def _everything(where, shape: tuple[int, ...]) -> bool:
+    """Whether indexing a 1-d array of `shape` by `where` gives it back whole, in order."""
+    if len(shape) != 1 or not isinstance(where, np.ndarray) or where.ndim != 1:
+        return False
+    n = shape[0]
+    if where.dtype == bool:
+        return len(where) == n and bool(where.all())
+    return len(where) == n and (n == 0 or (where[0] == 0 and where[-1] == n - 1
+                                           and bool(np.all(np.diff(where) == 1))))
 
 
 def _through_bar(p: _Paths, x: np.ndarray) -> np.ndarray:
@@ -265,11 +280,48 @@ def _paths(open_, high, low, close, key, scale) -> _Paths:
 
 def price_at(open_, high, low, close, fraction, *, key, scale=np.nan):
     """Price on the model path at `fraction` of the session (0 = open, 1 = close)."""
-    f = np.asarray(fraction, dtype=float)
-    p = _paths(open_, high, low, close, key, scale)
-    shape = np.broadcast_shapes(p.open.shape, f.shape)
-    p = _broadcast(p, shape)
-    return _price_on(p, np.broadcast_to(f, shape))
+    return Bars(open_, high, low, close, key=key, scale=scale).price_at(fraction)
+
+
+class Bars:
+    """The paths of a set of bars (arrays of one broadcast shape, or floats), for asking
+    several questions of the same bars without mapping their paths again each time: the
+    module's `price_at` and `limit_filled` are these methods on bars made for one question.
+    `limit_filled` from the fraction `price_at` was last asked about reuses that price."""
+
+    def __init__(self, open_, high, low, close, *, key, scale=np.nan) -> None:
+        self._paths = _paths(open_, high, low, close, key, scale)
+        self._last: tuple[np.ndarray, np.ndarray] | None = None  # (fraction, price there)
+
+    def price_at(self, fraction) -> np.ndarray:
+        f = np.asarray(fraction, dtype=float)
+        p = self._paths
+        shape = np.broadcast_shapes(p.open.shape, f.shape)
+        price = _price_on(_broadcast(p, shape), np.broadcast_to(f, shape))
+        self._last = (f, price)
+        return price
+
+    def limit_filled(self, *, is_buy, limit, start, end, spread_bps: float) -> np.ndarray:
+        """See the module's `limit_filled`."""
+        p = self._paths
+        if np.all(p.ranged) and np.all(np.asarray(end) >= 1.0):
+            start = np.clip(np.asarray(start, dtype=float), 0.0, 1.0)
+            return _filled_to_close(p, np.asarray(is_buy, dtype=bool),
+                                    np.asarray(limit, dtype=float), start,
+                                    spread_bps / 20_000.0, self._price_known(start))
+        shape, p, is_buy, limit, start, end = _order_arrays(p, is_buy, limit, start, end)
+        immediate, later, _, _ = _touches(p, is_buy, limit, start, end, spread_bps / 20_000.0)
+        return (immediate | later).reshape(shape)
+
+    def _price_known(self, start: np.ndarray) -> np.ndarray | None:
+        """The path at `start` (broadcast over the bars) if `price_at` was asked it last."""
+        if self._last is None:
+            return None
+        fraction, price = self._last
+        shape = np.broadcast_shapes(self._paths.open.shape, start.shape)
+        same = fraction.shape == start.shape and price.shape == shape \
+            and np.array_equal(fraction, start)
+        return price if same else None
 
 
 def _broadcast(p: _Paths, shape) -> _Paths:
@@ -396,8 +448,8 @@ def limit_fill(open_, high, low, close, *, is_buy, limit, start, end, spread_bps
     and the session fraction of the fill (NaN where unfilled). See the module docstring for
     the rule. `is_buy`, `limit`, `start`, `end`, `key` and `scale` broadcast against the bars.
     """
-    shape, p, is_buy, limit, start, end = _order_arrays(open_, high, low, close, key, scale,
-                                                        is_buy, limit, start, end)
+    shape, p, is_buy, limit, start, end = _order_arrays(
+        _paths(open_, high, low, close, key, scale), is_buy, limit, start, end)
     half = spread_bps / 20_000.0
     immediate, later, bid0, ask0 = _touches(p, is_buy, limit, start, end, half)
     filled = immediate | later
@@ -414,26 +466,20 @@ def limit_filled(open_, high, low, close, *, is_buy, limit, start, end, spread_b
                  key, scale=np.nan):
     """Whether a limit order live from `start` to `end` fills: `limit_fill`'s first answer
     alone, without the price and time of the fill (a fraction of the cost in bulk)."""
-    p = _paths(open_, high, low, close, key, scale)
-    if np.all(p.ranged) and np.all(np.asarray(end) >= 1.0):
-        return _filled_to_close(p, np.asarray(is_buy, dtype=bool),
-                                np.asarray(limit, dtype=float),
-                                np.clip(np.asarray(start, dtype=float), 0.0, 1.0),
-                                spread_bps / 20_000.0)
-    shape, p, is_buy, limit, start, end = _order_arrays(open_, high, low, close, key, scale,
-                                                        is_buy, limit, start, end)
-    immediate, later, _, _ = _touches(p, is_buy, limit, start, end, spread_bps / 20_000.0)
-    return (immediate | later).reshape(shape)
+    return Bars(open_, high, low, close, key=key, scale=scale).limit_filled(
+        is_buy=is_buy, limit=limit, start=start, end=end, spread_bps=spread_bps)
 
 
-def _filled_to_close(p: _Paths, is_buy, limit, start, half) -> np.ndarray:
+def _filled_to_close(p: _Paths, is_buy, limit, start, half,
+                     at_start: np.ndarray | None = None) -> np.ndarray:
     """`limit_filled` of orders live to the close on bars with a real range, by broadcasting:
-    what depends on the bar alone (its path at the start, the extremes after it) is computed
-    once for both sides. The same arithmetic as `_touches`, element for element."""
+    what depends on the bar alone (its path at the start, given as `at_start` when known, the
+    extremes after it) is computed once for both sides. The same arithmetic as `_touches`,
+    element for element."""
     bars = np.broadcast_shapes(p.open.shape, start.shape)
     q = _broadcast(p, bars)
     start_b = np.broadcast_to(start, bars)
-    p0 = _price_on(q, start_b)
+    p0 = _price_on(q, start_b) if at_start is None else at_start
     bid0, ask0 = floor_tick(p0 * (1.0 - half)), ceil_tick(p0 * (1.0 + half))
     first_j = np.minimum(np.floor(start_b * GRID).astype(np.intp) + 1, GRID)
     lib = _library()
@@ -447,10 +493,9 @@ def _filled_to_close(p: _Paths, is_buy, limit, start, half) -> np.ndarray:
     return immediate | (later & (1.0 > start_b))
 
 
-def _order_arrays(open_, high, low, close, key, scale, is_buy, limit, start, end):
+def _order_arrays(p: _Paths, is_buy, limit, start, end):
     """The bars' paths and the orders' arrays, broadcast together and flattened; and the
     shape to give the answers."""
-    p = _paths(open_, high, low, close, key, scale)
     arrays = [np.asarray(is_buy, dtype=bool), np.asarray(limit, dtype=float),
               np.clip(np.asarray(start, dtype=float), 0.0, 1.0),
               np.clip(np.asarray(end, dtype=float), 0.0, 1.0)]
@@ -487,15 +532,80 @@ def _touches(p: _Paths, is_buy, limit, start, end, half):
     slow = np.flatnonzero(~fast & (end > start))
     if len(slow):
         later = np.array(later, copy=True)
-        q, b, lim = p.take(slow), is_buy[slow], limit[slow]
-        s, e = start[slow], end[slow]
-        hit = np.zeros(len(s), dtype=bool)
-        for rows in _blocks(len(s)):
-            v, inside = _scan(q.take(rows), s[rows], e[rows])
-            hit[rows] = (inside & _crossed(v, b[rows, np.newaxis], lim[rows, np.newaxis],
-                                           half)).any(axis=1)
-        later[slow] |= hit
+        reaches = _scanned if len(slow) <= _SCAN_MAX else _reached
+        later[slow] |= reaches(p.take(slow), is_buy[slow], limit[slow], start[slow], end[slow],
+                               half)
     return immediate, later & (end > start), bid0, ask0
+
+
+# Up to this many orders, scanning every grid point costs less than `_reached`'s steps.
+_SCAN_MAX = 64
+
+
+def _scanned(p: _Paths, is_buy, limit, start, end, half) -> np.ndarray:
+    """Whether the quote reaches the limit at a grid point strictly inside (start, end): the
+    path at every grid point, _CHUNK orders at a time."""
+    hit = np.zeros(len(start), dtype=bool)
+    for rows in _blocks(len(start)):
+        v, inside = _scan(p.take(rows), start[rows], end[rows])
+        hit[rows] = (inside & _crossed(v, is_buy[rows, np.newaxis], limit[rows, np.newaxis],
+                                       half)).any(axis=1)
+    return hit
+
+
+def _reached(p: _Paths, is_buy, limit, start, end, half) -> np.ndarray:
+    """`_scanned`'s answer, bit for bit, reading the grid _BLOCK points at a time from the
+    start and only for the orders still undecided: an order is decided as soon as a point
+    crosses its limit (the same points and arithmetic as the scan), or when a bound on the
+    rest of its path (`_cannot_reach`) shows that no later point can. Most orders at the
+    bot's limits are decided in the first block or by the first bound."""
+    hit = np.zeros(len(start), dtype=bool)
+    first_j = np.floor(start * GRID).astype(np.intp) + 1  # the first point > start * GRID
+    todo = np.arange(len(start))
+    offset = 0
+    steps = np.arange(_BLOCK)[np.newaxis, :]
+    while len(todo):
+        q = p.take(todo)
+        from_j = first_j[todo] + offset
+        left = (from_j < end[todo] * GRID) & ~_cannot_reach(q, from_j, is_buy[todo],
+                                                            limit[todo], half)
+        todo, q, from_j = todo[left], q.take(left), from_j[left]
+        if not len(todo):
+            break
+        j = from_j[:, np.newaxis] + steps
+        inside = (j > start[todo, np.newaxis] * GRID) & (j < end[todo, np.newaxis] * GRID)
+        col = (slice(None), np.newaxis)
+        v = _Paths(*(getattr(q, f)[col] for f in _FIELDS)).values(np.minimum(j, GRID))
+        found = (inside & _crossed(v, is_buy[todo, np.newaxis], limit[todo, np.newaxis],
+                                   half)).any(axis=1)
+        hit[todo[found]] = True
+        todo = todo[~found]
+        offset += _BLOCK
+    return hit
+
+
+def _cannot_reach(p: _Paths, from_j: np.ndarray, is_buy, limit, half) -> np.ndarray:
+    """Whether no grid point from `from_j` on can cross the limit, by a bound on the path's
+    extreme there: g of the library path's suffix extreme for a bar with a range (g is
+    increasing), and for a bridge `open + scale * x + t * (close - open - scale * end)` with
+    x at its suffix extreme and t at whichever end of [from_j / GRID, 1] is worse. The bound
+    is widened by a millionth of the prices involved, far more than the few units in the last
+    place by which the path's computed points can stray from it; False where undecided."""
+    x = p.extreme_x(from_j, is_buy)
+    with np.errstate(invalid="ignore"):
+        mapped = _through_bar(p, x)
+        drift = (p.close - p.open) - p.scale * p.end
+        t_drift = np.minimum(from_j, GRID) / GRID * drift
+        toward = np.where(is_buy, np.minimum(t_drift, drift), np.maximum(t_drift, drift))
+        bridge = p.open + p.scale * x + toward
+        size = np.where(p.ranged, np.abs(p.low) + np.abs(p.high),
+                        np.abs(p.open) + np.abs(p.close)
+                        + p.scale * (np.maximum(p.hi_x, -p.lo_x) + np.abs(p.end) + 1.0))
+        bound = np.where(p.ranged, mapped, bridge) + np.where(is_buy, -1e-6, 1e-6) * size
+        bound = np.where(is_buy | p.ranged, bound, np.maximum(bound, 0.0001))  # bridge floor
+        # A NaN bridge (a missing bar) is NaN at every point: it never crosses.
+        known = np.isfinite(bound) | ~p.ranged
+        return known & ~_crossed(bound, is_buy, limit, half) & ~(p.scale < 0)
 
 
 _BLOCK = 16  # grid points scanned at a time for a first touch; most fills come in the first
@@ -504,13 +614,114 @@ _BLOCK = 16  # grid points scanned at a time for a first touch; most fills come 
 def _first_touch(p: _Paths, is_buy, limit, start, end, half):
     """Earliest fraction in [start, end] where the quote reaches the limit, on a 1-d set of
     orders that do reach it: along the points start, the grid points inside, end, the first
-    that crosses, and on the straight piece before it the crossing itself. The grid is read a
-    block at a time, only for the orders still looking, _CHUNK orders at a time."""
+    that crosses, and on the straight piece before it the crossing itself. On bars with a
+    range the candidates are read from the library path (`_first_touch_ranged`); otherwise
+    the grid is read a block at a time, only for the orders still looking, _CHUNK orders at a
+    time."""
     out = np.full(len(start), np.nan)
-    for rows in _blocks(len(start)):
-        out[rows] = _first_touch_block(p.take(rows), is_buy[rows], limit[rows], start[rows],
-                                       end[rows], half)
+    ranged = np.flatnonzero(p.ranged)
+    if len(ranged):
+        out[ranged] = _first_touch_ranged(p.take(ranged), is_buy[ranged], limit[ranged],
+                                          start[ranged], end[ranged], half)
+    rest = np.flatnonzero(np.isnan(out))
+    for rows in _blocks(len(rest)):
+        at = rest[rows]
+        out[at] = _first_touch_block(p.take(at), is_buy[at], limit[at], start[at], end[at],
+                                     half)
     return out
+
+
+def _first_touch_ranged(p: _Paths, is_buy, limit, start, end, half):
+    """`_first_touch_block`'s answer for bars with a range, bit for bit, mostly without
+    mapping the grid: since g is increasing, a point of the library path beyond the level
+    where g meets the limit (`_beyond`, checked on g itself) cannot cross it, so the first
+    crossing is among the first points that are not beyond, read from the library; the
+    crossing point and the one before it are then mapped exactly as there. NaN where that
+    level cannot be checked (the caller falls back to `_first_touch_block`)."""
+    n = len(start)
+    level = np.where(is_buy, limit / (1.0 + half), limit / (1.0 - half))
+    s_t, e_t = _grid_time(start), _grid_time(end)
+    at_start_v = _price_on(p, start)
+    first_j = np.floor(s_t).astype(np.intp) + 1
+    last_j = np.minimum(np.ceil(e_t).astype(np.intp) - 1, GRID)  # the last point inside
+    theta, checked = _beyond(p, is_buy, limit, half)
+    out = np.full(n, np.nan)
+    at_start = _crossed(at_start_v, is_buy, limit, half)
+    out[at_start] = start[at_start]
+    todo = np.flatnonzero(~at_start & checked)
+    hit_j = np.full(n, -1, dtype=np.intp)  # the first inside point that crosses; -1: none
+    from_j = first_j.copy()
+    # A point is a candidate when sign * x <= theta for a buy, >= for a sell: both as
+    # toward * x <= toward * theta (multiplying by +1 or -1 is exact).
+    x_lib = _library().x.ravel()
+    row = p.index * (GRID + 1)
+    toward = np.where(is_buy, 1.0, -1.0)
+    toward_x, toward_theta = toward * p.sign, toward * theta
+    size = _SEARCH_FIRST
+    while len(todo):
+        j = from_j[todo, np.newaxis] + np.arange(size)[np.newaxis, :]
+        inside = j <= last_j[todo, np.newaxis]
+        x = x_lib.take(row[todo, np.newaxis] + np.minimum(j, GRID))
+        maybe = inside & (toward_x[todo, np.newaxis] * x <= toward_theta[todo, np.newaxis])
+        has = maybe.any(axis=1)
+        k = maybe.argmax(axis=1)
+        # Past the last point without a candidate: no inside point crosses.
+        exhausted = ~has & ~inside[:, -1]
+        from_j[todo[~has]] += size
+        at, cand = todo[has], j[has, k[has]]
+        crosses = _crossed(p.take(at).values(cand), is_buy[at], limit[at], half)
+        hit_j[at[crosses]] = cand[crosses]
+        from_j[at[~crosses]] = cand[~crosses] + 1  # a candidate that does not cross: go on
+        done = exhausted
+        done[np.flatnonzero(has)[crosses]] = True
+        todo = todo[~done]
+        size = min(4 * size, _SEARCH_MOST)
+    found = hit_j >= 0
+    rows = np.flatnonzero(~at_start & checked)
+    f = found[rows]
+    j1 = np.where(f, hit_j[rows], 0)
+    # The piece that crosses: from the point before the crossing one (or the start) to it,
+    # or, when no inside point crosses, from the last inside point (or the start) to `end`.
+    before = np.where(f, j1 - 1, last_j[rows])
+    use_start = np.where(f, j1 == first_j[rows], last_j[rows] < first_j[rows])
+    q = p.take(rows)
+    v_before = q.values(np.clip(before, 0, GRID))
+    t0 = np.where(use_start, s_t[rows], before)
+    v0 = np.where(use_start, at_start_v[rows], v_before)
+    t1 = np.where(f, j1, e_t[rows])
+    v1 = q.values(j1)
+    if not f.all():
+        v1[~f] = _price_on(q.take(~f), end[rows][~f])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        w = np.clip(np.where(v1 != v0, (v0 - level[rows]) / (v0 - v1), 1.0), 0.0, 1.0)
+    out[rows] = np.clip((t0 + (t1 - t0) * w) / GRID, start[rows], end[rows])
+    return out
+
+
+# Library points read per order in a first-touch search: few at first (half the crossings of
+# a limit at the current price come within two minutes), more for the orders still looking.
+_SEARCH_FIRST, _SEARCH_MOST = 4, 64
+
+
+def _beyond(p: _Paths, is_buy, limit, half) -> tuple[np.ndarray, np.ndarray]:
+    """For each order on a bar with a range, a level theta of the (mirrored) library path
+    such that no point beyond it (above for a buy, below for a sell) can cross the limit, and
+    whether that was checked: g(theta), moved by a trillionth of the bar's prices towards the
+    limit (more than the few units in the last place by which the computed g can fail to be
+    increasing at its knots), does not cross. theta is g's inverse at the crossing level
+    with a margin."""
+    y = np.where(is_buy, (limit + _EPS) / (1.0 + half), (limit - _EPS) / (1.0 - half))
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        x = np.where(y < p.lo_y, p.lo_x + (y - p.low) / p.s0,
+                     np.where(y < p.hi_y, p.a + (y - p.lo_y) / p.s1,
+                              p.b + (y - p.hi_y) / p.s2))
+        x = np.clip(x, p.lo_x - 1.0, p.hi_x + 1.0)
+        width = 1e-7 * (1.0 + p.hi_x - p.lo_x)
+        theta = np.where(is_buy, x + width, x - width)
+        margin = 1e-12 * (np.abs(p.low) + np.abs(p.high))
+        at = _through_bar(p, theta) + np.where(is_buy, -margin, margin)
+        checked = np.isfinite(theta) & np.isfinite(at) & ~_crossed(at, is_buy, limit, half)
+    return theta, checked
 
 
 def _first_touch_block(p: _Paths, is_buy, limit, start, end, half):

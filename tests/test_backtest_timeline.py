@@ -163,3 +163,33 @@ def test_risk_limits_go_through_the_day_loop(limit):
     limited = load_config({"TICKERS": ",".join(market.symbols), limit: "3"})
     result = run_backtest(market, limited, symbols=market.symbols, settings=settings)
     assert result.engine == f"day loop: risk limits set ({limit.lower()})"
+
+
+@pytest.mark.parametrize("commission", [0.0, 1.0, 0.35])
+def test_cash_settled_in_bulk_is_the_exchange_s_cent_by_cent_rounding(commission):
+    """Cash through many fills in bulk equals the exchange's own loop, round(cash - amount -
+    commission, 2) fill after fill, bit for bit: amounts of fractional shares, of whole shares
+    at whole cents, exact half cents (where the rounding is decided on the binary value) and
+    a starting balance that is not whole cents."""
+    from backtester.timeline import _settle
+
+    rng = np.random.default_rng(int(commission * 100) + 7)
+    n = 30_000
+    qty = np.where(rng.random(n) < 0.5, np.round(rng.uniform(0.01, 5, n), 9),
+                   rng.integers(1, 20, n).astype(float))
+    price = rng.uniform(0.5, 300, n)
+    price = np.where(rng.random(n) < 0.2, np.round(price, 4), np.round(price, 2))
+    amounts = np.where(rng.random(n) < 0.5, 1.0, -1.0) * qty * price
+    halves = rng.random(n) < 0.05
+    amounts[halves] = rng.integers(-99_999, 99_999, int(halves.sum())) / 100 + 0.005
+    amounts[::997] = 12.345  # a decimal half cent that is not one in binary
+    amounts = amounts.tolist()
+    cash = expected_cash = 100_000.123456
+    expected = []
+    for a in amounts:
+        expected_cash = round(expected_cash - a - commission, 2)
+        expected.append(expected_cash)
+    got: list[float] = []
+    assert _settle(cash, amounts, commission, got) == expected_cash
+    assert got == expected
+    assert _settle(cash, [], commission, got) == cash

@@ -185,3 +185,92 @@ def test_bulk_equals_one_by_one():
     assert np.array_equal(bulk[0], limit_filled(o, h, lo, c, is_buy=is_buy, limit=limit,
                                                 start=start, end=end, spread_bps=2.0,
                                                 key=keys, scale=scale))
+
+
+def test_many_orders_are_decided_as_the_full_scan_decides_them():
+    """With many orders that the closed form does not cover (closes-only bridges, orders live
+    to before the close), the grid is read block by block with a bound on the rest of each
+    path; the answers are those of a scan of every point (what a call with a few orders
+    does), including limits exactly where the quote meets them and missing bars."""
+    n = 3000
+    o, h, lo, c, keys = random_bars(n, seed=8)
+    rng = np.random.default_rng(9)
+    scale = np.where(rng.random(n) < 0.6, o * rng.choice([0.0, 1e-4, 0.015, 0.3], n), np.nan)
+    o[rng.random(n) < 0.03] = np.nan  # no bar that session
+    start = np.where(rng.random(n) < 0.5, 150 / GRID, rng.uniform(0, 1, n))
+    end = np.where(rng.random(n) < 0.6, 1.0, rng.uniform(start, 1.0))
+    is_buy = rng.random(n) < 0.5
+    half = 2.0 / 20_000
+    later = price_at(o, h, lo, c, rng.uniform(start, 1.0), key=keys, scale=scale)
+    limit = np.where(rng.random(n) < 0.3, later * np.where(is_buy, 1 + half, 1 - half),
+                     np.round(later * rng.uniform(0.98, 1.02, n), 2))
+    args = dict(spread_bps=2.0)
+    bulk = limit_filled(o, h, lo, c, is_buy=is_buy, limit=limit, start=start, end=end,
+                        key=keys, scale=scale, **args)
+    few = np.concatenate([limit_filled(o[r], h[r], lo[r], c[r], is_buy=is_buy[r],
+                                       limit=limit[r], start=start[r], end=end[r],
+                                       key=keys[r], scale=scale[r], **args)
+                          for r in (slice(a, a + 16) for a in range(0, n, 16))])
+    assert np.array_equal(bulk, few)
+    assert 0.2 < bulk.mean() < 0.95
+
+
+def _first_touch_by_the_rule(path, is_buy, limit, start, end, half):
+    """The fill time of a resting order read straight off its path at every grid point: the
+    first point after the start and before the end whose quote reaches the limit, and the
+    crossing on the straight piece from the point before it (the start for the first); with
+    no such point, the crossing on the piece from the last point inside to the end."""
+    level = limit / (1.0 + half) if is_buy else limit / (1.0 - half)
+
+    def crosses(v):
+        return v * (1.0 + half) <= limit + 1e-9 if is_buy else v * (1.0 - half) >= limit - 1e-9
+
+    s_t, e_t = price_model._grid_time(start), price_model._grid_time(end)
+    t0, v0 = s_t, float(price_model.price_at(*path["bar"], start, **path["keys"]))
+    if crosses(v0):
+        return start
+    t1, v1 = e_t, float(price_model.price_at(*path["bar"], end, **path["keys"]))
+    for j in range(int(np.floor(s_t)) + 1, GRID + 1):
+        if not j < e_t:
+            break
+        if crosses(path["grid"][j]):
+            t1, v1 = float(j), path["grid"][j]
+            break
+        t0, v0 = float(j), path["grid"][j]
+    w = min(max((v0 - level) / (v0 - v1) if v1 != v0 else 1.0, 0.0), 1.0)
+    return min(max((t0 + (t1 - t0) * w) / GRID, start), end)
+
+
+def test_fill_times_are_the_first_touch_on_the_grid():
+    """limit_fill's fill time in bulk, bit for bit, is the first touch read point by point
+    off the path, for limits inside the bar, at its low or high and at the quote's level,
+    with and without a spread, on bars with a range, flat bars and closes-only bridges."""
+    n = 600
+    o, h, lo, c, keys = random_bars(n, seed=11)
+    rng = np.random.default_rng(12)
+    flat = rng.random(n) < 0.05
+    h[flat] = lo[flat] = o[flat] = c[flat]
+    scale = np.where(rng.random(n) < 0.2, o * 0.015, np.nan)
+    start = np.where(rng.random(n) < 0.5, 150 / GRID, rng.uniform(0, 1, n))
+    end = np.where(rng.random(n) < 0.6, 1.0, rng.uniform(start, 1.0))
+    is_buy = rng.random(n) < 0.5
+    grid = price_at(o[:, None], h[:, None], lo[:, None], c[:, None], GRID_FRACTIONS,
+                    key=keys[:, None], scale=scale[:, None])
+    checked = 0
+    for spread_bps in (0.0, 2.0):
+        half = spread_bps / 20_000
+        later = price_at(o, h, lo, c, rng.uniform(start, 1.0), key=keys, scale=scale)
+        pick = rng.random(n)
+        limit = np.where(pick < 0.3, later * np.where(is_buy, 1 + half, 1 - half),
+                         np.where(pick < 0.5, np.where(is_buy, lo, h),
+                                  np.round(later * rng.uniform(0.98, 1.02, n), 2)))
+        filled, _, when = limit_fill(o, h, lo, c, is_buy=is_buy, limit=limit, start=start,
+                                     end=end, spread_bps=spread_bps, key=keys, scale=scale)
+        for i in np.flatnonzero(filled):
+            path = {"bar": (o[i], h[i], lo[i], c[i]), "grid": grid[i],
+                    "keys": {"key": keys[i], "scale": scale[i]}}
+            expected = _first_touch_by_the_rule(path, bool(is_buy[i]), float(limit[i]),
+                                                float(start[i]), float(end[i]), half)
+            assert float(when[i]) == expected, i
+            checked += 1
+    assert checked > 300
