@@ -1,10 +1,11 @@
-"""The figures of docs/reliability.md, from an actual run of the reliability tests.
+"""The figures of the README's Reliability section, from an actual run of its tests.
 
     .venv/bin/python bench/reliability_figures.py [--json FILE]
 
 Runs tests/test_crash.py, test_faults.py, test_bad_input.py, test_concurrency.py,
 test_soak.py, test_security.py, test_sim_crash.py, test_disk_failures.py,
-test_simbroker_hostile.py, test_state_integrity.py and test_history_paging.py once (they
+test_simbroker_hostile.py, test_state_integrity.py, test_history_paging.py, test_doubt.py,
+test_session_close.py and test_rerun_announcements.py once (they
 print each figure as a line `FIGURE {...}` and, with RELIABILITY_FIGURES set, append it to a
 file), then prints the totals: kill
 points survived, faults injected and survived, inputs tried, soak days, faults and partial
@@ -27,7 +28,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 FILES = ["test_crash.py", "test_faults.py", "test_bad_input.py", "test_concurrency.py",
          "test_soak.py", "test_security.py", "test_sim_crash.py", "test_disk_failures.py",
-         "test_simbroker_hostile.py", "test_state_integrity.py", "test_history_paging.py"]
+         "test_simbroker_hostile.py", "test_state_integrity.py", "test_history_paging.py",
+         "test_doubt.py", "test_session_close.py", "test_rerun_announcements.py"]
 
 
 def run_tests(figures: Path, junit: Path) -> tuple[int, float]:

