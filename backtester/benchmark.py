@@ -56,8 +56,7 @@ def _forward_filled(values: np.ndarray) -> np.ndarray:
 
 SHIPPED_INDEX = "sp500"
 _SHIPPED_FILE = DATA_DIR / "sp500_index_1990_2022.csv.gz"
-_SHIPPED_NAME = ("S&P 500 index, price return (no dividends; skfolio 1.12.2, "
-                 "data/README.md)")
+_SHIPPED_NAME = "S&P 500 index (price return, no dividends)"  # data/README.md
 
 
 @dataclass(frozen=True)

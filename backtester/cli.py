@@ -78,7 +78,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="backtest.py", description=DESCRIPTION, epilog=EPILOG,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default="us-stocks", metavar="NAME_OR_CSV",
-                        help="a shipped dataset (us-stocks, splits) or a long CSV file "
+                        help="a shipped dataset (us-stocks, sp500-2009, splits) or a long CSV file "
                              "symbol,date,open,high,low,close,volume (default us-stocks)")
     parser.add_argument("--start", type=_date, metavar="YYYY-MM-DD",
                         help="first decision day (default: the first day with a full z-score "

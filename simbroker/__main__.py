@@ -50,7 +50,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=8000,
                         help="TCP port on 127.0.0.1 (0: any free port; default %(default)s)")
     parser.add_argument("--data", default="us-stocks", metavar="NAME_OR_CSV",
-                        help="market data: us-stocks, splits, or a long CSV file "
+                        help="market data: us-stocks, sp500-2009, splits, or a long CSV file "
                              "symbol,date,open,high,low,close,volume (default %(default)s)")
     parser.add_argument("--start", metavar="DATE_OR_DATETIME",
                         help="simulated start: YYYY-MM-DD is noon New York, or an ISO time "

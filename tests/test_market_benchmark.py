@@ -73,7 +73,7 @@ def test_every_backtest_is_compared_with_the_sp500_by_default(run):
     last = int(np.searchsorted(index.days, (date(2022, 3, 31) - date(1970, 1, 1)).days))
     expected = index.close[last] / index.close[first] - 1
     assert stats["market_benchmark_total_return"] == pytest.approx(expected, rel=1e-12)
-    assert stats["market_benchmark"].startswith("S&P 500 index, price return")
+    assert stats["market_benchmark"] == "S&P 500 index (price return, no dividends)"
     assert {"market_beta", "market_correlation", "market_excess_total_return"} <= set(stats)
     assert stats["market_excess_total_return"] == pytest.approx(
         stats["total_return"] - expected, abs=1e-12)
