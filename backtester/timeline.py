@@ -222,14 +222,12 @@ class _Timelines:
         entries = self.placeable & ~held
         number, k = self.number_orders(entries)
         fills = self.fills(positions, number, k)
-        # With costs, this first pass only finds the positions' segments (what the costs
-        # are charged on); the cash is settled in the second.
-        cash_noon, cash_close, segments = self.book(positions, fills,
-                                                    settle=not self.costs.enabled)
-        charges = self.charges(positions, fills, segments)
-        if self.costs.enabled:  # again, each day's costs out of cash at its close
-            self.split_log = {}
+        if self.costs.enabled:  # each day's costs come out of cash at its close
+            charges = self.charges(positions, fills, self.split_quantities(positions, fills))
             cash_noon, cash_close, segments = self.book(positions, fills, charges)
+        else:
+            cash_noon, cash_close, segments = self.book(positions, fills)
+            charges = self.charges(positions, fills, segments)  # none: all zero
         noon_long, noon_short, _ = self.values(segments, noon=True)
         bind = self.first_bind(entries, cash_noon, noon_long, noon_short)
         long_value, short_value, count = self.values(segments, noon=False)
@@ -241,6 +239,19 @@ class _Timelines:
             day, why = bind
             raise Binds(why, self.prefix(day, outcome, positions, fills, number, cash_close))
         return outcome
+
+    def split_quantities(self, p: _Positions, f: dict[str, np.ndarray]) -> np.ndarray:
+        """The positions' segments and `f`'s fill quantities as splits leave them, before
+        `book` (a split's shares do not depend on the cash); the split log is left empty for
+        `book` to fill again."""
+        qty = self.orders.qty[p.entry, p.symbol]
+        entry_price = f["price"][:len(p.symbol)].copy()
+        for d, q, split in self.held_splits(p):
+            self.split(q, d, split, 0.0, p, qty, entry_price)
+        f["qty"] = qty[f["position"]]
+        segments = self.segments(p, qty)
+        self.split_log = {}
+        return segments
 
     def charges(self, p: _Positions, f: dict[str, np.ndarray],
                 segments: np.ndarray) -> Charges:
@@ -388,15 +399,13 @@ class _Timelines:
                 "position": np.r_[np.arange(len(p.symbol)), np.flatnonzero(closed)],
                 "is_exit": np.r_[np.zeros(len(p.symbol), bool), np.ones(closed.sum(), bool)]}
 
-    def book(self, p: _Positions, f: dict[str, np.ndarray], charges: Charges | None = None,
-             *, settle: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def book(self, p: _Positions, f: dict[str, np.ndarray], charges: Charges | None = None
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Cash through every fill in the exchange's order (and every split of a held
         position at its open, and with `charges` each day's costs at its close, as
         `Ledger.close` takes them), in whole cents. Returns cash at each noon and close and
         the positions' segments for the marks (see `values`); adds to `f` the quantity of
-        each fill and the entry prices, both as splits leave them. Without `settle` the
-        splits alone are applied (quantities and segments do not depend on cash) and the
-        cash returned is meaningless."""
+        each fill and the entry prices, both as splits leave them."""
         in_order = np.lexsort((f["k"], f["when"], f["day"]))
         qty = self.orders.qty[p.entry, p.symbol]
         fill_qty = qty[f["position"]]
@@ -415,8 +424,7 @@ class _Timelines:
         closes = _Closes(self.costs, self.gap, charges, event_keys, balances)
         done = 0
         for (d, q, split), upto in zip(splits, at_fill.tolist(), strict=True):
-            if settle:
-                cash = closes.pay(cash, amounts[done:upto], keys[done:upto], commission)
+            cash = closes.pay(cash, amounts[done:upto], keys[done:upto], commission)
             done = upto
             cash = closes.through(d, cash)
             cash = self.split(q, d, split, cash, p, qty, entry_price)
@@ -426,13 +434,10 @@ class _Timelines:
             for i in exits.tolist():  # the exit sells or buys the shares the split left
                 amounts[sorted_at[i]] = float((-qty[q] if p.is_long[q] else qty[q])
                                               * f["price"][i])
-        f["qty"] = qty[f["position"]]
-        f["entry_price"] = entry_price
-        if not settle:
-            nothing = np.full(self.days, np.nan)
-            return nothing, nothing, self.segments(p, qty)
         cash = closes.pay(cash, amounts[done:], keys[done:], commission)
         closes.through(self.days, cash)
+        f["qty"] = qty[f["position"]]
+        f["entry_price"] = entry_price
         keys_array, balances_array = np.array(event_keys), np.array(balances)
         d3 = 3 * np.arange(self.days)
         at_noon = np.searchsorted(keys_array, d3, side="right") - 1
@@ -585,7 +590,7 @@ class _Closes:
             return cash
         while self.closed < day:
             d = self.closed
-            cash, c.interest[d] = close_cash(cash, c.borrow[d], c.sec[d], c.taf[d],
+            cash, c.interest[d] = close_cash(cash, c.borrow_on(d), c.sec[d], c.taf[d],
                                              float(self.gap[d]), self.rates)
             self.keys.append(3 * d + 2)
             self.balances.append(cash)
@@ -600,27 +605,17 @@ class _Closes:
         if self.charges is None:
             self.keys += keys
             return _settle(cash, amounts, commission, self.balances)
-        if not keys:
-            return cash
-        # A day's fills one after the other, that day's costs (and any before) first.
-        day = np.asarray(keys, dtype=np.int64) // 3
-        starts = np.flatnonzero(np.r_[True, day[1:] != day[:-1]])
-        ends = np.r_[starts[1:], len(keys)]
-        for a, b, d in zip(starts.tolist(), ends.tolist(), day[starts].tolist(), strict=True):
-            cash = self.through(d, cash)
-            self.keys += keys[a:b]
-            if b - a > _SETTLE_LOOP_MAX:
-                cash = _settle(cash, amounts[a:b], commission, self.balances)
-                continue
-            for amount in amounts[a:b]:
-                cash = round(cash - amount - commission, 2)
-                self.balances.append(cash)
+        for a, key in zip(amounts, keys, strict=True):
+            if key // 3 > self.closed:  # a new day: the closes before it first
+                cash = self.through(key // 3, cash)
+            cash = round(cash - a - commission, 2)
+            self.keys.append(key)
+            self.balances.append(cash)
         return cash
 
 
-# Fills settled at a time by `_settle` between two checks; and how many fills between two
-# closes a plain loop settles faster than `_settle`'s few array operations.
-_SETTLE_WINDOW, _SETTLE_LOOP_MAX = 8192, 100
+# Fills settled at a time by `_settle` between two checks.
+_SETTLE_WINDOW = 8192
 
 
 def _settle(cash: float, amounts: list[float], commission: float,

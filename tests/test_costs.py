@@ -92,7 +92,7 @@ def test_a_day_s_fee_totals_are_shared_in_bulk_as_allocate_cents_shares_them():
     """Every sale day's SEC or TAF total shared among its sales at once, bit for bit as
     trade_costs.allocate_cents shares one day's: groups of one to many sales, totals of 0,
     weights of 0, ties and remainders that round either way."""
-    from backtester.costs import _allocated
+    from backtester.costs import allocate_grouped
     from trade_costs import allocate_cents
 
     rng = np.random.default_rng(5)
@@ -106,7 +106,7 @@ def test_a_day_s_fee_totals_are_shared_in_bulk_as_allocate_cents_shares_them():
     weights[starts[8]:starts[8] + sizes[8]] = 0.0  # nothing to share by
     totals = rng.integers(0, 500, len(sizes)).astype(float)
     totals[9] = 0.0
-    got = _allocated(totals, weights, group, starts)
+    got = allocate_grouped(totals.astype(np.int64)[group], weights, group)
     for g, (a, n) in enumerate(zip(starts.tolist(), sizes.tolist(), strict=True)):
         assert got[a:a + n].tolist() == allocate_cents(int(totals[g]),
                                                        weights[a:a + n].tolist()), g
