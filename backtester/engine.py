@@ -14,7 +14,10 @@ Each decision day D, at noon New York (what `trading_bot._daily_run` does agains
    account of step 1;
 6. the run's orders fill or expire by `price_model.limit_fill` between their submission and
    the close, in time order, each fill moving cash by qty * price rounded to whole cents as
-   the exchange books it; exits that fill become trade rows.
+   the exchange books it; exits that fill become trade rows;
+7. at the close, the account's costs (borrow on the shorts held, the day's SEC and FINRA
+   fees, interest) come out of cash as the exchange takes them (backtester/costs.py), so
+   the next run's account is net of them.
 
 The equity curve marks every position at the close. Nothing looks ahead: day D sees closes of
 sessions before D and D's noon price only; the rest of D's bar only decides fills after noon.

@@ -222,11 +222,12 @@ class _Timelines:
         entries = self.placeable & ~held
         number, k = self.number_orders(entries)
         fills = self.fills(positions, number, k)
-        cash_noon, cash_close, segments = self.book(positions, fills)
-        charges = self.charges(positions, fills, segments)
-        if self.costs.enabled:  # again, each day's costs out of cash at its close
-            self.split_log = {}
+        if self.costs.enabled:  # each day's costs come out of cash at its close
+            charges = self.charges(positions, fills, self.split_quantities(positions, fills))
             cash_noon, cash_close, segments = self.book(positions, fills, charges)
+        else:
+            cash_noon, cash_close, segments = self.book(positions, fills)
+            charges = self.charges(positions, fills, segments)  # none: all zero
         noon_long, noon_short, _ = self.values(segments, noon=True)
         bind = self.first_bind(entries, cash_noon, noon_long, noon_short)
         long_value, short_value, count = self.values(segments, noon=False)
@@ -238,6 +239,19 @@ class _Timelines:
             day, why = bind
             raise Binds(why, self.prefix(day, outcome, positions, fills, number, cash_close))
         return outcome
+
+    def split_quantities(self, p: _Positions, f: dict[str, np.ndarray]) -> np.ndarray:
+        """The positions' segments and `f`'s fill quantities as splits leave them, before
+        `book` (a split's shares do not depend on the cash); the split log is left empty for
+        `book` to fill again."""
+        qty = self.orders.qty[p.entry, p.symbol]
+        entry_price = f["price"][:len(p.symbol)].copy()
+        for d, q, split in self.held_splits(p):
+            self.split(q, d, split, 0.0, p, qty, entry_price)
+        f["qty"] = qty[f["position"]]
+        segments = self.segments(p, qty)
+        self.split_log = {}
+        return segments
 
     def charges(self, p: _Positions, f: dict[str, np.ndarray],
                 segments: np.ndarray) -> Charges:
@@ -577,7 +591,7 @@ class _Closes:
             return cash
         while self.closed < day:
             d = self.closed
-            cash, c.interest[d] = close_cash(cash, c.borrow[d], c.sec[d], c.taf[d],
+            cash, c.interest[d] = close_cash(cash, c.borrow_on(d), c.sec[d], c.taf[d],
                                              float(self.gap[d]), self.rates)
             self.keys.append(3 * d + 2)
             self.balances.append(cash)
@@ -593,7 +607,8 @@ class _Closes:
             self.keys += keys
             return _settle(cash, amounts, commission, self.balances)
         for a, key in zip(amounts, keys, strict=True):
-            cash = self.through(key // 3, cash)
+            if key // 3 > self.closed:  # a new day: the closes before it first
+                cash = self.through(key // 3, cash)
             cash = round(cash - a - commission, 2)
             self.keys.append(key)
             self.balances.append(cash)
