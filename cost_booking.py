@@ -11,7 +11,6 @@ row only ever move towards what the account paid.
 
 from __future__ import annotations
 
-import logging
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
@@ -21,7 +20,7 @@ from typing import Any
 from alert_messages import COST_NAMES
 from broker import Broker
 from market_calendar import NEW_YORK
-from position_manager import COST_BOOKING_DAYS, StateStore, trade_key
+from position_manager import COST_BOOKING_DAYS, StateStore, trade_key, with_costs
 from run_digest import earlier_summaries
 from trade_costs import (
     COST_ACTIVITY_TYPES,
@@ -33,7 +32,6 @@ from trade_costs import (
     usd,
 )
 
-log = logging.getLogger("bot.costs")
 FIRST_RUN_LOOKBACK = timedelta(days=COST_BOOKING_DAYS)  # a first run reports costs this old
 
 
@@ -67,7 +65,9 @@ def book_run_costs(broker: Broker, store: StateStore, run_dir: Path, summary: An
         and booking.owners[key].cents}
     fees = {o.key: sum(booking.owners[o.key].cents.values()) for o in owners
             if not o.key.startswith("held/")}
-    if not dry_run:
+    if dry_run:  # what the booking would write, for the summary only
+        rows = [with_costs(r, fees[trade_key(r)]) if trade_key(r) in fees else r for r in rows]
+    else:
         rows = store.book_costs(fees)
     _update_digest(summary, rows)
 

@@ -8,7 +8,7 @@ time, serves the exchange over real HTTP on a free loopback port, and runs one c
 one account.
 
 Every change of the exchange (the clock's move, each order, fill and cancel) is appended to
-the journal and fsynced before the bot hears of it (simbroker/journal.py), so the exchange on
+the journal and synced to disk before the bot hears of it (simbroker/journal.py), so the exchange on
 disk is never behind the bot's records, whatever signal ends the process: after a SIGKILL or
 a SIGTERM the next invocation continues from there, and the bot reconciles as after any
 crash. SIGTERM stops the run cleanly (errors.Terminated, exit 143).

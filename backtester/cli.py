@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from backtester.benchmark import SHIPPED_INDEX, resolve
-from backtester.engine import Settings, run_backtest
-from backtester.outputs import period_stats, write_results, write_stats
+from backtester.engine import Result, Settings, run_backtest
+from backtester.outputs import period_stats, result_texts, write_stats, write_texts
 from backtester.params import ALIASES, STRATEGY_FIELDS, SYMMETRIC, build_config, parse_grid
 from backtester.sweep import Job, jobs_for, ranked_text, run_sweep
 from backtester.timings import Stopwatch
@@ -223,29 +223,30 @@ def _run(args: argparse.Namespace, env: Mapping[str, str], watch: Stopwatch) -> 
         raise ValueError("--scheduler runs a sweep on a cluster; give the sweep with --grid")
     common = dict(start=args.start, end=args.end, symbols=symbols, settings=settings,
                   split=args.split)
+    own: dict[str, Any] = {}
+
+    def prepare(result: Result) -> None:
+        """The command line's own run as the texts of its files and its charts: in a sweep,
+        made as soon as that run is known, while the last jobs use the other core."""
+        own.update(_own_run(args, config, settings, market, result))
+        own["charts"] = _charts(result)
+
     if args.grid:
         spec = parse_grid(args.grid)
         axes = [name for name, _ in spec]
         sweep = run_sweep(market, jobs_for(spec, env, changes, **common),
                           Job(params=(), config=config, **common), processes=args.processes,
-                          scheduler=args.scheduler)
+                          scheduler=args.scheduler, on_base=prepare)
         grid, result = sweep.grid, sweep.base
     else:
         result = run_backtest(market, config, start=args.start, end=args.end, symbols=symbols,
                               settings=settings)
     watch.lap("sweep and backtest" if args.grid else "backtest")
-    stats: dict[str, Any] = period_stats(result)
-    periods = None
-    if args.split is not None:
-        periods = {"in-sample": period_stats(result, None, args.split - timedelta(days=1)),
-                   "out-of-sample": period_stats(result, args.split, None)}
+    if not own:
+        own.update(_own_run(args, config, settings, market, result))
+    stats, periods, full = own["stats"], own["periods"], own["full"]
     out: Path = args.out
-    write_results(result, out, stats)
-    full = {**stats, "parameters": _parameters(config, settings, market, result),
-            "engine": result.engine}
-    if periods:
-        full["in_sample"], full["out_of_sample"] = periods["in-sample"], \
-            periods["out-of-sample"]
+    write_texts(out, own["texts"])
     write_stats(out / "stats.json", full)
     if grid is not None:
         atomic_write_text(out / "grid.csv", grid.to_csv(index=False))
@@ -253,9 +254,9 @@ def _run(args: argparse.Namespace, env: Mapping[str, str], watch: Stopwatch) -> 
     title = f"Backtest {market.name}, {stats['start']} to {stats['end']}"
     from backtester.report import build_report, write_report  # only to write one
 
-    write_report(out / "report.html", build_report(result, stats, title=title, periods=periods,
-                                                   grid=grid, grid_axes=axes,
-                                                   parameters=full["parameters"]))
+    write_report(out / "report.html", build_report(
+        result, stats, title=title, periods=periods, grid=grid, grid_axes=axes,
+        parameters=full["parameters"], charts=own.get("charts") or _charts(result)))
     watch.lap("report")
     print(summary_text({"backtest": stats, **(periods or {})}))
     if grid is not None:
@@ -266,6 +267,29 @@ def _run(args: argparse.Namespace, env: Mapping[str, str], watch: Stopwatch) -> 
     if args.timings:
         print(watch.text(), file=sys.stderr)
     return 0
+
+
+def _own_run(args: argparse.Namespace, config: Config, settings: Settings,
+             market: market_data.MarketData, result: Result) -> dict[str, Any]:
+    """The statistics (whole run, and each period with --split), stats.json's content and the
+    texts of trades.csv and equity.csv of the run the command line asks for."""
+    stats: dict[str, Any] = period_stats(result)
+    periods = None
+    if args.split is not None:
+        periods = {"in-sample": period_stats(result, None, args.split - timedelta(days=1)),
+                   "out-of-sample": period_stats(result, args.split, None)}
+    full = {**stats, "parameters": _parameters(config, settings, market, result),
+            "engine": result.engine}
+    if periods:
+        full["in_sample"], full["out_of_sample"] = periods["in-sample"], \
+            periods["out-of-sample"]
+    return {"stats": stats, "periods": periods, "full": full, "texts": result_texts(result)}
+
+
+def _charts(result: Result) -> list[str]:
+    from backtester.report import result_charts  # only to write a report
+
+    return result_charts(result)
 
 
 def _parameters(config: Config, settings: Settings, market: market_data.MarketData,

@@ -39,25 +39,48 @@ from simbroker.costs import (
     day_sale_fees,
     sale_fees_unrounded,
 )
-from trade_costs import allocate_cents
 
 
 @dataclass(frozen=True)
 class Charges:
-    """What the account was charged at each decision day's close (dollars): borrow per day
-    and symbol, the day's SEC and TAF totals, interest credited; and every sale as (day,
-    symbol, principal, shares), the weights a day's totals are shared by."""
+    """What the account was charged at each decision day's close (dollars): each borrow fee
+    as (day, symbol, fee) in day order (only where a short was held: a few cells of the
+    days x symbols grid), the day's SEC and TAF totals, interest credited; and every sale as
+    (day, symbol, principal, shares), the weights a day's totals are shared by."""
 
-    borrow: np.ndarray  # (days, symbols)
+    borrow_cells: tuple[np.ndarray, np.ndarray, np.ndarray]
     sec: np.ndarray
     taf: np.ndarray
     interest: np.ndarray
     sales: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
     @property
+    def borrow(self) -> np.ndarray:
+        """Borrow fees per day."""
+        day, _, fee = self.borrow_cells
+        return np.bincount(day, weights=fee, minlength=len(self.sec))
+
+    @property
     def per_day(self) -> np.ndarray:
         """Net cost of each day (interest counts against it)."""
-        return self.borrow.sum(axis=1) + self.sec + self.taf - self.interest
+        return self.borrow + self.sec + self.taf - self.interest
+
+    def borrow_on(self, day: int) -> list[float]:
+        """The borrow fees of one day."""
+        d, _, fee = self.borrow_cells
+        lo, hi = np.searchsorted(d, [day, day + 1])
+        return fee[lo:hi].tolist()
+
+    def borrow_of(self, day: np.ndarray, symbol: np.ndarray, n_symbols: int) -> np.ndarray:
+        """The borrow fee of each (day, symbol) cell, 0 where none was charged."""
+        d, j, fee = self.borrow_cells
+        keys = d * n_symbols + j
+        order = np.argsort(keys, kind="stable")
+        wanted = np.asarray(day) * n_symbols + np.asarray(symbol)
+        at = np.minimum(np.searchsorted(keys[order], wanted), max(len(keys) - 1, 0))
+        if not len(keys):
+            return np.zeros(len(wanted))
+        return np.where(keys[order][at] == wanted, fee[order][at], 0.0)
 
 
 @dataclass(frozen=True)
@@ -98,14 +121,18 @@ class Ledger:
     def __init__(self, rates: CostRates, gap: np.ndarray, n_symbols: int) -> None:
         self.rates, self.gap = rates, gap
         days = len(gap)
-        self.borrow = np.zeros((days, n_symbols))
+        self.borrow: list[tuple[int, int, float]] = []  # (day, symbol, fee)
         self.sec, self.taf, self.interest = np.zeros(days), np.zeros(days), np.zeros(days)
         self.sales: list[tuple[int, int, float, float]] = []
         self._today: list[tuple[int, float, float]] = []
 
     def resume(self, charges: Charges, day: int) -> None:
         """Continue from `charges` of the days before `day` (a timelines prefix)."""
-        self.borrow[:day], self.sec[:day] = charges.borrow[:day], charges.sec[:day]
+        d, j, fee = charges.borrow_cells
+        keep = d < day
+        self.borrow = list(zip(d[keep].tolist(), j[keep].tolist(), fee[keep].tolist(),
+                               strict=True))
+        self.sec[:day] = charges.sec[:day]
         self.taf[:day], self.interest[:day] = charges.taf[:day], charges.interest[:day]
         d, j, principal, shares = charges.sales
         keep = d < day
@@ -123,31 +150,39 @@ class Ledger:
         if not self.rates.enabled:
             return cash
         gap = float(self.gap[d])
+        fees: list[float] = []
         if len(shorts):
-            self.borrow[d, shorts] = borrow_fee(shares, np.nan_to_num(marks), gap, self.rates)
+            fees = borrow_fee(shares, np.nan_to_num(marks), gap, self.rates).tolist()
+            self.borrow += [(d, j, f) for j, f in zip(shorts.tolist(), fees, strict=True) if f]
         if today:
             self.sec[d], self.taf[d] = day_sale_fees([p for _, p, _ in today],
                                                      [q for _, _, q in today], self.rates)
             self.sales += [(d, j, p, q) for j, p, q in today]
-        cash, self.interest[d] = close_cash(cash, self.borrow[d], self.sec[d], self.taf[d],
-                                            gap, self.rates)
+        cash, self.interest[d] = close_cash(cash, fees, self.sec[d], self.taf[d], gap,
+                                            self.rates)
         return cash
 
     def charges(self) -> Charges:
-        columns = list(zip(*self.sales, strict=True)) or [(), (), (), ()]
-        sales = tuple(np.array(c, dtype=kind) for c, kind in zip(
-            columns, (np.int64, np.int64, float, float), strict=True))
-        return Charges(self.borrow, self.sec, self.taf, self.interest, sales)  # type: ignore[arg-type]
+        return Charges(_columns(self.borrow, (np.int64, np.int64, float)),  # type: ignore[arg-type]
+                       self.sec, self.taf, self.interest,
+                       _columns(self.sales, (np.int64, np.int64, float, float)))  # type: ignore[arg-type]
 
 
-def close_cash(cash: float, borrow: np.ndarray, sec: float, taf: float, gap: float,
+def _columns(rows: list[tuple], kinds: tuple) -> tuple[np.ndarray, ...]:
+    columns = list(zip(*rows, strict=True)) or [()] * len(kinds)
+    return tuple(np.array(c, dtype=kind) for c, kind in zip(columns, kinds, strict=True))
+
+
+def close_cash(cash: float, borrow: list[float], sec: float, taf: float, gap: float,
                rates: CostRates) -> tuple[float, float]:
     """Cash after a close's costs, in the exchange's order and whole cents (each borrow fee,
     then SEC, then TAF, then interest on what is left), and the interest credited."""
-    for fee in borrow[borrow != 0].tolist():
+    for fee in borrow:
         cash = round(cash - fee, 2)
     cash = round(round(cash - float(sec), 2) - float(taf), 2)
-    interest = float(cash_interest(cash, gap, rates))
+    # cash_interest's 0 without a rate, without its array work on every close
+    interest = float(cash_interest(cash, gap, rates)) if rates.enabled \
+        and rates.cash_interest_rate != 0 else 0.0
     return round(cash + interest, 2), interest
 
 
@@ -159,15 +194,20 @@ def timeline_charges(rates: CostRates, gap: np.ndarray, close_mark: np.ndarray,
     `short_cells`: (day, symbol, shares) of every short held at a close; `sales`: (day,
     symbol, principal, shares)."""
     days, n = close_mark.shape
-    borrow = np.zeros((days, n))
     sec, taf, interest = np.zeros(days), np.zeros(days), np.zeros(days)
     if not rates.enabled:
-        return Charges(borrow, sec, taf, interest, sales)
+        none = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0))
+        return Charges(none, sec, taf, interest, sales)
     day, symbol, shares = short_cells
-    short = np.zeros((days, n))
-    np.add.at(short, (day, symbol), shares)
-    borrow = borrow_fee(short, np.nan_to_num(close_mark), gap[:, np.newaxis], rates)
-    borrow = np.where(short > 0, borrow, 0.0)
+    # One short per symbol and day (the bot holds one position per symbol); summed anyway.
+    cells, where = np.unique(day.astype(np.int64) * n + symbol, return_inverse=True)
+    held = np.zeros(len(cells))
+    np.add.at(held, where, shares)
+    cell_day, cell_symbol = cells // n, cells % n
+    fee = borrow_fee(held, np.nan_to_num(close_mark[cell_day, cell_symbol]), gap[cell_day],
+                     rates)
+    charged = fee != 0
+    borrow = (cell_day[charged], cell_symbol[charged], fee[charged])
     d, _, principal, sold = sales
     sec_raw, taf_raw = sale_fees_unrounded(principal, sold, rates)
     np.add.at(sec, d, sec_raw)
@@ -186,7 +226,7 @@ def costs_of(charges: Charges, trades, panels: Panels, equity: np.ndarray) -> Co
     amount = None if panels.dividend is None else panels.dividend[rows]
     dividends, trade_dividends = dividends_paid(trades, amount, level, n_days)
     fees = trade_fees(charges, trades, panels.symbols)
-    return Costs(borrow=charges.borrow.sum(axis=1), sec=charges.sec, taf=charges.taf,
+    return Costs(borrow=charges.borrow, sec=charges.sec, taf=charges.taf,
                  interest=charges.interest, trade_fees=np.round(fees - trade_dividends, 2),
                  gross_equity=equity + np.cumsum(charges.per_day), dividends=dividends)
 
@@ -194,38 +234,57 @@ def costs_of(charges: Charges, trades, panels: Panels, equity: np.ndarray) -> Co
 def trade_fees(charges: Charges, trades, symbols) -> np.ndarray:
     """Each round trip's borrow fees (the bot holds one position per symbol, so a day's fee
     of a symbol is the one short's) and its share of its sale day's SEC and TAF totals."""
-    n_days = len(charges.sec)
+    n_days, n = len(charges.sec), len(symbols)
     out = np.zeros(len(trades))
     which, day = _held(trades, n_days)
-    np.add.at(out, which, charges.borrow[day, trades.symbol[which]])
-    shares = _sale_shares(charges, symbols)
+    np.add.at(out, which, charges.borrow_of(day, trades.symbol[which], n))
     if len(trades):
         sale_day = np.where(trades.is_long, trades.exit_session, trades.entry_session)
-        for i, (d, j) in enumerate(zip(sale_day.tolist(), trades.symbol.tolist(),
-                                       strict=True)):
-            out[i] += shares.get((d, j), 0.0)
+        keys, parts = _sale_shares(charges, symbols)
+        wanted = sale_day * n + trades.symbol
+        at = np.minimum(np.searchsorted(keys, wanted), max(len(keys) - 1, 0))
+        if len(keys):
+            out += np.where(keys[at] == wanted, parts[at], 0.0)
     return np.round(out, 2)
 
 
-def _sale_shares(charges: Charges, symbols) -> dict[tuple[int, int], float]:
-    """(day, symbol) -> that sale's cents of its day's totals, in dollars: shared by each
-    sale's own unrounded fee, ties by symbol (a day has at most one sale per symbol)."""
+def _sale_shares(charges: Charges, symbols) -> tuple[np.ndarray, np.ndarray]:
+    """Each sale's cents of its day's totals, in dollars, keyed by day * symbols + symbol
+    (sorted): shared by each sale's own unrounded fee, ties by symbol (a day has at most one
+    sale per symbol)."""
     d, j, principal, sold = charges.sales
-    sec, taf = sale_fees_unrounded(principal, sold, CostRates())
-    names = np.asarray(symbols, dtype=object)
-    out: dict[tuple[int, int], float] = {}
+    n = len(symbols)
     if not len(d):
-        return out
-    order = np.lexsort((names[j].astype(str), d))
-    for group in np.split(order, np.flatnonzero(np.diff(d[order])) + 1):
-        day = int(d[group[0]])
-        parts = np.zeros(len(group))
-        for weights, total in ((sec[group], charges.sec[day]), (taf[group], charges.taf[day])):
-            parts += np.asarray(allocate_cents(round(float(total) * 100), weights.tolist()))
-        for k, part in zip(group.tolist(), parts.tolist(), strict=True):
-            key = (day, int(j[k]))
-            out[key] = out.get(key, 0.0) + part / 100
-    return out
+        return np.zeros(0, np.int64), np.zeros(0)
+    sec, taf = sale_fees_unrounded(principal, sold, CostRates())
+    names = np.asarray(symbols, dtype=object)[j].astype(str)
+    order = np.lexsort((names, d))  # by day, then symbol: the bot's order of precedence
+    d, j, sec, taf = d[order], j[order], sec[order], taf[order]
+    cents = (allocate_grouped(np.rint(charges.sec[d] * 100).astype(np.int64), sec, d)
+             + allocate_grouped(np.rint(charges.taf[d] * 100).astype(np.int64), taf, d))
+    keys = d * n + j
+    by_key = np.argsort(keys, kind="stable")
+    return keys[by_key], cents[by_key] / 100
+
+
+def allocate_grouped(total_cents: np.ndarray, weights: np.ndarray,
+                     group: np.ndarray) -> np.ndarray:
+    """`trade_costs.allocate_cents` for many groups at once, with the same arithmetic:
+    `group` sorted, each member's `total_cents` its group's, members in precedence order."""
+    cut = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])
+    size = np.diff(np.r_[cut, len(group)])
+    whole = np.repeat(np.add.reduceat(weights, cut) if len(cut) else np.zeros(0), size)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        exact = np.where(whole > 0, total_cents * weights / whole, 0.0)
+    base = np.floor(exact + 1e-9)
+    left = np.repeat(np.add.reduceat(base, cut) if len(cut) else np.zeros(0), size)
+    left = np.where(np.repeat(np.add.reduceat(whole > 0, cut), size) > 0,
+                    total_cents - left, 0)
+    position = np.arange(len(group)) - np.repeat(cut, size)
+    rank = np.empty(len(group), dtype=np.int64)
+    by_remainder = np.lexsort((position, -(exact - base), group))
+    rank[by_remainder] = np.arange(len(group)) - np.repeat(cut, size)
+    return (base + (rank < left)).astype(np.int64)
 
 
 def _held(trades, n_days: int):

@@ -14,7 +14,10 @@ Each decision day D, at noon New York (what `trading_bot._daily_run` does agains
    account of step 1;
 6. the run's orders fill or expire by `price_model.limit_fill` between their submission and
    the close, in time order, each fill moving cash by qty * price rounded to whole cents as
-   the exchange books it; exits that fill become trade rows.
+   the exchange books it; exits that fill become trade rows;
+7. at the close, the account's costs (borrow on the shorts held, the day's SEC and FINRA
+   fees, interest) come out of cash as the exchange takes them (backtester/costs.py), so
+   the next run's account is net of them.
 
 The equity curve marks every position at the close. Nothing looks ahead: day D sees closes of
 sessions before D and D's noon price only; the rest of D's bar only decides fills after noon.
@@ -70,6 +73,7 @@ from signal_generator import (
     EXIT_CODES,
     NO_ENTRY,
     NO_EXIT,
+    EntryOrders,
     Thresholds,
     entry_codes,
     entry_orders,
@@ -405,18 +409,27 @@ class _Run:
             self.execution.entry, grid.z, grid.limit, self.bid(slice(None)), grid.ask,
             self.execution.offset_bps)
         limits = grid.limit if limits is None else limits
-        # Every day's entry orders, each on its own (funding is decided day by day). Sizes
-        # only where there is an entry signal: no other cell has an order to size.
+        self.entry = self.every_entry(limits)
+
+    def every_entry(self, limits: np.ndarray) -> EntryOrders:
+        """Every day's entry orders, each on its own (funding is decided day by day), as
+        `entry_orders` makes them; evaluated where there is an entry signal only: every other
+        cell has no order (qty and cost 0)."""
+        g, shape = self.grid, self.grid.z.shape
+        code = entry_codes(g.z, self.thresholds)
+        cells = np.nonzero(code != NO_ENTRY)
         fractionable = np.broadcast_to(self.fractionable & self.execution.entry_fractional,
-                                       grid.z.shape)
-        code = entry_codes(grid.z, self.thresholds)
-        signal = code != NO_ENTRY
-        qtys = np.zeros(grid.z.shape)
-        qtys[signal] = order_qtys(config.position_size_usd, limits[signal],
-                                  code[signal] == ENTER_LONG, fractionable[signal])
-        self.entry = entry_orders(grid.z, grid.price, grid.ask, fractionable, self.shortable,
-                                  self.thresholds, size_usd=config.position_size_usd,
-                                  limits=limits, qtys=qtys)
+                                       shape)[cells]
+        size = self.config.position_size_usd
+        found = entry_orders(g.z[cells], g.price[cells], g.ask[cells], fractionable,
+                             np.broadcast_to(self.shortable, shape)[cells], self.thresholds,
+                             size_usd=size, limits=limits[cells],
+                             qtys=order_qtys(size, limits[cells], code[cells] == ENTER_LONG,
+                                             fractionable))
+        qty, cost = np.zeros(shape), np.zeros(shape)
+        reason = np.zeros(shape, dtype=found.skip_reason.dtype)
+        qty[cells], cost[cells], reason[cells] = found.qty, found.cost, found.skip_reason
+        return EntryOrders(code=code, limit=limits, qty=qty, cost=cost, skip_reason=reason)
 
     def bid(self, rows: slice) -> np.ndarray:
         """The bid the bot reads on days `rows` (the exchange's noon quote; the price where

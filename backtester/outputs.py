@@ -277,10 +277,20 @@ def json_ready(value: Any) -> Any:
 
 
 def write_results(result: Result, out_dir: Path, stats: dict[str, Any]) -> None:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    write_columns(out_dir / "trades.csv", trade_columns(result) | cost_columns(result))
-    atomic_write_text(out_dir / "equity.csv", equity_frame(result).to_csv(index=False))
+    write_texts(out_dir, result_texts(result))
     write_stats(out_dir / "stats.json", stats)
+
+
+def result_texts(result: Result) -> dict[str, str]:
+    """trades.csv and equity.csv as text, by file name (built once, written by write_texts)."""
+    return {"trades.csv": csv_text(trade_columns(result) | cost_columns(result)),
+            "equity.csv": equity_frame(result).to_csv(index=False)}
+
+
+def write_texts(out_dir: Path, texts: Mapping[str, str]) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name, text in texts.items():
+        atomic_write_text(out_dir / name, text)
 
 
 def write_stats(path: Path, stats: dict[str, Any]) -> None:

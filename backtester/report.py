@@ -412,18 +412,28 @@ def _return_cell(value: float) -> str:
     return f"<td style='color:{colour}'>{value * 100:+.2f}%</td>"
 
 
+def result_charts(result: Result) -> list[str]:
+    """The charts of the run itself (equity, rolling Sharpe, the symbols when any traded), the
+    most of a page's work; a sweep's command makes them while its last jobs run."""
+    charts = [chart_html("chart-equity", *equity_chart(result)),
+              chart_html("chart-rolling-sharpe", *rolling_sharpe_chart(result))]
+    traded = most_traded(result)
+    if traded:
+        charts.append(chart_html("chart-symbols", *symbols_chart(result, traded),
+                                 script=SYMBOLS_JS))
+    return charts
+
+
 def build_report(result: Result, stats: Mapping[str, Any], *, title: str,
                  periods: Mapping[str, Mapping[str, Any]] | None = None,
                  grid: pd.DataFrame | None = None, grid_axes: Sequence[str] = (),
-                 parameters: Mapping[str, Any] | None = None) -> str:
+                 parameters: Mapping[str, Any] | None = None,
+                 charts: Sequence[str] | None = None) -> str:
     """The whole page. `periods`: statistics side by side (in-sample, out-of-sample);
-    `parameters`: the run's inputs, shown first."""
-    plots = [chart_html("chart-equity", *equity_chart(result)),
-             chart_html("chart-rolling-sharpe", *rolling_sharpe_chart(result))]
+    `parameters`: the run's inputs, shown first; `charts`: `result_charts(result)`, when the
+    caller made them already."""
+    plots = list(result_charts(result) if charts is None else charts)
     traded = most_traded(result)
-    if traded:
-        plots.append(chart_html("chart-symbols", *symbols_chart(result, traded),
-                                script=SYMBOLS_JS))
     metric = sweep_metric(grid) if grid is not None else "sharpe"
     if grid is not None and len(grid_axes) >= 2:
         plots.append(chart_html("chart-sweep", *heatmap_chart(grid, grid_axes[0],

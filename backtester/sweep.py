@@ -95,21 +95,34 @@ def run_job(market: MarketData, job: Job, keep_result: bool = False,
 
 
 def run_sweep(market: MarketData, jobs: Sequence[Job], base: Job, *,
-              processes: int | None = None, scheduler: str | None = None) -> Sweep:
+              processes: int | None = None, scheduler: str | None = None,
+              on_base: Callable[[Result], object] | None = None) -> Sweep:
     """All `jobs` and the command line's run `base`, `processes` at a time on this machine
-    (default: every core), or on the Dask cluster whose scheduler is at `scheduler`."""
+    (default: every core), or on the Dask cluster whose scheduler is at `scheduler`.
+    `on_base` is called with the base run's result in this process as soon as it is known,
+    while the other jobs may still run: the command prepares its files meanwhile, on the core
+    the last jobs leave idle."""
     same = next((i for i, job in enumerate(jobs) if job.same_run(base)), None)
     tasks = [(job, i == same) for i, job in enumerate(jobs)]
     if same is None:
         tasks.insert(0, (base, True))  # first: it is also the one the command waits for
     bar = tqdm(total=len(tasks), desc="sweep", unit="run", disable=not sys.stderr.isatty())
+
+    def answered(answer: tuple[dict[str, Any], Result | None]) -> None:
+        bar.update()
+        if answer[1] is not None and on_base is not None:
+            on_base(answer[1])
+
     with bar:
         if scheduler is not None:
             from backtester.distributed import run_on_cluster  # needs the dask extra
 
             answers = run_on_cluster(scheduler, market, tasks, bar.update)
+            base_result = next(result for _, result in answers if result is not None)
+            if on_base is not None:
+                on_base(base_result)
         else:
-            answers = _run_here(market, tasks, processes, bar.update)
+            answers = _run_here(market, tasks, processes, answered)
     results = [result for _, result in answers if result is not None]
     rows = [row for (job, keep), (row, _) in zip(tasks, answers, strict=True)
             if not (keep and same is None)]
@@ -117,27 +130,28 @@ def run_sweep(market: MarketData, jobs: Sequence[Job], base: Job, *,
 
 
 def _run_here(market: MarketData, tasks: Sequence[tuple[Job, bool]], processes: int | None,
-              progress: Callable[[], object]) -> list[tuple[dict[str, Any], Result | None]]:
+              answered: Callable[[Any], object]) -> list[tuple[dict[str, Any], Result | None]]:
+    """The tasks' answers in task order; `answered` is called with each as it arrives."""
     processes = max(1, min(processes or os.cpu_count() or 1, len(tasks)))
     if processes == 1:
         answers = []
         for job, keep in tasks:
             answers.append(run_job(market, job, keep))
-            progress()
+            answered(answers[-1])
         return answers
     methods = multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("fork" if "fork" in methods else None)
     with ProcessPoolExecutor(max_workers=processes, mp_context=context,
                              initializer=_hold_market, initargs=(market,)) as pool:
         futures = {pool.submit(_run_held, job, keep): i for i, (job, keep) in enumerate(tasks)}
-        return _in_order(futures, progress)
+        return _in_order(futures, answered)
 
 
-def _in_order(futures: Mapping[Future, int], progress: Callable[[], object]) -> list[Any]:
+def _in_order(futures: Mapping[Future, int], answered: Callable[[Any], object]) -> list[Any]:
     answers: list[Any] = [None] * len(futures)
     for future in as_completed(futures):
         answers[futures[future]] = future.result()
-        progress()
+        answered(answers[futures[future]])
     return answers
 
 

@@ -222,11 +222,12 @@ class _Timelines:
         entries = self.placeable & ~held
         number, k = self.number_orders(entries)
         fills = self.fills(positions, number, k)
-        cash_noon, cash_close, segments = self.book(positions, fills)
-        charges = self.charges(positions, fills, segments)
-        if self.costs.enabled:  # again, each day's costs out of cash at its close
-            self.split_log = {}
+        if self.costs.enabled:  # each day's costs come out of cash at its close
+            charges = self.charges(positions, fills, self.split_quantities(positions, fills))
             cash_noon, cash_close, segments = self.book(positions, fills, charges)
+        else:
+            cash_noon, cash_close, segments = self.book(positions, fills)
+            charges = self.charges(positions, fills, segments)  # none: all zero
         noon_long, noon_short, _ = self.values(segments, noon=True)
         bind = self.first_bind(entries, cash_noon, noon_long, noon_short)
         long_value, short_value, count = self.values(segments, noon=False)
@@ -238,6 +239,19 @@ class _Timelines:
             day, why = bind
             raise Binds(why, self.prefix(day, outcome, positions, fills, number, cash_close))
         return outcome
+
+    def split_quantities(self, p: _Positions, f: dict[str, np.ndarray]) -> np.ndarray:
+        """The positions' segments and `f`'s fill quantities as splits leave them, before
+        `book` (a split's shares do not depend on the cash); the split log is left empty for
+        `book` to fill again."""
+        qty = self.orders.qty[p.entry, p.symbol]
+        entry_price = f["price"][:len(p.symbol)].copy()
+        for d, q, split in self.held_splits(p):
+            self.split(q, d, split, 0.0, p, qty, entry_price)
+        f["qty"] = qty[f["position"]]
+        segments = self.segments(p, qty)
+        self.split_log = {}
+        return segments
 
     def charges(self, p: _Positions, f: dict[str, np.ndarray],
                 segments: np.ndarray) -> Charges:
@@ -398,16 +412,15 @@ class _Timelines:
         amount = np.where(f["is_buy"], fill_qty, -fill_qty) * f["price"]
         # Python floats: round() on a numpy float rounds differently from the exchange's.
         amounts = amount[in_order].tolist()
-        keys = (2 * f["day"][in_order] + 1).tolist()
+        # Keys: 3d a split at day d's open, 3d + 1 a fill, 3d + 2 the costs at its close.
+        keys = (3 * f["day"][in_order] + 1).tolist()
         entry_price = f["price"][:len(p.symbol)].copy()
         splits = self.held_splits(p)
         at_fill = np.searchsorted(f["day"][in_order], [d for d, _, _ in splits], side="left")
         sorted_at = np.empty(len(in_order), dtype=np.int64)
         sorted_at[in_order] = np.arange(len(in_order))
         cash, commission = self.starting_cash, self.commission
-        # Keys: 3d a split at day d's open, 3d + 1 a fill, 3d + 2 the costs at its close.
         event_keys, balances = [-1], [cash]
-        keys = [k // 2 * 3 + 1 for k in keys]
         closes = _Closes(self.costs, self.gap, charges, event_keys, balances)
         done = 0
         for (d, q, split), upto in zip(splits, at_fill.tolist(), strict=True):
@@ -577,7 +590,7 @@ class _Closes:
             return cash
         while self.closed < day:
             d = self.closed
-            cash, c.interest[d] = close_cash(cash, c.borrow[d], c.sec[d], c.taf[d],
+            cash, c.interest[d] = close_cash(cash, c.borrow_on(d), c.sec[d], c.taf[d],
                                              float(self.gap[d]), self.rates)
             self.keys.append(3 * d + 2)
             self.balances.append(cash)
@@ -593,7 +606,8 @@ class _Closes:
             self.keys += keys
             return _settle(cash, amounts, commission, self.balances)
         for a, key in zip(amounts, keys, strict=True):
-            cash = self.through(key // 3, cash)
+            if key // 3 > self.closed:  # a new day: the closes before it first
+                cash = self.through(key // 3, cash)
             cash = round(cash - a - commission, 2)
             self.keys.append(key)
             self.balances.append(cash)

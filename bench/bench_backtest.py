@@ -9,8 +9,9 @@
 2. The backtester alone on 500 symbols x 5,000 sessions (2.5 M bars), in a child process:
    median time of the backtest with $100,000 (the strategy loses its cash on this data by
    2001, so from there the account binds and the day loop runs) and with $10,000,000 (it
-   never binds), the child's peak resident memory (getrusage, data included) and the peak
-   of traced allocations during one backtest (tracemalloc).
+   never binds), the child's peak resident memory over those backtests (getrusage, data
+   included; taken before the traced run, whose bookkeeping would add to it) and the peak
+   of traced allocations during one more backtest (tracemalloc).
 
 3. What a user gets from `python backtest.py`: the configuration's default order settings
    (marketable-limit exits, market stops, escalation after a day) on the same 126,000 bars,
@@ -162,12 +163,13 @@ def large_child(runs: int) -> None:
     rich_seconds, rich_trades, rich_engine = backtest_seconds(
         market, runs, Settings(starting_cash=10_000_000.0))
     config = load_config({**RULES, "TICKERS": market.symbols[0]})
+    # The process's peak before tracing: tracemalloc's own bookkeeping would add to it.
+    maxrss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kilobytes on Linux
     tracemalloc.start()
     tracemalloc.reset_peak()
     run_backtest(market, config, symbols=market.symbols)
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    maxrss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kilobytes on Linux
     print(json.dumps({"seconds": seconds, "trades": trades, "engine": engine,
                       "rich_seconds": rich_seconds, "rich_trades": rich_trades,
                       "rich_engine": rich_engine, "maxrss_mb": maxrss_kb / 1024,

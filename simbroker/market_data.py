@@ -422,7 +422,7 @@ def _load_shipped(name: str) -> MarketData:
     shipped = _SHIPPED[name]
     path = DATA_DIR / shipped.bars_file
     # The build script (scripts/build_market_data.py) checked every date against the NYSE
-    # calendar; skipping it here keeps loading fast (the calendar costs ~0.5 s to build).
+    # calendar; skipping it here keeps loading fast.
     series, model = _series_from_file(path, check_sessions=False)
     splits = _read_splits(DATA_DIR / shipped.splits_file) if shipped.splits_file else []
     dividends = (dividend_files.read(DATA_DIR / shipped.dividends_file)
@@ -451,9 +451,9 @@ def _read_typed_csv(path: Path) -> pd.DataFrame | None:
     empty field as NaN. None when the file does not parse that way (a bad number, a missing
     column, a malformed row, ...): the text read then finds and names the problem.
 
-    On 2.5 M bars (bench/bench_load.py, one round on a shared 2-core machine) the whole load,
-    checks and calendar included, took 3.3 s and 490 MB, the text read 11.2 s and 830 MB, and a
-    plain typed read of the file 1.7 s."""
+    On 2.5 M bars (bench/bench_load.py, 3 rounds on a shared 2-core machine) the whole load,
+    checks and calendar included, took 1.55 s and 504 MB, the text read 8.1 s and 831 MB, and a
+    plain typed read of the file 1.19 s."""
     numbers = {c: "float64" for c in FIELDS}
     try:
         # low_memory=False: one pass, no per-chunk categories to merge; same peak here.
@@ -647,7 +647,7 @@ def _parse_days(column: pd.Series, source: _Source) -> np.ndarray:
 
 
 def _check_sessions(days: np.ndarray, source: _Source) -> None:
-    from market_calendar import nyse  # lazy: the calendar takes ~0.4 s to import and build
+    from market_calendar import nyse  # lazy: only a file whose sessions are checked needs it
 
     first, last = _date(days.min()), _date(days.max())
     # The calendar of the data's own years, which the backtest of the same data then reuses.

@@ -262,9 +262,12 @@ def _paths(open_, high, low, close, key, scale) -> _Paths:
     cls = starts_low.astype(np.int64) + 2 * ends_high.astype(np.int64)
     cls = np.where(lib.count[cls] > 0, cls, 0)  # no such path: the path rests on the bound
     ranged_index = lib.start[cls] + k % lib.count[cls]
-    any_index = k % np.uint64(len(lib.x))
-    index = np.where(ranged, ranged_index, any_index).astype(np.intp)
-    mirrored = np.where(ranged, down, (k >> np.uint64(63)) == 1)
+    if ranged.all():  # bars with a range alone (the other choice is not needed)
+        index, mirrored = ranged_index.astype(np.intp), down
+    else:
+        any_index = k % np.uint64(len(lib.x))
+        index = np.where(ranged, ranged_index, any_index).astype(np.intp)
+        mirrored = np.where(ranged, down, (k >> np.uint64(63)) == 1)
     sign = np.where(mirrored, -1.0, 1.0)
     lo_x = np.where(sign > 0, lib.low[index], -lib.high[index])
     hi_x = np.where(sign > 0, lib.high[index], -lib.low[index])

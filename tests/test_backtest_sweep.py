@@ -43,6 +43,25 @@ def test_forked_workers_give_the_rows_of_one_process(market):
     assert trade_rows(forked.base) == trade_rows(direct) == trade_rows(alone.base)
 
 
+@pytest.mark.parametrize("processes", [1, 2])
+def test_the_base_run_is_handed_over_once_before_the_sweep_ends(market, monkeypatch, processes):
+    runs = []
+    real = backtester.sweep.run_backtest
+
+    def counting(*args, **kwargs):
+        runs.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(backtester.sweep, "run_backtest", counting)  # workers count apart
+    jobs, base = _jobs(market)  # the base is not in the grid: the first task
+    handed = []
+    sweep = run_sweep(market, jobs, base, processes=processes,
+                      on_base=lambda result: handed.append((result, len(runs))))
+    assert len(handed) == 1 and trade_rows(handed[0][0]) == trade_rows(sweep.base)
+    if processes == 1:  # in one process the runs are counted here: the base came first
+        assert handed[0][1] == 1 and len(runs) == len(jobs) + 1
+
+
 def test_the_command_lines_run_is_not_repeated_when_the_grid_holds_it(market, monkeypatch):
     runs = []
     real = backtester.sweep.run_backtest

@@ -86,3 +86,27 @@ def test_the_exchange_charges_a_weekend_short_and_its_sale_at_the_close(monkeypa
         sim.api.submit_order("FLAT", qty=100, side="sell", type="market", time_in_force="day")
         sim.advance_to(ny(MAR7, 9, 0))
         assert sim.account()["cash"] == "102000" and sim.exchange.activities == []
+
+
+def test_a_day_s_fee_totals_are_shared_in_bulk_as_allocate_cents_shares_them():
+    """Every sale day's SEC or TAF total shared among its sales at once, bit for bit as
+    trade_costs.allocate_cents shares one day's: groups of one to many sales, totals of 0,
+    weights of 0, ties and remainders that round either way."""
+    from backtester.costs import allocate_grouped
+    from trade_costs import allocate_cents
+
+    rng = np.random.default_rng(5)
+    sizes = rng.integers(1, 40, 400)
+    sizes[:5] = [1, 2, 3, 60, 1]
+    starts = np.r_[0, np.cumsum(sizes)[:-1]]
+    group = np.repeat(np.arange(len(sizes)), sizes)
+    weights = rng.uniform(0, 3, len(group)) * rng.choice([1e-6, 1e-3, 1.0], len(group))
+    weights[rng.random(len(group)) < 0.05] = 0.0
+    weights[starts[7]:starts[7] + sizes[7]] = 0.25  # ties throughout a day
+    weights[starts[8]:starts[8] + sizes[8]] = 0.0  # nothing to share by
+    totals = rng.integers(0, 500, len(sizes)).astype(float)
+    totals[9] = 0.0
+    got = allocate_grouped(totals.astype(np.int64)[group], weights, group)
+    for g, (a, n) in enumerate(zip(starts.tolist(), sizes.tolist(), strict=True)):
+        assert got[a:a + n].tolist() == allocate_cents(int(totals[g]),
+                                                       weights[a:a + n].tolist()), g

@@ -96,7 +96,10 @@ def test_a_rerun_lists_an_order_it_found_at_the_broker_as_found_not_as_sent(sims
     sim = sims(rejection_probability=1.0)  # the entry is rejected after its pending_new
     assert sim.run(DAYS[E]) == 0
     assert posted(sim, 0) == 1
-    (cid,) = announced_as_sent(sim, webhook)["summary"]
+    first = announced_as_sent(sim, webhook)
+    (cid,) = first["summary"]
+    assert first["bot.log"] == [cid]  # every surface shows the order the first run sent
+    assert all(len(first[surface]) == 1 for surface in ("alerts", "run line", "dashboard"))
     start = len(sim.server.requests())
     # The rerun decides the same entry and finds it, rejected, under its client_order_id.
     assert rerun(sim, webhook) == 0

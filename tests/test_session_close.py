@@ -4,6 +4,7 @@ estimate of the broker's time and, near the close, the broker's clock (early clo
 from __future__ import annotations
 
 import threading
+import time as time_module
 from datetime import date, datetime, time
 
 import pytest
@@ -106,9 +107,14 @@ def test_an_exit_that_reached_the_broker_after_the_close_and_filled_at_the_open_
         response = requests.post(f"{sim.server.trading_url}/_sim/faults", json={
             "method": "POST", "path": ORDERS, "delay_seconds": 3}, headers=headers, timeout=10)
         assert response.status_code == 200
-        mover = threading.Timer(1.0, lambda: requests.post(
-            f"{sim.server.trading_url}/_sim/clock",
-            json={"to": at(DAYS[E + 1], 16, 0, 5).isoformat()}, headers=headers, timeout=10))
+        def after_the_close_once_the_post_is_held() -> None:
+            deadline = time_module.monotonic() + 60
+            while sim.server.faults.armed() and time_module.monotonic() < deadline:
+                time_module.sleep(0.01)  # the POST has arrived when its fault is taken
+            requests.post(f"{sim.server.trading_url}/_sim/clock", headers=headers, timeout=10,
+                          json={"to": at(DAYS[E + 1], 16, 0, 5).isoformat()})
+
+        mover = threading.Thread(target=after_the_close_once_the_post_is_held)
         mover.start()
         assert sim.run() == 0
         mover.join()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from datetime import UTC, date, datetime
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -280,3 +281,21 @@ def test_costs_change_a_decision_where_the_budget_binds_in_the_sim_and_the_backt
     backtest_row = {k: v[0] for k, v in columns.items()}
     compared = [c for c in TRADE_FILE_COLUMNS if not c.endswith("order_id")]
     assert {c: row[c] for c in compared} == {c: backtest_row[c] for c in compared}
+
+
+def test_the_backtests_grouped_sharing_is_the_bots_cent_for_cent():
+    # backtester/costs.allocate_grouped shares many days' totals at once; the bot shares
+    # each day's with trade_costs.allocate_cents: the same cents, ties included.
+    from backtester.costs import allocate_grouped
+
+    rng = np.random.default_rng(7)
+    for _ in range(200):
+        sizes = rng.integers(1, 6, size=rng.integers(1, 8))
+        group = np.repeat(np.arange(len(sizes)), sizes)
+        weights = rng.choice([0.0, 0.0028, 0.0139, 0.0278, 0.5, 1.0], size=len(group))
+        totals = rng.integers(0, 9, size=len(sizes))
+        got = allocate_grouped(totals[group], weights, group)
+        for g in range(len(sizes)):
+            members = group == g
+            assert got[members].tolist() == allocate_cents(int(totals[g]),
+                                                           weights[members].tolist())
