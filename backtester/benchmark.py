@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from backtester.panels import Panels
-from simbroker.market_data import DATA_DIR
+from simbroker.market_data import DATA_DIR, MarketData
 
 _EPOCH = datetime.date(1970, 1, 1)
 
@@ -79,7 +79,8 @@ def load_index(spec: str) -> MarketIndex:
         path, name = Path(spec), f"{Path(spec).name} (closes)"
     if not path.is_file():
         raise ValueError(f"benchmark {spec!r} is neither {SHIPPED_INDEX!r} (the shipped S&P 500 "
-                         "index) nor an existing CSV file with header date,close")
+                         "index), a symbol of the data, nor an existing CSV file with header "
+                         "date,close")
     try:
         table = pd.read_csv(path, dtype=str, keep_default_na=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
@@ -101,6 +102,27 @@ def load_index(spec: str) -> MarketIndex:
         raise ValueError(f"{path}, line {i + 2}: dates must increase, one row a day; sort the "
                          "file and keep one close per date")
     return MarketIndex(name, numbers, close.to_numpy(dtype=float))
+
+
+def symbol_index(market: MarketData, symbol: str) -> MarketIndex:
+    """A symbol of the data as the benchmark (`backtest.py --benchmark SPY` when the data has
+    SPY): its closes, split-adjusted as of the data's last day; its cash dividends, if the data
+    has any, are not in them (price return)."""
+    frame = market.bars([symbol], market.first_day, market.last_day, adjustment="split",
+                        as_of=market.last_day)[symbol]
+    days = frame.index.to_numpy().astype("datetime64[D]").astype(np.int64)
+    return MarketIndex(f"{symbol} (its closes in the data)", days,
+                       frame["close"].to_numpy(dtype=float))
+
+
+def resolve(spec: str | MarketIndex | None, market: MarketData) -> MarketIndex | None:
+    """The benchmark `spec` names: None or "none" for none, a symbol of `market`, `sp500`, or
+    a file of date,close."""
+    if spec is None or isinstance(spec, MarketIndex):
+        return spec
+    if spec == "none":
+        return None
+    return symbol_index(market, spec) if spec in market else load_index(spec)
 
 
 def market_value(index: MarketIndex, days: list[datetime.date],

@@ -5,11 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-from backtester.benchmark import SHIPPED_INDEX, load_index
+from backtester.benchmark import SHIPPED_INDEX, resolve
 from backtester.engine import Result, Settings, run_backtest
 from backtester.outputs import period_stats, result_texts, write_stats, write_texts
 from backtester.params import ALIASES, STRATEGY_FIELDS, SYMMETRIC, build_config, parse_grid
@@ -108,10 +109,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--risk-free-rate", type=float, default=0.0,
                         help="yearly risk-free rate the Sharpe ratio is measured over "
                              "(default 0)")
-    parser.add_argument("--benchmark", default=SHIPPED_INDEX, metavar="FILE",
-                        help="market benchmark: a CSV of date,close (e.g. SPY's closes), "
-                             "'none', or %(default)s (the shipped S&P 500 index, 1990-2022, "
-                             "price return; default)")
+    parser.add_argument("--benchmark", default=SHIPPED_INDEX, metavar="FILE_OR_SYMBOL",
+                        help="market benchmark: a CSV of date,close (e.g. SPY's closes), a "
+                             "symbol of the data (e.g. SPY), 'none', or %(default)s (the "
+                             "shipped S&P 500 index, 1990-2022, price return; default)")
     parser.add_argument("--grid", nargs="+", metavar="NAME=V1,V2",
                         help="sweep every combination, e.g. --grid entry_z=1.0,1.5 "
                              "z_score_window=20,30")
@@ -206,12 +207,12 @@ def _run(args: argparse.Namespace, env: Mapping[str, str], watch: Stopwatch) -> 
                                         borrow_rate=args.borrow_rate,
                                         cash_interest_rate=args.cash_interest_rate),
                         risk_free_rate=args.risk_free_rate,
-                        benchmark=None if args.benchmark == "none" else args.benchmark)
-    if settings.benchmark:
-        load_index(settings.benchmark)  # a bad file stops here, before the backtest runs
+                        benchmark=None)
     symbols = tuple(s.strip().upper() for s in args.symbols.split(",") if s.strip()) \
         if args.symbols else None
     market = market_data.load(args.data)
+    # A bad benchmark file stops here, before the backtest runs.
+    settings = replace(settings, benchmark=resolve(args.benchmark, market))
     watch.lap("load")
     check_dates(args, market.first_day, market.last_day)
     nyse(market.first_day, market.last_day)  # built once; the backtest asks for the same
@@ -297,7 +298,8 @@ def _parameters(config: Config, settings: Settings, market: market_data.MarketDa
     return {"data": market.name, "symbols": list(result.symbols), **strategy,
             "starting_cash": settings.starting_cash, "spread_bps": settings.spread_bps,
             "commission_usd": settings.commission_usd, "slippage_bps": settings.slippage_bps,
-            "risk_free_rate": settings.risk_free_rate, "benchmark": settings.benchmark,
+            "risk_free_rate": settings.risk_free_rate,
+            "benchmark": settings.benchmark.name if settings.benchmark else None,
             "costs": {"charged": settings.costs.enabled,
                       "borrow_rate": settings.costs.borrow_rate,
                       "sec_fee_per_dollar": settings.costs.sec_fee_per_dollar,

@@ -37,7 +37,13 @@ from typing import NamedTuple
 
 import numpy as np
 
-from backtester.benchmark import SHIPPED_INDEX, buy_and_hold, load_index, market_value
+from backtester.benchmark import (
+    SHIPPED_INDEX,
+    MarketIndex,
+    buy_and_hold,
+    load_index,
+    market_value,
+)
 from backtester.costs import Charges, Costs, Ledger, costs_of, days_to_next_session
 from backtester.execution import (
     ENTRY,
@@ -109,8 +115,8 @@ class Settings:
     costs: CostRates = CostRates()  # borrow, SEC and FINRA fees, cash interest (simbroker/costs)
     risk_free_rate: float = 0.0  # a year, for the Sharpe ratio; stated in the statistics
     # The market benchmark (backtester/benchmark.py): the shipped S&P 500 index, a file of
-    # date,close, or None for none.
-    benchmark: str | None = SHIPPED_INDEX
+    # date,close, a symbol's closes (benchmark.resolve), or None for none.
+    benchmark: str | MarketIndex | None = SHIPPED_INDEX
 
     def __post_init__(self) -> None:
         checks = [
@@ -251,7 +257,8 @@ def finished(result: Result, panels: Panels) -> Result:
     assert result.charges is not None, "every run charges its costs"
     costs = costs_of(result.charges, result.trades, panels, result.equity)
     received = np.cumsum(costs.dividends)
-    index = load_index(result.settings.benchmark) if result.settings.benchmark else None
+    spec = result.settings.benchmark
+    index = load_index(spec) if isinstance(spec, str) else spec
     market = None if index is None else market_value(index, panels.days(),
                                                      result.settings.starting_cash)
     return replace(result, equity=result.equity + received, cash=result.cash + received,

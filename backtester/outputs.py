@@ -223,9 +223,11 @@ def period_stats(result: Result, first: date | None = None,
 def market_stats(result: Result, lo: int, hi: int, start_value: float) -> dict[str, object]:
     """The market benchmark's figures (backtester/benchmark.py), each key prefixed `market_`;
     `market_benchmark` says which, or why there is none."""
+    spec = result.settings.benchmark
     if result.market is None:
-        return {"market_benchmark": "none" if not result.settings.benchmark else
-                f"none: {result.settings.benchmark} does not cover the backtest's days"}
+        name = getattr(spec, "name", spec)
+        return {"market_benchmark": "none" if not spec else
+                f"none: {name} does not cover the backtest's days"}
     start = result.settings.starting_cash if lo == 0 else float(result.market[lo - 1])
     found = benchmark_stats(daily_returns(result.equity[lo:hi], start_value),
                             result.market[lo:hi], start, str(result.market_name))

@@ -77,7 +77,7 @@ def test_every_backtest_is_compared_with_the_sp500_by_default(run):
     assert {"market_beta", "market_correlation", "market_excess_total_return"} <= set(stats)
     assert stats["market_excess_total_return"] == pytest.approx(
         stats["total_return"] - expected, abs=1e-12)
-    assert stats["parameters"]["benchmark"] == SHIPPED_INDEX
+    assert stats["parameters"]["benchmark"] == stats["market_benchmark"]
     assert "Beta to the market (daily)" in printed.out
 
 
@@ -100,6 +100,20 @@ def test_a_benchmark_that_does_not_cover_the_days_is_said_so(run, tmp_path):
     short = write_index(tmp_path, "2021-12-31,100\n2022-01-03,101\n", "short.csv")
     code, printed, stats = run("--benchmark", str(short))
     assert code == 0, printed.err
-    assert stats["market_benchmark"] == f"none: {short} does not cover the backtest's days"
+    assert stats["market_benchmark"] == (
+        "none: short.csv (closes) does not cover the backtest's days")
     code, printed, _ = run("--benchmark", str(tmp_path / "missing.csv"))
-    assert code == 2 and "neither 'sp500'" in printed.err
+    assert code == 2 and "neither 'sp500'" in printed.err and "a symbol of the data" in printed.err
+
+
+def test_a_symbol_of_the_data_as_the_benchmark(run):
+    # KO from the shipped data: its own closes, so its return is KO's over the period.
+    code, printed, stats = run("--benchmark", "KO")
+    assert code == 0, printed.err
+    from simbroker import market_data
+
+    ko = market_data.load("us-stocks")
+    start = ko.last_bar_before("KO", date(2022, 1, 3)).close
+    assert stats["market_benchmark"] == "KO (its closes in the data)"
+    assert stats["market_benchmark_total_return"] == pytest.approx(
+        ko.bar("KO", date(2022, 3, 31)).close / start - 1, rel=1e-12)
