@@ -582,12 +582,17 @@ class _Closes:
         self.rates, self.gap, self.charges = rates, gap, charges
         self.keys, self.balances = keys, balances
         self.closed = 0  # days whose close is charged
+        # Without interest every cost is one more `round(cash - amount, 2)` step, as a fill
+        # is: the closes and the fills are then settled together in bulk (`_settle`).
+        self.bulk = not (rates.enabled and rates.cash_interest_rate != 0)
 
     def through(self, day: int, cash: float) -> float:
         """Cash after the closes of the days before `day` not yet charged."""
         c = self.charges
-        if c is None:
+        if c is None or day <= self.closed:
             return cash
+        if self.bulk:
+            return self._settled(cash, *self._close_steps(day))
         while self.closed < day:
             d = self.closed
             cash, c.interest[d] = close_cash(cash, c.borrow_on(d), c.sec[d], c.taf[d],
@@ -600,11 +605,24 @@ class _Closes:
     def pay(self, cash: float, amounts: list[float], keys: list[int],
             commission: float) -> float:
         """Cash through fills of `amounts` at event `keys` (3d + 1 on day d), each day's
-        costs taken at its close before the next day's fills; without charges in bulk
-        (`_settle`)."""
+        costs taken at its close before the next day's fills; in bulk (`_settle`) unless
+        interest is credited."""
         if self.charges is None:
             self.keys += keys
             return _settle(cash, amounts, commission, self.balances)
+        if not amounts:
+            return cash
+        if self.bulk:
+            close_keys, close_amounts, close_ends = self._close_steps(keys[-1] // 3)
+            every_key = np.concatenate([np.asarray(keys, dtype=np.int64), close_keys])
+            # A fill's key (3d + 1) never equals a close's (3d + 2): a stable sort puts each
+            # day's closes after its fills and keeps the fills' and the closes' own order.
+            order = np.argsort(every_key, kind="stable")
+            n = len(amounts)
+            return self._settled(
+                cash, every_key[order], np.concatenate([amounts, close_amounts])[order],
+                np.concatenate([np.ones(n, dtype=bool), close_ends])[order],
+                np.concatenate([np.full(n, commission), np.zeros(len(close_keys))])[order])
         for a, key in zip(amounts, keys, strict=True):
             if key // 3 > self.closed:  # a new day: the closes before it first
                 cash = self.through(key // 3, cash)
@@ -613,17 +631,46 @@ class _Closes:
             self.balances.append(cash)
         return cash
 
+    def _close_steps(self, day: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The cost steps of the closes of the days before `day` not yet charged, marked
+        charged: (key 3d + 2, amount, whether the step ends its close), in `close_cash`'s
+        order: each borrow fee of the day, its SEC total, its TAF total."""
+        c = self.charges
+        assert c is not None
+        first, day = self.closed, max(day, self.closed)
+        self.closed = day
+        d, _, fee = c.borrow_cells
+        lo, hi = np.searchsorted(d, [first, day])
+        close_key = 3 * np.arange(first, day, dtype=np.int64) + 2
+        key = np.concatenate([3 * d[lo:hi].astype(np.int64) + 2, close_key, close_key])
+        kind = np.repeat([0, 1, 2], [hi - lo, len(close_key), len(close_key)])
+        amount = np.concatenate([fee[lo:hi], c.sec[first:day], c.taf[first:day]])
+        order = np.lexsort((kind, key))  # stable: the borrow fees keep their order
+        return key[order], amount[order], kind[order] == 2
+
+    def _settled(self, cash: float, keys: np.ndarray, amounts: np.ndarray,
+                 ends: np.ndarray, commissions: np.ndarray | None = None) -> float:
+        """Cash through the steps `amounts` (each less its commission), the balances after
+        the steps that `ends` marks recorded at their keys."""
+        steps: list[float] = []
+        extra = [0.0] * len(amounts) if commissions is None else commissions.tolist()
+        cash = _settle(cash, amounts.tolist(), extra, steps)
+        kept = np.flatnonzero(ends)
+        self.keys += keys[kept].tolist()
+        self.balances += [steps[i] for i in kept.tolist()]
+        return cash
+
 
 # Fills settled at a time by `_settle` between two checks.
 _SETTLE_WINDOW = 8192
 
 
-def _settle(cash: float, amounts: list[float], commission: float,
+def _settle(cash: float, amounts: list[float], commission: float | list[float],
             balances: list[float]) -> float:
-    """Pay `amounts` (and `commission` each) from `cash` one after the other, each balance
-    rounded to whole cents as the exchange books a fill, `round(cash - amount - commission,
-    2)` with Python's round (to the nearest cent of the exact binary value); append each
-    balance to `balances` and return the last.
+    """Pay `amounts` (and `commission` each, or each its own of a list) from `cash` one after
+    the other, each balance rounded to whole cents as the exchange books a fill,
+    `round(cash - amount - commission, 2)` with Python's round (to the nearest cent of the
+    exact binary value); append each balance to `balances` and return the last.
 
     In bulk: once the balance is whole cents, each step moves it by the step's own cents, so
     the balances are a running sum of integers. Every balance is then checked against the
@@ -632,18 +679,22 @@ def _settle(cash: float, amounts: list[float], commission: float,
     (where numpy's rounding of the product by 100 could differ from the exact decimal
     rounding). The first step that fails its check is taken alone as the loop takes it."""
     a_all = np.asarray(amounts, dtype=float)
+    each = commission if isinstance(commission, list) else None
+    c_all = np.asarray(commission, dtype=float) if each is not None else commission
     pos, n = 0, len(a_all)
     while pos < n:
-        cash = round(cash - amounts[pos] - commission, 2)  # one step exactly, as the exchange
+        # one step exactly, as the exchange
+        cash = round(cash - amounts[pos] - (each[pos] if each is not None else commission), 2)
         balances.append(cash)
         pos += 1
         a = a_all[pos:pos + _SETTLE_WINDOW]
         if not len(a):
             break
+        c = c_all[pos:pos + _SETTLE_WINDOW] if each is not None else commission
         start = round(cash * 100.0)  # the balance in cents (it is a rounded amount)
-        cents = start - np.cumsum(np.rint((a + commission) * 100.0))
+        cents = start - np.cumsum(np.rint((a + c) * 100.0))
         before = np.r_[start, cents[:-1]] / 100.0  # the float round() gives for those cents
-        scaled = (before - a - commission) * 100.0
+        scaled = (before - a - c) * 100.0
         nearest = np.rint(scaled)
         ok = (np.abs(scaled - nearest) < 0.5 - 1e-6 - np.abs(scaled) * 1e-15) \
             & (nearest == cents)

@@ -193,3 +193,49 @@ def test_cash_settled_in_bulk_is_the_exchange_s_cent_by_cent_rounding(commission
     assert _settle(cash, amounts, commission, got) == expected_cash
     assert got == expected
     assert _settle(cash, [], commission, got) == cash
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_closes_settled_in_bulk_equal_the_close_by_close_loop(seed):
+    """The timelines' cash through fills and each day's borrow, SEC and TAF charges at its
+    close, settled in bulk, equals the loop that takes them one close after the other with
+    `close_cash` (the exchange's order), balance for balance and key for key: days without
+    fills, several fills a day, days with several shorts' fees, sub-cent fees."""
+    from backtester.costs import Charges
+    from backtester.timeline import _Closes
+    from simbroker.costs import CostRates
+
+    rng = np.random.default_rng(seed)
+    days, n = 300, 4_000
+    fill_day = np.sort(rng.integers(0, days, n))
+    amounts = (rng.choice([-1.0, 1.0], n) * rng.uniform(1, 500, n)
+               * np.where(rng.random(n) < 0.5, 1.0, rng.uniform(0.01, 3, n))).tolist()
+    borrow_day = np.sort(rng.integers(0, days, 900))
+    scale = 10.0 ** rng.integers(2, 6, 900)  # fees of 2 to 5 decimals
+    borrow_cells = (borrow_day, rng.integers(0, 20, 900),
+                    np.round(rng.uniform(0.0, 2.0, 900) * scale) / scale)
+    sec = np.where(rng.random(days) < 0.6, np.round(rng.uniform(0, 1, days), 2), 0.0)
+    taf = np.where(rng.random(days) < 0.6, np.round(rng.uniform(0, 1, days), 2), 0.0)
+    nothing = (np.zeros(0, np.int64),) * 2 + (np.zeros(0),) * 2
+    gap = np.ones(days)
+    split_at = sorted(rng.choice(np.arange(1, n), 5, replace=False).tolist())
+
+    def run(bulk: bool) -> tuple[list[int], list[float]]:
+        charges = Charges(borrow_cells, sec, taf, np.zeros(days), nothing)
+        keys, balances = [-1], [100_000.123]
+        closes = _Closes(CostRates(), gap, charges, keys, balances)
+        closes.bulk = bulk
+        cash, done = 100_000.123, 0
+        day_keys = (3 * fill_day + 1).tolist()
+        for upto in [*split_at, n]:  # in pieces, as book pays between splits
+            cash = closes.pay(cash, amounts[done:upto], day_keys[done:upto], 0.35)
+            cash = closes.through(int(fill_day[min(upto, n - 1)]), cash)
+            done = upto
+        closes.through(days, cash)
+        return keys, balances
+
+    bulk_keys, bulk_balances = run(True)
+    loop_keys, loop_balances = run(False)
+    assert bulk_keys == loop_keys
+    assert bulk_balances == loop_balances
+    assert len(loop_keys) == 1 + n + days
