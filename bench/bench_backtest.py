@@ -54,22 +54,17 @@ for _name in ("Iterable", "Mapping", "MutableMapping", "Sequence"):
 import backtrader as bt  # noqa: E402
 import numpy as np  # noqa: E402
 
+# The rules (DAY limits at the current price for every purpose, as backtrader is given), the
+# order settings they fix and the seed: one definition for every benchmark (bench/ab.py).
+from ab import ORDER_RULES as ORDER_SETTINGS  # noqa: E402
+from ab import RULES, SEED  # noqa: E402
+
 from backtester import Settings, run_backtest  # noqa: E402
 from config import load_config  # noqa: E402
 from market_calendar import nyse  # noqa: E402
 from simbroker import market_data, synthetic  # noqa: E402
 
-RULES = {"Z_SCORE_WINDOW": "30", "LONG_ENTRY_Z": "-1.5", "SHORT_ENTRY_Z": "1.5",
-         "LONG_EXIT_Z": "-0.1", "SHORT_EXIT_Z": "0.1", "LONG_STOP_Z": "-3.0",
-         "SHORT_STOP_Z": "3.0", "MAX_HOLDING_DAYS": "5", "POSITION_SIZE_USD": "100",
-         # Limit DAY orders at the current price for every purpose, as backtrader is given.
-         "ENTRY_ORDER_TYPE": "limit", "EXIT_ORDER_TYPE": "limit", "STOP_ORDER_TYPE": "limit",
-         "EXIT_ESCALATE_AFTER_DAYS": "0"}
-# The order settings RULES fixes; without them a backtest has the configuration's defaults.
-ORDER_SETTINGS = ("ENTRY_ORDER_TYPE", "EXIT_ORDER_TYPE", "STOP_ORDER_TYPE",
-                  "EXIT_ESCALATE_AFTER_DAYS")
 START = date(2000, 1, 3)
-SEED = 20240601
 
 
 def backtest_seconds(market, runs: int, settings: Settings | None = None, *,
