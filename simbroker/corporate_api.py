@@ -24,6 +24,7 @@ from fractions import Fraction
 from typing import Any
 
 from simbroker import errors
+from simbroker.data_api import parameter_errors_as_400
 from simbroker.routing import Request, Response, Routes, int_param, ok
 
 # The spec's `types` (parameter `cas_types`).
@@ -37,16 +38,8 @@ routes = Routes()
 
 
 @routes.add("GET", "/v1/corporate-actions")
+@parameter_errors_as_400
 def corporate_actions(request: Request) -> Response:
-    try:
-        return _answer(request)
-    except errors.ApiError as exc:
-        if exc.status == 422:
-            raise errors.bad_request(exc.message) from None
-        raise
-
-
-def _answer(request: Request) -> Response:
     exchange = request.exchange
     today = exchange.moment().day
     params = request.params

@@ -186,7 +186,7 @@ def _daily_pair(exchange, symbol: str, at: Moment):
     return daily, previous
 
 
-def _parameter_errors_as_400(handler):
+def parameter_errors_as_400(handler):
     """The Market Data API answers a bad parameter with 400 (its spec), not 422."""
     @functools.wraps(handler)
     def handle(request: Request) -> Response:
@@ -199,5 +199,5 @@ def _parameter_errors_as_400(handler):
     return handle
 
 
-routes.table[:] = [Route(r.method, r.pattern, _parameter_errors_as_400(r.handler))
+routes.table[:] = [Route(r.method, r.pattern, parameter_errors_as_400(r.handler))
                    for r in routes.table]
