@@ -33,15 +33,36 @@ _CHUNK_ELEMENTS = 750_000
 
 
 @dataclass(frozen=True)
-class Fills:
-    """How a DAY limit order at `limit`, placed at noon, would end, for every cell and side:
-    `price_model.limit_fill` evaluated in bulk. The engine uses a cell only after checking
-    that the order's limit equals `limit` here."""
+class CellFills:
+    """Whether a DAY limit order at the bot's limit, placed at noon, would fill
+    (`price_model.limit_filled`), asked for the cells the timelines look at (where an entry
+    or an exit order would be placed), not for every cell of the grid: `path_price` is the
+    path at noon the signals found, so the fills do not map it again."""
 
-    limit: np.ndarray
-    filled: np.ndarray  # (2, days, symbols): [0] a sell, [1] a buy
-    price: np.ndarray | None  # None when only `filled` was asked for
-    when: np.ndarray | None  # session fraction of the fill
+    panels: Panels
+    noon: np.ndarray  # each decision day's noon as a session fraction
+    limit: np.ndarray  # (days, symbols): the bot's limit at each cell
+    path_price: np.ndarray  # (days, symbols): the model path at noon
+    spread_bps: float
+
+    def __call__(self, day: np.ndarray, symbol: np.ndarray, is_buy: np.ndarray) -> np.ndarray:
+        """Whether the order at each cell (decision day `day`, column `symbol`) fills."""
+        if not len(day):
+            return np.zeros(0, dtype=bool)
+        p, n = self.panels, len(self.panels.symbols)
+        bar = (day + p.warmup) * n + symbol  # flat indices of the cells
+        cell = day * n + symbol
+
+        def at(a: np.ndarray, i: np.ndarray) -> np.ndarray:
+            return a.reshape(-1).take(i)
+
+        with np.errstate(invalid="ignore"):
+            bars = Bars(at(p.open, bar), at(p.high, bar), at(p.low, bar), at(p.close, bar),
+                        key=at(p.key, bar), scale=at(p.scale, bar))
+            return bars.limit_filled(is_buy=is_buy, limit=at(self.limit, cell),
+                                     start=self.noon[day], end=1.0,
+                                     spread_bps=self.spread_bps,
+                                     at_start=at(self.path_price, cell))
 
 
 @dataclass(frozen=True)
@@ -57,7 +78,6 @@ class DaySignals:
     z: np.ndarray
     entry: np.ndarray  # entry_codes(z)
     in_view: np.ndarray  # every window close and today's bar present: the bot evaluates it
-    fills: Fills
     # Held positions: z from the closes the window has (held_zscores), and whether there is a
     # price today at all (a held symbol is managed with gaps in its window, not without one).
     z_held: np.ndarray
@@ -82,16 +102,15 @@ def wire_price(price: np.ndarray) -> np.ndarray:
 
 def compute_chunk(panels: Panels, clock: Clock, first: int, count: int, *, window: int,
                   thresholds: Thresholds, spread_bps: float) -> DaySignals:
-    """Signals of decision days first..first + count - 1, with whether each cell's order
-    would fill (`noon_fills`; the engine finds the prices and times of the actual fills)."""
+    """Signals of decision days first..first + count - 1 (whether an order fills is asked
+    cell by cell, `CellFills`)."""
     w = window - 1
     t0 = panels.warmup + first  # session index of the first day of the chunk
     rows = slice(t0, t0 + count)
     bars = (panels.open[rows], panels.high[rows], panels.low[rows], panels.close[rows])
     noon = clock.fraction(rows)[:, np.newaxis]
     keys = panels.path(rows)
-    paths = Bars(*bars, **keys)  # mapped once for the noon price and the fills
-    path = paths.price_at(noon)
+    path = Bars(*bars, **keys).price_at(noon)
     price = wire_price(path)
     limit = limit_prices(price)
     past = _window_closes(panels, t0, count, w)  # w arrays (count, symbols), oldest first
@@ -100,17 +119,7 @@ def compute_chunk(panels: Panels, clock: Clock, first: int, count: int, *, windo
     priced = ~np.isnan(path)
     z_held = z if in_view.all() else held_zscores(past, price, held_min_closes(window))
     return DaySignals(first, path, price, limit, quote(path, spread_bps)[1], z,
-                      entry_codes(z, thresholds), in_view,
-                      noon_fills(paths, limit, noon, spread_bps), z_held, priced)
-
-
-def noon_fills(paths: Bars, limit: np.ndarray, noon: np.ndarray, spread_bps: float) -> Fills:
-    """Whether every cell's DAY order at the bot's limit placed at noon fills, both sides
-    (`price_model.limit_filled`; the fills' prices and times are the engine's to find)."""
-    side = np.array([False, True])[:, np.newaxis, np.newaxis]
-    with np.errstate(invalid="ignore"):
-        return Fills(limit, paths.limit_filled(is_buy=side, limit=limit, start=noon, end=1.0,
-                                               spread_bps=spread_bps), None, None)
+                      entry_codes(z, thresholds), in_view, z_held, priced)
 
 
 def _window_closes(panels: Panels, t0: int, count: int, w: int) -> list[np.ndarray]:

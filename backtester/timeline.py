@@ -37,7 +37,7 @@ import numpy as np
 from backtester.costs import Charges, close_cash, timeline_charges
 from backtester.execution import ENTRY, EXIT, STOP, STOP_CODE, Execution, OrderLog, shortfall_bps
 from backtester.panels import Clock, Panels
-from backtester.signals import DaySignals
+from backtester.signals import CellFills, DaySignals
 from config import Config
 from signal_generator import (
     ENTER_LONG,
@@ -102,10 +102,11 @@ class Grid:
     mark: np.ndarray  # where the exchange marks positions during the run
     close_mark: np.ndarray  # where it marks them at the close
     last_close: np.ndarray  # the latest close before the day (NaN if none)
-    filled: np.ndarray  # (2, days, symbols): a DAY limit order at `limit` fills; [0] sell
+    fills: CellFills  # whether a DAY limit order at `limit` fills, cell by cell
 
 
-def build_grid(panels: Panels, chunks: list[DaySignals]) -> Grid:
+def build_grid(panels: Panels, clock: Clock, chunks: list[DaySignals], *,
+               spread_bps: float) -> Grid:
     def joined(name: str) -> np.ndarray:
         return np.concatenate([getattr(c, name) for c in chunks])
 
@@ -119,11 +120,12 @@ def build_grid(panels: Panels, chunks: list[DaySignals]) -> Grid:
         ask = joined("ask")
         ask = np.where(ask > 0, ask, price)
     at_close = panels.close[rows]  # the model path ends at the close, exactly
-    return Grid(z=joined("z"), price=price, limit=joined("limit"), ask=ask,
+    price_limit = joined("limit")
+    return Grid(z=joined("z"), price=price, limit=price_limit, ask=ask,
                 in_view=joined("in_view"), z_held=joined("z_held"),
                 priced=joined("priced"), mark=_or_last(path, last),
                 close_mark=_or_last(at_close, last), last_close=last,
-                filled=np.concatenate([c.fills.filled for c in chunks], axis=1))
+                fills=CellFills(panels, clock.fraction(rows), price_limit, path, spread_bps))
 
 
 class Outcome(NamedTuple):
@@ -292,59 +294,113 @@ class _Timelines:
     # -- 1, 2: the timelines --------------------------------------------------------------
 
     def follow(self) -> _Positions:
+        """Every position, symbol by symbol in sequence: each entry fill, its exit, the next
+        entry fill after that exit, ... A cell's exit depends on that cell alone, so the exit
+        of every cell where an entry would fill is found at once, and the sequences are then
+        followed from cell to cell (one cheap step per position of a symbol)."""
         days = self.days
-        entry_fills = self.placeable & np.where(self.is_long, self.g.filled[1],
-                                                self.g.filled[0])
-        next_fill = _next_true(entry_fills)
-        cursor = np.zeros(self.n, dtype=np.int64)  # the first day each symbol is flat
-        active = np.arange(self.n)
-        found = [(np.zeros(0, np.int64),) * 3 + (np.zeros(0, bool), np.zeros(0, np.int64))]
-        while len(active):
-            entry = next_fill(cursor[active], active)
-            opened = entry < days
-            active, entry = active[opened], entry[opened]
-            is_long = self.is_long[entry, active]
-            exit_day, reason = self.exits(active, entry, is_long)
-            found.append((active, entry, exit_day, is_long, reason))
-            again = exit_day + 1 < days
-            active = active[again]
-            cursor[active] = exit_day[again] + 1
-        return _Positions(*(np.concatenate(c) for c in zip(*found, strict=True)))
+        cells = np.flatnonzero(self.placeable.T)  # j * days + d: by symbol, then day
+        symbol, entry = np.divmod(cells, days)
+        is_long = self.is_long[entry, symbol]
+        filled = self.g.fills(entry, symbol, is_buy=is_long)
+        cells, symbol, entry, is_long = cells[filled], symbol[filled], entry[filled], \
+            is_long[filled]
+        exit_day, reason, placed = self.exits(symbol, entry, is_long)
+        # The next cell after each exit (len(cells): none), and each symbol's first cell.
+        after = _in_column(cells, np.searchsorted(cells, symbol * days + exit_day + 1),
+                           (symbol + 1) * days)
+        columns = np.arange(self.n)
+        first = _in_column(cells, np.searchsorted(cells, columns * days), (columns + 1) * days)
+        first = first[first < len(cells)]
+        after = np.r_[after, len(cells)]
+        order = np.full(len(cells), -1, dtype=np.int64)  # the position's round, or -1
+        chosen, at, round_ = [], first, 0
+        while len(at):
+            chosen.append(at)
+            order[at] = round_
+            at = after[at]
+            at = at[at < len(cells)]
+            round_ += 1
+        taken = np.concatenate(chosen) if chosen else np.zeros(0, np.int64)
+        self.record_exit_orders(placed, order)
+        return _Positions(symbol[taken], entry[taken], exit_day[taken], is_long[taken],
+                          reason[taken])
 
-    def exits(self, symbol: np.ndarray, entry: np.ndarray,
-              is_long: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def record_exit_orders(self, placed: tuple[np.ndarray, ...], order: np.ndarray) -> None:
+        """The exit orders of the positions taken (round `order` >= 0), in the order the
+        timelines place them: round by round, step by step, symbol by symbol, day by day."""
+        row, step, day, symbol, code = placed
+        mine = order[row] >= 0
+        row, step, day, symbol, code = (a[mine] for a in placed)
+        ranked = np.lexsort((day, symbol, step, order[row]))
+        self.exit_orders.append((day[ranked], symbol[ranked], code[ranked]))
+
+    def exits(self, symbol: np.ndarray, entry: np.ndarray, is_long: np.ndarray
+              ) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, ...]]:
         """The day each position's exit order fills (self.days if never) and its reason;
-        records every exit order placed on the way."""
-        days, width = self.days, _EXIT_WINDOW
+        and every exit order placed on the way: (position, step, day, symbol, code)."""
+        days, width, g = self.days, _EXIT_WINDOW, self.g
         exit_day = np.full(len(symbol), days, dtype=np.int64)
         reason = np.zeros(len(symbol), dtype=np.int64)
         start = entry + 1  # a position is first looked at in the run after its entry fill
         pending = np.arange(len(symbol))
         steps = np.arange(width)
+        z_held, priced = g.z_held.ravel(), g.priced.ravel()  # at cells d * n + j
+        placed_orders = []
+        step = 0
         while len(pending):
             when = start[pending, np.newaxis] + steps
             valid = when < days
             d = np.minimum(when, days - 1)
             j = symbol[pending, np.newaxis]
-            long_ = is_long[pending, np.newaxis]
-            codes = exit_codes(long_, self.g.z_held[d, j],
+            cell = d * self.n + j
+            codes = exit_codes(is_long[pending, np.newaxis], z_held[cell],
                                self.ordinal[d] - self.ordinal[entry[pending], np.newaxis],
                                False, self.t)
-            placed = valid & self.g.priced[d, j] & (codes != NO_EXIT)
+            placed = valid & priced[cell] & (codes != NO_EXIT)
             at_once = np.where(codes == STOP_CODE, self.stop_at_once, self.exit_at_once)
-            fills = placed & (at_once | np.where(long_, self.g.filled[0][d, j],
-                                                 self.g.filled[1][d, j]))
+            fills = self.first_exit_fills(placed, at_once, d, pending, symbol, is_long)
             first = fills.argmax(axis=1)
             hit = fills[np.arange(len(pending)), first]
             last = np.where(hit, first, width - 1)
             upto = placed & (steps <= last[:, np.newaxis])
-            self.exit_orders.append((d[upto], np.broadcast_to(j, d.shape)[upto], codes[upto]))
+            rows = np.broadcast_to(pending[:, np.newaxis], d.shape)[upto]
+            placed_orders.append((rows, np.full(len(rows), step), d[upto],
+                                  np.broadcast_to(j, d.shape)[upto], codes[upto]))
             closed = pending[hit]
             exit_day[closed] = when[hit, first[hit]]
             reason[closed] = codes[hit, first[hit]]
             start[pending] += width
             pending = pending[~hit & valid[:, -1]]
-        return exit_day, reason
+            step += 1
+        empty = np.zeros(0, np.int64)
+        return exit_day, reason, tuple(np.concatenate(c) for c in zip(
+            *placed_orders, strict=True)) if placed_orders else (empty,) * 5
+
+    def first_exit_fills(self, placed: np.ndarray, at_once: np.ndarray, d: np.ndarray,
+                         pending: np.ndarray, symbol: np.ndarray,
+                         is_long: np.ndarray) -> np.ndarray:
+        """Whether each placed exit order of a step fills, asked of the price model up to
+        each position's first fill only (an order after it is never placed): each row's
+        first placed order, then the next one of the rows where that did not fill, ..."""
+        width = placed.shape[1]
+        fills = np.zeros(placed.shape, dtype=bool)
+        # The first placed column at or after each column (width: none).
+        later = np.where(placed, np.arange(width), width)
+        later = np.minimum.accumulate(later[:, ::-1], axis=1)[:, ::-1]
+        later = np.c_[later, np.full(len(placed), width)]
+        rows = np.arange(len(placed))
+        cols = later[:, 0]
+        while True:
+            rows, cols = rows[cols < width], cols[cols < width]
+            if not len(rows):
+                return fills
+            filled = at_once[rows, cols]
+            ask = np.flatnonzero(~filled)  # an exit sells a long, buys a short
+            q = pending[rows[ask]]
+            filled[ask] = self.g.fills(d[rows[ask], cols[ask]], symbol[q], is_buy=~is_long[q])
+            fills[rows, cols] = filled
+            rows, cols = rows[~filled], later[rows[~filled], cols[~filled] + 1]
 
     # -- 3: what the symbols share ------------------------------------------------------
 
@@ -706,21 +762,11 @@ def _settle(cash: float, amounts: list[float], commission: float | list[float],
     return cash
 
 
-def _next_true(mask: np.ndarray):
-    """A function of (d, j), element-wise: the first day at or after d where mask[:, j]
-    holds (len(mask) if none, and for d = len(mask)). Looked up among the true cells
-    (column by column, as j * days + d), not tabulated for every cell."""
-    days = len(mask)
-    true = np.flatnonzero(mask.T)  # j * days + d, in order
-
-    def first(d: np.ndarray, j: np.ndarray) -> np.ndarray:
-        if not len(true):
-            return np.full(np.shape(d), days, dtype=np.int64)
-        at = np.searchsorted(true, j * days + d)
-        found = true[np.minimum(at, len(true) - 1)]
-        return np.where((at < len(true)) & (found < (j + 1) * days), found - j * days, days)
-
-    return first
+def _in_column(cells: np.ndarray, at: np.ndarray, end: np.ndarray) -> np.ndarray:
+    """`at` (indices into the sorted `cells`) where cells[at] < end, else len(cells)."""
+    found = at < len(cells)
+    found[found] = cells[at[found]] < end[found]
+    return np.where(found, at, len(cells))
 
 
 def _cells(days: int, symbol: np.ndarray, first: np.ndarray,

@@ -304,14 +304,17 @@ class Bars:
         self._last = (f, price)
         return price
 
-    def limit_filled(self, *, is_buy, limit, start, end, spread_bps: float) -> np.ndarray:
-        """See the module's `limit_filled`."""
+    def limit_filled(self, *, is_buy, limit, start, end, spread_bps: float,
+                     at_start=None) -> np.ndarray:
+        """See the module's `limit_filled`; `at_start`, if given, is the path at `start`
+        (`price_at(start)` of these bars, computed before)."""
         p = self._paths
         if np.all(p.ranged) and np.all(np.asarray(end) >= 1.0):
             start = np.clip(np.asarray(start, dtype=float), 0.0, 1.0)
+            known = self._price_known(start) if at_start is None else at_start
             return _filled_to_close(p, np.asarray(is_buy, dtype=bool),
                                     np.asarray(limit, dtype=float), start,
-                                    spread_bps / 20_000.0, self._price_known(start))
+                                    spread_bps / 20_000.0, known)
         shape, p, is_buy, limit, start, end = _order_arrays(p, is_buy, limit, start, end)
         immediate, later, _, _ = _touches(p, is_buy, limit, start, end, spread_bps / 20_000.0)
         return (immediate | later).reshape(shape)
