@@ -9,10 +9,12 @@ fills, then flat again; its orders are the bot's whatever the other symbols do.
 So this module
 
 1. calls the bot's `entry_orders` once on every day and symbol, and finds where an entry
-   order would be placed and would fill (the exchange's price model, `limit_filled`);
-2. follows the timelines of all symbols at once, one position per symbol per step: from the
-   next entry fill, the bot's `exit_codes` on the following days (with the true holding
-   period), until an exit order fills;
+   order would be placed and would fill (the exchange's price model, `limit_filled`, asked
+   for those cells only);
+2. finds, for every cell where an entry would fill, the exit of a position opened there: the
+   bot's `exit_codes` on the following days (with the true holding period) until an exit
+   order fills (a cell's exit depends on that cell alone); then follows each symbol's
+   timeline from its first entry fill to its exit, to the next entry fill after it, ...
 3. settles what the symbols share: the order numbers (exits by symbol, then entries by
    `entry_priority_key`), the order the exchange books fills in (first touch first), cash
    (whole cents per fill, splits at the open), the account at noon and the equity at close;
@@ -57,8 +59,14 @@ from simbroker.market_data import Split
 from simbroker.price_model import limit_fill
 from simbroker.records import Position
 
-# Days of exit decisions evaluated per step of a position's timeline: most positions close
-# within the holding period; the rest take further steps.
+# Up to this many symbols the timelines find the exit of every cell where an entry would fill
+# at once (`follow_by_cell`); beyond, numpy's calls on one position per symbol at a time are
+# large enough, and the exits of the cells never entered cost more (`follow_by_round`).
+_FEW_SYMBOLS = 200
+# Days of exit decisions evaluated per step of a position's exit: most positions close
+# within the holding period (a step spans it, up to this many days); the rest take further
+# steps. The order log lists exit orders as the timelines first placed them, this many days
+# at a time (`record_exit_orders`), whatever the step.
 _EXIT_WINDOW = 8
 # What the day loop's budgets must clear by here for the two to agree whatever the rounding
 # of sums taken in another order: a cent.
@@ -125,7 +133,10 @@ def build_grid(panels: Panels, clock: Clock, chunks: list[DaySignals], *,
                 in_view=joined("in_view"), z_held=joined("z_held"),
                 priced=joined("priced"), mark=_or_last(path, last),
                 close_mark=_or_last(at_close, last), last_close=last,
-                fills=CellFills(panels, clock.fraction(rows), price_limit, path, spread_bps))
+                fills=CellFills(panels, clock.fraction(rows), price_limit, path, spread_bps,
+                                table=np.ascontiguousarray(np.concatenate(
+                                    [c.filled for c in chunks], axis=1).transpose(0, 2, 1)),
+                                in_table=np.logical_and.reduce([c.in_table for c in chunks])))
 
 
 class Outcome(NamedTuple):
@@ -295,16 +306,23 @@ class _Timelines:
 
     def follow(self) -> _Positions:
         """Every position, symbol by symbol in sequence: each entry fill, its exit, the next
-        entry fill after that exit, ... A cell's exit depends on that cell alone, so the exit
-        of every cell where an entry would fill is found at once, and the sequences are then
-        followed from cell to cell (one cheap step per position of a symbol)."""
+        entry fill after that exit, ..."""
         days = self.days
         cells = np.flatnonzero(self.placeable.T)  # j * days + d: by symbol, then day
         symbol, entry = np.divmod(cells, days)
+        filled = self.g.fills(entry, symbol, is_buy=self.is_long[entry, symbol])
+        cells = cells[filled]  # where an entry order would be placed and would fill
+        if self.n <= _FEW_SYMBOLS:
+            return self.follow_by_cell(cells)
+        return self.follow_by_round(cells)
+
+    def follow_by_cell(self, cells: np.ndarray) -> _Positions:
+        """`follow` for few symbols: a cell's exit depends on that cell alone, so the exit of
+        every cell where an entry would fill is found at once, and the sequences are then
+        followed from cell to cell (one cheap step per position of a symbol)."""
+        days = self.days
+        symbol, entry = np.divmod(cells, days)
         is_long = self.is_long[entry, symbol]
-        filled = self.g.fills(entry, symbol, is_buy=is_long)
-        cells, symbol, entry, is_long = cells[filled], symbol[filled], entry[filled], \
-            is_long[filled]
         exit_day, reason, placed = self.exits(symbol, entry, is_long)
         # The next cell after each exit (len(cells): none), and each symbol's first cell.
         after = _in_column(cells, np.searchsorted(cells, symbol * days + exit_day + 1),
@@ -326,38 +344,63 @@ class _Timelines:
         return _Positions(symbol[taken], entry[taken], exit_day[taken], is_long[taken],
                           reason[taken])
 
+    def follow_by_round(self, cells: np.ndarray) -> _Positions:
+        """`follow` for many symbols: round by round, the next position of every symbol at
+        once (the exits of the positions alone, in steps large enough that numpy's cost per
+        call does not dominate)."""
+        days = self.days
+        cursor = np.zeros(self.n, dtype=np.int64)  # the first day each symbol is flat
+        active = np.arange(self.n)
+        found = [(np.zeros(0, np.int64),) * 3 + (np.zeros(0, bool), np.zeros(0, np.int64))]
+        while len(active):
+            at = _in_column(cells, np.searchsorted(cells, active * days + cursor[active]),
+                            (active + 1) * days)
+            opened = at < len(cells)
+            active = active[opened]
+            entry = cells[at[opened]] - active * days
+            is_long = self.is_long[entry, active]
+            exit_day, reason, placed = self.exits(active, entry, is_long)
+            self.record_exit_orders(placed, np.zeros(len(active), dtype=np.int64))
+            found.append((active, entry, exit_day, is_long, reason))
+            again = exit_day + 1 < days
+            active = active[again]
+            cursor[active] = exit_day[again] + 1
+        return _Positions(*(np.concatenate(c) for c in zip(*found, strict=True)))
+
     def record_exit_orders(self, placed: tuple[np.ndarray, ...], order: np.ndarray) -> None:
         """The exit orders of the positions taken (round `order` >= 0), in the order the
         timelines place them: round by round, step by step, symbol by symbol, day by day."""
-        row, step, day, symbol, code = placed
+        row, entry, day, symbol, code = placed
         mine = order[row] >= 0
-        row, step, day, symbol, code = (a[mine] for a in placed)
+        row, entry, day, symbol, code = (a[mine] for a in placed)
+        step = (day - entry - 1) // _EXIT_WINDOW
         ranked = np.lexsort((day, symbol, step, order[row]))
         self.exit_orders.append((day[ranked], symbol[ranked], code[ranked]))
 
     def exits(self, symbol: np.ndarray, entry: np.ndarray, is_long: np.ndarray
               ) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, ...]]:
         """The day each position's exit order fills (self.days if never) and its reason;
-        and every exit order placed on the way: (position, step, day, symbol, code)."""
-        days, width, g = self.days, _EXIT_WINDOW, self.g
+        and every exit order placed on the way: (position, entry day, day, symbol, code)."""
+        days, g = self.days, self.g
+        # A step spans the holding period: an order is placed on its last day if priced.
+        width = max(1, min(_EXIT_WINDOW, self.t.max_holding_days))
         exit_day = np.full(len(symbol), days, dtype=np.int64)
         reason = np.zeros(len(symbol), dtype=np.int64)
         start = entry + 1  # a position is first looked at in the run after its entry fill
         pending = np.arange(len(symbol))
         steps = np.arange(width)
-        z_held, priced = g.z_held.ravel(), g.priced.ravel()  # at cells d * n + j
+        z_held, priced = g.z_held.reshape(-1), g.priced.reshape(-1)  # at cells d * n + j
         placed_orders = []
-        step = 0
         while len(pending):
             when = start[pending, np.newaxis] + steps
             valid = when < days
             d = np.minimum(when, days - 1)
             j = symbol[pending, np.newaxis]
             cell = d * self.n + j
-            codes = exit_codes(is_long[pending, np.newaxis], z_held[cell],
+            codes = exit_codes(is_long[pending, np.newaxis], z_held.take(cell),
                                self.ordinal[d] - self.ordinal[entry[pending], np.newaxis],
                                False, self.t)
-            placed = valid & priced[cell] & (codes != NO_EXIT)
+            placed = valid & priced.take(cell) & (codes != NO_EXIT)
             at_once = np.where(codes == STOP_CODE, self.stop_at_once, self.exit_at_once)
             fills = self.first_exit_fills(placed, at_once, d, pending, symbol, is_long)
             first = fills.argmax(axis=1)
@@ -365,14 +408,13 @@ class _Timelines:
             last = np.where(hit, first, width - 1)
             upto = placed & (steps <= last[:, np.newaxis])
             rows = np.broadcast_to(pending[:, np.newaxis], d.shape)[upto]
-            placed_orders.append((rows, np.full(len(rows), step), d[upto],
+            placed_orders.append((rows, entry[rows], d[upto],
                                   np.broadcast_to(j, d.shape)[upto], codes[upto]))
             closed = pending[hit]
             exit_day[closed] = when[hit, first[hit]]
             reason[closed] = codes[hit, first[hit]]
             start[pending] += width
             pending = pending[~hit & valid[:, -1]]
-            step += 1
         empty = np.zeros(0, np.int64)
         return exit_day, reason, tuple(np.concatenate(c) for c in zip(
             *placed_orders, strict=True)) if placed_orders else (empty,) * 5
@@ -386,9 +428,9 @@ class _Timelines:
         width = placed.shape[1]
         fills = np.zeros(placed.shape, dtype=bool)
         # The first placed column at or after each column (width: none).
-        later = np.where(placed, np.arange(width), width)
+        later = np.full((len(placed), width + 1), width)
+        later[:, :width] = np.where(placed, np.arange(width), width)
         later = np.minimum.accumulate(later[:, ::-1], axis=1)[:, ::-1]
-        later = np.c_[later, np.full(len(placed), width)]
         rows = np.arange(len(placed))
         cols = later[:, 0]
         while True:

@@ -350,10 +350,19 @@ def _price_on(p: _Paths, f: np.ndarray) -> np.ndarray:
     k = np.floor(i).astype(np.intp)
     w = i - k
     at_k = p.values(k)
-    if not np.any(w > 0):
+    between = w > 0
+    if not np.any(between):
         return at_k
+    if np.ndim(at_k) and between.mean() < 0.5:
+        # A few times off the grid (noon of an early close, among full sessions): the next
+        # point for those alone.
+        at = np.nonzero(between)
+        out = np.array(at_k, copy=True)
+        q, k_at, w_at = p.take(at), k[at], w[at]
+        out[at] = at_k[at] + (q.values(np.minimum(k_at + 1, GRID)) - at_k[at]) * w_at
+        return out
     nxt = p.values(np.minimum(k + 1, GRID))
-    return np.where(w > 0, at_k + (nxt - at_k) * w, at_k)
+    return np.where(between, at_k + (nxt - at_k) * w, at_k)
 
 
 def bridge_scales(close: np.ndarray) -> np.ndarray:
