@@ -87,8 +87,7 @@ def session_clock(sessions: Sequence[Session]) -> Clock:
     `(close - open).total_seconds()` give them, computed on arrays: noon New York time is
     localised by pandas (the same zone database; noon is never in a DST change), the opens
     and closes are read as UTC microseconds."""
-    ordinal = np.fromiter((s.day.toordinal() for s in sessions), dtype=np.int64,
-                          count=len(sessions))
+    ordinal = np.array([s.day.toordinal() for s in sessions], dtype=np.int64)
     opens, closes = (pd.DatetimeIndex([getattr(s, end) for s in sessions]).as_unit("us").asi8
                      for end in ("open", "close"))
     local_noon = ((ordinal - _EPOCH.toordinal()) * 86_400 + 12 * 3_600) * 1_000_000
