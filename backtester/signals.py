@@ -47,19 +47,17 @@ class CellFills:
     limit: np.ndarray  # (days, symbols): the bot's limit at each cell
     path_price: np.ndarray  # (days, symbols): the model path at noon
     spread_bps: float
-    # (2, symbols, days), column by column (the timelines ask for a symbol's days in
-    # order): [1] a buy, [0] a sell; on `in_table` columns only.
-    table: np.ndarray
+    table: np.ndarray  # (2, days, symbols): [1] a buy, [0] a sell; on `in_table` columns
     in_table: np.ndarray  # (symbols,)
 
     def __call__(self, day: np.ndarray, symbol: np.ndarray, is_buy: np.ndarray) -> np.ndarray:
         """Whether the order at each cell (decision day `day`, column `symbol`) fills."""
         days, n = self.limit.shape
-        out = self.table.reshape(-1).take(np.where(is_buy, days * n, 0) + symbol * days + day)
+        cell = day * n + symbol  # flat indices of the cells
+        out = self.table.reshape(-1).take(np.where(is_buy, days * n, 0) + cell)
         ask = np.flatnonzero(~self.in_table[symbol])
         if len(ask):
-            out[ask] = self._asked(day[ask], symbol[ask], is_buy[ask],
-                                   day[ask] * n + symbol[ask])
+            out[ask] = self._asked(day[ask], symbol[ask], is_buy[ask], cell[ask])
         return out
 
     def _asked(self, day: np.ndarray, symbol: np.ndarray, is_buy: np.ndarray,

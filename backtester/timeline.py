@@ -135,8 +135,7 @@ def build_grid(panels: Panels, clock: Clock, chunks: list[DaySignals], *,
                 priced=joined("priced"), mark=_or_last(path, last),
                 close_mark=_or_last(at_close, last), last_close=last,
                 fills=CellFills(panels, clock.fraction(rows), price_limit, path, spread_bps,
-                                table=np.ascontiguousarray(np.concatenate(
-                                    [c.filled for c in chunks], axis=1).transpose(0, 2, 1)),
+                                table=np.concatenate([c.filled for c in chunks], axis=1),
                                 in_table=np.logical_and.reduce([c.in_table for c in chunks])))
 
 
