@@ -342,7 +342,9 @@ class _Timelines:
         days = self.days
         symbol, entry = np.divmod(cells, days)
         is_long = self.is_long[entry, symbol]
-        exit_day, reason, placed = self.exits(symbol, entry, is_long)
+        # A step spans the holding period: an order is placed on its last day if priced.
+        exit_day, reason, placed = self.exits(
+            symbol, entry, is_long, width=max(1, min(_EXIT_WINDOW, self.t.max_holding_days)))
         # The next cell after each exit (len(cells): none), and each symbol's first cell.
         after = _in_column(cells, np.searchsorted(cells, symbol * days + exit_day + 1),
                            (symbol + 1) * days)
@@ -379,7 +381,7 @@ class _Timelines:
             entry = cells[at[opened]] - active * days
             is_long = self.is_long[entry, active]
             exit_day, reason, placed = self.exits(active, entry, is_long)
-            self.record_exit_orders(placed, np.zeros(len(active), dtype=np.int64))
+            self.exit_orders.append(placed[2:])  # already in the order of the log
             found.append((active, entry, exit_day, is_long, reason))
             again = exit_day + 1 < days
             active = active[again]
@@ -396,13 +398,12 @@ class _Timelines:
         ranked = np.lexsort((day, symbol, step, order[row]))
         self.exit_orders.append((day[ranked], symbol[ranked], code[ranked]))
 
-    def exits(self, symbol: np.ndarray, entry: np.ndarray, is_long: np.ndarray
-              ) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, ...]]:
+    def exits(self, symbol: np.ndarray, entry: np.ndarray, is_long: np.ndarray,
+              width: int = _EXIT_WINDOW) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, ...]]:
         """The day each position's exit order fills (self.days if never) and its reason;
-        and every exit order placed on the way: (position, entry day, day, symbol, code)."""
+        and every exit order placed on the way, `width` days a step, step by step and
+        position by position: (position, entry day, day, symbol, code)."""
         days, g = self.days, self.g
-        # A step spans the holding period: an order is placed on its last day if priced.
-        width = max(1, min(_EXIT_WINDOW, self.t.max_holding_days))
         exit_day = np.full(len(symbol), days, dtype=np.int64)
         reason = np.zeros(len(symbol), dtype=np.int64)
         start = entry + 1  # a position is first looked at in the run after its entry fill
@@ -444,6 +445,12 @@ class _Timelines:
         """Whether each placed exit order of a step fills, asked of the price model up to
         each position's first fill only (an order after it is never placed): each row's
         first placed order, then the next one of the rows where that did not fill, ..."""
+        if self.g.fills.in_table.all():  # looked up: no need to stop at the first fill
+            fills = placed & at_once
+            ask = np.nonzero(placed & ~at_once)  # an exit sells a long, buys a short
+            q = pending[ask[0]]
+            fills[ask] = self.g.fills(d[ask], symbol[q], is_buy=~is_long[q])
+            return fills
         width = placed.shape[1]
         fills = np.zeros(placed.shape, dtype=bool)
         # The first placed column at or after each column (width: none).
