@@ -522,6 +522,10 @@ def _order_arrays(p: _Paths, is_buy, limit, start, end):
 def _crossed(price: np.ndarray, is_buy: np.ndarray, limit: np.ndarray, half: float):
     """Whether the quote at path price `price` reaches the limit: ask <= L <=> p (1 + half) <=
     L for L on the tick grid (and likewise for the bid)."""
+    if isinstance(is_buy, bool):  # one side: the other need not be computed
+        if is_buy:
+            return price * (1.0 + half) <= limit + _EPS
+        return price * (1.0 - half) >= limit - _EPS
     return np.where(is_buy, price * (1.0 + half) <= limit + _EPS,
                     price * (1.0 - half) >= limit - _EPS)
 
