@@ -57,10 +57,15 @@ from __future__ import annotations
 import datetime
 import functools
 import hashlib
+import platform
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
+
+from simbroker import array_cache
 
 GRID = 390  # path steps per session: one minute of a full session
 N_PATHS = 4096  # paths drawn for the library (a few are dropped, see _balanced); a path is
@@ -133,9 +138,34 @@ class _Library:
 
 @functools.cache
 def _library() -> _Library:
-    # Built in place, with one copy of the paths where a plainer build made five: the same
-    # operations in the same order on the same numbers, so the same bits (a test pins their
-    # digest), in about half the time of a process's first build.
+    key = _library_key()
+    x = array_cache.load("intraday-paths", key)
+    if x is None:
+        x = _draw_paths()
+        array_cache.store("intraday-paths", key, x)
+    # min and max are exact: the same bits from the cached paths as from the drawn ones.
+    low, high = x.min(axis=1), x.max(axis=1)
+    count = np.bincount(_classes(x, low, high), minlength=4)
+    for a in (low, high):
+        a.flags.writeable = False
+    return _Library(x, low, high, np.r_[0, np.cumsum(count)[:-1]].astype(np.uint64),
+                    count.astype(np.uint64))
+
+
+def _library_key() -> str:
+    """What the library's numbers depend on: this module's code (its constants and how it
+    draws), numpy's version (its generator's streams) and the machine's number formats."""
+    h = hashlib.sha256(Path(__file__).read_bytes())
+    h.update(f"{np.__version__} {sys.byteorder} {platform.machine()}".encode())
+    return h.hexdigest()
+
+
+def _draw_paths() -> np.ndarray:
+    """The library's paths, drawn from the fixed seed, balanced and sorted by class.
+
+    Built in place, with one copy of the paths where a plainer build made five: the same
+    operations in the same order on the same numbers, so the same bits (a test pins their
+    digest), in about half the time."""
     rng = np.random.Generator(np.random.PCG64(_LIBRARY_SEED))
     steps = rng.standard_normal((N_PATHS, GRID))
     np.divide(steps, np.sqrt(GRID), out=steps)
@@ -144,17 +174,16 @@ def _library() -> _Library:
     np.cumsum(steps, axis=1, out=x[:, 1:])
     del steps
     x[x[:, -1] < 0] *= -1.0  # every path ends at or above where it starts
-    low, high = x.min(axis=1), x.max(axis=1)
-    # Class: bit 0 = the path starts at its minimum, bit 1 = it ends at its maximum.
-    cls = (low == 0.0).astype(np.int64) + 2 * (high == x[:, -1]).astype(np.int64)
+    cls = _classes(x, x.min(axis=1), x.max(axis=1))
     rows = np.flatnonzero(_balanced(x, cls))
-    rows = rows[np.argsort(cls[rows], kind="stable")]  # the kept paths, sorted by class
-    x, low, high, cls = x[rows], low[rows], high[rows], cls[rows]
-    count = np.bincount(cls, minlength=4)
-    for a in (x, low, high):
-        a.flags.writeable = False
-    return _Library(x, low, high, np.r_[0, np.cumsum(count)[:-1]].astype(np.uint64),
-                    count.astype(np.uint64))
+    x = x[rows[np.argsort(cls[rows], kind="stable")]]  # the kept paths, sorted by class
+    x.flags.writeable = False
+    return x
+
+
+def _classes(x: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
+    """Bit 0: the path starts at its minimum; bit 1: it ends at its maximum."""
+    return (low == 0.0).astype(np.int64) + 2 * (high == x[:, -1]).astype(np.int64)
 
 
 def _suffix(extreme: np.ufunc, x: np.ndarray) -> np.ndarray:
