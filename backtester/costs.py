@@ -18,9 +18,12 @@ totals, shared among that day's sales in whole cents exactly as the bot books th
 (trade_costs.allocate_cents), less its cash dividends: the bot's and the backtest's rows of a
 trade are identical.
 
-Cash dividends (backtester/dividends.py) are added to equity and cash after the runs, from
-the ex-date on: unlike the fees, they do not yet reach later runs' cash checks (a dividend
-received would leave a run a little more cash than it saw).
+Cash dividends (backtester/dividends.py) go into cash at the open of the session the
+exchange pays them, before that day's run, as the exchange books its DIV activities: the
+run's cash, buying power and equity include them, so a budget that binds on a dividend makes
+the same decision in the backtest as on the exchange. The day loop books them with the
+`Ledger` (`open_dividends`); the timelines book each day's total as one more whole-cent step
+at its open (timeline._Closes), from the positions' quantities as splits leave them.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from backtester.dividends import day_dividends
 from backtester.dividends import paid as dividends_paid
 from backtester.panels import Panels
 from market_calendar import MarketCalendar
@@ -53,6 +57,9 @@ class Charges:
     taf: np.ndarray
     interest: np.ndarray
     sales: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+    # Cash dividends booked into cash at each day's open, whole cents (negative: charged on
+    # shorts); None: none paid. Not a cost: `per_day` leaves them out.
+    dividends: np.ndarray | None = None
 
     @property
     def borrow(self) -> np.ndarray:
@@ -125,6 +132,7 @@ class Ledger:
         self.sec, self.taf, self.interest = np.zeros(days), np.zeros(days), np.zeros(days)
         self.sales: list[tuple[int, int, float, float]] = []
         self._today: list[tuple[int, float, float]] = []
+        self.dividends: np.ndarray | None = None  # booked at each day's open, once paid
 
     def resume(self, charges: Charges, day: int) -> None:
         """Continue from `charges` of the days before `day` (a timelines prefix)."""
@@ -138,6 +146,21 @@ class Ledger:
         keep = d < day
         self.sales = list(zip(d[keep].tolist(), j[keep].tolist(), principal[keep].tolist(),
                               shares[keep].tolist(), strict=True))
+        if charges.dividends is not None:
+            self.dividends = np.zeros(len(self.gap))
+            self.dividends[:day] = charges.dividends[:day]
+
+    def open_dividends(self, d: int, cash: float, signed: np.ndarray,
+                       amount: np.ndarray) -> float:
+        """Cash after day `d`'s open pays the dividends `amount` per share on the positions of
+        `signed` shares (negative: short): paid even with the costs off (backtester/dividends)."""
+        total = day_dividends(signed, amount)
+        if total == 0:
+            return cash
+        if self.dividends is None:
+            self.dividends = np.zeros(len(self.gap))
+        self.dividends[d] = total
+        return round(cash + total, 2)
 
     def sold(self, symbol: int, principal: float, shares: float) -> None:
         self._today.append((symbol, principal, shares))
@@ -165,7 +188,8 @@ class Ledger:
     def charges(self) -> Charges:
         return Charges(_columns(self.borrow, (np.int64, np.int64, float)),  # type: ignore[arg-type]
                        self.sec, self.taf, self.interest,
-                       _columns(self.sales, (np.int64, np.int64, float, float)))  # type: ignore[arg-type]
+                       _columns(self.sales, (np.int64, np.int64, float, float)),  # type: ignore[arg-type]
+                       self.dividends)
 
 
 def _columns(rows: list[tuple], kinds: tuple) -> tuple[np.ndarray, ...]:
@@ -218,17 +242,19 @@ def timeline_charges(rates: CostRates, gap: np.ndarray, close_mark: np.ndarray,
 
 def costs_of(charges: Charges, trades, panels: Panels, equity: np.ndarray) -> Costs:
     """The backtest's costs for its statistics and trades.csv, with its cash dividends;
-    `equity` is net of the charges, before the dividends."""
+    `equity` is net of the charges and includes the dividends booked into cash."""
     n_days = len(charges.sec)
     rows = slice(panels.warmup, panels.warmup + n_days)
     level = panels.split_level[rows] if panels.split_level is not None else None
     # Dividends are cash the account is owed, not a fee: paid even with costs turned off.
     amount = None if panels.dividend is None else panels.dividend[rows]
-    dividends, trade_dividends = dividends_paid(trades, amount, level, n_days)
+    _, trade_dividends = dividends_paid(trades, amount, level, n_days)
+    dividends = charges.dividends if charges.dividends is not None else np.zeros(n_days)
     fees = trade_fees(charges, trades, panels.symbols)
     return Costs(borrow=charges.borrow, sec=charges.sec, taf=charges.taf,
                  interest=charges.interest, trade_fees=np.round(fees - trade_dividends, 2),
-                 gross_equity=equity + np.cumsum(charges.per_day), dividends=dividends)
+                 gross_equity=equity + np.cumsum(charges.per_day) - np.cumsum(dividends),
+                 dividends=dividends)
 
 
 def trade_fees(charges: Charges, trades, symbols) -> np.ndarray:

@@ -2,10 +2,12 @@
 
 A position held at the close before an ex-date is paid ``shares * amount`` (a long) or charged
 it (a short), rounded to the cent per position, at the open of the ex-date's session (the
-first session on or after the ex-date). The cash goes into equity from that day on, and into
-the round trip's fees with its sign (a long's dividend lowers its fees, a short's charge
-raises them), as the bot books the exchange's DIV activities to its trades. Positions still
-open at the end of the backtest (not round trips) are not paid, as they pay no fees either.
+first session on or after the ex-date), before that day's run. The cash goes into cash, and
+so into the run's budgets and equity, from that open on (`day_dividends`, booked by both
+engines: backtester/costs.py), and into the round trip's fees with its sign (a long's
+dividend lowers its fees, a short's charge raises them), as the bot books the exchange's DIV
+activities to its trades (`paid`). A position still open at the end of the backtest is paid
+into cash too, as on the exchange; it is no round trip, so it has no fees to carry it.
 
 Dividend-adjusted prices never come here: the data refuses a dividend for a symbol whose
 prices already carry it (simbroker/dividends.py), so nothing is counted twice.
@@ -41,6 +43,17 @@ def dividend_panel(market: MarketData, symbols: tuple[str, ...],
         t = int(np.searchsorted(numbers, (dividend.ex_date - _EPOCH).days, side="left"))
         out[t, j] += dividend.amount
     return out
+
+
+def day_dividends(signed: np.ndarray, amount: np.ndarray) -> float:
+    """One open's dividends in dollars, whole cents: each position of `signed` shares
+    (negative: short) paid `amount` a share, rounded to the cent with Python's round as the
+    exchange rounds each DIV activity (simbroker/corporate.py), then summed."""
+    total = 0.0
+    for qty, per_share in zip(signed.tolist(), amount.tolist(), strict=True):
+        if per_share and qty:
+            total = round(total + round(qty * per_share, 2), 2)
+    return total
 
 
 def paid(trades, amount: np.ndarray | None, level: np.ndarray | None,

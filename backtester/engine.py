@@ -252,18 +252,17 @@ def run_backtest(market: MarketData, config: Config, *, start: datetime.date | N
 
 def finished(result: Result, panels: Panels) -> Result:
     """`result` with its account costs summed up (backtester/costs.py; its equity and cash
-    are already net of them, charged at each close), its cash dividends added from their
-    ex-dates on, and its benchmarks (backtester/benchmark.py)."""
+    are already net of them, charged at each close, and include the cash dividends booked at
+    each open) and its benchmarks (backtester/benchmark.py)."""
     assert result.charges is not None, "every run charges its costs"
     costs = costs_of(result.charges, result.trades, panels, result.equity)
-    received = np.cumsum(costs.dividends)
     spec = result.settings.benchmark
     index = load_index(spec) if isinstance(spec, str) else spec
     market = None if index is None else market_value(index, panels.days(),
                                                      result.settings.starting_cash)
-    return replace(result, equity=result.equity + received, cash=result.cash + received,
-                   costs=costs, benchmark=buy_and_hold(panels, result.settings.starting_cash),
-                   market=market, market_name=index.name if market is not None else None)
+    return replace(result, costs=costs,
+                   benchmark=buy_and_hold(panels, result.settings.starting_cash), market=market,
+                   market_name=index.name if market is not None else None)
 
 
 def _run(panels: Panels, config: Config, settings: Settings, gap: np.ndarray) -> Result:
@@ -536,6 +535,9 @@ class _Run:
         for split in self.p.splits.get(t, ()):
             self.apply_split(split, c.last_close[row])
         held = self.held_in_book()
+        if self.p.dividend is not None and len(held):  # paid at the open, after splits
+            self.cash = self.ledger.open_dividends(t - self.p.warmup, self.cash,
+                                                   self.signed[held], self.p.dividend[t, held])
         # The exchange marks positions at the current price.
         long_value, short_value = _long_short(
             (self.signed[held] * c.mark[row][held]).tolist())

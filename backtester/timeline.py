@@ -29,12 +29,13 @@ another order, so they can differ from the day loop's in the last bits.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import NamedTuple
 
 import numpy as np
 
 from backtester.costs import Charges, close_cash, timeline_charges
+from backtester.dividends import day_dividends
 from backtester.execution import ENTRY, EXIT, STOP, STOP_CODE, Execution, OrderLog, shortfall_bps
 from backtester.panels import Clock, Panels
 from backtester.signals import DaySignals
@@ -222,7 +223,9 @@ class _Timelines:
         entries = self.placeable & ~held
         number, k = self.number_orders(entries)
         fills = self.fills(positions, number, k)
-        if self.costs.enabled:  # each day's costs come out of cash at its close
+        # Each day's costs come out of cash at its close, its dividends at its open (paid
+        # with the costs off too).
+        if self.costs.enabled or self.p.dividend is not None:
             charges = self.charges(positions, fills, self.split_quantities(positions, fills))
             cash_noon, cash_close, segments = self.book(positions, fills, charges)
         else:
@@ -266,7 +269,24 @@ class _Timelines:
         shares = np.where(f["is_exit"][sells], f["qty"][sells],
                           self.orders.qty[p.entry[q], p.symbol[q]])
         sales = (f["day"][sells], f["symbol"][sells], shares * f["price"][sells], shares)
-        return timeline_charges(self.costs, self.gap, self.g.close_mark, short_cells, sales)
+        charges = timeline_charges(self.costs, self.gap, self.g.close_mark, short_cells, sales)
+        return replace(charges, dividends=self.dividends(segments))
+
+    def dividends(self, segments: np.ndarray) -> np.ndarray | None:
+        """Each day's cash dividends (backtester/dividends.py), at its open: on every segment
+        held at that noon (the close before, with the quantity a split at the open left)."""
+        if self.p.dividend is None:
+            return None
+        j, first, end = (segments[:, c].astype(np.int64) for c in range(3))
+        day, symbol, row = _cells(self.days, j, first + (segments[:, 4] == 0),
+                                  end + (segments[:, 5] == 0))
+        amount = self.p.dividend[self.p.warmup:][day, symbol]
+        paid = np.flatnonzero(amount != 0)
+        out = np.zeros(self.days)
+        for d in np.unique(day[paid]).tolist():
+            on = paid[day[paid] == d]
+            out[d] = day_dividends(segments[row[on], 3], amount[on])
+        return out
 
     def prefix(self, day: int, outcome: Outcome, p: _Positions, f: dict[str, np.ndarray],
                number: np.ndarray, cash_close: np.ndarray) -> Prefix:
@@ -600,6 +620,10 @@ class _Closes:
             self.keys.append(3 * d + 2)
             self.balances.append(cash)
             self.closed += 1
+            if c.dividends is not None and d + 1 < len(c.dividends) and c.dividends[d + 1]:
+                cash = round(cash + float(c.dividends[d + 1]), 2)  # at the next open
+                self.keys.append(3 * (d + 1))
+                self.balances.append(cash)
         return cash
 
     def pay(self, cash: float, amounts: list[float], keys: list[int],
@@ -634,7 +658,8 @@ class _Closes:
     def _close_steps(self, day: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The cost steps of the closes of the days before `day` not yet charged, marked
         charged: (key 3d + 2, amount, whether the step ends its close), in `close_cash`'s
-        order: each borrow fee of the day, its SEC total, its TAF total."""
+        order: each borrow fee of the day, its SEC total, its TAF total; and after each of
+        those closes the next open's dividends (key 3(d + 1), a negative amount: credited)."""
         c = self.charges
         assert c is not None
         first, day = self.closed, max(day, self.closed)
@@ -642,11 +667,16 @@ class _Closes:
         d, _, fee = c.borrow_cells
         lo, hi = np.searchsorted(d, [first, day])
         close_key = 3 * np.arange(first, day, dtype=np.int64) + 2
-        key = np.concatenate([3 * d[lo:hi].astype(np.int64) + 2, close_key, close_key])
-        kind = np.repeat([0, 1, 2], [hi - lo, len(close_key), len(close_key)])
-        amount = np.concatenate([fee[lo:hi], c.sec[first:day], c.taf[first:day]])
+        opens = np.zeros(0, dtype=np.int64)
+        if c.dividends is not None:
+            opens = first + 1 + np.flatnonzero(c.dividends[first + 1:day + 1])
+        key = np.concatenate([3 * d[lo:hi].astype(np.int64) + 2, close_key, close_key,
+                              3 * opens])
+        kind = np.repeat([0, 1, 2, 3], [hi - lo, len(close_key), len(close_key), len(opens)])
+        amount = np.concatenate([fee[lo:hi], c.sec[first:day], c.taf[first:day],
+                                 -c.dividends[opens] if len(opens) else np.zeros(0)])
         order = np.lexsort((kind, key))  # stable: the borrow fees keep their order
-        return key[order], amount[order], kind[order] == 2
+        return key[order], amount[order], kind[order] >= 2
 
     def _settled(self, cash: float, keys: np.ndarray, amounts: np.ndarray,
                  ends: np.ndarray, commissions: np.ndarray | None = None) -> float:

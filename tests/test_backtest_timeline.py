@@ -200,7 +200,8 @@ def test_closes_settled_in_bulk_equal_the_close_by_close_loop(seed):
     """The timelines' cash through fills and each day's borrow, SEC and TAF charges at its
     close, settled in bulk, equals the loop that takes them one close after the other with
     `close_cash` (the exchange's order), balance for balance and key for key: days without
-    fills, several fills a day, days with several shorts' fees, sub-cent fees."""
+    fills, several fills a day, days with several shorts' fees, sub-cent fees, dividends at
+    some opens."""
     from backtester.costs import Charges
     from backtester.timeline import _Closes
     from simbroker.costs import CostRates
@@ -217,11 +218,13 @@ def test_closes_settled_in_bulk_equal_the_close_by_close_loop(seed):
     sec = np.where(rng.random(days) < 0.6, np.round(rng.uniform(0, 1, days), 2), 0.0)
     taf = np.where(rng.random(days) < 0.6, np.round(rng.uniform(0, 1, days), 2), 0.0)
     nothing = (np.zeros(0, np.int64),) * 2 + (np.zeros(0),) * 2
+    # cash dividends at some opens, whole cents, paid (long) or charged (short)
+    dividends = np.where(rng.random(days) < 0.1, np.round(rng.uniform(-30, 30, days), 2), 0.0)
     gap = np.ones(days)
     split_at = sorted(rng.choice(np.arange(1, n), 5, replace=False).tolist())
 
     def run(bulk: bool) -> tuple[list[int], list[float]]:
-        charges = Charges(borrow_cells, sec, taf, np.zeros(days), nothing)
+        charges = Charges(borrow_cells, sec, taf, np.zeros(days), nothing, dividends)
         keys, balances = [-1], [100_000.123]
         closes = _Closes(CostRates(), gap, charges, keys, balances)
         closes.bulk = bulk
@@ -238,4 +241,4 @@ def test_closes_settled_in_bulk_equal_the_close_by_close_loop(seed):
     loop_keys, loop_balances = run(False)
     assert bulk_keys == loop_keys
     assert bulk_balances == loop_balances
-    assert len(loop_keys) == 1 + n + days
+    assert len(loop_keys) == 1 + n + days + np.count_nonzero(dividends[1:])  # day 0: none held

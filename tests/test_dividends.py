@@ -226,3 +226,131 @@ def test_the_bot_on_the_exchange_and_the_backtest_pay_the_same_dividends(tmp_pat
                                                           strict=True) if v}
     assert set(backtest) == {date(2019, 2, 8), date(2019, 2, 28)}
     assert paid == backtest
+
+
+# -- dividends reach later runs' cash checks ---------------------------------------------
+
+
+def ny_day(when) -> date:
+    from zoneinfo import ZoneInfo
+
+    return when.astimezone(ZoneInfo("America/New_York")).date()
+
+
+def _binding_dividend_market(tmp_path, dividend: bool):
+    """AAA: a long entered on day E (z = -2) and held, going ex on E + 2 (a dividend of
+    $0.50 a share, paid at that open); BBB: an entry signal on E + 2. Flat bars, so fills are
+    at the noon price exactly."""
+    from tests.sim_harness import flat_bars, price_for_z, sessions, zigzag
+
+    days = sessions(date(2022, 1, 3), 60)
+    e = 39  # Tuesday 2022-03-01: E + 2 is Thursday, within the 5-day holding period
+    aaa = zigzag(days[:e], 100.0, 101.0)
+    aaa[days[e]] = price_for_z(list(aaa.values())[-29:], -2.0)
+    for d in days[e + 1:e + 6]:
+        aaa[d] = aaa[days[e]]
+    bbb = zigzag(days[:e + 2], 50.0, 50.5)
+    bbb[days[e + 2]] = price_for_z(list(bbb.values())[-29:], -2.0)
+    for d in days[e + 3:e + 6]:
+        bbb[d] = bbb[days[e + 2]]
+    path = tmp_path / ("with.csv" if dividend else "without.csv")
+    pd.concat([flat_bars("AAA", aaa), flat_bars("BBB", bbb)]).to_csv(path, index=False)
+    path.with_name(path.name + ".json").write_text(json.dumps({"adjustment": "split"}))
+    if dividend:
+        path_beside(path).write_text("symbol,ex_date,pay_date,amount\n"
+                                     f"AAA,{days[e + 2]},,0.50\n")
+    return path, days, e
+
+
+def test_a_dividend_changes_a_decision_where_the_budget_binds_in_the_sim_and_the_backtest(
+        tmp_path, monkeypatch):
+    """The account holds $3 less than BBB's $1,000 entry needs on E + 2 without AAA's
+    dividend, and $2.03 more with it (10.06 shares x $0.50, paid at E + 2's open): the bot on
+    the exchange and the backtest both enter BBB only with the dividend, pay the same
+    dividend, and agree row for row."""
+    import trading_bot
+    from backtester import Settings
+    from backtester.outputs import cost_columns, trade_columns
+    from position_manager import TRADE_FILE_COLUMNS, StateStore
+    from simbroker import Exchange
+
+    monkeypatch.chdir(tmp_path)
+    paths = {}
+    for dividend in (True, False):
+        paths[dividend], days, e = _binding_dividend_market(tmp_path, dividend)
+    env = {"TICKERS": "AAA,BBB", "POSITION_SIZE_USD": "1000", "SIM_SPREAD_BPS": "0"}
+    config = load_config(env)
+    first, last = days[e - 1], days[e + 5]
+
+    def backtest(dividend: bool, cash: float):
+        return run_backtest(market_data.load(paths[dividend]), config, start=first, end=last,
+                            settings=Settings(starting_cash=cash, spread_bps=0.0))
+
+    probe = backtest(False, 2_000.0)
+    # Cash at E + 1's close (decision day index 2): what BBB's entry on E + 2 sees, less $3.
+    cash = 2_000.0 + round(997.00 - float(probe.cash[2]), 2)
+    with_, without = backtest(True, cash), backtest(False, cash)
+    assert float(without.cash[2]) == pytest.approx(997.00)
+    assert with_.costs.dividends.tolist() == [0, 0, 0, 5.03, 0, 0, 0]  # 10.06 shares of AAA
+    assert without.positions[3] == 1 and with_.positions[3] == 2, \
+        "BBB is entered with the dividend, and not without it"
+    assert float(with_.cash[3]) < float(without.cash[3])  # BBB bought with the dividend
+
+    for dividend in (True, False):
+        sim_dir = tmp_path / f"sim-{dividend}"
+        assert trading_bot.main(
+            ["--sim", "--days", "7", "--sim-start", first.isoformat(),
+             "--sim-dir", str(sim_dir)],
+            environ={**env, "SIM_DATA": str(paths[dividend]),
+                     "SIM_STARTING_CASH": f"{cash:.2f}"}) == 0
+        result = with_ if dividend else without
+        store = StateStore(sim_dir / "logs")
+        exchange = Exchange.load(sim_dir / "exchange.json", market_data.load(paths[dividend]))
+        paid = [(a.day, a.net_amount) for a in exchange.activities if a.activity_type == "DIV"]
+        assert paid == ([(days[e + 2], 5.03)] if dividend else [])
+        held = store.load_holdings()
+        assert len(held) == result.positions[-1]
+        bought = {o.symbol for o in exchange.orders.values() if o.side.value == "buy"
+                  and o.filled_qty and ny_day(o.filled_at) == days[e + 2]}
+        assert bought == ({"BBB"} if dividend else set())  # the bot's decision on E + 2
+        # Trades whose sale's fees the bot has booked (the run after the sale's close).
+        rows = sorted((r for r in store.load_trades() if r["exit_time"][:10] < str(last)),
+                      key=lambda r: r["symbol"])
+        columns = trade_columns(result) | cost_columns(result)
+        backtest_rows = sorted(({k: v[i] for k, v in columns.items()}
+                                for i in range(len(result.trades))
+                                if result.days[result.trades.exit_session[i]] < last),
+                               key=lambda r: r["symbol"])
+        assert len(rows) == 1  # AAA's, its fees less the dividend
+        compared = [c for c in TRADE_FILE_COLUMNS if not c.endswith("order_id")]
+        assert [{c: r[c] for c in compared} for r in rows] == [
+            {c: r[c] for c in compared} for r in backtest_rows]
+
+
+def test_the_timelines_book_dividends_into_cash_at_the_open_as_the_day_loop_does(
+        us, monkeypatch):
+    """The shipped data over 2015-2018 (AAPL and NVDA held over ex-dates): the timelines and
+    the day loop take the same dividends into cash at the same opens, balance for balance."""
+    config = load_config({})
+    start, end = date(2015, 1, 2), date(2018, 12, 31)
+    timelines = run_backtest(us, config, start=start, end=end)
+    assert timelines.engine == "timelines"
+    with monkeypatch.context() as patch:
+        patch.setattr("backtester.engine.run_timelines", _refuse)
+        loop = run_backtest(us, config, start=start, end=end)
+    assert loop.engine.startswith("day loop")
+    paid = np.flatnonzero(loop.costs.dividends)
+    assert len(paid) >= 5 and (loop.costs.dividends < 0).any()  # shorts charged too
+    assert timelines.costs.dividends.tolist() == loop.costs.dividends.tolist()
+    assert np.allclose(timelines.cash, loop.cash, rtol=0, atol=1e-9)
+    assert np.allclose(timelines.equity, loop.equity, rtol=0, atol=1e-6)
+    # In cash from the ex-date's open: the day's close cash moved by the dividend.
+    without = run_backtest(market_without_dividends(us), config, start=start, end=end)
+    assert np.allclose(timelines.cash - without.cash,
+                       np.cumsum(timelines.costs.dividends), rtol=0, atol=1e-6)
+
+
+def _refuse(*args, **kwargs):
+    from backtester.engine import Binds
+
+    raise Binds("the test asks for the day loop")
