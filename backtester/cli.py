@@ -14,7 +14,6 @@ from backtester.benchmark import SHIPPED_INDEX, resolve
 from backtester.engine import Result, Settings, run_backtest
 from backtester.outputs import period_stats, result_texts, write_stats, write_texts
 from backtester.params import ALIASES, STRATEGY_FIELDS, SYMMETRIC, build_config, parse_grid
-from backtester.sweep import Job, jobs_for, ranked_text, run_sweep
 from backtester.timings import Stopwatch
 from config import Config, read_env
 from errors import ConfigError
@@ -232,6 +231,9 @@ def _run(args: argparse.Namespace, env: Mapping[str, str], watch: Stopwatch) -> 
         own["charts"] = _charts(result)
 
     if args.grid:
+        # Only a sweep needs its process pool, progress bar and table (~15 ms of imports).
+        from backtester.sweep import Job, jobs_for, run_sweep
+
         spec = parse_grid(args.grid)
         axes = [name for name, _ in spec]
         sweep = run_sweep(market, jobs_for(spec, env, changes, **common),
@@ -260,6 +262,8 @@ def _run(args: argparse.Namespace, env: Mapping[str, str], watch: Stopwatch) -> 
     watch.lap("report")
     print(summary_text({"backtest": stats, **(periods or {})}))
     if grid is not None:
+        from backtester.sweep import ranked_text
+
         print("\n" + ranked_text(grid, axes))
     print(f"\ncomputed by: {result.engine}")
     print(f"wrote {out}/trades.csv, equity.csv, stats.json"

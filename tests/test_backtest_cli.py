@@ -2,7 +2,11 @@
 
 import csv
 import json
+import os
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -140,3 +144,18 @@ def test_timings_name_every_phase_and_add_up(run):
     assert names == ["load", "calendar", "backtest", "files", "report", "total"]
     seconds = [float(value) for _, value, _ in parts]
     assert abs(sum(seconds[:-1]) - seconds[-1]) < 0.01  # laps of one stopwatch
+
+
+@pytest.mark.parametrize(("given", "expected"), [(None, "False"), ("1", "True")])
+def test_backtest_py_turns_numpy_huge_pages_off_unless_asked(given, expected):
+    root = Path(__file__).resolve().parent.parent
+    env = {k: v for k, v in os.environ.items() if k != "NUMPY_MADVISE_HUGEPAGE"}
+    if given is not None:
+        env["NUMPY_MADVISE_HUGEPAGE"] = given
+    probe = ("import runpy, sys; sys.argv = ['backtest.py', '--version']\n"
+             "try:\n    runpy.run_path('backtest.py', run_name='__main__')\n"
+             "except SystemExit:\n    pass\n"
+             "import numpy._core.multiarray as m; print(m._get_madvise_hugepage())")
+    done = subprocess.run([sys.executable, "-c", probe], cwd=root, env=env,
+                          capture_output=True, text=True, check=True)
+    assert done.stdout.splitlines()[-1] == expected
