@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
-from datetime import datetime
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
 from simbroker import errors
@@ -115,21 +115,38 @@ def apply_split(exchange: Exchange, split: Split, adjusted_close: float | None) 
                         book_cash=False)
 
 
-def pay_dividends(exchange: Exchange, dividends: list[Dividend]) -> None:
-    """At the open of the ex-date: each dividend paid on (or charged to) the position held at
-    the previous close, as a DIV activity that moves cash (see the module docstring)."""
+def pay_dividends(exchange: Exchange, dividends: list[Dividend], today: date) -> None:
+    """At the open of session `today`: each dividend going ex today is owed on (or by) the
+    position held at the previous close; it is paid now when it has no pay date or its pay
+    date is today or past, else kept (`exchange.dividends_due`) until the open of the first
+    session on or after its pay date, which also pays every earlier one now due (see the
+    module docstring)."""
     for dividend in dividends:
         position = exchange.book.positions.get(dividend.symbol)
         if position is None or position.qty == 0:
             continue
-        side = "long" if position.qty > 0 else "short"
-        record_activity(exchange, "DIV", net_amount=round(position.qty * dividend.amount, 2),
-                        symbol=dividend.symbol, qty=position.qty,
-                        per_share_amount=dividend.amount, sub_type="CDIV",
-                        description=f"cash dividend ${dividend.amount:g} a share, ex "
-                                    f"{dividend.ex_date}, on {abs(position.qty):g} shares "
-                                    f"{side}" + (f", payable {dividend.pay_date}"
-                                                 if dividend.pay_date else ""))
+        due = {"symbol": dividend.symbol, "qty": position.qty, "amount": dividend.amount,
+               "ex_date": dividend.ex_date.isoformat(),
+               "pay_date": dividend.pay_date.isoformat() if dividend.pay_date else None}
+        exchange.dividends_due.append(due)
+    waiting = []
+    for due in exchange.dividends_due:
+        if due["pay_date"] is None or date.fromisoformat(due["pay_date"]) <= today:
+            _post_dividend(exchange, due)
+        else:
+            waiting.append(due)
+    exchange.dividends_due = waiting
+
+
+def _post_dividend(exchange: Exchange, due: dict[str, Any]) -> None:
+    """One DIV activity that moves the cash: `qty x amount` to the cent."""
+    qty, amount = float(due["qty"]), float(due["amount"])
+    side = "long" if qty > 0 else "short"
+    record_activity(exchange, "DIV", net_amount=round(qty * amount, 2), symbol=due["symbol"],
+                    qty=qty, per_share_amount=amount, sub_type="CDIV",
+                    description=f"cash dividend ${amount:g} a share, ex {due['ex_date']}, on "
+                                f"{abs(qty):g} shares {side}"
+                                + (f", payable {due['pay_date']}" if due["pay_date"] else ""))
 
 
 def adjust_open_orders(exchange: Exchange, split: Split, when: datetime) -> None:

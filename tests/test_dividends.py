@@ -20,6 +20,7 @@ from tests.simbroker_fixtures import (
     DAYS,
     MAR2,
     MAR3,
+    MAR7,
     NOON_MAR1,
     _rows,
     limit_buy,
@@ -101,11 +102,15 @@ def test_bad_dividend_rows_name_the_line_and_the_fix(tmp_path, row, message):
 
 
 def dividend_market():
-    """PAY (50.00) and OWE (40.00) flat every day; both go ex on 03-03: $0.50 and $0.25."""
+    """PAY (50.00) and OWE (40.00) flat every day; both go ex on 03-03: $0.50 payable on
+    03-09 and $0.25 without a pay date."""
     return market_data.from_frame(
         flat_frame({"PAY": 50.0, "OWE": 40.0, "LATE": 30.0}), name="dividends",
-        dividends=[Dividend("PAY", MAR3, 0.50, date(2022, 3, 25)), Dividend("OWE", MAR3, 0.25),
+        dividends=[Dividend("PAY", MAR3, 0.50, PAY_DAY), Dividend("OWE", MAR3, 0.25),
                    Dividend("LATE", MAR3, 1.00)])
+
+
+PAY_DAY = date(2022, 3, 9)
 
 
 @pytest.fixture
@@ -113,22 +118,45 @@ def sim(monkeypatch):
     yield from make_sim(monkeypatch, NOON_MAR1, dividend_market())
 
 
-def test_the_exchange_pays_longs_and_charges_shorts_at_the_ex_date_open(sim):
+def test_the_exchange_pays_at_the_pay_date_open_what_was_owed_at_the_ex_date(sim, tmp_path):
+    """Alpaca credits a cash dividend on (or after) its payable date (see the README,
+    "Dividends"): a dividend with a pay date is owed on the position held at the close before
+    the ex-date, and paid at the open of its pay date's session, even after the position is
+    sold; one without a pay date is paid at the ex-date's open."""
+    from simbroker import Exchange
+
     limit_buy(sim.api, "PAY", 10, 50.00)
     sim.api.submit_order("OWE", qty=6, side="sell", type="limit", limit_price=40.00,
                          time_in_force="day")
     sim.advance_to(ny(MAR2, 17))  # after the close of 03-02: its fees are charged
     cash = float(sim.account()["cash"])
     sim.advance_to(ny(MAR3, 10))
-    # Held at the close before the ex-date: 10 x 0.50 paid, 6 x 0.25 charged.
-    assert float(sim.account()["cash"]) == pytest.approx(cash + 5.00 - 1.50)
+    # Held at the close before the ex-date: 6 x 0.25 charged now, PAY's 10 x 0.50 owed.
+    assert float(sim.account()["cash"]) == pytest.approx(cash - 1.50)
+    (owe,) = sim.api.get_activities(activity_types="DIV")
+    assert (owe.symbol, owe.net_amount, owe.qty, owe.per_share_amount, owe.date) == (
+        "OWE", "-1.5", "-6", "0.25", "2022-03-03")
+    sim.api.submit_order("PAY", qty=10, side="sell", type="limit", limit_price=50.00,
+                         time_in_force="day")  # sold before the pay date: paid all the same
+    sim.advance_to(ny(MAR7, 17))
+    assert sim.api.list_positions()[0].symbol == "OWE"
+    # What is owed survives a save and a load (the state file and its journal).
+    sim.exchange.save(tmp_path / "exchange.json")
+    again = Exchange.load(tmp_path / "exchange.json", dividend_market())
+    assert again.dividends_due == [{"symbol": "PAY", "qty": 10.0, "amount": 0.5,
+                                    "ex_date": "2022-03-03", "pay_date": "2022-03-09"}]
+    sim.advance_to(ny(PAY_DAY, 9))  # before the open: the borrow fees so far charged
+    cash = float(sim.account()["cash"])
+    sim.advance_to(ny(PAY_DAY, 10))
+    assert float(sim.account()["cash"]) == pytest.approx(cash + 5.00)
     by_symbol = {a.symbol: a for a in sim.api.get_activities(activity_types="DIV")}
     assert set(by_symbol) == {"PAY", "OWE"}  # no LATE position: nothing
-    pay, owe = by_symbol["PAY"], by_symbol["OWE"]
-    assert (pay.net_amount, pay.qty, pay.per_share_amount, pay.activity_sub_type) == (
-        "5", "10", "0.5", "CDIV")
-    assert (owe.net_amount, owe.qty, owe.per_share_amount) == ("-1.5", "-6", "0.25")
-    assert pay.date == "2022-03-03" and "payable 2022-03-25" in pay._raw["description"]
+    pay = by_symbol["PAY"]
+    assert (pay.net_amount, pay.qty, pay.per_share_amount, pay.activity_sub_type, pay.date) == (
+        "5", "10", "0.5", "CDIV", "2022-03-09")
+    assert "ex 2022-03-03" in pay._raw["description"]
+    assert "payable 2022-03-09" in pay._raw["description"]
+    assert sim.exchange.dividends_due == []
 
 
 def test_a_position_bought_on_the_ex_date_gets_nothing_and_one_sold_then_is_paid(sim):
@@ -137,7 +165,7 @@ def test_a_position_bought_on_the_ex_date_gets_nothing_and_one_sold_then_is_paid
     limit_buy(sim.api, "LATE", 3, 30.00)  # bought at noon of the ex-date: not entitled
     sim.api.submit_order("PAY", qty=4, side="sell", type="limit", limit_price=50.00,
                          time_in_force="day")  # sold on the ex-date: held at the close before
-    sim.advance_to(ny(MAR3, 17))
+    sim.advance_to(ny(PAY_DAY, 10))
     (paid,) = sim.api.get_activities(activity_types="DIV")
     assert (paid.symbol, paid.net_amount) == ("PAY", "2")
     assert sim.api.list_positions()[0].symbol == "LATE"
