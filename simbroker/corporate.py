@@ -18,14 +18,23 @@ a second SPLIT activity with the fraction as a negative qty and the cash as its 
 
 A **cash dividend** comes from the market data (a `Dividend` event; simbroker/dividends.py):
 at the open of its ex-date (the first session on or after it) every position held at the
-previous close is paid ``qty * amount`` (a long) or charged it (a short: the lender of the
-shares is owed the dividend), rounded to the cent, as one DIV activity, sub-type CDIV ("Cash
-Dividend", trading-api spec June 2026, schema `ActivitySubType`), with the shares in `qty`
-(negative for a short) and the amount in `per_share_amount` ("For dividend activities, the
-average amount paid per share", schema `NonTradeActivities`). Alpaca pays on the pay date;
-this exchange moves the cash on the ex-date (the shipped data has no pay dates), so the cash
-arrives a few weeks early and a position closed between the two dates is paid all the same.
-How Alpaca books a short's charge is not documented; a negative DIV is this exchange's choice.
+previous close is owed ``qty * amount`` (a long) or owes it (a short: the lender of the
+shares is owed the dividend), rounded to the cent. It is paid, as one DIV activity that moves
+the cash, sub-type CDIV ("Cash Dividend", trading-api spec June 2026, schema
+`ActivitySubType`), with the shares in `qty` (negative for a short) and the amount in
+`per_share_amount` ("For dividend activities, the average amount paid per share", schema
+`NonTradeActivities`), at the open of the first session on or after its pay date: Alpaca
+credits dividends "after the pay date, as we receive the cash from DTC" and "the actual
+credit transactions may be after the pay date" (docs.alpaca.markets, Broker API "Daily
+Processes and Reconciliations", Mandatory Corporate Actions, Dividends), and its corporate
+action announcements show "cash balance changes that will take effect on an announcement's
+payable date" (docs.alpaca.markets/reference/corporate-actions-ca-announcements). A position
+closed between the two dates is paid all the same; until the pay date the amount owed is in
+neither cash nor equity (Alpaca documents no receivable in the account; this exchange shows
+none). A dividend without a pay date (the shipped data has none) is paid at the ex-date's
+open: the exchange's choice, a few weeks early. What is owed is kept in the exchange's state
+(`dividends_due`). How Alpaca books a short's charge is not documented; a negative DIV is this
+exchange's choice.
 
 **Open orders.** Alpaca: "Non-marketable GTC limit orders are subject to price adjustments to
 offset corporate actions affecting the issue. We do not currently support Do Not Reduce (DNR)

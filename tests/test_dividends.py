@@ -5,7 +5,7 @@ the backtester's equity and trade fees."""
 from __future__ import annotations
 
 import json
-from datetime import date
+from datetime import date, datetime, time
 
 import numpy as np
 import pandas as pd
@@ -14,6 +14,7 @@ import pytest
 from backtester import run_backtest
 from backtester.outputs import period_stats
 from config import load_config
+from market_calendar import NEW_YORK
 from simbroker import market_data
 from simbroker.dividends import Dividend, path_beside
 from tests.simbroker_fixtures import (
@@ -290,10 +291,10 @@ def ny_day(when) -> date:
     return when.astimezone(ZoneInfo("America/New_York")).date()
 
 
-def _binding_dividend_market(tmp_path, dividend: bool):
-    """AAA: a long entered on day E (z = -2) and held, going ex on E + 2 (a dividend of
-    $0.50 a share, paid at that open); BBB: an entry signal on E + 2. Flat bars, so fills are
-    at the noon price exactly."""
+def _binding_dividend_market(tmp_path, dividend: bool, ex: int = 2, pay: int | None = None):
+    """AAA: a long entered on day E (z = -2) and held, going ex on E + `ex` (a dividend of
+    $0.50 a share, payable on E + `pay` or without a pay date); BBB: an entry signal on
+    E + 2. Flat bars, so fills are at the noon price exactly."""
     from tests.sim_harness import flat_bars, price_for_z, sessions, zigzag
 
     days = sessions(date(2022, 1, 3), 60)
@@ -311,16 +312,19 @@ def _binding_dividend_market(tmp_path, dividend: bool):
     path.with_name(path.name + ".json").write_text(json.dumps({"adjustment": "split"}))
     if dividend:
         path_beside(path).write_text("symbol,ex_date,pay_date,amount\n"
-                                     f"AAA,{days[e + 2]},,0.50\n")
+                                     f"AAA,{days[e + ex]},"
+                                     f"{days[e + pay] if pay is not None else ''},0.50\n")
     return path, days, e
 
 
+@pytest.mark.parametrize(("ex", "pay"), [(2, None), (1, 2), (1, 3)])
 def test_a_dividend_changes_a_decision_where_the_budget_binds_in_the_sim_and_the_backtest(
-        tmp_path, monkeypatch):
+        tmp_path, monkeypatch, ex, pay):
     """The account holds $3 less than BBB's $1,000 entry needs on E + 2 without AAA's
-    dividend, and $2.03 more with it (10.06 shares x $0.50, paid at E + 2's open): the bot on
-    the exchange and the backtest both enter BBB only with the dividend, pay the same
-    dividend, and agree row for row."""
+    dividend, and $2.03 more with it (10.06 shares x $0.50) if it is paid by E + 2's open:
+    going ex on E + 2 without a pay date, or on E + 1 payable on E + 2, and not when it is
+    payable on E + 3. The bot on the exchange and the backtest make the same decision, pay
+    the same dividend on the same day, and agree row for row."""
     import trading_bot
     from backtester import Settings
     from backtester.outputs import cost_columns, trade_columns
@@ -330,7 +334,9 @@ def test_a_dividend_changes_a_decision_where_the_budget_binds_in_the_sim_and_the
     monkeypatch.chdir(tmp_path)
     paths = {}
     for dividend in (True, False):
-        paths[dividend], days, e = _binding_dividend_market(tmp_path, dividend)
+        paths[dividend], days, e = _binding_dividend_market(tmp_path, dividend, ex, pay)
+    paid_on = ex if pay is None else pay  # decision day E + paid_on: index paid_on + 1
+    enters = paid_on <= 2
     env = {"TICKERS": "AAA,BBB", "POSITION_SIZE_USD": "1000", "SIM_SPREAD_BPS": "0"}
     config = load_config(env)
     first, last = days[e - 1], days[e + 5]
@@ -344,10 +350,13 @@ def test_a_dividend_changes_a_decision_where_the_budget_binds_in_the_sim_and_the
     cash = 2_000.0 + round(997.00 - float(probe.cash[2]), 2)
     with_, without = backtest(True, cash), backtest(False, cash)
     assert float(without.cash[2]) == pytest.approx(997.00)
-    assert with_.costs.dividends.tolist() == [0, 0, 0, 5.03, 0, 0, 0]  # 10.06 shares of AAA
-    assert without.positions[3] == 1 and with_.positions[3] == 2, \
+    expected = [0.0] * 7
+    expected[paid_on + 1] = 5.03  # 10.06 shares of AAA
+    assert with_.costs.dividends.tolist() == expected
+    assert without.positions[3] == 1 and with_.positions[3] == (2 if enters else 1), \
         "BBB is entered with the dividend, and not without it"
-    assert float(with_.cash[3]) < float(without.cash[3])  # BBB bought with the dividend
+    if enters:
+        assert float(with_.cash[3]) < float(without.cash[3])  # BBB bought with the dividend
 
     for dividend in (True, False):
         sim_dir = tmp_path / f"sim-{dividend}"
@@ -360,12 +369,12 @@ def test_a_dividend_changes_a_decision_where_the_budget_binds_in_the_sim_and_the
         store = StateStore(sim_dir / "logs")
         exchange = Exchange.load(sim_dir / "exchange.json", market_data.load(paths[dividend]))
         paid = [(a.day, a.net_amount) for a in exchange.activities if a.activity_type == "DIV"]
-        assert paid == ([(days[e + 2], 5.03)] if dividend else [])
+        assert paid == ([(days[e + paid_on], 5.03)] if dividend else [])
         held = store.load_holdings()
         assert len(held) == result.positions[-1]
         bought = {o.symbol for o in exchange.orders.values() if o.side.value == "buy"
                   and o.filled_qty and ny_day(o.filled_at) == days[e + 2]}
-        assert bought == ({"BBB"} if dividend else set())  # the bot's decision on E + 2
+        assert bought == ({"BBB"} if dividend and enters else set())  # its decision on E + 2
         # Trades whose sale's fees the bot has booked (the run after the sale's close).
         rows = sorted((r for r in store.load_trades() if r["exit_time"][:10] < str(last)),
                       key=lambda r: r["symbol"])
@@ -403,3 +412,54 @@ def _refuse(*args, **kwargs):
     from backtester.engine import Binds
 
     raise Binds("the test asks for the day loop")
+
+
+def test_dividends_with_pay_dates_are_paid_at_their_pay_dates_open_in_both_engines(
+        us, monkeypatch):
+    """AAPL and NVDA (real OHLCV) and three others over 2015-2018, each dividend given a pay
+    date two weeks after its ex-date: the cash comes at the open of the pay date's session
+    (owed on the position held over the ex-date, even if it was closed since), the timelines
+    as the day loop, balance for balance."""
+    from dataclasses import replace as with_
+
+    from market_calendar import nyse
+
+    symbols = ["AAPL", "NVDA", "AMZN", "GOOG", "NFLX"]
+    frames = []
+    for symbol in symbols:
+        frame = us.frame(symbol).rename_axis("date").reset_index()
+        frame.insert(0, "symbol", symbol)
+        frame["date"] = frame["date"].dt.strftime("%Y-%m-%d")
+        frames.append(frame)
+    dividends = [with_(d, pay_date=date.fromordinal(d.ex_date.toordinal() + 14))
+                 for d in us.dividends() if d.symbol in symbols]
+    market = market_data.from_frame(pd.concat(frames, ignore_index=True), name="pay-dates",
+                                    dividends=dividends)
+    config = load_config({"TICKERS": ",".join(symbols)})
+    start, end = date(2015, 1, 2), date(2018, 12, 31)
+    timelines = run_backtest(market, config, start=start, end=end)
+    assert timelines.engine == "timelines"
+    with monkeypatch.context() as patch:
+        patch.setattr("backtester.engine.run_timelines", _refuse)
+        loop = run_backtest(market, config, start=start, end=end)
+    assert timelines.costs.dividends.tolist() == loop.costs.dividends.tolist()
+    assert np.allclose(timelines.cash, loop.cash, rtol=0, atol=1e-9)
+    # Worked out again: every position held over an ex-date, paid at the pay date's session.
+    calendar, days = nyse(), timelines.days
+    expected: dict[date, float] = {}
+    t = timelines.trades
+    for i in range(len(t)):
+        symbol = timelines.symbols[t.symbol[i]]
+        entry, exit_ = days[t.entry_session[i]], days[t.exit_session[i]]
+        for d in dividends:
+            if d.symbol == symbol and entry < d.ex_date <= exit_:
+                pay = calendar.current_or_next_open(
+                    datetime.combine(d.pay_date, time(9), tzinfo=NEW_YORK)).day
+                if pay <= days[-1]:
+                    sign = 1 if t.is_long[i] else -1
+                    expected[pay] = round(expected.get(pay, 0.0)
+                                          + round(sign * float(t.qty[i]) * d.amount, 2), 2)
+    booked = {day: v for day, v in zip(days, timelines.costs.dividends.tolist(), strict=True)
+              if v}
+    assert expected and booked == expected
+    assert not set(booked) & {d.ex_date for d in dividends}  # never on an ex-date
