@@ -19,6 +19,7 @@ import datetime
 
 import numpy as np
 
+from simbroker import dividends as dividend_files
 from simbroker.market_data import MarketData
 
 _EPOCH = datetime.date(1970, 1, 1)
@@ -42,6 +43,24 @@ def dividend_panel(market: MarketData, symbols: tuple[str, ...],
             out = np.zeros((len(numbers), len(symbols)))
         t = int(np.searchsorted(numbers, (dividend.ex_date - _EPOCH).days, side="left"))
         out[t, j] += dividend.amount
+    return out
+
+
+def dividend_levels(market: MarketData, symbols: tuple[str, ...],
+                    numbers: np.ndarray) -> np.ndarray | None:
+    """The exchange's dividend adjustment of the bars it serves (`adjustment=all`, the bot's;
+    simbroker/dividends.adjustment_table) as a level per session (rows: day numbers
+    `numbers`) and symbol: the bot's close of session b seen on session t is the split-adjusted
+    close times ``level[t] / level[b]``, the exchange's factor to the bit. None when no
+    symbol has a dividend to adjust for."""
+    out = None
+    for j, symbol in enumerate(symbols):
+        table = dividend_files.adjustment_table(market, symbol)
+        if table is None:
+            continue
+        if out is None:
+            out = np.ones((len(numbers), len(symbols)))
+        out[:, j] = dividend_files.levels(table, numbers)
     return out
 
 

@@ -169,6 +169,11 @@ def startup(rounds: int, out: Path) -> None:
     for label, measured_runs in runs.items():
         print(f"  {label}: {spread([r.seconds for r in measured_runs])}")
     print(f"  run / floor: {spread(ratios(runs['--sim --days 1'], runs['imports only']), 'x')}")
+    # CPU seconds (the process and its children) depend less on what else the machine runs.
+    cpu = [a.cpu_s / b.cpu_s for a, b in zip(runs["--sim --days 1"], runs["imports only"],
+                                             strict=True)]
+    print(f"  CPU seconds: {spread([r.cpu_s for r in runs['--sim --days 1']])} against "
+          f"{spread([r.cpu_s for r in runs['imports only']])}, run / floor {spread(cpu, 'x')}")
     for argv in (["backtest.py", "--help"], ["-c", "import trading_bot, sim_runner"]):
         print(f"heavy packages imported by python {' '.join(argv)} (python -X importtime, "
               "cumulative):")

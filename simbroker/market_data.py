@@ -9,9 +9,9 @@ by every split that took effect after the bar and on or before that day.
 Cash dividends are events too (`simbroker.dividends`): the exchange and the backtester pay
 them on positions held at the close before the ex-date. A dataset states which symbols'
 prices are dividend-adjusted (`dividend_adjusted`); a dividend for one of them is refused, as
-it is already in the prices. Served bars are not adjusted for dividends: the ``dividend``
-adjustment returns raw prices and ``all`` applies splits only (the bot and the backtester
-then see the same closes).
+it is already in the prices. `bars` adjusts for splits only (``dividend`` returns raw
+prices, ``all`` split-adjusted ones); the exchange's served bars add the dividend adjustment
+on top (simbroker/bars.served_frames, simbroker/dividends.adjustment_table).
 
 Shipped datasets (see data/README.md for sources, licenses and every transformation):
 
@@ -245,7 +245,8 @@ class MarketData:
         `adjustment` is one of ADJUSTMENTS. ``split`` and ``all`` divide prices (and multiply
         volumes) by `split_factor` relative to `as_of`; bars after `as_of` are left raw, as no
         split between the bar and `as_of` exists. ``dividend`` equals ``raw`` and ``all`` equals
-        ``split`` because dividends are not modelled. Unknown symbols are absent from the result;
+        ``split`` here: the exchange applies the dividends (simbroker/bars.served_frames).
+        Unknown symbols are absent from the result;
         a known symbol without bars in the range maps to an empty frame.
         """
         adjust = _adjusts_splits(adjustment)

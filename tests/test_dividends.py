@@ -143,6 +143,45 @@ def test_a_position_bought_on_the_ex_date_gets_nothing_and_one_sold_then_is_paid
     assert sim.api.list_positions()[0].symbol == "LATE"
 
 
+def _closes(sim, symbol: str, adjustment: str) -> dict[str, tuple[float, int]]:
+    bars = sim.api.get_bars(symbol, "1Day", "2022-02-28", "2022-03-10", adjustment=adjustment)
+    return {b._raw["t"][:10]: (b._raw["c"], b._raw["v"]) for b in bars}
+
+
+def test_the_exchange_serves_bars_adjusted_for_dividends_before_their_ex_dates(sim):
+    """adjustment=dividend|all over HTTP with the SDK: PAY's prices before its 03-03 ex-date
+    times 1 - 0.50 / 50.00 (the close before it), from the ex-date on and the volume as they
+    are; raw and split leave the dividend in; before the ex-date nothing is adjusted yet."""
+    assert _closes(sim, "PAY", "all")["2022-02-28"] == (50.0, 100_000)  # as of 03-01
+    sim.advance_to(ny(MAR3, 17))
+    for adjustment in ("dividend", "all", "split,dividend"):
+        bars = _closes(sim, "PAY", adjustment)
+        assert [bars[d] for d in sorted(bars)] == [(49.5, 100_000)] * 3 + [(50.0, 100_000)], \
+            adjustment
+    for adjustment in ("raw", "split"):
+        assert set(_closes(sim, "PAY", adjustment).values()) == {(50.0, 100_000)}
+    # OWE's $0.25 on $40.00: 39.75 before; a symbol without dividends is served as it is.
+    assert _closes(sim, "OWE", "all")["2022-03-02"] == (39.75, 100_000)
+
+
+def test_served_bars_of_the_shipped_data_adjust_the_payers_and_leave_the_adjusted_as_they_are(
+        us):
+    from simbroker.bars import served_frames
+
+    as_of, first, last = date(2021, 3, 1), date(2021, 2, 1), date(2021, 2, 10)
+    served = served_frames(us, ["AAPL", "KO"], first, last, adjustment="all", as_of=as_of)
+    split = us.bars(["AAPL", "KO"], first, last, adjustment="all", as_of=as_of)
+    # AAPL's $0.205 going ex 2021-02-05, the close before it $137.39: the factor 0.998508...
+    factor = 1 - 0.205 / 137.39
+    before = split["AAPL"].index < "2021-02-05"
+    assert np.allclose(served["AAPL"].loc[before, "close"],
+                       split["AAPL"].loc[before, "close"] * factor, rtol=1e-15, atol=0)
+    assert served["AAPL"].loc[before, "close"].iloc[-1] == pytest.approx(137.39 - 0.205)
+    assert served["AAPL"][~before].equals(split["AAPL"][~before])
+    assert served["AAPL"]["volume"].equals(split["AAPL"]["volume"])
+    assert served["KO"].equals(split["KO"])  # dividend-adjusted already: as it is
+
+
 # -- the backtester -----------------------------------------------------------------------
 
 
@@ -167,26 +206,12 @@ def test_backtest_equity_and_trade_fees_carry_the_dividends_of_positions_held_ov
     assert np.allclose(result.equity, costs.gross_equity - others + np.cumsum(costs.dividends))
     stats = period_stats(result)
     assert stats["dividends_usd"] == round(sum(expected.values()), 2)
-    # Each round trip's fees count its dividends against them (a long's lowers them).
-    no_dividends = run_backtest(market_without_dividends(us), load_config({}),
-                                start=date(2019, 1, 1), end=date(2020, 12, 31))
-    assert len(no_dividends.trades) == len(result.trades)  # the decisions do not change
-    delta = no_dividends.costs.trade_fees - costs.trade_fees
+    # Each round trip's fees count its dividends against them (a long's lowers them): its
+    # fees before dividends less what it was paid.
+    from backtester.costs import trade_fees
+    delta = trade_fees(result.charges, result.trades, result.symbols) - costs.trade_fees
     assert {i: round(v, 2) for i, v in enumerate(delta) if v} == {
         i: round(v, 2) for i, v in expected.items() if v}
-
-
-def market_without_dividends(us):
-    frames = []
-    for symbol in us.symbols:
-        frame = us.frame(symbol).rename_axis("date").reset_index()
-        frame.insert(0, "symbol", symbol)
-        frame["date"] = frame["date"].dt.strftime("%Y-%m-%d")
-        if us.ohlc_is_model(symbol):
-            frame[["open", "high", "low"]] = np.nan
-        frames.append(frame)
-    return market_data.from_frame(pd.concat(frames, ignore_index=True), name="no-dividends",
-                                  check_sessions=False)
 
 
 # -- parity -------------------------------------------------------------------------------
@@ -344,10 +369,6 @@ def test_the_timelines_book_dividends_into_cash_at_the_open_as_the_day_loop_does
     assert timelines.costs.dividends.tolist() == loop.costs.dividends.tolist()
     assert np.allclose(timelines.cash, loop.cash, rtol=0, atol=1e-9)
     assert np.allclose(timelines.equity, loop.equity, rtol=0, atol=1e-6)
-    # In cash from the ex-date's open: the day's close cash moved by the dividend.
-    without = run_backtest(market_without_dividends(us), config, start=start, end=end)
-    assert np.allclose(timelines.cash - without.cash,
-                       np.cumsum(timelines.costs.dividends), rtol=0, atol=1e-6)
 
 
 def _refuse(*args, **kwargs):
