@@ -134,9 +134,13 @@ def _scale_panel(market: MarketData, symbols: tuple[str, ...],
 
 def _session_panel(market: MarketData, name: str, symbols: tuple[str, ...],
                    sessions: tuple[Session, ...], numbers: np.ndarray) -> np.ndarray:
-    frame = market.panel(name, sessions[0].day, sessions[-1].day, adjustment="raw")
-    values = frame.reindex(columns=list(symbols)).to_numpy(dtype=float)
-    data_days = frame.index.to_numpy().astype("datetime64[D]").astype(np.int64)
+    data_days, table = market.panel_values(name, sessions[0].day, sessions[-1].day,
+                                           adjustment="raw")
+    column = {symbol: j for j, symbol in enumerate(market.symbols)}
+    values = np.full((len(data_days), len(symbols)), np.nan)  # NaN: a symbol not in the data
+    for k, symbol in enumerate(symbols):
+        if symbol in column:
+            values[:, k] = table[:, column[symbol]]
     rows = np.searchsorted(numbers, data_days)
     on_session = (rows < len(numbers)) & (numbers[np.minimum(rows, len(numbers) - 1)]
                                           == data_days)
