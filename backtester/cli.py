@@ -225,10 +225,12 @@ def _run(args: argparse.Namespace, env: Mapping[str, str], watch: Stopwatch) -> 
     own: dict[str, Any] = {}
 
     def prepare(result: Result) -> None:
-        """The command line's own run as the texts of its files and its charts: in a sweep,
-        made as soon as that run is known, while the last jobs use the other core."""
+        """The command line's own run as the texts of its files and its report but for the
+        sweep's part: in a sweep, made as soon as that run is known, while the last jobs use
+        the other core."""
         own.update(_own_run(args, config, settings, market, result))
         own["charts"] = _charts(result)
+        own["page"] = _page(market, own, result)
 
     if args.grid:
         # Only a sweep needs its process pool, progress bar and table (~15 ms of imports).
@@ -253,12 +255,13 @@ def _run(args: argparse.Namespace, env: Mapping[str, str], watch: Stopwatch) -> 
     if grid is not None:
         atomic_write_text(out / "grid.csv", grid.to_csv(index=False))
     watch.lap("files")
-    title = f"Backtest {market.name}, {stats['start']} to {stats['end']}"
-    from backtester.report import build_report, write_report  # only to write one
+    from backtester.report import with_sweep, write_report  # only to write one
 
-    write_report(out / "report.html", build_report(
-        result, stats, title=title, periods=periods, grid=grid, grid_axes=axes,
-        parameters=full["parameters"], charts=own.get("charts") or _charts(result)))
+    if "page" in own:  # a sweep's: all but the sweep's part made while the last jobs ran
+        page = with_sweep(own["page"], grid, axes)
+    else:
+        page = _page(market, own, result)
+    write_report(out / "report.html", page)
     watch.lap("report")
     print(summary_text({"backtest": stats, **(periods or {})}))
     if grid is not None:
@@ -288,6 +291,18 @@ def _own_run(args: argparse.Namespace, config: Config, settings: Settings,
         full["in_sample"], full["out_of_sample"] = periods["in-sample"], \
             periods["out-of-sample"]
     return {"stats": stats, "periods": periods, "full": full, "texts": result_texts(result)}
+
+
+def _page(market: market_data.MarketData, own: Mapping[str, Any], result: Result) -> str:
+    """The report of the command line's own run, without a sweep's part (report.with_sweep
+    adds it)."""
+    from backtester.report import build_report  # only to write one
+
+    stats = own["stats"]
+    return build_report(result, stats, title=f"Backtest {market.name}, {stats['start']} to "
+                        f"{stats['end']}", periods=own["periods"],
+                        parameters=own["full"]["parameters"],
+                        charts=own.get("charts") or _charts(result))
 
 
 def _charts(result: Result) -> list[str]:
