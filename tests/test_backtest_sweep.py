@@ -143,3 +143,16 @@ def test_a_sweep_without_trades_keeps_its_heatmap(market):
     page = build_report(sweep.base, period_stats(sweep.base), title="t", grid=sweep.grid,
                         grid_axes=["entry_z", "window"])
     assert "chart-sweep" in page
+
+
+def test_workers_get_the_own_run_first_then_the_loosest_entries():
+    from backtester.sweep import longest_first
+
+    common = dict(start=None, end=None, symbols=None, settings=Settings(), split=None)
+    grid = [("entry_z", ["2.0", "1.0", "1.5"]), ("window", ["60", "20"])]
+    jobs = jobs_for(grid, ENV, [], **common)
+    tasks = [(job, job.params == (("entry_z", "1.5"), ("window", "60"))) for job in jobs]
+    order = [dict(tasks[i][0].params) for i in longest_first(tasks)]
+    assert [(p["entry_z"], p["window"]) for p in order] == [
+        ("1.5", "60"), ("1.0", "20"), ("1.0", "60"), ("1.5", "20"), ("2.0", "20"),
+        ("2.0", "60")]
