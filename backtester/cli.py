@@ -20,7 +20,7 @@ from errors import ConfigError
 from market_calendar import nyse
 from simbroker import market_data
 from simbroker.costs import CostRates
-from state_files import atomic_write_text
+from state_files import StagedText, atomic_write_text
 from version import VERSION
 
 DESCRIPTION = "Backtest the bot's strategy on daily bars with its own decision code."
@@ -230,7 +230,10 @@ def _run(args: argparse.Namespace, env: Mapping[str, str], watch: Stopwatch) -> 
         the other core."""
         own.update(_own_run(args, config, settings, market, result))
         own["charts"] = _charts(result)
-        own["page"] = _page(market, own, result)
+        from backtester.report import page_start  # only to write one
+
+        own["report"] = StagedText(args.out / "report.html",
+                                   page_start(_page(market, own, result)))
 
     if args.grid:
         # Only a sweep needs its process pool, progress bar and table (~15 ms of imports).
@@ -238,9 +241,15 @@ def _run(args: argparse.Namespace, env: Mapping[str, str], watch: Stopwatch) -> 
 
         spec = parse_grid(args.grid)
         axes = [name for name, _ in spec]
-        sweep = run_sweep(market, jobs_for(spec, env, changes, **common),
-                          Job(params=(), config=config, **common), processes=args.processes,
-                          scheduler=args.scheduler, on_base=prepare)
+        try:
+            sweep = run_sweep(market, jobs_for(spec, env, changes, **common),
+                              Job(params=(), config=config, **common),
+                              processes=args.processes, scheduler=args.scheduler,
+                              on_base=prepare)
+        except BaseException:
+            if "report" in own:
+                own["report"].abandon()
+            raise
         grid, result = sweep.grid, sweep.base
     else:
         result = run_backtest(market, config, start=args.start, end=args.end, symbols=symbols,
@@ -255,13 +264,14 @@ def _run(args: argparse.Namespace, env: Mapping[str, str], watch: Stopwatch) -> 
     if grid is not None:
         atomic_write_text(out / "grid.csv", grid.to_csv(index=False))
     watch.lap("files")
-    from backtester.report import with_sweep, write_report  # only to write one
+    if "report" in own:  # a sweep's: all but its end written while the last jobs ran
+        from backtester.report import sweep_end
 
-    if "page" in own:  # a sweep's: all but the sweep's part made while the last jobs ran
-        page = with_sweep(own["page"], grid, axes)
+        own["report"].finish(sweep_end(grid, axes))
     else:
-        page = _page(market, own, result)
-    write_report(out / "report.html", page)
+        from backtester.report import write_report  # only to write one
+
+        write_report(out / "report.html", _page(market, own, result))
     watch.lap("report")
     print(summary_text({"backtest": stats, **(periods or {})}))
     if grid is not None:

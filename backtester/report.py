@@ -475,13 +475,21 @@ def sweep_sections(grid: pd.DataFrame, grid_axes: Sequence[str]) -> list[str]:
 
 def with_sweep(page: str, grid: pd.DataFrame, grid_axes: Sequence[str]) -> str:
     """`page`, built without a grid, with the sweep's part added at its end: the page
-    `build_report` gives with that grid. A sweep's command builds the rest while its last jobs
-    run, and only this once they have all ended."""
+    `build_report` gives with that grid."""
+    return page_start(page) + sweep_end(grid, grid_axes)
+
+
+def page_start(page: str) -> str:
+    """A page of build_report without a grid, but for its end: a sweep's command writes it
+    while its last jobs run, and `sweep_end` once they have all ended."""
     if not page.endswith(_PAGE_END):
         raise ValueError("not a page of build_report")
-    body_end = len(page) - len(_PAGE_END)
-    return "".join((page[:body_end], "\n", "\n".join(sweep_sections(grid, grid_axes)),
-                    _PAGE_END))
+    return page[:len(page) - len(_PAGE_END)]
+
+
+def sweep_end(grid: pd.DataFrame, grid_axes: Sequence[str]) -> str:
+    """What follows `page_start`: the sweep's part and the page's end."""
+    return "\n" + "\n".join(sweep_sections(grid, grid_axes)) + _PAGE_END
 
 
 def write_report(path: Path, page: str) -> None:
