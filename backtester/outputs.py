@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from backtester.benchmark import NAME as BENCHMARK
 from backtester.engine import Result
@@ -188,14 +187,25 @@ def csv_text(columns: Mapping[str, Sequence[str]]) -> str:
     return text
 
 
-def equity_frame(result: Result) -> pd.DataFrame:
-    return pd.DataFrame({
-        "date": np.datetime_as_string(np.array(result.days, dtype="datetime64[D]")),
-        "equity": np.round(result.equity, 2), "cash": np.round(result.cash, 2),
-        "long_value": np.round(result.long_value, 2),
-        "short_value": np.round(result.short_value, 2),
-        "drawdown": np.round(drawdown(result.equity, result.settings.starting_cash), 6),
-    })
+def equity_columns(result: Result) -> dict[str, list[str]]:
+    """equity.csv as columns of text: each float as numpy prints it (the shortest text that
+    reads back as the same float, as pandas' to_csv writes it), NaN as an empty field."""
+    return {
+        "date": np.datetime_as_string(np.array(result.days, dtype="datetime64[D]")).tolist(),
+        "equity": _float_text(np.round(result.equity, 2)),
+        "cash": _float_text(np.round(result.cash, 2)),
+        "long_value": _float_text(np.round(result.long_value, 2)),
+        "short_value": _float_text(np.round(result.short_value, 2)),
+        "drawdown": _float_text(np.round(drawdown(result.equity,
+                                                  result.settings.starting_cash), 6)),
+    }
+
+
+def _float_text(values: np.ndarray) -> list[str]:
+    values = np.asarray(values, dtype=np.float64)
+    text = values.astype(str)
+    text[np.isnan(values)] = ""
+    return text.tolist()
 
 
 def period_stats(result: Result, first: date | None = None,
@@ -293,7 +303,7 @@ def result_texts(result: Result) -> dict[str, str]:
     """trades.csv and equity.csv as text, by file name (built once, written by write_texts)."""
     columns = trade_columns(result)
     return {"trades.csv": csv_text(columns | cost_columns(result, columns["pnl_usd"])),
-            "equity.csv": equity_frame(result).to_csv(index=False)}
+            "equity.csv": csv_text(equity_columns(result))}
 
 
 def write_texts(out_dir: Path, texts: Mapping[str, str]) -> None:

@@ -11,10 +11,9 @@ import html
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from backtester.engine import Result
 from backtester.plotdata import MAX_POINTS, envelope, envelope_columns
@@ -28,6 +27,9 @@ from backtester.tearsheet import (
 )
 from signal_generator import EXIT_CODES, Thresholds
 from state_files import atomic_write_text
+
+if TYPE_CHECKING:  # a sweep's grid; a report without one does not import pandas
+    import pandas as pd
 
 TOP_SYMBOLS = None  # every traded symbol is in the menu
 _PERCENT = {"total_return", "cagr", "annual_volatility", "max_drawdown", "exposure",
@@ -335,8 +337,8 @@ def monthly_table(result: Result) -> str:
               "Dec", "Year"]
     head = "".join(f"<th>{m}</th>" for m in months)
     body = ""
-    for year, row in table.iterrows():
-        cells = "".join(_return_cell(v) for v in row.to_numpy())
+    for year, row in zip(table.years, table.table, strict=True):
+        cells = "".join(_return_cell(v) for v in row)
         body += f"<tr><th>{year}</th>{cells}</tr>"
     return f"<div class='scroll'><table class='monthly'><tr><th></th>{head}</tr>{body}" \
         "</table></div>"

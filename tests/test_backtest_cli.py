@@ -161,3 +161,29 @@ def test_backtest_py_turns_numpy_huge_pages_off_unless_asked(given, expected):
     done = subprocess.run([sys.executable, "-c", probe], cwd=root, env=env,
                           capture_output=True, text=True, check=True)
     assert done.stdout.splitlines()[-1] == expected
+
+
+def test_a_backtest_of_a_plain_csv_file_does_not_import_pandas(tmp_path):
+    from simbroker.market_data import load
+
+    us = load("us-stocks")
+    rows = ["symbol,date,open,high,low,close,volume"]
+    for symbol in ("AAPL", "AMZN"):
+        frame = us.frame(symbol).loc["2019-01-01":"2020-06-30"]
+        rows += [f"{symbol},{day:%Y-%m-%d},{o!r},{h!r},{lo!r},{c!r},{v!r}" for day, o, h, lo, c, v
+                 in zip(frame.index, *(frame[f].tolist() for f in frame.columns), strict=True)]
+    path = tmp_path / "bars.csv"
+    path.write_text("\n".join(rows) + "\n")
+    root = Path(__file__).resolve().parent.parent
+    probe = ("import runpy, sys\n"
+             f"sys.argv = ['backtest.py', '--data', {str(path)!r}, '--out', "
+             f"{str(tmp_path / 'out')!r}]\n"
+             f"try:\n    runpy.run_path({str(root / 'backtest.py')!r}, run_name='__main__')\n"
+             "except SystemExit as done:\n    assert done.code == 0, done.code\n"
+             "print('pandas imported:', 'pandas' in sys.modules)")
+    env = {k: v for k, v in os.environ.items() if k != "TICKERS"}
+    done = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env={
+        **env, "PYTHONPATH": str(root), "TICKERS": "AAPL,AMZN"}, capture_output=True,
+        text=True, check=True)
+    assert (tmp_path / "out" / "report.html").is_file()
+    assert done.stdout.splitlines()[-1] == "pandas imported: False"
