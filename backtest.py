@@ -10,10 +10,19 @@ and prints the statistics. `python backtest.py --help` lists every option. The e
 backtester package; this file is only its entry point.
 """
 
+import os
 import sys
 import time
 
 STARTED = time.perf_counter()  # before the imports, for --timings
+
+# numpy asks Linux for transparent huge pages on every array of 4 MB or more. On this project's
+# VM a fresh 100 MB array took 0.17-0.26 s in huge pages against 0.04-0.06 s in 4 KB pages
+# whenever the kernel had to find new ones, and a 2.5 M-bar run on a quiet machine 4.8 s
+# against 5.3-7.0 s (README, Speed and memory, as a user waits for it; `bench_whole.py --only
+# hugepages`). Read by numpy at its import, inherited by a sweep's processes; a value already
+# set is kept. https://numpy.org/doc/2.0/reference/global_state.html
+os.environ.setdefault("NUMPY_MADVISE_HUGEPAGE", "0")
 
 from backtester.cli import main  # noqa: E402
 

@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import datetime
 import functools
+import gzip
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from backtester.panels import Panels
 from simbroker.market_data import DATA_DIR, MarketData
@@ -81,6 +82,40 @@ def load_index(spec: str) -> MarketIndex:
         raise ValueError(f"benchmark {spec!r} is neither {SHIPPED_INDEX!r} (the shipped S&P 500 "
                          "index), a symbol of the data, nor an existing CSV file with header "
                          "date,close")
+    plain = _read_plain_index(path)
+    if plain is not None:
+        return MarketIndex(name, *plain)
+    return MarketIndex(name, *_read_index(path))
+
+
+# A file of nothing but "YYYY-MM-DD,123.45" rows under the header date,close (the shipped index
+# is one) is read without pandas, whose import costs more than the whole rest of a small
+# backtest's start; anything else goes to _read_index, which finds and names what is wrong.
+_PLAIN_ROW = re.compile(r"\d{4}-\d{2}-\d{2},\d+(?:\.\d+)?", re.ASCII)
+
+
+def _read_plain_index(path: Path) -> tuple[np.ndarray, np.ndarray] | None:
+    try:
+        opener = gzip.open if path.name.endswith(".gz") else open
+        with opener(path, "rt", encoding="utf-8", newline="") as handle:
+            lines = handle.read().splitlines()
+        if not lines or lines[0] != "date,close" or len(lines) < 2:
+            return None
+        if not all(_PLAIN_ROW.fullmatch(line) for line in lines[1:]):
+            return None
+        days = np.array([datetime.date.fromisoformat(line[:10]).toordinal()
+                         for line in lines[1:]], dtype=np.int64) - _EPOCH.toordinal()
+    except (OSError, EOFError, UnicodeDecodeError, ValueError):
+        return None
+    close = np.array([float(line[11:]) for line in lines[1:]])
+    if not (close > 0).all() or np.any(np.diff(days) <= 0):
+        return None
+    return days, close
+
+
+def _read_index(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    import pandas as pd  # only for a file that is not plain (see _PLAIN_ROW)
+
     try:
         table = pd.read_csv(path, dtype=str, keep_default_na=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
@@ -101,7 +136,7 @@ def load_index(spec: str) -> MarketIndex:
         i = int(np.flatnonzero(np.diff(numbers) <= 0)[0]) + 1
         raise ValueError(f"{path}, line {i + 2}: dates must increase, one row a day; sort the "
                          "file and keep one close per date")
-    return MarketIndex(name, numbers, close.to_numpy(dtype=float))
+    return numbers, close.to_numpy(dtype=float)
 
 
 def symbol_index(market: MarketData, symbol: str) -> MarketIndex:

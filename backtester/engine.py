@@ -531,9 +531,13 @@ class _Run:
         for split in self.p.splits.get(t, ()):
             self.apply_split(split, c.last_close[row])
         held = self.held_in_book()
-        if self.p.dividend is not None and len(held):  # paid at the open, after splits
+        if self.p.dividend is not None and (len(held) or self.ledger.owed):
+            # paid at the open, after splits (or owed until the pay date's open)
+            pay = None if self.p.dividend_pay is None \
+                else self.p.dividend_pay[t, held] - self.p.warmup
             self.cash = self.ledger.open_dividends(t - self.p.warmup, self.cash,
-                                                   self.signed[held], self.p.dividend[t, held])
+                                                   self.signed[held], self.p.dividend[t, held],
+                                                   pay)
         # The exchange marks positions at the current price.
         long_value, short_value = _long_short(
             (self.signed[held] * c.mark[row][held]).tolist())

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from backtester.benchmark import NAME as BENCHMARK
 from backtester.engine import Result
@@ -100,17 +99,19 @@ def trade_columns(result: Result) -> dict[str, list[str]]:
 COST_COLUMNS = ("fees_usd", "gross_pnl_usd", "net_pnl_usd")
 
 
-def cost_columns(result: Result) -> dict[str, list[str]]:
+def cost_columns(result: Result, pnl_text: list[str] | None = None) -> dict[str, list[str]]:
     """The backtest's own columns of trades.csv, after the bot's: each round trip's account
     costs (borrow fees while short, SEC and FINRA fees on its sale; backtester/costs.py), its
-    P&L before them (`gross_pnl_usd`, the same as `pnl_usd`) and after them (`net_pnl_usd`)."""
+    P&L before them (`gross_pnl_usd`, the same as `pnl_usd`: `pnl_text` when given, the
+    pnl_usd column of `trade_columns`) and after them (`net_pnl_usd`)."""
     t = result.trades
     gross = np.where(t.is_long, t.exit_price - t.entry_price, t.entry_price - t.exit_price) * t.qty
     fees = (result.costs.trade_fees if result.costs is not None
             else np.zeros(len(result.trades)))
     net = np.round(gross, 2) - fees
-    return {"fees_usd": [f"{v:.2f}" for v in fees.tolist()],
-            "gross_pnl_usd": [f"{v:.2f}" for v in gross.tolist()],
+    return {"fees_usd": _each_distinct(fees, ".2f"),
+            "gross_pnl_usd": pnl_text if pnl_text is not None
+            else [f"{v:.2f}" for v in gross.tolist()],
             "net_pnl_usd": [f"{v:.2f}" for v in net.tolist()]}
 
 
@@ -145,7 +146,17 @@ def _microseconds_of(span: timedelta) -> int:
 
 
 def _g(values: np.ndarray) -> list[str]:
-    return [f"{v:g}" for v in values.tolist()]
+    return _each_distinct(values, "g")
+
+
+def _each_distinct(values: np.ndarray, spec: str) -> list[str]:
+    """format(v, spec) of each value, formatting each distinct value once: prices, quantities
+    and fees repeat (3,201 distinct among 125,373 entry prices at 2.5 M bars). Distinct by
+    their bits, so that -0.0 keeps its sign."""
+    bits = np.ascontiguousarray(values, dtype=np.float64).view(np.int64)
+    distinct, at = np.unique(bits, return_inverse=True)
+    text = np.array([format(v, spec) for v in distinct.view(np.float64).tolist()], dtype=object)
+    return text[at.reshape(-1)].tolist()
 
 
 def _z(values: np.ndarray) -> list[str]:
@@ -160,34 +171,41 @@ def write_columns(path: Path, columns: Mapping[str, Sequence[str]]) -> None:
 
 
 def csv_text(columns: Mapping[str, Sequence[str]]) -> str:
-    if len(columns) < 2 or any(_needs_quotes(values) for values in [list(columns),
-                                                                     *columns.values()]):
+    lines = [",".join(columns), *map(",".join, zip(*columns.values(), strict=True))]
+    text = "\n".join(lines) + "\n"
+    # Joined as they are, unless some field holds what the csv module would quote it for (a
+    # delimiter, a quote or a line break, seen as more commas or lines than fields make; or
+    # a row of one empty field, which two or more columns never are): one look at the text,
+    # not one per column.
+    if (len(columns) < 2 or text.count(",") != (len(columns) - 1) * len(lines)
+            or text.count("\n") != len(lines) or '"' in text or "\r" in text):
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
         writer.writerow(columns)
         writer.writerows(zip(*columns.values(), strict=True))
         return buffer.getvalue()
-    lines = [",".join(columns), *map(",".join, zip(*columns.values(), strict=True))]
-    return "\n".join(lines) + "\n"
+    return text
 
 
-def _needs_quotes(values: Sequence[str]) -> bool:
-    """Whether the csv module (QUOTE_MINIMAL) quotes any of these fields: it does one with a
-    delimiter, a quote or a line break in it (and a row of one empty field, which two or more
-    columns never are)."""
-    text = ",".join(values)
-    return (text.count(",") != len(values) - 1 or '"' in text or "\n" in text
-            or "\r" in text)
+def equity_columns(result: Result) -> dict[str, list[str]]:
+    """equity.csv as columns of text: each float as numpy prints it (the shortest text that
+    reads back as the same float, as pandas' to_csv writes it), NaN as an empty field."""
+    return {
+        "date": np.datetime_as_string(np.array(result.days, dtype="datetime64[D]")).tolist(),
+        "equity": _float_text(np.round(result.equity, 2)),
+        "cash": _float_text(np.round(result.cash, 2)),
+        "long_value": _float_text(np.round(result.long_value, 2)),
+        "short_value": _float_text(np.round(result.short_value, 2)),
+        "drawdown": _float_text(np.round(drawdown(result.equity,
+                                                  result.settings.starting_cash), 6)),
+    }
 
 
-def equity_frame(result: Result) -> pd.DataFrame:
-    return pd.DataFrame({
-        "date": np.datetime_as_string(np.array(result.days, dtype="datetime64[D]")),
-        "equity": np.round(result.equity, 2), "cash": np.round(result.cash, 2),
-        "long_value": np.round(result.long_value, 2),
-        "short_value": np.round(result.short_value, 2),
-        "drawdown": np.round(drawdown(result.equity, result.settings.starting_cash), 6),
-    })
+def _float_text(values: np.ndarray) -> list[str]:
+    values = np.asarray(values, dtype=np.float64)
+    text = values.astype(str)
+    text[np.isnan(values)] = ""
+    return text.tolist()
 
 
 def period_stats(result: Result, first: date | None = None,
@@ -283,8 +301,9 @@ def write_results(result: Result, out_dir: Path, stats: dict[str, Any]) -> None:
 
 def result_texts(result: Result) -> dict[str, str]:
     """trades.csv and equity.csv as text, by file name (built once, written by write_texts)."""
-    return {"trades.csv": csv_text(trade_columns(result) | cost_columns(result)),
-            "equity.csv": equity_frame(result).to_csv(index=False)}
+    columns = trade_columns(result)
+    return {"trades.csv": csv_text(columns | cost_columns(result, columns["pnl_usd"])),
+            "equity.csv": csv_text(equity_columns(result))}
 
 
 def write_texts(out_dir: Path, texts: Mapping[str, str]) -> None:

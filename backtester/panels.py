@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from backtester.dividends import dividend_panel
+from backtester.dividends import dividend_levels, dividend_panel, pay_sessions
 from market_calendar import NEW_YORK, MarketCalendar, Session
 from simbroker.market_data import FIELDS, MarketData, Split
 from simbroker.price_model import path_keys
@@ -47,6 +47,10 @@ class Panels:
     scale: np.ndarray | None = None
     # Cash dividends per share going ex at each session (backtester/dividends.py); None: none.
     dividend: np.ndarray | None = None
+    # Session whose open pays each `dividend` cell (its pay date's; None: all at the ex-date).
+    dividend_pay: np.ndarray | None = None
+    # The exchange's dividend adjustment of served bars as a level per session (None: none).
+    dividend_level: np.ndarray | None = None
 
     def path(self, t, j=slice(None)) -> dict[str, np.ndarray]:
         """The `key` and `scale` keywords of price_model for the bars at [t, j]."""
@@ -114,7 +118,9 @@ def build_panels(market: MarketData, symbols: Sequence[str], *, first_day: datet
                   splits=_split_events(market, symbols, sessions),
                   key=path_keys(symbols, np.array([s.day.toordinal() for s in sessions])),
                   scale=_scale_panel(market, symbols, numbers),
-                  dividend=dividend_panel(market, symbols, numbers), **arrays)
+                  dividend=dividend_panel(market, symbols, numbers),
+                  dividend_pay=pay_sessions(market, symbols, numbers),
+                  dividend_level=dividend_levels(market, symbols, numbers), **arrays)
 
 
 def _scale_panel(market: MarketData, symbols: tuple[str, ...],
@@ -135,9 +141,13 @@ def _scale_panel(market: MarketData, symbols: tuple[str, ...],
 
 def _session_panel(market: MarketData, name: str, symbols: tuple[str, ...],
                    sessions: tuple[Session, ...], numbers: np.ndarray) -> np.ndarray:
-    frame = market.panel(name, sessions[0].day, sessions[-1].day, adjustment="raw")
-    values = frame.reindex(columns=list(symbols)).to_numpy(dtype=float)
-    data_days = frame.index.to_numpy().astype("datetime64[D]").astype(np.int64)
+    data_days, table = market.panel_values(name, sessions[0].day, sessions[-1].day,
+                                           adjustment="raw")
+    column = {symbol: j for j, symbol in enumerate(market.symbols)}
+    values = np.full((len(data_days), len(symbols)), np.nan)  # NaN: a symbol not in the data
+    for k, symbol in enumerate(symbols):
+        if symbol in column:
+            values[:, k] = table[:, column[symbol]]
     rows = np.searchsorted(numbers, data_days)
     on_session = (rows < len(numbers)) & (numbers[np.minimum(rows, len(numbers) - 1)]
                                           == data_days)

@@ -172,6 +172,8 @@ def _window_closes(panels: Panels, t0: int, count: int, w: int) -> list[np.ndarr
     of shape (count, symbols), the oldest close first. Without splits each close is rounded
     once, and the rows are views of the result."""
     start = t0 - w
+    if panels.dividend_level is not None:  # the bars the bot fetches: adjustment=all
+        return _dividend_adjusted_closes(panels, t0, count, w)
     if panels.split_level is None:
         rounded = np.round(panels.close[start:t0 + count - 1], 4)
         return [rounded[k:k + count] for k in range(w)]
@@ -179,6 +181,22 @@ def _window_closes(panels: Panels, t0: int, count: int, w: int) -> list[np.ndarr
     return [np.round(panels.close[start + k:start + k + count]
                      / (as_of / panels.split_level[start + k:start + k + count]), 4)
             for k in range(w)]
+
+
+def _dividend_adjusted_closes(panels: Panels, t0: int, count: int, w: int) -> list[np.ndarray]:
+    """`_window_closes` where the exchange also adjusts the served bars for dividends
+    (simbroker/bars.py): split-adjusted as of the day, then times the dividend factor as of
+    the day, in the exchange's order of operations, rounded to 4 decimals."""
+    start, level = t0 - w, panels.dividend_level
+    assert level is not None
+    out = []
+    for k in range(w):
+        rows = slice(start + k, start + k + count)
+        close = panels.close[rows]
+        if panels.split_level is not None:
+            close = close / (panels.split_level[t0:t0 + count] / panels.split_level[rows])
+        out.append(np.round(close * (level[t0:t0 + count] / level[rows]), 4))
+    return out
 
 
 def _full_windows(close: np.ndarray, t0: int, count: int, w: int) -> np.ndarray:

@@ -282,23 +282,34 @@ class _Timelines:
                           self.orders.qty[p.entry[q], p.symbol[q]])
         sales = (f["day"][sells], f["symbol"][sells], shares * f["price"][sells], shares)
         charges = timeline_charges(self.costs, self.gap, self.g.close_mark, short_cells, sales)
-        return replace(charges, dividends=self.dividends(segments))
-
-    def dividends(self, segments: np.ndarray) -> np.ndarray | None:
-        """Each day's cash dividends (backtester/dividends.py), at its open: on every segment
-        held at that noon (the close before, with the quantity a split at the open left)."""
         if self.p.dividend is None:
-            return None
+            return charges
+        return replace(charges, **self.dividends(segments))
+
+    def dividends(self, segments: np.ndarray) -> dict[str, object]:
+        """The cash dividends (backtester/dividends.py) owed at each ex-date's open on every
+        segment held at that noon (the close before, with the quantity a split at the open
+        left): each day's total paid at its open (`dividends`: those going ex that day
+        without a later pay date, and those owed earlier whose pay date's session it is), and
+        those paid later (`dividends_owed`: ex day, pay day, dollars)."""
+        assert self.p.dividend is not None
+        w = self.p.warmup
         j, first, end = (segments[:, c].astype(np.int64) for c in range(3))
         day, symbol, row = _cells(self.days, j, first + (segments[:, 4] == 0),
                                   end + (segments[:, 5] == 0))
-        amount = self.p.dividend[self.p.warmup:][day, symbol]
+        amount = self.p.dividend[w:][day, symbol]
         paid = np.flatnonzero(amount != 0)
+        day, symbol, row, amount = day[paid], symbol[paid], row[paid], amount[paid]
+        pay = day if self.p.dividend_pay is None else self.p.dividend_pay[w:][day, symbol] - w
         out = np.zeros(self.days)
-        for d in np.unique(day[paid]).tolist():
-            on = paid[day[paid] == d]
+        for d in np.unique(pay[pay < self.days]).tolist():
+            on = pay == d
             out[d] = day_dividends(segments[row[on], 3], amount[on])
-        return out
+        later = pay != day
+        owed = (day[later], pay[later], np.array(
+            [round(q * a, 2) for q, a in zip(segments[row[later], 3].tolist(),
+                                             amount[later].tolist(), strict=True)]))
+        return {"dividends": out, "dividends_owed": owed if later.any() else None}
 
     def prefix(self, day: int, outcome: Outcome, p: _Positions, f: dict[str, np.ndarray],
                number: np.ndarray, cash_close: np.ndarray) -> Prefix:

@@ -13,6 +13,8 @@ Parts (--only picks some; all by default):
 * ``memory``: peak resident memory and time of `backtest.py` on 2.5 M and 12.6 M (5,000 x
   2,520) bars from CSV (12.6 M: `--big-rounds`, default 1).
 * ``sweep``: a 9-combination `--grid` on 500 x 2,520 with `--processes 1` against 2.
+* ``hugepages``: `backtest.py` on 2.5 M bars with numpy's transparent huge pages off (its
+  default, see backtest.py) against on (``NUMPY_MADVISE_HUGEPAGE=1``).
 * ``startup``: `trading_bot.py --sim --days 1` against its import floor (a process that only
   imports what the command imports: `import trading_bot, sim_runner`), and the slowest imports
   of backtest.py (`python -X importtime`).
@@ -143,6 +145,18 @@ def sweep(rounds: int, out: Path) -> None:
           f"perfectly in two: {spread(bound, 'x')}")
 
 
+def hugepages(rounds: int, out: Path) -> None:
+    print("\n== 2.5 M bars from CSV: numpy's huge pages off (default) against on ==")
+    off = ours("huge pages off", 500, 5000, out)
+    on = Command("huge pages on", off.argv, {**off.env, "NUMPY_MADVISE_HUGEPAGE": "1"})
+    runs = interleave([off, on], rounds)
+    for label, measured_runs in runs.items():
+        print(f"  {label}: {spread([r.seconds for r in measured_runs])}, peak "
+              f"{spread([r.peak_mb for r in measured_runs], 'MB', 0)}; in-process: "
+              f"{phase_medians(measured_runs)}")
+    print(f"  on / off: {spread(ratios(runs['huge pages on'], runs['huge pages off']), 'x')}")
+
+
 def startup(rounds: int, out: Path) -> None:
     print("\n== trading_bot.py --sim --days 1 against its import floor ==")
     sim_dir = out / "sim"
@@ -155,6 +169,11 @@ def startup(rounds: int, out: Path) -> None:
     for label, measured_runs in runs.items():
         print(f"  {label}: {spread([r.seconds for r in measured_runs])}")
     print(f"  run / floor: {spread(ratios(runs['--sim --days 1'], runs['imports only']), 'x')}")
+    # CPU seconds (the process and its children) depend less on what else the machine runs.
+    cpu = [a.cpu_s / b.cpu_s for a, b in zip(runs["--sim --days 1"], runs["imports only"],
+                                             strict=True)]
+    print(f"  CPU seconds: {spread([r.cpu_s for r in runs['--sim --days 1']])} against "
+          f"{spread([r.cpu_s for r in runs['imports only']])}, run / floor {spread(cpu, 'x')}")
     for argv in (["backtest.py", "--help"], ["-c", "import trading_bot, sim_runner"]):
         print(f"heavy packages imported by python {' '.join(argv)} (python -X importtime, "
               "cumulative):")
@@ -184,8 +203,9 @@ def main() -> int:
                         help="the Python with vectorbt and backtrader (default: this one)")
     parser.add_argument("--big-rounds", type=int, default=BIG_ROUNDS,
                         help="rounds of the 12.6 M-bar memory run (default %(default)s)")
-    parser.add_argument("--only", nargs="+", choices=("peers", "memory", "sweep", "startup"),
-                        default=("peers", "memory", "sweep", "startup"))
+    parser.add_argument("--only", nargs="+",
+                        choices=("peers", "memory", "sweep", "hugepages", "startup"),
+                        default=("peers", "memory", "sweep", "hugepages", "startup"))
     args = parser.parse_args()
     print(f"machine: {machine()}")
     print(f"commit: {_commit()}")
@@ -197,7 +217,8 @@ def main() -> int:
             elif part == "memory":
                 memory(args.rounds, out, args.big_rounds)
             else:
-                {"sweep": sweep, "startup": startup}[part](args.rounds, out)
+                {"sweep": sweep, "hugepages": hugepages,
+                 "startup": startup}[part](args.rounds, out)
     return 0
 
 

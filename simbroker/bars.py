@@ -14,17 +14,24 @@ import functools
 import threading
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from typing import TYPE_CHECKING
 
 import numpy as np
+import pandas as pd
 
 from market_calendar import NEW_YORK, UTC
+from simbroker import dividends as dividend_files
 from simbroker import errors, feeds
 from simbroker.prices import MarketView, Moment
+
+if TYPE_CHECKING:
+    from simbroker.market_data import MarketData
 
 DEFAULT_LIMIT = 1000  # Alpaca's default page size for bars
 MAX_LIMIT = 10_000  # and its maximum
 TIMEFRAMES = ("1Day", "1D")
 ADJUSTMENTS = ("raw", "split", "dividend", "all")
+_EPOCH = date(1970, 1, 1)
 
 # (symbol, day, bar JSON): the JSON is built once per cached query, not once per page.
 Row = tuple[str, date, dict[str, object]]
@@ -53,8 +60,10 @@ def parse_query(params: dict[str, str], symbols: list[str], at: Moment, *,
     if not parts <= set(ADJUSTMENTS) | {"spin-off"}:
         raise errors.unprocessable(f"adjustment {adjustment!r} is invalid; use raw, split, "
                                    "dividend or all")
-    # Dividends are not in the data, so every adjustment that includes splits is "split".
-    adjust = "split" if parts & {"split", "all"} else "raw"
+    # One of ADJUSTMENTS: splits and dividends, each asked for or not (the data has no
+    # spin-offs, so `spin-off` changes nothing).
+    splits, dividends = bool(parts & {"split", "all"}), bool(parts & {"dividend", "all"})
+    adjust = ("all" if dividends else "split") if splits else ("dividend" if dividends else "raw")
     feed = feeds.historical_feed(params)
     sort = params.get("sort") or "asc"
     if sort not in ("asc", "desc"):
@@ -166,8 +175,8 @@ def compute_rows(view: MarketView, query: BarQuery, at: Moment) -> list[Row]:
     if last < query.first or query.feed in feeds.NO_DATA_FEEDS:
         return rows
     symbols = sorted(set(query.symbols))
-    frames = view.data.bars(symbols, query.first, last, adjustment=query.adjustment,
-                            as_of=at.day)
+    frames = served_frames(view.data, symbols, query.first, last,
+                           adjustment=query.adjustment, as_of=at.day)
     for symbol in symbols:
         frame = frames.get(symbol)
         if frame is None or frame.empty:
@@ -184,6 +193,30 @@ def compute_rows(view: MarketView, query: BarQuery, at: Moment) -> list[Row]:
         own = [(symbol, d, j) for d, j in zip(days, bars_json(days, values), strict=True)]
         rows.extend(reversed(own) if query.descending else own)
     return rows
+
+
+def served_frames(data: MarketData, symbols: list[str], first: date, last: date, *,
+                  adjustment: str, as_of: date) -> dict[str, pd.DataFrame]:
+    """The bars of `MarketData.bars` (split-adjusted for ``split`` and ``all``) with, for
+    ``dividend`` and ``all``, their prices (not the volume) multiplied by the symbol's
+    dividend factors as of `as_of` (simbroker/dividends.adjustment_table), after the split
+    adjustment. A symbol without dividend events is served as it is: the shipped closes-only
+    symbols are dividend-adjusted already (their dividends are in their prices,
+    `MarketData.dividend_adjusted`), the other symbols paid none."""
+    frames = data.bars(symbols, first, last, adjustment=adjustment, as_of=as_of)
+    if adjustment not in ("dividend", "all"):
+        return frames
+    for symbol, frame in frames.items():
+        table = dividend_files.adjustment_table(data, symbol)
+        if table is None or frame.empty:
+            continue
+        numbers = frame.index.values.astype("datetime64[D]").astype(np.int64)
+        f = dividend_files.factors(table, numbers, (as_of - _EPOCH).days)
+        adjusted = frame.copy()  # never the data's own arrays
+        prices = list(frame.columns[:4])
+        adjusted[prices] = frame[prices].to_numpy(dtype=float) * f[:, None]
+        frames[symbol] = adjusted
+    return frames
 
 
 def bars_json(days: list[date], values: np.ndarray) -> list[dict[str, object]]:

@@ -9,8 +9,9 @@ has `_events.csv`), header ``symbol,ex_date,pay_date,amount``:
 * ``ex_date``: the first session a buyer no longer gets the dividend; a position held at the
   close before it is paid (long) or charged (short);
 * ``pay_date``: when the company pays; may be empty when the source does not have it. The
-  exchange and the backtester move the cash on the ex-date either way (see the README,
-  "Dividends").
+  exchange and the backtester move the cash at the open of the first session on or after it
+  (as Alpaca credits dividends: simbroker/corporate.py), and at the ex-date's open without
+  one (see the README, "Costs a real account pays").
 
 **Nothing counted twice.** Dividend-adjusted prices already fall by nothing on an ex-date: the
 dividend is inside the earlier prices. Paying it in cash as well would count it twice, so a
@@ -22,13 +23,19 @@ says ``raw`` or ``split``.
 
 from __future__ import annotations
 
+import bisect
 import datetime
 import json
 import math
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
+import numpy as np
+
+if TYPE_CHECKING:
+    from simbroker.market_data import MarketData
 
 HEADER = ("symbol", "ex_date", "pay_date", "amount")
 # Alpaca's bar adjustments (market-data spec, June 2026, parameter `adjustment`) that leave
@@ -69,6 +76,8 @@ def path_beside(bars: Path) -> Path:
 def read(path: Path) -> list[Dividend]:
     """The dividends of a file (see the module docstring); ValueError names the line and the
     column of a bad value and says how to fix it."""
+    import pandas as pd  # only a dataset with a dividends file needs it (~0.16 s to import)
+
     try:
         table = pd.read_csv(path, dtype=str, keep_default_na=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
@@ -150,6 +159,73 @@ def check(dividends: list[Dividend], known: set[str] | frozenset[str],
                              f"{d.ex_date}; add them into one amount")
         seen.add((d.symbol, d.ex_date))
     return ordered
+
+
+# -- bars adjusted for dividends (adjustment=dividend or all) ------------------------------
+
+_EPOCH = datetime.date(1970, 1, 1)
+# market -> symbol -> its table (None: no dividend to adjust for); computed once per dataset.
+_TABLES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def adjustment_table(market: MarketData, symbol: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """Backward dividend adjustment of `symbol`'s prices, as `adjustment=dividend` asks for
+    (market-data spec, June 2026, parameter `adjustment`: "`dividend`: adjust price for cash
+    dividends"; prices only, the volume is left as it is): each dividend going ex multiplies
+    every price before its ex-date by ``1 - amount / close``, the close of the last bar before
+    the ex-date in the shares of the ex-date's session (split-adjusted to it), and the factors
+    of later ex-dates compound. Alpaca does not document the base of its factor; this is the
+    usual backward adjustment (CRSP's, Yahoo's), and Alpaca's adjusted bars in its forum show
+    the same shape: a multiplicative factor on open, high, low, close and VWAP before the
+    ex-date, volume unchanged (forum.alpaca.markets/t/18614, /t/12998). It is the exchange's
+    choice where Alpaca's own base is not known.
+
+    Returns (ex-date day numbers, cumulative factors with a leading 1.0), as the split tables
+    keep them (`factors`), or None when the symbol has no dividend with a bar before it."""
+    cache = _TABLES.setdefault(market, {})
+    if symbol in cache:
+        return cache[symbol]
+    table = None
+    found = market.dividends(symbol)
+    if found:
+        frame = market.frame(symbol)
+        days = [d.date() for d in frame.index]
+        closes = frame["close"].to_numpy(dtype=float)
+        ex_days, factor = [], []
+        for d in found:
+            i = bisect.bisect_left(days, d.ex_date) - 1
+            if i < 0:  # nothing before the ex-date to adjust
+                continue
+            before = float(closes[i]) / market.split_factor(symbol, days[i], d.ex_date)
+            f = 1.0 - d.amount / before
+            if not f > 0:
+                raise ValueError(f"dividend of {symbol} going ex {d.ex_date}: ${d.amount:g} a "
+                                 f"share is not below the close before it (${before:g}); fix "
+                                 "the amount (dollars per share, in the bars' shares)")
+            ex_days.append((d.ex_date - _EPOCH).days)
+            factor.append(f)
+        if ex_days:
+            table = (np.array(ex_days, dtype=np.int64), np.r_[1.0, np.cumprod(factor)])
+    cache[symbol] = table
+    return table
+
+
+def factors(table: tuple[np.ndarray, np.ndarray], bar_days: np.ndarray,
+            as_of: int) -> np.ndarray:
+    """What each bar's prices are multiplied by as seen on day number `as_of`: the factors of
+    the ex-dates after the bar and on or before `as_of` (a dividend going ex on or before the
+    bar's day is already out of its price)."""
+    ex_days, cumulative = table
+    first = np.searchsorted(ex_days, bar_days, side="right")
+    last = np.searchsorted(ex_days, as_of, side="right")
+    return np.where(last > first, cumulative[last] / cumulative[first], 1.0)
+
+
+def levels(table: tuple[np.ndarray, np.ndarray], day_numbers: np.ndarray) -> np.ndarray:
+    """The cumulative factor in force on each day: `factors(table, b, t)` is
+    ``levels[t] / levels[b]`` to the bit (the same two numbers divided)."""
+    ex_days, cumulative = table
+    return cumulative[np.searchsorted(ex_days, day_numbers, side="right")]
 
 
 def _date(text: str, where: str, column: str) -> datetime.date:

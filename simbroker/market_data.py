@@ -9,9 +9,9 @@ by every split that took effect after the bar and on or before that day.
 Cash dividends are events too (`simbroker.dividends`): the exchange and the backtester pay
 them on positions held at the close before the ex-date. A dataset states which symbols'
 prices are dividend-adjusted (`dividend_adjusted`); a dividend for one of them is refused, as
-it is already in the prices. Served bars are not adjusted for dividends: the ``dividend``
-adjustment returns raw prices and ``all`` applies splits only (the bot and the backtester
-then see the same closes).
+it is already in the prices. `bars` adjusts for splits only (``dividend`` returns raw
+prices, ``all`` split-adjusted ones); the exchange's served bars add the dividend adjustment
+on top (simbroker/bars.served_frames, simbroker/dividends.adjustment_table).
 
 Shipped datasets (see data/README.md for sources, licenses and every transformation):
 
@@ -30,18 +30,22 @@ from __future__ import annotations
 
 import datetime
 import functools
+import gzip
 import math
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from simbroker import dividends as dividend_files
 from simbroker import price_model
 from simbroker.dividends import Dividend
+
+if TYPE_CHECKING:  # imported where frames are made or read: a plain file needs none
+    import pandas as pd
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 COLUMNS = ("symbol", "date", "open", "high", "low", "close", "volume")
@@ -241,7 +245,8 @@ class MarketData:
         `adjustment` is one of ADJUSTMENTS. ``split`` and ``all`` divide prices (and multiply
         volumes) by `split_factor` relative to `as_of`; bars after `as_of` are left raw, as no
         split between the bar and `as_of` exists. ``dividend`` equals ``raw`` and ``all`` equals
-        ``split`` because dividends are not modelled. Unknown symbols are absent from the result;
+        ``split`` here: the exchange applies the dividends (simbroker/bars.served_frames).
+        Unknown symbols are absent from the result;
         a known symbol without bars in the range maps to an empty frame.
         """
         adjust = _adjusts_splits(adjustment)
@@ -270,6 +275,16 @@ class MarketData:
         Index: every day in [start, end] on which any symbol has a bar; columns: `symbols`;
         NaN where a symbol has no bar. Adjustment as in `bars`; `as_of` defaults to `last_day`.
         """
+        import pandas as pd
+
+        days, values = self.panel_values(field, start, end, adjustment=adjustment, as_of=as_of)
+        return pd.DataFrame(values, index=_index(days), columns=list(self.symbols))
+
+    def panel_values(self, field: str, start: datetime.date | None = None,
+                     end: datetime.date | None = None, *, adjustment: str = "all",
+                     as_of: datetime.date | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """`panel` as arrays: the day numbers (days since 1970-01-01) of its index, and its
+        values, one row per day and one column per symbol of `symbols`."""
         if field not in FIELDS:
             raise ValueError(f"panel field {field!r} is unknown; use one of {', '.join(FIELDS)}")
         adjust = _adjusts_splits(adjustment)
@@ -296,7 +311,7 @@ class MarketData:
                     out[j] = values
                 else:
                     out[j, np.searchsorted(days, series.days[a:b])] = values
-        return pd.DataFrame(out.T, index=_index(days), columns=list(self.symbols))
+        return days, out.T
 
     def _union_of_days(self) -> np.ndarray:
         if self._all_days is None:
@@ -437,12 +452,94 @@ def _series_from_file(path: Path, *, check_sessions: bool = True,
     """A long CSV file's series: a typed read when the file parses as one, else the text read,
     whose validator names the bad line. Both run the same checks on the same values."""
     source = _Source(str(path))
+    plain = _read_plain_csv(path)
+    if plain is not None:
+        try:
+            return _series_from_columns(plain, source, check_sessions=check_sessions)
+        except ValueError:
+            pass  # the reads below find the same problem and name it in their own words
     typed = _read_typed_csv(path)
     if typed is None:
         long = _long_from_frame(_read_long_csv(path), source)
     else:
         long = _long_from_typed(typed, source)
     return _series_from_columns(long, source, check_sessions=check_sessions)
+
+
+# The plain read's row: a ticker of up to 15 bytes (a longer one fills the field and is left
+# to pandas), the date's 10 characters and one more (a longer date), the five numbers.
+_PLAIN_SYMBOL_BYTES = 16
+_PLAIN_ROW = np.dtype([("symbol", f"S{_PLAIN_SYMBOL_BYTES}"), ("date", "S11"),
+                       ("values", "f8", (len(FIELDS),))])
+
+
+def _read_plain_csv(path: Path) -> _Long | None:
+    """A plain file read by numpy's C parser (np.loadtxt), without pandas, whose import alone
+    (~0.16 s) takes longer than loading a small file: the header exactly
+    symbol,date,open,high,low,close,volume, every number given, ASCII tickers of up to 15
+    characters, dates as YYYY-MM-DD. None for any other file (quotes, an empty field, other
+    columns, a "nan", ...): pandas' reads take it, with their checks and their messages.
+    numpy and pandas read the same decimal text to the same float (tests/test_market_data.py).
+    """
+    try:
+        opener = gzip.open if path.name.endswith(".gz") else open
+        with opener(path, "rt", encoding="utf-8", newline="") as handle:
+            header = handle.readline()
+        if header.rstrip("\r\n") != _HEADER:
+            return None
+        rows = np.loadtxt(path, dtype=_PLAIN_ROW, delimiter=",", skiprows=1, comments=None,
+                          ndmin=1, encoding="utf-8")
+    except (ValueError, OSError, EOFError, UnicodeDecodeError):
+        return None
+    if len(rows) == 0:
+        return None
+    tickers = _plain_tickers(rows["symbol"])
+    days = _plain_days(rows["date"])
+    if tickers is None or days is None:
+        return None
+    # (n, 5) with each field contiguous, as the typed read makes it.
+    values = np.asfortranarray(rows["values"])
+    del rows
+    if np.isnan(values).any():  # a "nan" written out, which pandas' reads refuse
+        return None
+    keys, names = tickers
+    return _Long(keys, names, days, values)
+
+
+def _plain_tickers(symbols: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """Keys that sort like the tickers, and the sorted tickers; None if one is not plain."""
+    starts = np.flatnonzero(np.r_[True, symbols[1:] != symbols[:-1]])
+    runs = symbols[starts]
+    if np.all(runs[1:] > runs[:-1]):  # written symbol by symbol, in order: no sort needed
+        names = runs
+        keys = np.repeat(np.arange(len(runs), dtype=np.int64), np.diff(np.r_[starts, len(symbols)]))
+    else:
+        names, keys = np.unique(symbols, return_inverse=True)
+        keys = keys.reshape(-1).astype(np.int64)
+    lengths = np.char.str_len(names)
+    raw = np.frombuffer(names.tobytes(), dtype=np.uint8)
+    if (lengths.min() < 1 or lengths.max() >= _PLAIN_SYMBOL_BYTES or (raw >= 128).any()
+            or (raw == ord('"')).any() or (np.char.strip(names) != names).any()):
+        return None
+    return keys, names.astype(str)
+
+
+_DATE_DIGITS = [0, 1, 2, 3, 5, 6, 8, 9]  # of YYYY-MM-DD
+
+
+def _plain_days(dates: np.ndarray) -> np.ndarray | None:
+    """Day numbers of YYYY-MM-DD dates; None if one is written otherwise or is no date."""
+    raw = np.ascontiguousarray(dates).view(np.uint8).reshape(len(dates), dates.itemsize)
+    if (raw[:, 10:].any() or (raw[:, 4] != ord("-")).any() or (raw[:, 7] != ord("-")).any()
+            or ((raw[:, _DATE_DIGITS] - np.uint8(ord("0"))) > 9).any()):
+        return None
+    try:  # numpy's ISO parser, which refuses a month or day out of range (2021-02-29)
+        days = dates.astype("datetime64[D]")
+    except ValueError:
+        return None
+    if days.min() < np.datetime64("0001-01-01"):
+        return None
+    return days.astype(np.int64)
 
 
 def _read_typed_csv(path: Path) -> pd.DataFrame | None:
@@ -454,6 +551,8 @@ def _read_typed_csv(path: Path) -> pd.DataFrame | None:
     On 2.5 M bars (bench/bench_load.py, 3 rounds on a shared 2-core machine) the whole load,
     checks and calendar included, took 1.55 s and 504 MB, the text read 8.1 s and 831 MB, and a
     plain typed read of the file 1.19 s."""
+    import pandas as pd
+
     numbers = {c: "float64" for c in FIELDS}
     try:
         # low_memory=False: one pass, no per-chunk categories to merge; same peak here.
@@ -468,6 +567,8 @@ def _read_typed_csv(path: Path) -> pd.DataFrame | None:
 
 
 def _read_long_csv(path: Path) -> pd.DataFrame:
+    import pandas as pd
+
     try:
         # Everything as text: tickers such as "NA" must not become NaN, and bad numbers must
         # reach the validator so that it can name their line.
@@ -478,6 +579,8 @@ def _read_long_csv(path: Path) -> pd.DataFrame:
 
 
 def _read_splits(path: Path) -> list[Split]:
+    import pandas as pd
+
     table = pd.read_csv(path, dtype={"symbol": str, "ex_date": str, "ratio": float},
                         keep_default_na=False)
     return [Split(row.symbol, datetime.date.fromisoformat(row.ex_date), float(row.ratio))
@@ -552,6 +655,8 @@ def _long_from_frame(frame: pd.DataFrame, source: _Source) -> _Long:
 def _long_from_typed(frame: pd.DataFrame, source: _Source) -> _Long:
     """A frame from `_read_typed_csv`: each distinct symbol and date is checked once, and a
     bad one is reported at its first row, with the message of the text read."""
+    import pandas as pd
+
     _check_header(frame, source)
     symbol, date = frame["symbol"].cat, frame["date"].cat
     names = np.asarray(symbol.categories, dtype=str)
@@ -627,6 +732,8 @@ def _parse_symbols(column: pd.Series, source: _Source) -> np.ndarray:
 
 def _parse_days(column: pd.Series, source: _Source) -> np.ndarray:
     """Day numbers (days since 1970-01-01) of a column of ISO date strings, dates or timestamps."""
+    import pandas as pd
+
     if isinstance(column.dtype, pd.DatetimeTZDtype):
         raise source.error(0, "date", "has a time zone", "give plain session dates (YYYY-MM-DD)")
     if isinstance(column.iloc[0], str):
@@ -665,6 +772,8 @@ def _check_sessions(days: np.ndarray, source: _Source) -> None:
 
 
 def _parse_numbers(column: pd.Series, name: str, source: _Source) -> np.ndarray:
+    import pandas as pd
+
     if pd.api.types.is_numeric_dtype(column.dtype):
         return column.to_numpy(dtype=float, na_value=np.nan)
     text = column.astype(object).where(column.notna(), "").astype(str).str.strip()
@@ -793,12 +902,16 @@ def _date(number: int | np.integer) -> datetime.date:
 
 
 def _index(days: np.ndarray) -> pd.DatetimeIndex:
+    import pandas as pd
+
     # Microseconds: pandas 3's own unit for parsed dates, so indexes from here and from
     # pd.to_datetime(...) compare and join without conversion.
     return pd.DatetimeIndex(days.astype("datetime64[D]").astype("datetime64[us]"))
 
 
 def _to_frame(days: np.ndarray, values: np.ndarray) -> pd.DataFrame:
+    import pandas as pd
+
     return pd.DataFrame(values, index=_index(days), columns=list(FIELDS))  # copies values
 
 

@@ -57,10 +57,15 @@ from __future__ import annotations
 import datetime
 import functools
 import hashlib
+import platform
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
+
+from simbroker import array_cache
 
 GRID = 390  # path steps per session: one minute of a full session
 N_PATHS = 4096  # paths drawn for the library (a few are dropped, see _balanced); a path is
@@ -114,33 +119,79 @@ class _Library:
     x: np.ndarray  # (N_PATHS, GRID + 1), sorted by class
     low: np.ndarray  # min of each path
     high: np.ndarray  # max of each path
-    suffix_low: np.ndarray  # suffix_low[i, j] = min(x[i, j:])
-    suffix_high: np.ndarray
     start: np.ndarray  # first path of each class (4,), uint64
     count: np.ndarray  # paths in each class (4,), uint64
+
+    # The suffix extremes are only needed to decide resting limit orders: built on first use
+    # (a one-day simulation that only asks for snapshots never needs them). min and max are
+    # exact, so when they are built does not change a bit of them.
+    @functools.cached_property
+    def suffix_low(self) -> np.ndarray:
+        """suffix_low[i, j] = min(x[i, j:])"""
+        return _suffix(np.minimum, self.x)
+
+    @functools.cached_property
+    def suffix_high(self) -> np.ndarray:
+        """suffix_high[i, j] = max(x[i, j:])"""
+        return _suffix(np.maximum, self.x)
 
 
 @functools.cache
 def _library() -> _Library:
-    rng = np.random.Generator(np.random.PCG64(_LIBRARY_SEED))
-    x = np.zeros((N_PATHS, GRID + 1))
-    np.cumsum(rng.standard_normal((N_PATHS, GRID)) / np.sqrt(GRID), axis=1, out=x[:, 1:])
-    x[x[:, -1] < 0] *= -1.0  # every path ends at or above where it starts
+    key = _library_key()
+    x = array_cache.load("intraday-paths", key)
+    if x is None:
+        x = _draw_paths()
+        array_cache.store("intraday-paths", key, x)
+    # min and max are exact: the same bits from the cached paths as from the drawn ones.
     low, high = x.min(axis=1), x.max(axis=1)
-    # Class: bit 0 = the path starts at its minimum, bit 1 = it ends at its maximum.
-    cls = (low == 0.0).astype(np.int64) + 2 * (high == x[:, -1]).astype(np.int64)
-    keep = _balanced(x, cls)
-    x, low, high, cls = x[keep], low[keep], high[keep], cls[keep]
-    order = np.argsort(cls, kind="stable")
-    x, low, high, cls = x[order], low[order], high[order], cls[order]
-    count = np.bincount(cls, minlength=4)
-    suffix_low = np.minimum.accumulate(x[:, ::-1], axis=1)[:, ::-1]
-    suffix_high = np.maximum.accumulate(x[:, ::-1], axis=1)[:, ::-1]
-    for a in (x, low, high, suffix_low, suffix_high):
+    count = np.bincount(_classes(x, low, high), minlength=4)
+    for a in (low, high):
         a.flags.writeable = False
-    return _Library(x, low, high, np.ascontiguousarray(suffix_low),
-                    np.ascontiguousarray(suffix_high),
-                    np.r_[0, np.cumsum(count)[:-1]].astype(np.uint64), count.astype(np.uint64))
+    return _Library(x, low, high, np.r_[0, np.cumsum(count)[:-1]].astype(np.uint64),
+                    count.astype(np.uint64))
+
+
+def _library_key() -> str:
+    """What the library's numbers depend on: this module's code (its constants and how it
+    draws), numpy's version (its generator's streams) and the machine's number formats."""
+    h = hashlib.sha256(Path(__file__).read_bytes())
+    h.update(f"{np.__version__} {sys.byteorder} {platform.machine()}".encode())
+    return h.hexdigest()
+
+
+def _draw_paths() -> np.ndarray:
+    """The library's paths, drawn from the fixed seed, balanced and sorted by class.
+
+    Built in place, with one copy of the paths where a plainer build made five: the same
+    operations in the same order on the same numbers, so the same bits (a test pins their
+    digest), in about half the time."""
+    rng = np.random.Generator(np.random.PCG64(_LIBRARY_SEED))
+    steps = rng.standard_normal((N_PATHS, GRID))
+    np.divide(steps, np.sqrt(GRID), out=steps)
+    x = np.empty((N_PATHS, GRID + 1))
+    x[:, 0] = 0.0
+    np.cumsum(steps, axis=1, out=x[:, 1:])
+    del steps
+    x[x[:, -1] < 0] *= -1.0  # every path ends at or above where it starts
+    cls = _classes(x, x.min(axis=1), x.max(axis=1))
+    rows = np.flatnonzero(_balanced(x, cls))
+    x = x[rows[np.argsort(cls[rows], kind="stable")]]  # the kept paths, sorted by class
+    x.flags.writeable = False
+    return x
+
+
+def _classes(x: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
+    """Bit 0: the path starts at its minimum; bit 1: it ends at its maximum."""
+    return (low == 0.0).astype(np.int64) + 2 * (high == x[:, -1]).astype(np.int64)
+
+
+def _suffix(extreme: np.ufunc, x: np.ndarray) -> np.ndarray:
+    """extreme.accumulate of each row of `x` from its end, as a C-contiguous read-only array."""
+    out = np.empty_like(x)
+    extreme.accumulate(x[:, ::-1], axis=1, out=out[:, ::-1])
+    out.flags.writeable = False
+    return out
 
 
 def _balanced(x: np.ndarray, cls: np.ndarray) -> np.ndarray:

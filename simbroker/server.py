@@ -17,6 +17,7 @@ import hmac
 import json
 import logging
 import select
+import selectors
 import socket
 import struct
 import sys
@@ -78,7 +79,7 @@ class SimServer:
         self.trading_url = f"http://{HOST}:{self.port}"
         self.data_url = self.trading_url
         self._thread = threading.Thread(target=self._httpd.serve_forever, name="simbroker",
-                                        kwargs={"poll_interval": 0.05}, daemon=True)
+                                        daemon=True)
 
     def start(self) -> SimServer:
         self._thread.start()
@@ -158,6 +159,41 @@ class _HTTPServer(ThreadingHTTPServer):
         self._connections: set[socket.socket] = set()
         self._connections_lock = threading.Lock()
         self._slots = threading.BoundedSemaphore(MAX_THREADS)
+        # shutdown() wakes the serving loop through this pair at once, where socketserver's
+        # loop would notice only at its next poll (up to half a second, by default): stopping
+        # the exchange at the end of each simulated day costs no waiting.
+        self._wake_reader, self._wake_writer = socket.socketpair()
+        self._stop_asked = threading.Event()
+        self._stopped = threading.Event()
+
+    def serve_forever(self, poll_interval: float = 0.5) -> None:
+        """socketserver's loop (one connection accepted at a time, each served by its own
+        thread), which `shutdown()` ends at once."""
+        self._stopped.clear()
+        try:
+            with selectors.DefaultSelector() as selector:
+                selector.register(self, selectors.EVENT_READ)
+                selector.register(self._wake_reader, selectors.EVENT_READ)
+                while not self._stop_asked.is_set():
+                    ready = selector.select(poll_interval)
+                    if self._stop_asked.is_set():
+                        break
+                    if any(key.fileobj is self for key, _ in ready):
+                        self._handle_request_noblock()
+                    self.service_actions()
+        finally:
+            self._stopped.set()
+
+    def shutdown(self) -> None:
+        """Stop the serve_forever loop and wait until it has (called from another thread)."""
+        self._stop_asked.set()
+        self._wake_writer.send(b"\0")
+        self._stopped.wait()
+
+    def server_close(self) -> None:
+        super().server_close()
+        self._wake_reader.close()
+        self._wake_writer.close()
 
     def process_request(self, request: Any, client_address: Any) -> None:
         # ThreadingHTTPServer starts a thread per connection, without limit; past

@@ -262,7 +262,8 @@ class BotProcesses:
             self._next += 1
             job_id = str(self._next)
             out, err = cwd / f".bot-{job_id}.out", cwd / f".bot-{job_id}.err"
-            job = {"id": job_id, "argv": list(argv), "env": dict(env), "cwd": str(cwd),
+            cache = {k: os.environ[k] for k in ("SIMBROKER_CACHE_DIR",) if k in os.environ}
+            job = {"id": job_id, "argv": list(argv), "env": {**cache, **env}, "cwd": str(cwd),
                    "kill": dict(kill or {}), "trace": str(trace) if trace else None,
                    "stdout": str(out), "stderr": str(err)}
             assert self._proc.stdin is not None

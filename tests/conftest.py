@@ -1,9 +1,20 @@
 """Fixtures shared by several test modules."""
 
+import atexit
+import os
+import shutil
+import tempfile
+
 import pytest
 
 from tests.bot_process import BotProcesses
 from tests.sim_harness import Sim, flat_bars, market
+
+# The test session's own disk cache (simbroker/array_cache.py), not the user's; the bot
+# processes of tests/bot_process.py get it too.
+if "SIMBROKER_CACHE_DIR" not in os.environ:
+    os.environ["SIMBROKER_CACHE_DIR"] = tempfile.mkdtemp(prefix="simbroker-cache-")
+    atexit.register(shutil.rmtree, os.environ["SIMBROKER_CACHE_DIR"], ignore_errors=True)
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,11 @@
 
 import csv
 import json
+import os
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -49,6 +53,8 @@ def test_sweep_writes_grid_and_a_self_contained_report_with_the_heatmap(run):
     ordered = [by_cell[(float(z), int(w))] for _, z, w in ranks]
     assert ordered == sorted(ordered, reverse=True)
     assert "id='sweep-filter'" in page
+    assert sorted(p.name for p in out.iterdir()) == [
+        "equity.csv", "grid.csv", "report.html", "stats.json", "trades.csv"]  # no temporary
     # What the run was: its settings first, then every traded symbol in the menu.
     assert page.index("<h2>Settings</h2>") < page.index("<h2>Statistics</h2>")
     assert "<th>symbols</th><td class='left'>4: AAPL, AMZN, KO, XOM</td>" in page
@@ -140,3 +146,44 @@ def test_timings_name_every_phase_and_add_up(run):
     assert names == ["load", "calendar", "backtest", "files", "report", "total"]
     seconds = [float(value) for _, value, _ in parts]
     assert abs(sum(seconds[:-1]) - seconds[-1]) < 0.01  # laps of one stopwatch
+
+
+@pytest.mark.parametrize(("given", "expected"), [(None, "False"), ("1", "True")])
+def test_backtest_py_turns_numpy_huge_pages_off_unless_asked(given, expected):
+    root = Path(__file__).resolve().parent.parent
+    env = {k: v for k, v in os.environ.items() if k != "NUMPY_MADVISE_HUGEPAGE"}
+    if given is not None:
+        env["NUMPY_MADVISE_HUGEPAGE"] = given
+    probe = ("import runpy, sys; sys.argv = ['backtest.py', '--version']\n"
+             "try:\n    runpy.run_path('backtest.py', run_name='__main__')\n"
+             "except SystemExit:\n    pass\n"
+             "import numpy._core.multiarray as m; print(m._get_madvise_hugepage())")
+    done = subprocess.run([sys.executable, "-c", probe], cwd=root, env=env,
+                          capture_output=True, text=True, check=True)
+    assert done.stdout.splitlines()[-1] == expected
+
+
+def test_a_backtest_of_a_plain_csv_file_does_not_import_pandas(tmp_path):
+    from simbroker.market_data import load
+
+    us = load("us-stocks")
+    rows = ["symbol,date,open,high,low,close,volume"]
+    for symbol in ("AAPL", "AMZN"):
+        frame = us.frame(symbol).loc["2019-01-01":"2020-06-30"]
+        rows += [f"{symbol},{day:%Y-%m-%d},{o!r},{h!r},{lo!r},{c!r},{v!r}" for day, o, h, lo, c, v
+                 in zip(frame.index, *(frame[f].tolist() for f in frame.columns), strict=True)]
+    path = tmp_path / "bars.csv"
+    path.write_text("\n".join(rows) + "\n")
+    root = Path(__file__).resolve().parent.parent
+    probe = ("import runpy, sys\n"
+             f"sys.argv = ['backtest.py', '--data', {str(path)!r}, '--out', "
+             f"{str(tmp_path / 'out')!r}]\n"
+             f"try:\n    runpy.run_path({str(root / 'backtest.py')!r}, run_name='__main__')\n"
+             "except SystemExit as done:\n    assert done.code == 0, done.code\n"
+             "print('pandas imported:', 'pandas' in sys.modules)")
+    env = {k: v for k, v in os.environ.items() if k != "TICKERS"}
+    done = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env={
+        **env, "PYTHONPATH": str(root), "TICKERS": "AAPL,AMZN"}, capture_output=True,
+        text=True, check=True)
+    assert (tmp_path / "out" / "report.html").is_file()
+    assert done.stdout.splitlines()[-1] == "pandas imported: False"

@@ -12,6 +12,7 @@ from config import load_config
 from market_calendar import new_york_noon, nyse
 from signal_generator import zscores
 from simbroker import market_data
+from simbroker.bars import served_frames
 from simbroker.price_model import path_key, price_at
 
 
@@ -34,27 +35,30 @@ def test_golden_run_on_us_stocks(us_stocks):
     # less. Re-pinned again when the default exits changed from limits at the noon price to
     # marketable limits (EXIT_ORDER_TYPE) and market stop-losses (STOP_ORDER_TYPE): every exit
     # now fills the day it is decided (with limits: 1,493 of 1,551 exits and 31 of 35 stops;
-    # 1,524 trades, 99,697.35, pinned below).
+    # 1,524 trades, 99,697.35, pinned below). Re-pinned when the exchange began to serve
+    # adjustment=all bars adjusted for AAPL's and NVDA's cash dividends (the bot's z-scores on
+    # them, as on Alpaca; 1,531 trades, 99,766.56 before costs, 98,329.24 after): AAPL is
+    # shorted on 2019-06-20 and on 2019-09-17 instead of 2019-09-16.
     stats = period_stats(result)
-    assert stats["trades"] == 1531
+    assert stats["trades"] == 1532
     # Equity is net of the account's costs (on by default, simbroker/costs.py); short borrow
     # at 2.5% a year on round lots of 100 is nearly all of it: the bot's $100 shorts of
     # $50-300 stocks borrow 100 shares each.
-    assert stats["final_equity_before_costs_usd"] == 99_766.56
+    assert stats["final_equity_before_costs_usd"] == 99_767.75
     assert (stats["borrow_fees_usd"], stats["sec_fees_usd"], stats["taf_fees_usd"]) == (
-        1_423.28, 7.57, 6.27)
+        1_424.63, 7.58, 6.28)
     # Cash dividends of AAPL and NVDA (the shipped data's split-adjusted symbols) on the
     # positions held over an ex-date: 9 days, net -$0.20 (shorts charged more than longs
     # received); costs_usd is net of them. Re-pinned from $1,437.12 / $98,329.44 when the
     # data's dividends began to be paid.
     assert stats["dividends_usd"] == -0.20
-    assert stats["costs_usd"] == 1_437.32
-    assert stats["final_equity_usd"] == 98_329.24
-    assert stats["exit_reasons"] == {"max_holding_period": 1414, "stop_loss": 34,
+    assert stats["costs_usd"] == 1_438.69
+    assert stats["final_equity_usd"] == 98_329.06
+    assert stats["exit_reasons"] == {"max_holding_period": 1415, "stop_loss": 34,
                                      "mean_reversion": 83}
     orders = stats["orders"]
     assert [(orders[p]["placed"], orders[p]["filled"]) for p in ("entry", "exit", "stop")] == [
-        (1614, 1535), (1497, 1497), (34, 34)]
+        (1615, 1536), (1498, 1498), (34, 34)]
 
 
 def test_golden_run_with_the_designs_limit_orders(us_stocks):
@@ -65,15 +69,17 @@ def test_golden_run_with_the_designs_limit_orders(us_stocks):
                           end=date(2022, 12, 28))
     stats = period_stats(result)
     assert result.engine == "timelines"
-    assert stats["trades"] == 1524
-    assert stats["final_equity_before_costs_usd"] == 99_697.35
+    # Re-pinned from 1,524 trades, 99,697.35 and 98,255.40 when the served bars began to be
+    # adjusted for dividends (see above): one more AAPL short.
+    assert stats["trades"] == 1525
+    assert stats["final_equity_before_costs_usd"] == 99_698.56
     assert stats["dividends_usd"] == -0.20  # re-pinned from 98,255.60 with the dividends
-    assert stats["final_equity_usd"] == 98_255.40
-    assert stats["exit_reasons"] == {"max_holding_period": 1412, "stop_loss": 31,
+    assert stats["final_equity_usd"] == 98_255.24
+    assert stats["exit_reasons"] == {"max_holding_period": 1413, "stop_loss": 31,
                                      "mean_reversion": 81}
     orders = stats["orders"]
     assert [(orders[p]["placed"], orders[p]["filled"]) for p in ("entry", "exit", "stop")] == [
-        (1607, 1527), (1551, 1493), (35, 31)]
+        (1608, 1528), (1552, 1494), (35, 31)]
 
 
 def test_zscores_are_the_bots_bit_for_bit(us_stocks):
@@ -83,8 +89,9 @@ def test_zscores_are_the_bots_bit_for_bit(us_stocks):
     for d, day in enumerate(result.days):
         session = calendar.session(day)
         window = [s.day for s in calendar.sessions_before(day, config.z_score_window - 1)]
-        frames = us_stocks.bars(result.symbols, window[0], window[-1], adjustment="all",
-                                as_of=day)
+        # The bars the exchange serves the bot (adjustment=all: splits and dividends).
+        frames = served_frames(us_stocks, list(result.symbols), window[0], window[-1],
+                               adjustment="all", as_of=day)
         # As data_fetcher builds them: one list of closes per symbol, then transposed; the
         # exchange sends closes rounded to 4 decimals and trade prices rounded with round().
         columns = [[float(np.round(c, 4)) for c in frames[s]["close"]] for s in result.symbols]

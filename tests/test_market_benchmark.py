@@ -117,3 +117,22 @@ def test_a_symbol_of_the_data_as_the_benchmark(run):
     assert stats["market_benchmark"] == "KO (its closes in the data)"
     assert stats["market_benchmark_total_return"] == pytest.approx(
         ko.bar("KO", date(2022, 3, 31)).close / start - 1, rel=1e-12)
+
+
+def test_plain_files_are_read_without_pandas_to_the_same_closes(tmp_path):
+    from backtester import benchmark
+
+    shipped = benchmark._SHIPPED_FILE
+    plain, general = benchmark._read_plain_index(shipped), benchmark._read_index(shipped)
+    assert plain is not None
+    assert plain[0].tolist() == general[0].tolist()
+    assert plain[1].tobytes() == general[1].tobytes()  # every bit of every close
+    # Anything but plain rows is left to the general read, which accepts or names it.
+    for rows in ["2022-03-01, 100\n", "2022-03-01,1e2\n", "2022-03-01,100\n\n",
+                 "2022-3-01,100\n", "2022-03-02,100\n2022-03-01,99\n", "2022-02-30,100\n",
+                 "2022-03-01,0\n", "2022-03-01,\u0661\u0660\u0660\n"]:
+        assert benchmark._read_plain_index(write_index(tmp_path, rows)) is None, rows
+    spaced = load_index(str(write_index(tmp_path, "2022-03-01, 100\n", "spaced.csv")))
+    assert spaced.close.tolist() == [100.0]
+    with pytest.raises(ValueError, match=r"line 3: dates must increase"):
+        load_index(str(write_index(tmp_path, "2022-03-02,100\n2022-03-01,99\n", "back.csv")))

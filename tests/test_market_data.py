@@ -388,3 +388,68 @@ def test_from_frame_validates_rows_and_splits():
     timed = _frame().assign(date=pd.to_datetime(_frame()["date"]) + pd.Timedelta(hours=16))
     with pytest.raises(ValueError, match="row 0, column 'date': .* has a time of day"):
         from_frame(timed, name="rev")
+
+
+PLAIN = """symbol,date,open,high,low,close,volume
+XYZ,2020-03-02,10.0,10.5,9.5,10.2,1000
+XYZ,2020-03-03,10.2,10.4,9.9,10.0,0
+XYZ,2020-03-04,10.0,10.1,9.0,9.5,1.5e3
+ONE,2020-03-02,5.0,5.0,5.0,5.0,7
+ONE,2020-03-03,5.0,5.5,5.0,5.5,8
+"""
+
+
+def _typed_bars(path):
+    """The bars as pandas' typed read gives them (the read a plain file skipped before)."""
+    long = market_data._long_from_typed(market_data._read_typed_csv(path),
+                                        market_data._Source(str(path)))
+    return market_data._series_from_columns(long, market_data._Source(str(path)))
+
+
+@pytest.mark.parametrize("name", ["plain.csv", "plain.csv.gz"])
+def test_a_plain_file_is_read_by_numpy_to_the_bits_pandas_reads(tmp_path, name):
+    rng = np.random.default_rng(3)
+    sessions = nyse(date(2020, 1, 1), date(2020, 12, 31)).sessions_between(
+        date(2020, 1, 2), date(2020, 4, 30))
+    rows = []
+    for day in sessions:  # day by day, the symbols mixed: rows need sorting
+        for symbol in ("S03", "S01", "S02"):
+            close = float(np.round(rng.uniform(1, 1000), int(rng.integers(0, 9))))
+            rows.append(f"{symbol},{day.day.isoformat()},{close},{close * 1.01!r},"
+                        f"{close / 1.01!r},{close},{int(close * 7)}")
+    text = "symbol,date,open,high,low,close,volume\n" + "\n".join(rows) + "\n"
+    path = tmp_path / name
+    if name.endswith(".gz"):
+        path.write_bytes(gzip.compress(text.encode()))
+    else:
+        path.write_text(text)
+    assert market_data._read_plain_csv(path) is not None  # unsorted rows, and still plain
+    plain, _ = market_data._series_from_file(path)
+    typed, _ = _typed_bars(path)
+    assert list(plain) == list(typed)
+    for symbol in plain:
+        assert plain[symbol].days.tolist() == typed[symbol].days.tolist()
+        assert plain[symbol].values.tobytes() == typed[symbol].values.tobytes()
+        assert plain[symbol].values.strides == typed[symbol].values.strides
+
+
+@pytest.mark.parametrize("change", [
+    ("XYZ,", '"XYZ",'), ("XYZ,", " XYZ,"), ("XYZ,", "ABCDEFGHIJKLMNOP,"), ("XYZ,", "XÉZ,"),
+    ("2020-03-03", "2020-3-03"), ("2020-03-03", "2020-02-30"), ("2020-03-03", "2020-03-03x"),
+    (",1000\n", ",nan\n"), (",1000\n", ",\n"), (",1000\n", ",1000,1\n"),
+    ("symbol,date", "\ufeffsymbol,date"), ("symbol,date,open", "date,symbol,open")])
+def test_anything_not_plain_is_left_to_pandas(tmp_path, change):
+    path = tmp_path / "mine.csv"
+    path.write_text(PLAIN.replace(*change, 1))
+    assert market_data._read_plain_csv(path) is None
+
+
+def test_a_bad_bar_in_a_plain_file_gets_the_message_it_always_had(tmp_path):
+    path = tmp_path / "mine.csv"
+    path.write_text(PLAIN.replace("10.0,10.1,9.0,9.5", "10.0,9.0,10.1,9.5"))
+    assert market_data._read_plain_csv(path) is not None
+    with pytest.raises(ValueError, match=r"mine.csv, line 4, column 'high': high is below low"):
+        load(path)
+    path.write_text(PLAIN.replace("ONE,2020-03-03", "ONE,2020-03-02"))
+    with pytest.raises(ValueError, match=r"line 6, column 'date': ONE already has a bar on "):
+        load(path)

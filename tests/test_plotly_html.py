@@ -34,3 +34,21 @@ def test_a_chart_is_its_div_and_the_call_that_draws_it():
     assert 'Plotly.newPlot("chart-x", data, layout, {"responsive":true,' in page
     assert '"template":{"layout":{' in page  # plotly's default look, as its figures have
     assert library_html().count("plotly.js v") == 1  # the library itself, inline
+
+
+def test_script_json_is_json_dumps_with_typed_arrays_spliced_in_as_they_are():
+    def plain(value):
+        return json.dumps(value, separators=(",", ":"), allow_nan=False).replace("</", "<\\/")
+
+    y = typed(np.array([0.5, np.nan, -1e-300]))
+    traces = [{"type": "scatter", "x": ["2024-01-02", "</b>"], "y": y, "name": "a</script>"},
+              {"y": typed(np.arange(70_000), "i4"), "nested": [[1, 2], {"z": y}]},
+              ("tuple", typed(np.array([True, False]), "u1"))]
+    assert script_json(traces) == plain(traces)
+    assert json.loads(script_json(traces))[1]["nested"][1]["z"] == y
+    # Data that itself holds the stand-in character is written the plain way.
+    odd = {"names": ["\x00", "b"], "price": {"value": y}, "first": "\x00"}
+    assert script_json(odd) == plain(odd)
+    # A dict shaped like a typed array but not made by typed() is escaped as any text.
+    forged = {"dtype": "f8", "bdata": '"</script>'}
+    assert script_json(forged) == plain(forged) and "</" not in script_json(forged)
