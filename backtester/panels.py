@@ -13,10 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-import pandas as pd
 
 from backtester.dividends import dividend_levels, dividend_panel, pay_sessions
-from market_calendar import NEW_YORK, MarketCalendar, Session
+from market_calendar import MarketCalendar, Session, new_york_noon
 from simbroker.market_data import FIELDS, MarketData, Split
 from simbroker.price_model import path_keys
 
@@ -87,17 +86,11 @@ class Clock:
 
 
 def session_clock(sessions: Sequence[Session]) -> Clock:
-    """The clock of `sessions`, in whole microseconds as `new_york_noon(day) - open` and
-    `(close - open).total_seconds()` give them, computed on arrays: noon New York time is
-    localised by pandas (the same zone database; noon is never in a DST change), the opens
-    and closes are read as UTC microseconds."""
+    noon = np.array([_microseconds(new_york_noon(s.day) - s.open) for s in sessions],
+                    dtype=np.int64)
+    length = np.array([(s.close - s.open).total_seconds() for s in sessions], dtype=float)
     ordinal = np.array([s.day.toordinal() for s in sessions], dtype=np.int64)
-    opens, closes = (pd.DatetimeIndex([getattr(s, end) for s in sessions]).as_unit("us").asi8
-                     for end in ("open", "close"))
-    local_noon = ((ordinal - _EPOCH.toordinal()) * 86_400 + 12 * 3_600) * 1_000_000
-    noon = pd.DatetimeIndex(local_noon.astype("datetime64[us]")).tz_localize(
-        NEW_YORK).as_unit("us").asi8
-    return Clock(noon - opens, (closes - opens) / 1e6, ordinal)
+    return Clock(noon, length, ordinal)
 
 
 def build_panels(market: MarketData, symbols: Sequence[str], *, first_day: datetime.date,
@@ -181,3 +174,7 @@ def _split_events(market: MarketData, symbols: tuple[str, ...],
         if split.symbol in symbols and split.ex_date in index:
             events.setdefault(index[split.ex_date], []).append(split)
     return {t: tuple(found) for t, found in events.items()}
+
+
+def _microseconds(delta: datetime.timedelta) -> int:
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds

@@ -273,8 +273,8 @@ def test_a_held_symbol_with_a_gap_in_its_window_is_still_exited_on_time():
 
 
 def test_the_session_clock_is_each_session_s_own_noon_and_length_to_the_microsecond():
-    # On arrays, across every DST rule change and early close of the calendar, the clock is
-    # what each Session gives one by one (the exchange's fraction of the session at noon).
+    # Across every DST rule change, late open and early close of the calendar, the clock is
+    # what each Session gives (the exchange's fraction of the session at noon).
     sessions = nyse().sessions_between(date(1990, 1, 1), date(2035, 12, 31))
     clock = session_clock(sessions)
     noon = [(new_york_noon(s.day) - s.open) // timedelta(microseconds=1) for s in sessions]
