@@ -36,3 +36,11 @@ def test_a_served_exchange_answers_then_stops_and_is_gone():
         url = server.trading_url
     with pytest.raises(requests.ConnectionError):
         requests.get(url + "/v2/clock", timeout=2)
+
+
+def test_stopping_twice_is_harmless():
+    market = synthetic.generate(1, start=date(2022, 1, 3), sessions=30, seed=1)
+    exchange = Exchange(market, ExchangeConfig(), now=new_york_noon(date(2022, 2, 1)))
+    server = serve(exchange, port=0)
+    server.close()
+    server.close()
