@@ -110,11 +110,12 @@ def day_dividends(signed: np.ndarray, amount: np.ndarray) -> float:
 
 def paid(trades, amount: np.ndarray | None, level: np.ndarray | None,
          n_days: int) -> tuple[np.ndarray, np.ndarray]:
-    """Dividends credited per decision day (negative: charged) and per round trip.
+    """Dividends owed per ex-date's decision day (negative: charged) and per round trip, for
+    the trades' fees (the cash goes by `day_dividends`, on the day it is paid).
 
     `amount` is `dividend_panel` on the decision days; a trade entered on day e0 and exited on
     day e1 held the close before every day e with e0 < e <= e1 (an exit on the ex-date fills
-    after the open, which is when the exchange pays)."""
+    after the open, when the dividend is owed)."""
     per_day, per_trade = np.zeros(n_days), np.zeros(len(trades))
     if amount is None or not len(trades):
         return per_day, per_trade

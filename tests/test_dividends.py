@@ -125,11 +125,14 @@ def test_the_exchange_pays_at_the_pay_date_open_what_was_owed_at_the_ex_date(sim
     the ex-date, and paid at the open of its pay date's session, even after the position is
     sold; one without a pay date is paid at the ex-date's open."""
     from simbroker import Exchange
+    from simbroker.journal import Journal
 
     limit_buy(sim.api, "PAY", 10, 50.00)
     sim.api.submit_order("OWE", qty=6, side="sell", type="limit", limit_price=40.00,
                          time_in_force="day")
     sim.advance_to(ny(MAR2, 17))  # after the close of 03-02: its fees are charged
+    journal = Journal(tmp_path / "journaled.json").attach(sim.exchange)
+    journal.compact(sim.exchange)  # a snapshot before the ex-date; the journal follows it
     cash = float(sim.account()["cash"])
     sim.advance_to(ny(MAR3, 10))
     # Held at the close before the ex-date: 6 x 0.25 charged now, PAY's 10 x 0.50 owed.
@@ -141,11 +144,14 @@ def test_the_exchange_pays_at_the_pay_date_open_what_was_owed_at_the_ex_date(sim
                          time_in_force="day")  # sold before the pay date: paid all the same
     sim.advance_to(ny(MAR7, 17))
     assert sim.api.list_positions()[0].symbol == "OWE"
-    # What is owed survives a save and a load (the state file and its journal).
+    # What is owed survives a save and a load: the state file, and its journal replayed.
+    owed = [{"symbol": "PAY", "qty": 10.0, "amount": 0.5, "ex_date": "2022-03-03",
+             "pay_date": "2022-03-09"}]
     sim.exchange.save(tmp_path / "exchange.json")
-    again = Exchange.load(tmp_path / "exchange.json", dividend_market())
-    assert again.dividends_due == [{"symbol": "PAY", "qty": 10.0, "amount": 0.5,
-                                    "ex_date": "2022-03-03", "pay_date": "2022-03-09"}]
+    assert Exchange.load(tmp_path / "exchange.json", dividend_market()).dividends_due == owed
+    journal.commit(sim.exchange)
+    assert journal.journal_bytes > 0  # a journal line, not a new snapshot
+    assert Exchange.load(tmp_path / "journaled.json", dividend_market()).dividends_due == owed
     sim.advance_to(ny(PAY_DAY, 9))  # before the open: the borrow fees so far charged
     cash = float(sim.account()["cash"])
     sim.advance_to(ny(PAY_DAY, 10))
