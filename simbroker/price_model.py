@@ -139,10 +139,11 @@ class _Library:
 @functools.cache
 def _library() -> _Library:
     key = _library_key()
-    x = array_cache.load("intraday-paths", key)
+    x = None if key is None else array_cache.load("intraday-paths", key)
     if x is None:
         x = _draw_paths()
-        array_cache.store("intraday-paths", key, x)
+        if key is not None:
+            array_cache.store("intraday-paths", key, x)
     # min and max are exact: the same bits from the cached paths as from the drawn ones.
     low, high = x.min(axis=1), x.max(axis=1)
     count = np.bincount(_classes(x, low, high), minlength=4)
@@ -152,10 +153,14 @@ def _library() -> _Library:
                     count.astype(np.uint64))
 
 
-def _library_key() -> str:
+def _library_key() -> str | None:
     """What the library's numbers depend on: this module's code (its constants and how it
-    draws), numpy's version (its generator's streams) and the machine's number formats."""
-    h = hashlib.sha256(Path(__file__).read_bytes())
+    draws), numpy's version (its generator's streams) and the machine's number formats; None
+    (no cache) when the code cannot be read."""
+    try:
+        h = hashlib.sha256(Path(__file__).read_bytes())
+    except OSError:
+        return None
     h.update(f"{np.__version__} {sys.byteorder} {platform.machine()}".encode())
     return h.hexdigest()
 
