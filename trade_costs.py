@@ -53,9 +53,9 @@ KINDS = ("borrow", "sec", "taf", "dividend", "interest", "other")
 _RATES = CostRates()  # the weights of a day's sales: only their ratios matter
 # A dividend's DIV may post this many calendar days after its pay date and still be matched
 # to it, and a trade owed a dividend waits for it until then (Alpaca credits "after the pay
-# date, as we receive the cash from DTC": docs.alpaca.markets, Broker API "Daily Processes
-# and Reconciliations", Mandatory Corporate Actions, Dividends). After that it is reported as
-# never paid.
+# date, as we receive the cash from DTC": Broker API "Daily Processes and Reconciliations",
+# Mandatory Corporate Actions, Dividends, alpaca.markets/docs/daily-processes-and-reconcilations).
+# After that it is reported as never paid.
 PAY_GRACE_DAYS = 7
 # How long after its ex-date a dividend's pay date may be, in calendar days: a trade is read
 # against the corporate actions this long after its exit (pay dates are usually 2-4 weeks
