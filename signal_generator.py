@@ -283,7 +283,20 @@ def limit_prices(prices: np.ndarray) -> np.ndarray:
     frac = scaled - base
     out = (base + (frac >= 0.5)) / scale
     tolerance = np.maximum(1e-6, np.abs(scaled) * 1e-12)
-    for i in np.flatnonzero(np.abs(frac - 0.5) < tolerance):
+    near = np.flatnonzero(np.abs(frac - 0.5) < tolerance)
+    if not len(near):
+        return out
+    # A price that is the double nearest to a 4-decimal number (every price the API reports)
+    # has that number as its repr, so `limit_price` rounds exactly that decimal: in integer
+    # ten-thousandths, half up to the tick, then to the double nearest the quotient (as
+    # float(Decimal) does). The others go through `limit_price` itself.
+    q = p.flat[near]
+    units = np.round(q * 10_000.0)
+    four = (q > 0) & (units < 2.0 ** 52) & (units / 10_000.0 == q)
+    whole = units[four].astype(np.int64)
+    cents = np.where(q[four] >= 1.0, (whole + 50) // 100 * 100, whole)
+    out.flat[near[four]] = cents / 10_000.0
+    for i in near[~four]:
         out.flat[i] = limit_price(float(p.flat[i]))
     return out
 

@@ -42,6 +42,11 @@ def atomic_write_text(path: Path, text: str) -> None:
         if isinstance(exc, OSError):
             raise write_error(path, exc) from None
         raise
+    _fsync_dir(path)
+
+
+def _fsync_dir(path: Path) -> None:
+    """Make `path`'s entry in its directory durable (after os.replace)."""
     try:
         dir_fd = os.open(path.parent, os.O_RDONLY)
         try:
@@ -50,6 +55,48 @@ def atomic_write_text(path: Path, text: str) -> None:
             os.close(dir_fd)
     except OSError as exc:
         raise write_error(path, exc) from None
+
+
+class StagedText:
+    """atomic_write_text in two steps, for a large file whose end is known only later: the
+    start goes to the temporary file now, `finish(rest)` appends the rest and puts the file in
+    place as atomic_write_text does (fsync, os.replace, the directory's fsync); `abandon()`
+    removes the temporary file. Until `finish` the target is as it was."""
+
+    def __init__(self, path: Path, start: str) -> None:
+        self.path = path
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, self._tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp",
+                                             dir=path.parent)
+        except OSError as exc:
+            raise write_error(path, exc) from None
+        self._handle = os.fdopen(fd, "w", encoding="utf-8", newline="")
+        self._guarded(self._handle.write, start)
+
+    def finish(self, rest: str) -> None:
+        def put_in_place() -> None:
+            self._handle.write(rest)
+            self._handle.flush()
+            os.fsync(self._handle.fileno())
+            self._handle.close()
+            os.replace(self._tmp, self.path)
+
+        self._guarded(put_in_place)
+        _fsync_dir(self.path)
+
+    def abandon(self) -> None:
+        self._handle.close()
+        Path(self._tmp).unlink(missing_ok=True)
+
+    def _guarded(self, step: Any, *args: Any) -> None:
+        try:
+            step(*args)
+        except BaseException as exc:
+            self.abandon()
+            if isinstance(exc, OSError):
+                raise write_error(self.path, exc) from None
+            raise
 
 
 def write_error(path: Path, exc: OSError) -> StateFileError:

@@ -20,7 +20,7 @@ from errors import ConfigError
 from market_calendar import nyse
 from simbroker import market_data
 from simbroker.costs import CostRates
-from state_files import atomic_write_text
+from state_files import StagedText, atomic_write_text
 from version import VERSION
 
 DESCRIPTION = "Backtest the bot's strategy on daily bars with its own decision code."
@@ -225,10 +225,15 @@ def _run(args: argparse.Namespace, env: Mapping[str, str], watch: Stopwatch) -> 
     own: dict[str, Any] = {}
 
     def prepare(result: Result) -> None:
-        """The command line's own run as the texts of its files and its charts: in a sweep,
-        made as soon as that run is known, while the last jobs use the other core."""
+        """The command line's own run as the texts of its files and its report but for the
+        sweep's part: in a sweep, made as soon as that run is known, while the last jobs use
+        the other core."""
         own.update(_own_run(args, config, settings, market, result))
         own["charts"] = _charts(result)
+        from backtester.report import page_start  # only to write one
+
+        own["report"] = StagedText(args.out / "report.html",
+                                   page_start(_page(market, own, result)))
 
     if args.grid:
         # Only a sweep needs its process pool, progress bar and table (~15 ms of imports).
@@ -236,9 +241,15 @@ def _run(args: argparse.Namespace, env: Mapping[str, str], watch: Stopwatch) -> 
 
         spec = parse_grid(args.grid)
         axes = [name for name, _ in spec]
-        sweep = run_sweep(market, jobs_for(spec, env, changes, **common),
-                          Job(params=(), config=config, **common), processes=args.processes,
-                          scheduler=args.scheduler, on_base=prepare)
+        try:
+            sweep = run_sweep(market, jobs_for(spec, env, changes, **common),
+                              Job(params=(), config=config, **common),
+                              processes=args.processes, scheduler=args.scheduler,
+                              on_base=prepare)
+        except BaseException:
+            if "report" in own:
+                own["report"].abandon()
+            raise
         grid, result = sweep.grid, sweep.base
     else:
         result = run_backtest(market, config, start=args.start, end=args.end, symbols=symbols,
@@ -253,12 +264,14 @@ def _run(args: argparse.Namespace, env: Mapping[str, str], watch: Stopwatch) -> 
     if grid is not None:
         atomic_write_text(out / "grid.csv", grid.to_csv(index=False))
     watch.lap("files")
-    title = f"Backtest {market.name}, {stats['start']} to {stats['end']}"
-    from backtester.report import build_report, write_report  # only to write one
+    if "report" in own:  # a sweep's: all but its end written while the last jobs ran
+        from backtester.report import sweep_end
 
-    write_report(out / "report.html", build_report(
-        result, stats, title=title, periods=periods, grid=grid, grid_axes=axes,
-        parameters=full["parameters"], charts=own.get("charts") or _charts(result)))
+        own["report"].finish(sweep_end(grid, axes))
+    else:
+        from backtester.report import write_report  # only to write one
+
+        write_report(out / "report.html", _page(market, own, result))
     watch.lap("report")
     print(summary_text({"backtest": stats, **(periods or {})}))
     if grid is not None:
@@ -288,6 +301,18 @@ def _own_run(args: argparse.Namespace, config: Config, settings: Settings,
         full["in_sample"], full["out_of_sample"] = periods["in-sample"], \
             periods["out-of-sample"]
     return {"stats": stats, "periods": periods, "full": full, "texts": result_texts(result)}
+
+
+def _page(market: market_data.MarketData, own: Mapping[str, Any], result: Result) -> str:
+    """The report of the command line's own run, without a sweep's part (report.with_sweep
+    adds it)."""
+    from backtester.report import build_report  # only to write one
+
+    stats = own["stats"]
+    return build_report(result, stats, title=f"Backtest {market.name}, {stats['start']} to "
+                        f"{stats['end']}", periods=own["periods"],
+                        parameters=own["full"]["parameters"],
+                        charts=own.get("charts") or _charts(result))
 
 
 def _charts(result: Result) -> list[str]:

@@ -19,11 +19,13 @@ totals, shared among that day's sales in whole cents exactly as the bot books th
 trade are identical.
 
 Cash dividends (backtester/dividends.py) go into cash at the open of the session the
-exchange pays them, before that day's run, as the exchange books its DIV activities: the
-run's cash, buying power and equity include them, so a budget that binds on a dividend makes
-the same decision in the backtest as on the exchange. The day loop books them with the
-`Ledger` (`open_dividends`); the timelines book each day's total as one more whole-cent step
-at its open (timeline._Closes), from the positions' quantities as splits leave them.
+exchange pays them (the pay date's, the ex-date's without one), before that day's run, as
+the exchange books its DIV activities: the run's cash, buying power and equity include
+them, so a budget that binds on a dividend makes the same decision in the backtest as on
+the exchange. The day loop books them with the `Ledger` (`open_dividends`, which keeps
+those owed until their pay date); the timelines book each day's total as one more
+whole-cent step at its open (timeline._Closes), from the positions' quantities as splits
+leave them.
 """
 
 from __future__ import annotations
@@ -60,6 +62,9 @@ class Charges:
     # Cash dividends booked into cash at each day's open, whole cents (negative: charged on
     # shorts); None: none paid. Not a cost: `per_day` leaves them out.
     dividends: np.ndarray | None = None
+    # Dividends owed at an ex-date and paid at a later pay date's open, as (ex day, pay day,
+    # dollars) cells; the pay day is len(sec) or more when paid after the backtest.
+    dividends_owed: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
     @property
     def borrow(self) -> np.ndarray:
@@ -133,6 +138,7 @@ class Ledger:
         self.sales: list[tuple[int, int, float, float]] = []
         self._today: list[tuple[int, float, float]] = []
         self.dividends: np.ndarray | None = None  # booked at each day's open, once paid
+        self.owed: list[tuple[int, int, float]] = []  # (ex day, pay day, dollars) not yet paid
 
     def resume(self, charges: Charges, day: int) -> None:
         """Continue from `charges` of the days before `day` (a timelines prefix)."""
@@ -149,12 +155,32 @@ class Ledger:
         if charges.dividends is not None:
             self.dividends = np.zeros(len(self.gap))
             self.dividends[:day] = charges.dividends[:day]
+        if charges.dividends_owed is not None:  # owed before `day`, paid from `day` on
+            ex, pay, owed = charges.dividends_owed
+            keep = (ex < day) & (pay >= day)
+            self.owed = list(zip(ex[keep].tolist(), pay[keep].tolist(), owed[keep].tolist(),
+                                 strict=True))
 
-    def open_dividends(self, d: int, cash: float, signed: np.ndarray,
-                       amount: np.ndarray) -> float:
-        """Cash after day `d`'s open pays the dividends `amount` per share on the positions of
-        `signed` shares (negative: short): paid even with the costs off (backtester/dividends)."""
-        total = day_dividends(signed, amount)
+    def open_dividends(self, d: int, cash: float, signed: np.ndarray, amount: np.ndarray,
+                       pay: np.ndarray | None = None) -> float:
+        """Cash after day `d`'s open: the dividends going ex today, `amount` per share on the
+        positions of `signed` shares (negative: short), paid now, or owed until their `pay`
+        day where it is later; and those owed to today, paid. Paid even with the costs off
+        (backtester/dividends)."""
+        if pay is None or (pay == d).all():
+            total = day_dividends(signed, amount)
+        else:
+            now = pay == d
+            total = day_dividends(signed[now], amount[now])
+            for q, a, p in zip(signed[~now].tolist(), amount[~now].tolist(),
+                               pay[~now].tolist(), strict=True):
+                if a and q:
+                    self.owed.append((d, p, round(q * a, 2)))
+        if self.owed:
+            for _, p, owed in self.owed:
+                if p == d:
+                    total = round(total + owed, 2)
+            self.owed = [o for o in self.owed if o[1] != d]
         if total == 0:
             return cash
         if self.dividends is None:

@@ -1,13 +1,19 @@
 """Cash dividends in a backtest, as the exchange pays them (simbroker/corporate.py).
 
 A position held at the close before an ex-date is paid ``shares * amount`` (a long) or charged
-it (a short), rounded to the cent per position, at the open of the ex-date's session (the
-first session on or after the ex-date), before that day's run. The cash goes into cash, and
+it (a short), rounded to the cent per position, at the open of the pay date's session (the
+first session on or after the pay date; the ex-date's without one), before that day's run,
+as the exchange pays (simbroker/corporate.py). The cash goes into cash, and
 so into the run's budgets and equity, from that open on (`day_dividends`, booked by both
 engines: backtester/costs.py), and into the round trip's fees with its sign (a long's
 dividend lowers its fees, a short's charge raises them), as the bot books the exchange's DIV
 activities to its trades (`paid`). A position still open at the end of the backtest is paid
-into cash too, as on the exchange; it is no round trip, so it has no fees to carry it.
+into cash too, as on the exchange; it is no round trip, so it has no fees to carry it. A round
+trip's fees carry the dividends of the ex-dates it was held over, paid or still owed at the
+end; the bot books a DIV by its date (the pay date) to the latest trade of the symbol that
+entered on or before it, among the trades it still books (7 days after their exit): a pay date
+later than that, or after a new trade of the symbol, is booked elsewhere by the bot (costs tied
+to no trade, or the newer trade) while the backtest keeps it with the trade that earned it.
 
 Dividend-adjusted prices never come here: the data refuses a dividend for a symbol whose
 prices already carry it (simbroker/dividends.py), so nothing is counted twice.
@@ -46,6 +52,33 @@ def dividend_panel(market: MarketData, symbols: tuple[str, ...],
     return out
 
 
+def pay_sessions(market: MarketData, symbols: tuple[str, ...],
+                 numbers: np.ndarray) -> np.ndarray | None:
+    """For each cell of `dividend_panel`, the session (row of `numbers`) whose open pays it:
+    the first session on or after the dividend's pay date (len(numbers): after the last one,
+    not paid within these sessions), or its ex-date's session when it has no pay date, as
+    the exchange pays (simbroker/corporate.py). None when every dividend in the range is paid
+    at its ex-date's open."""
+    out = None
+    column = {s: j for j, s in enumerate(symbols)}
+    if not len(numbers):
+        return None
+    first = _EPOCH + datetime.timedelta(days=int(numbers[0]) - 1)
+    last = _EPOCH + datetime.timedelta(days=int(numbers[-1]))
+    for dividend in market.dividends_going_ex(first, last):
+        j = column.get(dividend.symbol)
+        if j is None or dividend.pay_date is None:
+            continue
+        t = int(np.searchsorted(numbers, (dividend.ex_date - _EPOCH).days, side="left"))
+        pay = int(np.searchsorted(numbers, (dividend.pay_date - _EPOCH).days, side="left"))
+        if pay == t:
+            continue
+        if out is None:
+            out = np.tile(np.arange(len(numbers))[:, np.newaxis], (1, len(symbols)))
+        out[t, j] = pay
+    return out
+
+
 def dividend_levels(market: MarketData, symbols: tuple[str, ...],
                     numbers: np.ndarray) -> np.ndarray | None:
     """The exchange's dividend adjustment of the bars it serves (`adjustment=all`, the bot's;
@@ -77,11 +110,12 @@ def day_dividends(signed: np.ndarray, amount: np.ndarray) -> float:
 
 def paid(trades, amount: np.ndarray | None, level: np.ndarray | None,
          n_days: int) -> tuple[np.ndarray, np.ndarray]:
-    """Dividends credited per decision day (negative: charged) and per round trip.
+    """Dividends owed per ex-date's decision day (negative: charged) and per round trip, for
+    the trades' fees (the cash goes by `day_dividends`, on the day it is paid).
 
     `amount` is `dividend_panel` on the decision days; a trade entered on day e0 and exited on
     day e1 held the close before every day e with e0 < e <= e1 (an exit on the ex-date fills
-    after the open, which is when the exchange pays)."""
+    after the open, when the dividend is owed)."""
     per_day, per_trade = np.zeros(n_days), np.zeros(len(trades))
     if amount is None or not len(trades):
         return per_day, per_trade

@@ -56,7 +56,7 @@ from backtester.execution import (
     shortfall_bps,
 )
 from backtester.panels import Clock, Panels, build_panels, session_clock
-from backtester.signals import Fills, chunk_days, iter_signals, wire_price
+from backtester.signals import chunk_days, iter_signals, wire_price
 from backtester.timeline import (
     Binds,
     Grid,
@@ -268,9 +268,9 @@ def finished(result: Result, panels: Panels) -> Result:
 def _run(panels: Panels, config: Config, settings: Settings, gap: np.ndarray) -> Result:
     window = config.z_score_window
     clock = session_clock(panels.sessions)
-    grid = build_grid(panels, list(iter_signals(panels, clock, window=window,
-                                                thresholds=Thresholds.from_config(config),
-                                                spread_bps=settings.spread_bps)))
+    grid = build_grid(panels, clock, list(iter_signals(
+        panels, clock, window=window, thresholds=Thresholds.from_config(config),
+        spread_bps=settings.spread_bps)), spread_bps=settings.spread_bps)
     day_loop = _Run(panels, clock, config, settings, grid, gap)
     try:
         outcome = run_timelines(
@@ -360,7 +360,6 @@ class _Chunk:
     close_mark: np.ndarray
     has_signal: np.ndarray  # an entry signal: entry_codes != NO_ENTRY
     qty: np.ndarray  # the entry order's size at each cell's limit (entry_orders)
-    fills: Fills
 
     def __len__(self) -> int:
         return len(self.z)
@@ -502,9 +501,6 @@ class _Run:
             price, mark = g.price[rows], g.mark[rows]
             # Where there is a bar today the mark is the noon price, already as reported.
             wire_mark = wire_price(mark) if np.isnan(price).any() else price
-            # Whether each cell's order would fill, in bulk (closed form); the price and time
-            # of a fill only for the day's actual orders, in fill_model.
-            fills = Fills(g.limit[rows], g.filled[:, rows], None, None)
             yield _Chunk(first=first, z=g.z[rows], price=price, limit=g.limit[rows],
                          in_view=g.in_view[rows], z_held=g.z_held[rows],
                          priced=g.priced[rows], ask=g.ask[rows], bid=self.bid(rows),
@@ -512,7 +508,7 @@ class _Run:
                          last_close=g.last_close[rows], mark=mark, wire_mark=wire_mark,
                          close_mark=g.close_mark[rows],
                          has_signal=self.entry.code[rows] != NO_ENTRY,
-                         qty=self.entry.qty[rows], fills=fills)
+                         qty=self.entry.qty[rows])
 
     def held_in_book(self) -> np.ndarray:
         """The held symbols in book order (kept until the book changes)."""
@@ -535,9 +531,13 @@ class _Run:
         for split in self.p.splits.get(t, ()):
             self.apply_split(split, c.last_close[row])
         held = self.held_in_book()
-        if self.p.dividend is not None and len(held):  # paid at the open, after splits
+        if self.p.dividend is not None and (len(held) or self.ledger.owed):
+            # paid at the open, after splits (or owed until the pay date's open)
+            pay = None if self.p.dividend_pay is None \
+                else self.p.dividend_pay[t, held] - self.p.warmup
             self.cash = self.ledger.open_dividends(t - self.p.warmup, self.cash,
-                                                   self.signed[held], self.p.dividend[t, held])
+                                                   self.signed[held], self.p.dividend[t, held],
+                                                   pay)
         # The exchange marks positions at the current price.
         long_value, short_value = _long_short(
             (self.signed[held] * c.mark[row][held]).tolist())

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from backtester.dividends import dividend_levels, dividend_panel
+from backtester.dividends import dividend_levels, dividend_panel, pay_sessions
 from market_calendar import MarketCalendar, Session, new_york_noon
 from simbroker.market_data import FIELDS, MarketData, Split
 from simbroker.price_model import path_keys
@@ -46,6 +46,8 @@ class Panels:
     scale: np.ndarray | None = None
     # Cash dividends per share going ex at each session (backtester/dividends.py); None: none.
     dividend: np.ndarray | None = None
+    # Session whose open pays each `dividend` cell (its pay date's; None: all at the ex-date).
+    dividend_pay: np.ndarray | None = None
     # The exchange's dividend adjustment of served bars as a level per session (None: none).
     dividend_level: np.ndarray | None = None
 
@@ -110,6 +112,7 @@ def build_panels(market: MarketData, symbols: Sequence[str], *, first_day: datet
                   key=path_keys(symbols, np.array([s.day.toordinal() for s in sessions])),
                   scale=_scale_panel(market, symbols, numbers),
                   dividend=dividend_panel(market, symbols, numbers),
+                  dividend_pay=pay_sessions(market, symbols, numbers),
                   dividend_level=dividend_levels(market, symbols, numbers), **arrays)
 
 

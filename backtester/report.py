@@ -436,13 +436,6 @@ def build_report(result: Result, stats: Mapping[str, Any], *, title: str,
     caller made them already."""
     plots = list(result_charts(result) if charts is None else charts)
     traded = most_traded(result)
-    metric = sweep_metric(grid) if grid is not None else "sharpe"
-    if grid is not None and len(grid_axes) >= 2:
-        plots.append(chart_html("chart-sweep", *heatmap_chart(grid, grid_axes[0],
-                                                               grid_axes[1], metric)))
-    elif grid is not None and len(grid_axes) == 1:
-        plots.append(chart_html("chart-sweep", *heatmap_chart(grid.assign(_=""),
-                                                               grid_axes[0], "_", metric)))
     # plotly.js goes in once, inline, before the first chart: the file works offline.
     plots[0] = library_html() + "\n" + plots[0]
     sections = [f"<h1>{html.escape(title)}</h1>"]
@@ -464,8 +457,41 @@ def build_report(result: Result, stats: Mapping[str, Any], *, title: str,
                      plots[2]]
     sections += plots[3:]
     if grid is not None:
-        sections += ["<h2>Sweep</h2>", sweep_table(grid, grid_axes)]
+        sections += sweep_sections(grid, grid_axes)
     return _PAGE.format(title=html.escape(title), body="\n".join(sections))
+
+
+def sweep_sections(grid: pd.DataFrame, grid_axes: Sequence[str]) -> list[str]:
+    """The sweep's part of the page, its last: the heatmap (with one or more axes) and the
+    ranked table."""
+    metric = sweep_metric(grid)
+    sections = []
+    if len(grid_axes) >= 2:
+        sections.append(chart_html("chart-sweep", *heatmap_chart(grid, grid_axes[0],
+                                                                  grid_axes[1], metric)))
+    elif len(grid_axes) == 1:
+        sections.append(chart_html("chart-sweep", *heatmap_chart(grid.assign(_=""),
+                                                                  grid_axes[0], "_", metric)))
+    return [*sections, "<h2>Sweep</h2>", sweep_table(grid, grid_axes)]
+
+
+def with_sweep(page: str, grid: pd.DataFrame, grid_axes: Sequence[str]) -> str:
+    """`page`, built without a grid, with the sweep's part added at its end: the page
+    `build_report` gives with that grid."""
+    return page_start(page) + sweep_end(grid, grid_axes)
+
+
+def page_start(page: str) -> str:
+    """A page of build_report without a grid, but for its end: a sweep's command writes it
+    while its last jobs run, and `sweep_end` once they have all ended."""
+    if not page.endswith(_PAGE_END):
+        raise ValueError("not a page of build_report")
+    return page[:len(page) - len(_PAGE_END)]
+
+
+def sweep_end(grid: pd.DataFrame, grid_axes: Sequence[str]) -> str:
+    """What follows `page_start`: the sweep's part and the page's end."""
+    return "\n" + "\n".join(sweep_sections(grid, grid_axes)) + _PAGE_END
 
 
 def write_report(path: Path, page: str) -> None:
@@ -491,3 +517,4 @@ table.settings td {{ overflow-wrap: anywhere; }}
 {body}
 </body></html>
 """
+_PAGE_END = "\n</body></html>\n"

@@ -33,15 +33,48 @@ _CHUNK_ELEMENTS = 750_000
 
 
 @dataclass(frozen=True)
-class Fills:
-    """How a DAY limit order at `limit`, placed at noon, would end, for every cell and side:
-    `price_model.limit_fill` evaluated in bulk. The engine uses a cell only after checking
-    that the order's limit equals `limit` here."""
+class CellFills:
+    """Whether a DAY limit order at the bot's limit, placed at noon, would fill
+    (`price_model.limit_filled`), for the cells the timelines look at (where an entry or an
+    exit order would be placed). On columns of bars with a range it was found in bulk for
+    every cell and both sides with the signals (`table`: a closed form, cheaper for all cells
+    than cell by cell); on columns of closes-only bars (Brownian bridges, whose fills are
+    searched along the path) it is asked of the price model for those cells alone, from the
+    path at noon the signals found (`path_price`)."""
 
-    limit: np.ndarray
-    filled: np.ndarray  # (2, days, symbols): [0] a sell, [1] a buy
-    price: np.ndarray | None  # None when only `filled` was asked for
-    when: np.ndarray | None  # session fraction of the fill
+    panels: Panels
+    noon: np.ndarray  # each decision day's noon as a session fraction
+    limit: np.ndarray  # (days, symbols): the bot's limit at each cell
+    path_price: np.ndarray  # (days, symbols): the model path at noon
+    spread_bps: float
+    table: np.ndarray  # (2, days, symbols): [1] a buy, [0] a sell; on `in_table` columns
+    in_table: np.ndarray  # (symbols,)
+
+    def __call__(self, day: np.ndarray, symbol: np.ndarray, is_buy: np.ndarray) -> np.ndarray:
+        """Whether the order at each cell (decision day `day`, column `symbol`) fills."""
+        days, n = self.limit.shape
+        cell = day * n + symbol  # flat indices of the cells
+        out = self.table.reshape(-1).take(np.where(is_buy, days * n, 0) + cell)
+        ask = np.flatnonzero(~self.in_table[symbol])
+        if len(ask):
+            out[ask] = self._asked(day[ask], symbol[ask], is_buy[ask], cell[ask])
+        return out
+
+    def _asked(self, day: np.ndarray, symbol: np.ndarray, is_buy: np.ndarray,
+               cell: np.ndarray) -> np.ndarray:
+        p = self.panels
+        bar = (day + p.warmup) * len(p.symbols) + symbol
+
+        def at(a: np.ndarray, i: np.ndarray) -> np.ndarray:
+            return a.reshape(-1).take(i)
+
+        with np.errstate(invalid="ignore"):
+            bars = Bars(at(p.open, bar), at(p.high, bar), at(p.low, bar), at(p.close, bar),
+                        key=at(p.key, bar), scale=at(p.scale, bar))
+            return bars.limit_filled(is_buy=is_buy, limit=at(self.limit, cell),
+                                     start=self.noon[day], end=1.0,
+                                     spread_bps=self.spread_bps,
+                                     at_start=at(self.path_price, cell))
 
 
 @dataclass(frozen=True)
@@ -57,7 +90,9 @@ class DaySignals:
     z: np.ndarray
     entry: np.ndarray  # entry_codes(z)
     in_view: np.ndarray  # every window close and today's bar present: the bot evaluates it
-    fills: Fills
+    # CellFills' table for the chunk's days: (2, days, symbols), on columns in_table only.
+    filled: np.ndarray
+    in_table: np.ndarray  # (symbols,): columns whose bars all have a range (or are missing)
     # Held positions: z from the closes the window has (held_zscores), and whether there is a
     # price today at all (a held symbol is managed with gaps in its window, not without one).
     z_held: np.ndarray
@@ -83,34 +118,52 @@ def wire_price(price: np.ndarray) -> np.ndarray:
 def compute_chunk(panels: Panels, clock: Clock, first: int, count: int, *, window: int,
                   thresholds: Thresholds, spread_bps: float) -> DaySignals:
     """Signals of decision days first..first + count - 1, with whether each cell's order
-    would fill (`noon_fills`; the engine finds the prices and times of the actual fills)."""
+    would fill on the columns where that is cheaper in bulk (`CellFills`; the engine finds
+    the prices and times of the actual fills)."""
     w = window - 1
     t0 = panels.warmup + first  # session index of the first day of the chunk
     rows = slice(t0, t0 + count)
     bars = (panels.open[rows], panels.high[rows], panels.low[rows], panels.close[rows])
     noon = clock.fraction(rows)[:, np.newaxis]
     keys = panels.path(rows)
-    paths = Bars(*bars, **keys)  # mapped once for the noon price and the fills
-    path = paths.price_at(noon)
+    in_table = np.isnan(keys["scale"]).all(axis=0)
+    if in_table.all() or not in_table.any():
+        paths = Bars(*bars, **keys)  # mapped once for the noon price and the fills
+        path = paths.price_at(noon)
+    else:  # the columns apart (price_at is element-wise: the same bits)
+        ranged = np.flatnonzero(in_table)
+        paths = Bars(*(b[:, ranged] for b in bars), key=keys["key"][:, ranged],
+                     scale=keys["scale"][:, ranged])
+        bridges = np.flatnonzero(~in_table)
+        path = np.empty(bars[0].shape)
+        path[:, ranged] = paths.price_at(noon)
+        path[:, bridges] = Bars(*(b[:, bridges] for b in bars), key=keys["key"][:, bridges],
+                                scale=keys["scale"][:, bridges]).price_at(noon)
     price = wire_price(path)
     limit = limit_prices(price)
+    filled = np.zeros((2, *path.shape), dtype=bool)
+    if in_table.all():
+        filled = noon_fills(paths, limit, noon, spread_bps)
+    elif in_table.any():
+        filled[:, :, ranged] = noon_fills(paths, limit[:, ranged], noon, spread_bps)
     past = _window_closes(panels, t0, count, w)  # w arrays (count, symbols), oldest first
     in_view = _full_windows(panels.close, t0, count, w) & ~np.isnan(path)
     z = zscores(past, price)
     priced = ~np.isnan(path)
     z_held = z if in_view.all() else held_zscores(past, price, held_min_closes(window))
     return DaySignals(first, path, price, limit, quote(path, spread_bps)[1], z,
-                      entry_codes(z, thresholds), in_view,
-                      noon_fills(paths, limit, noon, spread_bps), z_held, priced)
+                      entry_codes(z, thresholds), in_view, filled, in_table, z_held, priced)
 
 
-def noon_fills(paths: Bars, limit: np.ndarray, noon: np.ndarray, spread_bps: float) -> Fills:
+def noon_fills(paths: Bars, limit: np.ndarray, noon: np.ndarray,
+               spread_bps: float) -> np.ndarray:
     """Whether every cell's DAY order at the bot's limit placed at noon fills, both sides
-    (`price_model.limit_filled`; the fills' prices and times are the engine's to find)."""
+    (`price_model.limit_filled`, [0] a sell, [1] a buy); the fills' prices and times are the
+    engine's to find."""
     side = np.array([False, True])[:, np.newaxis, np.newaxis]
     with np.errstate(invalid="ignore"):
-        return Fills(limit, paths.limit_filled(is_buy=side, limit=limit, start=noon, end=1.0,
-                                               spread_bps=spread_bps), None, None)
+        return paths.limit_filled(is_buy=side, limit=limit, start=noon, end=1.0,
+                                  spread_bps=spread_bps)
 
 
 def _window_closes(panels: Panels, t0: int, count: int, w: int) -> list[np.ndarray]:

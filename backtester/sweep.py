@@ -143,8 +143,26 @@ def _run_here(market: MarketData, tasks: Sequence[tuple[Job, bool]], processes: 
     context = multiprocessing.get_context("fork" if "fork" in methods else None)
     with ProcessPoolExecutor(max_workers=processes, mp_context=context,
                              initializer=_hold_market, initargs=(market,)) as pool:
-        futures = {pool.submit(_run_held, job, keep): i for i, (job, keep) in enumerate(tasks)}
+        futures = {pool.submit(_run_held, *tasks[i]): i for i in longest_first(tasks)}
         return _in_order(futures, answered)
+
+
+def longest_first(tasks: Sequence[tuple[Job, bool]]) -> list[int]:
+    """The order to hand the tasks to the workers in: the command line's own run first (the
+    command prepares its files from it meanwhile), then the likely longest, so that the last
+    job to start is a short one and the workers end close together.
+
+    A model of a run's length, not a measurement: a run takes longer the more it trades, and
+    it trades more the nearer the mean its entry thresholds are, a little more with a
+    shorter z-score window (on 500 x 2,520 bars, one process: entry 1.0 1.3-1.5 s, 1.5
+    0.9-1.0 s, 2.0 0.65-0.7 s; window 20 to 60 within 0.15 s). Whatever the order, each
+    task's answer goes back to its place: the rows and the ranking do not depend on it."""
+    def length(i: int) -> tuple[bool, float, int]:
+        job, keep = tasks[i]
+        c = job.config
+        return (not keep, min(abs(c.long_entry_z), abs(c.short_entry_z)), c.z_score_window)
+
+    return sorted(range(len(tasks)), key=length)
 
 
 def _in_order(futures: Mapping[Future, int], answered: Callable[[Any], object]) -> list[Any]:

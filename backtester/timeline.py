@@ -9,10 +9,12 @@ fills, then flat again; its orders are the bot's whatever the other symbols do.
 So this module
 
 1. calls the bot's `entry_orders` once on every day and symbol, and finds where an entry
-   order would be placed and would fill (the exchange's price model, `limit_filled`);
-2. follows the timelines of all symbols at once, one position per symbol per step: from the
-   next entry fill, the bot's `exit_codes` on the following days (with the true holding
-   period), until an exit order fills;
+   order would be placed and would fill (the exchange's price model, `limit_filled`, asked
+   for those cells only);
+2. finds, for every cell where an entry would fill, the exit of a position opened there: the
+   bot's `exit_codes` on the following days (with the true holding period) until an exit
+   order fills (a cell's exit depends on that cell alone); then follows each symbol's
+   timeline from its first entry fill to its exit, to the next entry fill after it, ...
 3. settles what the symbols share: the order numbers (exits by symbol, then entries by
    `entry_priority_key`), the order the exchange books fills in (first touch first), cash
    (whole cents per fill, splits at the open), the account at noon and the equity at close;
@@ -38,7 +40,7 @@ from backtester.costs import Charges, close_cash, timeline_charges
 from backtester.dividends import day_dividends
 from backtester.execution import ENTRY, EXIT, STOP, STOP_CODE, Execution, OrderLog, shortfall_bps
 from backtester.panels import Clock, Panels
-from backtester.signals import DaySignals
+from backtester.signals import CellFills, DaySignals
 from config import Config
 from signal_generator import (
     ENTER_LONG,
@@ -58,8 +60,14 @@ from simbroker.market_data import Split
 from simbroker.price_model import limit_fill
 from simbroker.records import Position
 
-# Days of exit decisions evaluated per step of a position's timeline: most positions close
-# within the holding period; the rest take further steps.
+# Up to this many symbols the timelines find the exit of every cell where an entry would fill
+# at once (`follow_by_cell`); beyond, numpy's calls on one position per symbol at a time are
+# large enough, and the exits of the cells never entered cost more (`follow_by_round`).
+_FEW_SYMBOLS = 200
+# Days of exit decisions evaluated per step of a position's exit: most positions close
+# within the holding period (a step spans it, up to this many days); the rest take further
+# steps. The order log lists exit orders as the timelines first placed them, this many days
+# at a time (`record_exit_orders`), whatever the step.
 _EXIT_WINDOW = 8
 # What the day loop's budgets must clear by here for the two to agree whatever the rounding
 # of sums taken in another order: a cent.
@@ -103,10 +111,11 @@ class Grid:
     mark: np.ndarray  # where the exchange marks positions during the run
     close_mark: np.ndarray  # where it marks them at the close
     last_close: np.ndarray  # the latest close before the day (NaN if none)
-    filled: np.ndarray  # (2, days, symbols): a DAY limit order at `limit` fills; [0] sell
+    fills: CellFills  # whether a DAY limit order at `limit` fills, cell by cell
 
 
-def build_grid(panels: Panels, chunks: list[DaySignals]) -> Grid:
+def build_grid(panels: Panels, clock: Clock, chunks: list[DaySignals], *,
+               spread_bps: float) -> Grid:
     def joined(name: str) -> np.ndarray:
         return np.concatenate([getattr(c, name) for c in chunks])
 
@@ -120,11 +129,14 @@ def build_grid(panels: Panels, chunks: list[DaySignals]) -> Grid:
         ask = joined("ask")
         ask = np.where(ask > 0, ask, price)
     at_close = panels.close[rows]  # the model path ends at the close, exactly
-    return Grid(z=joined("z"), price=price, limit=joined("limit"), ask=ask,
+    price_limit = joined("limit")
+    return Grid(z=joined("z"), price=price, limit=price_limit, ask=ask,
                 in_view=joined("in_view"), z_held=joined("z_held"),
                 priced=joined("priced"), mark=_or_last(path, last),
                 close_mark=_or_last(at_close, last), last_close=last,
-                filled=np.concatenate([c.fills.filled for c in chunks], axis=1))
+                fills=CellFills(panels, clock.fraction(rows), price_limit, path, spread_bps,
+                                table=np.concatenate([c.filled for c in chunks], axis=1),
+                                in_table=np.logical_and.reduce([c.in_table for c in chunks])))
 
 
 class Outcome(NamedTuple):
@@ -270,23 +282,34 @@ class _Timelines:
                           self.orders.qty[p.entry[q], p.symbol[q]])
         sales = (f["day"][sells], f["symbol"][sells], shares * f["price"][sells], shares)
         charges = timeline_charges(self.costs, self.gap, self.g.close_mark, short_cells, sales)
-        return replace(charges, dividends=self.dividends(segments))
-
-    def dividends(self, segments: np.ndarray) -> np.ndarray | None:
-        """Each day's cash dividends (backtester/dividends.py), at its open: on every segment
-        held at that noon (the close before, with the quantity a split at the open left)."""
         if self.p.dividend is None:
-            return None
+            return charges
+        return replace(charges, **self.dividends(segments))
+
+    def dividends(self, segments: np.ndarray) -> dict[str, object]:
+        """The cash dividends (backtester/dividends.py) owed at each ex-date's open on every
+        segment held at that noon (the close before, with the quantity a split at the open
+        left): each day's total paid at its open (`dividends`: those going ex that day
+        without a later pay date, and those owed earlier whose pay date's session it is), and
+        those paid later (`dividends_owed`: ex day, pay day, dollars)."""
+        assert self.p.dividend is not None
+        w = self.p.warmup
         j, first, end = (segments[:, c].astype(np.int64) for c in range(3))
         day, symbol, row = _cells(self.days, j, first + (segments[:, 4] == 0),
                                   end + (segments[:, 5] == 0))
-        amount = self.p.dividend[self.p.warmup:][day, symbol]
+        amount = self.p.dividend[w:][day, symbol]
         paid = np.flatnonzero(amount != 0)
+        day, symbol, row, amount = day[paid], symbol[paid], row[paid], amount[paid]
+        pay = day if self.p.dividend_pay is None else self.p.dividend_pay[w:][day, symbol] - w
         out = np.zeros(self.days)
-        for d in np.unique(day[paid]).tolist():
-            on = paid[day[paid] == d]
+        for d in np.unique(pay[pay < self.days]).tolist():
+            on = pay == d
             out[d] = day_dividends(segments[row[on], 3], amount[on])
-        return out
+        later = pay != day
+        owed = (day[later], pay[later], np.array(
+            [round(q * a, 2) for q, a in zip(segments[row[later], 3].tolist(),
+                                             amount[later].tolist(), strict=True)]))
+        return {"dividends": out, "dividends_owed": owed if later.any() else None}
 
     def prefix(self, day: int, outcome: Outcome, p: _Positions, f: dict[str, np.ndarray],
                number: np.ndarray, cash_close: np.ndarray) -> Prefix:
@@ -312,59 +335,151 @@ class _Timelines:
     # -- 1, 2: the timelines --------------------------------------------------------------
 
     def follow(self) -> _Positions:
+        """Every position, symbol by symbol in sequence: each entry fill, its exit, the next
+        entry fill after that exit, ..."""
         days = self.days
-        entry_fills = self.placeable & np.where(self.is_long, self.g.filled[1],
-                                                self.g.filled[0])
-        next_fill = _next_true(entry_fills)
+        cells = np.flatnonzero(self.placeable.T)  # j * days + d: by symbol, then day
+        symbol, entry = np.divmod(cells, days)
+        filled = self.g.fills(entry, symbol, is_buy=self.is_long[entry, symbol])
+        cells = cells[filled]  # where an entry order would be placed and would fill
+        if self.n <= _FEW_SYMBOLS:
+            return self.follow_by_cell(cells)
+        return self.follow_by_round(cells)
+
+    def follow_by_cell(self, cells: np.ndarray) -> _Positions:
+        """`follow` for few symbols: a cell's exit depends on that cell alone, so the exit of
+        every cell where an entry would fill is found at once, and the sequences are then
+        followed from cell to cell (one cheap step per position of a symbol)."""
+        days = self.days
+        symbol, entry = np.divmod(cells, days)
+        is_long = self.is_long[entry, symbol]
+        # A step spans the holding period: an order is placed on its last day if priced.
+        exit_day, reason, placed = self.exits(
+            symbol, entry, is_long, width=max(1, min(_EXIT_WINDOW, self.t.max_holding_days)))
+        # The next cell after each exit (len(cells): none), and each symbol's first cell.
+        after = _in_column(cells, np.searchsorted(cells, symbol * days + exit_day + 1),
+                           (symbol + 1) * days)
+        columns = np.arange(self.n)
+        first = _in_column(cells, np.searchsorted(cells, columns * days), (columns + 1) * days)
+        first = first[first < len(cells)]
+        after = np.r_[after, len(cells)]
+        order = np.full(len(cells), -1, dtype=np.int64)  # the position's round, or -1
+        chosen, at, round_ = [], first, 0
+        while len(at):
+            chosen.append(at)
+            order[at] = round_
+            at = after[at]
+            at = at[at < len(cells)]
+            round_ += 1
+        taken = np.concatenate(chosen) if chosen else np.zeros(0, np.int64)
+        self.record_exit_orders(placed, order)
+        return _Positions(symbol[taken], entry[taken], exit_day[taken], is_long[taken],
+                          reason[taken])
+
+    def follow_by_round(self, cells: np.ndarray) -> _Positions:
+        """`follow` for many symbols: round by round, the next position of every symbol at
+        once (the exits of the positions alone, in steps large enough that numpy's cost per
+        call does not dominate)."""
+        days = self.days
         cursor = np.zeros(self.n, dtype=np.int64)  # the first day each symbol is flat
         active = np.arange(self.n)
         found = [(np.zeros(0, np.int64),) * 3 + (np.zeros(0, bool), np.zeros(0, np.int64))]
         while len(active):
-            entry = next_fill(cursor[active], active)
-            opened = entry < days
-            active, entry = active[opened], entry[opened]
+            at = _in_column(cells, np.searchsorted(cells, active * days + cursor[active]),
+                            (active + 1) * days)
+            opened = at < len(cells)
+            active = active[opened]
+            entry = cells[at[opened]] - active * days
             is_long = self.is_long[entry, active]
-            exit_day, reason = self.exits(active, entry, is_long)
+            exit_day, reason, placed = self.exits(active, entry, is_long)
+            self.exit_orders.append(placed[2:])  # already in the order of the log
             found.append((active, entry, exit_day, is_long, reason))
             again = exit_day + 1 < days
             active = active[again]
             cursor[active] = exit_day[again] + 1
         return _Positions(*(np.concatenate(c) for c in zip(*found, strict=True)))
 
-    def exits(self, symbol: np.ndarray, entry: np.ndarray,
-              is_long: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def record_exit_orders(self, placed: tuple[np.ndarray, ...], order: np.ndarray) -> None:
+        """The exit orders of the positions taken (round `order` >= 0), in the order the
+        timelines place them: round by round, step by step, symbol by symbol, day by day."""
+        row, entry, day, symbol, code = placed
+        mine = order[row] >= 0
+        row, entry, day, symbol, code = (a[mine] for a in placed)
+        step = (day - entry - 1) // _EXIT_WINDOW
+        ranked = np.lexsort((day, symbol, step, order[row]))
+        self.exit_orders.append((day[ranked], symbol[ranked], code[ranked]))
+
+    def exits(self, symbol: np.ndarray, entry: np.ndarray, is_long: np.ndarray,
+              width: int = _EXIT_WINDOW) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, ...]]:
         """The day each position's exit order fills (self.days if never) and its reason;
-        records every exit order placed on the way."""
-        days, width = self.days, _EXIT_WINDOW
+        and every exit order placed on the way, `width` days a step, step by step and
+        position by position: (position, entry day, day, symbol, code)."""
+        days, g = self.days, self.g
         exit_day = np.full(len(symbol), days, dtype=np.int64)
         reason = np.zeros(len(symbol), dtype=np.int64)
         start = entry + 1  # a position is first looked at in the run after its entry fill
         pending = np.arange(len(symbol))
         steps = np.arange(width)
+        z_held, priced = g.z_held.reshape(-1), g.priced.reshape(-1)  # at cells d * n + j
+        placed_orders = []
         while len(pending):
             when = start[pending, np.newaxis] + steps
             valid = when < days
             d = np.minimum(when, days - 1)
             j = symbol[pending, np.newaxis]
-            long_ = is_long[pending, np.newaxis]
-            codes = exit_codes(long_, self.g.z_held[d, j],
+            cell = d * self.n + j
+            codes = exit_codes(is_long[pending, np.newaxis], z_held.take(cell),
                                self.ordinal[d] - self.ordinal[entry[pending], np.newaxis],
                                False, self.t)
-            placed = valid & self.g.priced[d, j] & (codes != NO_EXIT)
+            placed = valid & priced.take(cell) & (codes != NO_EXIT)
             at_once = np.where(codes == STOP_CODE, self.stop_at_once, self.exit_at_once)
-            fills = placed & (at_once | np.where(long_, self.g.filled[0][d, j],
-                                                 self.g.filled[1][d, j]))
+            fills = self.first_exit_fills(placed, at_once, d, pending, symbol, is_long)
             first = fills.argmax(axis=1)
             hit = fills[np.arange(len(pending)), first]
             last = np.where(hit, first, width - 1)
             upto = placed & (steps <= last[:, np.newaxis])
-            self.exit_orders.append((d[upto], np.broadcast_to(j, d.shape)[upto], codes[upto]))
+            rows = np.broadcast_to(pending[:, np.newaxis], d.shape)[upto]
+            placed_orders.append((rows, entry[rows], d[upto],
+                                  np.broadcast_to(j, d.shape)[upto], codes[upto]))
             closed = pending[hit]
             exit_day[closed] = when[hit, first[hit]]
             reason[closed] = codes[hit, first[hit]]
             start[pending] += width
             pending = pending[~hit & valid[:, -1]]
-        return exit_day, reason
+        empty = np.zeros(0, np.int64)
+        return exit_day, reason, tuple(np.concatenate(c) for c in zip(
+            *placed_orders, strict=True)) if placed_orders else (empty,) * 5
+
+    def first_exit_fills(self, placed: np.ndarray, at_once: np.ndarray, d: np.ndarray,
+                         pending: np.ndarray, symbol: np.ndarray,
+                         is_long: np.ndarray) -> np.ndarray:
+        """Whether each placed exit order of a step fills, asked of the price model up to
+        each position's first fill only (an order after it is never placed): each row's
+        first placed order, then the next one of the rows where that did not fill, ..."""
+        if self.g.fills.in_table.all():  # looked up: no need to stop at the first fill
+            fills = placed & at_once
+            ask = np.nonzero(placed & ~at_once)  # an exit sells a long, buys a short
+            q = pending[ask[0]]
+            fills[ask] = self.g.fills(d[ask], symbol[q], is_buy=~is_long[q])
+            return fills
+        width = placed.shape[1]
+        fills = np.zeros(placed.shape, dtype=bool)
+        # The first placed column at or after each column (width: none).
+        later = np.full((len(placed), width + 1), width)
+        later[:, :width] = np.where(placed, np.arange(width), width)
+        later = np.minimum.accumulate(later[:, ::-1], axis=1)[:, ::-1]
+        rows = np.arange(len(placed))
+        cols = later[:, 0]
+        while True:
+            rows, cols = rows[cols < width], cols[cols < width]
+            if not len(rows):
+                return fills
+            filled = at_once[rows, cols]
+            ask = np.flatnonzero(~filled)  # an exit sells a long, buys a short
+            q = pending[rows[ask]]
+            filled[ask] = self.g.fills(d[rows[ask], cols[ask]], symbol[q], is_buy=~is_long[q])
+            fills[rows, cols] = filled
+            rows, cols = rows[~filled], later[rows[~filled], cols[~filled] + 1]
 
     # -- 3: what the symbols share ------------------------------------------------------
 
@@ -736,21 +851,11 @@ def _settle(cash: float, amounts: list[float], commission: float | list[float],
     return cash
 
 
-def _next_true(mask: np.ndarray):
-    """A function of (d, j), element-wise: the first day at or after d where mask[:, j]
-    holds (len(mask) if none, and for d = len(mask)). Looked up among the true cells
-    (column by column, as j * days + d), not tabulated for every cell."""
-    days = len(mask)
-    true = np.flatnonzero(mask.T)  # j * days + d, in order
-
-    def first(d: np.ndarray, j: np.ndarray) -> np.ndarray:
-        if not len(true):
-            return np.full(np.shape(d), days, dtype=np.int64)
-        at = np.searchsorted(true, j * days + d)
-        found = true[np.minimum(at, len(true) - 1)]
-        return np.where((at < len(true)) & (found < (j + 1) * days), found - j * days, days)
-
-    return first
+def _in_column(cells: np.ndarray, at: np.ndarray, end: np.ndarray) -> np.ndarray:
+    """`at` (indices into the sorted `cells`) where cells[at] < end, else len(cells)."""
+    found = at < len(cells)
+    found[found] = cells[at[found]] < end[found]
+    return np.where(found, at, len(cells))
 
 
 def _cells(days: int, symbol: np.ndarray, first: np.ndarray,

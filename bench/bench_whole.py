@@ -164,7 +164,10 @@ def startup(rounds: int, out: Path) -> None:
     run = Command("--sim --days 1", measured(
         ["sh", "-c", f"rm -rf {sim_dir} && exec {PY} trading_bot.py --sim --days 1 "
                      f"--sim-dir {sim_dir}"]))
-    floor = Command("imports only", measured([PY, "-c", "import trading_bot, sim_runner"]))
+    # Through sh as the run is (which also removes the last run's directory), so that the
+    # ratio is not the shell's start.
+    floor = Command("imports only", measured(
+        ["sh", "-c", f"exec {PY} -c 'import trading_bot, sim_runner'"]))
     runs = interleave([run, floor], rounds)
     for label, measured_runs in runs.items():
         print(f"  {label}: {spread([r.seconds for r in measured_runs])}")

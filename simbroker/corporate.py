@@ -18,14 +18,23 @@ a second SPLIT activity with the fraction as a negative qty and the cash as its 
 
 A **cash dividend** comes from the market data (a `Dividend` event; simbroker/dividends.py):
 at the open of its ex-date (the first session on or after it) every position held at the
-previous close is paid ``qty * amount`` (a long) or charged it (a short: the lender of the
-shares is owed the dividend), rounded to the cent, as one DIV activity, sub-type CDIV ("Cash
-Dividend", trading-api spec June 2026, schema `ActivitySubType`), with the shares in `qty`
-(negative for a short) and the amount in `per_share_amount` ("For dividend activities, the
-average amount paid per share", schema `NonTradeActivities`). Alpaca pays on the pay date;
-this exchange moves the cash on the ex-date (the shipped data has no pay dates), so the cash
-arrives a few weeks early and a position closed between the two dates is paid all the same.
-How Alpaca books a short's charge is not documented; a negative DIV is this exchange's choice.
+previous close is owed ``qty * amount`` (a long) or owes it (a short: the lender of the
+shares is owed the dividend), rounded to the cent. It is paid, as one DIV activity that moves
+the cash, sub-type CDIV ("Cash Dividend", trading-api spec June 2026, schema
+`ActivitySubType`), with the shares in `qty` (negative for a short) and the amount in
+`per_share_amount` ("For dividend activities, the average amount paid per share", schema
+`NonTradeActivities`), at the open of the first session on or after its pay date: Alpaca
+credits dividends "after the pay date, as we receive the cash from DTC" and "the actual
+credit transactions may be after the pay date" (docs.alpaca.markets, Broker API "Daily
+Processes and Reconciliations", Mandatory Corporate Actions, Dividends), and its corporate
+action announcements show "cash balance changes that will take effect on an announcement's
+payable date" (docs.alpaca.markets/reference/corporate-actions-ca-announcements). A position
+closed between the two dates is paid all the same; until the pay date the amount owed is in
+neither cash nor equity (Alpaca documents no receivable in the account; this exchange shows
+none). A dividend without a pay date (the shipped data has none) is paid at the ex-date's
+open: the exchange's choice, a few weeks early. What is owed is kept in the exchange's state
+(`dividends_due`). How Alpaca books a short's charge is not documented; a negative DIV is this
+exchange's choice.
 
 **Open orders.** Alpaca: "Non-marketable GTC limit orders are subject to price adjustments to
 offset corporate actions affecting the issue. We do not currently support Do Not Reduce (DNR)
@@ -45,7 +54,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
-from datetime import datetime
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
 from simbroker import errors
@@ -115,21 +124,38 @@ def apply_split(exchange: Exchange, split: Split, adjusted_close: float | None) 
                         book_cash=False)
 
 
-def pay_dividends(exchange: Exchange, dividends: list[Dividend]) -> None:
-    """At the open of the ex-date: each dividend paid on (or charged to) the position held at
-    the previous close, as a DIV activity that moves cash (see the module docstring)."""
+def pay_dividends(exchange: Exchange, dividends: list[Dividend], today: date) -> None:
+    """At the open of session `today`: each dividend going ex today is owed on (or by) the
+    position held at the previous close; it is paid now when it has no pay date or its pay
+    date is today or past, else kept (`exchange.dividends_due`) until the open of the first
+    session on or after its pay date, which also pays every earlier one now due (see the
+    module docstring)."""
     for dividend in dividends:
         position = exchange.book.positions.get(dividend.symbol)
         if position is None or position.qty == 0:
             continue
-        side = "long" if position.qty > 0 else "short"
-        record_activity(exchange, "DIV", net_amount=round(position.qty * dividend.amount, 2),
-                        symbol=dividend.symbol, qty=position.qty,
-                        per_share_amount=dividend.amount, sub_type="CDIV",
-                        description=f"cash dividend ${dividend.amount:g} a share, ex "
-                                    f"{dividend.ex_date}, on {abs(position.qty):g} shares "
-                                    f"{side}" + (f", payable {dividend.pay_date}"
-                                                 if dividend.pay_date else ""))
+        due = {"symbol": dividend.symbol, "qty": position.qty, "amount": dividend.amount,
+               "ex_date": dividend.ex_date.isoformat(),
+               "pay_date": dividend.pay_date.isoformat() if dividend.pay_date else None}
+        exchange.dividends_due.append(due)
+    waiting = []
+    for due in exchange.dividends_due:
+        if due["pay_date"] is None or date.fromisoformat(due["pay_date"]) <= today:
+            _post_dividend(exchange, due)
+        else:
+            waiting.append(due)
+    exchange.dividends_due = waiting
+
+
+def _post_dividend(exchange: Exchange, due: dict[str, Any]) -> None:
+    """One DIV activity that moves the cash: `qty x amount` to the cent."""
+    qty, amount = float(due["qty"]), float(due["amount"])
+    side = "long" if qty > 0 else "short"
+    record_activity(exchange, "DIV", net_amount=round(qty * amount, 2), symbol=due["symbol"],
+                    qty=qty, per_share_amount=amount, sub_type="CDIV",
+                    description=f"cash dividend ${amount:g} a share, ex {due['ex_date']}, on "
+                                f"{abs(qty):g} shares {side}"
+                                + (f", payable {due['pay_date']}" if due["pay_date"] else ""))
 
 
 def adjust_open_orders(exchange: Exchange, split: Split, when: datetime) -> None:

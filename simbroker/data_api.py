@@ -83,7 +83,7 @@ def latest_bar(request: Request) -> Response:
 
 @routes.add("GET", "/v2/stocks/snapshots")
 def snapshots(request: Request) -> Response:
-    return ok(_each(request, _snapshot))
+    return ok(_each(request, _snapshot, prime=True))
 
 
 @routes.add("GET", "/v2/stocks/(?P<symbol>[^/]+)/snapshot")
@@ -95,13 +95,15 @@ def snapshot(request: Request) -> Response:
 # -- per-symbol builders: each returns None when the symbol has no data yet ---------------------
 
 
-def _each(request: Request, build) -> dict[str, Any]:
+def _each(request: Request, build, *, prime: bool = False) -> dict[str, Any]:
     exchange = request.exchange
     feed = feeds.latest_feed(request.params, exchange.config.plan)
     symbols = symbols_param(request)
     if feed in feeds.NO_DATA_FEEDS:
         return {}
     at = _feed_moment(exchange, feed)
+    if prime:  # the symbols' prices and ranges so far in one go, not one by one
+        exchange.view.prime(symbols, at)
     out = {}
     for symbol in symbols:
         item = build(exchange, symbol, at)

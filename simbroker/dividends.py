@@ -9,8 +9,9 @@ has `_events.csv`), header ``symbol,ex_date,pay_date,amount``:
 * ``ex_date``: the first session a buyer no longer gets the dividend; a position held at the
   close before it is paid (long) or charged (short);
 * ``pay_date``: when the company pays; may be empty when the source does not have it. The
-  exchange and the backtester move the cash on the ex-date either way (see the README,
-  "Dividends").
+  exchange and the backtester move the cash at the open of the first session on or after it
+  (as Alpaca credits dividends: simbroker/corporate.py), and at the ex-date's open without
+  one (see the README, "Costs a real account pays").
 
 **Nothing counted twice.** Dividend-adjusted prices already fall by nothing on an ex-date: the
 dividend is inside the earlier prices. Paying it in cash as well would count it twice, so a

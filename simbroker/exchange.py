@@ -100,6 +100,8 @@ class Exchange:
         self.restrictions = Restrictions()
         self.renamed: dict[str, str] = {}  # new symbol -> asset id it inherited (corporate.py)
         self.retired: dict[str, str] = {}  # old symbol -> its new symbol
+        # Cash dividends gone ex, to be paid at the open of their pay date (corporate.py).
+        self.dividends_due: list[dict[str, Any]] = []
 
     # -- clock --------------------------------------------------------------------------------
 
@@ -170,7 +172,8 @@ class Exchange:
             corporate.adjust_open_orders(self, split, session.open)
             corporate.apply_split(self, split, self.view.previous_close(split.symbol, at))
         previous = self.calendar.sessions_before(session.day, 1)[0].day
-        corporate.pay_dividends(self, self.market_data.dividends_going_ex(previous, session.day))
+        corporate.pay_dividends(self, self.market_data.dividends_going_ex(previous, session.day),
+                                session.day)
         for order in self._open_orders():
             if order.status is Status.ACCEPTED:
                 self._update(self._accepted_or_rejected(order, session.open))

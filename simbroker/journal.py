@@ -209,7 +209,8 @@ def _account(exchange: Exchange) -> dict[str, Any]:
     """The account's restrictions, renamed symbols and activity counter (small; compared)."""
     return {"restrictions": restrictions.to_state(exchange.restrictions),
             "renamed": dict(exchange.renamed), "retired": dict(exchange.retired),
-            "activity_seq": exchange.activity_seq}
+            "activity_seq": exchange.activity_seq,
+            "dividends_due": [dict(d) for d in exchange.dividends_due]}
 
 
 def _apply(exchange: Exchange, entry: dict[str, Any]) -> None:
@@ -227,6 +228,7 @@ def _apply(exchange: Exchange, entry: dict[str, Any]) -> None:
         exchange.restrictions = restrictions.from_state(account["restrictions"])
         exchange.renamed, exchange.retired = dict(account["renamed"]), dict(account["retired"])
         exchange.activity_seq = int(account["activity_seq"])
+        exchange.dividends_due = [dict(d) for d in account.get("dividends_due", [])]
     if "positions" in entry:
         book.positions = {p["symbol"]: state.decode(Position, p) for p in entry["positions"]}
     if "scalars" in entry:

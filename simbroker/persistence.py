@@ -41,6 +41,7 @@ def dump(exchange: Exchange) -> dict[str, Any]:
         "activity_seq": exchange.activity_seq,
         "restrictions": restrictions.to_state(exchange.restrictions),
         "renamed": dict(exchange.renamed), "retired": dict(exchange.retired),
+        "dividends_due": [dict(d) for d in exchange.dividends_due],
         "rng": [version, list(internal), gauss],
     }
 
@@ -83,5 +84,6 @@ def restore(exchange: Exchange, data: dict[str, Any]) -> None:
     exchange.restrictions = restrictions.from_state(data.get("restrictions"))
     exchange.renamed = dict(data.get("renamed", {}))
     exchange.retired = dict(data.get("retired", {}))
+    exchange.dividends_due = [dict(d) for d in data.get("dividends_due", [])]
     version, internal, gauss = data["rng"]
     exchange._rng.setstate((version, tuple(internal), gauss))

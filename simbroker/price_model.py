@@ -139,10 +139,11 @@ class _Library:
 @functools.cache
 def _library() -> _Library:
     key = _library_key()
-    x = array_cache.load("intraday-paths", key)
+    x = None if key is None else array_cache.load("intraday-paths", key)
     if x is None:
         x = _draw_paths()
-        array_cache.store("intraday-paths", key, x)
+        if key is not None:
+            array_cache.store("intraday-paths", key, x)
     # min and max are exact: the same bits from the cached paths as from the drawn ones.
     low, high = x.min(axis=1), x.max(axis=1)
     count = np.bincount(_classes(x, low, high), minlength=4)
@@ -152,10 +153,14 @@ def _library() -> _Library:
                     count.astype(np.uint64))
 
 
-def _library_key() -> str:
+def _library_key() -> str | None:
     """What the library's numbers depend on: this module's code (its constants and how it
-    draws), numpy's version (its generator's streams) and the machine's number formats."""
-    h = hashlib.sha256(Path(__file__).read_bytes())
+    draws), numpy's version (its generator's streams) and the machine's number formats; None
+    (no cache) when the code cannot be read."""
+    try:
+        h = hashlib.sha256(Path(__file__).read_bytes())
+    except OSError:
+        return None
     h.update(f"{np.__version__} {sys.byteorder} {platform.machine()}".encode())
     return h.hexdigest()
 
@@ -355,14 +360,17 @@ class Bars:
         self._last = (f, price)
         return price
 
-    def limit_filled(self, *, is_buy, limit, start, end, spread_bps: float) -> np.ndarray:
-        """See the module's `limit_filled`."""
+    def limit_filled(self, *, is_buy, limit, start, end, spread_bps: float,
+                     at_start=None) -> np.ndarray:
+        """See the module's `limit_filled`; `at_start`, if given, is the path at `start`
+        (`price_at(start)` of these bars, computed before)."""
         p = self._paths
         if np.all(p.ranged) and np.all(np.asarray(end) >= 1.0):
             start = np.clip(np.asarray(start, dtype=float), 0.0, 1.0)
+            known = self._price_known(start) if at_start is None else at_start
             return _filled_to_close(p, np.asarray(is_buy, dtype=bool),
                                     np.asarray(limit, dtype=float), start,
-                                    spread_bps / 20_000.0, self._price_known(start))
+                                    spread_bps / 20_000.0, known)
         shape, p, is_buy, limit, start, end = _order_arrays(p, is_buy, limit, start, end)
         immediate, later, _, _ = _touches(p, is_buy, limit, start, end, spread_bps / 20_000.0)
         return (immediate | later).reshape(shape)
@@ -398,10 +406,19 @@ def _price_on(p: _Paths, f: np.ndarray) -> np.ndarray:
     k = np.floor(i).astype(np.intp)
     w = i - k
     at_k = p.values(k)
-    if not np.any(w > 0):
+    between = w > 0
+    if not np.any(between):
         return at_k
+    if np.ndim(at_k) and between.mean() < 0.5:
+        # A few times off the grid (noon of an early close, among full sessions): the next
+        # point for those alone.
+        at = np.nonzero(between)
+        out = np.array(at_k, copy=True)
+        q, k_at, w_at = p.take(at), k[at], w[at]
+        out[at] = at_k[at] + (q.values(np.minimum(k_at + 1, GRID)) - at_k[at]) * w_at
+        return out
     nxt = p.values(np.minimum(k + 1, GRID))
-    return np.where(w > 0, at_k + (nxt - at_k) * w, at_k)
+    return np.where(between, at_k + (nxt - at_k) * w, at_k)
 
 
 def bridge_scales(close: np.ndarray) -> np.ndarray:
@@ -561,6 +578,10 @@ def _order_arrays(p: _Paths, is_buy, limit, start, end):
 def _crossed(price: np.ndarray, is_buy: np.ndarray, limit: np.ndarray, half: float):
     """Whether the quote at path price `price` reaches the limit: ask <= L <=> p (1 + half) <=
     L for L on the tick grid (and likewise for the bid)."""
+    if isinstance(is_buy, bool):  # one side: the other need not be computed
+        if is_buy:
+            return price * (1.0 + half) <= limit + _EPS
+        return price * (1.0 - half) >= limit - _EPS
     return np.where(is_buy, price * (1.0 + half) <= limit + _EPS,
                     price * (1.0 - half) >= limit - _EPS)
 

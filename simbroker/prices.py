@@ -15,8 +15,11 @@ tested). The rules, which decide what a client can see and so must never leak th
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time
+
+import numpy as np
 
 from market_calendar import NEW_YORK, UTC, MarketCalendar, Session
 from simbroker import price_model
@@ -62,6 +65,33 @@ class MarketView:
         self.data = data
         self.calendar = calendar
         self.spread_bps = spread_bps
+        # (symbol, day, fraction) -> today's path price there, and its low and high so far
+        # (None at or after the close), worked out for many symbols at once by `prime`.
+        self._primed: dict[tuple[str, date, float], tuple[float, float | None,
+                                                          float | None]] = {}
+
+    def prime(self, symbols: Sequence[str], at: Moment) -> None:
+        """Work out today's path price at `at`, and its range so far, for all `symbols` in one
+        evaluation of the price model (a snapshot of many symbols asks for each): `last_trade`
+        and `partial_bar` at that moment read them. The model gives arrays the bits it gives
+        floats, so the answers are the same as one by one. Only the last call's are kept."""
+        self._primed = {}
+        bars = [(symbol, bar) for symbol in symbols
+                if (bar := self.todays_bar(symbol, at)) is not None]
+        if not bars:
+            return
+        o, h, lo, c, scale = (np.array([getattr(bar, f) for _, bar in bars], dtype=float)
+                              for f in ("open", "high", "low", "close", "path_scale"))
+        key = price_model.path_keys([symbol for symbol, _ in bars],
+                                    np.array([at.day.toordinal()]))[0]
+        price = price_model.price_at(o, h, lo, c, at.fraction, key=key, scale=scale)
+        low = high = [None] * len(bars)
+        if at.fraction < 1.0:
+            low, high = (v.tolist() for v in price_model.range_between(
+                o, h, lo, c, 0.0, at.fraction, key=key, scale=scale))
+        self._primed = {(symbol, at.day, at.fraction): (p, low[i], high[i])
+                        for i, ((symbol, _), p) in enumerate(zip(bars, price.tolist(),
+                                                                 strict=True))}
 
     def moment(self, now: datetime) -> Moment:
         day = now.astimezone(NEW_YORK).date()
@@ -83,7 +113,8 @@ class MarketView:
         bar = self.todays_bar(symbol, at)
         if bar is not None:
             assert at.session is not None
-            price = float(price_model.price_at(
+            primed = self._primed.get((symbol, at.day, at.fraction))
+            price = primed[0] if primed is not None else float(price_model.price_at(
                 bar.open, bar.high, bar.low, bar.close, at.fraction,
                 key=price_model.path_key(symbol, bar.day), scale=bar.path_scale))
             return Trade(price=price, time=min(at.now, at.session.close))
@@ -104,11 +135,15 @@ class MarketView:
         bar = self.todays_bar(symbol, at)
         if bar is None or at.fraction >= 1.0:
             return bar
-        key = price_model.path_key(symbol, bar.day)
-        low, high = price_model.range_between(bar.open, bar.high, bar.low, bar.close, 0.0,
-                                              at.fraction, key=key, scale=bar.path_scale)
-        close = price_model.price_at(bar.open, bar.high, bar.low, bar.close, at.fraction,
-                                     key=key, scale=bar.path_scale)
+        primed = self._primed.get((symbol, at.day, at.fraction))
+        if primed is not None:
+            close, low, high = primed
+        else:
+            key = price_model.path_key(symbol, bar.day)
+            low, high = price_model.range_between(bar.open, bar.high, bar.low, bar.close, 0.0,
+                                                  at.fraction, key=key, scale=bar.path_scale)
+            close = price_model.price_at(bar.open, bar.high, bar.low, bar.close, at.fraction,
+                                         key=key, scale=bar.path_scale)
         volume = bar.volume * at.fraction if math.isfinite(bar.volume) else bar.volume
         return DailyBar(day=bar.day, open=bar.open, high=float(high), low=float(low),
                         close=float(close), volume=volume, bridge_scale=bar.bridge_scale)

@@ -187,7 +187,10 @@ class _HTTPServer(ThreadingHTTPServer):
     def shutdown(self) -> None:
         """Stop the serve_forever loop and wait until it has (called from another thread)."""
         self._stop_asked.set()
-        self._wake_writer.send(b"\0")
+        try:
+            self._wake_writer.send(b"\0")
+        except OSError:  # closed by server_close: the loop ends at its next poll if not yet
+            pass
         self._stopped.wait()
 
     def server_close(self) -> None:

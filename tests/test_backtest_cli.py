@@ -53,6 +53,8 @@ def test_sweep_writes_grid_and_a_self_contained_report_with_the_heatmap(run):
     ordered = [by_cell[(float(z), int(w))] for _, z, w in ranks]
     assert ordered == sorted(ordered, reverse=True)
     assert "id='sweep-filter'" in page
+    assert sorted(p.name for p in out.iterdir()) == [
+        "equity.csv", "grid.csv", "report.html", "stats.json", "trades.csv"]  # no temporary
     # What the run was: its settings first, then every traded symbol in the menu.
     assert page.index("<h2>Settings</h2>") < page.index("<h2>Statistics</h2>")
     assert "<th>symbols</th><td class='left'>4: AAPL, AMZN, KO, XOM</td>" in page

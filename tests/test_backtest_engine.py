@@ -9,7 +9,7 @@ equal that price, so a limit at the price fills at noon. Sessions are 2021-03-01
 onward; noon is 5/13 of a regular session (2.5 h of 6.5 h).
 """
 
-from datetime import date
+from datetime import date, timedelta
 
 import numpy as np
 import pandas as pd
@@ -18,8 +18,9 @@ import pytest
 import backtester.signals
 from backtester import Settings, run_backtest
 from backtester.outputs import trade_rows
+from backtester.panels import session_clock
 from config import load_config
-from market_calendar import nyse
+from market_calendar import new_york_noon, nyse
 from simbroker import synthetic
 from simbroker.costs import CostRates
 from simbroker.market_data import Split, from_frame
@@ -269,3 +270,15 @@ def test_a_held_symbol_with_a_gap_in_its_window_is_still_exited_on_time():
     assert trade["exit_reason"] == "max_holding_period"
     assert trade["exit_time"][:10] == DAYS[7].isoformat() and trade["holding_days"] == "5"
     assert np.isnan(result.z[1:, 0]).all()  # entries still need the whole window
+
+
+def test_the_session_clock_is_each_session_s_own_noon_and_length_to_the_microsecond():
+    # Across every DST rule change, late open and early close of the calendar, the clock is
+    # what each Session gives (the exchange's fraction of the session at noon).
+    sessions = nyse().sessions_between(date(1990, 1, 1), date(2035, 12, 31))
+    clock = session_clock(sessions)
+    noon = [(new_york_noon(s.day) - s.open) // timedelta(microseconds=1) for s in sessions]
+    assert clock.noon_us.tolist() == noon
+    assert clock.length_s.tolist() == [(s.close - s.open).total_seconds() for s in sessions]
+    assert clock.ordinal.tolist() == [s.day.toordinal() for s in sessions]
+    assert len(set(noon)) > 1  # late opens are in it: not every noon is 2.5 hours in

@@ -114,3 +114,45 @@ def test_an_unreachable_scheduler_is_named():
 
     with pytest.raises(ValueError, match=r"--scheduler tcp://127.0.0.1:9: no Dask scheduler"):
         run_on_cluster("tcp://127.0.0.1:9", None, [], lambda: None, timeout_s=2)
+
+
+@pytest.mark.parametrize("axes", [["entry_z", "window"], ["entry_z"]])
+def test_the_report_made_before_the_sweep_ends_is_the_whole_report(market, axes):
+    from backtester.outputs import period_stats
+    from backtester.report import build_report, with_sweep
+
+    jobs, base = _jobs(market)
+    sweep = run_sweep(market, jobs, base, processes=1)
+    stats = period_stats(sweep.base)
+    grid = sweep.grid if len(axes) == 2 else sweep.grid[sweep.grid["window"] == 15]
+    page = dict(title="t", parameters={"data": "synthetic"})
+    whole = build_report(sweep.base, stats, grid=grid, grid_axes=axes, **page)
+    assert with_sweep(build_report(sweep.base, stats, **page), grid, axes) == whole
+    assert whole.count("chart-sweep") >= 1 and "<table id='sweep'>" in whole
+
+
+def test_a_sweep_without_trades_keeps_its_heatmap(market):
+    from backtester.outputs import period_stats
+    from backtester.report import build_report
+
+    never = [("entry_z", ["50", "60"]), ("window", ["15", "25"])]  # no z-score gets there
+    common = dict(start=None, end=None, symbols=market.symbols, settings=Settings(), split=None)
+    jobs = jobs_for(never, ENV, [("stop_z", "100")], **common)
+    sweep = run_sweep(market, jobs, jobs[0], processes=1)
+    assert (sweep.grid["trades"] == 0).all()
+    page = build_report(sweep.base, period_stats(sweep.base), title="t", grid=sweep.grid,
+                        grid_axes=["entry_z", "window"])
+    assert "chart-sweep" in page
+
+
+def test_workers_get_the_own_run_first_then_the_loosest_entries():
+    from backtester.sweep import longest_first
+
+    common = dict(start=None, end=None, symbols=None, settings=Settings(), split=None)
+    grid = [("entry_z", ["2.0", "1.0", "1.5"]), ("window", ["60", "20"])]
+    jobs = jobs_for(grid, ENV, [], **common)
+    tasks = [(job, job.params == (("entry_z", "1.5"), ("window", "60"))) for job in jobs]
+    order = [dict(tasks[i][0].params) for i in longest_first(tasks)]
+    assert [(p["entry_z"], p["window"]) for p in order] == [
+        ("1.5", "60"), ("1.0", "20"), ("1.0", "60"), ("1.5", "20"), ("2.0", "20"),
+        ("2.0", "60")]

@@ -5,7 +5,7 @@ the backtester's equity and trade fees."""
 from __future__ import annotations
 
 import json
-from datetime import date
+from datetime import date, datetime, time
 
 import numpy as np
 import pandas as pd
@@ -14,12 +14,14 @@ import pytest
 from backtester import run_backtest
 from backtester.outputs import period_stats
 from config import load_config
+from market_calendar import NEW_YORK
 from simbroker import market_data
 from simbroker.dividends import Dividend, path_beside
 from tests.simbroker_fixtures import (
     DAYS,
     MAR2,
     MAR3,
+    MAR7,
     NOON_MAR1,
     _rows,
     limit_buy,
@@ -101,11 +103,15 @@ def test_bad_dividend_rows_name_the_line_and_the_fix(tmp_path, row, message):
 
 
 def dividend_market():
-    """PAY (50.00) and OWE (40.00) flat every day; both go ex on 03-03: $0.50 and $0.25."""
+    """PAY (50.00) and OWE (40.00) flat every day; both go ex on 03-03: $0.50 payable on
+    03-09 and $0.25 without a pay date."""
     return market_data.from_frame(
         flat_frame({"PAY": 50.0, "OWE": 40.0, "LATE": 30.0}), name="dividends",
-        dividends=[Dividend("PAY", MAR3, 0.50, date(2022, 3, 25)), Dividend("OWE", MAR3, 0.25),
+        dividends=[Dividend("PAY", MAR3, 0.50, PAY_DAY), Dividend("OWE", MAR3, 0.25),
                    Dividend("LATE", MAR3, 1.00)])
+
+
+PAY_DAY = date(2022, 3, 9)
 
 
 @pytest.fixture
@@ -113,22 +119,51 @@ def sim(monkeypatch):
     yield from make_sim(monkeypatch, NOON_MAR1, dividend_market())
 
 
-def test_the_exchange_pays_longs_and_charges_shorts_at_the_ex_date_open(sim):
+def test_the_exchange_pays_at_the_pay_date_open_what_was_owed_at_the_ex_date(sim, tmp_path):
+    """Alpaca credits a cash dividend on (or after) its payable date (see the README,
+    "Dividends"): a dividend with a pay date is owed on the position held at the close before
+    the ex-date, and paid at the open of its pay date's session, even after the position is
+    sold; one without a pay date is paid at the ex-date's open."""
+    from simbroker import Exchange
+    from simbroker.journal import Journal
+
     limit_buy(sim.api, "PAY", 10, 50.00)
     sim.api.submit_order("OWE", qty=6, side="sell", type="limit", limit_price=40.00,
                          time_in_force="day")
     sim.advance_to(ny(MAR2, 17))  # after the close of 03-02: its fees are charged
+    journal = Journal(tmp_path / "journaled.json").attach(sim.exchange)
+    journal.compact(sim.exchange)  # a snapshot before the ex-date; the journal follows it
     cash = float(sim.account()["cash"])
     sim.advance_to(ny(MAR3, 10))
-    # Held at the close before the ex-date: 10 x 0.50 paid, 6 x 0.25 charged.
-    assert float(sim.account()["cash"]) == pytest.approx(cash + 5.00 - 1.50)
+    # Held at the close before the ex-date: 6 x 0.25 charged now, PAY's 10 x 0.50 owed.
+    assert float(sim.account()["cash"]) == pytest.approx(cash - 1.50)
+    (owe,) = sim.api.get_activities(activity_types="DIV")
+    assert (owe.symbol, owe.net_amount, owe.qty, owe.per_share_amount, owe.date) == (
+        "OWE", "-1.5", "-6", "0.25", "2022-03-03")
+    sim.api.submit_order("PAY", qty=10, side="sell", type="limit", limit_price=50.00,
+                         time_in_force="day")  # sold before the pay date: paid all the same
+    sim.advance_to(ny(MAR7, 17))
+    assert sim.api.list_positions()[0].symbol == "OWE"
+    # What is owed survives a save and a load: the state file, and its journal replayed.
+    owed = [{"symbol": "PAY", "qty": 10.0, "amount": 0.5, "ex_date": "2022-03-03",
+             "pay_date": "2022-03-09"}]
+    sim.exchange.save(tmp_path / "exchange.json")
+    assert Exchange.load(tmp_path / "exchange.json", dividend_market()).dividends_due == owed
+    journal.commit(sim.exchange)
+    assert journal.journal_bytes > 0  # a journal line, not a new snapshot
+    assert Exchange.load(tmp_path / "journaled.json", dividend_market()).dividends_due == owed
+    sim.advance_to(ny(PAY_DAY, 9))  # before the open: the borrow fees so far charged
+    cash = float(sim.account()["cash"])
+    sim.advance_to(ny(PAY_DAY, 10))
+    assert float(sim.account()["cash"]) == pytest.approx(cash + 5.00)
     by_symbol = {a.symbol: a for a in sim.api.get_activities(activity_types="DIV")}
     assert set(by_symbol) == {"PAY", "OWE"}  # no LATE position: nothing
-    pay, owe = by_symbol["PAY"], by_symbol["OWE"]
-    assert (pay.net_amount, pay.qty, pay.per_share_amount, pay.activity_sub_type) == (
-        "5", "10", "0.5", "CDIV")
-    assert (owe.net_amount, owe.qty, owe.per_share_amount) == ("-1.5", "-6", "0.25")
-    assert pay.date == "2022-03-03" and "payable 2022-03-25" in pay._raw["description"]
+    pay = by_symbol["PAY"]
+    assert (pay.net_amount, pay.qty, pay.per_share_amount, pay.activity_sub_type, pay.date) == (
+        "5", "10", "0.5", "CDIV", "2022-03-09")
+    assert "ex 2022-03-03" in pay._raw["description"]
+    assert "payable 2022-03-09" in pay._raw["description"]
+    assert sim.exchange.dividends_due == []
 
 
 def test_a_position_bought_on_the_ex_date_gets_nothing_and_one_sold_then_is_paid(sim):
@@ -137,7 +172,7 @@ def test_a_position_bought_on_the_ex_date_gets_nothing_and_one_sold_then_is_paid
     limit_buy(sim.api, "LATE", 3, 30.00)  # bought at noon of the ex-date: not entitled
     sim.api.submit_order("PAY", qty=4, side="sell", type="limit", limit_price=50.00,
                          time_in_force="day")  # sold on the ex-date: held at the close before
-    sim.advance_to(ny(MAR3, 17))
+    sim.advance_to(ny(PAY_DAY, 10))
     (paid,) = sim.api.get_activities(activity_types="DIV")
     assert (paid.symbol, paid.net_amount) == ("PAY", "2")
     assert sim.api.list_positions()[0].symbol == "LATE"
@@ -262,10 +297,10 @@ def ny_day(when) -> date:
     return when.astimezone(ZoneInfo("America/New_York")).date()
 
 
-def _binding_dividend_market(tmp_path, dividend: bool):
-    """AAA: a long entered on day E (z = -2) and held, going ex on E + 2 (a dividend of
-    $0.50 a share, paid at that open); BBB: an entry signal on E + 2. Flat bars, so fills are
-    at the noon price exactly."""
+def _binding_dividend_market(tmp_path, dividend: bool, ex: int = 2, pay: int | None = None):
+    """AAA: a long entered on day E (z = -2) and held, going ex on E + `ex` (a dividend of
+    $0.50 a share, payable on E + `pay` or without a pay date); BBB: an entry signal on
+    E + 2. Flat bars, so fills are at the noon price exactly."""
     from tests.sim_harness import flat_bars, price_for_z, sessions, zigzag
 
     days = sessions(date(2022, 1, 3), 60)
@@ -283,16 +318,19 @@ def _binding_dividend_market(tmp_path, dividend: bool):
     path.with_name(path.name + ".json").write_text(json.dumps({"adjustment": "split"}))
     if dividend:
         path_beside(path).write_text("symbol,ex_date,pay_date,amount\n"
-                                     f"AAA,{days[e + 2]},,0.50\n")
+                                     f"AAA,{days[e + ex]},"
+                                     f"{days[e + pay] if pay is not None else ''},0.50\n")
     return path, days, e
 
 
+@pytest.mark.parametrize(("ex", "pay"), [(2, None), (1, 2), (1, 3)])
 def test_a_dividend_changes_a_decision_where_the_budget_binds_in_the_sim_and_the_backtest(
-        tmp_path, monkeypatch):
+        tmp_path, monkeypatch, ex, pay):
     """The account holds $3 less than BBB's $1,000 entry needs on E + 2 without AAA's
-    dividend, and $2.03 more with it (10.06 shares x $0.50, paid at E + 2's open): the bot on
-    the exchange and the backtest both enter BBB only with the dividend, pay the same
-    dividend, and agree row for row."""
+    dividend, and $2.03 more with it (10.06 shares x $0.50) if it is paid by E + 2's open:
+    going ex on E + 2 without a pay date, or on E + 1 payable on E + 2, and not when it is
+    payable on E + 3. The bot on the exchange and the backtest make the same decision, pay
+    the same dividend on the same day, and agree row for row."""
     import trading_bot
     from backtester import Settings
     from backtester.outputs import cost_columns, trade_columns
@@ -302,7 +340,9 @@ def test_a_dividend_changes_a_decision_where_the_budget_binds_in_the_sim_and_the
     monkeypatch.chdir(tmp_path)
     paths = {}
     for dividend in (True, False):
-        paths[dividend], days, e = _binding_dividend_market(tmp_path, dividend)
+        paths[dividend], days, e = _binding_dividend_market(tmp_path, dividend, ex, pay)
+    paid_on = ex if pay is None else pay  # decision day E + paid_on: index paid_on + 1
+    enters = paid_on <= 2
     env = {"TICKERS": "AAA,BBB", "POSITION_SIZE_USD": "1000", "SIM_SPREAD_BPS": "0"}
     config = load_config(env)
     first, last = days[e - 1], days[e + 5]
@@ -316,10 +356,13 @@ def test_a_dividend_changes_a_decision_where_the_budget_binds_in_the_sim_and_the
     cash = 2_000.0 + round(997.00 - float(probe.cash[2]), 2)
     with_, without = backtest(True, cash), backtest(False, cash)
     assert float(without.cash[2]) == pytest.approx(997.00)
-    assert with_.costs.dividends.tolist() == [0, 0, 0, 5.03, 0, 0, 0]  # 10.06 shares of AAA
-    assert without.positions[3] == 1 and with_.positions[3] == 2, \
+    expected = [0.0] * 7
+    expected[paid_on + 1] = 5.03  # 10.06 shares of AAA
+    assert with_.costs.dividends.tolist() == expected
+    assert without.positions[3] == 1 and with_.positions[3] == (2 if enters else 1), \
         "BBB is entered with the dividend, and not without it"
-    assert float(with_.cash[3]) < float(without.cash[3])  # BBB bought with the dividend
+    if enters:
+        assert float(with_.cash[3]) < float(without.cash[3])  # BBB bought with the dividend
 
     for dividend in (True, False):
         sim_dir = tmp_path / f"sim-{dividend}"
@@ -332,12 +375,12 @@ def test_a_dividend_changes_a_decision_where_the_budget_binds_in_the_sim_and_the
         store = StateStore(sim_dir / "logs")
         exchange = Exchange.load(sim_dir / "exchange.json", market_data.load(paths[dividend]))
         paid = [(a.day, a.net_amount) for a in exchange.activities if a.activity_type == "DIV"]
-        assert paid == ([(days[e + 2], 5.03)] if dividend else [])
+        assert paid == ([(days[e + paid_on], 5.03)] if dividend else [])
         held = store.load_holdings()
         assert len(held) == result.positions[-1]
         bought = {o.symbol for o in exchange.orders.values() if o.side.value == "buy"
                   and o.filled_qty and ny_day(o.filled_at) == days[e + 2]}
-        assert bought == ({"BBB"} if dividend else set())  # the bot's decision on E + 2
+        assert bought == ({"BBB"} if dividend and enters else set())  # its decision on E + 2
         # Trades whose sale's fees the bot has booked (the run after the sale's close).
         rows = sorted((r for r in store.load_trades() if r["exit_time"][:10] < str(last)),
                       key=lambda r: r["symbol"])
@@ -375,3 +418,54 @@ def _refuse(*args, **kwargs):
     from backtester.engine import Binds
 
     raise Binds("the test asks for the day loop")
+
+
+def test_dividends_with_pay_dates_are_paid_at_their_pay_dates_open_in_both_engines(
+        us, monkeypatch):
+    """AAPL and NVDA (real OHLCV) and three others over 2015-2018, each dividend given a pay
+    date two weeks after its ex-date: the cash comes at the open of the pay date's session
+    (owed on the position held over the ex-date, even if it was closed since), the timelines
+    as the day loop, balance for balance."""
+    from dataclasses import replace as with_
+
+    from market_calendar import nyse
+
+    symbols = ["AAPL", "NVDA", "AMZN", "GOOG", "NFLX"]
+    frames = []
+    for symbol in symbols:
+        frame = us.frame(symbol).rename_axis("date").reset_index()
+        frame.insert(0, "symbol", symbol)
+        frame["date"] = frame["date"].dt.strftime("%Y-%m-%d")
+        frames.append(frame)
+    dividends = [with_(d, pay_date=date.fromordinal(d.ex_date.toordinal() + 14))
+                 for d in us.dividends() if d.symbol in symbols]
+    market = market_data.from_frame(pd.concat(frames, ignore_index=True), name="pay-dates",
+                                    dividends=dividends)
+    config = load_config({"TICKERS": ",".join(symbols)})
+    start, end = date(2015, 1, 2), date(2018, 12, 31)
+    timelines = run_backtest(market, config, start=start, end=end)
+    assert timelines.engine == "timelines"
+    with monkeypatch.context() as patch:
+        patch.setattr("backtester.engine.run_timelines", _refuse)
+        loop = run_backtest(market, config, start=start, end=end)
+    assert timelines.costs.dividends.tolist() == loop.costs.dividends.tolist()
+    assert np.allclose(timelines.cash, loop.cash, rtol=0, atol=1e-9)
+    # Worked out again: every position held over an ex-date, paid at the pay date's session.
+    calendar, days = nyse(), timelines.days
+    expected: dict[date, float] = {}
+    t = timelines.trades
+    for i in range(len(t)):
+        symbol = timelines.symbols[t.symbol[i]]
+        entry, exit_ = days[t.entry_session[i]], days[t.exit_session[i]]
+        for d in dividends:
+            if d.symbol == symbol and entry < d.ex_date <= exit_:
+                pay = calendar.current_or_next_open(
+                    datetime.combine(d.pay_date, time(9), tzinfo=NEW_YORK)).day
+                if pay <= days[-1]:
+                    sign = 1 if t.is_long[i] else -1
+                    expected[pay] = round(expected.get(pay, 0.0)
+                                          + round(sign * float(t.qty[i]) * d.amount, 2), 2)
+    booked = {day: v for day, v in zip(days, timelines.costs.dividends.tolist(), strict=True)
+              if v}
+    assert expected and booked == expected
+    assert not set(booked) & {d.ex_date for d in dividends}  # never on an ex-date

@@ -113,3 +113,10 @@ def test_no_cache_when_it_is_off_or_cannot_be_written(tmp_path, monkeypatch):
     assert array_cache.load("intraday-paths", "0" * 64) is None
     assert _digest(price_model._library.__wrapped__()) == LIBRARY_SHA256
     assert blocked.read_text() == ""
+
+
+def test_without_its_source_to_key_it_the_library_is_drawn_and_not_cached(cache, monkeypatch):
+    monkeypatch.setattr(price_model, "__file__", str(cache / "no such file.py"))
+    assert price_model._library_key() is None
+    assert _digest(price_model._library.__wrapped__()) == LIBRARY_SHA256
+    assert list(cache.iterdir()) == []

@@ -31,6 +31,12 @@ def test_order_qtys_near_a_nano_boundary():
         == order_qty(1234.56, 0.3125, is_long=True, fractionable=True) == 3950.592
 
 
+def test_limit_prices_of_every_half_cent_api_price_from_1_to_1000_dollars():
+    # The bulk rounding of API prices (4 decimals) at an exact half cent, all 100,000 of them.
+    prices = (np.arange(100, 100_100) * 100 + 50) / 10_000
+    assert limit_prices(prices).tolist() == [limit_price(p) for p in prices.tolist()]
+
+
 def test_limit_prices_decimal_halves():
     prices = [1.005, 1.015, 2.675, 0.99995, 0.12345, 123.455, 57.0]
     assert limit_prices(np.array(prices)).tolist() == [limit_price(p) for p in prices]
