@@ -162,6 +162,9 @@ class Activity:
     sub_type: str | None
     day: date | None = None  # the activity's `date` (New York), where it has one
     description: str | None = None
+    # A dividend's "average amount paid per share" (trading-api spec, June 2026, schema
+    # `NonTradeActivities`, per_share_amount), where the activity has one.
+    per_share_amount: float | None = None
 
 
 # What each of Alpaca's 17 order statuses (the trading API's OrderStatus enum;
@@ -756,7 +759,8 @@ def _activity(raw: dict[str, Any]) -> Activity:
                     net_amount=_float_or_none(raw.get("net_amount")),
                     order_id=raw.get("order_id"), sub_type=raw.get("activity_sub_type"),
                     day=date.fromisoformat(str(raw["date"])[:10]) if raw.get("date") else None,
-                    description=raw.get("description"))
+                    description=raw.get("description"),
+                    per_share_amount=_float_or_none(raw.get("per_share_amount")))
 
 
 def _corporate_actions(page: Any) -> list[CorporateAction]:

@@ -7,32 +7,49 @@ The exchange posts a day's fees at its close, after the noon run, and Alpaca may
 the next morning: a long sold today has its SEC and FINRA fees booked by the next run. So
 each run books again every row whose exit is at most COST_BOOKING_DAYS old; the figures of a
 row only ever move towards what the account paid.
+
+A dividend is paid weeks after its ex-date, to whoever held the shares over it. So each run
+reads the cash dividends of the symbols its trades and holdings held over a close (one read of
+GET /v1/corporate-actions, none when there is no such trade), and a row owed a dividend is
+booked again until PAY_GRACE_DAYS after the pay date (trade_costs.py); a dividend owed and
+not paid by then is named in the run's notes. If that read fails, the rows of symbols with a
+dividend activity keep what they had (the next run books them) and the run says so.
 """
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
 from alert_messages import COST_NAMES
-from broker import Broker
+from broker import Broker, CorporateAction
+from errors import BrokerError
 from market_calendar import NEW_YORK
 from position_manager import COST_BOOKING_DAYS, StateStore, trade_key, with_costs
 from run_digest import earlier_summaries
 from trade_costs import (
     COST_ACTIVITY_TYPES,
     KINDS,
+    MAX_PAY_LAG_DAYS,
+    PAY_GRACE_DAYS,
+    Owner,
     book,
     holding_key,
     kind_of,
+    match_dividends,
+    never_paid,
+    owed_dividends,
     owners_to_book,
+    pay_day,
     usd,
 )
 
 FIRST_RUN_LOOKBACK = timedelta(days=COST_BOOKING_DAYS)  # a first run reports costs this old
+log = logging.getLogger("bot")
 
 
 def book_run_costs(broker: Broker, store: StateStore, run_dir: Path, summary: Any,
@@ -43,21 +60,47 @@ def book_run_costs(broker: Broker, store: StateStore, run_dir: Path, summary: An
     since_run = _previous_run(store.log_dir, run_dir) or now - FIRST_RUN_LOOKBACK
     rows, holdings = store.load_trades(), store.load_holdings()
     today = now.astimezone(NEW_YORK).date()
-    owners = owners_to_book(rows, holdings.values(), today, COST_BOOKING_DAYS, trade_key)
+    since_day = since_run.astimezone(NEW_YORK).date()
+    actions = _cash_dividends(broker, owners_to_book(rows, holdings.values(), today,
+                                                     COST_BOOKING_DAYS, trade_key,
+                                                     lambda owner: True), today, summary)
+
+    def waiting(owner: Owner) -> bool:  # owed a dividend whose wait ended after the last run
+        return any((pay_day(c) - since_day).days + PAY_GRACE_DAYS >= 0
+                   for c in owed_dividends(owner, actions or []))
+
+    owners = owners_to_book(rows, holdings.values(), today, COST_BOOKING_DAYS, trade_key,
+                            waiting if actions else None)
     starts = [datetime.combine(o.entry_day, time.min, tzinfo=NEW_YORK) for o in owners]
     start = min([*starts, since_run]) - timedelta(days=1)
     activities = broker.activities(["FILL", *COST_ACTIVITY_TYPES], start)
-    booking = book(owners, activities)
+    # Without the corporate actions no dividend is booked: the next run books them.
+    held_back = [] if actions is not None else [
+        a for a in activities if a.activity_type != "FILL" and kind_of(a) == "dividend"]
+    if held_back:
+        ids = {a.id for a in held_back}
+        activities = [a for a in activities if a.id not in ids]
+    ex_dates = match_dividends(activities, actions or [])
+    booking = book(owners, activities, ex_dates)
     # This run's figures: the cost activities posted since the previous run.
     fills = [a for a in activities if a.activity_type == "FILL"]
     recent = book(owners, fills + [a for a in activities
-                                   if a.activity_type != "FILL" and a.time > since_run])
-    posted: Counter[str] = Counter(recent.unbooked)
+                                   if a.activity_type != "FILL" and a.time > since_run],
+                  ex_dates)
+    if recent.unmatched_dividends:
+        _note(summary, f"{recent.unmatched_dividends} dividend(s) matched to no corporate "
+                       "action: booked to the latest trade of the symbol entered by its date")
+    for text in never_paid(owners, actions or [], ex_dates, activities, since_day, today):
+        _note(summary, f"dividend owed and never paid: {text}")
+    unbooked: Counter[str] = Counter(recent.unbooked)
+    unbooked["dividend"] += sum(-round(a.net_amount * 100) for a in held_back
+                                if a.time > since_run and a.net_amount is not None)
+    posted = Counter(unbooked)
     for booked in recent.owners.values():
         posted.update(booked.cents)
     summary.costs_since = since_run.isoformat()
     summary.costs_usd = usd(posted)
-    summary.costs_not_booked_usd = usd(recent.unbooked)
+    summary.costs_not_booked_usd = usd(unbooked)
     summary.open_costs_usd = {
         h.symbol: booking.owners[key].fees_usd
         for h in holdings.values()
@@ -65,11 +108,37 @@ def book_run_costs(broker: Broker, store: StateStore, run_dir: Path, summary: An
         and booking.owners[key].cents}
     fees = {o.key: sum(booking.owners[o.key].cents.values()) for o in owners
             if not o.key.startswith("held/")}
+    if held_back:  # the rows a dividend held back may belong to keep what they had
+        paid = {a.symbol for a in held_back}
+        fees = {o.key: fees[o.key] for o in owners if o.key in fees and o.symbol not in paid}
     if dry_run:  # what the booking would write, for the summary only
         rows = [with_costs(r, fees[trade_key(r)]) if trade_key(r) in fees else r for r in rows]
     else:
         rows = store.book_costs(fees)
     _update_digest(summary, rows)
+
+
+def _note(summary: Any, text: str) -> None:
+    log.warning(text)
+    summary.notes.append(text)
+
+
+def _cash_dividends(broker: Broker, candidates: list[Owner], today: date,
+                    summary: Any) -> list[CorporateAction] | None:
+    """The cash dividends of the symbols `candidates` held over a close (one read; none
+    without such a candidate: an empty list); None if the read failed."""
+    held = [o for o in candidates if o.exit_day is None or o.entry_day < o.exit_day]
+    if not held:
+        return []
+    start = min(o.entry_day for o in held)
+    try:
+        actions = broker.corporate_actions({o.symbol for o in held}, start,
+                                           today + timedelta(days=MAX_PAY_LAG_DAYS))
+    except BrokerError as exc:
+        _note(summary, f"corporate actions not read ({exc}): the dividends of this run are "
+                       "booked by the next one")
+        return None
+    return [c for c in actions if c.kind == "cash_dividend"]
 
 
 def _previous_run(log_dir: Path, run_dir: Path) -> datetime | None:

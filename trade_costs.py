@@ -16,9 +16,16 @@ module books them to the bot's trades. Pure: records and activities in, cents ou
   the largest remainders (ties by symbol, then order id). The shares of a day add up to what
   the account paid that day, to the cent. Sales of orders that are not the bot's trades keep
   their share, which is reported as not booked to a trade.
-* **Dividends** (DIV and its variants, with a symbol): to the trade (long or short) of that
-  symbol that entered on or before its date, the latest one; with the activity's own sign
-  (credited on a long, debited on a short).
+* **Dividends** (DIV and its variants, with a symbol), with the activity's own sign (credited
+  on a long, debited on a short): to the trade or holding that held the symbol at the close
+  before the dividend's ex-date (entered before the ex-date, not exited before it), however
+  long after its exit the dividend is paid. Alpaca pays a dividend after its pay date, weeks
+  after the ex-date, and its DIV activity carries no ex-date; the ex-date comes from the
+  corporate actions (GET /v1/corporate-actions): the cash dividend of that symbol whose pay
+  date is the latest on or before the activity's date, at most PAY_GRACE_DAYS before it, and
+  whose rate is the activity's `per_share_amount` where it has one (`match_dividends`). A
+  dividend without a match (no corporate actions read, or none fits) keeps the rule without
+  ex-date: the latest trade of the symbol that entered on or before the activity's date.
 * **Interest** (INT) and anything else is not tied to a trade: it is reported per run.
 
 `fees_usd` of a trade is what its activities took from cash (a dividend received counts
@@ -38,12 +45,22 @@ from market_calendar import NEW_YORK
 from simbroker.costs import CostRates, sale_fees_unrounded
 
 if TYPE_CHECKING:
-    from broker import Activity
+    from broker import Activity, CorporateAction
 
 COST_ACTIVITY_TYPES = ("FEE", "INT", "DIV")  # read with the FILLs that place the sales
 # The kinds of cost a run reports, in the order it names them.
 KINDS = ("borrow", "sec", "taf", "dividend", "interest", "other")
 _RATES = CostRates()  # the weights of a day's sales: only their ratios matter
+# A dividend's DIV may post this many calendar days after its pay date and still be matched
+# to it, and a trade owed a dividend waits for it until then (Alpaca credits "after the pay
+# date, as we receive the cash from DTC": Broker API "Daily Processes and Reconciliations",
+# Mandatory Corporate Actions, Dividends, alpaca.markets/docs/daily-processes-and-reconcilations).
+# After that it is reported as never paid.
+PAY_GRACE_DAYS = 7
+# How long after its ex-date a dividend's pay date may be, in calendar days: a trade is read
+# against the corporate actions this long after its exit (pay dates are usually 2-4 weeks
+# after the ex-date).
+MAX_PAY_LAG_DAYS = 60
 
 
 @dataclass(frozen=True)
@@ -75,6 +92,7 @@ class Booking:
 
     owners: dict[str, Booked]
     unbooked: dict[str, int]
+    unmatched_dividends: int = 0  # DIVs booked without an ex-date (the rule without one)
 
 
 def kind_of(activity: Activity) -> str:
@@ -122,9 +140,13 @@ def sale_weights(principal_usd: float, shares: float) -> tuple[float, float]:
     return float(sec), float(taf)
 
 
-def book(owners: Iterable[Owner], activities: Iterable[Activity]) -> Booking:
+def book(owners: Iterable[Owner], activities: Iterable[Activity],
+         ex_dates: Mapping[str, date] | None = None) -> Booking:
     """Every cost activity booked to its owner (see the module docstring); FILL activities
-    give the day's sales."""
+    give the day's sales; `ex_dates`: the ex-date of each dividend activity matched to one
+    (by activity id, `match_dividends`)."""
+    ex_dates = ex_dates or {}
+    unmatched = 0
     owners = list(owners)
     result: dict[str, dict[str, int]] = {o.key: defaultdict(int) for o in owners}
     unbooked: dict[str, int] = defaultdict(int)
@@ -139,7 +161,13 @@ def book(owners: Iterable[Owner], activities: Iterable[Activity]) -> Booking:
         if kind in ("sec", "taf"):
             day_totals[(activity_day(a), kind)] += cents
             continue
-        owner = _owner_of(owners, a, kind) if kind in ("borrow", "dividend") else None
+        if kind == "dividend" and a.id in ex_dates:
+            owner = _holder_at(owners, a, ex_dates[a.id])
+        elif kind in ("borrow", "dividend"):
+            owner = _owner_of(owners, a, kind)
+            unmatched += kind == "dividend"
+        else:
+            owner = None
         if owner is None:
             unbooked[kind] += cents
         else:
@@ -155,7 +183,7 @@ def book(owners: Iterable[Owner], activities: Iterable[Activity]) -> Booking:
             else:
                 result[key][kind] += part
     return Booking({k: Booked(dict(v)) for k, v in result.items()},
-                   {k: v for k, v in unbooked.items() if v})
+                   {k: v for k, v in unbooked.items() if v}, unmatched)
 
 
 def _sales(activities: list[Activity]) -> dict[date, list[tuple[str, str, tuple[float, float]]]]:
@@ -183,6 +211,62 @@ def _owner_of(owners: list[Owner], activity: Activity, kind: str) -> Owner | Non
             and (kind == "dividend" or (not o.is_long and (o.exit_day is None
                                                             or day <= o.exit_day)))]
     return max(fits, key=lambda o: o.entry_day) if fits else None
+
+
+def _holder_at(owners: list[Owner], activity: Activity, ex_date: date) -> Owner | None:
+    """The owner that held the activity's symbol at the close before `ex_date`, on the side
+    the activity's shares say (negative: short) where it has them."""
+    fits = [o for o in owners if o.symbol == activity.symbol and o.entry_day < ex_date
+            and (o.exit_day is None or ex_date <= o.exit_day)
+            and (not activity.qty or o.is_long == (activity.qty > 0))]
+    return max(fits, key=lambda o: o.entry_day) if fits else None
+
+
+def pay_day(action: CorporateAction) -> date:
+    """When a cash dividend is paid: its payable date, else its ex-date."""
+    return action.payable_date or action.ex_date
+
+
+def match_dividends(activities: Iterable[Activity],
+                    actions: Iterable[CorporateAction]) -> dict[str, date]:
+    """The ex-date of each dividend activity that matches a cash dividend (module docstring),
+    by activity id."""
+    dividends = [c for c in actions if c.kind == "cash_dividend"]
+    out = {}
+    for a in activities:
+        if a.activity_type == "FILL" or kind_of(a) != "dividend" or not a.symbol:
+            continue
+        day = activity_day(a)
+        fits = [c for c in dividends if c.symbol == a.symbol
+                and 0 <= (day - pay_day(c)).days <= PAY_GRACE_DAYS
+                and (a.per_share_amount is None
+                     or math.isclose(c.rate, a.per_share_amount, rel_tol=0, abs_tol=1e-6))]
+        if fits:
+            out[a.id] = max(fits, key=lambda c: (pay_day(c), c.ex_date)).ex_date
+    return out
+
+
+def owed_dividends(owner: Owner, actions: Iterable[CorporateAction]) -> list[CorporateAction]:
+    """The cash dividends `owner` is owed (or owes): those whose ex-date it held over."""
+    return [c for c in actions if c.kind == "cash_dividend" and c.symbol == owner.symbol
+            and owner.entry_day < c.ex_date
+            and (owner.exit_day is None or c.ex_date <= owner.exit_day)]
+
+
+def never_paid(owners: Iterable[Owner], actions: Sequence[CorporateAction],
+               ex_dates: Mapping[str, date], activities: Iterable[Activity], after: date,
+               today: date) -> list[str]:
+    """The dividends owed to `owners` whose wait (PAY_GRACE_DAYS after the pay date) ended
+    after `after` and by `today` with no DIV matched to them, in words."""
+    paid = {(a.symbol, ex_dates[a.id]) for a in activities if a.id in ex_dates}
+    out = []
+    for owner in owners:
+        for c in owed_dividends(owner, actions):
+            end = date.fromordinal(pay_day(c).toordinal() + PAY_GRACE_DAYS)
+            if after < end < today and (c.symbol, c.ex_date) not in paid:
+                out.append(f"{c.symbol} ${c.rate:g} a share, ex {c.ex_date}, payable "
+                           f"{pay_day(c)}: not paid to the account by {end}")
+    return out
 
 
 def new_york_day(iso_time: str) -> date | None:
@@ -217,16 +301,20 @@ def holding_key(symbol: str, entry_client_order_id: str) -> str:
 
 
 def owners_to_book(rows: Iterable[Mapping[str, Any]], holdings: Iterable[Any], today: date,
-                   days: int, key_of: Any) -> list[Owner]:
+                   days: int, key_of: Any, waiting: Any = None) -> list[Owner]:
     """The rows whose exit is at most `days` calendar days before `today` (their costs may
-    still be posted), and the holdings (their costs so far)."""
+    still be posted) or that `waiting(owner)` says still wait for a dividend, and the
+    holdings (their costs so far)."""
     out = []
     for row in rows:
         exit_day = new_york_day(str(row.get("exit_time") or ""))
-        if exit_day is None or (today - exit_day).days > days:
+        if exit_day is None:
+            continue
+        age = (today - exit_day).days
+        if age > days and (waiting is None or age > MAX_PAY_LAG_DAYS + PAY_GRACE_DAYS):
             continue
         owner = row_owner(row, key_of(row))
-        if owner is not None:
+        if owner is not None and (age <= days or waiting(owner)):
             out.append(owner)
     for held in holdings:
         out.append(Owner(key=holding_key(held.symbol, held.entry_client_order_id),

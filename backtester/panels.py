@@ -141,10 +141,15 @@ def _session_panel(market: MarketData, name: str, symbols: tuple[str, ...],
     data_days, table = market.panel_values(name, sessions[0].day, sessions[-1].day,
                                            adjustment="raw")
     column = {symbol: j for j, symbol in enumerate(market.symbols)}
-    values = np.full((len(data_days), len(symbols)), np.nan)  # NaN: a symbol not in the data
-    for k, symbol in enumerate(symbols):
-        if symbol in column:
-            values[:, k] = table[:, column[symbol]]
+    take = np.array([column.get(symbol, -1) for symbol in symbols], dtype=np.int64)
+    # Symbol by symbol as rows of the transpose (each a contiguous copy), then seen as
+    # (days, symbols); a symbol not in the data is NaN throughout.
+    if np.array_equal(take, np.arange(table.shape[1])):
+        values = table  # every symbol of the data, in its order: as it is
+    else:
+        by_symbol = table.T[np.maximum(take, 0)]
+        by_symbol[take < 0] = np.nan
+        values = by_symbol.T
     rows = np.searchsorted(numbers, data_days)
     on_session = (rows < len(numbers)) & (numbers[np.minimum(rows, len(numbers) - 1)]
                                           == data_days)
