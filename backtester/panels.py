@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from backtester.dividends import dividend_levels, dividend_panel, pay_sessions
-from market_calendar import MarketCalendar, Session, new_york_noon
+from market_calendar import NEW_YORK, MarketCalendar, Session
 from simbroker.market_data import FIELDS, MarketData, Split
 from simbroker.price_model import path_keys
 
@@ -86,8 +86,12 @@ class Clock:
 
 
 def session_clock(sessions: Sequence[Session]) -> Clock:
-    noon = np.array([_microseconds(new_york_noon(s.day) - s.open) for s in sessions],
-                    dtype=np.int64)
+    """The clock of `sessions`: `noon_us` is `new_york_noon(day) - open` in microseconds,
+    taken as noon minus the open on New York's wall clock (the same: a session's open and
+    noon have one UTC offset, daylight saving changing at 2 a.m.)."""
+    local = [s.open.astimezone(NEW_YORK) for s in sessions]
+    noon = np.array([((12 - o.hour) * 3_600 - o.minute * 60 - o.second) * 1_000_000
+                     - o.microsecond for o in local], dtype=np.int64)
     length = np.array([(s.close - s.open).total_seconds() for s in sessions], dtype=float)
     ordinal = np.array([s.day.toordinal() for s in sessions], dtype=np.int64)
     return Clock(noon, length, ordinal)
@@ -137,10 +141,15 @@ def _session_panel(market: MarketData, name: str, symbols: tuple[str, ...],
     data_days, table = market.panel_values(name, sessions[0].day, sessions[-1].day,
                                            adjustment="raw")
     column = {symbol: j for j, symbol in enumerate(market.symbols)}
-    values = np.full((len(data_days), len(symbols)), np.nan)  # NaN: a symbol not in the data
-    for k, symbol in enumerate(symbols):
-        if symbol in column:
-            values[:, k] = table[:, column[symbol]]
+    take = np.array([column.get(symbol, -1) for symbol in symbols], dtype=np.int64)
+    # Symbol by symbol as rows of the transpose (each a contiguous copy), then seen as
+    # (days, symbols); a symbol not in the data is NaN throughout.
+    if np.array_equal(take, np.arange(table.shape[1])):
+        values = table  # every symbol of the data, in its order: as it is
+    else:
+        by_symbol = table.T[np.maximum(take, 0)]
+        by_symbol[take < 0] = np.nan
+        values = by_symbol.T
     rows = np.searchsorted(numbers, data_days)
     on_session = (rows < len(numbers)) & (numbers[np.minimum(rows, len(numbers) - 1)]
                                           == data_days)
@@ -175,6 +184,3 @@ def _split_events(market: MarketData, symbols: tuple[str, ...],
             events.setdefault(index[split.ex_date], []).append(split)
     return {t: tuple(found) for t, found in events.items()}
 
-
-def _microseconds(delta: datetime.timedelta) -> int:
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds

@@ -2,12 +2,14 @@
 
     .venv/bin/python bench/bench_load.py [--rounds 5] [--symbols 500 --sessions 5000]
 
-Three child processes per round, interleaved (bench/ab.py), on the seeded synthetic file
-(bench/write_csv.py): `market_data.load` (the typed read, every check, the NYSE calendar and the
-per-symbol series), a plain typed `pd.read_csv` of the same columns (the floor: what any loader
-must at least do), and the text read that the loader falls back to for a file the typed read
-refuses (every field as text, then converted and checked: what loading cost before). Each
-prints its in-process seconds; wall time and peak resident memory are the whole child's.
+Four child processes per round, interleaved (bench/ab.py), on the seeded synthetic file
+(bench/write_csv.py), each with numpy's huge pages off as backtest.py runs it:
+`market_data.load` (the plain read by numpy, every check, the NYSE calendar and the per-symbol
+series), numpy's typed `np.loadtxt` of the same rows alone (the floor: what that loader must at
+least do), a plain typed `pd.read_csv` with pandas' import (what a loader through pandas must at
+least do), and the text read that the loader falls back to for a file no typed read takes
+(every field as text, then converted and checked). Each prints its in-process seconds, imports
+included; wall time and peak resident memory are the whole child's.
 """
 
 from __future__ import annotations
@@ -23,6 +25,9 @@ from ab import Command, csv_file, interleave, machine, measured, phase_medians, 
 PY = sys.executable
 PROGRAMS = {
     "market_data.load": "from simbroker import market_data; market_data.load(PATH)",
+    "numpy typed read": (
+        "import numpy as np; np.loadtxt(PATH, delimiter=',', skiprows=1, comments=None, "
+        "dtype=[('symbol', 'S16'), ('date', 'S11'), ('values', 'f8', (5,))])"),
     "plain typed read": (
         "import pandas as pd; pd.read_csv(PATH, engine='c', low_memory=False, dtype={"
         "'symbol': 'category', 'date': 'category', 'open': 'float64', 'high': 'float64', "
@@ -46,16 +51,17 @@ def main() -> int:
     print(f"machine: {machine()}")
     print(f"{path.name}: {args.symbols * args.sessions:,} bars, "
           f"{path.stat().st_size / 1e6:.0f} MB; {args.rounds} rounds")
-    commands = [Command(label, measured([PY, "-c", TIMED.format(program=program), str(path)]))
+    commands = [Command(label, measured([PY, "-c", TIMED.format(program=program), str(path)]),
+                        {"NUMPY_MADVISE_HUGEPAGE": "0"})  # as backtest.py sets it
                 for label, program in PROGRAMS.items()]
     runs = interleave(commands, args.rounds)
     for label, measured_runs in runs.items():
         print(f"  {label:22s} whole process {spread([r.seconds for r in measured_runs])}, "
               f"{phase_medians(measured_runs)} s, peak "
               f"{spread([r.peak_mb for r in measured_runs], 'MB', 0)}")
-    floor = runs["plain typed read"]
-    for label in ("market_data.load", "text read (fallback)"):
-        print(f"  {label} / plain typed read: {spread(ratios(runs[label], floor), 'x')}")
+    for floor in ("numpy typed read", "plain typed read"):
+        for label in ("market_data.load", "text read (fallback)"):
+            print(f"  {label} / {floor}: {spread(ratios(runs[label], runs[floor]), 'x')}")
     return 0
 
 
