@@ -256,14 +256,15 @@ def owed_dividends(owner: Owner, actions: Iterable[CorporateAction]) -> list[Cor
 def never_paid(owners: Iterable[Owner], actions: Sequence[CorporateAction],
                ex_dates: Mapping[str, date], activities: Iterable[Activity], after: date,
                today: date) -> list[str]:
-    """The dividends owed to `owners` whose wait (PAY_GRACE_DAYS after the pay date) ended
-    after `after` and by `today` with no DIV matched to them, in words."""
+    """The dividends owed to `owners` with no DIV matched to them whose wait (to PAY_GRACE_DAYS
+    after the pay date) is over by `today` and was not yet at the previous run's day `after`,
+    in words: each is named by one run."""
     paid = {(a.symbol, ex_dates[a.id]) for a in activities if a.id in ex_dates}
     out = []
     for owner in owners:
         for c in owed_dividends(owner, actions):
             end = date.fromordinal(pay_day(c).toordinal() + PAY_GRACE_DAYS)
-            if after < end < today and (c.symbol, c.ex_date) not in paid:
+            if after <= end < today and (c.symbol, c.ex_date) not in paid:
                 out.append(f"{c.symbol} ${c.rate:g} a share, ex {c.ex_date}, payable "
                            f"{pay_day(c)}: not paid to the account by {end}")
     return out

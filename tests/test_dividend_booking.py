@@ -211,10 +211,13 @@ def test_never_paid_names_an_owed_dividend_once_its_wait_is_over():
     end = date.fromordinal(DAYS[PAY].toordinal() + PAY_GRACE_DAYS)
     day_after = date.fromordinal(end.toordinal() + 1)
     before = date.fromordinal(end.toordinal() - 1)
-    assert never_paid([first], [action], {}, [], before, day_after) == [
-        f"AAA $0.5 a share, ex {DAYS[EX]}, payable {DAYS[PAY]}: not paid to the account by "
-        f"{end}"]
-    assert never_paid([first], [action], {}, [], end, day_after) == []  # said already
+    assert never_paid([first], [action], {}, [], before, end) == []  # still waiting
+    said = [f"AAA $0.5 a share, ex {DAYS[EX]}, payable {DAYS[PAY]}: not paid to the account "
+            f"by {end}"]
+    assert never_paid([first], [action], {}, [], end, day_after) == said
+    assert never_paid([first], [action], {}, [], before, day_after) == said
+    later = date.fromordinal(day_after.toordinal() + 1)
+    assert never_paid([first], [action], {}, [], day_after, later) == []  # said already
     paid = _div(DAYS[PAY], 5.03, 10.06, AMOUNT)
-    assert never_paid([first], [action], {paid.id: DAYS[EX]}, [paid], before, day_after) == []
+    assert never_paid([first], [action], {paid.id: DAYS[EX]}, [paid], end, day_after) == []
 
