@@ -10,8 +10,10 @@ every state file.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import re
 import sys
 import threading
 import traceback
@@ -24,7 +26,8 @@ from console import FORMAT, ConsoleFormatter, OncePerProcess, ZonedFormatter, wa
 from market_calendar import NEW_YORK
 from state_files import write_error
 
-__all__ = ["FORMAT", "add_run_file", "remove_handler", "run_dir_for", "setup_logging"]
+__all__ = ["FORMAT", "add_run_file", "remove_handler", "run_dir_for", "run_order",
+           "setup_logging"]
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:
@@ -85,6 +88,27 @@ def run_dir_for(log_dir: Path, started: datetime) -> Path:
     except OSError as exc:
         raise write_error(candidate, exc) from None
     return candidate
+
+
+_RUN_NAME = re.compile(r"(\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2})(?:_(\d+))?")
+
+
+def run_order(run_dir: Path) -> tuple[str, int]:
+    """Where a run directory sorts among the others, oldest first: by the New York time in its
+    name (run_dir_for's), then by its number, as a number (`_2` before `_10`). The dry run's
+    directory (every dry run reuses it) sorts by the time its summary recorded (`now`, the
+    broker's clock, as the names are), and first when it has none to read."""
+    named = _RUN_NAME.fullmatch(run_dir.name)
+    if named:
+        return named[1], int(named[2] or 1)
+    try:
+        summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
+        now = datetime.fromisoformat(str(summary.get("now") or summary.get("started_at")))
+    except (OSError, ValueError, AttributeError, TypeError):
+        return "", 0
+    if now.tzinfo is None:
+        return "", 0
+    return now.astimezone(NEW_YORK).strftime("%Y-%m-%d_%H-%M-%S"), 0
 
 
 def setup_logging(level: str = "INFO", secrets: Iterable[str] = ()) -> logging.Logger:

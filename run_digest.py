@@ -13,6 +13,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from logger import run_order
 from position_manager import Holding, trade_key
 
 _PREVIOUS_RUNS_READ = 30  # a run without equity (market closed, failed early) is skipped
@@ -32,7 +33,7 @@ def earlier_summaries(log_dir: Path, this_run: Path | None = None,
     """The latest runs' summaries, newest first, leaving out `this_run` and unreadable ones
     (the report names those; here a figure only loses its comparison)."""
     runs = sorted((p for p in (log_dir / "runs").glob("*/summary.json")
-                   if p.parent != this_run), key=lambda p: p.parent.name, reverse=True)
+                   if p.parent != this_run), key=lambda p: run_order(p.parent), reverse=True)
     for path in runs[:limit]:
         try:
             summary = json.loads(path.read_text(encoding="utf-8"))
