@@ -27,7 +27,7 @@ from typing import Any
 import charts
 from alert_messages import COST_NAMES, pct
 from errors import BotError, StateFileError
-from logger import run_order
+from logger import run_dirs
 from market_calendar import NEW_YORK
 from position_manager import Holding, PendingOrder, StateStore
 from state_files import atomic_write_text, read_json
@@ -128,7 +128,7 @@ def load_records(log_dir: Path) -> Records:
                              "(make demo: sim/demo/logs)")
     store = StateStore(log_dir)
     runs, missing = [], []
-    for run_dir in sorted((p for p in (log_dir / "runs").glob("*") if p.is_dir()), key=run_order):
+    for run_dir in run_dirs(log_dir):
         path = run_dir / "summary.json"
         summary = read_json(path, default=None)
         if summary is None:

@@ -13,7 +13,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from logger import run_order
+from logger import run_dirs
 from position_manager import Holding, trade_key
 
 _PREVIOUS_RUNS_READ = 30  # a run without equity (market closed, failed early) is skipped
@@ -32,12 +32,21 @@ def earlier_summaries(log_dir: Path, this_run: Path | None = None,
                       limit: int = _PREVIOUS_RUNS_READ) -> Iterator[dict[str, Any]]:
     """The latest runs' summaries, newest first, leaving out `this_run` and unreadable ones
     (the report names those; here a figure only loses its comparison)."""
-    runs = sorted((p for p in (log_dir / "runs").glob("*/summary.json")
-                   if p.parent != this_run), key=lambda p: run_order(p.parent), reverse=True)
-    for path in runs[:limit]:
+    read = 0
+    for run_dir in reversed(run_dirs(log_dir, this_run)):
+        if read == limit:
+            return
         try:
-            summary = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            text = (run_dir / "summary.json").read_text(encoding="utf-8")
+        except FileNotFoundError:  # a run killed before it wrote one: not a run read
+            continue
+        except OSError:
+            read += 1
+            continue
+        read += 1
+        try:
+            summary = json.loads(text)
+        except ValueError:
             continue
         if isinstance(summary, dict):
             yield summary

@@ -230,8 +230,7 @@ def save_summary(run_dir: Path, summary: RunSummary) -> StateFileError | None:
 def note_previous_run(log_dir: Path, run_dir: Path, summary: RunSummary) -> None:
     """Say what the run before this one did when it ended badly: failed, or left no
     summary.json (killed, or its disk was full). Its orders are reconciled below."""
-    earlier = sorted((p for p in (log_dir / "runs").glob("*") if p.is_dir() and p != run_dir),
-                     key=run_logging.run_order)
+    earlier = run_logging.run_dirs(log_dir, run_dir)
     if not earlier:
         return
     last = earlier[-1]
