@@ -36,20 +36,26 @@ def dividend_panel(market: MarketData, symbols: tuple[str, ...],
     """Dollars per share going ex at each session (rows: session day numbers `numbers`) for
     each symbol, in the raw shares of that session; None when none of them pays one."""
     out = None
-    column = {s: j for j, s in enumerate(symbols)}
+    for dividend, t, j in _going_ex(market, symbols, numbers):
+        if out is None:
+            out = np.zeros((len(numbers), len(symbols)))
+        out[t, j] += dividend.amount
+    return out
+
+
+def _going_ex(market: MarketData, symbols: tuple[str, ...], numbers: np.ndarray):
+    """Each dividend of `symbols` going ex within the sessions `numbers`, with the row of its
+    ex-date's session and the column of its symbol."""
     if not len(numbers):
-        return None
+        return
+    column = {s: j for j, s in enumerate(symbols)}
     first = _EPOCH + datetime.timedelta(days=int(numbers[0]) - 1)
     last = _EPOCH + datetime.timedelta(days=int(numbers[-1]))
     for dividend in market.dividends_going_ex(first, last):
         j = column.get(dividend.symbol)
-        if j is None:
-            continue
-        if out is None:
-            out = np.zeros((len(numbers), len(symbols)))
-        t = int(np.searchsorted(numbers, (dividend.ex_date - _EPOCH).days, side="left"))
-        out[t, j] += dividend.amount
-    return out
+        if j is not None:
+            t = int(np.searchsorted(numbers, (dividend.ex_date - _EPOCH).days, side="left"))
+            yield dividend, t, j
 
 
 def pay_sessions(market: MarketData, symbols: tuple[str, ...],
@@ -60,16 +66,9 @@ def pay_sessions(market: MarketData, symbols: tuple[str, ...],
     the exchange pays (simbroker/corporate.py). None when every dividend in the range is paid
     at its ex-date's open."""
     out = None
-    column = {s: j for j, s in enumerate(symbols)}
-    if not len(numbers):
-        return None
-    first = _EPOCH + datetime.timedelta(days=int(numbers[0]) - 1)
-    last = _EPOCH + datetime.timedelta(days=int(numbers[-1]))
-    for dividend in market.dividends_going_ex(first, last):
-        j = column.get(dividend.symbol)
-        if j is None or dividend.pay_date is None:
+    for dividend, t, j in _going_ex(market, symbols, numbers):
+        if dividend.pay_date is None:
             continue
-        t = int(np.searchsorted(numbers, (dividend.ex_date - _EPOCH).days, side="left"))
         pay = int(np.searchsorted(numbers, (dividend.pay_date - _EPOCH).days, side="left"))
         if pay == t:
             continue
