@@ -10,7 +10,6 @@ every state file.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -95,20 +94,12 @@ _RUN_NAME = re.compile(r"(\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2})(?:_(\d+))?")
 
 def run_order(run_dir: Path) -> tuple[str, int]:
     """Where a run directory sorts among the others, oldest first: by the New York time in its
-    name (run_dir_for's), then by its number, as a number (`_2` before `_10`). The dry run's
-    directory (every dry run reuses it) sorts by the time its summary recorded (`now`, the
-    broker's clock, as the names are), and first when it has none to read."""
+    name (run_dir_for's), then by its number, as a number (`_2` before `_10`, which text
+    order puts first). A directory the bot did not name sorts first."""
     named = _RUN_NAME.fullmatch(run_dir.name)
     if named:
         return named[1], int(named[2] or 1)
-    try:
-        summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
-        now = datetime.fromisoformat(str(summary.get("now") or summary.get("started_at")))
-    except (OSError, ValueError, AttributeError, TypeError):
-        return "", 0
-    if now.tzinfo is None:
-        return "", 0
-    return now.astimezone(NEW_YORK).strftime("%Y-%m-%d_%H-%M-%S"), 0
+    return "", 0
 
 
 def run_dirs(log_dir: Path, leave_out: Path | None = None) -> list[Path]:

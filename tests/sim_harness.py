@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 import trading_bot
+from logger import run_dirs
 from market_calendar import new_york_noon, nyse
 from position_manager import StateStore
 from signal_generator import zscore
@@ -111,5 +112,4 @@ class Sim:
         return self.store.load_trades()
 
     def last_summary(self) -> dict:
-        runs = sorted((self.log_dir / "runs").iterdir())
-        return json.loads((runs[-1] / "summary.json").read_text())
+        return json.loads((run_dirs(self.log_dir)[-1] / "summary.json").read_text())
