@@ -10,6 +10,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+import forked
 from backtester.benchmark import SHIPPED_INDEX, resolve
 from backtester.engine import Result, Settings, run_backtest
 from backtester.outputs import period_stats, result_texts, write_stats, write_texts
@@ -120,7 +121,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                              "(out-of-sample), side by side; a sweep is ranked by in-sample "
                              "Sharpe, out-of-sample figures beside it")
     parser.add_argument("--processes", type=int, metavar="N",
-                        help="sweep processes (default: all cores)")
+                        help="processes to use: a sweep's workers, and one helper beside a "
+                             "single run (default: all cores; 1: everything in this process)")
     parser.add_argument("--scheduler", metavar="ADDRESS",
                         help="run the sweep on the Dask cluster whose scheduler is at ADDRESS, "
                              "e.g. tcp://10.0.0.5:8786 (needs requirements-dask.txt; see "
@@ -198,6 +200,8 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
 
 
 def _run(args: argparse.Namespace, env: Mapping[str, str], watch: Stopwatch) -> int:
+    if args.processes == 1:
+        forked.disable()
     changes = overrides(args)
     config = build_config(env, changes)
     settings = Settings(starting_cash=args.starting_cash, spread_bps=args.spread_bps,

@@ -24,6 +24,7 @@ from typing import Any
 import pandas as pd
 from tqdm import tqdm
 
+import forked
 from backtester.engine import Result, Settings, run_backtest
 from backtester.outputs import period_stats
 from backtester.params import build_config
@@ -177,8 +178,11 @@ _market: MarketData | None = None  # a worker process's data, set once when it s
 
 
 def _hold_market(market: MarketData) -> None:
+    """A worker's start: the data it runs on, and no helper process of its own (the sweep's
+    workers already keep every core busy)."""
     global _market
     _market = market
+    forked.disable()
 
 
 def _run_held(job: Job, keep: bool) -> tuple[dict[str, Any], Result | None]:

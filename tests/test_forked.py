@@ -1,0 +1,86 @@
+"""forked.Child and shared arrays: the child's value or exception reaches the parent, a child
+that dies is named, a child left behind is reaped, and forking is refused where it is unsafe."""
+
+import os
+import threading
+
+import numpy as np
+import pytest
+
+import forked
+
+pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs a platform that forks")
+
+
+def _fill(target: np.ndarray, value: float) -> int:
+    target[:] = value
+    return os.getpid()
+
+
+def test_the_childs_value_and_shared_writes_reach_the_parent():
+    shared = forked.shared_array((3, 4), np.float64)
+    with forked.Child(_fill, shared, 2.5) as child:
+        pid = child.join()
+    assert pid != os.getpid()
+    assert shared.tolist() == [[2.5] * 4] * 3
+
+
+def _fail(text: str) -> None:
+    raise ValueError(text)
+
+
+def test_the_childs_exception_is_raised_in_the_parent():
+    with forked.Child(_fail, "bad field 'close' in bars.csv") as child:
+        with pytest.raises(ValueError, match="bad field 'close' in bars.csv"):
+            child.join()
+
+
+def _die() -> None:
+    os._exit(3)
+
+
+def test_a_child_that_dies_without_a_result_is_named():
+    with forked.Child(_die) as child:
+        with pytest.raises(ChildProcessError, match="exit status 3"):
+            child.join()
+
+
+def _sleep() -> None:
+    threading.Event().wait(60)
+
+
+def test_a_child_left_behind_is_killed_and_reaped():
+    with pytest.raises(RuntimeError, match="parent failed"):
+        with forked.Child(_sleep) as child:
+            pid = child._pid
+            raise RuntimeError("parent failed")
+    with pytest.raises(ChildProcessError):  # no such child any more: it was reaped
+        os.waitpid(pid, os.WNOHANG)
+
+
+def test_a_child_cannot_fork_again():
+    with forked.Child(forked.can_fork) as child:
+        assert child.join() is False
+
+
+def test_forking_is_refused_where_it_is_unsafe_or_turned_off(monkeypatch):
+    monkeypatch.delenv("BACKTEST_PROCESSES", raising=False)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _: {0, 1})
+    assert forked.can_fork()
+    monkeypatch.setenv("BACKTEST_PROCESSES", "1")
+    assert not forked.can_fork()
+    monkeypatch.delenv("BACKTEST_PROCESSES")
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _: {0})
+    assert not forked.can_fork()
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _: {0, 1})
+    stop = threading.Event()
+    thread = threading.Thread(target=stop.wait)
+    thread.start()
+    try:
+        assert not forked.can_fork()
+    finally:
+        stop.set()
+        thread.join()
+    monkeypatch.setattr(forked, "_allowed", True)
+    forked.disable()
+    assert not forked.can_fork()
