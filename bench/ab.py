@@ -46,6 +46,9 @@ class Run:
     phases: dict[str, float]
     stdout: str
     cpu_s: float = float("nan")  # CPU seconds of the process and the children it waited for
+    # Peak of the summed proportional set sizes of the process and every process it forked
+    # (bench/peak.py --tree); NaN when not sampled.
+    tree_mb: float = float("nan")
 
 
 def run(command: Command, timeout_s: float = 1800) -> Run:
@@ -63,9 +66,9 @@ def run(command: Command, timeout_s: float = 1800) -> Run:
     if child.returncode != 0:
         raise RuntimeError(f"{command.label} failed ({child.returncode}): {err[-2000:]}")
     wall, peak_mb, phases = _report(err)
-    cpu = next((float(x.split()[1]) for x in err.splitlines() if x.startswith("cpu_s ")),
-               float("nan"))
-    return Run(wall if wall == wall else seconds, peak_mb, phases, out, cpu)
+    cpu, tree = (next((float(x.split()[1]) for x in err.splitlines() if x.startswith(key)),
+                      float("nan")) for key in ("cpu_s ", "tree_pss_kb "))
+    return Run(wall if wall == wall else seconds, peak_mb, phases, out, cpu, tree / 1024)
 
 
 def _report(err: str) -> tuple[float, float, dict[str, float]]:
@@ -83,9 +86,11 @@ def _report(err: str) -> tuple[float, float, dict[str, float]]:
     return wall, peak, phases
 
 
-def measured(argv: Sequence[str]) -> list[str]:
-    """argv run under bench/peak.py, which reports the child's own peak RSS on stderr."""
-    return [sys.executable, str(ROOT / "bench" / "peak.py"), *argv]
+def measured(argv: Sequence[str], tree: bool = False) -> list[str]:
+    """argv run under bench/peak.py, which reports the child's own peak RSS on stderr (and,
+    with `tree`, the peak memory of it and the processes it forks, sampled: a slower run)."""
+    return [sys.executable, str(ROOT / "bench" / "peak.py"), *(["--tree"] if tree else []),
+            *argv]
 
 
 def interleave(commands: Sequence[Command], rounds: int) -> dict[str, list[Run]]:
