@@ -495,10 +495,17 @@ def _read_plain_csv(path: Path) -> _Long | None:
             header = handle.readline()
         if header.rstrip("\r\n") != _HEADER:
             return None
-        if not gzipped and path.stat().st_size >= SPLIT_READ_BYTES and forked.can_fork():
+        large = not gzipped and path.stat().st_size >= SPLIT_READ_BYTES
+    except (ValueError, OSError, EOFError, UnicodeDecodeError):
+        return None
+    if large and forked.can_fork():
+        try:
             split = _read_plain_split(path, len(header.encode()))
-            if split is not None:
-                return split
+        except OSError:  # no fork, pipe or shared memory to be had: one piece
+            split = None
+        if split is not None:
+            return split
+    try:
         rows = np.loadtxt(path, dtype=_PLAIN_ROW, delimiter=",", skiprows=1, comments=None,
                           ndmin=1, encoding="utf-8")
     except (ValueError, OSError, EOFError, UnicodeDecodeError):
@@ -679,7 +686,10 @@ def _parse_piece(path: Path, start: int, end: int) -> _Piece | None:
 def _swap_counts(mine: int, send: int, receive: int) -> int:
     """Tell the other process how many rows this one read (-1: it failed) and learn its count
     (-1 if it failed or ended without a word)."""
-    os.write(send, struct.pack("<q", mine))
+    try:
+        os.write(send, struct.pack("<q", mine))
+    except BrokenPipeError:  # the other process has ended
+        return -1
     got = os.read(receive, 8)  # 8 bytes: one write of at most PIPE_BUF, read whole
     return struct.unpack("<q", got)[0] if len(got) == 8 else -1
 
