@@ -64,3 +64,15 @@ def _forking_as_the_session_began():
     allowed = forked._allowed
     yield
     forked._allowed = allowed
+
+
+@pytest.fixture
+def as_if_single_threaded(monkeypatch):
+    """Threads that earlier tests left running (dask's event loop once a local cluster ran, a
+    slow local server's request thread) counted out of `threading.active_count`, so that
+    `forked.can_fork()` sees this test's own threads alone, as in a fresh process."""
+    import threading
+
+    left = threading.active_count() - 1
+    real = threading.active_count
+    monkeypatch.setattr(threading, "active_count", lambda: real() - left)
