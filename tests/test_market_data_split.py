@@ -16,7 +16,7 @@ import forked
 from market_calendar import nyse
 from simbroker import market_data
 
-pytestmark = pytest.mark.skipif(not forked.can_fork(), reason="needs a process that may fork")
+pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs a platform that forks")
 
 HEADER = "symbol,date,open,high,low,close,volume\n"
 
@@ -43,9 +43,17 @@ def _write(path: Path, rows: list[str]) -> Path:
 
 
 @pytest.fixture()
-def split_everything(monkeypatch):
-    """Every plain file read in two pieces, however small."""
+def may_fork(monkeypatch, as_if_single_threaded):
+    """forked.can_fork() as in a fresh process on a machine of two cores."""
     monkeypatch.delenv("BACKTEST_PROCESSES", raising=False)
+    if hasattr(os, "sched_getaffinity"):
+        monkeypatch.setattr(os, "sched_getaffinity", lambda _: {0, 1})
+    assert forked.can_fork()
+
+
+@pytest.fixture()
+def split_everything(monkeypatch, may_fork):
+    """Every plain file read in two pieces, however small."""
     monkeypatch.setattr(market_data, "SPLIT_READ_BYTES", 0)
 
 
@@ -200,9 +208,9 @@ def _children_left() -> bool:
     return True
 
 
-def test_small_files_gzip_files_and_no_fork_are_read_in_one_piece(tmp_path, monkeypatch):
+def test_small_files_gzip_files_and_no_fork_are_read_in_one_piece(tmp_path, monkeypatch,
+                                                                   may_fork):
     path = _write(tmp_path / "bars.csv", _rows(SYMBOLS, by_day=False))
-    monkeypatch.delenv("BACKTEST_PROCESSES", raising=False)
     pieces = []
     monkeypatch.setattr(market_data, "_read_plain_split",
                         lambda *args: pieces.append(args) or None)
