@@ -63,7 +63,8 @@ def test_a_child_cannot_fork_again():
         assert child.join() is False
 
 
-def test_forking_is_refused_where_it_is_unsafe_or_turned_off(monkeypatch):
+def test_forking_is_refused_where_it_is_unsafe_or_turned_off(monkeypatch,
+                                                             as_if_single_threaded):
     monkeypatch.delenv("BACKTEST_PROCESSES", raising=False)
     monkeypatch.setattr(os, "sched_getaffinity", lambda _: {0, 1})
     assert forked.can_fork()
