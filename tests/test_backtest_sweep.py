@@ -8,7 +8,6 @@ import os
 import random
 import subprocess
 import sys
-import threading
 from datetime import date
 from pathlib import Path
 
@@ -221,12 +220,10 @@ def _pid_of_each_run(monkeypatch, jobs):
 
 
 @pytest.fixture
-def lanes():
+def lanes(as_if_single_threaded):
     """The forked lanes' path of run_sweep, which needs a platform that forks and two CPUs."""
     if not hasattr(os, "fork") or len(os.sched_getaffinity(0)) < 2:
         pytest.skip("forked lanes need a platform that forks and two CPUs")
-    others = [t.name for t in threading.enumerate() if t is not threading.main_thread()]
-    assert not others, f"a thread left running by an earlier test stops the fork: {others}"
     assert forked.can_fork()
 
 
