@@ -561,9 +561,9 @@ def _plain_names(names: np.ndarray) -> np.ndarray | None:
 
 # Files from this size on (about 400,000 bars) are read in two pieces. On a 7 MB file (126,000
 # bars) two pieces were no faster than one (a fork, shared pages and the pipe cost about what
-# the second core saves; a busy machine, bench/bench_load.py --symbols 50 --sessions 2520),
-# on 147 MB (2.5 M bars) they were; the size between is a choice, not a measurement. Tests
-# lower it.
+# the second core saves: `load` with this at 0 against BACKTEST_PROCESSES=1, 5 rounds on a
+# busy machine), on 147 MB (2.5 M bars) they were; the size between is a choice, not a
+# measurement. Tests lower it.
 SPLIT_READ_BYTES = 24_000_000
 # The shortest row a plain file can have ("A,2020-03-02,1,1,1,1,1" and its newline): the row
 # count cannot exceed the file's size over it, which sizes the shared arrays (their pages that
