@@ -81,7 +81,7 @@ def timed(fn, name):
         return value
     return run
 parent = os.getpid()
-signals._columns_into = timed(signals._columns_into, 'signals')
+signals._chunks_into = timed(signals._chunks_into, 'signals')
 timeline._limit_fills_into = timed(timeline._limit_fills_into, 'fills')
 wall, cpu = time.perf_counter(), time.process_time()
 result = run_backtest(market, config, settings=Settings(benchmark=None))
