@@ -46,3 +46,20 @@ def sim_factory(tmp_path, monkeypatch):
     yield make
     for sim in made:
         sim.close()
+
+
+@pytest.fixture
+def may_fork(monkeypatch):
+    """This test process as forked.can_fork wants it, whatever ran before in it: forking
+    allowed again (a main(--processes 1) turns it off for the process) and tqdm's monitor
+    thread, which an earlier progress bar leaves running, stopped (a process with a thread
+    forks no helper)."""
+    import sys
+
+    import forked
+
+    monkeypatch.setattr(forked, "_allowed", True)
+    tqdm = sys.modules.get("tqdm")
+    if tqdm is not None and tqdm.tqdm.monitor is not None:
+        tqdm.tqdm.monitor.exit()
+        tqdm.tqdm.monitor = None

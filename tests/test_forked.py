@@ -2,6 +2,7 @@
 that dies is named, a child left behind is reaped, and forking is refused where it is unsafe."""
 
 import os
+import platform
 import threading
 
 import numpy as np
@@ -63,7 +64,7 @@ def test_a_child_cannot_fork_again():
         assert child.join() is False
 
 
-def test_forking_is_refused_where_it_is_unsafe_or_turned_off(monkeypatch):
+def test_forking_is_refused_where_it_is_unsafe_or_turned_off(monkeypatch, may_fork):
     monkeypatch.delenv("BACKTEST_PROCESSES", raising=False)
     monkeypatch.setattr(os, "sched_getaffinity", lambda _: {0, 1})
     assert forked.can_fork()
@@ -84,3 +85,25 @@ def test_forking_is_refused_where_it_is_unsafe_or_turned_off(monkeypatch):
     monkeypatch.setattr(forked, "_allowed", True)
     forked.disable()
     assert not forked.can_fork()
+
+
+def _resident_bytes() -> int:
+    with open("/proc/self/statm") as handle:
+        return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc" or not os.path.exists("/proc/self/statm"),
+                    reason="malloc_trim is glibc's; resident memory read from Linux's /proc")
+def test_memory_freed_but_kept_by_the_allocator_is_given_back():
+    # 64 KiB blocks (below glibc's mmap threshold: from the heap) each followed by a 1 KiB
+    # block that stays (above the 512 bytes of Python's own allocator: from the heap too), so
+    # that freeing the large ones leaves holes the heap cannot shrink by.
+    blocks = [(bytearray(64 * 1024), bytearray(1024)) for _ in range(1000)]
+    for large, _ in blocks:
+        large[::4096] = b"x" * len(large[::4096])  # touched: resident
+    kept = [small for _, small in blocks]
+    del blocks, large
+    before = _resident_bytes()
+    forked.release_memory()
+    assert before - _resident_bytes() > 32 * 1024 * 1024
+    assert len(kept) == 1000
