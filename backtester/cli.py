@@ -341,14 +341,20 @@ def _write_run(out: Path, name: str, own: Mapping[str, Any], result: Result,
     """A single run's files and its report, put in place together once all are written: the
     report by a forked helper beside the files where that helps (`forked.can_fork`, from
     HELPER_MIN_CELLS on), else after them, to the same bytes. An error on either side is the
-    same error as in one process, and leaves every file of `out` as it was."""
+    same error as in one process, and leaves every file of `out` as it was; a helper that
+    ends without a word (killed) only costs the time of the report, then written here."""
     with StagedFiles(out, OUTPUTS) as staged:
         if forked.can_fork() and len(result.sessions) * len(result.symbols) >= HELPER_MIN_CELLS:
             forked.release_memory()  # the backtest's freed memory, not copied on write
             with forked.Child(_timed, _write_report, staged, name, own, result) as helper:
                 _write_files(staged, own, result)
                 watch.lap("files")
-                watch.note("report in the helper", helper.join())
+                try:
+                    watch.note("report in the helper", helper.join())
+                except ChildProcessError as died:  # killed (e.g. out of memory), not failed
+                    print(f"backtest.py: {died}; the report is written by this process "
+                          "instead", file=sys.stderr)
+                    _write_report(staged, name, own, result)
         else:
             _write_files(staged, own, result)
             watch.lap("files")

@@ -4,6 +4,7 @@ either side fails."""
 
 import os
 import resource
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -136,3 +137,23 @@ def test_an_output_that_is_a_directory_is_named_and_the_others_stay(helped, tmp_
         assert printed == ""
         assert sorted(p.name for p in out.iterdir()) == sorted(OUTPUTS)
         assert (out / "trades.csv").read_text() == "old trades.csv"
+
+
+def test_a_helper_killed_on_the_way_costs_only_time(helped, tmp_path, monkeypatch):
+    parent, write_report = os.getpid(), cli._write_report
+
+    def killed_in_the_helper(*args):
+        if os.getpid() != parent:  # as the kernel's out-of-memory killer would
+            os.kill(os.getpid(), signal.SIGKILL)
+        write_report(*args)
+
+    monkeypatch.setattr(cli, "_write_report", killed_in_the_helper)
+    code, out, err = helped(tmp_path / "helped", *PERIOD)
+    assert code == 0, err
+    assert "a helper process ended without its result (exit status -9); the report is " \
+        "written by this process instead" in err
+    code, alone_out, _ = helped(tmp_path / "alone", *PERIOD, processes="1")
+    assert code == 0 and out == alone_out
+    for name in OUTPUTS:
+        assert (tmp_path / "helped" / name).read_bytes() == \
+            (tmp_path / "alone" / name).read_bytes(), name

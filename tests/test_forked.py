@@ -67,6 +67,9 @@ def test_a_child_cannot_fork_again():
 def test_forking_is_refused_where_it_is_unsafe_or_turned_off(monkeypatch, may_fork):
     monkeypatch.delenv("BACKTEST_PROCESSES", raising=False)
     monkeypatch.setattr(os, "sched_getaffinity", lambda _: {0, 1})
+    active_count = threading.active_count
+    # One thread, whatever threads earlier tests of this process left running (servers).
+    monkeypatch.setattr(threading, "active_count", lambda: 1)
     assert forked.can_fork()
     monkeypatch.setenv("BACKTEST_PROCESSES", "1")
     assert not forked.can_fork()
@@ -74,6 +77,7 @@ def test_forking_is_refused_where_it_is_unsafe_or_turned_off(monkeypatch, may_fo
     monkeypatch.setattr(os, "sched_getaffinity", lambda _: {0})
     assert not forked.can_fork()
     monkeypatch.setattr(os, "sched_getaffinity", lambda _: {0, 1})
+    monkeypatch.setattr(threading, "active_count", active_count)
     stop = threading.Event()
     thread = threading.Thread(target=stop.wait)
     thread.start()
@@ -82,6 +86,7 @@ def test_forking_is_refused_where_it_is_unsafe_or_turned_off(monkeypatch, may_fo
     finally:
         stop.set()
         thread.join()
+    monkeypatch.setattr(threading, "active_count", lambda: 1)
     monkeypatch.setattr(forked, "_allowed", True)
     forked.disable()
     assert not forked.can_fork()
