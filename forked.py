@@ -50,8 +50,8 @@ def release_memory() -> None:
     """Give the memory the C allocator holds free back to the system (glibc's malloc_trim), as
     a parent does before forking a child: freed pages still resident would be shared, and the
     first write to one by either process (the allocator handing it out again) copies it, so
-    that both the time and the memory of the work done meanwhile grow. At 2.5 M bars the
-    backtest leaves ~300 MB so (README, Speed and memory). Does nothing without glibc."""
+    that both the time and the memory of the work done meanwhile grow (at 2.5 M bars the
+    backtest leaves hundreds of MB so: README, Speed and memory). Does nothing without glibc."""
     import ctypes  # a few ms, only for a process that forks
     import platform
 
