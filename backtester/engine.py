@@ -56,7 +56,7 @@ from backtester.execution import (
     shortfall_bps,
 )
 from backtester.panels import Clock, Panels, build_panels, session_clock
-from backtester.signals import chunk_days, iter_signals, wire_price
+from backtester.signals import chunk_days, signal_grid, wire_price
 from backtester.timeline import (
     Binds,
     Grid,
@@ -208,6 +208,9 @@ class Result:
     market: np.ndarray | None = None
     market_name: str | None = None
     orders: OrderLog = field(default_factory=OrderLog.empty)  # every order placed
+    # Whether a forked helper process computed half of the signals' columns (and, given enough
+    # fills, half of the fills' prices and times): the same results as without.
+    helper: bool = False
 
     @property
     def days(self) -> list[datetime.date]:
@@ -268,9 +271,16 @@ def finished(result: Result, panels: Panels) -> Result:
 def _run(panels: Panels, config: Config, settings: Settings, gap: np.ndarray) -> Result:
     window = config.z_score_window
     clock = session_clock(panels.sessions)
-    grid = build_grid(panels, clock, list(iter_signals(
-        panels, clock, window=window, thresholds=Thresholds.from_config(config),
-        spread_bps=settings.spread_bps)), spread_bps=settings.spread_bps)
+    signals, helped = signal_grid(panels, clock, window=window,
+                                  thresholds=Thresholds.from_config(config),
+                                  spread_bps=settings.spread_bps)
+    grid = build_grid(panels, clock, signals, spread_bps=settings.spread_bps)
+    return replace(_outcome(panels, clock, config, settings, grid, gap), helper=helped)
+
+
+def _outcome(panels: Panels, clock: Clock, config: Config, settings: Settings, grid: Grid,
+             gap: np.ndarray) -> Result:
+    """The backtest on `grid`: by the timelines, or the day loop from where they bind."""
     day_loop = _Run(panels, clock, config, settings, grid, gap)
     try:
         outcome = run_timelines(

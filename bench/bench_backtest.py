@@ -6,12 +6,16 @@
    position, limit DAY orders at the current price. backtrader decides at each bar's close
    and fills on the next bar (it has no intraday path); the backtester decides at noon as the
    bot does. The medians of a few runs and their ratio are printed.
-2. The backtester alone on 500 symbols x 5,000 sessions (2.5 M bars), in a child process:
-   median time of the backtest with $100,000 (the strategy loses its cash on this data by
-   2001, so from there the account binds and the day loop runs) and with $10,000,000 (it
-   never binds), the child's peak resident memory over those backtests (getrusage, data
-   included; taken before the traced run, whose bookkeeping would add to it) and the peak
-   of traced allocations during one more backtest (tracemalloc).
+2. The backtester alone on 500 symbols x 5,000 sessions (2.5 M bars), in a child process,
+   after one warm-up run: median time of the backtest with $100,000 (the strategy loses its
+   cash on this data by 2001, so from there the account binds and the day loop runs) and
+   with $10,000,000 (it never binds), each as it runs (a forked helper process computing
+   half of the per-symbol work where that pays, `Result.helper`) and in one process
+   (BACKTEST_PROCESSES=1), run by run in turn, with CPU seconds of the process and its
+   helpers and the ratio taken run by run; the child's peak resident memory over those
+   backtests (getrusage, data included, a helper's own pages apart; taken before the traced
+   run, whose bookkeeping would add to it) and the peak of traced allocations during one
+   more backtest (tracemalloc).
 
 3. What a user gets from `python backtest.py`: the configuration's default order settings
    (marketable-limit exits, market stops, escalation after a day) on the same 126,000 bars,
@@ -19,7 +23,8 @@
    closes-only, whose paths are Brownian bridges: the fills without a closed form).
 
 Each line says how the backtest was computed (`Result.engine`: the per-symbol timelines,
-the day loop, or timelines up to the day the account could bind and the day loop after).
+the day loop, or timelines up to the day the account could bind and the day loop after) and
+whether a helper process took a share.
 
 Not a test. Needs backtrader (pip install -r requirements-bench.txt):
 
@@ -33,6 +38,7 @@ import collections
 import collections.abc
 import json
 import math
+import os
 import resource
 import statistics
 import subprocess
@@ -70,7 +76,7 @@ START = date(2000, 1, 3)
 def backtest_seconds(market, runs: int, settings: Settings | None = None, *,
                      rules: dict[str, str] | None = None,
                      all_symbols: bool = True) -> tuple[float, int, str]:
-    """Median seconds, trades, and how the backtest was computed (Result.engine)."""
+    """Median seconds, trades, and how the backtest was computed (`how`)."""
     rules = RULES if rules is None else rules
     config = load_config({**rules, "TICKERS": market.symbols[0]} if all_symbols else rules)
     symbols = market.symbols if all_symbols else None
@@ -80,7 +86,45 @@ def backtest_seconds(market, runs: int, settings: Settings | None = None, *,
         result = run_backtest(market, config, symbols=symbols, settings=settings)
         times.append(time.perf_counter() - began)
         trades = len(result.trades)
-    return statistics.median(times), trades, result.engine
+    return statistics.median(times), trades, how(result)
+
+
+def how(result) -> str:
+    """Result.engine, and whether a helper process computed a share (Result.helper)."""
+    return f"{result.engine}; {'a helper process' if result.helper else 'one process'}"
+
+
+def cpu_seconds() -> float:
+    """CPU seconds of this process and of the children it has waited for (the helpers)."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
+def paired_seconds(market, runs: int, settings: Settings | None = None) -> dict[str, object]:
+    """The backtest as it runs (a helper process where it pays) and in one process
+    (BACKTEST_PROCESSES=1), run by run in turn: median wall and CPU seconds of each."""
+    config = load_config({**RULES, "TICKERS": market.symbols[0]})
+    found: dict[str, dict[str, list[float]]] = {k: {"wall": [], "cpu": []}
+                                                for k in ("default", "one")}
+    out: dict[str, object] = {}
+    for _ in range(runs):
+        for key in ("default", "one"):
+            if key == "one":
+                os.environ["BACKTEST_PROCESSES"] = "1"
+            cpu, began = cpu_seconds(), time.perf_counter()
+            result = run_backtest(market, config, symbols=market.symbols, settings=settings)
+            found[key]["wall"].append(time.perf_counter() - began)
+            found[key]["cpu"].append(cpu_seconds() - cpu)
+            os.environ.pop("BACKTEST_PROCESSES", None)
+            out[f"{key}_how"] = how(result)
+            out["trades"] = len(result.trades)
+    for key, times in found.items():
+        out[f"{key}_seconds"] = statistics.median(times["wall"])
+        out[f"{key}_range"] = (min(times["wall"]), max(times["wall"]))
+        out[f"{key}_cpu"] = statistics.median(times["cpu"])
+    out["ratio"] = statistics.median(
+        [b / a for a, b in zip(found["default"]["wall"], found["one"]["wall"], strict=True)])
+    return out
 
 
 # -- backtrader ---------------------------------------------------------------------------
@@ -153,10 +197,11 @@ def backtrader_seconds(market, runs: int) -> tuple[float, int]:
 def large_child(runs: int) -> None:
     nyse()
     market = synthetic.generate(500, start=date(1990, 1, 2), sessions=5000, seed=SEED)
-    seconds, trades, engine = backtest_seconds(market, runs)
+    run_backtest(market, load_config({**RULES, "TICKERS": market.symbols[0]}),
+                 symbols=market.symbols)  # warm: the first run pays for the fresh pages
+    paired = paired_seconds(market, runs)
     # The same with cash the strategy cannot lose: no run's entries ever bind.
-    rich_seconds, rich_trades, rich_engine = backtest_seconds(
-        market, runs, Settings(starting_cash=10_000_000.0))
+    rich = paired_seconds(market, runs, Settings(starting_cash=10_000_000.0))
     config = load_config({**RULES, "TICKERS": market.symbols[0]})
     # The process's peak before tracing: tracemalloc's own bookkeeping would add to it.
     maxrss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kilobytes on Linux
@@ -165,10 +210,19 @@ def large_child(runs: int) -> None:
     run_backtest(market, config, symbols=market.symbols)
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    print(json.dumps({"seconds": seconds, "trades": trades, "engine": engine,
-                      "rich_seconds": rich_seconds, "rich_trades": rich_trades,
-                      "rich_engine": rich_engine, "maxrss_mb": maxrss_kb / 1024,
+    print(json.dumps({"paired": paired, "rich": rich, "maxrss_mb": maxrss_kb / 1024,
                       "traced_peak_mb": peak / 2**20}))
+
+
+def paired_lines(label: str, found: dict) -> list[str]:
+    lines = []
+    for key, name in (("default", label), ("one", "  one process")):
+        low, high = found[f"{key}_range"]
+        lines.append(f"  {name:<12}{found[f'{key}_seconds']:7.3f} s  ({low:.3f}-{high:.3f}; "
+                     f"CPU {found[f'{key}_cpu']:.3f} s; {found['trades']} trades; "
+                     f"{found[f'{key}_how']})")
+    lines.append(f"  {'':<12}{found['ratio']:7.2f}x  one process / as it runs (run by run)")
+    return lines
 
 
 def main() -> int:
@@ -204,12 +258,11 @@ def main() -> int:
                                 str(args.runs)], capture_output=True, text=True, check=True)
         large = json.loads(child.stdout.strip().splitlines()[-1])
         print(f"500 symbols x 5,000 sessions (2.5 M bars), median of {args.runs} runs:")
-        print(f"  backtester  {large['seconds']:8.3f} s  ({large['trades']} trades; "
-              f"{large['engine']})")
-        print(f"  $10 M cash  {large['rich_seconds']:8.3f} s  ({large['rich_trades']} trades; "
-              f"{large['rich_engine']})")
-        print(f"  peak memory {large['maxrss_mb']:8.0f} MB resident (process, data included),"
-              f" {large['traced_peak_mb']:.0f} MB traced during one backtest")
+        print("\n".join(paired_lines("backtester", large["paired"])))
+        print("\n".join(paired_lines("$10 M cash", large["rich"])))
+        print(f"  peak memory {large['maxrss_mb']:8.0f} MB resident (this process, data "
+              f"included; a helper's pages apart), {large['traced_peak_mb']:.0f} MB traced "
+              "during one backtest")
     return 0
 
 

@@ -6,6 +6,7 @@ import shutil
 import tempfile
 
 import pytest
+import tqdm
 
 from tests.bot_process import BotProcesses
 from tests.sim_harness import Sim, flat_bars, market
@@ -15,6 +16,11 @@ from tests.sim_harness import Sim, flat_bars, market
 if "SIMBROKER_CACHE_DIR" not in os.environ:
     os.environ["SIMBROKER_CACHE_DIR"] = tempfile.mkdtemp(prefix="simbroker-cache-")
     atexit.register(shutil.rmtree, os.environ["SIMBROKER_CACHE_DIR"], ignore_errors=True)
+
+
+# tqdm's monitor thread (started by a sweep's progress bar) would outlive its test and keep
+# every later test from forking a helper process (forked.can_fork: a single thread only).
+tqdm.tqdm.monitor_interval = 0
 
 
 @pytest.fixture(scope="module")
@@ -48,18 +54,25 @@ def sim_factory(tmp_path, monkeypatch):
         sim.close()
 
 
-@pytest.fixture
-def may_fork(monkeypatch):
-    """This test process as forked.can_fork wants it, whatever ran before in it: forking
-    allowed again (a main(--processes 1) turns it off for the process) and tqdm's monitor
-    thread, which an earlier progress bar leaves running, stopped (a process with a thread
-    forks no helper)."""
-    import sys
-
+@pytest.fixture(autouse=True)
+def _forking_as_the_session_began():
+    """`backtest.py --processes 1` turns forking off for the rest of its process
+    (forked.disable()); a test that runs it in this process must not turn it off for the
+    tests after it."""
     import forked
 
-    monkeypatch.setattr(forked, "_allowed", True)
-    tqdm = sys.modules.get("tqdm")
-    if tqdm is not None and tqdm.tqdm.monitor is not None:
-        tqdm.tqdm.monitor.exit()
-        tqdm.tqdm.monitor = None
+    allowed = forked._allowed
+    yield
+    forked._allowed = allowed
+
+
+@pytest.fixture
+def as_if_single_threaded(monkeypatch):
+    """Threads that earlier tests left running (dask's event loop once a local cluster ran, a
+    slow local server's request thread) counted out of `threading.active_count`, so that
+    `forked.can_fork()` sees this test's own threads alone, as in a fresh process."""
+    import threading
+
+    left = threading.active_count() - 1
+    real = threading.active_count
+    monkeypatch.setattr(threading, "active_count", lambda: real() - left)

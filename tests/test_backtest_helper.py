@@ -1,159 +1,172 @@
-"""A single run's report written by a helper process beside its files: the same files and
-output as in one process, and the same error, with no file of the run put in place, when
-either side fails."""
+"""The backtest with a forked helper process computing half of the per-symbol work (the grid
+of signals, the fills' prices and times) gives the one-process backtest's results bit for
+bit, and an error in the helper reaches the caller.
+
+The thresholds from which the helper is used are lowered to one cell and one fill, so that
+the small markets here take it; BACKTEST_PROCESSES=1 gives the one-process run.
+"""
+
+from __future__ import annotations
 
 import os
-import resource
-import signal
-import subprocess
-import sys
-from pathlib import Path
+from dataclasses import replace
+from datetime import date
 
+import numpy as np
 import pytest
 
-from backtester import cli
+import forked
+from backtester import Settings, run_backtest, signals, timeline
+from backtester.engine import _TRADE_FIELDS, Result
+from backtester.panels import build_panels, session_clock
+from backtester.signals import signal_grid
+from config import load_config
+from market_calendar import nyse
+from signal_generator import Thresholds
+from simbroker import market_data, synthetic
+from simbroker.market_data import Split
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs a platform that forks")
 
-ROOT = Path(__file__).resolve().parent.parent
-PERIOD = ["--start", "2022-01-03", "--end", "2022-03-31", "--symbols", "AAPL,AMZN,KO,XOM"]
-OUTPUTS = ("trades.csv", "equity.csv", "stats.json", "report.html")
-
 
 @pytest.fixture
-def helped(tmp_path, monkeypatch, capsys, may_fork):
-    """main() with the helper from the smallest run on (and two CPUs, however many the machine
-    has), or in one process (`processes="1"`, as BACKTEST_PROCESSES=1)."""
-    monkeypatch.chdir(tmp_path)  # no .env of the developer's leaks in
-    monkeypatch.setattr(cli, "HELPER_MIN_CELLS", 0)
+def helper_everywhere(monkeypatch, as_if_single_threaded):
+    monkeypatch.delenv("BACKTEST_PROCESSES", raising=False)
+    monkeypatch.setattr(signals, "HELPER_MIN_CELLS", 1)
+    monkeypatch.setattr(timeline, "HELPER_MIN_FILLS", 1)
+    # A process that may fork (two CPUs, one thread): what a user's machine gives.
     monkeypatch.setattr(os, "sched_getaffinity", lambda _: {0, 1})
+    assert forked.can_fork()
+    return monkeypatch
 
-    def invoke(out, *args, processes=None):
-        if processes is None:
-            monkeypatch.delenv("BACKTEST_PROCESSES", raising=False)
+
+def both_ways(monkeypatch, **run) -> tuple[Result, Result]:
+    """The same backtest in one process and with the helper."""
+    with monkeypatch.context() as patch:
+        patch.setenv("BACKTEST_PROCESSES", "1")
+        alone = run_backtest(**run)
+    helped = run_backtest(**run)
+    assert (alone.helper, helped.helper) == (False, True)
+    return alone, helped
+
+
+def assert_same_bits(a: Result, b: Result) -> None:
+    assert a.engine == b.engine
+    for name in _TRADE_FIELDS:
+        assert np.array_equal(getattr(a.trades, name), getattr(b.trades, name),
+                              equal_nan=True), name
+    for name in ("equity", "cash", "long_value", "short_value", "positions", "prices", "z",
+                 "benchmark"):
+        x, y = getattr(a, name), getattr(b, name)
+        assert x.tobytes() == y.tobytes(), name
+    for name in ("day", "purpose", "filled", "shortfall_bps"):
+        assert getattr(a.orders, name).tobytes() == getattr(b.orders, name).tobytes(), name
+    for name in a.costs.__dataclass_fields__:
+        x, y = getattr(a.costs, name), getattr(b.costs, name)
+        assert (x is None and y is None) or x.tobytes() == y.tobytes(), name
+
+
+@pytest.fixture(scope="module")
+def us():
+    return market_data.load("us-stocks")
+
+
+def test_shipped_data_with_bridges_dividends_and_an_odd_number_of_symbols(us,
+                                                                          helper_everywhere):
+    # 25 symbols (12 and 13 per process), 19 closes-only (Brownian bridges) and 6 with a
+    # range, AAPL and NVDA paying dividends; the configuration's default orders.
+    assert len(us.symbols) % 2 == 1 and us.dividends()
+    alone, helped = both_ways(helper_everywhere, market=us, config=load_config({}),
+                              start=date(2015, 1, 2), end=date(2019, 12, 31))
+    assert len(alone.trades) > 100
+    assert_same_bits(alone, helped)
+
+
+def test_shipped_splits_with_the_bench_rules(helper_everywhere):
+    market = market_data.load("splits")
+    assert market.splits()
+    config = load_config({"ENTRY_ORDER_TYPE": "limit", "EXIT_ORDER_TYPE": "limit",
+                          "STOP_ORDER_TYPE": "limit", "EXIT_ESCALATE_AFTER_DAYS": "0",
+                          "POSITION_SIZE_USD": "100"})
+    alone, helped = both_ways(helper_everywhere, market=market, config=config,
+                              symbols=market.symbols)
+    assert len(alone.trades) > 10
+    assert_same_bits(alone, helped)
+
+
+SESSIONS = [s.day for s in nyse().sessions_between(date(2015, 1, 2), date(2017, 6, 30))]
+
+
+@pytest.mark.parametrize("n, cash", [(7, 100_000.0), (2, 100_000.0), (11, 1_500.0)])
+def test_synthetic_bars_with_halts_splits_and_gaps(helper_everywhere, n, cash):
+    # Missing bars (halts), forward and reverse splits, a gap; with little cash the account
+    # binds and the day loop takes over from the grid the two processes computed.
+    names = [f"S{k:04d}" for k in range(n)]
+    days = SESSIONS[:300]
+    market = synthetic.generate(
+        names, start=days[0], sessions=len(days), seed=n,
+        splits=[Split(names[-1], days[120], 2.0), Split(names[0], days[200], 0.25)],
+        halts={names[n // 2]: days[50:53] + days[140:141]},
+        gaps={names[0]: {days[90]: -0.2}}, daily_vol=0.03)
+    config = load_config({"TICKERS": ",".join(names), "Z_SCORE_WINDOW": "10",
+                          "POSITION_SIZE_USD": "500", "ENTRY_ORDER_TYPE": "limit",
+                          "EXIT_ORDER_TYPE": "limit", "STOP_ORDER_TYPE": "limit",
+                          "EXIT_ESCALATE_AFTER_DAYS": "0"})
+    alone, helped = both_ways(helper_everywhere, market=market, config=config,
+                              symbols=market.symbols, settings=Settings(starting_cash=cash))
+    assert len(alone.trades) > 20
+    if cash < 10_000:
+        assert "day loop" in alone.engine
+    assert_same_bits(alone, helped)
+
+
+def test_the_signals_of_every_cell_are_the_same_bits(us, helper_everywhere):
+    calendar = nyse(us.first_day, us.last_day)
+    panels = build_panels(us, us.symbols, first_day=date(2014, 1, 2), last_day=date(2016, 6, 30),
+                          window=30, calendar=calendar)
+    clock = session_clock(panels.sessions)
+    kw = dict(window=30, thresholds=Thresholds.from_config(load_config({})), spread_bps=2.0)
+    helped, used = signal_grid(panels, clock, **kw)
+    alone, alone_used = signal_grid(panels, clock, helper_min_cells=10**12, **kw)
+    assert (used, alone_used) == (True, False)
+    for name in helped.__dataclass_fields__:
+        x, y = getattr(helped, name), getattr(alone, name)
+        if isinstance(x, np.ndarray):
+            assert x.dtype == y.dtype and x.tobytes() == y.tobytes(), name
         else:
-            monkeypatch.setenv("BACKTEST_PROCESSES", processes)
-        code = cli.main([*args, "--out", str(out), "--timings"], environ={})
-        printed = capsys.readouterr()
-        return code, printed.out.replace(str(out), "OUT"), printed.err
-    return invoke
+            assert x == y, name
 
 
-SPLITS = ["--data", "splits", "--symbols", "AAPL,GOOG,MSFT", "--start", "2004-01-02", "--end",
-          "2006-12-29"]
+def raised_by_join(caught: pytest.ExceptionInfo) -> bool:
+    """Whether the exception was raised again by `forked.Child.join` (from the helper)."""
+    return any(e.path.name == "forked.py" and e.name == "join" for e in caught.traceback)
 
 
-@pytest.mark.parametrize("args", [[*PERIOD, "--split", "2022-02-15"], SPLITS])
-def test_the_helper_writes_the_same_files_and_output_as_one_process(helped, tmp_path, args):
-    code, out, err = helped(tmp_path / "helped", *args)
-    assert code == 0, err
-    assert "report in the helper" in err  # the helper did write the report
-    code, alone_out, alone_err = helped(tmp_path / "alone", *args, processes="1")
-    assert code == 0, alone_err
-    assert "report in the helper" not in alone_err
-    assert out == alone_out
-    for name in OUTPUTS:
-        assert (tmp_path / "helped" / name).read_bytes() == \
-            (tmp_path / "alone" / name).read_bytes(), name
-    assert sorted(p.name for p in (tmp_path / "helped").iterdir()) == sorted(OUTPUTS)
-
-
-def _old_outputs(out: Path) -> None:
-    out.mkdir()
-    for name in OUTPUTS:
-        (out / name).write_text(f"old {name}")
-
-
-def _assert_old_outputs(out: Path) -> None:
-    """Every file as the previous run left it, and no temporary one."""
-    assert sorted(p.name for p in out.iterdir()) == sorted(OUTPUTS)
-    for name in OUTPUTS:
-        assert (out / name).read_text() == f"old {name}", name
-
-
-def _small_files_only() -> None:
-    # Files of at most 1 MB: the page (plotly.js inline, ~4.7 MB) cannot be written, the
-    # CSV and JSON files of this short run can; Python ignores SIGXFSZ, so the write fails
-    # with EFBIG ("File too large").
-    resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, 1 << 20))
-
-
-def _command(out: Path, processes: str | None) -> subprocess.CompletedProcess:
-    probe = ("import sys\nfrom backtester import cli\ncli.HELPER_MIN_CELLS = 0\n"
-             f"sys.exit(cli.main({[*PERIOD, '--out', str(out)]!r}, environ={{}}))")
-    env = {k: v for k, v in os.environ.items() if k != "BACKTEST_PROCESSES"}
-    if processes is not None:
-        env["BACKTEST_PROCESSES"] = processes
-    return subprocess.run([sys.executable, "-c", probe], cwd=out.parent, env={
-        **env, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=300,
-        preexec_fn=_small_files_only)
-
-
-@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="the helper needs two CPUs")
-def test_a_report_the_helper_cannot_write_is_the_same_error_and_publishes_nothing(tmp_path):
-    (tmp_path / "helped").mkdir()
-    (tmp_path / "alone").mkdir()
-    helped = _command(tmp_path / "helped" / "out", None)
-    alone = _command(tmp_path / "alone" / "out", "1")
-    _old_outputs(tmp_path / "helped" / "again")
-    helped_again = _command(tmp_path / "helped" / "again", None)
-    assert helped.returncode == alone.returncode == helped_again.returncode == 1
-    assert alone.stderr.startswith("backtest.py: error: ")
-    assert "report.html: cannot be written (File too large)" in alone.stderr
-    assert helped.stderr.replace("helped", "alone") == alone.stderr
-    assert helped.stdout == alone.stdout == ""
-    # Nothing of the run was put in place, neither the report nor the files written beside it.
-    assert list((tmp_path / "helped" / "out").iterdir()) == []
-    assert list((tmp_path / "alone" / "out").iterdir()) == []
-    _assert_old_outputs(tmp_path / "helped" / "again")
-
-
-def test_a_failure_of_the_files_beside_the_helper_stops_it_and_publishes_nothing(
-        helped, tmp_path, monkeypatch):
-    def out_of_memory(result):
-        raise MemoryError("trades.csv")
-
-    monkeypatch.setattr(cli, "result_texts", out_of_memory)
-    for processes in (None, "1"):
-        out = tmp_path / f"out{processes}"
-        _old_outputs(out)
-        with pytest.raises(MemoryError, match="trades.csv"):
-            helped(out, *PERIOD, processes=processes)
-        _assert_old_outputs(out)
-    with pytest.raises(ChildProcessError):  # the helper was stopped and reaped
-        os.waitpid(-1, os.WNOHANG)
-
-
-def test_an_output_that_is_a_directory_is_named_and_the_others_stay(helped, tmp_path):
-    for processes in (None, "1"):
-        out = tmp_path / f"out{processes}"
-        _old_outputs(out)
-        (out / "report.html").unlink()
-        (out / "report.html").mkdir()
-        code, printed, err = helped(out, *PERIOD, processes=processes)
-        assert code == 1
-        assert err.startswith(f"backtest.py: error: {out}/report.html: cannot be written "
-                              "(Is a directory)")
-        assert printed == ""
-        assert sorted(p.name for p in out.iterdir()) == sorted(OUTPUTS)
-        assert (out / "trades.csv").read_text() == "old trades.csv"
-
-
-def test_a_helper_killed_on_the_way_costs_only_time(helped, tmp_path, monkeypatch):
-    parent, write_report = os.getpid(), cli._write_report
-
-    def killed_in_the_helper(*args):
-        if os.getpid() != parent:  # as the kernel's out-of-memory killer would
-            os.kill(os.getpid(), signal.SIGKILL)
-        write_report(*args)
-
-    monkeypatch.setattr(cli, "_write_report", killed_in_the_helper)
-    code, out, err = helped(tmp_path / "helped", *PERIOD)
-    assert code == 0, err
-    assert "a helper process ended without its result (exit status -9); the report is " \
-        "written by this process instead" in err
-    code, alone_out, _ = helped(tmp_path / "alone", *PERIOD, processes="1")
-    assert code == 0 and out == alone_out
-    for name in OUTPUTS:
-        assert (tmp_path / "helped" / name).read_bytes() == \
-            (tmp_path / "alone" / name).read_bytes(), name
+def test_an_error_in_the_helper_reaches_the_caller(us, helper_everywhere):
+    calendar = nyse(us.first_day, us.last_day)
+    panels = build_panels(us, us.symbols, first_day=date(2014, 1, 2), last_day=date(2014, 6, 30),
+                          window=30, calendar=calendar)
+    clock = session_clock(panels.sessions)
+    kw = dict(window=30, thresholds=Thresholds.from_config(load_config({})), spread_bps=2.0)
+    n = len(panels.symbols)
+    half = n // 2
+    # Closes for the parent's half of the columns only: the helper's half has none.
+    broken = replace(panels, close=panels.close[:, :half])
+    out = {name: np.empty((panels.n_days, n), kind)
+           for name, kind in signals._GRID_DTYPES.items()}
+    out["filled"] = np.empty((2, panels.n_days, n), bool)
+    with pytest.raises(Exception) as in_process:  # the helper's share, computed here
+        signals._columns_into(out, broken, clock, slice(half, n), **kw)
+    with pytest.raises(type(in_process.value)) as from_helper:
+        signal_grid(broken, clock, **kw)
+    assert str(from_helper.value) == str(in_process.value)
+    assert raised_by_join(from_helper)
+    # The fills' helper: orders on columns the truncated highs do not have.
+    day = np.arange(10)
+    symbol = np.r_[np.zeros(5, int), np.full(5, len(panels.symbols) - 1)]
+    args = (day, symbol, np.ones(10, bool), np.full(10, 100.0), np.full(10, 0.4), 2.0)
+    short = replace(panels, high=panels.high[:, :half])
+    with pytest.raises(IndexError, match="out of bounds") as from_helper:
+        timeline.limit_fills(short, *args)
+    assert raised_by_join(from_helper)
+    assert timeline.limit_fills(panels, *args)[0].shape == (10,)  # and it works when sound
