@@ -31,8 +31,10 @@ from __future__ import annotations
 import datetime
 import functools
 import gzip
+import io
 import math
 import os
+import struct
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -40,6 +42,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+import forked
 from simbroker import dividends as dividend_files
 from simbroker import price_model
 from simbroker.dividends import Dividend
@@ -480,51 +483,253 @@ def _read_plain_csv(path: Path) -> _Long | None:
     characters, dates as YYYY-MM-DD. None for any other file (quotes, an empty field, other
     columns, a "nan", ...): pandas' reads take it, with their checks and their messages.
     numpy and pandas read the same decimal text to the same float (tests/test_market_data.py).
+
+    A large uncompressed file is read in two pieces at once (`_read_plain_split`) where a
+    helper process may be forked; a gzip file is read in one piece (it cannot be entered in the
+    middle).
     """
     try:
-        opener = gzip.open if path.name.endswith(".gz") else open
+        gzipped = path.name.endswith(".gz")
+        opener = gzip.open if gzipped else open
         with opener(path, "rt", encoding="utf-8", newline="") as handle:
             header = handle.readline()
         if header.rstrip("\r\n") != _HEADER:
             return None
+        large = not gzipped and path.stat().st_size >= SPLIT_READ_BYTES
+    except (ValueError, OSError, EOFError, UnicodeDecodeError):
+        return None
+    if large and forked.can_fork():
+        try:
+            split = _read_plain_split(path, len(header.encode()))
+        except OSError:  # no fork, pipe or shared memory to be had: one piece
+            split = None
+        if split is not None:
+            return split
+    try:
         rows = np.loadtxt(path, dtype=_PLAIN_ROW, delimiter=",", skiprows=1, comments=None,
                           ndmin=1, encoding="utf-8")
     except (ValueError, OSError, EOFError, UnicodeDecodeError):
         return None
     if len(rows) == 0:
         return None
-    tickers = _plain_tickers(rows["symbol"])
+    runs = _ticker_runs(rows["symbol"])
+    names = _plain_names(runs[0])
     days = _plain_days(rows["date"])
-    if tickers is None or days is None:
+    if names is None or days is None:
         return None
     # (n, 5) with each field contiguous, as the typed read makes it.
     values = np.asfortranarray(rows["values"])
     del rows
     if np.isnan(values).any():  # a "nan" written out, which pandas' reads refuse
         return None
-    keys, names = tickers
-    return _Long(keys, names, days, values)
+    return _Long(runs[1], names, days, values)
 
 
-def _plain_tickers(symbols: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-    """Keys that sort like the tickers, and the sorted tickers; None if one is not plain."""
+def _ticker_runs(symbols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The sorted distinct tickers (as bytes) and, per row, the key of its ticker among them."""
     # Tickers compared as their 16 bytes, two 64-bit words (NUL-padded alike): twice as fast.
     words = np.ascontiguousarray(symbols).view(np.uint64).reshape(len(symbols), -1)
     changes = (words[1:, 0] != words[:-1, 0]) | (words[1:, 1] != words[:-1, 1])
     starts = np.flatnonzero(np.r_[True, changes])
     runs = symbols[starts]
     if np.all(runs[1:] > runs[:-1]):  # written symbol by symbol, in order: no sort needed
-        names = runs
         keys = np.repeat(np.arange(len(runs), dtype=np.int64), np.diff(np.r_[starts, len(symbols)]))
-    else:
-        names, keys = np.unique(symbols, return_inverse=True)
-        keys = keys.reshape(-1).astype(np.int64)
+        return runs, keys
+    names, keys = np.unique(symbols, return_inverse=True)
+    return names, keys.reshape(-1).astype(np.int64)
+
+
+def _plain_names(names: np.ndarray) -> np.ndarray | None:
+    """The sorted distinct tickers as text; None if one is not plain."""
     lengths = np.char.str_len(names)
     raw = np.frombuffer(names.tobytes(), dtype=np.uint8)
     if (lengths.min() < 1 or lengths.max() >= _PLAIN_SYMBOL_BYTES or (raw >= 128).any()
             or (raw == ord('"')).any() or (np.char.strip(names) != names).any()):
         return None
-    return keys, names.astype(str)
+    return names.astype(str)
+
+
+# ---------------------------------------------------------------------------------------------
+# The plain read in two pieces: the parent reads the first part of the rows while a forked
+# child reads the rest, and each writes its rows straight into the final arrays, which are in
+# memory shared by the two, so that nothing is put together afterwards. Each piece runs the
+# plain read's checks and the bar checks on its own rows; a piece that fails any of them (or a
+# child that fails) leaves the whole file to the one-piece read, which finds the problem and
+# names it as it always did.
+
+# Files from this size on are read in two pieces: below it, forking and the shared arrays cost
+# about what the second core saves (bench/bench_load.py). Tests lower it.
+SPLIT_READ_BYTES = 24_000_000
+# The shortest row a plain file can have ("A,2020-03-02,1,1,1,1,1" and its newline): the row
+# count cannot exceed the file's size over it, which sizes the shared arrays (their pages that
+# are never written take no memory).
+_SHORTEST_ROW = 23
+# The child's share of the rows' bytes: a little over half, as the parent also forks it and
+# puts the two pieces' tickers together.
+_CHILD_SHARE = 0.5
+
+
+@dataclass
+class _Piece:
+    """One process's share of a plain file's rows, read and checked: the parsed rows, the
+    sorted distinct tickers (bytes) with a key into them per row, and the day numbers."""
+
+    rows: np.ndarray
+    names: np.ndarray
+    keys: np.ndarray
+    days: np.ndarray
+
+
+@dataclass(frozen=True)
+class _Columns:
+    """The final arrays in shared memory, sized for the most rows the file can hold: per row
+    a ticker key and a day number, and the FIELDS values one field after the other."""
+
+    keys: np.ndarray
+    days: np.ndarray
+    values: np.ndarray
+
+    @classmethod
+    def for_bytes(cls, size: int) -> _Columns:
+        bound = size // _SHORTEST_ROW + 1
+        return cls(forked.shared_array(bound, np.int64), forked.shared_array(bound, np.int64),
+                   forked.shared_array(len(FIELDS) * bound, np.float64))
+
+    def field_major(self, rows: int) -> np.ndarray:
+        """The (5, rows) view whose transpose is the (rows, 5) values, each field contiguous."""
+        return self.values[:len(FIELDS) * rows].reshape(len(FIELDS), rows)
+
+
+def _read_plain_split(path: Path, header_bytes: int) -> _Long | None:
+    """The plain read of `path` in two pieces at once (see above); None if either fails."""
+    size = path.stat().st_size
+    cut = _line_start(path, header_bytes + int((size - header_bytes) * (1 - _CHILD_SHARE)))
+    if cut is None:
+        return None
+    columns = _Columns.for_bytes(size - header_bytes)
+    to_child, to_parent = os.pipe(), os.pipe()
+    try:
+        with forked.Child(_child_piece, path, cut, size, columns, to_child, to_parent) as child:
+            os.close(to_child[0])  # the child's ends
+            os.close(to_parent[1])
+            to_child, to_parent = (-1, to_child[1]), (to_parent[0], -1)
+            piece = _parse_piece(path, header_bytes, cut)
+            if piece is None:
+                return None  # leaving the block stops the child
+            mine = len(piece.rows)
+            theirs = _swap_counts(mine, to_child[1], to_parent[0])
+            if theirs < 0 or not _place(piece, 0, mine + theirs, columns):
+                return None
+            try:
+                their_names = child.join()
+            except Exception:  # a child that failed leaves the file to the one-piece read
+                return None
+    finally:
+        for end in (*to_child, *to_parent):
+            if end >= 0:
+                os.close(end)
+    if their_names is None:
+        return None
+    rows = mine + theirs
+    return _joined(columns, rows, [(piece.names, slice(0, mine)),
+                                   (their_names, slice(mine, rows))])
+
+
+def _child_piece(path: Path, start: int, end: int, columns: _Columns,
+                 to_child: tuple[int, int], to_parent: tuple[int, int]) -> np.ndarray | None:
+    """In the child: the rows from byte `start` on, placed after the parent's; their sorted
+    distinct tickers, or None if they fail a check."""
+    os.close(to_child[1])  # the parent's ends: so that a parent gone is an end of file here
+    os.close(to_parent[0])
+    piece = _parse_piece(path, start, end)
+    mine = -1 if piece is None else len(piece.rows)
+    theirs = _swap_counts(mine, to_parent[1], to_child[0])
+    if piece is None or theirs < 0 or not _place(piece, theirs, theirs + mine, columns):
+        return None
+    return piece.names
+
+
+def _line_start(path: Path, offset: int) -> int | None:
+    """The offset of the first line that starts at or after `offset`; None if none does."""
+    with open(path, "rb") as handle:
+        handle.seek(offset - 1)
+        handle.readline()  # the end of the line that `offset - 1` is in
+        start = handle.tell()
+    return start if start < path.stat().st_size else None
+
+
+def _parse_piece(path: Path, start: int, end: int) -> _Piece | None:
+    """Bytes `start` to `end` of a plain file, whole lines, parsed and checked like the whole
+    file by `_read_plain_csv`; None if they are not plain."""
+    with open(path, "rb") as handle:
+        handle.seek(start)
+        text = handle.read(end - start)
+    # A carriage return or a quote is left to the one-piece read, which takes them as the
+    # file's text mode and pandas do (a line is cut here at newlines only).
+    if b"\r" in text or b'"' in text:
+        return None
+    try:
+        rows = np.loadtxt(io.BytesIO(text), dtype=_PLAIN_ROW, delimiter=",", comments=None,
+                          ndmin=1, encoding="utf-8")
+    except (ValueError, UnicodeDecodeError):
+        return None
+    del text
+    if len(rows) == 0:
+        return None
+    days = _plain_days(rows["date"])
+    if days is None:
+        return None
+    names, keys = _ticker_runs(rows["symbol"])
+    return _Piece(rows, names, keys, days)
+
+
+def _swap_counts(mine: int, send: int, receive: int) -> int:
+    """Tell the other process how many rows this one read (-1: it failed) and learn its count
+    (-1 if it failed or ended without a word)."""
+    try:
+        os.write(send, struct.pack("<q", mine))
+    except BrokenPipeError:  # the other process has ended
+        return -1
+    got = os.read(receive, 8)  # 8 bytes: one write of at most PIPE_BUF, read whole
+    return struct.unpack("<q", got)[0] if len(got) == 8 else -1
+
+
+def _place(piece: _Piece, first: int, rows: int, columns: _Columns) -> bool:
+    """Write `piece` into the final arrays from row `first` on (`rows` in all) and check its
+    bars; False if one is not a possible bar."""
+    count = len(piece.rows)
+    where = slice(first, first + count)
+    columns.keys[where] = piece.keys
+    columns.days[where] = piece.days
+    fields = columns.field_major(rows)
+    fields[:, where] = piece.rows["values"].T
+    values = fields[:, where].T
+    if np.isnan(values).any():  # a "nan" written out, which pandas' reads refuse
+        return False
+    try:
+        _check_values(values, _Source("piece"))
+    except ValueError:
+        return False
+    return True
+
+
+def _joined(columns: _Columns, rows: int, pieces: list[tuple[np.ndarray, slice]],
+            ) -> _Long | None:
+    """The pieces as one long table: each piece's keys renumbered among all the tickers."""
+    everyone = np.unique(np.concatenate([names for names, _ in pieces]))
+    keys = columns.keys[:rows]
+    for names, where in pieces:
+        renumbered = np.searchsorted(everyone, names)
+        if np.array_equal(renumbered, renumbered[0] + np.arange(len(names))):
+            if renumbered[0]:
+                keys[where] += renumbered[0]
+        else:
+            keys[where] = renumbered[keys[where]]
+    names = _plain_names(everyone)
+    if names is None:
+        return None
+    return _Long(keys, names, columns.days[:rows], columns.field_major(rows).T,
+                 values_checked=True)
 
 
 _DATE_DIGITS = [0, 1, 2, 3, 5, 6, 8, 9]  # of YYYY-MM-DD
@@ -625,6 +830,7 @@ class _Long:
     names: np.ndarray | None
     days: np.ndarray
     values: np.ndarray
+    values_checked: bool = False  # by `_check_values` already (each piece of a split read)
 
     def name(self, key: object) -> str:
         return str(key if self.names is None else self.names[key])
@@ -696,7 +902,8 @@ def _series_from_columns(long: _Long, source: _Source, *, check_sessions: bool =
     keys, days, values = long.keys, long.days, long.values
     if check_sessions:
         _check_sessions(days, source)
-    _check_values(values, source)
+    if not long.values_checked:
+        _check_values(values, source)
     order = _sort_order(keys, days)
     if order is not None:
         keys, days, values = keys[order], days[order], values[order]

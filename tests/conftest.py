@@ -73,6 +73,9 @@ def as_if_single_threaded(monkeypatch):
     `forked.can_fork()` sees this test's own threads alone, as in a fresh process."""
     import threading
 
-    left = threading.active_count() - 1
+    # Those threads themselves, not their number: one that ends during the test must not be
+    # counted out again (the count would then fall below this test's own one thread).
+    left = [t for t in threading.enumerate() if t is not threading.current_thread()]
     real = threading.active_count
-    monkeypatch.setattr(threading, "active_count", lambda: real() - left)
+    monkeypatch.setattr(threading, "active_count",
+                        lambda: real() - sum(t.is_alive() for t in left))
