@@ -15,6 +15,7 @@ import io
 import json
 import os
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +98,71 @@ class StagedText:
             if isinstance(exc, OSError):
                 raise write_error(self.path, exc) from None
             raise
+
+
+class StagedFiles:
+    """atomic_write_text for several files of one directory that belong together (one run's
+    outputs): each is written under a temporary name of the directory and fsynced
+    (`write`), and `publish` puts them all in place at the end, in order (os.replace each,
+    then the directory's fsync). Until then every target is as it was; leaving the `with`
+    block unpublished (an error on either side) removes every temporary file, so no file is
+    ever half written and none of the set replaces an old one unless all of it was written.
+
+    The temporary files are made at once, by the process that publishes: another process
+    forked from it may `write` some of them, and a failure on either side leaves nothing
+    behind. Errors are StateFileError naming the target, as atomic_write_text's."""
+
+    def __init__(self, directory: Path, names: Sequence[str]) -> None:
+        self.paths = {name: directory / name for name in names}
+        self._tmp: dict[str, str] = {}
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise write_error(directory / names[0], exc) from None
+        try:
+            for name, path in self.paths.items():
+                try:
+                    fd, self._tmp[name] = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp",
+                                                           dir=directory)
+                except OSError as exc:
+                    raise write_error(path, exc) from None
+                os.close(fd)
+        except BaseException:
+            self.abandon()
+            raise
+
+    def write(self, name: str, text: str) -> None:
+        """`text` as the content of `name`, on disk (fsynced) under its temporary name."""
+        try:
+            with open(self._tmp[name], "w", encoding="utf-8", newline="") as handle:
+                handle.write(text)
+                handle.flush()
+                os.fsync(handle.fileno())
+        except OSError as exc:
+            raise write_error(self.paths[name], exc) from None
+
+    def publish(self) -> None:
+        # A target that is a directory would stop os.replace half way through the set.
+        for path in self.paths.values():
+            if path.is_dir():
+                raise write_error(path, IsADirectoryError(errno.EISDIR, "Is a directory"))
+        for name, path in self.paths.items():
+            try:
+                os.replace(self._tmp.pop(name), path)
+            except OSError as exc:
+                raise write_error(path, exc) from None
+        _fsync_dir(next(iter(self.paths.values())))
+
+    def abandon(self) -> None:
+        """Remove every temporary file not yet put in place."""
+        while self._tmp:
+            Path(self._tmp.popitem()[1]).unlink(missing_ok=True)
+
+    def __enter__(self) -> StagedFiles:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.abandon()
 
 
 def write_error(path: Path, exc: OSError) -> StateFileError:

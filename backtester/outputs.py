@@ -313,4 +313,9 @@ def write_texts(out_dir: Path, texts: Mapping[str, str]) -> None:
 
 
 def write_stats(path: Path, stats: dict[str, Any]) -> None:
-    atomic_write_text(path, json.dumps(json_ready(stats), indent=2, allow_nan=False) + "\n")
+    atomic_write_text(path, stats_text(stats))
+
+
+def stats_text(stats: Mapping[str, Any]) -> str:
+    """stats.json's text."""
+    return json.dumps(json_ready(stats), indent=2, allow_nan=False) + "\n"

@@ -10,8 +10,15 @@ Parts (--only picks some; all by default):
   (bench/write_csv.py, written once under .bench/data). vectorbt's numba cache is warmed by
   one untimed run per size first; its JIT cost is reported apart: the first simulation of a
   process minus a second one in the same process (`--twice`), and a run with a cold cache.
-* ``memory``: peak resident memory and time of `backtest.py` on 2.5 M and 12.6 M (5,000 x
-  2,520) bars from CSV (12.6 M: `--big-rounds`, default 1).
+* ``memory``: time and peak memory of `backtest.py` on 2.5 M and 12.6 M (5,000 x 2,520) bars
+  from CSV (12.6 M: `--big-rounds`, default 1): the process's own peak resident memory from
+  the timed rounds, and from as many separate rounds under `bench/peak.py --tree` the peak of
+  the summed proportional set sizes of the process and its helper process (sampled every
+  20 ms, which slows a run; the peers part gives the same from one sampled round each).
+* ``helper``: a single run's report written by a helper process beside its files
+  (the default) against everything in one process (`BACKTEST_PROCESSES=1`), at 126,000, 2.5 M
+  and 5 M bars: wall and CPU seconds, the in-process phases (the helper's own time is
+  `report in the helper`) and the ratio pair by pair.
 * ``sweep``: a 9-combination `--grid` on 500 x 2,520 with `--processes 1` against 2.
 * ``hugepages``: `backtest.py` on 2.5 M bars with numpy's transparent huge pages off (its
   default, see backtest.py) against on (``NUMPY_MADVISE_HUGEPAGE=1``).
@@ -54,6 +61,7 @@ PY = sys.executable
 SIZES = {"126,000": (50, 2520), "2.5 M": (500, 5000), "5 M": (2000, 2520)}
 GRID = ["entry_z=1.0,1.5,2.0", "window=20,30,60"]
 BIG_ROUNDS = 1  # rounds at 12.6 M bars (--big-rounds)
+PARTS = ("peers", "memory", "helper", "sweep", "hugepages", "startup")
 
 
 def ours(label: str, symbols: int, sessions: int, out: Path, *extra: str,
@@ -65,6 +73,21 @@ def ours(label: str, symbols: int, sessions: int, out: Path, *extra: str,
     return Command(label, measured([PY, "backtest.py", "--data", str(path), "--timings",
                                     "--out", str(out), *extra]),
                    {**rules, "TICKERS": tickers(symbols)})
+
+
+def sampled(command: Command) -> Command:
+    """`command` under bench/peak.py --tree: the peak of the summed proportional set sizes of
+    the process and of every process it forks, sampled every 20 ms."""
+    argv = list(command.argv)
+    at = argv.index(str(ROOT / "bench" / "peak.py")) + 1
+    return Command(f"{command.label} (--tree)", [*argv[:at], "--tree", *argv[at:]],
+                   command.env)
+
+
+def tree_text(runs: list) -> str:
+    """The tree's peak and, beside it, the process's own peak in the same sampled runs."""
+    return (f"tree {spread([r.tree_mb for r in runs], 'MB', 0)} (process and helper, summed "
+            f"PSS; its own peak RSS {spread([r.peak_mb for r in runs], 'MB', 0)})")
 
 
 def peers(rounds: int, peer: str, out: Path) -> None:
@@ -82,9 +105,12 @@ def peers(rounds: int, peer: str, out: Path) -> None:
         print(f"{size} bars ({symbols} x {sessions:,}), {rounds} rounds:")
         runs = interleave(commands, rounds)
         mine = runs["backtest.py"]
-        for label, measured_runs in runs.items():
-            print(f"  {label:12s} {spread([r.seconds for r in measured_runs])}, peak "
-                  f"{spread([r.peak_mb for r in measured_runs], 'MB', 0)}")
+        # Memory of the whole tree from separate sampled rounds (sampling slows a run ~4%).
+        trees = interleave([sampled(c) for c in commands], 1)
+        for (label, measured_runs), tree_runs in zip(runs.items(), trees.values(), strict=True):
+            print(f"  {label:12s} {spread([r.seconds for r in measured_runs])}, peak RSS "
+                  f"{spread([r.peak_mb for r in measured_runs], 'MB', 0)}; 1 sampled round: "
+                  f"{tree_text(tree_runs)}")
             print(f"  {'':12s} in-process: {phase_medians(measured_runs)}")
         for label in runs:
             if label != "backtest.py":
@@ -108,15 +134,41 @@ def _cold_vectorbt(peer: str) -> None:
 
 
 def memory(rounds: int, out: Path, big_rounds: int = BIG_ROUNDS) -> None:
-    print("\n== backtest.py from CSV: time and peak resident memory ==")
+    print("\n== backtest.py from CSV: time, peak resident memory of the process, and peak "
+          "memory of the process and its helper together ==")
     for size, (symbols, sessions) in {"2.5 M": (500, 5000), "12.6 M": (5000, 2520)}.items():
         # 12.6 M bars take minutes a run: one round unless asked (--big-rounds).
         times = rounds if size == "2.5 M" else big_rounds
-        runs = interleave([ours("backtest.py", symbols, sessions, out)], times)["backtest.py"]
+        if times == 0:  # --big-rounds 0: 2.5 M bars only
+            continue
+        command = ours("backtest.py", symbols, sessions, out)
+        runs = interleave([command], times)["backtest.py"]
+        # The tree's memory from separate rounds: sampling it slows the run (~4%).
+        trees = interleave([sampled(command)], times)[sampled(command).label]
         print(f"{size} bars ({symbols} x {sessions:,}), {times} rounds: "
               f"{spread([r.seconds for r in runs])}, "
-              f"peak {spread([r.peak_mb for r in runs], 'MB', 0)}")
+              f"peak RSS of the process {spread([r.peak_mb for r in runs], 'MB', 0)}")
+        print(f"  {times} sampled rounds: {tree_text(trees)}")
         print(f"  in-process: {phase_medians(runs)}")
+
+
+def helper(rounds: int, out: Path) -> None:
+    print("\n== a single run's report in a helper process beside its files: "
+          "BACKTEST_PROCESSES=1 against the default ==")
+    for size, (symbols, sessions) in SIZES.items():
+        two = ours("helper", symbols, sessions, out / "helper")
+        one = Command("one process", two.argv, {**two.env, "BACKTEST_PROCESSES": "1"})
+        runs = interleave([one, two], rounds)
+        print(f"{size} bars ({symbols} x {sessions:,}), {rounds} rounds:")
+        for label, measured_runs in runs.items():
+            print(f"  {label:12s} {spread([r.seconds for r in measured_runs])}, CPU s "
+                  f"{spread([r.cpu_s for r in measured_runs])}; in-process: "
+                  f"{phase_medians(measured_runs)}")
+            # files + report: what the user waits for after the backtest.
+            waited = [r.phases["files"] + r.phases["report"] for r in measured_runs]
+            print(f"  {'':12s} files and report, as waited for: {spread(waited)}")
+        print(f"  one process / helper, whole process: "
+              f"{spread(ratios(runs['one process'], runs['helper']), 'x')}")
 
 
 def sweep(rounds: int, out: Path) -> None:
@@ -205,10 +257,10 @@ def main() -> int:
     parser.add_argument("--peer-python", default=PY,
                         help="the Python with vectorbt and backtrader (default: this one)")
     parser.add_argument("--big-rounds", type=int, default=BIG_ROUNDS,
-                        help="rounds of the 12.6 M-bar memory run (default %(default)s)")
+                        help="rounds of the 12.6 M-bar memory run (default %(default)s; 0: "
+                             "none)")
     parser.add_argument("--only", nargs="+",
-                        choices=("peers", "memory", "sweep", "hugepages", "startup"),
-                        default=("peers", "memory", "sweep", "hugepages", "startup"))
+                        choices=PARTS, default=PARTS)
     args = parser.parse_args()
     print(f"machine: {machine()}")
     print(f"commit: {_commit()}")
@@ -220,7 +272,7 @@ def main() -> int:
             elif part == "memory":
                 memory(args.rounds, out, args.big_rounds)
             else:
-                {"sweep": sweep, "hugepages": hugepages,
+                {"sweep": sweep, "hugepages": hugepages, "helper": helper,
                  "startup": startup}[part](args.rounds, out)
     return 0
 

@@ -2,7 +2,11 @@
 that dies is named, a child left behind is reaped, and forking is refused where it is unsafe."""
 
 import os
+import platform
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -104,3 +108,35 @@ def test_forking_is_held_back_inside_a_block_and_allowed_after(monkeypatch):
     with forked.held():
         forked.disable()  # for good: leaving the block does not allow it again
     assert not forked.can_fork()
+
+
+_GIVEN_BACK = """
+import os, forked
+
+def resident():
+    with open("/proc/self/statm") as handle:
+        return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+# 64 KiB blocks (below glibc's mmap threshold: from the heap) each followed by a 1 KiB block
+# that stays (above the 512 bytes of Python's own allocator: from the heap too), so that
+# freeing the large ones leaves holes the heap cannot shrink by.
+blocks = [(bytearray(64 * 1024), bytearray(1024)) for _ in range(1000)]
+for large, _ in blocks:
+    large[::4096] = b"x" * len(large[::4096])  # touched: resident
+kept = [small for _, small in blocks]
+del blocks, large
+before = resident()
+forked.release_memory()
+print(before - resident(), len(kept))
+"""
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc" or not os.path.exists("/proc/self/statm"),
+                    reason="malloc_trim is glibc's; resident memory read from Linux's /proc")
+def test_memory_freed_but_kept_by_the_allocator_is_given_back():
+    # In a fresh process: the heap of this one depends on the tests before.
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run([sys.executable, "-c", _GIVEN_BACK], cwd=root, capture_output=True,
+                          text=True, check=True, env={**os.environ, "PYTHONPATH": str(root)})
+    given_back, kept = map(int, done.stdout.split())
+    assert given_back > 32 * 1024 * 1024 and kept == 1000
