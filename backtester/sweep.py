@@ -19,6 +19,7 @@ import math
 import multiprocessing
 import os
 import sys
+import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import ExitStack
@@ -68,6 +69,9 @@ class Sweep:
 
     grid: pd.DataFrame
     base: Result
+    # Per lane on this machine, this process's first: (runs, seconds from the lanes' start to
+    # the lane's last run's end, CPU seconds), for --timings; none for a pool or a cluster.
+    lanes: tuple[tuple[int, float, float], ...] = ()
 
 
 def jobs_for(grid: Sequence[tuple[str, Sequence[str]]], env: Mapping[str, str],
@@ -125,17 +129,18 @@ def run_sweep(market: MarketData, jobs: Sequence[Job], base: Job, *,
             from backtester.distributed import run_on_cluster  # needs the dask extra
 
             answers = run_on_cluster(scheduler, market, tasks, bar.update)
+            lanes: tuple[tuple[int, float, float], ...] = ()
             base_result = next(result for _, result in answers if result is not None)
             if on_base is not None:
                 on_base(base_result)
         else:
-            answers = _run_here(market, tasks, processes, answered, bar.update)
+            answers, lanes = _run_here(market, tasks, processes, answered, bar.update)
     results = [result for _, result in answers if result is not None]
     rows = [row for (job, keep), (row, _) in zip(tasks, answers, strict=True)
             if not (keep and same is None)]
     import pandas as pd  # imported by then in the lanes (see _run_in_lanes)
 
-    return Sweep(grid=pd.DataFrame(rows), base=results[0])
+    return Sweep(grid=pd.DataFrame(rows), base=results[0], lanes=lanes)
 
 
 class _Bar(tqdm):
@@ -150,18 +155,20 @@ Answer = tuple[dict[str, Any], Result | None]
 
 def _run_here(market: MarketData, tasks: Sequence[tuple[Job, bool]], processes: int | None,
               answered: Callable[[Answer], object], progress: Callable[[int], object],
-              ) -> list[Answer]:
-    """The tasks' answers in task order. `answered` is called in this process with each
-    answer this process gets as it gets it (the base run's among them), `progress` with how
-    many more tasks are done."""
+              ) -> tuple[list[Answer], tuple[tuple[int, float, float], ...]]:
+    """The tasks' answers in task order, and the lanes' times (see Sweep.lanes). `answered`
+    is called in this process with each answer this process gets as it gets it (the base
+    run's among them), `progress` with how many more tasks are done."""
     processes = max(1, min(processes or os.cpu_count() or 1, len(tasks)))
     if processes == 1:
         answers = []
+        began, cpu = time.perf_counter(), time.process_time()
         for job, keep in tasks:
             answers.append(run_job(market, job, keep))
             answered(answers[-1])
             progress(1)
-        return answers
+        return answers, ((len(tasks), time.perf_counter() - began,
+                          time.process_time() - cpu),)
     if forked.can_fork():
         return _run_in_lanes(market, tasks, plan(tasks, processes, PREPARE_SHARE), processes,
                              answered, progress)
@@ -177,12 +184,13 @@ def _run_here(market: MarketData, tasks: Sequence[tuple[Job, bool]], processes: 
             answers[futures[future]] = future.result()
             answered(answers[futures[future]])
             progress(1)
-        return answers
+        return answers, ()
 
 
 def _run_in_lanes(market: MarketData, tasks: Sequence[tuple[Job, bool]], order: Sequence[int],
                   lanes: int, answered: Callable[[Answer], object],
-                  progress: Callable[[int], object]) -> list[Answer]:
+                  progress: Callable[[int], object],
+                  ) -> tuple[list[Answer], tuple[tuple[int, float, float], ...]]:
     """The tasks in `lanes` lanes: this process and `lanes - 1` forked children
     (`forked.Child`: they share the data, copy on write, nothing pickled on the way in).
     This process runs `order[0]`, the command line's own run, whose result and what the
@@ -201,7 +209,9 @@ def _run_in_lanes(market: MarketData, tasks: Sequence[tuple[Job, bool]], order: 
             shared[0] = len(order) if stop else min(taken + 1, len(order))
         return None if stop or taken >= len(order) else order[taken]
 
-    def lane() -> list[tuple[int, Answer]]:
+    began = time.perf_counter()
+
+    def lane() -> tuple[list[tuple[int, Answer]], tuple[int, float, float]]:
         done = []
         try:
             while (i := take()) is not None:
@@ -211,7 +221,8 @@ def _run_in_lanes(market: MarketData, tasks: Sequence[tuple[Job, bool]], order: 
         except BaseException:
             take(stop=True)  # the others take no more: the sweep fails
             raise
-        return done
+        # A forked child's CPU time starts at the fork.
+        return done, (len(done), time.perf_counter() - began, time.process_time())
 
     reported = 0
 
@@ -222,8 +233,10 @@ def _run_in_lanes(market: MarketData, tasks: Sequence[tuple[Job, bool]], order: 
         progress(done - reported)
         reported = done
 
+    cpu = time.process_time()
     with forked.held(), ExitStack() as stack:
         children = [stack.enter_context(forked.Child(lane)) for _ in range(lanes - 1)]
+        runs = 0
         # The grid's DataFrame needs pandas (0.2-0.4 s of imports): imported in this lane,
         # beside the children, rather than before them or after the sweep.
         import pandas  # noqa: F401
@@ -232,17 +245,21 @@ def _run_in_lanes(market: MarketData, tasks: Sequence[tuple[Job, bool]], order: 
             while i is not None:
                 answers[i] = run_job(market, *tasks[i])
                 answered(answers[i])
+                runs += 1
                 progress(1)
                 report_children()
                 i = take()
         except BaseException:
             take(stop=True)
             raise
+        times = [(runs, time.perf_counter() - began, time.process_time() - cpu)]
         for child in children:
-            for i, answer in child.join():
+            done, lane_time = child.join()
+            for i, answer in done:
                 answers[i] = answer
+            times.append(lane_time)
         report_children()
-    return answers
+    return answers, tuple(times)
 
 
 # What the command does with the base run's result (`on_base`: the texts of its files, its

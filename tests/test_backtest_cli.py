@@ -168,6 +168,22 @@ def test_timings_name_every_phase_and_add_up(run):
     assert abs(sum(seconds[:-1]) - seconds[-1]) < 0.01  # laps of one stopwatch
 
 
+@pytest.mark.parametrize("processes", ["1", "2"])
+def test_a_sweeps_timings_give_each_lanes_runs_and_times(run, processes, as_if_single_threaded):
+    import forked
+
+    code, printed, _ = run("--grid", "entry_z=1.5,2.0", "window=20,30", "--timings",
+                           "--processes", processes)
+    assert code == 0, printed.err
+    line = next(x for x in printed.err.splitlines() if x.startswith("sweep lanes: "))
+    lanes = re.findall(r"(this process|child \d) (\d+) runs, ended ([\d.]+) s, CPU ([\d.]+) s",
+                       line)
+    lanes_expected = 1 if processes == "1" or not forked.can_fork() else 2
+    assert [name for name, *_ in lanes] == ["this process", "child 1"][:lanes_expected]
+    assert sum(int(runs) for _, runs, _, _ in lanes) == 4  # the base run is the grid's (1.5, 30)
+    assert all(float(end) > 0 and float(cpu) > 0 for _, _, end, cpu in lanes)
+
+
 @pytest.mark.parametrize(("given", "expected"), [(None, "False"), ("1", "True")])
 def test_backtest_py_turns_numpy_huge_pages_off_unless_asked(given, expected):
     root = Path(__file__).resolve().parent.parent
