@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -55,23 +55,6 @@ class Panels:
         """The `key` and `scale` keywords of price_model for the bars at [t, j]."""
         assert self.key is not None and self.scale is not None
         return {"key": self.key[t, j], "scale": self.scale[t, j]}
-
-    def columns(self, at: slice) -> Panels:
-        """The panels of the symbols `at` alone: views of the same arrays (nothing copied),
-        with their own splits."""
-        symbols = self.symbols[at]
-
-        def part(a: np.ndarray | None) -> np.ndarray | None:
-            return None if a is None else a[:, at]
-
-        splits = {t: kept for t, found in self.splits.items()
-                  if (kept := tuple(s for s in found if s.symbol in symbols))}
-        return replace(self, symbols=symbols, open=part(self.open), high=part(self.high),
-                       low=part(self.low), close=part(self.close),
-                       split_level=part(self.split_level), splits=splits, key=part(self.key),
-                       scale=part(self.scale), dividend=part(self.dividend),
-                       dividend_pay=part(self.dividend_pay),
-                       dividend_level=part(self.dividend_level))
 
     @property
     def n_days(self) -> int:

@@ -219,54 +219,56 @@ def signal_grid(panels: Panels, clock: Clock, *, window: int, thresholds: Thresh
     days (bounded memory) written into the final arrays; and whether a helper process took a
     share.
 
-    Every value is a function of its own column (symbol) alone, so the columns can be computed
-    apart, to the same bits: from `helper_min_cells` cells on (default HELPER_MIN_CELLS) and
-    where `forked.can_fork()`, a forked child computes the second half of the columns while
-    this process computes the first, both writing into arrays in shared memory. Not on a
-    thread: measured, a thread contending for the GIL with the day loop made whole runs
-    slower, not faster."""
+    Each chunk of days depends on the panels alone, not on the chunks before it: from
+    `helper_min_cells` cells on (default HELPER_MIN_CELLS), with two chunks or more and where
+    `forked.can_fork()`, a forked child computes the second half of the chunks while this
+    process computes the first, both writing their rows into arrays in shared memory (the
+    same chunks as in one process, so the same bits; rows, not columns, so that each process
+    touches its own pages). Not on a thread: measured, a thread contending for the GIL with
+    the day loop made whole runs slower, not faster."""
     days, n = panels.n_days, len(panels.symbols)
+    size = chunk_days(n, window)
+    starts = range(0, days, size)
     least = HELPER_MIN_CELLS if helper_min_cells is None else helper_min_cells
-    helper = n >= 2 and days * n >= least and forked.can_fork()
+    helper = len(starts) >= 2 and days * n >= least and forked.can_fork()
     make = forked.shared_array if helper else np.empty
     out = {name: make((days, n), dtype) for name, dtype in _GRID_DTYPES.items()}
     out["filled"] = make((2, days, n), bool)
-    fill = functools.partial(_columns_into, out, panels, clock, window=window,
+    fill = functools.partial(_chunks_into, out, panels, clock, size=size, window=window,
                              thresholds=thresholds, spread_bps=spread_bps)
     if helper:
-        half = n // 2
-        with forked.Child(fill, slice(half, n)) as child:
-            first = fill(slice(0, half))
-            in_table = np.concatenate([first, child.join()])
+        half = starts[len(starts) // 2]  # the helper's first day (an odd chunk is its)
+        with forked.Child(fill, half, days) as child:
+            in_table = fill(0, half)
+            in_table &= child.join()
     else:
-        in_table = fill(slice(0, n))
+        in_table = fill(0, days)
     return DaySignals(first=0, in_table=in_table, **out), helper
 
 
 # From this many cells (decision days x symbols) a helper process computes half of the
-# signals' columns. Measured (in-process, warm, 2 cores): 500,000 cells (100 x 5,000) 0.094 s
-# with the helper against 0.120 s without; 126,000 and 200,000 cells slower with it (numpy's
-# cost per call on half-width chunks, the fork, both processes' page faults on the arrays).
+# signals. Measured (in-process, warm, 2 cores): 500,000 cells (100 x 5,000) 0.094 s with the
+# helper against 0.120 s without; 126,000 and 200,000 cells slower with it (the fork and the
+# second process's page faults cost more than the half saves).
 HELPER_MIN_CELLS = 500_000
 _GRID_DTYPES = {"path_price": np.float64, "price": np.float64, "limit": np.float64,
                 "ask": np.float64, "z": np.float64, "entry": np.int64, "in_view": bool,
                 "z_held": np.float64, "priced": bool}
 
 
-def _columns_into(out: dict[str, np.ndarray], panels: Panels, clock: Clock, at: slice, *,
-                  window: int, thresholds: Thresholds, spread_bps: float) -> np.ndarray:
-    """The signals of columns `at` on every decision day, written into `out`'s arrays at
-    those columns, chunk by chunk; returns whether each column's bars all have a range
+def _chunks_into(out: dict[str, np.ndarray], panels: Panels, clock: Clock, first_day: int,
+                 end_day: int, *, size: int, window: int, thresholds: Thresholds,
+                 spread_bps: float) -> np.ndarray:
+    """The signals of decision days first_day..end_day - 1, `size` days a chunk, written into
+    `out`'s rows; returns whether each column's bars all have a range on those days
     (`DaySignals.in_table`)."""
-    part = panels.columns(at)
-    in_table = np.ones(len(part.symbols), dtype=bool)
-    size = chunk_days(len(part.symbols), window)
-    for first in range(0, panels.n_days, size):
-        chunk = compute_chunk(part, clock, first, min(size, panels.n_days - first),
-                              window=window, thresholds=thresholds, spread_bps=spread_bps)
+    in_table = np.ones(len(panels.symbols), dtype=bool)
+    for first in range(first_day, end_day, size):
+        chunk = compute_chunk(panels, clock, first, min(size, end_day - first), window=window,
+                              thresholds=thresholds, spread_bps=spread_bps)
         rows = slice(first, first + len(chunk))
         for name in _GRID_DTYPES:
-            out[name][rows, at] = getattr(chunk, name)
-        out["filled"][:, rows, at] = chunk.filled
+            out[name][rows] = getattr(chunk, name)
+        out["filled"][:, rows] = chunk.filled
         in_table &= chunk.in_table
     return in_table

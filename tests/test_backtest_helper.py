@@ -34,6 +34,8 @@ def helper_everywhere(monkeypatch, as_if_single_threaded):
     monkeypatch.delenv("BACKTEST_PROCESSES", raising=False)
     monkeypatch.setattr(signals, "HELPER_MIN_CELLS", 1)
     monkeypatch.setattr(timeline, "HELPER_MIN_FILLS", 1)
+    # Chunks of 20 days or so on these few symbols, so that each process has several.
+    monkeypatch.setattr(signals, "_CHUNK_ELEMENTS", 5_000)
     # A process that may fork (two CPUs, one thread): what a user's machine gives.
     monkeypatch.setattr(os, "sched_getaffinity", lambda _: {0, 1})
     assert forked.can_fork()
@@ -137,6 +139,23 @@ def test_the_signals_of_every_cell_are_the_same_bits(us, helper_everywhere):
             assert x == y, name
 
 
+def test_the_signals_do_not_depend_on_how_the_days_are_chunked(us, monkeypatch):
+    calendar = nyse(us.first_day, us.last_day)
+    panels = build_panels(us, us.symbols, first_day=date(2014, 1, 2), last_day=date(2016, 6, 30),
+                          window=30, calendar=calendar)
+    clock = session_clock(panels.sessions)
+    kw = dict(window=30, thresholds=Thresholds.from_config(load_config({})), spread_bps=2.0,
+              helper_min_cells=10**12)
+    whole, _ = signal_grid(panels, clock, **kw)  # one chunk: 25 symbols, 880 days
+    assert signals.chunk_days(len(panels.symbols), 30) >= panels.n_days
+    for elements in (5_000, 17_000):
+        monkeypatch.setattr(signals, "_CHUNK_ELEMENTS", elements)
+        chunked, _ = signal_grid(panels, clock, **kw)
+        for name in whole.__dataclass_fields__:
+            x, y = getattr(whole, name), getattr(chunked, name)
+            assert (x == y) if not isinstance(x, np.ndarray) else x.tobytes() == y.tobytes()
+
+
 def raised_by_join(caught: pytest.ExceptionInfo) -> bool:
     """Whether the exception was raised again by `forked.Child.join` (from the helper)."""
     return any(e.path.name == "forked.py" and e.name == "join" for e in caught.traceback)
@@ -148,15 +167,15 @@ def test_an_error_in_the_helper_reaches_the_caller(us, helper_everywhere):
                           window=30, calendar=calendar)
     clock = session_clock(panels.sessions)
     kw = dict(window=30, thresholds=Thresholds.from_config(load_config({})), spread_bps=2.0)
-    n = len(panels.symbols)
-    half = n // 2
-    # Closes for the parent's half of the columns only: the helper's half has none.
-    broken = replace(panels, close=panels.close[:, :half])
-    out = {name: np.empty((panels.n_days, n), kind)
-           for name, kind in signals._GRID_DTYPES.items()}
-    out["filled"] = np.empty((2, panels.n_days, n), bool)
+    n, days = len(panels.symbols), panels.n_days
+    size = signals.chunk_days(n, 30)
+    half = range(0, days, size)[len(range(0, days, size)) // 2]  # the helper's first day
+    # Closes up to the parent's last day only: the helper's days have none.
+    broken = replace(panels, close=panels.close[:panels.warmup + half])
+    out = {name: np.empty((days, n), kind) for name, kind in signals._GRID_DTYPES.items()}
+    out["filled"] = np.empty((2, days, n), bool)
     with pytest.raises(Exception) as in_process:  # the helper's share, computed here
-        signals._columns_into(out, broken, clock, slice(half, n), **kw)
+        signals._chunks_into(out, broken, clock, half, days, size=size, **kw)
     with pytest.raises(type(in_process.value)) as from_helper:
         signal_grid(broken, clock, **kw)
     assert str(from_helper.value) == str(in_process.value)
@@ -165,7 +184,7 @@ def test_an_error_in_the_helper_reaches_the_caller(us, helper_everywhere):
     day = np.arange(10)
     symbol = np.r_[np.zeros(5, int), np.full(5, len(panels.symbols) - 1)]
     args = (day, symbol, np.ones(10, bool), np.full(10, 100.0), np.full(10, 0.4), 2.0)
-    short = replace(panels, high=panels.high[:, :half])
+    short = replace(panels, high=panels.high[:, :n // 2])
     with pytest.raises(IndexError, match="out of bounds") as from_helper:
         timeline.limit_fills(short, *args)
     assert raised_by_join(from_helper)
