@@ -35,6 +35,7 @@ import io
 import math
 import os
 import struct
+import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -550,23 +551,29 @@ def _plain_names(names: np.ndarray) -> np.ndarray | None:
 
 
 # ---------------------------------------------------------------------------------------------
-# The plain read in two pieces: the parent reads the first part of the rows while a forked
-# child reads the rest, and each writes its rows straight into the final arrays, which are in
+# The plain read in two pieces: the parent reads the first part of the rows (from the path,
+# as many rows as that part has lines) while a forked child reads the rest (line by line from
+# where it starts), and each writes its rows straight into the final arrays, which are in
 # memory shared by the two, so that nothing is put together afterwards. Each piece runs the
 # plain read's checks and the bar checks on its own rows; a piece that fails any of them (or a
 # child that fails) leaves the whole file to the one-piece read, which finds the problem and
 # names it as it always did.
 
-# Files from this size on are read in two pieces: below it, forking and the shared arrays cost
-# about what the second core saves (bench/bench_load.py). Tests lower it.
+# Files from this size on (about 400,000 bars) are read in two pieces. On a 7 MB file (126,000
+# bars) two pieces were no faster than one (a fork, shared pages and the pipe cost about what
+# the second core saves: `load` with this at 0 against BACKTEST_PROCESSES=1, 5 rounds on a
+# busy machine), on 147 MB (2.5 M bars) they were; the size between is a choice, not a
+# measurement. Tests lower it.
 SPLIT_READ_BYTES = 24_000_000
 # The shortest row a plain file can have ("A,2020-03-02,1,1,1,1,1" and its newline): the row
 # count cannot exceed the file's size over it, which sizes the shared arrays (their pages that
 # are never written take no memory).
 _SHORTEST_ROW = 23
-# The child's share of the rows' bytes: a little over half, as the parent also forks it and
-# puts the two pieces' tickers together.
-_CHILD_SHARE = 0.5
+# The child's share of the rows' bytes, so that both end their parse together: a little under
+# half, as numpy reads the child's lines one by one from an open file, slower than the
+# parent's rows from the path (bench/bench_load.py --phases: CPU seconds of the two parses
+# 0.47-0.48 and 0.52-0.55 at half each, 2.5 M bars).
+_CHILD_SHARE = 0.47
 
 
 @dataclass
@@ -659,28 +666,79 @@ def _line_start(path: Path, offset: int) -> int | None:
 
 
 def _parse_piece(path: Path, start: int, end: int) -> _Piece | None:
-    """Bytes `start` to `end` of a plain file, whole lines, parsed and checked like the whole
-    file by `_read_plain_csv`; None if they are not plain."""
-    with open(path, "rb") as handle:
-        handle.seek(start)
-        text = handle.read(end - start)
-    # A carriage return or a quote is left to the one-piece read, which takes them as the
-    # file's text mode and pandas do (a line is cut here at newlines only).
-    if b"\r" in text or b'"' in text:
-        return None
+    """The rows of bytes `start` to `end` of a plain file (whole lines, `start` just after the
+    header or `end` its size), parsed and checked like the whole file by `_read_plain_csv`;
+    None if they are not plain."""
     try:
-        rows = np.loadtxt(io.BytesIO(text), dtype=_PLAIN_ROW, delimiter=",", comments=None,
-                          ndmin=1, encoding="utf-8")
+        if end < path.stat().st_size:
+            rows = _rows_before(path, start, end)
+        else:
+            with open(path, "rb") as handle:  # the last piece: its lines, to the end
+                handle.seek(start)
+                rows = np.loadtxt(handle, dtype=_PLAIN_ROW, delimiter=",", comments=None,
+                                  ndmin=1, encoding="utf-8")
     except (ValueError, UnicodeDecodeError):
         return None
-    del text
-    if len(rows) == 0:
+    if rows is None or len(rows) == 0:
         return None
     days = _plain_days(rows["date"])
     if days is None:
         return None
     names, keys = _ticker_runs(rows["symbol"])
     return _Piece(rows, names, keys, days)
+
+
+def _rows_before(path: Path, header_bytes: int, end: int) -> np.ndarray | None:
+    """The rows between the header and byte `end` (a line start), read by numpy from the path
+    as `_read_plain_csv` reads a whole file, which is faster than line by line."""
+    lines = _count_lines(path, header_bytes, end)
+    if not lines:
+        return None
+    with warnings.catch_warnings():  # numpy's note that a blank line is not a row: seen below
+        warnings.filterwarnings("ignore", "Input line", UserWarning)
+        rows = np.loadtxt(path, dtype=_PLAIN_ROW, delimiter=",", skiprows=1, max_rows=lines,
+                          comments=None, ndmin=1, encoding="utf-8")
+    # max_rows counts rows, and a blank line is none: the rows would then go on past `end`.
+    # They end at `end` when the last one is the line that ends there.
+    last = _line_before(path, header_bytes, end)
+    if last is None or len(rows) != lines:
+        return None
+    ending = np.loadtxt(io.BytesIO(last), dtype=_PLAIN_ROW, delimiter=",", comments=None,
+                        ndmin=1, encoding="utf-8")
+    return rows if rows[-1:].tobytes() == ending.tobytes() else None
+
+
+_CHUNK_BYTES = 1 << 22
+
+
+def _count_lines(path: Path, start: int, end: int) -> int | None:
+    """The newlines in bytes `start` to `end`; None if a carriage return is among them (the
+    file's text mode takes one on its own as a line end: left to the one-piece read)."""
+    buffer = bytearray(_CHUNK_BYTES)
+    chunk = np.frombuffer(buffer, dtype=np.uint8)
+    lines = 0
+    with open(path, "rb", buffering=0) as handle:
+        handle.seek(start)
+        while start < end:
+            got = handle.readinto(memoryview(buffer)[:min(_CHUNK_BYTES, end - start)])
+            if not got or buffer.find(b"\r", 0, got) >= 0:
+                return None
+            lines += int(np.count_nonzero(chunk[:got] == ord("\n")))
+            start += got
+    return lines
+
+
+def _line_before(path: Path, start: int, end: int) -> bytes | None:
+    """The last line before byte `end` (a line start) that begins at or after `start`; None
+    if it is longer than a plain row can be."""
+    size = min(end - start, 1024)
+    with open(path, "rb") as handle:
+        handle.seek(end - size)
+        tail = handle.read(size)
+    at = tail.rfind(b"\n", 0, len(tail) - 1)
+    if at < 0 and size < end - start:
+        return None
+    return tail[at + 1:]
 
 
 def _swap_counts(mine: int, send: int, receive: int) -> int:

@@ -177,6 +177,40 @@ def test_a_file_either_piece_refuses_is_read_as_it_always_was(
         _assert_same_bits(market_data.load(path), expected)
 
 
+@pytest.mark.parametrize("blank", [0.2, 0.9], ids=["first-piece", "second-piece"])
+@pytest.mark.parametrize("lines", [1, 3])
+def test_blank_lines_in_either_piece_give_the_one_piece_bars(
+        tmp_path, monkeypatch, split_everything, blank, lines):
+    # numpy skips a blank line; the first piece, which reads so many rows from the path, then
+    # reads past its end, sees it and leaves the file to one piece; the second reads lines.
+    rows = _rows(SYMBOLS, by_day=False)
+    at = int(len(rows) * blank)
+    rows[at:at] = [""] * lines
+    path = _write(tmp_path / "blank.csv", rows)
+    split = market_data._read_plain_split(path, len(HEADER))
+    assert (split is None) == (blank < 0.5)
+    if split is not None:
+        _assert_same_table(path, monkeypatch)
+    _assert_same_bits(market_data.load(path), _one_piece(path, monkeypatch))
+
+
+def test_the_same_row_twice_across_the_cut_gets_the_one_piece_message(
+        tmp_path, monkeypatch, split_everything):
+    rows = _rows(SYMBOLS, by_day=False)
+    size = len(HEADER) + sum(len(r) + 1 for r in rows)
+    half = len(rows) // 2
+    rows[half] = rows[half - 1]  # the last row of the first piece and the first of the second
+    rows[half - 5:half - 5] = [""]  # a blank line in the first piece too
+    path = _write(tmp_path / "twice.csv", rows)
+    start = len(HEADER) + sum(len(r) + 1 for r in rows[:half + 1])
+    monkeypatch.setattr(market_data, "_CHILD_SHARE", (size + 1 - start) / (size + 1 - len(HEADER)))
+    with pytest.raises(ValueError) as alone:
+        _one_piece(path, monkeypatch)
+    assert "already has a bar" in str(alone.value)
+    with pytest.raises(ValueError, match=str(alone.value).split(";")[0]):
+        market_data.load(path)
+
+
 def _child_that_dies(*args):
     os._exit(3)
 
