@@ -22,7 +22,8 @@ import os
 import pickle
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from math import prod
 from types import TracebackType
 from typing import Any
@@ -30,6 +31,7 @@ from typing import Any
 import numpy as np
 
 _allowed = True
+_held = 0  # how many `held` blocks this process is in
 
 
 def disable() -> None:
@@ -38,9 +40,22 @@ def disable() -> None:
     _allowed = False
 
 
+@contextmanager
+def held() -> Iterator[None]:
+    """No child from this process inside the block (a process whose own children already keep
+    every core busy, as a sweep's lanes do); afterwards as before."""
+    global _held
+    _held += 1
+    try:
+        yield
+    finally:
+        _held -= 1
+
+
 def can_fork() -> bool:
     """True where forking a child for a share of the work is safe and can help."""
-    if not _allowed or not hasattr(os, "fork") or os.environ.get("BACKTEST_PROCESSES") == "1":
+    if not _allowed or _held or not hasattr(os, "fork") \
+            or os.environ.get("BACKTEST_PROCESSES") == "1":
         return False
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return (cpus or 1) >= 2 and threading.active_count() == 1

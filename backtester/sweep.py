@@ -1,27 +1,32 @@
 """Parameter sweeps: every combination of a grid, one backtest each, on all cores or a cluster.
 
-The data is loaded once, by the command, and handed to the workers: forked worker processes
-inherit it (no copy, no pickling, where the platform forks; elsewhere it is pickled once per
-worker), and a Dask cluster gets it once per worker (`Client.scatter(..., broadcast=True)`).
-Workers are processes, not threads: the day loop is Python, so threads would share one core
-through the GIL. The run the command line asks for (its report, trades and equity) is one more
-job of the same pool, or the grid's own run when a combination equals it, so it is never run
-twice nor alone after the sweep. A progress bar shows only when stderr is a terminal.
+The data is loaded once, by the command, and handed to the workers. Where the process may fork
+(`forked.can_fork`), the sweep runs in lanes: this process and one forked child per further
+core, sharing the data (copy on write, nothing pickled on the way in) and taking the tasks one
+by one in a planned order (`plan`). This process runs the command line's own run (its report,
+trades and equity) and prepares its files while the children run, so that run is never run
+twice nor alone after the sweep, and its result is never pickled. Elsewhere a process pool
+gets the data pickled once per worker, and a Dask cluster once per worker
+(`Client.scatter(..., broadcast=True)`). Workers are processes, not threads: the day loop is
+Python, so threads would share one core through the GIL. A progress bar shows only when stderr
+is a terminal.
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 import multiprocessing
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
+import numpy as np
 from tqdm import tqdm
 
 import forked
@@ -30,6 +35,9 @@ from backtester.outputs import period_stats
 from backtester.params import build_config
 from config import Config
 from simbroker.market_data import MarketData
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 GRID_STATS = ("total_return", "cagr", "annual_volatility", "sharpe", "max_drawdown", "trades",
               "win_rate", "exposure")
@@ -101,16 +109,14 @@ def run_sweep(market: MarketData, jobs: Sequence[Job], base: Job, *,
     """All `jobs` and the command line's run `base`, `processes` at a time on this machine
     (default: every core), or on the Dask cluster whose scheduler is at `scheduler`.
     `on_base` is called with the base run's result in this process as soon as it is known,
-    while the other jobs may still run: the command prepares its files meanwhile, on the core
-    the last jobs leave idle."""
+    while the other jobs may still run: the command prepares its files meanwhile."""
     same = next((i for i, job in enumerate(jobs) if job.same_run(base)), None)
     tasks = [(job, i == same) for i, job in enumerate(jobs)]
     if same is None:
         tasks.insert(0, (base, True))  # first: it is also the one the command waits for
-    bar = tqdm(total=len(tasks), desc="sweep", unit="run", disable=not sys.stderr.isatty())
+    bar = _Bar(total=len(tasks), desc="sweep", unit="run", disable=not sys.stderr.isatty())
 
     def answered(answer: tuple[dict[str, Any], Result | None]) -> None:
-        bar.update()
         if answer[1] is not None and on_base is not None:
             on_base(answer[1])
 
@@ -123,55 +129,187 @@ def run_sweep(market: MarketData, jobs: Sequence[Job], base: Job, *,
             if on_base is not None:
                 on_base(base_result)
         else:
-            answers = _run_here(market, tasks, processes, answered)
+            answers = _run_here(market, tasks, processes, answered, bar.update)
     results = [result for _, result in answers if result is not None]
     rows = [row for (job, keep), (row, _) in zip(tasks, answers, strict=True)
             if not (keep and same is None)]
+    import pandas as pd  # imported by then in the lanes (see _run_in_lanes)
+
     return Sweep(grid=pd.DataFrame(rows), base=results[0])
 
 
+class _Bar(tqdm):
+    """tqdm's bar without its monitor thread (started by every bar, even a disabled one): a
+    process with a second thread does not fork (`forked.can_fork`)."""
+
+    monitor_interval = 0
+
+
+Answer = tuple[dict[str, Any], Result | None]
+
+
 def _run_here(market: MarketData, tasks: Sequence[tuple[Job, bool]], processes: int | None,
-              answered: Callable[[Any], object]) -> list[tuple[dict[str, Any], Result | None]]:
-    """The tasks' answers in task order; `answered` is called with each as it arrives."""
+              answered: Callable[[Answer], object], progress: Callable[[int], object],
+              ) -> list[Answer]:
+    """The tasks' answers in task order. `answered` is called in this process with each
+    answer this process gets as it gets it (the base run's among them), `progress` with how
+    many more tasks are done."""
     processes = max(1, min(processes or os.cpu_count() or 1, len(tasks)))
     if processes == 1:
         answers = []
         for job, keep in tasks:
             answers.append(run_job(market, job, keep))
             answered(answers[-1])
+            progress(1)
         return answers
+    if forked.can_fork():
+        return _run_in_lanes(market, tasks, plan(tasks, processes, PREPARE_SHARE), processes,
+                             answered, progress)
+    # No fork here (another platform, or a process with threads): a pool of workers, which
+    # get the data pickled once each; the command prepares its files beside them.
     methods = multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("fork" if "fork" in methods else None)
     with ProcessPoolExecutor(max_workers=processes, mp_context=context,
                              initializer=_hold_market, initargs=(market,)) as pool:
-        futures = {pool.submit(_run_held, *tasks[i]): i for i in longest_first(tasks)}
-        return _in_order(futures, answered)
+        futures = {pool.submit(_run_held, *tasks[i]): i for i in plan(tasks, processes)}
+        answers: list[Any] = [None] * len(futures)
+        for future in as_completed(futures):
+            answers[futures[future]] = future.result()
+            answered(answers[futures[future]])
+            progress(1)
+        return answers
 
 
-def longest_first(tasks: Sequence[tuple[Job, bool]]) -> list[int]:
-    """The order to hand the tasks to the workers in: the command line's own run first (the
-    command prepares its files from it meanwhile), then the likely longest, so that the last
-    job to start is a short one and the workers end close together.
+def _run_in_lanes(market: MarketData, tasks: Sequence[tuple[Job, bool]], order: Sequence[int],
+                  lanes: int, answered: Callable[[Answer], object],
+                  progress: Callable[[int], object]) -> list[Answer]:
+    """The tasks in `lanes` lanes: this process and `lanes - 1` forked children
+    (`forked.Child`: they share the data, copy on write, nothing pickled on the way in).
+    This process runs `order[0]`, the command line's own run, whose result and what the
+    command makes of it (`answered`) stay here; then every lane takes the next task of
+    `order` whenever it is free, so a lane that runs late takes fewer. The children hand
+    back their rows when they end. No lane forks a helper of its own."""
+    answers: list[Any] = [None] * len(tasks)
+    # [how many of `order` are taken, how many the children have done]
+    shared = forked.shared_array(2, np.int64)
+    shared[0] = 1  # order[0] is this process's
+    lock = multiprocessing.get_context("fork").Lock()
 
-    A model of a run's length, not a measurement: a run takes longer the more it trades, and
-    it trades more the nearer the mean its entry thresholds are, a little more with a
-    shorter z-score window (on 500 x 2,520 bars, one process: entry 1.0 1.3-1.5 s, 1.5
-    0.9-1.0 s, 2.0 0.65-0.7 s; window 20 to 60 within 0.15 s). Whatever the order, each
-    task's answer goes back to its place: the rows and the ranking do not depend on it."""
-    def length(i: int) -> tuple[bool, float, int]:
-        job, keep = tasks[i]
-        c = job.config
-        return (not keep, min(abs(c.long_entry_z), abs(c.short_entry_z)), c.z_score_window)
+    def take(stop: bool = False) -> int | None:
+        with lock:
+            taken = int(shared[0])
+            shared[0] = len(order) if stop else min(taken + 1, len(order))
+        return None if stop or taken >= len(order) else order[taken]
 
-    return sorted(range(len(tasks)), key=length)
+    def lane() -> list[tuple[int, Answer]]:
+        done = []
+        try:
+            while (i := take()) is not None:
+                done.append((i, run_job(market, *tasks[i])))
+                with lock:
+                    shared[1] += 1
+        except BaseException:
+            take(stop=True)  # the others take no more: the sweep fails
+            raise
+        return done
 
+    reported = 0
 
-def _in_order(futures: Mapping[Future, int], answered: Callable[[Any], object]) -> list[Any]:
-    answers: list[Any] = [None] * len(futures)
-    for future in as_completed(futures):
-        answers[futures[future]] = future.result()
-        answered(answers[futures[future]])
+    def report_children() -> None:
+        nonlocal reported
+        with lock:
+            done = int(shared[1])
+        progress(done - reported)
+        reported = done
+
+    with forked.held(), ExitStack() as stack:
+        children = [stack.enter_context(forked.Child(lane)) for _ in range(lanes - 1)]
+        # The grid's DataFrame needs pandas (0.2-0.4 s of imports): imported in this lane,
+        # beside the children, rather than before them or after the sweep.
+        import pandas  # noqa: F401
+        i: int | None = order[0]
+        try:
+            while i is not None:
+                answers[i] = run_job(market, *tasks[i])
+                answered(answers[i])
+                progress(1)
+                report_children()
+                i = take()
+        except BaseException:
+            take(stop=True)
+            raise
+        for child in children:
+            for i, answer in child.join():
+                answers[i] = answer
+        report_children()
     return answers
+
+
+# What the command does with the base run's result (`on_base`: the texts of its files, its
+# charts, the start of its report) against the run itself: 0.62 s against 0.87-0.90 s on
+# 500 x 2,520 bars with the entry at 1.5 (one process, quiet machine). A model like the next.
+PREPARE_SHARE = 0.7
+# A run's length apart from its trades, in units of `run_length`'s signal share: runs of
+# 1.27, 0.87 and 0.62 s with the entry at 1.0, 1.5 and 2.0 on 500 x 2,520 bars (one process)
+# lie on 2.39 s x (0.21 + share) within 0.04 s.
+RUN_FIXED = 0.21
+EXHAUSTIVE = 20_000  # most assignments of tasks to lanes tried one by one
+
+
+def run_length(config: Config) -> float:
+    """A model of how long a run takes, relative to the other runs of the same sweep, not a
+    measurement: a fixed part and a part in proportion to how often a z-score crosses the
+    entry thresholds, taken as if z-scores were standard normal (the share of symbol-days
+    below `long_entry_z`, plus above `short_entry_z` when shorts are allowed). Fat tails,
+    exits, order types and limits on positions are not in it; the z-score window hardly
+    matters (within 0.15 s of 1-1.5 s runs from 20 to 60 sessions)."""
+    share = _normal_cdf(config.long_entry_z)
+    if config.allow_shorts:
+        share += 1.0 - _normal_cdf(config.short_entry_z)
+    return RUN_FIXED + share
+
+
+def _normal_cdf(x: float) -> float:
+    return 0.5 * math.erfc(-x / math.sqrt(2.0))
+
+
+def plan(tasks: Sequence[tuple[Job, bool]], lanes: int, prepare_share: float = 0.0,
+         ) -> list[int]:
+    """The order to hand the tasks out in, to `lanes` lanes each taking the next task when
+    free: the command line's own run first (the command prepares its files from it; that
+    work, `prepare_share` of the run, counts in its lane), then so that the lanes end close
+    together by `run_length`'s model (`lane_order`). Whatever the order, each answer goes back
+    to its task's place: the rows and the ranking do not depend on it."""
+    first = next(i for i, (_, keep) in enumerate(tasks) if keep)
+    lengths = [run_length(job.config) * (1.0 + prepare_share if keep else 1.0)
+               for job, keep in tasks]
+    return lane_order(lengths, first, lanes)
+
+
+def lane_order(lengths: Sequence[float], first: int, lanes: int) -> list[int]:
+    """Task `first` (the first lane's), then the others, for `lanes` lanes that each take the
+    next task when free, given each task's (modelled) length. For a few tasks the split into
+    lanes that ends earliest is searched (`EXHAUSTIVE`); each lane runs its longest first, and
+    the order is that of the planned starts, so that lanes taking tasks one by one follow the
+    plan when the lengths are right and even out by themselves when they are not. More tasks:
+    the longest first."""
+    rest = sorted((i for i in range(len(lengths)) if i != first), key=lambda i: -lengths[i])
+    if lanes < 2 or lanes ** len(rest) > EXHAUSTIVE:
+        return [first, *rest]
+    best: tuple[float, tuple[int, ...]] | None = None
+    for lanes_of in itertools.product(range(lanes), repeat=len(rest)):
+        ends = [lengths[first]] + [0.0] * (lanes - 1)
+        for i, lane in zip(rest, lanes_of, strict=True):
+            ends[lane] += lengths[i]
+        if best is None or max(ends) < best[0] - 1e-9:
+            best = (max(ends), lanes_of)
+    assert best is not None
+    starts = {first: (0.0, 0)}
+    ends = [lengths[first]] + [0.0] * (lanes - 1)
+    for i, lane in zip(rest, best[1], strict=True):  # `rest` is longest first
+        starts[i] = (ends[lane], lane)
+        ends[lane] += lengths[i]
+    return sorted(range(len(lengths)), key=lambda i: (starts[i], i))
 
 
 _market: MarketData | None = None  # a worker process's data, set once when it starts

@@ -192,7 +192,7 @@ def sweep(rounds: int, out: Path) -> None:
     # serial, and the sweep phase can at best halve.
     bound = [r.seconds / (r.seconds - r.phases["sweep and backtest"] / 2) for r in one]
     serial = [r.seconds - r.phases["sweep and backtest"] for r in one]
-    print(f"  serial part of the 1-process run (imports, load, files, report; the pool's "
+    print(f"  serial part of the 1-process run (imports, load, files, report; the lanes' "
           f"start and end): {spread(serial)}; best possible 1 / 2 with a sweep phase split "
           f"perfectly in two: {spread(bound, 'x')}")
 

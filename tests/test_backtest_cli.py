@@ -63,6 +63,26 @@ def test_sweep_writes_grid_and_a_self_contained_report_with_the_heatmap(run):
     assert '"title.text":' in page  # the menu keeps each symbol's title
 
 
+@pytest.mark.parametrize("processes", ["1", "2"])
+def test_a_sweep_run_that_fails_stops_the_command_with_its_message_and_no_files(
+        run, monkeypatch, processes):
+    import backtester.sweep
+
+    real = backtester.sweep.run_backtest
+
+    def failing(market, config, **kwargs):
+        if config.short_entry_z == 2.0:  # in the second lane as well as in one process
+            raise ValueError("bars.csv: row 7: field 'close' is not a number")
+        return real(market, config, **kwargs)
+
+    monkeypatch.setattr(backtester.sweep, "run_backtest", failing)
+    code, printed, out = run("--grid", "entry_z=1.5,2.0", "window=20,30",
+                             "--processes", processes)
+    assert code == 2
+    assert printed.err == "backtest.py: error: bars.csv: row 7: field 'close' is not a number\n"
+    assert not out.exists() or list(out.iterdir()) == []  # not even the report's start
+
+
 def test_split_reports_both_periods(run):
     code, printed, out = run("--split", "2022-02-15")
     assert code == 0, printed.err

@@ -3,12 +3,20 @@ a Dask cluster of two workers on 127.0.0.1; the command line's run is done once,
 
 from __future__ import annotations
 
+import itertools
+import os
+import random
+import subprocess
+import sys
 from datetime import date
+from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
 import backtester.sweep
+import forked
 from backtester import Settings, run_backtest
 from backtester.outputs import trade_rows
 from backtester.params import build_config
@@ -94,28 +102,6 @@ def test_ranked_text_puts_the_best_in_sample_first(market):
     assert [line.split()[0] for line in lines[2:]] == ["1", "2", "3"]
 
 
-def test_a_dask_cluster_of_two_local_workers_gives_the_same_rows(market):
-    import distributed  # requirements-dask.txt, installed by make test
-
-    jobs, base = _jobs(market)
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  host="127.0.0.1", dashboard_address=None) as cluster:
-        remote = run_sweep(market, jobs, base, scheduler=cluster.scheduler_address)
-        with distributed.Client(cluster.scheduler_address) as client:
-            held = client.run(lambda dask_worker: len(dask_worker.data))
-    local = run_sweep(market, jobs, base, processes=1)
-    pd.testing.assert_frame_equal(remote.grid, local.grid)
-    assert trade_rows(remote.base) == trade_rows(local.base)
-    assert len(held) == 2
-
-
-def test_an_unreachable_scheduler_is_named():
-    from backtester.distributed import run_on_cluster
-
-    with pytest.raises(ValueError, match=r"--scheduler tcp://127.0.0.1:9: no Dask scheduler"):
-        run_on_cluster("tcp://127.0.0.1:9", None, [], lambda: None, timeout_s=2)
-
-
 @pytest.mark.parametrize("axes", [["entry_z", "window"], ["entry_z"]])
 def test_the_report_made_before_the_sweep_ends_is_the_whole_report(market, axes):
     from backtester.outputs import period_stats
@@ -145,14 +131,183 @@ def test_a_sweep_without_trades_keeps_its_heatmap(market):
     assert "chart-sweep" in page
 
 
-def test_workers_get_the_own_run_first_then_the_loosest_entries():
-    from backtester.sweep import longest_first
+def _lanes_end(order, lengths, lanes):
+    """When the last of `lanes` lanes ends, each taking the next task of `order` when free."""
+    ends = [0.0] * lanes
+    for i in order:
+        lane = ends.index(min(ends))
+        ends[lane] += lengths[i]
+    return max(ends)
 
+
+def _best_end(lengths, first, lanes):
+    """The earliest end of any split of the tasks into lanes, `first` in the first one."""
+    rest = [i for i in range(len(lengths)) if i != first]
+    best = float("inf")
+    for lanes_of in itertools.product(range(lanes), repeat=len(rest)):
+        ends = [lengths[first]] + [0.0] * (lanes - 1)
+        for i, lane in zip(rest, lanes_of, strict=True):
+            ends[lane] += lengths[i]
+        best = min(best, max(ends))
+    return best
+
+
+def test_lanes_taking_the_planned_order_end_as_early_as_any_split():
+    from backtester.sweep import lane_order
+
+    # Longest first would end at 7: (3, 2, 2) and (3, 2); the best split is (3, 3), (2, 2, 2).
+    lengths = [3.0, 2.0, 3.0, 2.0, 2.0]
+    order = lane_order(lengths, 0, 2)
+    assert order[0] == 0
+    assert _lanes_end(order, lengths, 2) == _best_end(lengths, 0, 2) == 6.0
+    assert _lanes_end([0, 2, 1, 3, 4], lengths, 2) == 7.0
+    rng = random.Random(7)
+    for _ in range(40):
+        n, lanes = rng.randint(2, 9), rng.choice([2, 3])
+        lengths = [rng.choice([0.6, 0.65, 0.9, 1.3, 1.5]) * rng.uniform(0.9, 1.1)
+                   for _ in range(n)]
+        first = rng.randrange(n)
+        order = lane_order(lengths, first, lanes)
+        assert sorted(order) == list(range(n)) and order[0] == first
+        assert _lanes_end(order, lengths, lanes) == pytest.approx(
+            _best_end(lengths, first, lanes))
+
+
+def test_many_tasks_go_longest_first_after_the_first():
+    from backtester.sweep import EXHAUSTIVE, lane_order
+
+    lengths = [float(i % 7) for i in range(40)]
+    assert 2 ** 39 > EXHAUSTIVE
+    order = lane_order(lengths, 5, 2)
+    assert order[0] == 5
+    assert [lengths[i] for i in order[1:]] == sorted(
+        (x for i, x in enumerate(lengths) if i != 5), reverse=True)
+
+
+def test_the_length_model_grows_with_looser_entries_and_with_shorts():
+    from backtester.sweep import plan, run_length
+
+    def length(*changes):
+        return run_length(build_config(ENV, list(changes)))
+
+    assert length(("entry_z", "1.0")) > length(("entry_z", "1.5")) > length(("entry_z", "2.0"))
+    assert length(("allow_shorts", "false")) < length()
+    assert length(("window", "20")) == length(("window", "60"))
+    # The grid of the benchmark: 9 runs of 1.27, 0.87 and 0.62 s by entry (one process).
+    ratio = length(("entry_z", "1.0")) / length(("entry_z", "2.0"))
+    assert 1.27 / 0.62 * 0.95 < ratio < 1.27 / 0.62 * 1.05
     common = dict(start=None, end=None, symbols=None, settings=Settings(), split=None)
-    grid = [("entry_z", ["2.0", "1.0", "1.5"]), ("window", ["60", "20"])]
-    jobs = jobs_for(grid, ENV, [], **common)
+    jobs = jobs_for([("entry_z", ["2.0", "1.0", "1.5"]), ("window", ["60", "20"])], ENV, [],
+                    **common)
     tasks = [(job, job.params == (("entry_z", "1.5"), ("window", "60"))) for job in jobs]
-    order = [dict(tasks[i][0].params) for i in longest_first(tasks)]
-    assert [(p["entry_z"], p["window"]) for p in order] == [
-        ("1.5", "60"), ("1.0", "20"), ("1.0", "60"), ("1.5", "20"), ("2.0", "20"),
-        ("2.0", "60")]
+    order = plan(tasks, 2, prepare_share=0.7)
+    assert tasks[order[0]][1]  # the command line's own run first
+    assert sorted(order) == list(range(len(tasks)))
+
+
+def _pid_of_each_run(monkeypatch, jobs):
+    """Which process ran each job's backtest, in shared memory so that forked lanes write it."""
+    pids = forked.shared_array(len(jobs) + 1, np.int64)
+    configs = [job.config for job in jobs]
+    real = backtester.sweep.run_backtest
+
+    def recording(market, config, **kwargs):
+        pids[configs.index(config) if config in configs else len(jobs)] = os.getpid()
+        return real(market, config, **kwargs)
+
+    monkeypatch.setattr(backtester.sweep, "run_backtest", recording)
+    return pids
+
+
+@pytest.fixture
+def lanes(as_if_single_threaded):
+    """The forked lanes' path of run_sweep, which needs a platform that forks and two CPUs."""
+    if not hasattr(os, "fork") or len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("forked lanes need a platform that forks and two CPUs")
+    assert forked.can_fork()
+
+
+def test_two_lanes_this_process_with_the_own_run_and_a_forked_child(market, monkeypatch,
+                                                                    lanes):
+    jobs, base = _jobs(market)  # the base is not in the grid: pids[-1] is its run's
+    pids = _pid_of_each_run(monkeypatch, jobs)
+    handed = []
+    sweep = run_sweep(market, jobs, base, processes=2, on_base=handed.append)
+    assert pids[-1] == os.getpid() and len(handed) == 1
+    assert set(pids[:-1].tolist()) - {os.getpid()}, "no run in a second process"
+    assert 0 not in pids.tolist()
+    alone = run_sweep(market, jobs, base, processes=1)
+    pd.testing.assert_frame_equal(alone.grid, sweep.grid)
+    assert trade_rows(handed[0]) == trade_rows(alone.base)
+    with pytest.raises(ChildProcessError):  # the child was reaped
+        os.waitpid(-1, os.WNOHANG)
+
+
+@pytest.mark.parametrize("where", ["child", "parent"])
+def test_a_failing_run_fails_the_sweep_alike_in_one_process_and_in_lanes(market, monkeypatch,
+                                                                         where, lanes):
+    from backtester.sweep import PREPARE_SHARE, plan
+
+    jobs, base = _jobs(market)  # the base is not in the grid: the first task
+    # The child lane's first task is the plan's second; the parent's is the base.
+    childs = jobs[plan([(base, True), *((job, False) for job in jobs)], 2, PREPARE_SHARE)[1] - 1]
+    bad = base.config if where == "parent" else childs.config
+    failed_in = forked.shared_array(1, np.int64)
+    real = backtester.sweep.run_backtest
+
+    def failing(market, config, **kwargs):
+        if config == bad:
+            failed_in[0] = os.getpid()
+            raise ValueError("bars.csv: field 'close' is not a number")
+        return real(market, config, **kwargs)
+
+    monkeypatch.setattr(backtester.sweep, "run_backtest", failing)
+    for processes in (1, 2):
+        handed = []
+        with pytest.raises(ValueError, match="^bars.csv: field 'close' is not a number$"):
+            run_sweep(market, jobs, base, processes=processes, on_base=handed.append)
+        assert (failed_in[0] == os.getpid()) == (processes == 1 or where == "parent")
+        assert len(handed) == (0 if where == "parent" else 1)  # the base runs first
+    with pytest.raises(ChildProcessError):  # no child left behind
+        os.waitpid(-1, os.WNOHANG)
+
+
+# A Dask client leaves threads in its process for good (its IO loop, its offload thread), and a
+# process with a second thread does not fork (forked.can_fork): the cluster's tests run in a
+# fresh interpreter each, so that the tests after them in this session may fork.
+def _in_a_fresh_process(name: str) -> None:
+    source = f"import tests.{Path(__file__).stem} as t; t.{name}()"
+    done = subprocess.run([sys.executable, "-c", source], capture_output=True, text=True,
+                          cwd=Path(__file__).resolve().parent.parent, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
+def test_a_dask_cluster_of_two_local_workers_gives_the_same_rows():
+    _in_a_fresh_process("dask_cluster_gives_the_same_rows")
+
+
+def dask_cluster_gives_the_same_rows() -> None:
+    import distributed  # requirements-dask.txt, installed by make test
+
+    market = synthetic.generate(12, start=date(2016, 1, 4), sessions=260, seed=11)
+    jobs, base = _jobs(market)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  host="127.0.0.1", dashboard_address=None) as cluster:
+        remote = run_sweep(market, jobs, base, scheduler=cluster.scheduler_address)
+        with distributed.Client(cluster.scheduler_address) as client:
+            held = client.run(lambda dask_worker: len(dask_worker.data))
+    local = run_sweep(market, jobs, base, processes=1)
+    pd.testing.assert_frame_equal(remote.grid, local.grid)
+    assert trade_rows(remote.base) == trade_rows(local.base)
+    assert len(held) == 2
+
+
+def test_an_unreachable_scheduler_is_named():
+    _in_a_fresh_process("an_unreachable_scheduler_is_named")
+
+
+def an_unreachable_scheduler_is_named() -> None:
+    from backtester.distributed import run_on_cluster
+
+    with pytest.raises(ValueError, match=r"--scheduler tcp://127.0.0.1:9: no Dask scheduler"):
+        run_on_cluster("tcp://127.0.0.1:9", None, [], lambda: None, timeout_s=2)

@@ -91,6 +91,25 @@ def test_forking_is_refused_where_it_is_unsafe_or_turned_off(monkeypatch,
     assert not forked.can_fork()
 
 
+def test_forking_is_held_back_inside_a_block_and_allowed_after(monkeypatch):
+    monkeypatch.delenv("BACKTEST_PROCESSES", raising=False)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _: {0, 1})
+    monkeypatch.setattr(forked, "_allowed", True)
+    with forked.held():
+        assert not forked.can_fork()
+        with forked.held():
+            assert not forked.can_fork()
+        assert not forked.can_fork()  # still inside the outer block
+    assert forked.can_fork()
+    with pytest.raises(RuntimeError):
+        with forked.held():
+            raise RuntimeError("a job failed")
+    assert forked.can_fork()
+    with forked.held():
+        forked.disable()  # for good: leaving the block does not allow it again
+    assert not forked.can_fork()
+
+
 _GIVEN_BACK = """
 import os, forked
 
