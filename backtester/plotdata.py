@@ -25,21 +25,28 @@ def envelope_columns(values: np.ndarray, max_points: int = MAX_POINTS) -> tuple[
                                                                                  np.ndarray]:
     """`envelope` of each column of a 2-d array at once: (starts, rows), the rows to draw of
     column c being ``rows[starts[c]:starts[c + 1]]``."""
-    n, m = values.shape
+    return envelope_rows(np.ascontiguousarray(np.asarray(values).T), max_points)
+
+
+def envelope_rows(lines: np.ndarray, max_points: int = MAX_POINTS) -> tuple[np.ndarray,
+                                                                           np.ndarray]:
+    """`envelope_columns` of the transposed array: each row a line (a symbol's, contiguous,
+    so that each bucket's low and high are found along memory)."""
+    m, n = lines.shape
     if n <= max_points:
         return np.arange(m + 1) * n, np.tile(np.arange(n), m)
     size = -(-n // (max_points // 2))  # points per bucket
-    padded = np.full((-(-n // size) * size, m), np.nan)
-    padded[:n] = values
-    buckets = padded.reshape(-1, size, m)
+    padded = np.full((m, -(-n // size) * size), np.nan)
+    padded[:, :n] = lines
+    buckets = padded.reshape(m, -1, size)
     missing = np.isnan(buckets)
-    low = np.where(missing, np.inf, buckets).argmin(axis=1)
-    high = np.where(missing, -np.inf, buckets).argmax(axis=1)
-    starts = (np.arange(len(buckets)) * size)[:, None]
-    keep = np.zeros((len(padded), m), dtype=bool)
-    columns = np.broadcast_to(np.arange(m), low.shape)
-    keep[starts + low, columns] = True
-    keep[starts + high, columns] = True
-    keep[[0, n - 1], :] = True
-    column, rows = np.nonzero(keep[:n].T)  # by column, rows increasing within each
-    return np.searchsorted(column, np.arange(m + 1)), rows
+    low = np.where(missing, np.inf, buckets).argmin(axis=2)
+    high = np.where(missing, -np.inf, buckets).argmax(axis=2)
+    starts = np.arange(buckets.shape[1]) * size
+    keep = np.zeros(padded.shape, dtype=bool)
+    line = np.arange(m)[:, None]
+    keep[line, starts + low] = True
+    keep[line, starts + high] = True
+    keep[:, [0, n - 1]] = True
+    line, at = np.nonzero(keep[:, :n])  # by line, points increasing within each
+    return np.searchsorted(line, np.arange(m + 1)), at

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from backtester.engine import Result
-from backtester.plotdata import MAX_POINTS, envelope, envelope_columns
+from backtester.plotdata import MAX_POINTS, envelope, envelope_rows
 from backtester.plotly_html import chart_html, library_html, typed
 from backtester.stats import drawdown
 from backtester.tearsheet import (
@@ -188,7 +188,7 @@ def symbols_data(result: Result, symbols: Sequence[int]) -> dict[str, Any]:
     for name, values in (("price", result.prices), ("z", result.z)):
         counts, at = [], []
         for part in np.array_split(chosen, -(-len(chosen) // _COLUMNS_AT_ONCE)):
-            starts, rows = envelope_columns(values[:, part], symbol_points(len(symbols)))
+            starts, rows = envelope_rows(values.T[part], symbol_points(len(symbols)))
             counts.append(np.diff(starts))
             at.append(rows)
         count, row = np.concatenate(counts), np.concatenate(at)

@@ -15,10 +15,11 @@ Parts (--only picks some; all by default):
   the timed rounds, and from as many separate rounds under `bench/peak.py --tree` the peak of
   the summed proportional set sizes of the process and its helper process (sampled every
   20 ms, which slows a run; the peers part gives the same from one sampled round each).
-* ``helper``: a single run's report written by a helper process beside its files
-  (the default) against everything in one process (`BACKTEST_PROCESSES=1`), at 126,000, 2.5 M
-  and 5 M bars: wall and CPU seconds, the in-process phases (the helper's own time is
-  `report in the helper`) and the ratio pair by pair.
+* ``helper``: the default, with its helper processes (beside loading, the backtest, and the
+  files for the report), against everything in one process (`BACKTEST_PROCESSES=1`), at
+  126,000, 2.5 M and 5 M bars: wall and CPU seconds, the in-process phases (the report's
+  helper's own time is `report in the helper`), the files and report phases together (the
+  outputs' helper alone) and the ratio pair by pair.
 * ``sweep``: a 9-combination `--grid` on 500 x 2,520 with `--processes 1` against 2.
 * ``hugepages``: `backtest.py` on 2.5 M bars with numpy's transparent huge pages off (its
   default, see backtest.py) against on (``NUMPY_MADVISE_HUGEPAGE=1``).
@@ -153,8 +154,10 @@ def memory(rounds: int, out: Path, big_rounds: int = BIG_ROUNDS) -> None:
 
 
 def helper(rounds: int, out: Path) -> None:
-    print("\n== a single run's report in a helper process beside its files: "
-          "BACKTEST_PROCESSES=1 against the default ==")
+    # BACKTEST_PROCESSES=1 turns every helper off (loading's and the backtest's too); the
+    # files and report phases are the outputs' helper alone.
+    print("\n== everything in one process (BACKTEST_PROCESSES=1) against the default (helper "
+          "processes beside loading, the backtest, and the files for the report) ==")
     for size, (symbols, sessions) in SIZES.items():
         two = ours("helper", symbols, sessions, out / "helper")
         one = Command("one process", two.argv, {**two.env, "BACKTEST_PROCESSES": "1"})

@@ -571,20 +571,9 @@ SPLIT_READ_BYTES = 24_000_000
 _SHORTEST_ROW = 23
 # The child's share of the rows' bytes, so that both end their parse together: a little under
 # half, as numpy reads the child's lines one by one from an open file, slower than the
-# parent's rows from the path (bench/bench_load.py --phases: CPU seconds of the two parses
-# 0.47-0.48 and 0.52-0.55 at half each, 2.5 M bars).
+# parent's rows from the path (bench/bench_load.py --phases, 2.5 M bars: CPU seconds of the
+# two parses 0.42 and 0.43 at shares 0.53 and 0.47, with the count of the parent's lines).
 _CHILD_SHARE = 0.47
-
-
-@dataclass
-class _Piece:
-    """One process's share of a plain file's rows, read and checked: the parsed rows, the
-    sorted distinct tickers (bytes) with a key into them per row, and the day numbers."""
-
-    rows: np.ndarray
-    names: np.ndarray
-    keys: np.ndarray
-    days: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -620,12 +609,14 @@ def _read_plain_split(path: Path, header_bytes: int) -> _Long | None:
             os.close(to_child[0])  # the child's ends
             os.close(to_parent[1])
             to_child, to_parent = (-1, to_child[1]), (to_parent[0], -1)
-            piece = _parse_piece(path, header_bytes, cut)
-            if piece is None:
+            rows = _parse_piece(path, header_bytes, cut)
+            if rows is None:
                 return None  # leaving the block stops the child
-            mine = len(piece.rows)
+            mine = len(rows)
             theirs = _swap_counts(mine, to_child[1], to_parent[0])
-            if theirs < 0 or not _place(piece, 0, mine + theirs, columns):
+            names = None if theirs < 0 else _place(rows, 0, mine + theirs, columns)
+            del rows
+            if names is None:
                 return None
             try:
                 their_names = child.join()
@@ -638,8 +629,7 @@ def _read_plain_split(path: Path, header_bytes: int) -> _Long | None:
     if their_names is None:
         return None
     rows = mine + theirs
-    return _joined(columns, rows, [(piece.names, slice(0, mine)),
-                                   (their_names, slice(mine, rows))])
+    return _joined(columns, rows, [(names, slice(0, mine)), (their_names, slice(mine, rows))])
 
 
 def _child_piece(path: Path, start: int, end: int, columns: _Columns,
@@ -648,12 +638,12 @@ def _child_piece(path: Path, start: int, end: int, columns: _Columns,
     distinct tickers, or None if they fail a check."""
     os.close(to_child[1])  # the parent's ends: so that a parent gone is an end of file here
     os.close(to_parent[0])
-    piece = _parse_piece(path, start, end)
-    mine = -1 if piece is None else len(piece.rows)
+    rows = _parse_piece(path, start, end)
+    mine = -1 if rows is None else len(rows)
     theirs = _swap_counts(mine, to_parent[1], to_child[0])
-    if piece is None or theirs < 0 or not _place(piece, theirs, theirs + mine, columns):
+    if rows is None or theirs < 0:
         return None
-    return piece.names
+    return _place(rows, theirs, theirs + mine, columns)
 
 
 def _line_start(path: Path, offset: int) -> int | None:
@@ -665,10 +655,10 @@ def _line_start(path: Path, offset: int) -> int | None:
     return start if start < path.stat().st_size else None
 
 
-def _parse_piece(path: Path, start: int, end: int) -> _Piece | None:
+def _parse_piece(path: Path, start: int, end: int) -> np.ndarray | None:
     """The rows of bytes `start` to `end` of a plain file (whole lines, `start` just after the
-    header or `end` its size), parsed and checked like the whole file by `_read_plain_csv`;
-    None if they are not plain."""
+    header or `end` its size), parsed like the whole file by `_read_plain_csv`; None if they
+    do not parse so."""
     try:
         if end < path.stat().st_size:
             rows = _rows_before(path, start, end)
@@ -679,13 +669,7 @@ def _parse_piece(path: Path, start: int, end: int) -> _Piece | None:
                                   ndmin=1, encoding="utf-8")
     except (ValueError, UnicodeDecodeError):
         return None
-    if rows is None or len(rows) == 0:
-        return None
-    days = _plain_days(rows["date"])
-    if days is None:
-        return None
-    names, keys = _ticker_runs(rows["symbol"])
-    return _Piece(rows, names, keys, days)
+    return None if rows is None or len(rows) == 0 else rows
 
 
 def _rows_before(path: Path, header_bytes: int, end: int) -> np.ndarray | None:
@@ -752,23 +736,29 @@ def _swap_counts(mine: int, send: int, receive: int) -> int:
     return struct.unpack("<q", got)[0] if len(got) == 8 else -1
 
 
-def _place(piece: _Piece, first: int, rows: int, columns: _Columns) -> bool:
-    """Write `piece` into the final arrays from row `first` on (`rows` in all) and check its
-    bars; False if one is not a possible bar."""
-    count = len(piece.rows)
-    where = slice(first, first + count)
-    columns.keys[where] = piece.keys
-    columns.days[where] = piece.days
-    fields = columns.field_major(rows)
-    fields[:, where] = piece.rows["values"].T
+def _place(rows: np.ndarray, first: int, total: int, columns: _Columns) -> np.ndarray | None:
+    """Check a piece's `rows` and write them into the final arrays from row `first` on (`total`
+    rows in all), each column as soon as it is made; their sorted distinct tickers (bytes), or
+    None if one is not plain or not a possible bar."""
+    where = slice(first, first + len(rows))
+    days = _plain_days(rows["date"])
+    if days is None:
+        return None
+    columns.days[where] = days
+    del days
+    names, keys = _ticker_runs(rows["symbol"])
+    columns.keys[where] = keys
+    del keys
+    fields = columns.field_major(total)
+    fields[:, where] = rows["values"].T
     values = fields[:, where].T
     if np.isnan(values).any():  # a "nan" written out, which pandas' reads refuse
-        return False
+        return None
     try:
         _check_values(values, _Source("piece"))
     except ValueError:
-        return False
-    return True
+        return None
+    return names
 
 
 def _joined(columns: _Columns, rows: int, pieces: list[tuple[np.ndarray, slice]],
