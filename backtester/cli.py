@@ -136,7 +136,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                              "Sharpe, out-of-sample figures beside it")
     parser.add_argument("--processes", type=int, metavar="N",
                         help="processes to use: a sweep's workers, and one helper beside a "
-                             "single run (default: all cores; 1: everything in this process)")
+                             "single run (default: BACKTEST_PROCESSES, else all cores; 1: "
+                             "everything in this process)")
     parser.add_argument("--scheduler", metavar="ADDRESS",
                         help="run the sweep on the Dask cluster whose scheduler is at ADDRESS, "
                              "e.g. tcp://10.0.0.5:8786 (needs requirements-dask.txt; see "
@@ -171,6 +172,17 @@ def _date(text: str) -> date:
         return date.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date; use YYYY-MM-DD") from None
+
+
+def _processes_from(env: Mapping[str, str]) -> int | None:
+    """BACKTEST_PROCESSES, the default of --processes (1: everything in this process)."""
+    text = env.get("BACKTEST_PROCESSES", "").strip()
+    if not text:
+        return None
+    if not text.isdigit() or int(text) < 1:
+        raise ValueError(f"BACKTEST_PROCESSES={text!r} is not a number of processes; set it "
+                         f"to 1 (everything in one process) or more, or unset it")
+    return int(text)
 
 
 def overrides(args: argparse.Namespace) -> list[tuple[str, str]]:
@@ -218,7 +230,8 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
 
 
 def _run(args: argparse.Namespace, env: Mapping[str, str], watch: Stopwatch) -> int:
-    if args.processes == 1:
+    processes = args.processes if args.processes is not None else _processes_from(env)
+    if processes == 1:
         forked.disable()
     changes = overrides(args)
     config = build_config(env, changes)
@@ -266,7 +279,7 @@ def _run(args: argparse.Namespace, env: Mapping[str, str], watch: Stopwatch) -> 
         try:
             sweep = run_sweep(market, jobs_for(spec, env, changes, **common),
                               Job(params=(), config=config, **common),
-                              processes=args.processes, scheduler=args.scheduler,
+                              processes=processes, scheduler=args.scheduler,
                               on_base=prepare)
         except BaseException:
             if "report" in own:

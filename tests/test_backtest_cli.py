@@ -184,6 +184,22 @@ def test_a_sweeps_timings_give_each_lanes_runs_and_times(run, processes, as_if_s
     assert all(float(end) > 0 and float(cpu) > 0 for _, _, end, cpu in lanes)
 
 
+def test_backtest_processes_in_the_environment_is_the_default_of_processes(
+        tmp_path, monkeypatch, capsys, as_if_single_threaded):
+    monkeypatch.chdir(tmp_path)
+    out = ["--out", str(tmp_path / "out")]
+    grid = ["--grid", "entry_z=1.5,2.0", "--timings"]
+    code = main([*PERIOD, *out, *grid], environ={"BACKTEST_PROCESSES": "1"})
+    printed = capsys.readouterr()
+    assert code == 0, printed.err
+    line = next(x for x in printed.err.splitlines() if x.startswith("sweep lanes: "))
+    assert "this process" in line and "child" not in line
+    code = main([*PERIOD, *out, *grid], environ={"BACKTEST_PROCESSES": "two"})
+    printed = capsys.readouterr()
+    assert code == 2
+    assert "BACKTEST_PROCESSES='two' is not a number of processes" in printed.err
+
+
 @pytest.mark.parametrize(("given", "expected"), [(None, "False"), ("1", "True")])
 def test_backtest_py_turns_numpy_huge_pages_off_unless_asked(given, expected):
     root = Path(__file__).resolve().parent.parent
