@@ -122,12 +122,17 @@ def test_synthetic_bars_with_halts_splits_and_gaps(helper_everywhere, n, cash):
     assert_same_bits(alone, helped)
 
 
-def test_the_signals_of_every_cell_are_the_same_bits(us, helper_everywhere):
-    calendar = nyse(us.first_day, us.last_day)
-    panels = build_panels(us, us.symbols, first_day=date(2014, 1, 2), last_day=date(2016, 6, 30),
-                          window=30, calendar=calendar)
-    clock = session_clock(panels.sessions)
+def _signal_inputs(us, last_day: date):
+    """The panels, session clock and signal settings of us-stocks from 2014-01-02 to
+    `last_day` (a 30-session window, the default thresholds, a 2 bps spread)."""
+    panels = build_panels(us, us.symbols, first_day=date(2014, 1, 2), last_day=last_day,
+                          window=30, calendar=nyse(us.first_day, us.last_day))
     kw = dict(window=30, thresholds=Thresholds.from_config(load_config({})), spread_bps=2.0)
+    return panels, session_clock(panels.sessions), kw
+
+
+def test_the_signals_of_every_cell_are_the_same_bits(us, helper_everywhere):
+    panels, clock, kw = _signal_inputs(us, date(2016, 6, 30))
     helped, used = signal_grid(panels, clock, **kw)
     alone, alone_used = signal_grid(panels, clock, helper_min_cells=10**12, **kw)
     assert (used, alone_used) == (True, False)
@@ -140,12 +145,8 @@ def test_the_signals_of_every_cell_are_the_same_bits(us, helper_everywhere):
 
 
 def test_the_signals_do_not_depend_on_how_the_days_are_chunked(us, monkeypatch):
-    calendar = nyse(us.first_day, us.last_day)
-    panels = build_panels(us, us.symbols, first_day=date(2014, 1, 2), last_day=date(2016, 6, 30),
-                          window=30, calendar=calendar)
-    clock = session_clock(panels.sessions)
-    kw = dict(window=30, thresholds=Thresholds.from_config(load_config({})), spread_bps=2.0,
-              helper_min_cells=10**12)
+    panels, clock, kw = _signal_inputs(us, date(2016, 6, 30))
+    kw["helper_min_cells"] = 10**12
     whole, _ = signal_grid(panels, clock, **kw)  # one chunk: 25 symbols, 880 days
     assert signals.chunk_days(len(panels.symbols), 30) >= panels.n_days
     for elements in (5_000, 17_000):
@@ -162,11 +163,7 @@ def raised_by_join(caught: pytest.ExceptionInfo) -> bool:
 
 
 def test_an_error_in_the_helper_reaches_the_caller(us, helper_everywhere):
-    calendar = nyse(us.first_day, us.last_day)
-    panels = build_panels(us, us.symbols, first_day=date(2014, 1, 2), last_day=date(2014, 6, 30),
-                          window=30, calendar=calendar)
-    clock = session_clock(panels.sessions)
-    kw = dict(window=30, thresholds=Thresholds.from_config(load_config({})), spread_bps=2.0)
+    panels, clock, kw = _signal_inputs(us, date(2014, 6, 30))
     n, days = len(panels.symbols), panels.n_days
     size = signals.chunk_days(n, 30)
     half = range(0, days, size)[len(range(0, days, size)) // 2]  # the helper's first day
