@@ -14,13 +14,7 @@ from typing import Any
 import forked
 from backtester.benchmark import SHIPPED_INDEX, resolve
 from backtester.engine import Result, Settings, run_backtest
-from backtester.outputs import (
-    period_stats,
-    result_texts,
-    stats_text,
-    write_stats,
-    write_texts,
-)
+from backtester.outputs import period_stats, result_texts, stats_text
 from backtester.params import ALIASES, STRATEGY_FIELDS, SYMMETRIC, build_config, parse_grid
 from backtester.timings import Stopwatch
 from config import Config, read_env
@@ -28,7 +22,7 @@ from errors import ConfigError, StateFileError
 from market_calendar import nyse
 from simbroker import market_data
 from simbroker.costs import CostRates
-from state_files import StagedFiles, StagedText, atomic_write_text
+from state_files import StagedFiles, StagedText
 from version import VERSION
 
 DESCRIPTION = "Backtest the bot's strategy on daily bars with its own decision code."
@@ -315,11 +309,16 @@ def _run(args: argparse.Namespace, env: Mapping[str, str], watch: Stopwatch) -> 
 
 def _write_sweep(out: Path, own: Mapping[str, Any], grid: Any, axes: Sequence[str],
                  watch: Stopwatch) -> None:
-    """A sweep's files, and the end of its report (all but its end written while the last
-    jobs ran)."""
-    write_texts(out, own["texts"])
-    write_stats(out / "stats.json", own["full"])
-    atomic_write_text(out / "grid.csv", grid.to_csv(index=False))
+    """A sweep's files, put in place together, then the end of its report (all but its end
+    written while the last jobs ran)."""
+    try:
+        with StagedFiles(out, (*OUTPUTS[:3], "grid.csv")) as staged:
+            _write_files(staged, own["texts"], own["full"])
+            staged.write("grid.csv", grid.to_csv(index=False))
+            staged.publish()
+    except BaseException:
+        own["report"].abandon()  # its staged start is not left behind
+        raise
     watch.lap("files")
     from backtester.report import sweep_end
 
@@ -371,7 +370,7 @@ def _write_run(out: Path, name: str, own: Mapping[str, Any], result: Result,
         if forked.can_fork() and len(result.sessions) * len(result.symbols) >= HELPER_MIN_CELLS:
             forked.release_memory()  # the backtest's freed memory, not copied on write
             with forked.Child(_timed, _write_report, staged, name, own, result) as helper:
-                _write_files(staged, own, result)
+                _write_files(staged, result_texts(result), own["full"])
                 watch.lap("files")
                 try:
                     watch.note("report in the helper", helper.join())
@@ -380,7 +379,7 @@ def _write_run(out: Path, name: str, own: Mapping[str, Any], result: Result,
                           "instead", file=sys.stderr)
                     _write_report(staged, name, own, result)
         else:
-            _write_files(staged, own, result)
+            _write_files(staged, result_texts(result), own["full"])
             watch.lap("files")
             _write_report(staged, name, own, result)
         staged.publish()
@@ -394,10 +393,12 @@ def _timed(fn: Callable[..., object], *args: Any) -> float:
     return time.perf_counter() - began
 
 
-def _write_files(staged: StagedFiles, own: Mapping[str, Any], result: Result) -> None:
-    for file, text in result_texts(result).items():
+def _write_files(staged: StagedFiles, texts: Mapping[str, str], full: Mapping[str, Any],
+                 ) -> None:
+    """trades.csv and equity.csv (`texts`) and stats.json (of `full`), staged."""
+    for file, text in texts.items():
         staged.write(file, text)
-    staged.write("stats.json", stats_text(own["full"]))
+    staged.write("stats.json", stats_text(full))
 
 
 def _write_report(staged: StagedFiles, name: str, own: Mapping[str, Any],

@@ -184,6 +184,14 @@ def test_a_sweeps_timings_give_each_lanes_runs_and_times(run, processes, as_if_s
     assert all(float(end) > 0 and float(cpu) > 0 for _, _, end, cpu in lanes)
 
 
+def test_a_sweeps_files_are_put_in_place_together_or_not_at_all(run, tmp_path):
+    (tmp_path / "out" / "grid.csv").mkdir(parents=True)  # grid.csv cannot be written
+    code, printed, out = run("--grid", "entry_z=1.5,2.0", "--processes", "1")
+    assert code == 1
+    assert "grid.csv" in printed.err
+    assert sorted(p.name for p in out.iterdir()) == ["grid.csv"]  # none of the others either
+
+
 def test_backtest_processes_in_the_environment_is_the_default_of_processes(
         tmp_path, monkeypatch, capsys, as_if_single_threaded):
     monkeypatch.chdir(tmp_path)
