@@ -401,17 +401,23 @@ def test_the_timelines_book_dividends_into_cash_at_the_open_as_the_day_loop_does
     the day loop take the same dividends into cash at the same opens, balance for balance."""
     config = load_config({})
     start, end = date(2015, 1, 2), date(2018, 12, 31)
-    timelines = run_backtest(us, config, start=start, end=end)
-    assert timelines.engine == "timelines"
-    with monkeypatch.context() as patch:
-        patch.setattr("backtester.engine.run_timelines", _refuse)
-        loop = run_backtest(us, config, start=start, end=end)
-    assert loop.engine.startswith("day loop")
+    timelines, loop = _both_engines(us, config, start, end, monkeypatch)
     paid = np.flatnonzero(loop.costs.dividends)
     assert len(paid) >= 5 and (loop.costs.dividends < 0).any()  # shorts charged too
     assert timelines.costs.dividends.tolist() == loop.costs.dividends.tolist()
     assert np.allclose(timelines.cash, loop.cash, rtol=0, atol=1e-9)
     assert np.allclose(timelines.equity, loop.equity, rtol=0, atol=1e-6)
+
+
+def _both_engines(market, config, start, end, monkeypatch):
+    """The backtest by the timelines, and the same by the day loop (the timelines refused)."""
+    timelines = run_backtest(market, config, start=start, end=end)
+    assert timelines.engine == "timelines"
+    with monkeypatch.context() as patch:
+        patch.setattr("backtester.engine.run_timelines", _refuse)
+        loop = run_backtest(market, config, start=start, end=end)
+    assert loop.engine.startswith("day loop")
+    return timelines, loop
 
 
 def _refuse(*args, **kwargs):
@@ -443,11 +449,7 @@ def test_dividends_with_pay_dates_are_paid_at_their_pay_dates_open_in_both_engin
                                     dividends=dividends)
     config = load_config({"TICKERS": ",".join(symbols)})
     start, end = date(2015, 1, 2), date(2018, 12, 31)
-    timelines = run_backtest(market, config, start=start, end=end)
-    assert timelines.engine == "timelines"
-    with monkeypatch.context() as patch:
-        patch.setattr("backtester.engine.run_timelines", _refuse)
-        loop = run_backtest(market, config, start=start, end=end)
+    timelines, loop = _both_engines(market, config, start, end, monkeypatch)
     assert timelines.costs.dividends.tolist() == loop.costs.dividends.tolist()
     assert np.allclose(timelines.cash, loop.cash, rtol=0, atol=1e-9)
     # Worked out again: every position held over an ex-date, paid at the pay date's session.
