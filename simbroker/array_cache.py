@@ -1,13 +1,17 @@
 """A verified disk cache for arrays that are slow to compute and always the same.
 
 The intraday path library (price_model) is drawn from a fixed seed: the same numbers in every
-process, ~0.04 s to draw, ~0.01 s to read back. Each process that needs it (a daily
-`trading_bot.py --sim` run, a backtest, each test's exchange) reads it from here instead.
+process, ~0.04 s to draw, ~0.01 s to read back. A shipped dataset (market_data) is the same
+arrays each time its file is parsed and checked: ~0.03 s with pandas (whose import is another
+~0.16 s in a process that does not need it otherwise), ~0.003 s to read back. Each process that
+needs them (a daily `trading_bot.py --sim` run, a backtest, each test's exchange) reads them
+from here instead.
 
 Safe by construction: an entry is found only under the key its caller computes from
 everything its numbers depend on (price_model: its own source file, numpy's version, the
-machine), and is used only when its header names that same key, shape and dtype and the
-sha256 of its bytes matches the one written with them. Anything else (no file, a torn or
+machine; market_data: the data file's bytes as well), and is used only when its header names
+that same key and the sha256 written with it matches the header's description of the arrays
+(names, dtypes, shapes), its JSON value and the arrays' bytes. Anything else (no file, a torn or
 altered one, another key, a directory that cannot be read or written) means "not cached":
 the caller computes the array as it would without a cache. Nothing here raises.
 
@@ -22,12 +26,14 @@ import json
 import logging
 import os
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 CACHE_ENV = "SIMBROKER_CACHE_DIR"
-_MAGIC = b"simbroker array cache 1\n"
+_MAGIC = b"simbroker array cache 2\n"  # 1: one array per entry
 log = logging.getLogger("simbroker.cache")
 
 
@@ -49,8 +55,20 @@ def entry_path(name: str, key: str) -> Path | None:
 
 
 def load(name: str, key: str) -> np.ndarray | None:
-    """The array stored under `name` and `key`, read-only; None unless it is there, whole and
-    verified."""
+    """The array stored under `name` and `key` by `store`, read-only; None unless it is there,
+    whole and verified."""
+    found = load_arrays(name, key)
+    return None if found is None or set(found[0]) != {"array"} else found[0]["array"]
+
+
+def store(name: str, key: str, array: np.ndarray) -> None:
+    """Keep `array` under `name` and `key` (see `store_arrays`)."""
+    store_arrays(name, key, {"array": array})
+
+
+def load_arrays(name: str, key: str) -> tuple[dict[str, np.ndarray], Any] | None:
+    """The named arrays (read-only) and the JSON value stored together under `name` and `key`
+    by `store_arrays`; None unless the entry is there, whole and verified."""
     path = entry_path(name, key)
     if path is None:
         return None
@@ -61,40 +79,62 @@ def load(name: str, key: str) -> np.ndarray | None:
             header = json.loads(f.readline())
             if header["key"] != key:
                 return None
-            array = np.empty(tuple(int(n) for n in header["shape"]), np.dtype(header["dtype"]))
-            got = f.readinto(memoryview(array).cast("B"))  # straight into the array: no copy
-            whole = got == array.nbytes and not f.read(1)
-        if not whole or hashlib.sha256(array).hexdigest() != header["sha256"]:
+            digest, arrays = _digest(header["arrays"], header["meta"]), {}
+            for field, dtype, shape in header["arrays"]:
+                array = np.empty(tuple(int(n) for n in shape), np.dtype(dtype))
+                # Straight into the array: no copy.
+                if f.readinto(memoryview(array).cast("B")) != array.nbytes:
+                    return None
+                digest.update(array)
+                arrays[str(field)] = array
+            whole = not f.read(1)
+        if not whole or digest.hexdigest() != header["sha256"]:
             log.debug("cache entry %s does not verify; computing it again", path)
             return None
+        meta = header["meta"]
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    array.flags.writeable = False
-    return array
+    for array in arrays.values():
+        array.flags.writeable = False
+    return arrays, meta
 
 
-def store(name: str, key: str, array: np.ndarray) -> None:
-    """Keep `array` under `name` and `key` (written whole or not at all), and drop the entries
-    of `name` under other keys. Failing to write only means it is not cached."""
+def store_arrays(name: str, key: str, arrays: Mapping[str, np.ndarray], meta: Any = None,
+                 ) -> None:
+    """Keep `arrays` and `meta` (any JSON value) under `name` and `key` (written whole or not
+    at all), and drop the entries of `name` under other keys. Failing to write only means it
+    is not cached."""
     path = entry_path(name, key)
     if path is None:
         return
-    payload = np.ascontiguousarray(array).tobytes()
-    header = {"key": key, "dtype": array.dtype.str, "shape": list(array.shape),
-              "sha256": hashlib.sha256(payload).hexdigest()}
+    payloads = [np.ascontiguousarray(a).tobytes() for a in arrays.values()]
+    described = [[field, a.dtype.str, list(a.shape)] for field, a in arrays.items()]
+    digest = _digest(described, meta)
+    for payload in payloads:
+        digest.update(payload)
+    header = {"key": key, "arrays": described, "meta": meta, "sha256": digest.hexdigest()}
     temporary = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{name}-",
                                          delete=False) as f:
             temporary = f.name
-            f.write(_MAGIC + json.dumps(header).encode() + b"\n" + payload)
+            f.write(_MAGIC + json.dumps(header).encode() + b"\n")
+            for payload in payloads:
+                f.write(payload)
         os.replace(temporary, path)
         temporary = None
-        for old in path.parent.glob(f"{name}-*.bin"):
+        # Only this name's entries: another name may begin with it and a dash.
+        for old in path.parent.glob(f"{name}-{'[0-9a-f]' * 16}.bin"):
             if old != path:
                 old.unlink(missing_ok=True)
     except OSError as exc:
         log.debug("could not cache %s in %s: %s", name, path.parent, exc)
         if temporary is not None:
             Path(temporary).unlink(missing_ok=True)
+
+
+def _digest(described: Any, meta: Any) -> Any:
+    """sha256 over what the header says of the arrays and the JSON value, to which each
+    array's bytes are added: an entry verifies only if all of it is as written."""
+    return hashlib.sha256(json.dumps([described, meta], sort_keys=True).encode())
