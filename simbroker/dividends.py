@@ -23,7 +23,7 @@ says ``raw`` or ``split``.
 
 from __future__ import annotations
 
-import bisect
+import csv
 import datetime
 import json
 import math
@@ -76,29 +76,35 @@ def path_beside(bars: Path) -> Path:
 def read(path: Path) -> list[Dividend]:
     """The dividends of a file (see the module docstring); ValueError names the line and the
     column of a bad value and says how to fix it."""
-    import pandas as pd  # only a dataset with a dividends file needs it (~0.16 s to import)
-
     try:
-        table = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        with open(path, encoding="utf-8-sig", newline="") as handle:
+            reader = csv.reader(handle)
+            lines = [(reader.line_num, row) for row in reader if row]  # blank lines skipped
+    except (csv.Error, UnicodeDecodeError) as exc:
         raise ValueError(f"{path}: not a CSV file ({exc}); the header must be "
                          f"{','.join(HEADER)}") from None
-    missing = [c for c in HEADER if c not in table.columns]
+    header = lines[0][1] if lines else []
+    missing = [c for c in HEADER if c not in header]
     if missing:
         raise ValueError(f"{path}: missing column(s) {', '.join(missing)}; the header must be "
                          f"{','.join(HEADER)} (pay_date may be empty)")
     out = []
-    for i, row in enumerate(table.itertuples(index=False), start=2):
+    for i, fields in lines[1:]:
         where = f"{path}, line {i}"
-        ex_date = _date(row.ex_date, where, "ex_date")
-        pay_date = _date(row.pay_date, where, "pay_date") if row.pay_date.strip() else None
+        if len(fields) != len(header):
+            raise ValueError(f"{where}: {len(fields)} fields where the header has "
+                             f"{len(header)}; give {','.join(HEADER)} on every line")
+        row = dict(zip(header, fields, strict=True))
+        ex_date = _date(row["ex_date"], where, "ex_date")
+        pay_date = (_date(row["pay_date"], where, "pay_date") if row["pay_date"].strip()
+                    else None)
         try:
-            amount = float(row.amount)
+            amount = float(row["amount"])
         except ValueError:
-            raise ValueError(f"{where}, column 'amount': {row.amount!r} is not a number; give "
-                             "dollars per share, e.g. 0.24") from None
+            raise ValueError(f"{where}, column 'amount': {row['amount']!r} is not a number; "
+                             "give dollars per share, e.g. 0.24") from None
         try:
-            out.append(Dividend(row.symbol.strip(), ex_date, amount, pay_date))
+            out.append(Dividend(row["symbol"].strip(), ex_date, amount, pay_date))
         except ValueError as exc:
             raise ValueError(f"{where}: {exc}") from None
     return out
@@ -188,15 +194,12 @@ def adjustment_table(market: MarketData, symbol: str) -> tuple[np.ndarray, np.nd
     table = None
     found = market.dividends(symbol)
     if found:
-        frame = market.frame(symbol)
-        days = [d.date() for d in frame.index]
-        closes = frame["close"].to_numpy(dtype=float)
         ex_days, factor = [], []
         for d in found:
-            i = bisect.bisect_left(days, d.ex_date) - 1
-            if i < 0:  # nothing before the ex-date to adjust
+            last = market.last_bar_before(symbol, d.ex_date)
+            if last is None:  # nothing before the ex-date to adjust
                 continue
-            before = float(closes[i]) / market.split_factor(symbol, days[i], d.ex_date)
+            before = last.close / market.split_factor(symbol, last.day, d.ex_date)
             f = 1.0 - d.amount / before
             if not f > 0:
                 raise ValueError(f"dividend of {symbol} going ex {d.ex_date}: ${d.amount:g} a "

@@ -31,10 +31,14 @@ from __future__ import annotations
 import datetime
 import functools
 import gzip
+import hashlib
+import importlib.util
 import io
 import math
 import os
+import platform
 import struct
+import sys
 import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
@@ -44,8 +48,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 import forked
+from simbroker import array_cache, price_model
 from simbroker import dividends as dividend_files
-from simbroker import price_model
 from simbroker.dividends import Dividend
 
 if TYPE_CHECKING:  # imported where frames are made or read: a plain file needs none
@@ -440,15 +444,63 @@ def from_arrays(days: np.ndarray, values: Mapping[str, np.ndarray],
 def _load_shipped(name: str) -> MarketData:
     shipped = _SHIPPED[name]
     path = DATA_DIR / shipped.bars_file
-    # The build script (scripts/build_market_data.py) checked every date against the NYSE
-    # calendar; skipping it here keeps loading fast.
-    series, model = _series_from_file(path, check_sessions=False)
+    series, model = _shipped_series(path)
     splits = _read_splits(DATA_DIR / shipped.splits_file) if shipped.splits_file else []
     dividends = (dividend_files.read(DATA_DIR / shipped.dividends_file)
                  if shipped.dividends_file else [])
     return MarketData(series, splits, name=name, description=shipped.description,
                       model_ohlc=model, dividends=dividends,
                       dividend_adjusted=shipped.dividend_adjusted)
+
+
+def _shipped_series(path: Path) -> tuple[dict[str, _Series], set[str]]:
+    """A shipped file's series: read back from the verified disk cache (simbroker/array_cache)
+    when a process has parsed these bytes with this code before, else parsed (and kept there).
+    us-stocks: ~0.003 s instead of ~0.03 s, and no import of pandas, its reader."""
+    key = _parse_key(path)
+    found = None if key is None else array_cache.load_arrays(_cache_name(path), key)
+    if found is not None:
+        (arrays, (names, lengths, model)) = found
+        ends = np.cumsum(lengths)
+        series = {name: _Series(arrays["days"][end - n:end], arrays["values"][end - n:end])
+                  for name, n, end in zip(names, lengths, ends.tolist(), strict=True)}
+        return series, set(model)
+    # The build script (scripts/build_market_data.py) checked every date against the NYSE
+    # calendar; skipping it here keeps loading fast.
+    series, model = _series_from_file(path, check_sessions=False)
+    if key is not None:
+        arrays = {"days": np.concatenate([s.days for s in series.values()]),
+                  "values": np.concatenate([s.values for s in series.values()])}
+        meta = [list(series), [len(s.days) for s in series.values()], sorted(model)]
+        array_cache.store_arrays(_cache_name(path), key, arrays, meta)
+    return series, model
+
+
+def _cache_name(path: Path) -> str:
+    return "bars-" + path.name.replace(".", "_")
+
+
+def _parse_key(path: Path) -> str | None:
+    """What a file's series depend on: its bytes, this module's code (the reads, checks and
+    the model fill), and the readers' versions (numpy's, and pandas' from its version file,
+    without importing it) and the machine's number formats; None (no cache) when one of them
+    cannot be read."""
+    try:
+        spec = importlib.util.find_spec("pandas")
+        if spec is None or spec.origin is None:
+            return None
+        package = Path(spec.origin).parent
+        versions = [package / n for n in ("_version_meson.py", "_version.py")
+                    if (package / n).is_file()]
+        if not versions:
+            return None
+        h = hashlib.sha256(path.read_bytes())
+        h.update(Path(__file__).read_bytes())
+        h.update(versions[0].read_bytes())
+    except (OSError, ValueError, ImportError):
+        return None
+    h.update(f"{np.__version__} {sys.byteorder} {platform.machine()}".encode())
+    return h.hexdigest()
 
 
 def _series_from_file(path: Path, *, check_sessions: bool = True,

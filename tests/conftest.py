@@ -23,6 +23,13 @@ if "SIMBROKER_CACHE_DIR" not in os.environ:
 tqdm.tqdm.monitor_interval = 0
 
 
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    """An empty disk cache of its own (simbroker/array_cache.py) for one test."""
+    monkeypatch.setenv("SIMBROKER_CACHE_DIR", str(tmp_path))
+    return tmp_path
+
+
 @pytest.fixture(scope="module")
 def bots():
     """A fork server of real bot processes, one per test module."""

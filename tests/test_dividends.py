@@ -93,6 +93,8 @@ def test_a_bars_file_pays_the_dividends_beside_it_only_when_its_prices_leave_the
     ("KO,2022-03-02,,-1", "line 2: .*amount is -1.0; give the cash per share"),
     ("KO,2022-03-02,2022-03-01,0.44", "line 2: .*pay_date 2022-03-01 is before the ex-date"),
     ("XX,2022-03-02,,0.44", "symbol without bars"),
+    ("KO,2022-03-02,0.44", "line 2: 3 fields where the header has 4; give symbol,ex_date,"),
+    ("\nKO,2022-03-02,,0.44,x", "line 3: 5 fields where the header has 4"),
 ])
 def test_bad_dividend_rows_name_the_line_and_the_fix(tmp_path, row, message):
     with pytest.raises(ValueError, match=message):

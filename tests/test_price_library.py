@@ -53,12 +53,6 @@ def test_the_library_cannot_be_written_to():
             getattr(lib, name)[0, ...] = 1.0
 
 
-@pytest.fixture
-def cache(tmp_path, monkeypatch):
-    monkeypatch.setenv(array_cache.CACHE_ENV, str(tmp_path))
-    return tmp_path
-
-
 def test_the_library_read_from_the_cache_is_the_drawn_one(cache):
     drawn = price_model._library.__wrapped__()  # nothing cached yet: drawn, then stored
     [entry] = cache.glob("intraday-paths-*.bin")
