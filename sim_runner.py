@@ -43,7 +43,7 @@ from cost_booking import simulated_span
 from errors import BotError, BrokerError, ConfigError, DeadlineError
 from market_calendar import NEW_YORK, MarketCalendar, new_york_noon, nyse
 from run_digest import earlier_summaries
-from simbroker import Exchange, ExchangeConfig, market_data, serve
+from simbroker import Exchange, ExchangeConfig, market_data, price_model, serve
 from simbroker.faults import RandomFaults
 from simbroker.journal import Journal
 from trading_bot import Endpoint, run_once
@@ -100,6 +100,7 @@ def run_simulation(config: Config, args: argparse.Namespace, env: Mapping[str, s
     sim_dir = Path(args.sim_dir)
     state_path = sim_dir / "exchange.json"
     log_dir = Path(args.log_dir) if args.log_dir else sim_dir / "logs"
+    price_model.read_library_ahead()  # the exchange's first prices need it
     market = market_data.load(env.get("SIM_DATA", "").strip() or "us-stocks")
     calendar = sim_calendar(market)
     exchange = open_exchange(state_path, market, exchange_config(env), calendar, args.sim_start,

@@ -2,6 +2,7 @@
 draw every session's path from it, so however it is built it must stay the same, bit for bit."""
 
 import hashlib
+import threading
 
 import numpy as np
 import pytest
@@ -30,7 +31,7 @@ def test_the_library_is_the_same_bit_for_bit():
 
 
 def test_a_fresh_build_equals_the_cached_one():
-    fresh = price_model._library.__wrapped__()
+    fresh = price_model._load_library()
     assert fresh is not price_model._library()
     assert _digest(fresh) == LIBRARY_SHA256
 
@@ -54,10 +55,10 @@ def test_the_library_cannot_be_written_to():
 
 
 def test_the_library_read_from_the_cache_is_the_drawn_one(cache):
-    drawn = price_model._library.__wrapped__()  # nothing cached yet: drawn, then stored
+    drawn = price_model._load_library()  # nothing cached yet: drawn, then stored
     [entry] = cache.glob("intraday-paths-*.bin")
     stored = entry.stat().st_mtime_ns
-    again = price_model._library.__wrapped__()
+    again = price_model._load_library()
     assert entry.stat().st_mtime_ns == stored  # read, not drawn and written again
     assert _digest(drawn) == _digest(again) == LIBRARY_SHA256
     assert not again.x.flags.writeable
@@ -66,7 +67,7 @@ def test_the_library_read_from_the_cache_is_the_drawn_one(cache):
 @pytest.mark.parametrize("damage", ["flip a byte", "truncate", "append", "other key",
                                     "not an entry"])
 def test_a_damaged_or_foreign_entry_is_drawn_again_and_replaced(cache, damage):
-    price_model._library.__wrapped__()
+    price_model._load_library()
     [entry] = cache.glob("intraday-paths-*.bin")
     data = bytearray(entry.read_bytes())
     if damage == "flip a byte":
@@ -81,7 +82,7 @@ def test_a_damaged_or_foreign_entry_is_drawn_again_and_replaced(cache, damage):
         data = bytearray(b"hello\n")
     entry.write_bytes(bytes(data))
     assert array_cache.load("intraday-paths", price_model._library_key()) is None
-    assert _digest(price_model._library.__wrapped__()) == LIBRARY_SHA256
+    assert _digest(price_model._load_library()) == LIBRARY_SHA256
     assert array_cache.load("intraday-paths", price_model._library_key()) is not None
 
 
@@ -91,7 +92,7 @@ def test_the_key_follows_the_code_that_draws_the_library(cache):
     array_cache.store("intraday-paths", "f" * 64, np.ones((2, 3)))
     assert array_cache.load("intraday-paths", key) is None  # another key's entry
     assert np.array_equal(array_cache.load("intraday-paths", "f" * 64), np.ones((2, 3)))
-    price_model._library.__wrapped__()
+    price_model._load_library()
     assert [p.name for p in cache.glob("intraday-paths-*.bin")] == [
         f"intraday-paths-{key[:16]}.bin"]  # the stale entry is gone
 
@@ -99,18 +100,36 @@ def test_the_key_follows_the_code_that_draws_the_library(cache):
 def test_no_cache_when_it_is_off_or_cannot_be_written(tmp_path, monkeypatch):
     monkeypatch.setenv(array_cache.CACHE_ENV, "")
     assert array_cache.cache_dir() is None
-    assert _digest(price_model._library.__wrapped__()) == LIBRARY_SHA256
+    assert _digest(price_model._load_library()) == LIBRARY_SHA256
     blocked = tmp_path / "a file, not a directory"
     blocked.write_text("")
     monkeypatch.setenv(array_cache.CACHE_ENV, str(blocked / "cache"))
     array_cache.store("intraday-paths", "0" * 64, np.ones(3))  # does not raise
     assert array_cache.load("intraday-paths", "0" * 64) is None
-    assert _digest(price_model._library.__wrapped__()) == LIBRARY_SHA256
+    assert _digest(price_model._load_library()) == LIBRARY_SHA256
     assert blocked.read_text() == ""
 
 
 def test_without_its_source_to_key_it_the_library_is_drawn_and_not_cached(cache, monkeypatch):
     monkeypatch.setattr(price_model, "__file__", str(cache / "no such file.py"))
     assert price_model._library_key() is None
-    assert _digest(price_model._library.__wrapped__()) == LIBRARY_SHA256
+    assert _digest(price_model._load_library()) == LIBRARY_SHA256
     assert list(cache.iterdir()) == []
+
+
+def test_a_read_ahead_and_a_use_meanwhile_read_the_library_once(monkeypatch):
+    monkeypatch.setattr(price_model, "_loaded", None)
+    read, reads = price_model._load_library, []
+    reading = threading.Event()
+
+    def read_counted():
+        reading.set()  # the read ahead has the lock from here on
+        reads.append(read())
+        return reads[-1]
+
+    monkeypatch.setattr(price_model, "_load_library", read_counted)
+    price_model.read_library_ahead()
+    assert reading.wait(10)
+    library = price_model._library()  # comes while the read ahead reads: waits for it
+    assert len(reads) == 1 and library is reads[0]
+    assert _digest(library) == LIBRARY_SHA256
