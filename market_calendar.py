@@ -54,25 +54,62 @@ class Session:
 
 
 class MarketCalendar:
-    """The NYSE calendar as a sorted list of sessions, with the look-ups the project needs."""
+    """The NYSE calendar as a sorted list of sessions, with the look-ups the project needs.
+
+    A calendar from the shipped table (`nyse`) makes each Session object when it is first
+    asked for: a daily run asks for a few dozen of the ~4,500 sessions of its 18 years, and
+    making them all was most of the calendar's build."""
 
     def __init__(self, sessions: list[Session]) -> None:
-        self._sessions = sessions
         self._days = [s.day for s in sessions]
-        self._by_day = {s.day: s for s in sessions}
+        self._index = {day: i for i, day in enumerate(self._days)}
+        self._sessions: list[Session | None] = list(sessions)
+        self._hours: dict[date, tuple[time, time]] = {}
+
+    @classmethod
+    def of_days(cls, days: list[date], hours: dict[date, tuple[time, time]],
+                ) -> MarketCalendar:
+        """Sessions on sorted `days`, 9:30 to 16:00 New York time but for the days of `hours`
+        (New York open and close), each made when first asked for."""
+        calendar = cls([])
+        calendar._days = days
+        calendar._index = {day: i for i, day in enumerate(days)}
+        calendar._sessions = [None] * len(days)
+        calendar._hours = hours
+        return calendar
+
+    def _at(self, i: int) -> Session:
+        found = self._sessions[i]
+        if found is None:  # two threads may both make it: equal sessions, either is kept
+            day = self._days[i]
+            opens, closes = self._hours.get(day, (_OPEN, _CLOSE))
+            found = self._sessions[i] = Session(
+                day=day, open=datetime.combine(day, opens, NEW_YORK).astimezone(_FIXED_UTC),
+                close=datetime.combine(day, closes, NEW_YORK).astimezone(_FIXED_UTC))
+        return found
+
+    @property
+    def first_day(self) -> date | None:
+        """The day of the first session (None for an empty calendar)."""
+        return self._days[0] if self._days else None
+
+    @property
+    def last_day(self) -> date | None:
+        return self._days[-1] if self._days else None
 
     def session(self, day: date) -> Session | None:
         """The session on `day`, or None on a weekend or holiday."""
-        return self._by_day.get(day)
+        i = self._index.get(day)
+        return None if i is None else self._at(i)
 
     def is_session(self, day: date) -> bool:
-        return day in self._by_day
+        return day in self._index
 
     def sessions_between(self, start: date, end: date) -> list[Session]:
         """Sessions with start <= day <= end."""
         lo = bisect.bisect_left(self._days, start)
         hi = bisect.bisect_right(self._days, end)
-        return self._sessions[lo:hi]
+        return [self._at(i) for i in range(lo, hi)]
 
     def sessions_before(self, day: date, count: int) -> list[Session]:
         """The `count` sessions strictly before `day`, oldest first."""
@@ -81,15 +118,15 @@ class MarketCalendar:
             first = self._days[0] if self._days else None
             raise ValueError(f"the calendar starts on {first}; {count} sessions before {day} "
                              "are not in it")
-        return self._sessions[hi - count:hi]
+        return [self._at(i) for i in range(hi - count, hi)]
 
     def next_session(self, day: date) -> Session:
         """The first session strictly after `day`."""
         i = bisect.bisect_right(self._days, day)
-        if i >= len(self._sessions):
+        if i >= len(self._days):
             last = self._days[-1] if self._days else None
             raise ValueError(f"no NYSE session after {day} in the calendar (ends {last})")
-        return self._sessions[i]
+        return self._at(i)
 
     def session_on_or_after(self, day: date) -> Session:
         found = self.session(day)
@@ -148,17 +185,10 @@ def _from_table(first: date, last: date) -> MarketCalendar:
     16:00 New York time but its special sessions): the same sessions, to the same datetime
     objects, as pandas-market-calendars gives (tests/test_market_calendar.py checks every day),
     without its import (~0.3 s) and schedule (~0.1 s)."""
-    holidays, special = nyse_table.holidays(), nyse_table.special_sessions()
-    sessions = []
-    for ordinal in range(first.toordinal(), last.toordinal() + 1):
-        day = date.fromordinal(ordinal)
-        if day.weekday() >= 5 or day in holidays:
-            continue
-        opens, closes = special.get(day, (_OPEN, _CLOSE))
-        sessions.append(Session(
-            day=day, open=datetime.combine(day, opens, NEW_YORK).astimezone(_FIXED_UTC),
-            close=datetime.combine(day, closes, NEW_YORK).astimezone(_FIXED_UTC)))
-    return MarketCalendar(sessions)
+    holidays = nyse_table.holidays()
+    days = [day for ordinal in range(first.toordinal(), last.toordinal() + 1)
+            if (day := date.fromordinal(ordinal)).weekday() < 5 and day not in holidays]
+    return MarketCalendar.of_days(days, nyse_table.special_sessions())
 
 
 _OPEN, _CLOSE = time(9, 30), time(16, 0)  # NYSE's regular hours, New York time

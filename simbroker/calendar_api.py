@@ -61,9 +61,8 @@ class Days:
 
     def __init__(self, own: MarketCalendar) -> None:
         self._own = own
-        covered = own.sessions_between(FIRST_DAY, date(9999, 12, 31))
-        self._own_first = covered[0].day if covered else date.max
-        self._own_last = covered[-1].day if covered else date.min
+        self._own_first = own.first_day or date.max
+        self._own_last = own.last_day or date.min
         self._wide: MarketCalendar | None = None
 
     def _nyse(self) -> MarketCalendar:

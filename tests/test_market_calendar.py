@@ -34,6 +34,21 @@ def test_a_wider_request_builds_one_calendar_covering_both():
         [s.day for s in before.sessions_between(date(2024, 1, 1), date(2024, 12, 31))]
 
 
+def test_sessions_made_when_asked_for_are_made_once_and_match_the_packages():
+    calendar = _from_table(date(2019, 1, 1), date(2019, 12, 31))
+    assert calendar.first_day == date(2019, 1, 2) and calendar.last_day == date(2019, 12, 31)
+    thanksgiving_friday = calendar.session(date(2019, 11, 29))  # an early close, 13:00
+    assert thanksgiving_friday is calendar.session(date(2019, 11, 29))
+    assert calendar.sessions_between(date(2019, 11, 29), date(2019, 11, 29)) == \
+        [thanksgiving_friday]
+    assert thanksgiving_friday.is_early_close
+    package = _from_pandas_market_calendars(date(2019, 1, 1), date(2019, 12, 31))
+    assert calendar.sessions_between(date(2019, 1, 1), date(2019, 12, 31)) == \
+        package.sessions_between(date(2019, 1, 1), date(2019, 12, 31))
+    empty = _from_table(date(2019, 12, 25), date(2019, 12, 25))
+    assert empty.first_day is None and empty.last_day is None
+
+
 def test_a_simulated_day_builds_one_calendar_for_the_datas_years(tmp_path, monkeypatch):
     import market_calendar
     import trading_bot
