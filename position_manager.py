@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from errors import StateFileError
 from market_calendar import NEW_YORK
 from order_ids import parse_client_order_id
-from state_files import read_csv_rows, read_json, write_csv_rows, write_json
+from state_files import StateWriter, read_csv_rows, read_json, write_csv_rows, write_json
 
 if TYPE_CHECKING:  # annotations only: the SDK behind broker loads when a broker is used
     from broker import Order, Position
@@ -118,6 +118,8 @@ class StateStore:
         self.positions_path = log_dir / "positions.json"
         self.pending_path = log_dir / "pending_orders.json"
         self.trades_path = log_dir / "trades.csv"
+        # A run saves its records at several steps, often unchanged: written once.
+        self._writer = StateWriter()
 
     def load_holdings(self) -> dict[str, Holding]:
         return _load_records(self.positions_path, "positions", Holding)
@@ -129,13 +131,13 @@ class StateStore:
         data = {"version": STATE_VERSION,
                 "positions": {k: asdict(v) for k, v in sorted(holdings.items())}}
         for path in (self.positions_path, *also):
-            write_json(path, data)
+            self._writer.write_json(path, data)
 
     def save_pending(self, pending: dict[str, PendingOrder], *also: Path) -> None:
         data = {"version": STATE_VERSION,
                 "orders": {k: asdict(v) for k, v in sorted(pending.items())}}
         for path in (self.pending_path, *also):
-            write_json(path, data)
+            self._writer.write_json(path, data)
 
     def save_records(self, holdings: dict[str, Holding], pending: dict[str, PendingOrder],
                      snapshot_dir: Path) -> None:

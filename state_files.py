@@ -180,7 +180,40 @@ def write_error(path: Path, exc: OSError) -> StateFileError:
 
 
 def write_json(path: Path, data: Any) -> None:
-    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+    atomic_write_text(path, json_text(data))
+
+
+def json_text(data: Any) -> str:
+    """A state file's text: sorted keys, indented, one line per field."""
+    return json.dumps(data, indent=2, sort_keys=True) + "\n"
+
+
+class StateWriter:
+    """write_json that leaves out a write when its last write of the same path was the same
+    text and the file is still the one it wrote (the same inode, size and modification time:
+    every write here makes a new inode, and another writer changes at least the time)."""
+
+    def __init__(self) -> None:
+        self._last: dict[Path, tuple[str, tuple[int, ...] | None]] = {}
+
+    def write_json(self, path: Path, data: Any) -> None:
+        text = json_text(data)
+        if self._last.get(path, (None,)) == (text, file_stamp(path)):
+            return
+        atomic_write_text(path, text)
+        self._last[path] = (text, file_stamp(path))
+
+
+def file_stamp(path: Path) -> tuple[int, ...] | None:
+    """What tells one version of a file from another without reading it (inode, size,
+    modification time); None when it does not exist."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise StateFileError(f"{path}: cannot be read ({exc.strerror})") from None
+    return st.st_ino, st.st_size, st.st_mtime_ns
 
 
 def read_json(path: Path, *, default: Any,

@@ -51,6 +51,24 @@ def test_atomic_write_leaves_no_temp_files_and_round_trips(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["x.json"]
 
 
+def test_a_store_writes_records_again_only_when_they_or_the_file_changed(tmp_path):
+    store, copy = StateStore(tmp_path), tmp_path / "run" / "positions.json"
+    store.save_holdings({"AAPL": holding()}, copy)
+    written = [p.stat().st_ino for p in (store.positions_path, copy)]
+    store.save_holdings({"AAPL": holding()}, copy)  # the same records: both files left alone
+    assert [p.stat().st_ino for p in (store.positions_path, copy)] == written
+    store.save_holdings({"AAPL": holding(qty=3.0)}, copy)  # changed: both written again
+    assert [p.stat().st_ino for p in (store.positions_path, copy)] != written
+    assert store.load_holdings()["AAPL"].qty == 3.0
+    # The file changed under the store (here emptied in place): the same records are written.
+    store.positions_path.write_text("")
+    store.save_holdings({"AAPL": holding(qty=3.0)})
+    assert store.load_holdings()["AAPL"].qty == 3.0
+    store.positions_path.unlink()
+    store.save_holdings({"AAPL": holding(qty=3.0)})
+    assert store.load_holdings()["AAPL"].qty == 3.0
+
+
 def test_unreadable_state_file_stops_and_is_not_replaced(tmp_path):
     store = StateStore(tmp_path)
     store.positions_path.write_text('{"version": 1, "positions": {"AAPL": ')
