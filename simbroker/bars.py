@@ -17,7 +17,6 @@ from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from market_calendar import NEW_YORK, UTC
 from simbroker import dividends as dividend_files
@@ -175,14 +174,14 @@ def compute_rows(view: MarketView, query: BarQuery, at: Moment) -> list[Row]:
     if last < query.first or query.feed in feeds.NO_DATA_FEEDS:
         return rows
     symbols = sorted(set(query.symbols))
-    frames = served_frames(view.data, symbols, query.first, last,
-                           adjustment=query.adjustment, as_of=at.day)
+    served = served_bars(view.data, symbols, query.first, last, adjustment=query.adjustment,
+                         as_of=at.day)
     for symbol in symbols:
-        frame = frames.get(symbol)
-        if frame is None or frame.empty:
+        numbers, values = served.get(symbol, ((), None))
+        if not len(numbers):
             continue
-        days = [d.date() for d in frame.index]
-        values = frame.to_numpy(dtype=float, copy=True)
+        days = [_EPOCH + timedelta(days=n) for n in numbers.tolist()]
+        values = values.astype(float, copy=True)
         if days[-1] == at.day:
             partial = view.partial_bar(symbol, at)
             if partial is not None:
@@ -195,28 +194,25 @@ def compute_rows(view: MarketView, query: BarQuery, at: Moment) -> list[Row]:
     return rows
 
 
-def served_frames(data: MarketData, symbols: list[str], first: date, last: date, *,
-                  adjustment: str, as_of: date) -> dict[str, pd.DataFrame]:
-    """The bars of `MarketData.bars` (split-adjusted for ``split`` and ``all``) with, for
+def served_bars(data: MarketData, symbols: list[str], first: date, last: date, *,
+                adjustment: str, as_of: date) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The bars of `MarketData.bar_arrays` (split-adjusted for ``split`` and ``all``) with, for
     ``dividend`` and ``all``, their prices (not the volume) multiplied by the symbol's
     dividend factors as of `as_of` (simbroker/dividends.adjustment_table), after the split
     adjustment. A symbol without dividend events is served as it is: the shipped closes-only
     symbols are dividend-adjusted already (their dividends are in their prices,
     `MarketData.dividend_adjusted`), the other symbols paid none."""
-    frames = data.bars(symbols, first, last, adjustment=adjustment, as_of=as_of)
+    found = data.bar_arrays(symbols, first, last, adjustment=adjustment, as_of=as_of)
     if adjustment not in ("dividend", "all"):
-        return frames
-    for symbol, frame in frames.items():
+        return found
+    for symbol, (numbers, values) in found.items():
         table = dividend_files.adjustment_table(data, symbol)
-        if table is None or frame.empty:
+        if table is None or not len(numbers):
             continue
-        numbers = frame.index.values.astype("datetime64[D]").astype(np.int64)
-        f = dividend_files.factors(table, numbers, (as_of - _EPOCH).days)
-        adjusted = frame.copy()  # never the data's own arrays
-        prices = list(frame.columns[:4])
-        adjusted[prices] = frame[prices].to_numpy(dtype=float) * f[:, None]
-        frames[symbol] = adjusted
-    return frames
+        adjusted = values.copy()  # never the data's own arrays
+        adjusted[:, :4] *= dividend_files.factors(table, numbers, (as_of - _EPOCH).days)[:, None]
+        found[symbol] = (numbers, adjusted)
+    return found
 
 
 def bars_json(days: list[date], values: np.ndarray) -> list[dict[str, object]]:

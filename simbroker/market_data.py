@@ -11,7 +11,7 @@ them on positions held at the close before the ex-date. A dataset states which s
 prices are dividend-adjusted (`dividend_adjusted`); a dividend for one of them is refused, as
 it is already in the prices. `bars` adjusts for splits only (``dividend`` returns raw
 prices, ``all`` split-adjusted ones); the exchange's served bars add the dividend adjustment
-on top (simbroker/bars.served_frames, simbroker/dividends.adjustment_table).
+on top (simbroker/bars.served_bars, simbroker/dividends.adjustment_table).
 
 Shipped datasets (see data/README.md for sources, licenses and every transformation):
 
@@ -253,15 +253,24 @@ class MarketData:
         `adjustment` is one of ADJUSTMENTS. ``split`` and ``all`` divide prices (and multiply
         volumes) by `split_factor` relative to `as_of`; bars after `as_of` are left raw, as no
         split between the bar and `as_of` exists. ``dividend`` equals ``raw`` and ``all`` equals
-        ``split`` here: the exchange applies the dividends (simbroker/bars.served_frames).
+        ``split`` here: the exchange applies the dividends (simbroker/bars.served_bars).
         Unknown symbols are absent from the result;
         a known symbol without bars in the range maps to an empty frame.
         """
+        return {symbol: _to_frame(days, values) for symbol, (days, values) in
+                self.bar_arrays(symbols, start, end, adjustment=adjustment, as_of=as_of).items()}
+
+    def bar_arrays(self, symbols: Iterable[str], start: datetime.date, end: datetime.date, *,
+                   adjustment: str = "raw", as_of: datetime.date,
+                   ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """`bars` as arrays, without pandas: each known symbol's day numbers (days since
+        1970-01-01) and its (n, 5) values, read-only views of the data where nothing is
+        adjusted."""
         adjust = _adjusts_splits(adjustment)
         first, last, as_of_number = _day_number(start), _day_number(end), _day_number(as_of)
         if isinstance(symbols, str):  # one symbol, not its characters
             symbols = [symbols]
-        result: dict[str, pd.DataFrame] = {}
+        result: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         for symbol in symbols:
             series = self._series.get(symbol)
             if series is None:
@@ -272,7 +281,7 @@ class MarketData:
             table = self._split_tables.get(symbol) if adjust else None
             if table is not None:
                 values = _adjusted(values, table.factors(days, as_of_number))
-            result[symbol] = _to_frame(days, values)
+            result[symbol] = (days, values)
         return result
 
     def panel(self, field: str, start: datetime.date | None = None,

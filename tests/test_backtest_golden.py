@@ -12,7 +12,7 @@ from config import load_config
 from market_calendar import new_york_noon, nyse
 from signal_generator import zscores
 from simbroker import market_data
-from simbroker.bars import served_frames
+from simbroker.bars import served_bars
 from simbroker.price_model import path_key, price_at
 
 
@@ -90,11 +90,11 @@ def test_zscores_are_the_bots_bit_for_bit(us_stocks):
         session = calendar.session(day)
         window = [s.day for s in calendar.sessions_before(day, config.z_score_window - 1)]
         # The bars the exchange serves the bot (adjustment=all: splits and dividends).
-        frames = served_frames(us_stocks, list(result.symbols), window[0], window[-1],
-                               adjustment="all", as_of=day)
+        served = served_bars(us_stocks, list(result.symbols), window[0], window[-1],
+                             adjustment="all", as_of=day)
         # As data_fetcher builds them: one list of closes per symbol, then transposed; the
         # exchange sends closes rounded to 4 decimals and trade prices rounded with round().
-        columns = [[float(np.round(c, 4)) for c in frames[s]["close"]] for s in result.symbols]
+        columns = [[float(np.round(c, 4)) for c in served[s][1][:, 3]] for s in result.symbols]
         fraction = session.fraction(new_york_noon(day))
         prices = []
         for s in result.symbols:

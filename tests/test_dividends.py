@@ -203,20 +203,27 @@ def test_the_exchange_serves_bars_adjusted_for_dividends_before_their_ex_dates(s
 
 def test_served_bars_of_the_shipped_data_adjust_the_payers_and_leave_the_adjusted_as_they_are(
         us):
-    from simbroker.bars import served_frames
+    from simbroker.bars import served_bars
 
     as_of, first, last = date(2021, 3, 1), date(2021, 2, 1), date(2021, 2, 10)
-    served = served_frames(us, ["AAPL", "KO"], first, last, adjustment="all", as_of=as_of)
-    split = us.bars(["AAPL", "KO"], first, last, adjustment="all", as_of=as_of)
+    served = served_bars(us, ["AAPL", "KO"], first, last, adjustment="all", as_of=as_of)
+    split = us.bar_arrays(["AAPL", "KO"], first, last, adjustment="all", as_of=as_of)
     # AAPL's $0.205 going ex 2021-02-05, the close before it $137.39: the factor 0.998508...
     factor = 1 - 0.205 / 137.39
-    before = split["AAPL"].index < "2021-02-05"
-    assert np.allclose(served["AAPL"].loc[before, "close"],
-                       split["AAPL"].loc[before, "close"] * factor, rtol=1e-15, atol=0)
-    assert served["AAPL"].loc[before, "close"].iloc[-1] == pytest.approx(137.39 - 0.205)
-    assert served["AAPL"][~before].equals(split["AAPL"][~before])
-    assert served["AAPL"]["volume"].equals(split["AAPL"]["volume"])
-    assert served["KO"].equals(split["KO"])  # dividend-adjusted already: as it is
+    days, values = served["AAPL"]
+    assert np.array_equal(days, split["AAPL"][0])
+    before = days < (date(2021, 2, 5) - date(1970, 1, 1)).days
+    assert before.sum() == 4  # Feb 1-4
+    assert np.allclose(values[before, 3], split["AAPL"][1][before, 3] * factor, rtol=1e-15,
+                       atol=0)
+    assert values[before, 3][-1] == pytest.approx(137.39 - 0.205)
+    assert np.array_equal(values[~before], split["AAPL"][1][~before])
+    assert np.array_equal(values[:, 4], split["AAPL"][1][:, 4])  # the volume as it is
+    # KO is dividend-adjusted already: as it is (its volume unknown, NaN).
+    assert np.array_equal(served["KO"][1], split["KO"][1], equal_nan=True)
+    # The data's own arrays are never written.
+    assert np.array_equal(us.bar_arrays(["AAPL"], first, last, adjustment="all",
+                                        as_of=as_of)["AAPL"][1], split["AAPL"][1])
 
 
 # -- the backtester -----------------------------------------------------------------------
