@@ -14,6 +14,7 @@ must not, and what this module does instead:
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import time
@@ -529,7 +530,7 @@ class Broker:
 
         out: dict[str, list[Bar]] = {}
         for raw in self._read("GET /v2/stocks/bars", fetch):
-            day = parse_time(raw["t"]).astimezone(NEW_YORK).date()
+            day = _bar_day(raw["t"])
             out.setdefault(raw["S"], []).append(Bar(day=day, open=float(raw["o"]),
                                                     high=float(raw["h"]), low=float(raw["l"]),
                                                     close=float(raw["c"]), volume=float(raw["v"])))
@@ -620,6 +621,13 @@ def parse_time(text: str) -> datetime:
     if parsed.tzinfo is None:
         raise ValueError(f"timestamp without zone from the broker: {text!r}")
     return parsed.astimezone(UTC)
+
+
+@functools.lru_cache(maxsize=4096)
+def _bar_day(stamp: str) -> date:
+    """A daily bar's session day, from its time (midnight New York time): every symbol's bars
+    carry the same few stamps, parsed once."""
+    return parse_time(stamp).astimezone(NEW_YORK).date()
 
 
 def bar_instant(day: date) -> str:
