@@ -103,25 +103,35 @@ def record_activity(exchange: Exchange, activity_type: str, *, net_amount: float
 
 def fill_activities(exchange: Exchange) -> list[dict[str, Any]]:
     """Every execution as Alpaca's FILL activity, oldest first."""
+    return [_fill_json(exchange, index, done)
+            for index, done in enumerate(_cumulative_qty(exchange.book.fills))]
+
+
+def _cumulative_qty(fills: list[Any]) -> list[float]:
+    """Each fill's order's quantity filled up to and including it."""
     cum: dict[str, float] = {}
     out = []
-    for index, fill in enumerate(exchange.book.fills):
-        order = exchange.orders.get(fill.order_id)
-        done = round(cum.get(fill.order_id, 0.0) + fill.qty, 9)
-        cum[fill.order_id] = done
-        total = order.qty if order is not None and order.qty is not None else done
-        leaves = max(0.0, round(total - done, 9))
-        key = uuid.uuid5(_NAMESPACE, f"{fill.order_id}/{index}")
-        out.append({
-            "id": _activity_id(fill.time, key), "activity_type": FILL,
-            "transaction_time": wire.timestamp(fill.time),
-            "type": "fill" if leaves <= 1e-9 else "partial_fill",
-            "price": wire.decimal(fill.price, 6), "qty": wire.decimal(fill.qty, 9),
-            "side": fill.side.value, "symbol": fill.symbol,
-            "leaves_qty": wire.decimal(leaves, 9), "order_id": fill.order_id,
-            "cum_qty": wire.decimal(done, 9),
-            "order_status": "filled" if leaves <= 1e-9 else "partially_filled"})
+    for fill in fills:
+        cum[fill.order_id] = done = round(cum.get(fill.order_id, 0.0) + fill.qty, 9)
+        out.append(done)
     return out
+
+
+def _fill_json(exchange: Exchange, index: int, done: float) -> dict[str, Any]:
+    fill = exchange.book.fills[index]
+    order = exchange.orders.get(fill.order_id)
+    total = order.qty if order is not None and order.qty is not None else done
+    leaves = max(0.0, round(total - done, 9))
+    key = uuid.uuid5(_NAMESPACE, f"{fill.order_id}/{index}")
+    return {
+        "id": _activity_id(fill.time, key), "activity_type": FILL,
+        "transaction_time": wire.timestamp(fill.time),
+        "type": "fill" if leaves <= 1e-9 else "partial_fill",
+        "price": wire.decimal(fill.price, 6), "qty": wire.decimal(fill.qty, 9),
+        "side": fill.side.value, "symbol": fill.symbol,
+        "leaves_qty": wire.decimal(leaves, 9), "order_id": fill.order_id,
+        "cum_qty": wire.decimal(done, 9),
+        "order_status": "filled" if leaves <= 1e-9 else "partially_filled"}
 
 
 def activity_json(activity: Activity) -> dict[str, Any]:
@@ -150,19 +160,26 @@ def list_activities(exchange: Exchange, *, types: set[str] | None = None,
                     page_token: str | None = None) -> list[dict[str, Any]]:
     """One page of activities as wire JSON: filtered by type and by time (exclusive `after`
     and `until`; `on` a New York date), in time order (ties in the order they happened),
-    starting after the activity whose id is `page_token`."""
-    timed: list[tuple[datetime, int, dict[str, Any]]] = []
+    starting after the activity whose id is `page_token`.
+
+    Times and types are matched before any item is made: only the chosen ones become JSON,
+    so a query of the last days costs the same however long the account's history is (but
+    for one pass over the fills, for their orders' cumulative quantities)."""
+    def wanted(when: datetime) -> bool:
+        return ((after is None or when > after) and (until is None or when < until)
+                and (on is None or when.astimezone(NEW_YORK).date() == on))
+
+    timed: list[tuple[datetime, int, Any]] = []
     if types is None or FILL in types:
-        timed += [(f.time, i, item) for i, (f, item) in enumerate(
-            zip(exchange.book.fills, fill_activities(exchange), strict=True))]
+        timed += [(f.time, i, done) for i, (f, done) in enumerate(
+            zip(exchange.book.fills, _cumulative_qty(exchange.book.fills), strict=True))
+            if wanted(f.time)]
     offset = len(exchange.book.fills)
-    timed += [(a.created_at, offset + i, activity_json(a))
-              for i, a in enumerate(exchange.activities)
-              if types is None or a.activity_type in types]
+    timed += [(a.created_at, offset + i, a) for i, a in enumerate(exchange.activities)
+              if (types is None or a.activity_type in types) and wanted(a.created_at)]
     timed.sort(key=lambda t: (t[0], t[1]), reverse=direction == "desc")
-    chosen = [item for when, _, item in timed
-              if (after is None or when > after) and (until is None or when < until)
-              and (on is None or when.astimezone(NEW_YORK).date() == on)]
+    chosen = [_fill_json(exchange, i, item) if i < offset else activity_json(item)
+              for _, i, item in timed]
     if page_token:
         ids = [i["id"] for i in chosen]
         if page_token not in ids:

@@ -96,6 +96,32 @@ def test_activities_page_by_token_without_loss_or_repeat(sim):
     assert seen == [f"-0.0{c}" for c in range(1, 8)]
 
 
+def test_a_query_by_time_answers_what_the_whole_history_filtered_by_time_holds(sim):
+    # Times and types are matched before the items are made: the same answer as filtering
+    # the whole history, fills and other activities mixed over several days.
+    for when in (ny(MAR1, 12), ny(MAR1, 15), ny(MAR2, 12), ny(MAR3, 11)):
+        sim.advance_to(when)
+        limit_buy(sim.api, "FLAT", 1, 20.00)
+        with sim.server.lock:
+            record_activity(sim.exchange, "FEE", net_amount=-0.01, sub_type="TAF")
+
+    def listed(query: str) -> list[dict]:
+        return control(sim, "GET", f"/v2/account/activities?{query}").json()
+
+    every = listed("direction=asc")
+    assert [a["activity_type"] for a in every] == ["FILL", "FEE"] * 4
+
+    def stamp(item: dict) -> str:
+        return item.get("transaction_time") or item["created_at"]
+
+    cut = stamp(every[3])  # the second fill's fee
+    assert listed(f"direction=asc&after={cut}") == [a for a in every if stamp(a) > cut]
+    assert listed(f"until={cut}") == [a for a in every if stamp(a) < cut][::-1]
+    assert listed("date=2022-03-02&direction=asc") == every[4:6]
+    assert listed(f"activity_types=FILL&after={cut}&direction=asc") == \
+        [a for a in every if stamp(a) > cut and a["activity_type"] == "FILL"]
+
+
 def test_bad_activity_queries_name_the_parameter(sim):
     answer = control(sim, "GET", "/v2/account/activities?activity_types=FILL&category=x")
     assert answer.status_code == 422 and "category" in answer.json()["message"]
