@@ -24,7 +24,14 @@ from typing import TYPE_CHECKING, Any
 from errors import StateFileError
 from market_calendar import NEW_YORK
 from order_ids import parse_client_order_id
-from state_files import StateWriter, read_csv_rows, read_json, write_csv_rows, write_json
+from state_files import (
+    StateWriter,
+    file_stamp,
+    read_csv_rows,
+    read_json,
+    write_csv_rows,
+    write_json,
+)
 
 if TYPE_CHECKING:  # annotations only: the SDK behind broker loads when a broker is used
     from broker import Order, Position
@@ -120,6 +127,7 @@ class StateStore:
         self.trades_path = log_dir / "trades.csv"
         # A run saves its records at several steps, often unchanged: written once.
         self._writer = StateWriter()
+        self._trades: tuple[tuple[Any, Any], list[dict[str, str]]] | None = None
 
     def load_holdings(self) -> dict[str, Holding]:
         return _load_records(self.positions_path, "positions", Holding)
@@ -153,10 +161,18 @@ class StateStore:
     def load_trades(self) -> list[dict[str, str]]:
         """trades.csv, checked against the exits recorded in trades_index.json: a row that
         appears twice, or an exit whose row is gone, stops the run naming it (a doubled row
-        would double the P&L the report shows; a lost one would hide a trade)."""
-        rows = read_trade_rows(self.trades_path)
-        check_trade_rows(self.trades_path, rows, read_json(self.trades_index_path, default=None))
-        return rows
+        would double the P&L the report shows; a lost one would hide a trade).
+
+        A run asks for the rows at several steps: they are read again only when one of the
+        two files is no longer the one read last (file_stamp), and each caller gets its own
+        copies."""
+        stamps = (file_stamp(self.trades_path), file_stamp(self.trades_index_path))
+        if self._trades is None or self._trades[0] != stamps:
+            rows = read_trade_rows(self.trades_path)
+            check_trade_rows(self.trades_path, rows,
+                             read_json(self.trades_index_path, default=None))
+            self._trades = (stamps, rows)
+        return [dict(row) for row in self._trades[1]]
 
     @property
     def trades_index_path(self) -> Path:

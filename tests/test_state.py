@@ -115,6 +115,20 @@ def test_trades_are_appended_once(tmp_path):
     assert len(store.load_trades()) == 1
 
 
+def test_trades_read_again_when_the_file_changed_and_each_caller_gets_its_own_rows(tmp_path):
+    store = StateStore(tmp_path)
+    row = {c: "" for c in TRADE_COLUMNS} | {"exit_client_order_id": "x1", "exit_order_id": "o1"}
+    store.append_trades([row])
+    first = store.load_trades()
+    first[0]["symbol"] = "changed by a caller"
+    assert store.load_trades()[0]["symbol"] == ""
+    # Another process (or an editor) doubles the row: the next read sees it and refuses.
+    text = store.trades_path.read_text()
+    store.trades_path.write_text(text + text.splitlines(keepends=True)[1])
+    with pytest.raises(StateFileError, match="trades.csv"):
+        store.load_trades()
+
+
 def test_malformed_trades_csv_is_refused(tmp_path):
     store = StateStore(tmp_path)
     store.trades_path.write_text("symbol,side\nAAPL,long\n")
