@@ -163,8 +163,7 @@ def run_simulation(config: Config, args: argparse.Namespace, env: Mapping[str, s
 def sim_calendar(market: market_data.MarketData) -> MarketCalendar:
     """The one calendar of a simulation, shared by the exchange and the bot: the data's years,
     six before them for the bot's look-back (`trading_bot` asks `nyse_around` for at most
-    that) and two after. Its build is most of a one-day simulation's own time, and 18 years
-    cost a third of the default 46."""
+    that) and two after: ~2 ms for us-stocks' 19 years."""
     return nyse(date(market.first_day.year - 6, 1, 1), date(market.last_day.year + 2, 12, 31))
 
 
