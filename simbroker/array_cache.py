@@ -25,6 +25,8 @@ import hashlib
 import json
 import logging
 import os
+import platform
+import sys
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -47,6 +49,16 @@ def cache_dir() -> Path | None:
         return (Path(base) if base else Path.home() / ".cache") / "simbroker"
     except RuntimeError:  # no home directory to be found
         return None
+
+
+def key_of(*parts: bytes) -> str:
+    """A key for what an entry's numbers depend on: the sha256 of `parts` (source files, data
+    files), numpy's version and the machine's number formats."""
+    h = hashlib.sha256()
+    for part in parts:
+        h.update(part)
+    h.update(f"{np.__version__} {sys.byteorder} {platform.machine()}".encode())
+    return h.hexdigest()
 
 
 def entry_path(name: str, key: str) -> Path | None:

@@ -177,9 +177,10 @@ def compute_rows(view: MarketView, query: BarQuery, at: Moment) -> list[Row]:
     served = served_bars(view.data, symbols, query.first, last, adjustment=query.adjustment,
                          as_of=at.day)
     for symbol in symbols:
-        numbers, values = served.get(symbol, ((), None))
-        if not len(numbers):
+        found = served.get(symbol)
+        if found is None or not len(found[0]):
             continue
+        numbers, values = found
         days = [_EPOCH + timedelta(days=n) for n in numbers.tolist()]
         values = values.astype(float, copy=True)
         if days[-1] == at.day:

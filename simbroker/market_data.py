@@ -31,14 +31,11 @@ from __future__ import annotations
 import datetime
 import functools
 import gzip
-import hashlib
 import importlib.util
 import io
 import math
 import os
-import platform
 import struct
-import sys
 import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
@@ -503,13 +500,10 @@ def _parse_key(path: Path) -> str | None:
                     if (package / n).is_file()]
         if not versions:
             return None
-        h = hashlib.sha256(path.read_bytes())
-        h.update(Path(__file__).read_bytes())
-        h.update(versions[0].read_bytes())
+        return array_cache.key_of(path.read_bytes(), Path(__file__).read_bytes(),
+                                  versions[0].read_bytes())
     except (OSError, ValueError, ImportError):
         return None
-    h.update(f"{np.__version__} {sys.byteorder} {platform.machine()}".encode())
-    return h.hexdigest()
 
 
 def _series_from_file(path: Path, *, check_sessions: bool = True,

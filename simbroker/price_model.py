@@ -57,8 +57,6 @@ from __future__ import annotations
 import datetime
 import functools
 import hashlib
-import platform
-import sys
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -186,11 +184,9 @@ def _library_key() -> str | None:
     draws), numpy's version (its generator's streams) and the machine's number formats; None
     (no cache) when the code cannot be read."""
     try:
-        h = hashlib.sha256(Path(__file__).read_bytes())
+        return array_cache.key_of(Path(__file__).read_bytes())
     except OSError:
         return None
-    h.update(f"{np.__version__} {sys.byteorder} {platform.machine()}".encode())
-    return h.hexdigest()
 
 
 def _draw_paths() -> np.ndarray:
