@@ -101,12 +101,6 @@ def record_activity(exchange: Exchange, activity_type: str, *, net_amount: float
     return activity
 
 
-def fill_activities(exchange: Exchange) -> list[dict[str, Any]]:
-    """Every execution as Alpaca's FILL activity, oldest first."""
-    return [_fill_json(exchange, index, done)
-            for index, done in enumerate(_cumulative_qty(exchange.book.fills))]
-
-
 def _cumulative_qty(fills: list[Any]) -> list[float]:
     """Each fill's order's quantity filled up to and including it."""
     cum: dict[str, float] = {}
@@ -236,4 +230,4 @@ def restore(data: list[dict[str, Any]]) -> list[Activity]:
     return [state.decode(Activity, a) for a in data]
 
 
-__all__ = ["Activity", "record_activity", "list_activities", "fill_activities"]
+__all__ = ["Activity", "record_activity", "list_activities"]
