@@ -258,8 +258,10 @@ def _read_text(path: Path) -> str | None:
         raise StateFileError(f"{path}: {size} bytes is far larger than any state the bot "
                              "writes; move it away and check what wrote it")
     try:
-        # utf-8-sig: a byte order mark (which some editors add) is read as nothing
-        return path.read_text(encoding="utf-8-sig")
+        # utf-8-sig: a byte order mark (which some editors add) is read as nothing. Decoded
+        # as it is, without newline translation: a carriage return inside a quoted CSV field
+        # stays what was written.
+        return path.read_bytes().decode("utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         raise StateFileError(f"{path}: cannot be read ({exc.__class__.__name__}); restore it "
                              "from logs/runs/<last run>/ or move it away") from None
@@ -288,10 +290,17 @@ def read_csv_rows(path: Path, columns: list[str]) -> list[dict[str, str]]:
 
 
 def write_csv_rows(path: Path, columns: list[str], rows: list[dict[str, Any]]) -> None:
+    """`rows` as a CSV file that `read_csv_rows` reads back to the same text in every field.
+    A row with a carriage return in a field is written with every field quoted: with a "\n"
+    line end, the csv module of Python 3.11 and 3.12 leaves such a field unquoted (3.13's
+    quotes it), and a reader then ends the row there."""
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
+    plain = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+    quoted = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n",
+                            quoting=csv.QUOTE_ALL)
+    plain.writeheader()
+    for row in rows:
+        (quoted if any("\r" in str(v) for v in row.values()) else plain).writerow(row)
     atomic_write_text(path, buffer.getvalue())
 
 

@@ -129,6 +129,21 @@ def test_trades_read_again_when_the_file_changed_and_each_caller_gets_its_own_ro
         store.load_trades()
 
 
+def test_trade_rows_with_any_text_read_back_as_written(tmp_path):
+    # An exit reason with a carriage return (from a pending_orders.json edited by hand) made
+    # a trades.csv that the next read refused: Python 3.11's csv left the field unquoted.
+    store = StateStore(tmp_path)
+    texts = ["cr\r", "crlf\r\nend", "lf\nend", 'a "quote", a comma', "", "plain"]
+    rows = [{c: "" for c in TRADE_COLUMNS} | {"exit_client_order_id": f"x{i}",
+                                              "exit_order_id": f"o{i}", "exit_reason": text}
+            for i, text in enumerate(texts)]
+    store.append_trades(rows)
+    assert [r["exit_reason"] for r in StateStore(tmp_path).load_trades()] == texts
+    # A row without such a field is written as before, unquoted.
+    [plain] = [line for line in store.trades_path.read_text().splitlines() if ",plain," in line]
+    assert '"' not in plain
+
+
 def test_malformed_trades_csv_is_refused(tmp_path):
     store = StateStore(tmp_path)
     store.trades_path.write_text("symbol,side\nAAPL,long\n")
